@@ -1,0 +1,1 @@
+//! WeChat Pay API v2 protocol library (being written).
