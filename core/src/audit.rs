@@ -1,0 +1,139 @@
+//! The audit log: who did what, to what, when, from where (design.md "Data").
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Any, Executor, FromRow};
+
+use crate::{now_ms, CoreError, Db};
+
+/// Who is acting: a signed-in user, the command line, or the system itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user's id, when a user acts.
+    pub user_id: Option<i64>,
+    /// The username, `cli` or `system`.
+    pub name: String,
+    /// The client address, when acting over HTTP.
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    /// The `paydesk` command line (an operator with shell access).
+    pub fn cli() -> Self {
+        Actor {
+            user_id: None,
+            name: "cli".into(),
+            ip: None,
+        }
+    }
+
+    /// paydesk itself (first start, background jobs).
+    pub fn system() -> Self {
+        Actor {
+            user_id: None,
+            name: "system".into(),
+            ip: None,
+        }
+    }
+}
+
+/// The audit actions, as stored in `audit_log.action`.
+pub mod action {
+    /// A successful sign-in.
+    pub const LOGIN_SUCCESS: &str = "login.success";
+    /// A failed sign-in (unknown user, wrong password, disabled account).
+    pub const LOGIN_FAILURE: &str = "login.failure";
+    /// A sign-in refused because of too many recent failures.
+    pub const LOGIN_THROTTLED: &str = "login.throttled";
+    /// A sign-out.
+    pub const LOGOUT: &str = "logout";
+    /// A user was created.
+    pub const USER_CREATE: &str = "user.create";
+    /// A user's role was changed.
+    pub const USER_ROLE: &str = "user.role";
+    /// A user was disabled.
+    pub const USER_DISABLE: &str = "user.disable";
+    /// A user was enabled again.
+    pub const USER_ENABLE: &str = "user.enable";
+    /// A user's password was set by someone else (admin or CLI).
+    pub const USER_PASSWORD_RESET: &str = "user.password_reset";
+    /// A user changed their own password.
+    pub const ACCOUNT_PASSWORD_CHANGE: &str = "account.password_change";
+}
+
+/// One audit entry to write.
+#[derive(Debug, Clone)]
+pub struct Entry<'a> {
+    /// Who acted.
+    pub actor: &'a Actor,
+    /// One of [`action`].
+    pub action: &'a str,
+    /// What it was done to (a username, an order number, …).
+    pub target: Option<&'a str>,
+    /// Free text for people reading the log. Never a secret.
+    pub detail: Option<&'a str>,
+}
+
+/// Writes an audit entry with whatever executor the caller holds (a pool or the caller's
+/// transaction, so the entry commits or rolls back with the change it describes).
+pub async fn record<'e, E>(executor: E, entry: Entry<'_>) -> Result<(), CoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    sqlx::query(
+        r#"insert into audit_log (created_at, actor_user_id, actor, action, target, detail, ip)
+           values ($1, $2, $3, $4, $5, $6, $7)"#,
+    )
+    .bind(now_ms())
+    .bind(entry.actor.user_id)
+    .bind(&entry.actor.name)
+    .bind(entry.action)
+    .bind(entry.target)
+    .bind(entry.detail)
+    .bind(entry.actor.ip.as_deref())
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// An audit entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
+pub struct AuditRecord {
+    /// Row id.
+    pub id: i64,
+    /// When (UTC ms).
+    pub created_at: i64,
+    /// The acting user's id, if a user acted.
+    pub actor_user_id: Option<i64>,
+    /// The acting user's name, `cli` or `system`.
+    pub actor: String,
+    /// What was done.
+    pub action: String,
+    /// To what.
+    pub target: Option<String>,
+    /// Details.
+    pub detail: Option<String>,
+    /// From which address.
+    pub ip: Option<String>,
+}
+
+/// The newest entries, optionally only those by one user or of one action, newest first.
+pub async fn list(
+    db: &Db,
+    actor_user_id: Option<i64>,
+    action: Option<&str>,
+    limit: i64,
+) -> Result<Vec<AuditRecord>, CoreError> {
+    let rows = sqlx::query_as::<_, AuditRecord>(
+        r#"select id, created_at, actor_user_id, actor, action, target, detail, ip
+           from audit_log
+           where ($1 is null or actor_user_id = $1) and ($2 is null or action = $2)
+           order by created_at desc, id desc
+           limit $3"#,
+    )
+    .bind(actor_user_id)
+    .bind(action)
+    .bind(limit.clamp(1, 1000))
+    .fetch_all(db.reader())
+    .await?;
+    Ok(rows)
+}

@@ -1,0 +1,229 @@
+//! The database handle: one type over SQLite and PostgreSQL.
+//!
+//! SQLite gets a single-connection writer pool beside a reader pool. SQLite allows one
+//! writer at a time anyway; funnelling writes through one connection turns lock contention
+//! (`SQLITE_BUSY`, and the unretryable busy-snapshot error when a read transaction upgrades
+//! to a write) into an orderly queue. PostgreSQL uses one pool for both.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::AnyPool;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database engine a [`Db`] talks to: the one named dialect switch of style.md §7.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (the default).
+    Sqlite,
+    /// A PostgreSQL server (for more than one paydesk instance).
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a `database_url` names, or an error naming what was expected.
+    pub fn from_url(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            anyhow::bail!(
+                "database_url must start with sqlite:// or postgres:// (got {:?})",
+                scheme_of(url)
+            )
+        }
+    }
+}
+
+fn scheme_of(url: &str) -> &str {
+    url.split_once(':').map(|(s, _)| s).unwrap_or(url)
+}
+
+/// A connected database: cheap to clone, shared by every request and job.
+#[derive(Clone, Debug)]
+pub struct Db {
+    writer: AnyPool,
+    reader: AnyPool,
+    backend: Backend,
+}
+
+/// How large the pools are.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSizes {
+    /// Reader connections (SQLite) or all connections (PostgreSQL).
+    pub max_connections: u32,
+}
+
+impl Default for PoolSizes {
+    fn default() -> Self {
+        PoolSizes { max_connections: 8 }
+    }
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://path` or `postgres://…`). For SQLite the file and its
+    /// folder are created when missing, and every connection runs in WAL mode with foreign
+    /// keys on and a busy timeout.
+    pub async fn connect(url: &str, sizes: PoolSizes) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        match backend {
+            Backend::Sqlite => {
+                let url = sqlite_url_with_create(url)?;
+                let options = AnyConnectOptions::from_str(&url)
+                    .with_context(|| format!("invalid database_url {url:?}"))?;
+                let writer = sqlite_pool(1)
+                    .connect_with(options.clone())
+                    .await
+                    .context("opening the SQLite database")?;
+                let reader = sqlite_pool(sizes.max_connections)
+                    .connect_with(options)
+                    .await
+                    .context("opening the SQLite database")?;
+                Ok(Db {
+                    writer,
+                    reader,
+                    backend,
+                })
+            }
+            Backend::Postgres => {
+                let options = AnyConnectOptions::from_str(url).context("invalid database_url")?;
+                let pool = AnyPoolOptions::new()
+                    .max_connections(sizes.max_connections)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                Ok(Db {
+                    writer: pool.clone(),
+                    reader: pool,
+                    backend,
+                })
+            }
+        }
+    }
+
+    /// Applies the migrations for this backend (`migrations/sqlite` or `migrations/postgres`).
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator
+            .run(&self.writer)
+            .await
+            .context("applying database migrations")?;
+        Ok(())
+    }
+
+    /// The pool for statements that write (and transactions that read then write).
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    /// The pool for read-only statements.
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// Which engine this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1")
+            .execute(&self.reader)
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes both pools, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+fn sqlite_pool(max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .min_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                for pragma in [
+                    "pragma journal_mode = wal",
+                    "pragma synchronous = normal",
+                    "pragma foreign_keys = on",
+                    "pragma busy_timeout = 5000",
+                ] {
+                    sqlx::query(pragma).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+}
+
+/// Makes sure the SQLite file's folder exists and asks sqlx to create the file.
+fn sqlite_url_with_create(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("database_url: an in-memory SQLite database would lose every order at restart; give a file path");
+    }
+    if let Some(parent) = Path::new(path).parent() {
+        if !parent.as_os_str().is_empty() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating the database folder {}", parent.display()))?;
+        }
+    }
+    Ok(match query {
+        Some(q) if q.contains("mode=") => format!("sqlite://{path}?{q}"),
+        Some(q) => format!("sqlite://{path}?{q}&mode=rwc"),
+        None => format!("sqlite://{path}?mode=rwc"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_chosen_by_url_scheme() {
+        assert_eq!(
+            Backend::from_url("sqlite://data/x.db").unwrap(),
+            Backend::Sqlite
+        );
+        assert_eq!(
+            Backend::from_url("postgres://u@h/db").unwrap(),
+            Backend::Postgres
+        );
+        let err = Backend::from_url("mysql://h/db").unwrap_err().to_string();
+        assert!(err.contains("database_url"), "{err}");
+    }
+
+    #[test]
+    fn sqlite_urls_get_create_mode_and_memory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/x.db");
+        let url = sqlite_url_with_create(&format!("sqlite://{}", file.display())).unwrap();
+        assert!(url.ends_with("?mode=rwc"));
+        assert!(file.parent().unwrap().is_dir());
+        assert!(sqlite_url_with_create("sqlite::memory:").is_err());
+    }
+}

@@ -1,0 +1,43 @@
+//! The domain's error type. Callers map it to their own surface (style.md §5): the JSON API
+//! to `ApiError`, server functions to `AppError`.
+
+/// What went wrong in a domain operation.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The thing asked for does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The input was understood but is not acceptable; `field` names the offending input.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The input field at fault (`username`, `password`, …).
+        field: &'static str,
+        /// A message that can be shown to the person who typed it.
+        message: String,
+    },
+    /// The operation is not allowed for this actor or in this state.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A database error; never shown to a client.
+    #[error("database error")]
+    Db(#[from] sqlx::Error),
+    /// Anything else unexpected; never shown to a client.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl CoreError {
+    /// Shorthand for [`CoreError::Invalid`].
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        CoreError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (works through `Any`, which
+/// keeps the backend's own error).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}

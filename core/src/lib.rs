@@ -1,0 +1,27 @@
+//! paydesk's domain crate: domain types, state machines and every SQL statement.
+//!
+//! Both the axum routes (`server`) and the Leptos server functions (`app`, feature `ssr`)
+//! call into this crate; neither writes SQL. Queries are written once, as runtime
+//! `sqlx::query_as` over [`sqlx::Any`], and run on SQLite and PostgreSQL alike (style.md §7,
+//! "Our decision"). Times are UTC milliseconds (`i64`), money is fen (`i64`).
+
+pub mod audit;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod password;
+pub mod sessions;
+pub mod users;
+
+pub use db::{Backend, Db};
+pub use error::CoreError;
+pub use paydesk_types::{Fen, Role, Username};
+
+/// The current time as UTC milliseconds, the unit every timestamp column uses.
+pub fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+#[cfg(feature = "testing")]
+pub mod testing;

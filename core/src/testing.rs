@@ -1,0 +1,125 @@
+//! Fresh, migrated databases for tests: a new SQLite file per test, and — when
+//! `PAYDESK_TEST_POSTGRES_URL` points at a server (the test script starts one) — a new
+//! PostgreSQL database per test. Tests loop over [`databases`] so every repository test
+//! runs on both engines.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use anyhow::Context as _;
+use sqlx::{Connection, Executor};
+
+use crate::db::PoolSizes;
+use crate::Db;
+
+/// The environment variable naming the PostgreSQL server for tests (an admin URL whose user
+/// may create databases).
+pub const POSTGRES_ENV: &str = "PAYDESK_TEST_POSTGRES_URL";
+/// When set to `1`, a missing [`POSTGRES_ENV`] fails the tests instead of skipping
+/// PostgreSQL (the full test command sets it, so CI cannot silently skip a backend).
+pub const REQUIRE_POSTGRES_ENV: &str = "PAYDESK_TEST_REQUIRE_POSTGRES";
+
+/// A test database and what keeps it alive.
+pub struct TestDb {
+    /// The migrated database.
+    pub db: Db,
+    /// Its URL (for starting a server process on it).
+    pub url: String,
+    /// `sqlite` or `postgres`, for assertion messages.
+    pub label: &'static str,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// A fresh migrated SQLite database in a temp folder.
+pub async fn sqlite() -> anyhow::Result<TestDb> {
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/paydesk.db", dir.path().display());
+    let db = Db::connect(&url, PoolSizes::default()).await?;
+    db.migrate().await?;
+    Ok(TestDb {
+        db,
+        url,
+        label: "sqlite",
+        _dir: Some(dir),
+    })
+}
+
+/// A fresh migrated PostgreSQL database, or `None` when no server is configured.
+pub async fn postgres() -> anyhow::Result<Option<TestDb>> {
+    let Ok(admin_url) = std::env::var(POSTGRES_ENV) else {
+        if std::env::var(REQUIRE_POSTGRES_ENV).as_deref() == Ok("1") {
+            anyhow::bail!("{REQUIRE_POSTGRES_ENV}=1 but {POSTGRES_ENV} is not set");
+        }
+        return Ok(None);
+    };
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = format!(
+        "t_{}_{}_{}",
+        std::process::id(),
+        crate::now_ms(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .context("connecting to the test PostgreSQL")?;
+    admin
+        .execute(format!(r#"create database "{name}""#).as_str())
+        .await?;
+    admin.close().await?;
+    let url = replace_db_name(&admin_url, &name);
+    let db = Db::connect(&url, PoolSizes { max_connections: 4 }).await?;
+    db.migrate().await?;
+    Ok(Some(TestDb {
+        db,
+        url,
+        label: "postgres",
+        _dir: None,
+    }))
+}
+
+/// Every configured backend: SQLite always, PostgreSQL when configured.
+pub async fn databases() -> Vec<TestDb> {
+    let mut out = vec![sqlite().await.expect("creating a SQLite test database")];
+    if let Some(pg) = postgres()
+        .await
+        .expect("creating a PostgreSQL test database")
+    {
+        out.push(pg);
+    }
+    out
+}
+
+fn replace_db_name(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let path_start = base[scheme_end..].find('/').map(|i| i + scheme_end);
+    let host_part = match path_start {
+        Some(i) => &base[..i],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{host_part}/{name}?{q}"),
+        None => format!("{host_part}/{name}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn database_name_is_replaced_keeping_host_and_query() {
+        assert_eq!(
+            super::replace_db_name(
+                "postgres://u:p@127.0.0.1:5433/postgres?sslmode=disable",
+                "t1"
+            ),
+            "postgres://u:p@127.0.0.1:5433/t1?sslmode=disable"
+        );
+        assert_eq!(
+            super::replace_db_name("postgres://u@h:1", "t2"),
+            "postgres://u@h:1/t2"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! Times are stored as UTC milliseconds and shown in Asia/Shanghai (UTC+8, no DST).
+
+use time::macros::format_description;
+use time::{OffsetDateTime, UtcOffset};
+
+/// Asia/Shanghai. China has had no daylight saving time since 1991, so a fixed offset is exact.
+pub const SHANGHAI: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => panic!("UTC+8 is a valid offset"),
+};
+
+fn at_shanghai(ms: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(|t| t.to_offset(SHANGHAI))
+}
+
+/// `2026-11-22 21:13:05` in Asia/Shanghai for a UTC millisecond timestamp.
+pub fn format_shanghai(ms: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    at_shanghai(ms)
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// `2026-11-22` in Asia/Shanghai for a UTC millisecond timestamp.
+pub fn format_shanghai_date(ms: i64) -> String {
+    let fmt = format_description!("[year]-[month]-[day]");
+    at_shanghai(ms)
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_evening_is_next_morning_in_shanghai() {
+        // 2026-11-22T16:30:00Z
+        let ms = 1_795_365_000_000;
+        assert_eq!(format_shanghai(ms), "2026-11-23 00:30:00");
+        assert_eq!(format_shanghai_date(ms), "2026-11-23");
+    }
+}
