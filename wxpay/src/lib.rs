@@ -1,1 +1,33 @@
-//! WeChat Pay API v2 protocol library (being written).
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod bill;
+mod error;
+pub mod explain;
+mod fields;
+pub mod money;
+pub mod notify;
+mod sign;
+pub mod wxtime;
+pub mod xml;
+
+pub use api::{
+    evaluate_response, BillType, CloseOrderResponse, Code2Session, OrderQuery, OrderQueryResponse,
+    OrderRef, RefundQuery, RefundQueryRequest, RefundQueryResponse, RefundRequest, RefundResponse,
+    RefundStatus, SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse,
+};
+pub use bill::Bill;
+pub use error::Error;
+pub use explain::{explain, Explanation};
+pub use notify::{PaymentNotification, RefundNotification, REPLY_SUCCESS};
+pub use sign::{
+    canonical_string, is_signed_field, nonce_str, pay_sign, resolve_sign_type, sign,
+    sign_canonical, signs_equal, verify, verify_resolved, ApiKey, JsapiPayParams, SignType,
+    UnknownSignType, SIGN_FIELD, SIGN_TYPE_FIELD,
+};
+pub use xml::XmlError;
+
+/// Parameters of a message: name → value, both strings (spec §4.2 rule 8). `BTreeMap`
+/// iteration order is byte order, which is exactly the signing order of §5.1 step 3.
+pub type Params = std::collections::BTreeMap<String, String>;

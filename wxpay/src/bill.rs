@@ -1,0 +1,4 @@
+//! Bills (§8.7).
+/// A parsed bill.
+#[derive(Debug)]
+pub struct Bill;
