@@ -56,6 +56,21 @@ pub fn evaluate_response(
     Ok(params)
 }
 
+/// Verify a signed **request** body (what the simulator receives, §5.2 request row): strict
+/// parse, `sign_type` exactly `MD5` / `HMAC-SHA256` (MD5 when absent), signature valid.
+/// Returns the parameters and the sign type, which the response must be signed with.
+pub fn verify_request(body: &[u8], key: &ApiKey) -> Result<(Params, SignType), Error> {
+    let params = xml::parse(body)?;
+    let sign_type = match params.get(sign::SIGN_TYPE_FIELD).map(String::as_str) {
+        None | Some("") => SignType::Md5,
+        Some(v) => v
+            .parse()
+            .map_err(|e: sign::UnknownSignType| Error::UnsupportedSignType { value: e.0 })?,
+    };
+    sign::verify(&params, key, sign_type)?;
+    Ok((params, sign_type))
+}
+
 /// Step 1 of §6: sniff for a non-XML body, then parse strictly.
 pub(crate) fn parse_response_xml(endpoint: &str, body: &[u8]) -> Result<Params, Error> {
     if !looks_like_xml(body) {

@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod bill;
+mod client;
 mod error;
 pub mod explain;
 mod fields;
+mod identity;
 pub mod money;
 pub mod notify;
 mod sign;
@@ -13,13 +15,19 @@ pub mod wxtime;
 pub mod xml;
 
 pub use api::{
-    evaluate_response, BillType, CloseOrderResponse, Code2Session, OrderQuery, OrderQueryResponse,
-    OrderRef, RefundQuery, RefundQueryRequest, RefundQueryResponse, RefundRequest, RefundResponse,
-    RefundStatus, SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse,
+    check_merchant, evaluate_response, verify_request, BillType, CloseOrderResponse, Code2Session,
+    OrderQuery, OrderQueryResponse, OrderRef, RefundQuery, RefundQueryRequest, RefundQueryResponse,
+    RefundRequest, RefundResponse, RefundStatus, SessionKey, TradeState, TradeType,
+    UnifiedOrderRequest, UnifiedOrderResponse,
 };
-pub use bill::Bill;
+pub use bill::{Bill, BillRecord, BillSummary};
+pub use client::{
+    AppSecret, CallObserver, CallRecord, Client, ClientConfig, RefundChannelStatus,
+    BACKUP_BASE_URL, LOGIN_BASE_URL, PRODUCTION_BASE_URL, SANDBOX_BASE_URL,
+};
 pub use error::Error;
 pub use explain::{explain, Explanation};
+pub use identity::{CertificateInfo, MerchantIdentity};
 pub use notify::{PaymentNotification, RefundNotification, REPLY_SUCCESS};
 pub use sign::{
     canonical_string, is_signed_field, nonce_str, pay_sign, resolve_sign_type, sign,
