@@ -1,0 +1,479 @@
+//! Every vector of `tests/data/vectors.json` (a copy of the spec's public vectors) as
+//! data-driven tests. Each test walks one category, collects the ids that fail and reports
+//! them all at once.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use wxpay::notify::{self, PaymentNotification, RefundNotification};
+use wxpay::{xml, ApiKey, Bill, Error, Params, SignType};
+
+fn vectors() -> Value {
+    let text = include_str!("data/vectors.json");
+    serde_json::from_str(text).expect("vectors.json is valid JSON")
+}
+
+fn category(name: &str) -> Vec<Value> {
+    let v = vectors();
+    let list = v[name]
+        .as_array()
+        .unwrap_or_else(|| panic!("category {name} missing"))
+        .clone();
+    list
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{} has no string {key}", v["id"]))
+}
+
+fn params(v: &Value) -> Params {
+    v.as_object()
+        .expect("params object")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string value").to_owned()))
+        .collect()
+}
+
+fn sign_type(v: &Value) -> SignType {
+    v["sign_type"]
+        .as_str()
+        .unwrap_or("MD5")
+        .parse()
+        .expect("valid sign_type")
+}
+
+fn report(category: &str, failures: Vec<String>, count: usize) {
+    assert!(count > 0, "no vectors in {category}");
+    assert!(
+        failures.is_empty(),
+        "{category}: {} of {count} failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn sign_vectors() {
+    let list = category("sign_vectors");
+    let mut failures = Vec::new();
+    for v in &list {
+        let id = s(v, "id");
+        let key = ApiKey::new(s(v, "api_key"));
+        let p = params(&v["params"]);
+        let t = sign_type(v);
+        let temp = format!("{}&key={}", wxpay::canonical_string(&p), key.expose());
+        if let Some(expected) = v["string_to_sign"].as_str() {
+            if temp != expected {
+                failures.push(format!("{id}: string_to_sign {temp:?} != {expected:?}"));
+            }
+        }
+        let got = wxpay::sign(&p, &key, t);
+        if got != s(v, "expected_sign") {
+            failures.push(format!("{id}: sign {got} != {}", s(v, "expected_sign")));
+        }
+        // The expected sign must verify, and must not verify under the other algorithm.
+        let mut signed = p.clone();
+        signed.insert("sign".into(), s(v, "expected_sign").to_owned());
+        if wxpay::verify(&signed, &key, t).is_err() {
+            failures.push(format!("{id}: expected sign does not verify"));
+        }
+        if wxpay::verify(&signed, &key, t.other()).is_ok() {
+            failures.push(format!("{id}: verifies under the other algorithm too"));
+        }
+    }
+    report("sign_vectors", failures, list.len());
+}
+
+#[test]
+fn pay_sign_vectors() {
+    let list = category("pay_sign_vectors");
+    let mut failures = Vec::new();
+    for v in &list {
+        let id = s(v, "id");
+        let key = ApiKey::new(s(v, "api_key"));
+        let p = params(&v["params"]);
+        let t = sign_type(v);
+        let expected = s(v, "expected_paySign");
+        let temp = format!("{}&key={}", wxpay::canonical_string(&p), key.expose());
+        if v["string_to_sign"].as_str().is_some_and(|e| e != temp) {
+            failures.push(format!("{id}: string_to_sign {temp:?}"));
+        }
+        let got = wxpay::pay_sign(
+            &p["appId"],
+            &p["timeStamp"],
+            &p["nonceStr"],
+            &p["package"],
+            t,
+            &key,
+        );
+        if got != expected || p["signType"] != t.as_str() {
+            failures.push(format!("{id}: paySign {got} != {expected}"));
+        }
+        let prepay_id = p["package"]
+            .strip_prefix("prepay_id=")
+            .expect("package shape");
+        let built = wxpay::JsapiPayParams::with(
+            &p["appId"],
+            prepay_id,
+            t,
+            &key,
+            p["timeStamp"].parse().expect("timeStamp"),
+            p["nonceStr"].clone(),
+        );
+        if built.pay_sign != expected {
+            failures.push(format!(
+                "{id}: JsapiPayParams {} != {expected}",
+                built.pay_sign
+            ));
+        }
+        let json = serde_json::to_value(&built).expect("serialise");
+        if json["signType"] != t.as_str()
+            || json["paySign"] != expected
+            || json["timeStamp"] != p["timeStamp"].as_str()
+        {
+            failures.push(format!("{id}: camelCase JSON {json}"));
+        }
+    }
+    report("pay_sign_vectors", failures, list.len());
+}
+
+#[test]
+fn notification_vectors() {
+    let list = category("notification_vectors");
+    let mut failures = Vec::new();
+    for v in &list {
+        let id = s(v, "id");
+        let key = ApiKey::new(s(v, "api_key"));
+        let body = s(v, "xml").as_bytes();
+        let expected = &v["expected"];
+        let reference = &v["reference_result"];
+        let parsed = xml::parse(body);
+        let should_parse = expected["parse"].as_str().unwrap_or("ok") == "ok";
+        if parsed.is_ok() != should_parse {
+            failures.push(format!("{id}: parse {:?}", parsed.as_ref().err()));
+            continue;
+        }
+        let Ok(p) = parsed else { continue };
+        for (field, t) in [
+            ("verify_as_MD5", SignType::Md5),
+            ("verify_as_HMAC-SHA256", SignType::HmacSha256),
+        ] {
+            if let Some(want) = reference[field].as_bool() {
+                if wxpay::verify(&p, &key, t).is_ok() != want {
+                    failures.push(format!("{id}: {field} != {want}"));
+                }
+            }
+        }
+        if let Some(want) = reference["verify_using_sign_type_field_else_MD5"].as_bool() {
+            let t = p
+                .get("sign_type")
+                .map_or(SignType::Md5, |v| v.parse().unwrap_or(SignType::Md5));
+            if wxpay::verify(&p, &key, t).is_ok() != want {
+                failures.push(format!("{id}: sign_type-else-MD5 != {want}"));
+            }
+        }
+        let order_sign_type = v["order_sign_type"].as_str().and_then(|t| t.parse().ok());
+        let result = PaymentNotification::parse_and_verify(body, &key, order_sign_type);
+        if let Some(valid) = expected["signature_valid"].as_bool() {
+            if result.is_ok() != valid {
+                failures.push(format!(
+                    "{id}: signature_valid {valid} but got {:?}",
+                    result.as_ref().err()
+                ));
+            }
+            if !valid && !result.as_ref().is_err_and(Error::is_signature_error) {
+                failures.push(format!(
+                    "{id}: expected a signature error, got {:?}",
+                    result.as_ref().err()
+                ));
+            }
+        }
+        if let (Some(t), Ok(n)) = (expected["sign_type_used"].as_str(), &result) {
+            if n.sign_type.as_str() != t {
+                failures.push(format!("{id}: sign type used {} != {t}", n.sign_type));
+            }
+        }
+        if let (Some("paid"), Ok(n)) = (expected["business_result"].as_str(), &result) {
+            if !n.is_paid() {
+                failures.push(format!("{id}: not paid"));
+            }
+        }
+        if let Some(reply) = expected["reply"]
+            .as_str()
+            .filter(|r| r.starts_with("<xml>"))
+        {
+            if reply != notify::REPLY_SUCCESS {
+                failures.push(format!("{id}: reply differs"));
+            }
+        }
+    }
+    report("notification_vectors", failures, list.len());
+}
+
+#[test]
+fn refund_notify_vectors() {
+    let list = category("refund_notify_vectors");
+    let mut failures = Vec::new();
+    for v in &list {
+        let id = s(v, "id");
+        let key = ApiKey::new(s(v, "api_key"));
+        if let Some(aes) = v["aes_key_ascii"].as_str() {
+            if notify::refund_aes_key(&key).as_slice() != aes.as_bytes() {
+                failures.push(format!("{id}: AES key differs"));
+            }
+        }
+        let req_info = if let Some(outer) = v["outer_xml"].as_str() {
+            match RefundNotification::parse(outer.as_bytes()) {
+                Ok(n) => {
+                    for (k, want) in v["expected_outer"].as_object().into_iter().flatten() {
+                        if n.params.get(k).map(String::as_str) != want.as_str() {
+                            failures.push(format!("{id}: outer {k}"));
+                        }
+                    }
+                    n.req_info
+                }
+                Err(e) => {
+                    failures.push(format!("{id}: outer parse {e}"));
+                    continue;
+                }
+            }
+        } else {
+            s(v, "req_info").to_owned()
+        };
+        match notify::decrypt_req_info(&req_info, &key) {
+            Ok(p) => {
+                let want = params(&v["expected_fields"]);
+                if p != want {
+                    failures.push(format!("{id}: decrypted {p:?} != {want:?}"));
+                }
+                if let Some(plain) = v["expected_plaintext"].as_str() {
+                    if xml::parse_with_root(plain.as_bytes(), "root").ok().as_ref() != Some(&p) {
+                        failures.push(format!("{id}: plaintext parse differs"));
+                    }
+                }
+                match wxpay::notify::RefundNotificationInfo::from_params(p) {
+                    Ok(info) => {
+                        if info.refund_status != wxpay::RefundStatus::Success {
+                            failures.push(format!("{id}: status {}", info.refund_status));
+                        }
+                    }
+                    Err(e) => failures.push(format!("{id}: typed {e}")),
+                }
+            }
+            Err(e) => failures.push(format!("{id}: decrypt {e}")),
+        }
+        let wrong = ApiKey::new("00000000000000000000000000000000");
+        if !matches!(
+            notify::decrypt_req_info(&req_info, &wrong),
+            Err(Error::DecryptFailed { .. })
+        ) {
+            failures.push(format!("{id}: wrong key not reported as decrypt failure"));
+        }
+    }
+    report("refund_notify_vectors", failures, list.len());
+}
+
+#[test]
+fn xml_parsing_vectors() {
+    let list = category("xml_parsing_vectors");
+    let mut failures = Vec::new();
+    for v in &list {
+        let id = s(v, "id");
+        let body = s(v, "xml").as_bytes();
+        let result = xml::parse(body);
+        match s(v, "expected") {
+            "reject" => match &result {
+                Ok(p) => failures.push(format!("{id}: accepted {p:?}")),
+                Err(e) => {
+                    let reason = v["reference_result"]["reason"].as_str().unwrap_or("");
+                    let entity_case =
+                        reason.contains("DOCTYPE") || reason.to_ascii_lowercase().contains("entit");
+                    if entity_case && !e.is_forbidden() {
+                        failures.push(format!("{id}: rejected but not as forbidden: {e}"));
+                    }
+                }
+            },
+            "accept" => match &result {
+                Ok(p) => {
+                    if let Some(want) = v["reference_result"].get("parsed") {
+                        if *p != params(want) {
+                            failures.push(format!("{id}: parsed {p:?}"));
+                        }
+                    }
+                }
+                Err(e) => failures.push(format!("{id}: rejected: {e}")),
+            },
+            other => failures.push(format!("{id}: unknown expectation {other}")),
+        }
+    }
+    report("xml_parsing_vectors", failures, list.len());
+}
+
+#[test]
+fn bill_vectors() {
+    let list = category("bill_vectors");
+    let mut failures = Vec::new();
+    for v in &list {
+        let id = s(v, "id");
+        let bill = match Bill::parse(s(v, "raw")) {
+            Ok(b) => b,
+            Err(e) => {
+                failures.push(format!("{id}: {e}"));
+                continue;
+            }
+        };
+        let header: Vec<String> =
+            serde_json::from_value(v["expected_detail_header"].clone()).expect("header");
+        if bill.header != header {
+            failures.push(format!("{id}: header {:?}", bill.header));
+        }
+        let rows: Vec<BTreeMap<String, String>> =
+            serde_json::from_value(v["expected_detail_rows"].clone()).expect("rows");
+        if bill.rows_as_maps() != rows {
+            failures.push(format!("{id}: rows {:?}", bill.rows_as_maps()));
+        }
+        let summary: BTreeMap<String, String> =
+            serde_json::from_value(v["expected_summary"].clone()).expect("summary");
+        if bill.summary_map() != summary {
+            failures.push(format!("{id}: summary {:?}", bill.summary_map()));
+        }
+        // Typed views: every amount converts exactly.
+        match (bill.records(), bill.summary()) {
+            (Ok(records), Ok(sum)) => {
+                if records.len() != rows.len() {
+                    failures.push(format!("{id}: {} records", records.len()));
+                }
+                let yuan = |s: &str| wxpay::money::yuan_to_fen(s).expect("amount");
+                if let Some(total) = summary.get("订单总金额") {
+                    if sum.total_fee != Some(yuan(total)) {
+                        failures.push(format!("{id}: summary total {:?}", sum.total_fee));
+                    }
+                }
+                if let Some(fee) = summary.get("手续费总金额") {
+                    if sum.poundage_millifen
+                        != Some(wxpay::money::yuan_to_millifen(fee).expect("fee"))
+                    {
+                        failures.push(format!("{id}: fee total {:?}", sum.poundage_millifen));
+                    }
+                }
+                if let Some(count) = summary.get("总交易单数") {
+                    if sum.trade_count != count.parse().ok() {
+                        failures.push(format!("{id}: count {:?}", sum.trade_count));
+                    }
+                }
+            }
+            (r, s) => failures.push(format!("{id}: typed views {:?} {:?}", r.err(), s.err())),
+        }
+    }
+    report("bill_vectors", failures, list.len());
+}
+
+#[test]
+fn response_vectors() {
+    let list = category("response_vectors");
+    let mut failures = Vec::new();
+    for v in &list {
+        let id = s(v, "id");
+        let key = ApiKey::new(s(v, "api_key"));
+        let body = s(v, "xml").as_bytes();
+        let t = sign_type(v);
+        let p = match xml::parse(body) {
+            Ok(p) => p,
+            Err(e) => {
+                failures.push(format!("{id}: parse {e}"));
+                continue;
+            }
+        };
+        if let Some(expected) = v["string_to_sign"].as_str() {
+            let temp = format!("{}&key={}", wxpay::canonical_string(&p), key.expose());
+            if temp != expected {
+                failures.push(format!("{id}: string_to_sign {temp:?}"));
+            }
+        }
+        if let Some(expected) = v["expected_sign"].as_str() {
+            if wxpay::sign(&p, &key, t) != expected {
+                failures.push(format!("{id}: sign differs"));
+            }
+        }
+        let appid = p.get("appid").cloned().unwrap_or_default();
+        let mch_id = p.get("mch_id").cloned().unwrap_or_default();
+        let result = wxpay::evaluate_response(s(v, "endpoint"), body, &key, t, &appid, &mch_id);
+        if let Some(want) = v["expected"]["verify_with_request_sign_type"].as_bool() {
+            let verified = !matches!(result, Err(Error::BadSignature | Error::MissingSign));
+            if verified != want {
+                failures.push(format!(
+                    "{id}: verify {want} but {:?}",
+                    result.as_ref().err()
+                ));
+            }
+        }
+        if wxpay::evaluate_response(s(v, "endpoint"), body, &key, t.other(), &appid, &mch_id)
+            .is_ok()
+        {
+            failures.push(format!("{id}: accepted with the other sign type"));
+        }
+        if wxpay::evaluate_response(
+            s(v, "endpoint"),
+            body,
+            &key,
+            t,
+            "wx0000000000000000",
+            &mch_id,
+        )
+        .is_ok()
+        {
+            failures.push(format!("{id}: accepted a foreign appid"));
+        }
+    }
+    report("response_vectors", failures, list.len());
+}
+
+#[test]
+fn return_code_fail_examples() {
+    let list = category("return_code_fail_examples");
+    let mut failures = Vec::new();
+    let key = ApiKey::new("192006250b4c09247ec02edce69f6a2d");
+    for v in &list {
+        let id = s(v, "id");
+        let body = s(v, "xml").as_bytes();
+        match wxpay::evaluate_response("/pay/unifiedorder", body, &key, SignType::Md5, "wx", "1") {
+            Err(Error::ReturnFail { return_msg }) => {
+                let want = xml::parse(body).expect("parse")["return_msg"].clone();
+                if return_msg != want {
+                    failures.push(format!("{id}: return_msg {return_msg}"));
+                }
+            }
+            other => failures.push(format!("{id}: {other:?}")),
+        }
+        let explained = wxpay::explain(body, &key, None);
+        if explained.exit_code() != 1 {
+            failures.push(format!("{id}: explain exit {}", explained.exit_code()));
+        }
+    }
+    report("return_code_fail_examples", failures, list.len());
+}
+
+#[test]
+fn every_category_is_covered() {
+    let v = vectors();
+    let known = [
+        "meta",
+        "sign_vectors",
+        "pay_sign_vectors",
+        "notification_vectors",
+        "refund_notify_vectors",
+        "xml_parsing_vectors",
+        "bill_vectors",
+        "behavior_vectors",
+        "response_vectors",
+        "return_code_fail_examples",
+    ];
+    for k in v.as_object().expect("object").keys() {
+        assert!(
+            known.contains(&k.as_str()),
+            "vector category {k} is not tested"
+        );
+    }
+}
