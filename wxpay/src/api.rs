@@ -469,6 +469,9 @@ impl UnifiedOrderRequest {
         if self.body.is_empty() || self.body.len() > 127 {
             return Err(invalid("body", "1–127 bytes of UTF-8"));
         }
+        if self.attach.as_ref().is_some_and(|a| a.len() > 127) {
+            return Err(invalid("attach", "at most 127 bytes of UTF-8"));
+        }
         if self.notify_url.is_empty() || self.notify_url.contains('?') {
             return Err(invalid(
                 "notify_url",

@@ -21,8 +21,10 @@ pub use api::{
     UnifiedOrderRequest, UnifiedOrderResponse,
 };
 pub use bill::{Bill, BillRecord, BillSummary};
+#[cfg(feature = "mock")]
+pub use client::MockApi;
 pub use client::{
-    AppSecret, CallObserver, CallRecord, Client, ClientConfig, RefundChannelStatus,
+    Api, AppSecret, CallObserver, CallRecord, Client, ClientConfig, RefundChannelStatus,
     BACKUP_BASE_URL, LOGIN_BASE_URL, PRODUCTION_BASE_URL, SANDBOX_BASE_URL,
 };
 pub use error::Error;
