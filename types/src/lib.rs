@@ -13,3 +13,39 @@ pub use money::{Fen, ParseFenError};
 pub use role::{ParseRoleError, Role};
 pub use time_fmt::{format_shanghai, format_shanghai_date, SHANGHAI};
 pub use username::{Username, UsernameError};
+
+/// A `next=` redirect target made safe: only a path on this site (`/orders?x=1`), never
+/// another origin (`//evil.example`, `https://…`, `/\evil`). Anything else becomes `/`.
+pub fn safe_next(next: &str) -> String {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\')
+        && next.len() <= 2048;
+    if ok {
+        next.to_owned()
+    } else {
+        "/".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_redirects_stay_on_this_site() {
+        assert_eq!(safe_next("/users?page=2"), "/users?page=2");
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "/\\evil.example",
+            "evil",
+            "",
+            "/a\nb",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(bad), "/", "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The signed-in frame: navigation filtered by role, the user, the language switch and
+//! sign-out. Signed-out visitors are sent to the sign-in page with `next=` set.
+
+use leptos::prelude::*;
+use leptos_router::components::{Outlet, Redirect, A};
+use leptos_router::hooks::use_location;
+use paydesk_types::Role;
+
+use crate::dto::Me;
+use crate::error::ErrorBanner;
+use crate::i18n::{role_name, use_lang, Lang, Msg};
+use crate::providers::auth::use_auth;
+
+/// One navigation entry and the role it needs.
+struct NavItem {
+    href: &'static str,
+    label: Msg,
+    min: Role,
+}
+
+const NAV: &[NavItem] = &[
+    NavItem {
+        href: "/users",
+        label: Msg::NavUsers,
+        min: Role::Admin,
+    },
+    NavItem {
+        href: "/account",
+        label: Msg::NavAccount,
+        min: Role::Staff,
+    },
+];
+
+/// The signed-in frame around every dashboard page.
+#[component]
+pub fn AppShell() -> impl IntoView {
+    let auth = use_auth();
+    let location = use_location();
+    view! {
+        <Transition fallback=move || view! { <p class="page-loading">{Msg::Loading.text(use_lang())}</p> }>
+            {move || Suspend::new(async move {
+                match auth.user.await {
+                    Ok(Some(me)) => view! { <Frame me/> }.into_any(),
+                    Ok(None) => {
+                        let here = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+                        let target = format!("/login?next={}", urlencode(&here));
+                        view! { <Redirect path=target/> }.into_any()
+                    }
+                    Err(error) => view! { <main class="page"><ErrorBanner error/></main> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Frame(me: Me) -> impl IntoView {
+    let lang = use_lang();
+    let auth = use_auth();
+    let location = use_location();
+    let role = me.role;
+    let links = NAV
+        .iter()
+        .filter(|item| role.includes(item.min))
+        .map(|item| {
+            view! {
+                <li><A href=item.href attr:class="nav__link">{item.label.text(lang)}</A></li>
+            }
+        })
+        .collect_view();
+    let switch_to = match lang {
+        Lang::Zh => ("en", "English"),
+        Lang::En => ("zh", "中文"),
+    };
+    let switch_href = move || {
+        let here = format!("{}{}", location.pathname.get(), location.search.get());
+        format!("/lang/{}?next={}", switch_to.0, urlencode(&here))
+    };
+    view! {
+        <div class="layout">
+            <nav class="nav" aria-label="main">
+                <div class="nav__brand">"paydesk"</div>
+                <ul class="nav__list">{links}</ul>
+            </nav>
+            <div class="layout__main">
+                <header class="topbar">
+                    <span class="topbar__user">
+                        {Msg::SignedInAs.text(lang)} ": " <strong class="topbar__username">{me.username.clone()}</strong>
+                        " " <span class=format!("badge badge--{}", role.as_str())>{role_name(role, lang)}</span>
+                    </span>
+                    <a class="topbar__lang" href=switch_href rel="external" data-testid="lang-switch">{switch_to.1}</a>
+                    <ActionForm action=auth.logout attr:class="topbar__logout">
+                        <button type="submit" class="button button--quiet">{Msg::SignOut.text(lang)}</button>
+                    </ActionForm>
+                </header>
+                <main class="page">
+                    <Outlet/>
+                </main>
+            </div>
+        </div>
+    }
+}
+
+/// Percent-encodes a path for a query value.
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,82 @@
+//! paydesk's dashboard: Leptos pages, components and server functions.
+//!
+//! Built twice from the same source: with feature `ssr` into the server (rendering pages
+//! and running server functions) and with feature `hydrate` into WebAssembly through the
+//! thin `frontend` crate (build.md). Layout follows style.md §12.
+
+pub mod components;
+pub mod dto;
+pub mod error;
+pub mod i18n;
+pub mod pages;
+pub mod providers;
+pub mod server;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Title};
+use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
+use leptos_router::{path, SsrMode};
+
+use crate::components::shell::AppShell;
+use crate::i18n::{Lang, Msg};
+use crate::pages::account::AccountPage;
+use crate::pages::login::LoginPage;
+use crate::pages::not_found::NotFoundPage;
+use crate::pages::users::UsersPage;
+use crate::providers::auth::AuthContext;
+
+/// The HTML document around the app (server side only).
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let lang = Lang::detect();
+    view! {
+        <!DOCTYPE html>
+        <html lang=lang.html_code()>
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="data:,"/>
+                <link rel="stylesheet" href="/pkg/paydesk.css"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+/// The dashboard.
+///
+/// Every route renders with `SsrMode::Async`: the server resolves the page's data before
+/// answering, so a signed-out visitor gets a real HTTP redirect and forms work before the
+/// WebAssembly has loaded (build.md "No-JS forms").
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let lang = Lang::detect();
+    provide_context(lang);
+    AuthContext::provide();
+
+    view! {
+        <Title text=Msg::AppName.text(lang)/>
+        <Router>
+            <Routes fallback=NotFoundPage>
+                <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                <ParentRoute path=path!("") view=AppShell ssr=SsrMode::Async>
+                    <Route path=path!("") view=|| view! { <Redirect path="/account"/> } ssr=SsrMode::Async/>
+                    <Route path=path!("users") view=UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
+                </ParentRoute>
+            </Routes>
+        </Router>
+    }
+}
+
+/// The browser entry point, called by the `frontend` crate's wasm `hydrate()`.
+#[cfg(feature = "hydrate")]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(App);
+}

@@ -1,0 +1,6 @@
+//! One routed page per module (style.md §12).
+
+pub mod account;
+pub mod login;
+pub mod not_found;
+pub mod users;

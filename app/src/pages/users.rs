@@ -1,0 +1,201 @@
+//! Users (admin): list, add, change role, disable / enable, reset password.
+//!
+//! The page does not hide itself from lower roles: it asks the server, and shows the
+//! server's refusal. That is what the permission really is.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use paydesk_types::{format_shanghai, Role};
+
+use crate::dto::UserSummary;
+use crate::error::{AppError, ErrorBanner};
+use crate::i18n::{role_name, use_lang, Lang, Msg};
+use crate::providers::auth::use_auth;
+use crate::server::users::{list_users, AddUser, ResetUserPassword, SetUserActive, SetUserRole};
+
+/// `/users`.
+#[component]
+pub fn UsersPage() -> impl IntoView {
+    let lang = use_lang();
+    let add = ServerAction::<AddUser>::new();
+    let set_role = ServerAction::<SetUserRole>::new();
+    let set_active = ServerAction::<SetUserActive>::new();
+    let reset = ServerAction::<ResetUserPassword>::new();
+    let users = Resource::new(
+        move || {
+            (
+                add.version().get(),
+                set_role.version().get(),
+                set_active.version().get(),
+            )
+        },
+        |_| list_users(),
+    );
+    let me_id = move || {
+        use_auth()
+            .user
+            .get()
+            .and_then(|r| r.ok())
+            .flatten()
+            .map(|m| m.id)
+    };
+
+    view! {
+        <Title text=format!("{} · paydesk", Msg::UsersTitle.text(lang))/>
+        <h1 class="page__title">{Msg::UsersTitle.text(lang)}</h1>
+        <p class="page__intro">{Msg::UsersIntro.text(lang)}</p>
+        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+            {move || Suspend::new(async move {
+                match users.await {
+                    Ok(list) => {
+                        view! {
+                            <ActionResults add set_role set_active reset/>
+                            <UserTable list me_id=me_id() set_role set_active reset/>
+                            <AddUserForm add/>
+                        }
+                            .into_any()
+                    }
+                    Err(error) => {
+                        let forbidden = matches!(error, AppError::Forbidden { .. });
+                        view! {
+                            <div class="refused" data-testid="refused">
+                                <ErrorBanner error/>
+                                {forbidden.then(|| view! { <p class="refused__hint">{Msg::ForbiddenHint.text(lang)}</p> })}
+                            </div>
+                        }
+                            .into_any()
+                    }
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn ActionResults(
+    add: ServerAction<AddUser>,
+    set_role: ServerAction<SetUserRole>,
+    set_active: ServerAction<SetUserActive>,
+    reset: ServerAction<ResetUserPassword>,
+) -> impl IntoView {
+    let lang = use_lang();
+    let saved = move |r: Option<Result<UserSummary, AppError>>| {
+        r.map(|r| match r {
+            Ok(_) => {
+                view! { <p class="banner banner--ok" role="status">{Msg::Saved.text(lang)}</p> }
+                    .into_any()
+            }
+            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        })
+    };
+    view! {
+        {move || add.value().get().map(|r| match r {
+            Ok(u) => view! { <p class="banner banner--ok" role="status">{Msg::UserAdded.text(lang)} {u.username}</p> }.into_any(),
+            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        })}
+        {move || saved(set_role.value().get())}
+        {move || saved(set_active.value().get())}
+        {move || reset.value().get().map(|r| match r {
+            Ok(g) => view! {
+                <p class="banner banner--ok" role="status" data-testid="generated-password">
+                    {Msg::NewPasswordFor.text(lang)} <strong>{g.username}</strong> " " <code>{g.password}</code>
+                </p>
+            }.into_any(),
+            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        })}
+    }
+}
+
+fn role_options(lang: Lang, selected: Role) -> impl IntoView {
+    Role::ALL
+        .iter()
+        .map(|r| view! { <option value=r.as_str() selected=*r == selected>{role_name(*r, lang)}</option> })
+        .collect_view()
+}
+
+#[component]
+fn UserTable(
+    list: Vec<UserSummary>,
+    me_id: Option<i64>,
+    set_role: ServerAction<SetUserRole>,
+    set_active: ServerAction<SetUserActive>,
+    reset: ServerAction<ResetUserPassword>,
+) -> impl IntoView {
+    let lang = use_lang();
+    let rows = list
+        .into_iter()
+        .map(|u| {
+            let is_me = me_id == Some(u.id);
+            let status = if u.active { Msg::Active } else { Msg::Disabled };
+            let last = u.last_login_at.map(format_shanghai).unwrap_or_else(|| Msg::Never.text(lang).to_owned());
+            let toggle_label = if u.active { Msg::Disable } else { Msg::Enable };
+            view! {
+                <tr class="table__row" class:table__row--disabled=!u.active data-username=u.username.clone()>
+                    <td><strong>{u.username.clone()}</strong>{is_me.then(|| Msg::You.text(lang))}</td>
+                    <td>
+                        <ActionForm action=set_role attr:class="inline-form">
+                            <input type="hidden" name="id" value=u.id/>
+                            <select name="role" aria-label=Msg::Role.text(lang) disabled=is_me>{role_options(lang, u.role)}</select>
+                            <button type="submit" class="button button--small" disabled=is_me>{Msg::ChangeRole.text(lang)}</button>
+                        </ActionForm>
+                    </td>
+                    <td><span class=if u.active { "status status--ok" } else { "status status--off" }>{status.text(lang)}</span></td>
+                    <td class="table__time">{last}</td>
+                    <td class="table__time">{format_shanghai(u.created_at)}</td>
+                    <td class="table__actions">
+                        <ActionForm action=set_active attr:class="inline-form">
+                            <input type="hidden" name="id" value=u.id/>
+                            <input type="hidden" name="active" value=(!u.active).to_string()/>
+                            <button type="submit" class="button button--small" disabled=is_me>{toggle_label.text(lang)}</button>
+                        </ActionForm>
+                        <ActionForm action=reset attr:class="inline-form">
+                            <input type="hidden" name="id" value=u.id/>
+                            <button type="submit" class="button button--small button--quiet">{Msg::ResetPassword.text(lang)}</button>
+                        </ActionForm>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="table" data-testid="users-table">
+            <thead>
+                <tr>
+                    <th>{Msg::Username.text(lang)}</th>
+                    <th>{Msg::Role.text(lang)}</th>
+                    <th>{Msg::Status.text(lang)}</th>
+                    <th>{Msg::LastLogin.text(lang)}</th>
+                    <th>{Msg::Created.text(lang)}</th>
+                    <th>{Msg::Actions.text(lang)}</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <p class="page__note">{Msg::TimesNote.text(lang)}</p>
+    }
+}
+
+#[component]
+fn AddUserForm(add: ServerAction<AddUser>) -> impl IntoView {
+    let lang = use_lang();
+    view! {
+        <section class="card">
+            <h2 class="card__title">{Msg::AddUser.text(lang)}</h2>
+            <ActionForm action=add attr:class="form form--row" attr:data-testid="add-user-form">
+                <label class="form__field">
+                    <span>{Msg::Username.text(lang)}</span>
+                    <input name="username" required minlength="2" maxlength="32" autocomplete="off"/>
+                </label>
+                <label class="form__field">
+                    <span>{Msg::Role.text(lang)}</span>
+                    <select name="role">{role_options(lang, Role::Staff)}</select>
+                </label>
+                <label class="form__field">
+                    <span>{Msg::InitialPassword.text(lang)}</span>
+                    <input name="password" type="password" required minlength="10" autocomplete="new-password"/>
+                </label>
+                <button type="submit" class="button button--primary">{Msg::AddUser.text(lang)}</button>
+            </ActionForm>
+        </section>
+    }
+}

@@ -1,0 +1,3 @@
+//! Context providers.
+
+pub mod auth;

@@ -1,0 +1,74 @@
+//! My account: one's own password and sign-in history.
+
+use leptos::prelude::*;
+
+use crate::dto::Activity;
+use crate::error::AppError;
+
+/// Changes the signed-in user's password; the current password is required.
+#[server(endpoint = "account/change_password")]
+pub async fn change_password(
+    current: String,
+    new: String,
+    confirm: String,
+) -> Result<(), AppError> {
+    super::ssr::respond(async move {
+        use paydesk_types::Role;
+        use secrecy::SecretString;
+
+        use super::ssr;
+
+        let user = ssr::require_role(Role::Staff).await?;
+        if new != confirm {
+            return Err(AppError::Invalid {
+                field: "confirm".into(),
+                message: "the new passwords do not match".into(),
+            });
+        }
+        let ip = ssr::client_ip().await;
+        paydesk_core::users::change_own_password(
+            &ssr::db()?,
+            &user,
+            ip,
+            SecretString::from(current),
+            SecretString::from(new),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The signed-in user's recent sign-ins, failures and password changes, newest first.
+#[server(endpoint = "account/activity")]
+pub async fn my_activity() -> Result<Vec<Activity>, AppError> {
+    super::ssr::respond(async move {
+        use paydesk_core::audit::{self, action};
+        use paydesk_types::Role;
+
+        use super::ssr;
+
+        let user = ssr::require_role(Role::Staff).await?;
+        let entries = audit::list(&ssr::db()?, Some(user.id), None, 50).await?;
+        Ok(entries
+            .into_iter()
+            .filter(|e| {
+                [
+                    action::LOGIN_SUCCESS,
+                    action::LOGIN_FAILURE,
+                    action::LOGIN_THROTTLED,
+                    action::LOGOUT,
+                    action::ACCOUNT_PASSWORD_CHANGE,
+                ]
+                .contains(&e.action.as_str())
+            })
+            .take(20)
+            .map(|e| Activity {
+                at: e.created_at,
+                action: e.action,
+                ip: e.ip,
+            })
+            .collect())
+    })
+    .await
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds paydesk: the wasm front end and the server in parallel, then the site folder
+# (build.md "The build pipeline"). Usage: scripts/build.sh [--release]
+# Installs what it needs (wasm target, wasm-bindgen-cli at the pinned version) first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=debug
+cargo_profile=()
+if [ "${1:-}" = "--release" ]; then profile=release; cargo_profile=(--release); fi
+
+scripts/setup.sh build
+
+site=target/site
+pkg=$site/pkg
+mkdir -p "$pkg"
+
+# 1 ∥ 4: the wasm crate in its own target dir so both cargo builds run at once.
+wasm_log=$(mktemp)
+# No `--cfg erase_components` (which cargo-leptos sets for debug): it changes the rendered
+# view tree, so server and browser must agree on it, and setting it for the server too would
+# invalidate every other cargo invocation's cache. Both sides are built without it.
+(
+  cargo build -p frontend --lib --target wasm32-unknown-unknown --target-dir target/wasm \
+    ${cargo_profile[@]+"${cargo_profile[@]}"} >"$wasm_log" 2>&1
+) &
+wasm_pid=$!
+cargo build -p server --bin paydesk ${cargo_profile[@]+"${cargo_profile[@]}"}
+if ! wait "$wasm_pid"; then
+  cat "$wasm_log" >&2; rm -f "$wasm_log"
+  echo "build: the wasm build failed" >&2; exit 1
+fi
+rm -f "$wasm_log"
+
+# 2: wasm-bindgen, renamed to the output name the server was compiled with.
+wasm="target/wasm/wasm32-unknown-unknown/$profile/frontend.wasm"
+wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name paydesk "$wasm"
+mv -f "$pkg/paydesk_bg.wasm" "$pkg/paydesk.wasm"
+
+# 3: release only: shrink with binaryen from npm (Debian's binaryen breaks hydration).
+if [ "$profile" = release ]; then
+  scripts/setup.sh wasm-opt
+  target/tools/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types \
+    --enable-multivalue --enable-sign-ext --enable-mutable-globals "$pkg/paydesk.wasm" -o "$pkg/paydesk.wasm"
+fi
+
+# 5: stylesheet and static files.
+cp style/main.css "$pkg/paydesk.css"
+if [ -d public ] && [ -n "$(ls -A public 2>/dev/null)" ]; then cp -r public/. "$site/"; fi
+
+echo "build: target/$profile/paydesk and $site ($(du -h "$pkg/paydesk.wasm" | cut -f1) wasm)"

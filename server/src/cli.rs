@@ -1,0 +1,328 @@
+//! The command line (design.md Contract "CLI").
+//!
+//! ```text
+//! paydesk [--config FILE] [serve]
+//! paydesk migrate
+//! paydesk user add USERNAME [--role ROLE] [--password-stdin]
+//! paydesk user passwd USERNAME [--password-stdin]
+//! paydesk user role USERNAME ROLE
+//! paydesk user disable USERNAME [--enable]
+//! ```
+
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use paydesk_core::audit::Actor;
+use paydesk_core::db::PoolSizes;
+use paydesk_core::{users, CoreError, Db, Role, Username};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use crate::config::{PayMode, Settings};
+use crate::startup::{shutdown_signal, Application, Bootstrap};
+
+/// paydesk: the WeChat Pay merchant back office.
+#[derive(Debug, Parser)]
+#[command(name = "paydesk", version, about)]
+pub struct Cli {
+    /// TOML configuration file (default: ./paydesk.toml if present). PAYDESK_* environment
+    /// variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// A paydesk command.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage staff accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+/// `paydesk user …`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. Without --password-stdin a random password is printed once.
+    Add {
+        /// Username (2–32 of a-z 0-9 _ . -).
+        username: String,
+        /// staff, support, manager or admin.
+        #[arg(long, default_value = "staff")]
+        role: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a new password. Without --password-stdin a random password is printed once.
+    Passwd {
+        /// Username.
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Change an account's role.
+    Role {
+        /// Username.
+        username: String,
+        /// staff, support, manager or admin.
+        role: String,
+    },
+    /// Disable an account (or re-enable it with --enable).
+    Disable {
+        /// Username.
+        username: String,
+        /// Re-enable instead.
+        #[arg(long)]
+        enable: bool,
+    },
+}
+
+/// Parses the command line, runs the command, and turns errors into a message and exit 1.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("paydesk: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("paydesk: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init(settings.log_format.as_deref() == Some("json"));
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(settings).await,
+        Command::Migrate => {
+            let db = connect(&settings).await?;
+            println!(
+                "paydesk: migrations applied to {}",
+                redact_url(&settings.database_url)
+            );
+            db.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::User(cmd) => {
+            let db = connect(&settings).await?;
+            let result = user_command(&db, cmd).await;
+            db.close().await;
+            result
+        }
+    }
+}
+
+async fn connect(settings: &Settings) -> anyhow::Result<Db> {
+    let db = Db::connect(&settings.database_url, PoolSizes { max_connections: 2 }).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
+    let mode = settings.pay_mode();
+    let db_url = redact_url(&settings.database_url);
+    let (app, bootstrap) = Application::build(settings).await?;
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    match bootstrap {
+        Bootstrap::AdminGenerated(password) => {
+            // Printed once, to the console only: never through tracing (style.md §15).
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "============================================================"
+            )?;
+            writeln!(
+                out,
+                " paydesk: first start — created the administrator account"
+            )?;
+            writeln!(out, "   username: admin")?;
+            writeln!(out, "   password: {}", password.expose_secret())?;
+            writeln!(
+                out,
+                " This password is shown only once. Change it under 我的账户 (My account)."
+            )?;
+            writeln!(
+                out,
+                "============================================================"
+            )?;
+            out.flush()?;
+        }
+        Bootstrap::AdminFromConfig => {
+            println!("paydesk: first start — created `admin` with the password from PAYDESK_ADMIN_PASSWORD");
+        }
+        Bootstrap::Existing => {}
+    }
+    let mode_text = match mode {
+        PayMode::Simulator => "WeChat Pay simulator (sandbox mode)",
+        PayMode::Merchant => "WeChat Pay merchant API",
+    };
+    println!("paydesk: listening on {addr}  database: {db_url}  payments: {mode_text}");
+    tracing::info!(port = app.port(), "paydesk started");
+    app.run_until(shutdown_signal()).await?;
+    println!("paydesk: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_username(s: &str) -> anyhow::Result<Username> {
+    Username::parse(s).map_err(|e| anyhow::anyhow!("username {s:?}: {e}"))
+}
+
+fn parse_role(s: &str) -> anyhow::Result<Role> {
+    s.parse::<Role>().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn read_password(from_stdin: bool) -> anyhow::Result<(SecretString, bool)> {
+    if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("reading the password from stdin")?;
+        let line = line.trim_end_matches(['\r', '\n']).to_owned();
+        Ok((SecretString::from(line), false))
+    } else {
+        Ok((
+            SecretString::from(paydesk_core::password::generate(16)),
+            true,
+        ))
+    }
+}
+
+async fn find_user(db: &Db, username: &str) -> anyhow::Result<users::User> {
+    let name = parse_username(username)?;
+    users::find(db, &name)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user named {name}"))
+}
+
+fn domain(e: CoreError) -> anyhow::Error {
+    match e {
+        CoreError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
+        CoreError::Forbidden(reason) => anyhow::anyhow!("refused: {reason}"),
+        CoreError::NotFound => anyhow::anyhow!("not found"),
+        other => anyhow::Error::new(other),
+    }
+}
+
+async fn user_command(db: &Db, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    let actor = Actor::cli();
+    match cmd {
+        UserCommand::Add {
+            username,
+            role,
+            password_stdin,
+        } => {
+            let name = parse_username(&username)?;
+            let role = parse_role(&role)?;
+            let (password, generated) = read_password(password_stdin)?;
+            let shown = generated.then(|| password.expose_secret().to_owned());
+            users::create(db, &actor, &name, password, role)
+                .await
+                .map_err(domain)?;
+            println!("created {name} ({role})");
+            if let Some(p) = shown {
+                println!("password (shown once): {p}");
+            }
+        }
+        UserCommand::Passwd {
+            username,
+            password_stdin,
+        } => {
+            let user = find_user(db, &username).await?;
+            let (password, generated) = read_password(password_stdin)?;
+            let shown = generated.then(|| password.expose_secret().to_owned());
+            users::reset_password(db, &actor, user.id, password)
+                .await
+                .map_err(domain)?;
+            println!("password changed for {}", user.username);
+            if let Some(p) = shown {
+                println!("password (shown once): {p}");
+            }
+        }
+        UserCommand::Role { username, role } => {
+            let user = find_user(db, &username).await?;
+            let role = parse_role(&role)?;
+            let user = users::set_role(db, &actor, user.id, role)
+                .await
+                .map_err(domain)?;
+            println!("{} is now {}", user.username, user.role);
+        }
+        UserCommand::Disable { username, enable } => {
+            let user = find_user(db, &username).await?;
+            let user = users::set_disabled(db, &actor, user.id, !enable)
+                .await
+                .map_err(domain)?;
+            println!(
+                "{} is now {}",
+                user.username,
+                if user.is_active() {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A database URL without its password, for printing.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme_end + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_passwords_are_not_printed() {
+        assert_eq!(
+            redact_url("postgres://pay:s3cret@db:5432/paydesk"),
+            "postgres://pay:***@db:5432/paydesk"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/paydesk.db"),
+            "sqlite://data/paydesk.db"
+        );
+    }
+
+    #[test]
+    fn cli_parses_the_contract_commands() {
+        let cli =
+            Cli::try_parse_from(["paydesk", "user", "add", "alice", "--role", "manager"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::User(UserCommand::Add { .. }))
+        ));
+        let cli = Cli::try_parse_from(["paydesk"]).unwrap();
+        assert!(cli.command.is_none());
+        assert!(Cli::try_parse_from(["paydesk", "user", "disable", "bob", "--enable"]).is_ok());
+    }
+}

@@ -1,0 +1,273 @@
+//! Typed settings: built-in defaults, then a TOML file (`--config FILE`, else
+//! `./paydesk.toml` if present), then `PAYDESK_*` environment variables (`__` between
+//! levels), exactly as design.md's Contract names them. Secrets are `SecretString`s that
+//! never print. A bad value stops the start with a message naming its key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything paydesk can be configured with.
+#[derive(Debug, Deserialize)]
+pub struct Settings {
+    /// Address the server binds. `PAYDESK_LISTEN`, default `127.0.0.1:3000`.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `sqlite://…` or `postgres://…`. `PAYDESK_DATABASE_URL`, default `sqlite://data/paydesk.db`.
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    /// Password for the first admin on an empty database. `PAYDESK_ADMIN_PASSWORD`; random
+    /// and printed once when unset.
+    #[serde(default)]
+    pub admin_password: Option<SecretString>,
+    /// `on`: start the WeChat Pay simulator in-process and point at it. `PAYDESK_SIMULATOR`,
+    /// default `on` when no merchant id is configured.
+    #[serde(default)]
+    pub simulator: Option<String>,
+    /// Mark the session cookie `Secure` (set this when serving over HTTPS).
+    /// `PAYDESK_COOKIE_SECURE`, default `false` (the default listen address is plain HTTP on
+    /// loopback).
+    #[serde(default)]
+    pub cookie_secure: bool,
+    /// Idle time after which a dashboard session ends, in minutes.
+    /// `PAYDESK_SESSION_IDLE_MINUTES`, default 480 (a working day).
+    #[serde(default = "default_session_idle_minutes")]
+    pub session_idle_minutes: i64,
+    /// Where the built dashboard assets (`pkg/paydesk.js`, `.wasm`, `.css`) are.
+    /// `PAYDESK_SITE_ROOT`, default `target/site` (what `scripts/build.sh` writes).
+    #[serde(default = "default_site_root")]
+    pub site_root: PathBuf,
+    /// Log format: `pretty` (default) or `json`. `PAYDESK_LOG_FORMAT`.
+    #[serde(default)]
+    pub log_format: Option<String>,
+    /// WeChat Pay merchant settings (`PAYDESK_WXPAY__…`).
+    #[serde(default)]
+    pub wxpay: WxpaySettings,
+    /// Mini program settings (`PAYDESK_MP__…`).
+    #[serde(default)]
+    pub mp: MpSettings,
+}
+
+/// WeChat Pay merchant settings.
+#[derive(Debug, Default, Deserialize)]
+pub struct WxpaySettings {
+    /// Mini Program AppID bound to the merchant. `PAYDESK_WXPAY__APPID`.
+    pub appid: Option<String>,
+    /// Merchant number (8–10 digits). `PAYDESK_WXPAY__MCH_ID`.
+    pub mch_id: Option<String>,
+    /// The 32-character API v2 key. `PAYDESK_WXPAY__API_KEY`.
+    pub api_key: Option<SecretString>,
+    /// `MD5` or `HMAC-SHA256` for new orders. `PAYDESK_WXPAY__SIGN_TYPE`, default `MD5`.
+    pub sign_type: Option<String>,
+    /// WeChat Pay API base URL. `PAYDESK_WXPAY__BASE_URL`, default production.
+    pub base_url: Option<String>,
+    /// Merchant client certificate (PEM) for refunds. `PAYDESK_WXPAY__CERT_PEM`.
+    pub cert_pem: Option<PathBuf>,
+    /// Its private key (PEM). `PAYDESK_WXPAY__KEY_PEM`.
+    pub key_pem: Option<PathBuf>,
+    /// Or the PKCS#12 bundle (password = mch_id). `PAYDESK_WXPAY__P12`.
+    pub p12: Option<PathBuf>,
+    /// Public payment notification URL. `PAYDESK_WXPAY__NOTIFY_URL`.
+    pub notify_url: Option<String>,
+    /// Public refund notification URL. `PAYDESK_WXPAY__REFUND_NOTIFY_URL`.
+    pub refund_notify_url: Option<String>,
+}
+
+/// Mini program settings.
+#[derive(Debug, Default, Deserialize)]
+pub struct MpSettings {
+    /// AppSecret for `jscode2session`. `PAYDESK_MP__APP_SECRET`.
+    pub app_secret: Option<SecretString>,
+    /// Base URL of `jscode2session`. `PAYDESK_MP__LOGIN_BASE_URL`.
+    pub login_base_url: Option<String>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 3000))
+}
+fn default_database_url() -> String {
+    "sqlite://data/paydesk.db".to_owned()
+}
+fn default_site_root() -> PathBuf {
+    PathBuf::from("target/site")
+}
+fn default_session_idle_minutes() -> i64 {
+    480
+}
+
+/// Whether WeChat Pay is the real service or the in-process simulator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayMode {
+    /// The built-in simulator ("sandbox mode").
+    Simulator,
+    /// The configured WeChat Pay endpoint.
+    Merchant,
+}
+
+impl Settings {
+    /// Loads settings from defaults, the TOML file and the environment.
+    ///
+    /// `file`: `--config FILE` (must exist); without it `./paydesk.toml` is read if present.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let mut builder = config::Config::builder();
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("--config {}: no such file", path.display());
+                }
+                builder =
+                    builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+            }
+            None => {
+                let default = Path::new("paydesk.toml");
+                if default.is_file() {
+                    builder = builder
+                        .add_source(config::File::from(default).format(config::FileFormat::Toml));
+                }
+            }
+        }
+        let raw = builder
+            .add_source(
+                config::Environment::with_prefix("PAYDESK")
+                    .prefix_separator("_")
+                    .separator("__")
+                    .try_parsing(false),
+            )
+            .build()
+            .context("reading the configuration")?;
+        let mut unknown = Vec::new();
+        let settings: Settings =
+            serde_ignored::deserialize(raw, |path| unknown.push(path.to_string()))
+                .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        for key in unknown {
+            // PAYDESK_TEST_* and the like belong to the test tooling, not to paydesk.
+            if !key.starts_with("test") && !key.starts_with("pg_") {
+                eprintln!("paydesk: warning: unknown configuration key `{key}` is ignored");
+            }
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what serde cannot, with messages that name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        paydesk_core::Backend::from_url(&self.database_url)
+            .map_err(|e| anyhow::anyhow!("PAYDESK_DATABASE_URL (database_url): {e}"))?;
+        if let Some(s) = &self.simulator {
+            if !matches!(s.as_str(), "on" | "off") {
+                bail!("PAYDESK_SIMULATOR (simulator) must be `on` or `off`, got {s:?}");
+            }
+        }
+        if let Some(t) = &self.wxpay.sign_type {
+            if !matches!(t.as_str(), "MD5" | "HMAC-SHA256") {
+                bail!("PAYDESK_WXPAY__SIGN_TYPE (wxpay.sign_type) must be `MD5` or `HMAC-SHA256` (exact case), got {t:?}");
+            }
+        }
+        if let Some(mch_id) = &self.wxpay.mch_id {
+            if !(mch_id.len() >= 8
+                && mch_id.len() <= 10
+                && mch_id.bytes().all(|b| b.is_ascii_digit()))
+            {
+                bail!(
+                    "PAYDESK_WXPAY__MCH_ID (wxpay.mch_id) must be 8 to 10 digits, got {mch_id:?}"
+                );
+            }
+        }
+        if let Some(key) = &self.wxpay.api_key {
+            use secrecy::ExposeSecret;
+            if key.expose_secret().len() != 32 {
+                bail!("PAYDESK_WXPAY__API_KEY (wxpay.api_key) must be exactly 32 characters (it has {})", key.expose_secret().len());
+            }
+        }
+        if self.pay_mode() == PayMode::Merchant {
+            for (name, present) in [
+                (
+                    "PAYDESK_WXPAY__APPID (wxpay.appid)",
+                    self.wxpay.appid.is_some(),
+                ),
+                (
+                    "PAYDESK_WXPAY__API_KEY (wxpay.api_key)",
+                    self.wxpay.api_key.is_some(),
+                ),
+            ] {
+                if !present {
+                    bail!("{name} is required when the simulator is off");
+                }
+            }
+        }
+        if self.session_idle_minutes < 5 {
+            bail!("PAYDESK_SESSION_IDLE_MINUTES (session_idle_minutes) must be at least 5");
+        }
+        if let Some(f) = &self.log_format {
+            if !matches!(f.as_str(), "pretty" | "json") {
+                bail!("PAYDESK_LOG_FORMAT (log_format) must be `pretty` or `json`, got {f:?}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Simulator when `simulator = on`, or when unset and no merchant id is configured.
+    pub fn pay_mode(&self) -> PayMode {
+        match self.simulator.as_deref() {
+            Some("on") => PayMode::Simulator,
+            Some(_) => PayMode::Merchant,
+            None if self.wxpay.mch_id.is_none() => PayMode::Simulator,
+            None => PayMode::Merchant,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Settings {
+        serde_json::from_str("{}").unwrap()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = base();
+        assert_eq!(s.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.database_url, "sqlite://data/paydesk.db");
+        assert_eq!(s.pay_mode(), PayMode::Simulator);
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let mut s = base();
+        s.wxpay.sign_type = Some("md5".into());
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("PAYDESK_WXPAY__SIGN_TYPE"));
+
+        let mut s = base();
+        s.database_url = "mysql://x".into();
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("PAYDESK_DATABASE_URL"));
+
+        let mut s = base();
+        s.wxpay.mch_id = Some("1900000109".into());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("PAYDESK_WXPAY__APPID"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let mut s = base();
+        s.wxpay.api_key = Some(SecretString::from("0123456789abcdef0123456789abcdef"));
+        s.admin_password = Some(SecretString::from("hunter2hunter2"));
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("0123456789abcdef"), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+    }
+}

@@ -1,0 +1,14 @@
+//! The paydesk server: configuration, the axum router (dashboard, server functions,
+//! operations endpoints), background jobs and the command line.
+//!
+//! [`startup::Application::build`] constructs everything from [`config::Settings`] so the
+//! tests build exactly what production runs, bound to port 0 (style.md §2).
+
+pub mod cli;
+pub mod config;
+pub mod metrics;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+
+pub use startup::{AppState, Application};

@@ -1,0 +1,5 @@
+//! HTTP routes that are not dashboard pages. Each module exposes `router()`, merged in
+//! [`crate::startup::router`] (style.md §9).
+
+pub mod ops;
+pub mod prefs;

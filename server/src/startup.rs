@@ -1,0 +1,305 @@
+//! Builds the application: state, router, listener. Tests call [`Application::build`] with
+//! their own settings and port 0, exactly as `paydesk serve` does (style.md §2).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use app::{shell, App};
+use axum::body::Body;
+use axum::extract::{FromRef, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use paydesk_core::db::PoolSizes;
+use paydesk_core::sessions::DbSessionStore;
+use paydesk_core::Db;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::config::Settings;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+
+/// Everything a request handler or server function may need (style.md §3).
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// Leptos' rendering options (output name, site root).
+    pub leptos_options: LeptosOptions,
+    /// The database.
+    pub db: Db,
+    /// The settings this process started with.
+    pub settings: Arc<Settings>,
+    /// The metrics registry.
+    pub metrics: Arc<Metrics>,
+}
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "paydesk_session";
+
+/// The complete router: operations endpoints, preferences, server functions, dashboard
+/// pages and static assets, with sessions, metrics and request tracing around them.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.settings.cookie_secure)
+        .with_expiry(Expiry::OnInactivity(time::Duration::minutes(
+            state.settings.session_idle_minutes,
+        )));
+
+    let db_for_pages = state.db.clone();
+    let db_for_fallback = state.db.clone();
+    let options = state.leptos_options.clone();
+
+    Router::new()
+        .merge(routes::ops::router())
+        .merge(routes::prefs::router())
+        .route(
+            "/api/{*fn_name}",
+            post(call_server_fn)
+                .get(call_server_fn)
+                .route_layer(middleware::from_fn(refuse_cross_site)),
+        )
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(db_for_pages.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            move || provide_context(db_for_fallback.clone()), shell
+        ))
+        .layer(session_layer)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+                let route = req
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map(MatchedPath::as_str)
+                    .unwrap_or("-");
+                // The path only, never the query string: it may carry ids or tokens.
+                tracing::info_span!("http", method = %req.method(), route, path = req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+/// Runs a server function with the database in its context.
+async fn call_server_fn(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
+    handle_server_fns_with_context(move || provide_context(state.db.clone()), req).await
+}
+
+/// CSRF defence in depth for server functions, on top of `SameSite=Strict` cookies: a
+/// mutation whose `Sec-Fetch-Site` says another site sent it, or whose `Origin` is not
+/// this host, is refused before it reaches the function.
+async fn refuse_cross_site(
+    headers: HeaderMap,
+    method: Method,
+    req: Request,
+    next: Next,
+) -> Response {
+    if method != Method::GET && method != Method::HEAD && is_cross_site(&headers) {
+        tracing::warn!("cross-site request to a server function refused");
+        return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
+    }
+    next.run(req).await
+}
+
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        if site == "cross-site" || site == "same-site" {
+            return true;
+        }
+    }
+    if let (Some(origin), Some(host)) = (
+        headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()),
+        headers.get(header::HOST).and_then(|v| v.to_str().ok()),
+    ) {
+        let origin_host = origin
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .unwrap_or(origin);
+        return origin == "null" || origin_host != host;
+    }
+    false
+}
+
+/// A built application, bound to its port, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    port: u16,
+}
+
+/// What `Application::build` did on an empty database.
+#[derive(Debug)]
+pub enum Bootstrap {
+    /// Accounts existed already.
+    Existing,
+    /// `admin` was created with `PAYDESK_ADMIN_PASSWORD`.
+    AdminFromConfig,
+    /// `admin` was created with this generated password, to be printed once.
+    AdminGenerated(secrecy::SecretString),
+}
+
+impl Application {
+    /// Connects the database, applies migrations, creates the first admin on an empty
+    /// database, and binds the listener (`settings.listen`, port 0 allowed).
+    pub async fn build(settings: Settings) -> anyhow::Result<(Application, Bootstrap)> {
+        let db = Db::connect(&settings.database_url, PoolSizes::default()).await?;
+        db.migrate().await?;
+        let bootstrap =
+            match paydesk_core::users::ensure_first_admin(&db, settings.admin_password.clone())
+                .await?
+            {
+                paydesk_core::users::FirstAdmin::AlreadySetUp => Bootstrap::Existing,
+                paydesk_core::users::FirstAdmin::FromConfig => Bootstrap::AdminFromConfig,
+                paydesk_core::users::FirstAdmin::Generated(p) => Bootstrap::AdminGenerated(p),
+            };
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding PAYDESK_LISTEN (listen) {}", settings.listen))?;
+        let local = listener.local_addr()?;
+        let leptos_options = leptos_options(&settings, local);
+        let state = AppState {
+            leptos_options,
+            db,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::default()),
+        };
+        let router = router(state.clone());
+        Ok((
+            Application {
+                listener,
+                router,
+                state,
+                port: local.port(),
+            },
+            bootstrap,
+        ))
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (tests use its database).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests, stops the
+    /// session cleanup job and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        use tower_sessions::session_store::ExpiredDeletion as _;
+        let store = DbSessionStore::new(self.state.db.clone());
+        let cleanup = tokio::spawn(async move {
+            let mut every = tokio::time::interval(tokio::time::Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                if let Err(e) = store.delete_expired().await {
+                    tracing::warn!(error = %e, "deleting expired sessions failed; will retry");
+                }
+            }
+        });
+        let served = axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        cleanup.abort();
+        self.state.db.close().await;
+        served.context("serving HTTP")
+    }
+}
+
+fn leptos_options(settings: &Settings, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("paydesk")
+        .site_root(settings.site_root.to_string_lossy().into_owned())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn cross_site_mutations_are_recognised() {
+        assert!(!is_cross_site(&headers(&[("host", "127.0.0.1:3000")])));
+        assert!(!is_cross_site(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "http://127.0.0.1:3000")
+        ])));
+        assert!(!is_cross_site(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "https://evil.example")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "127.0.0.1:3000"),
+            ("origin", "null")
+        ])));
+        assert!(is_cross_site(&headers(&[("sec-fetch-site", "cross-site")])));
+    }
+}
