@@ -1071,3 +1071,234 @@ pub fn parse_code2session(body: &[u8]) -> Result<Code2Session, Error> {
         unionid: raw.unionid.filter(|s| !s.is_empty()),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    fn p(pairs: &[(&str, &str)]) -> Params {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn signed_body(mut params: Params, t: SignType) -> Vec<u8> {
+        let s = sign::sign(&params, &ApiKey::new(KEY), t);
+        params.insert("sign".into(), s);
+        xml::write(&params).into_bytes()
+    }
+
+    fn evaluate(body: &[u8]) -> Result<Params, Error> {
+        evaluate_response(
+            "/pay/orderquery",
+            body,
+            &ApiKey::new(KEY),
+            SignType::Md5,
+            "wx1",
+            "100",
+        )
+    }
+
+    #[test]
+    fn evaluation_follows_section_6_in_order() {
+        let html = evaluate(b"<html><body>502</body></html>").unwrap_err();
+        assert!(matches!(html, Error::NotXml { .. }));
+        assert!(matches!(
+            evaluate(b"<!DOCTYPE x><xml/>"),
+            Err(Error::Xml(_))
+        ));
+        assert!(matches!(evaluate(b"plain text"), Err(Error::NotXml { .. })));
+        assert!(matches!(
+            evaluate(b"<xml><return_code>FAIL</return_code><return_msg>bad</return_msg></xml>"),
+            Err(Error::ReturnFail { return_msg }) if return_msg == "bad"
+        ));
+        assert!(matches!(
+            evaluate(b"<xml><return_code>SUCCESS</return_code></xml>"),
+            Err(Error::MissingSign)
+        ));
+        let base = p(&[
+            ("return_code", "SUCCESS"),
+            ("appid", "wx1"),
+            ("mch_id", "100"),
+            ("result_code", "SUCCESS"),
+        ]);
+        assert!(evaluate(&signed_body(base.clone(), SignType::Md5)).is_ok());
+        assert!(matches!(
+            evaluate(&signed_body(base.clone(), SignType::HmacSha256)),
+            Err(Error::BadSignature)
+        ));
+        let mut other = base.clone();
+        other.insert("mch_id".into(), "999".into());
+        assert!(matches!(
+            evaluate(&signed_body(other, SignType::Md5)),
+            Err(Error::MchIdMismatch { .. })
+        ));
+        let mut fail = base;
+        fail.insert("result_code".into(), "FAIL".into());
+        fail.insert("err_code".into(), "SYSTEMERROR".into());
+        let err = evaluate(&signed_body(fail, SignType::Md5)).unwrap_err();
+        assert_eq!(err.err_code(), Some("SYSTEMERROR"));
+        assert!(err.retry_safe());
+    }
+
+    #[test]
+    fn unified_order_params_are_validated_and_times_are_beijing() {
+        let mut req = UnifiedOrderRequest::jsapi(
+            "腾讯-游戏",
+            "A1_b-2",
+            1,
+            "127.0.0.1",
+            "https://x.example/n",
+            "openid1",
+        );
+        req.time_expire = Some(datetime!(2024-01-01 04:00:00 UTC));
+        let params = req.to_params().unwrap();
+        assert_eq!(params["time_expire"], "20240101120000");
+        assert_eq!(params["trade_type"], "JSAPI");
+        assert_eq!(params["total_fee"], "1");
+        assert!(!params.contains_key("attach"));
+
+        let bad = |f: fn(&mut UnifiedOrderRequest)| {
+            let mut r = req.clone();
+            f(&mut r);
+            r.to_params().unwrap_err()
+        };
+        assert!(matches!(
+            bad(|r| r.total_fee = 0),
+            Error::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            bad(|r| r.out_trade_no = "a@b".into()),
+            Error::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            bad(|r| r.out_trade_no = "x".repeat(33)),
+            Error::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            bad(|r| r.body = "字".repeat(43)),
+            Error::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            bad(|r| r.notify_url = "https://x/n?a=1".into()),
+            Error::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            bad(|r| r.openid = None),
+            Error::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            bad(|r| r.body = "trailing ".into()),
+            Error::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            bad(|r| {
+                r.extra.insert("sign".into(), "x".into());
+            }),
+            Error::InvalidRequest { .. }
+        ));
+    }
+
+    #[test]
+    fn refund_query_reads_items_coupons_and_paging() {
+        let params = p(&[
+            ("refund_count", "2"),
+            ("total_refund_count", "12"),
+            ("out_trade_no", "A1"),
+            ("total_fee", "100"),
+            ("out_refund_no_0", "R0"),
+            ("refund_id_0", "500"),
+            ("refund_fee_0", "10"),
+            ("refund_status_0", "SUCCESS"),
+            ("refund_success_time_0", "2024-01-01 12:00:00"),
+            ("refund_recv_accout_0", "支付用户零钱"),
+            ("coupon_refund_count_0", "1"),
+            ("coupon_refund_id_0_0", "C1"),
+            ("coupon_refund_fee_0_0", "2"),
+            ("coupon_type_0_0", "CASH"),
+            ("out_refund_no_1", "R1"),
+            ("refund_id_1", "501"),
+            ("refund_fee_1", "20"),
+            ("refund_status_1", "WEIRD"),
+        ]);
+        let r = RefundQueryResponse::from_params(params).unwrap();
+        assert_eq!(r.refunds.len(), 2);
+        assert_eq!(r.refunds[0].refund_status, RefundStatus::Success);
+        assert!(r.refunds[0].refund_status.is_final());
+        assert_eq!(r.refunds[0].coupons[0].id.as_deref(), Some("C1"));
+        assert_eq!(r.refunds[0].coupons[0].fee, Some(2));
+        assert_eq!(
+            r.refunds[0].refund_success_time,
+            Some(datetime!(2024-01-01 04:00:00 UTC))
+        );
+        assert_eq!(
+            r.refunds[1].refund_status,
+            RefundStatus::Other("WEIRD".into())
+        );
+        assert!(!r.refunds[1].refund_status.is_final());
+        assert_eq!(r.next_offset(0), Some(2));
+        assert_eq!(r.next_offset(10), None);
+        let missing = p(&[("refund_count", "1"), ("out_refund_no_0", "R0")]);
+        assert!(matches!(
+            RefundQueryResponse::from_params(missing),
+            Err(Error::MissingField { .. })
+        ));
+        let q = RefundQueryRequest {
+            query: RefundQuery::ByOutTradeNo("A1".into()),
+            offset: Some(10),
+        };
+        assert_eq!(
+            q.to_params().unwrap(),
+            p(&[("out_trade_no", "A1"), ("offset", "10")])
+        );
+    }
+
+    #[test]
+    fn order_query_and_code2session() {
+        let q = OrderQueryResponse::from_params(p(&[
+            ("trade_state", "NOTPAY"),
+            ("out_trade_no", "A1"),
+            ("total_fee", "01"),
+        ]))
+        .unwrap();
+        assert!(!q.is_paid() && !q.trade_state.is_terminal());
+        assert_eq!(q.total_fee, Some(1));
+        assert!(OrderQueryResponse::from_params(p(&[
+            ("trade_state", "SUCCESS"),
+            ("total_fee", "1.00")
+        ]))
+        .is_err());
+        assert!(matches!(
+            parse_code2session(br#"{"errcode":-1,"errmsg":"busy"}"#),
+            Err(e @ Error::Login { .. }) if e.retry_safe()
+        ));
+        let ok = parse_code2session(br#"{"openid":"o1","session_key":"k"}"#).unwrap();
+        assert_eq!(ok.openid, "o1");
+        assert!(!format!("{ok:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn request_verification_for_the_simulator() {
+        let body = signed_body(
+            p(&[("a", "1"), ("sign_type", "HMAC-SHA256")]),
+            SignType::HmacSha256,
+        );
+        let (params, t) = verify_request(&body, &ApiKey::new(KEY)).unwrap();
+        assert_eq!(t, SignType::HmacSha256);
+        assert_eq!(params["a"], "1");
+        let lower = signed_body(p(&[("a", "1"), ("sign_type", "md5")]), SignType::Md5);
+        assert!(matches!(
+            verify_request(&lower, &ApiKey::new(KEY)),
+            Err(Error::UnsupportedSignType { .. })
+        ));
+        let unsigned_type = signed_body(p(&[("a", "1")]), SignType::Md5);
+        assert_eq!(
+            verify_request(&unsigned_type, &ApiKey::new(KEY)).unwrap().1,
+            SignType::Md5
+        );
+    }
+}

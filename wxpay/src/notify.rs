@@ -416,3 +416,88 @@ mod tests {
             .is_forbidden_xml());
     }
 }
+
+#[cfg(test)]
+mod payment_tests {
+    use super::*;
+
+    const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+    fn notification(t: SignType, with_field: bool) -> Vec<u8> {
+        let mut p: Params = [
+            ("return_code", "SUCCESS"),
+            ("result_code", "SUCCESS"),
+            ("appid", "wx1"),
+            ("mch_id", "100"),
+            ("out_trade_no", "A1"),
+            ("transaction_id", "4200"),
+            ("total_fee", "100"),
+            ("time_end", "20240101120000"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        if with_field {
+            p.insert("sign_type".into(), t.as_str().into());
+        }
+        let s = sign::sign(&p, &ApiKey::new(KEY), t);
+        p.insert("sign".into(), s);
+        xml::write(&p).into_bytes()
+    }
+
+    #[test]
+    fn hmac_notification_without_sign_type_verifies_with_the_order_type() {
+        let key = ApiKey::new(KEY);
+        let body = notification(SignType::HmacSha256, false);
+        for order in [None, Some(SignType::HmacSha256)] {
+            let n = PaymentNotification::parse_and_verify(&body, &key, order).unwrap();
+            assert_eq!(n.sign_type, SignType::HmacSha256);
+            assert_eq!(n.total_fee, 100);
+            assert!(n.is_paid());
+            assert!(n.check_merchant("wx1", "100").is_ok());
+            assert!(n.check_merchant("wx2", "100").is_err());
+        }
+        assert!(matches!(
+            PaymentNotification::parse_and_verify(&body, &key, Some(SignType::Md5)),
+            Err(Error::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn md5_is_never_accepted_for_an_hmac_order() {
+        let key = ApiKey::new(KEY);
+        for with_field in [false, true] {
+            let body = notification(SignType::Md5, with_field);
+            assert!(PaymentNotification::parse_and_verify(&body, &key, None).is_ok());
+            let err =
+                PaymentNotification::parse_and_verify(&body, &key, Some(SignType::HmacSha256))
+                    .unwrap_err();
+            assert!(err.is_signature_error(), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn two_step_api_and_error_classes() {
+        let key = ApiKey::new(KEY);
+        let parsed = ParsedPaymentNotification::parse(&notification(SignType::Md5, false)).unwrap();
+        assert_eq!(parsed.out_trade_no(), Some("A1"));
+        assert!(parsed.verify(&key, Some(SignType::Md5)).is_ok());
+        let forbidden =
+            PaymentNotification::parse_and_verify(b"<!DOCTYPE x><xml/>", &key, None).unwrap_err();
+        assert!(forbidden.is_forbidden_xml());
+        let malformed = PaymentNotification::parse_and_verify(b"<xml><a>", &key, None).unwrap_err();
+        assert!(matches!(malformed, Error::Xml(ref e) if !e.is_forbidden()));
+        let unsigned = PaymentNotification::parse_and_verify(
+            b"<xml><return_code>SUCCESS</return_code><out_trade_no>A1</out_trade_no></xml>",
+            &key,
+            None,
+        );
+        assert!(matches!(unsigned, Err(Error::MissingSign)));
+        let fail = PaymentNotification::parse_and_verify(
+            b"<xml><return_code>FAIL</return_code></xml>",
+            &key,
+            None,
+        );
+        assert!(matches!(fail, Err(Error::ReturnFail { .. })));
+    }
+}
