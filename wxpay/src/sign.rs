@@ -124,6 +124,13 @@ impl ApiKey {
         ApiKey(Zeroizing::new(key.into()))
     }
 
+    /// Read a key file (e.g. `paydesk wxpay explain --key-file F`): the content with
+    /// surrounding whitespace (a trailing newline) removed.
+    pub fn from_file(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        let raw = Zeroizing::new(std::fs::read_to_string(path)?);
+        Ok(ApiKey::new(raw.trim()))
+    }
+
     /// The key itself. Only call this where the key is really needed (signing, derivation).
     pub fn expose(&self) -> &str {
         &self.0
@@ -549,6 +556,15 @@ mod tests {
             resolve_sign_type(&params, None),
             Err(Error::BadSignature)
         ));
+    }
+
+    #[test]
+    fn api_key_from_file_trims_the_newline() {
+        let path = std::env::temp_dir().join(format!("wxpay-key-{}", std::process::id()));
+        std::fs::write(&path, format!("{KEY}\n")).unwrap();
+        let key = ApiKey::from_file(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(key.expose(), KEY);
     }
 
     #[test]

@@ -157,9 +157,48 @@ pub fn parse_with_limit(body: &[u8], root: &str, limit: usize) -> Result<Params,
     match (result, utf8_error) {
         (Err(e @ XmlError::Forbidden { .. }), _) => Err(e),
         (Err(XmlError::Empty), _) => Err(XmlError::Empty),
-        (_, Some(offset)) => Err(XmlError::NotUtf8 { offset }),
-        (result, None) => result,
+        // The tokenizer stops at the first problem; a refused body that also carries DTD
+        // markup or a custom entity further on is reported as forbidden, the more serious
+        // finding.
+        (Err(e), utf8_error) => Err(scan_forbidden(body)
+            .or(utf8_error.map(|offset| XmlError::NotUtf8 { offset }))
+            .unwrap_or(e)),
+        (Ok(_), Some(offset)) => Err(scan_forbidden(body).unwrap_or(XmlError::NotUtf8 { offset })),
+        (Ok(params), None) => Ok(params),
     }
+}
+
+/// Raw scan of an already refused body for DTD markup or custom entity references.
+fn scan_forbidden(body: &[u8]) -> Option<XmlError> {
+    for (i, w) in body.windows(2).enumerate() {
+        if w == b"<!" {
+            if let e @ XmlError::Forbidden { .. } = (Parser { b: body, pos: i }).bang_markup() {
+                return Some(e);
+            }
+        }
+    }
+    let mut i = 0;
+    while let Some(j) = body[i..].iter().position(|&c| c == b'&') {
+        let at = i + j;
+        let name: Vec<u8> = body[at + 1..]
+            .iter()
+            .copied()
+            .take_while(|&c| c != b';')
+            .take(33)
+            .collect();
+        let terminated = body.get(at + 1 + name.len()) == Some(&b';');
+        let custom = !matches!(name.as_slice(), b"amp" | b"lt" | b"gt" | b"quot" | b"apos");
+        let is_name =
+            !name.is_empty() && is_name_start(name[0]) && name.iter().all(|&c| is_name_char(c));
+        if terminated && name.len() <= 32 && is_name && custom {
+            return Some(XmlError::Forbidden {
+                what: format!("entity reference &{};", String::from_utf8_lossy(&name)),
+                offset: at,
+            });
+        }
+        i = at + 1;
+    }
+    None
 }
 
 struct Parser<'a> {
@@ -732,9 +771,25 @@ mod tests {
     }
 
     #[test]
-    fn forbidden_wins_over_bad_utf8() {
-        let e = parse(b"<!DOCTYPE x><xml><a>\xff</a></xml>").unwrap_err();
-        assert!(e.is_forbidden());
+    fn forbidden_wins_over_bad_utf8_and_structural_errors() {
+        assert!(parse(b"<!DOCTYPE x><xml><a>\xff</a></xml>")
+            .unwrap_err()
+            .is_forbidden());
+        assert!(parse(b"<xml><a>\xff</a><!DOCTYPE x></xml>")
+            .unwrap_err()
+            .is_forbidden());
+        assert!(err("<XML><!DOCTYPE x></XML>").is_forbidden());
+        assert!(err("<xml><a>1</a><a>2</a>&xxe;</xml>").is_forbidden());
+        assert!(err("<xml><a><b/></a><!ENTITY e \"x\"></xml>").is_forbidden());
+        // A DOCTYPE inside CDATA is data, and the document is fine.
+        assert_eq!(
+            ok("<xml><a><![CDATA[<!DOCTYPE html>&x;]]></a></xml>")["a"],
+            "<!DOCTYPE html>&x;"
+        );
+        assert!(matches!(
+            err("<xml><a>1</a><a>2</a></xml>"),
+            XmlError::Duplicate { .. }
+        ));
     }
 
     #[test]
