@@ -7,15 +7,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use app::{shell, App};
 use axum::body::Body;
-use axum::extract::{FromRef, MatchedPath, Request, State};
+use axum::extract::{FromRef, MatchedPath, Request};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, handle_server_fns_with_context, LeptosRoutes};
+use leptos_axum::{generate_route_list, LeptosRoutes};
 use paydesk_core::db::PoolSizes;
 use paydesk_core::sessions::DbSessionStore;
 use paydesk_core::Db;
@@ -64,12 +63,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::ops::router())
         .merge(routes::prefs::router())
-        .route(
-            "/api/{*fn_name}",
-            post(call_server_fn)
-                .get(call_server_fn)
-                .route_layer(middleware::from_fn(refuse_cross_site)),
-        )
+        // Registers every server function under /api/… as well as the pages.
         .leptos_routes_with_context(
             &state,
             routes,
@@ -83,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(db_for_fallback.clone()), shell
         ))
         .layer(session_layer)
+        .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
@@ -101,21 +96,19 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Runs a server function with the database in its context.
-async fn call_server_fn(State(state): State<AppState>, req: Request<Body>) -> impl IntoResponse {
-    handle_server_fns_with_context(move || provide_context(state.db.clone()), req).await
-}
-
-/// CSRF defence in depth for server functions, on top of `SameSite=Strict` cookies: a
-/// mutation whose `Sec-Fetch-Site` says another site sent it, or whose `Origin` is not
-/// this host, is refused before it reaches the function.
-async fn refuse_cross_site(
-    headers: HeaderMap,
-    method: Method,
-    req: Request,
-    next: Next,
-) -> Response {
-    if method != Method::GET && method != Method::HEAD && is_cross_site(&headers) {
+/// CSRF defence in depth for the dashboard's server functions (everything under `/api/`
+/// except the mini-program API, which authenticates with a bearer token, not a cookie), on
+/// top of `SameSite=Strict` cookies: a mutation whose `Sec-Fetch-Site` says another site
+/// sent it, or whose `Origin` is not this host, is refused before it reaches the function.
+async fn refuse_cross_site(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let cookie_authenticated = path.starts_with("/api/") && !path.starts_with("/api/mp/");
+    let method = req.method();
+    if cookie_authenticated
+        && method != Method::GET
+        && method != Method::HEAD
+        && is_cross_site(req.headers())
+    {
         tracing::warn!("cross-site request to a server function refused");
         return (StatusCode::FORBIDDEN, "cross-site request refused\n").into_response();
     }

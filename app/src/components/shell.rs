@@ -42,7 +42,7 @@ pub fn AppShell() -> impl IntoView {
                 match auth.user.await {
                     Ok(Some(me)) => view! { <Frame me/> }.into_any(),
                     Ok(None) => {
-                        let here = format!("{}{}", location.pathname.get_untracked(), location.search.get_untracked());
+                        let here = path_and_query(&location.pathname.get_untracked(), &location.search.get_untracked());
                         let target = format!("/login?next={}", urlencode(&here));
                         view! { <Redirect path=target/> }.into_any()
                     }
@@ -73,7 +73,7 @@ fn Frame(me: Me) -> impl IntoView {
         Lang::En => ("zh", "中文"),
     };
     let switch_href = move || {
-        let here = format!("{}{}", location.pathname.get(), location.search.get());
+        let here = path_and_query(&location.pathname.get(), &location.search.get());
         format!("/lang/{}?next={}", switch_to.0, urlencode(&here))
     };
     view! {
@@ -98,6 +98,15 @@ fn Frame(me: Me) -> impl IntoView {
                 </main>
             </div>
         </div>
+    }
+}
+
+/// `/path?query` from the router's location (whose `search` has no `?`).
+pub fn path_and_query(path: &str, search: &str) -> String {
+    if search.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{}", search.trim_start_matches('?'))
     }
 }
 

@@ -1,0 +1,49 @@
+use crate::helpers::spawn_apps;
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer() {
+    for app in spawn_apps().await {
+        let client = app.client();
+        let health = client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        let ready = client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200, "{}", app.db.label);
+
+        let metrics = client.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(metrics.status(), 200);
+        assert!(metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4"));
+        let text = metrics.text().await.unwrap();
+        assert!(
+            text.contains(
+                "paydesk_http_requests_total{route=\"/healthz\",method=\"GET\",status=\"2xx\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("route=\"/readyz\""));
+    }
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_database_is_gone() {
+    let app = spawn_apps().await.remove(0);
+    app.app_db.close().await;
+    let res = app.client().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let res = app.client().get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "alive even when not ready");
+}
+
+#[tokio::test]
+async fn unknown_pages_answer_404() {
+    let app = spawn_apps().await.remove(0);
+    let res = app
+        .client()
+        .get(app.url("/no/such/page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
