@@ -1,0 +1,1 @@
+//! paydesk-sim: a local WeChat Pay v2 simulator (being written).
