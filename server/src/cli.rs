@@ -7,6 +7,7 @@
 //! paydesk user passwd USERNAME [--password-stdin]
 //! paydesk user role USERNAME ROLE
 //! paydesk user disable USERNAME [--enable]
+//! paydesk wxpay explain --key-file F [--sign-type T] < message.xml
 //! ```
 
 use std::io::{BufRead as _, Write as _};
@@ -45,6 +46,25 @@ pub enum Command {
     /// Manage staff accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// WeChat Pay tools.
+    #[command(subcommand)]
+    Wxpay(WxpayCommand),
+}
+
+/// `paydesk wxpay …`.
+#[derive(Debug, Subcommand)]
+pub enum WxpayCommand {
+    /// Explain a message's signature: reads the XML on stdin, prints the diagnosis.
+    /// Exit 0 = signature valid, 1 = invalid, 2 = refused as malformed or forbidden XML.
+    Explain {
+        /// File holding the 32-character API key (never passed on the command line, where
+        /// it would land in shell history and `ps`).
+        #[arg(long, value_name = "F")]
+        key_file: PathBuf,
+        /// The sign type the order was created with (MD5 or HMAC-SHA256), when known.
+        #[arg(long, value_name = "T")]
+        sign_type: Option<String>,
+    },
 }
 
 /// `paydesk user …`.
@@ -109,6 +129,14 @@ pub fn run() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The signature debugger needs no configuration, database or logging.
+    if let Some(Command::Wxpay(WxpayCommand::Explain {
+        key_file,
+        sign_type,
+    })) = &cli.command
+    {
+        return explain(key_file, sign_type.as_deref());
+    }
     let settings = Settings::load(cli.config.as_deref())?;
     crate::telemetry::init(settings.log_format.as_deref() == Some("json"));
     match cli.command.unwrap_or(Command::Serve) {
@@ -122,6 +150,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             db.close().await;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Wxpay(WxpayCommand::Explain {
+            key_file,
+            sign_type,
+        }) => explain(&key_file, sign_type.as_deref()),
         Command::User(cmd) => {
             let db = connect(&settings).await?;
             let result = user_command(&db, cmd).await;
@@ -180,6 +212,28 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     app.run_until(shutdown_signal()).await?;
     println!("paydesk: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+fn explain(key_file: &std::path::Path, sign_type: Option<&str>) -> anyhow::Result<ExitCode> {
+    use std::io::Read as _;
+    let key = wxpay::ApiKey::from_file(key_file)
+        .with_context(|| format!("reading the API key from {}", key_file.display()))?;
+    let expected = sign_type
+        .map(|t| {
+            t.parse::<wxpay::SignType>()
+                .map_err(|e| anyhow::anyhow!("--sign-type: {e}"))
+        })
+        .transpose()?;
+    let mut body = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut body)
+        .context("reading the message from stdin")?;
+    let explanation = wxpay::explain(&body, &key, expected);
+    println!("{explanation}");
+    Ok(ExitCode::from(
+        u8::try_from(explanation.exit_code()).unwrap_or(2),
+    ))
 }
 
 fn parse_username(s: &str) -> anyhow::Result<Username> {

@@ -4,5 +4,6 @@
 mod helpers;
 
 mod auth;
+mod explain;
 mod ops;
 mod users;
