@@ -1,1 +1,198 @@
-//! paydesk-sim: a local WeChat Pay v2 simulator (being written).
+#![doc = include_str!("../README.md")]
+#![warn(missing_docs)]
+
+mod bill;
+pub mod certs;
+mod control;
+mod faults;
+mod login;
+mod notify;
+mod server;
+mod store;
+mod wechat;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+use tokio::task::AbortHandle;
+use wxpay::ApiKey;
+
+pub use certs::CertPaths;
+pub use faults::{ActiveFaults, ApiFault, ApiFaultKind, FaultPlan, NotifyFault, NotifyFaultKind};
+pub use login::default_openid;
+pub use notify::{DeliveryAttempt, NotificationKind, PayRequest, RETRY_SCHEDULE_SECS};
+pub use server::{start, RunningSim};
+pub use store::{CodeMapping, Order, OrderState, PlannedOutcome, Refund, RefundState};
+
+/// Demo appid (WeChat's documentation example), used when none is configured.
+pub const DEFAULT_APPID: &str = "wx2421b1c4370ec43b";
+/// Demo merchant number (WeChat's documentation example).
+pub const DEFAULT_MCH_ID: &str = "10000100";
+/// Demo API v2 key (WeChat's documentation example, 32 characters). Public: never use it
+/// anywhere but against the simulator.
+pub const DEFAULT_API_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+/// Demo Mini Program AppSecret for jscode2session.
+pub const DEFAULT_APP_SECRET: &str = "5f0c3a7e9b1d4c2a8e6f0b3d7a9c1e5f";
+
+/// Configuration of a simulator (see the crate docs for the meaning of each knob).
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Plain HTTP listener: the WeChat Pay API paths, jscode2session and the `/sim/` control
+    /// API (default `127.0.0.1:0`, a free port).
+    pub listen: SocketAddr,
+    /// Mutual-TLS listener for `/secapi/pay/refund` (default `127.0.0.1:0`).
+    pub tls_listen: SocketAddr,
+    /// Where the certificates are generated on first start and read afterwards (default
+    /// `$TMPDIR/paydesk-sim-certs`).
+    pub cert_dir: PathBuf,
+    /// The merchant's appid.
+    pub appid: String,
+    /// The merchant number (also the PKCS#12 password).
+    pub mch_id: String,
+    /// The API v2 key (32 characters).
+    pub api_key: ApiKey,
+    /// The Mini Program AppSecret checked by jscode2session.
+    pub app_secret: String,
+    /// How many times faster than real time the notification retry schedule and the refund
+    /// processing delay run (1 = real time; 1000 turns the 15 s first retry into 15 ms).
+    pub time_scale: f64,
+    /// Simulated time a refund stays PROCESSING before it succeeds on its own (default 60 s,
+    /// divided by `time_scale`). A control-API outcome overrides it.
+    pub refund_delay: Duration,
+    /// How long an order can be paid when unifiedorder has no `time_expire` (default 2 h).
+    pub order_lifetime: Duration,
+    /// Put `sign_type` into payment notifications (default false: WeChat often omits it, the
+    /// harder case for the receiver, §5.2).
+    pub notify_include_sign_type: bool,
+    /// Answer a changed unifiedorder re-entry with `INVALID_REQUEST` "201 商户订单号重复"
+    /// instead of `OUT_TRADE_NO_USED` (both are observed, §8.1).
+    pub reentry_invalid_request: bool,
+    /// Refundable merchant balance in fen (`None` = unlimited); a refund above it is refused
+    /// with `NOTENOUGH`. Payments add their cash amount to it.
+    pub merchant_balance_fen: Option<i64>,
+    /// Refund notification URL when the refund request has no `notify_url` (the "merchant
+    /// platform setting").
+    pub default_refund_notify_url: Option<String>,
+    /// How long the sender waits for a notification reply (real time, default 5 s).
+    pub notify_timeout: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        SimConfig {
+            listen: loopback,
+            tls_listen: loopback,
+            cert_dir: std::env::temp_dir().join("paydesk-sim-certs"),
+            appid: DEFAULT_APPID.into(),
+            mch_id: DEFAULT_MCH_ID.into(),
+            api_key: ApiKey::new(DEFAULT_API_KEY),
+            app_secret: DEFAULT_APP_SECRET.into(),
+            time_scale: 1.0,
+            refund_delay: Duration::from_secs(60),
+            order_lifetime: Duration::from_secs(2 * 3600),
+            notify_include_sign_type: false,
+            reentry_invalid_request: false,
+            merchant_balance_fen: None,
+            default_refund_notify_url: None,
+            notify_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Errors of the control operations (the `/sim/` API answers them as JSON with 404 / 409 /
+/// 400).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SimError {
+    /// No such order or refund.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The operation does not fit the current state (e.g. paying a closed order).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request itself is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The simulator's clock: wall time plus what `advance` added. Time-scaling applies to the
+/// waits (retry schedule, refund delay), not to this clock.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    base_wall: OffsetDateTime,
+    base: Instant,
+    offset: Mutex<Duration>,
+    scale: f64,
+}
+
+impl Clock {
+    fn new(scale: f64) -> Self {
+        Clock {
+            base_wall: OffsetDateTime::now_utc(),
+            base: Instant::now(),
+            offset: Mutex::new(Duration::ZERO),
+            scale,
+        }
+    }
+
+    /// Simulated now.
+    pub fn now(&self) -> OffsetDateTime {
+        let offset = *self.offset.lock().unwrap_or_else(|e| e.into_inner());
+        self.base_wall + self.base.elapsed() + offset
+    }
+
+    /// Jump forward (order expiry, prepay validity, bill readiness).
+    pub fn advance(&self, by: Duration) {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+
+    /// Real time to wait for a simulated duration.
+    pub fn real(&self, simulated: Duration) -> Duration {
+        simulated.div_f64(self.scale)
+    }
+}
+
+/// Everything the handlers share.
+pub(crate) struct Sim {
+    pub config: SimConfig,
+    pub clock: Clock,
+    pub store: Mutex<store::Store>,
+    pub faults: Mutex<faults::Faults>,
+    pub attempts: Mutex<Vec<DeliveryAttempt>>,
+    pub reorder: Mutex<notify::ReorderGroups>,
+    pub notify_seq: AtomicU64,
+    pub attempt_seq: AtomicU64,
+    pub http: reqwest::Client,
+    pub tasks: Mutex<Vec<AbortHandle>>,
+    /// What `GET /sim/health` reports (set once at start).
+    pub info: std::sync::OnceLock<serde_json::Value>,
+}
+
+impl Sim {
+    pub fn store(&self) -> MutexGuard<'_, store::Store> {
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn faults(&self) -> MutexGuard<'_, faults::Faults> {
+        self.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawn a background task that `shutdown` aborts.
+    pub fn spawn(&self, fut: impl std::future::Future<Output = ()> + Send + 'static) {
+        let handle = tokio::spawn(fut).abort_handle();
+        let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(handle);
+    }
+
+    pub fn abort_all(&self) {
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! The JSON control API under `/sim/` (design.md Contract, spec §10.3): test-only, clearly
+//! separated from the WeChat surface. Handlers are thin: parse, call the same functions the
+//! in-process [`crate::RunningSim`] handles call, map the result.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::notify::{self, PayRequest};
+use crate::store::{CodeMapping, RefundState};
+use crate::{Sim, SimError};
+
+impl IntoResponse for SimError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            SimError::NotFound(_) => StatusCode::NOT_FOUND,
+            SimError::Conflict(_) => StatusCode::CONFLICT,
+            SimError::Invalid(_) => StatusCode::BAD_REQUEST,
+        };
+        (status, Json(json!({ "error": self.to_string() }))).into_response()
+    }
+}
+
+/// Parse a JSON body; an empty body reads as `{}`.
+fn body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, SimError> {
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| SimError::Invalid(format!("invalid JSON body: {e}")))
+}
+
+/// The `/sim/` routes.
+pub(crate) fn router() -> Router<Arc<Sim>> {
+    Router::new()
+        .route("/health", get(get_health))
+        .route("/orders", get(list_orders))
+        .route("/orders/{out_trade_no}", get(get_order))
+        .route("/orders/{out_trade_no}/pay", post(pay_order))
+        .route("/refunds", get(list_refunds))
+        .route("/refunds/{out_refund_no}/outcome", post(set_refund_outcome))
+        .route("/notifications", get(list_notifications))
+        .route(
+            "/faults",
+            get(get_faults).post(post_faults).delete(delete_faults),
+        )
+        .route("/clock/advance", post(advance_clock))
+        .route("/merchant/balance", post(set_balance))
+        .route("/jscode", post(register_code))
+}
+
+async fn get_health(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {
+    let mut info = sim.info.get().cloned().unwrap_or_else(|| json!({}));
+    info["status"] = json!("ok");
+    info["now"] = json!(sim
+        .clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default());
+    Json(info)
+}
+
+async fn list_orders(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::Order>> {
+    Json(sim.store().orders_sorted())
+}
+
+async fn get_order(
+    State(sim): State<Arc<Sim>>,
+    Path(out_trade_no): Path<String>,
+) -> Result<Json<crate::Order>, SimError> {
+    sim.store()
+        .orders
+        .get(&out_trade_no)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| SimError::NotFound(format!("order {out_trade_no}")))
+}
+
+async fn pay_order(
+    State(sim): State<Arc<Sim>>,
+    Path(out_trade_no): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<crate::Order>, SimError> {
+    let req: PayRequest = body(&bytes)?;
+    notify::pay_order(&sim, &out_trade_no, &req).map(Json)
+}
+
+async fn list_refunds(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::Refund>> {
+    Json(sim.store().refunds_sorted())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomeRequest {
+    outcome: RefundState,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+}
+
+async fn set_refund_outcome(
+    State(sim): State<Arc<Sim>>,
+    Path(out_refund_no): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, SimError> {
+    let req: OutcomeRequest = body(&bytes)?;
+    match notify::set_refund_outcome(&sim, &out_refund_no, req.outcome, req.delay_ms)? {
+        Some(refund) => Ok(Json(refund).into_response()),
+        None => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "planned": { "out_refund_no": out_refund_no, "outcome": req.outcome, "delay_ms": req.delay_ms }
+            })),
+        )
+            .into_response()),
+    }
+}
+
+async fn list_notifications(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Vec<crate::DeliveryAttempt>> {
+    let attempts = sim.attempts.lock().unwrap_or_else(|e| e.into_inner());
+    Json(
+        attempts
+            .iter()
+            .filter(|a| q.get("out_trade_no").is_none_or(|o| *o == a.out_trade_no))
+            .filter(|a| {
+                q.get("out_refund_no")
+                    .is_none_or(|o| Some(o) == a.out_refund_no.as_ref())
+            })
+            .cloned()
+            .collect(),
+    )
+}
+
+async fn get_faults(State(sim): State<Arc<Sim>>) -> Json<crate::ActiveFaults> {
+    Json(sim.faults().active())
+}
+
+async fn post_faults(
+    State(sim): State<Arc<Sim>>,
+    bytes: Bytes,
+) -> Result<Json<crate::ActiveFaults>, SimError> {
+    let plan: crate::FaultPlan = body(&bytes)?;
+    let mut faults = sim.faults();
+    faults.apply(plan);
+    Ok(Json(faults.active()))
+}
+
+async fn delete_faults(State(sim): State<Arc<Sim>>) -> StatusCode {
+    sim.faults().clear();
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceRequest {
+    seconds: u64,
+}
+
+async fn advance_clock(
+    State(sim): State<Arc<Sim>>,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, SimError> {
+    let req: AdvanceRequest = body(&bytes)?;
+    sim.clock.advance(Duration::from_secs(req.seconds));
+    let now = sim
+        .clock
+        .now()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    Ok(Json(json!({ "now": now })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BalanceRequest {
+    balance_fen: Option<i64>,
+}
+
+async fn set_balance(
+    State(sim): State<Arc<Sim>>,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, SimError> {
+    let req: BalanceRequest = body(&bytes)?;
+    sim.store().balance = req.balance_fen;
+    Ok(Json(json!({ "balance_fen": req.balance_fen })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeRequest {
+    code: String,
+    openid: String,
+    #[serde(default)]
+    unionid: Option<String>,
+}
+
+async fn register_code(State(sim): State<Arc<Sim>>, bytes: Bytes) -> Result<StatusCode, SimError> {
+    let req: CodeRequest = body(&bytes)?;
+    if req.code.is_empty() || req.openid.is_empty() {
+        return Err(SimError::Invalid("code and openid are required".into()));
+    }
+    sim.store().codes.insert(
+        req.code,
+        CodeMapping {
+            openid: req.openid,
+            unionid: req.unionid,
+        },
+    );
+    Ok(StatusCode::NO_CONTENT)
+}

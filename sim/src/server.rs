@@ -1,0 +1,477 @@
+//! Starting and stopping a simulator: the plain HTTP listener (WeChat paths, jscode2session,
+//! `/sim/` control API) with axum, the mutual-TLS listener (refund) with tokio-rustls +
+//! hyper, and [`RunningSim`], the in-process handle.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use wxpay::{ApiKey, AppSecret, ClientConfig, MerchantIdentity};
+
+use crate::certs::{self, CertPaths};
+use crate::notify::PayRequest;
+use crate::wechat::{self, Endpoint};
+use crate::{
+    login, notify, ActiveFaults, Clock, DeliveryAttempt, FaultPlan, Order, Refund, RefundState,
+    Sim, SimConfig, SimError,
+};
+
+/// Sandbox prefixes served next to the production paths (§2.1, §10.3).
+const SANDBOX_PREFIXES: [&str; 2] = ["/sandboxnew", "/xdc/apiv2sandbox"];
+
+/// The future of a WeChat API handler.
+type ApiFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
+
+/// An axum handler for one endpoint (all share [`wechat::handle`]).
+fn api_handler(
+    ep: Endpoint,
+) -> impl Fn(State<Arc<Sim>>, Method, Bytes) -> ApiFuture + Clone + Send + Sync + 'static {
+    move |State(sim): State<Arc<Sim>>, method: Method, body: Bytes| -> ApiFuture {
+        Box::pin(wechat::handle(sim, ep, method, body))
+    }
+}
+
+/// The WeChat Pay API routes of the plain listener (without the refund).
+fn wechat_routes() -> Router<Arc<Sim>> {
+    Router::new()
+        .route(
+            "/pay/unifiedorder",
+            any(api_handler(Endpoint::UnifiedOrder)),
+        )
+        .route("/pay/orderquery", any(api_handler(Endpoint::OrderQuery)))
+        .route("/pay/closeorder", any(api_handler(Endpoint::CloseOrder)))
+        .route("/pay/refundquery", any(api_handler(Endpoint::RefundQuery)))
+        .route(
+            "/pay/downloadbill",
+            any(api_handler(Endpoint::DownloadBill)),
+        )
+        // Without a client certificate the gateway answers an HTML 400 (§2.3).
+        .route("/secapi/pay/refund", any(refund_without_certificate))
+}
+
+async fn refund_without_certificate() -> Response {
+    wechat::html_page(
+        StatusCode::BAD_REQUEST,
+        "No required SSL certificate was sent",
+    )
+}
+
+async fn get_jscode2session(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<serde_json::Value> {
+    Json(login::jscode2session(&sim, &q))
+}
+
+fn http_router(sim: Arc<Sim>) -> Router {
+    let mut router = wechat_routes()
+        .route("/sns/jscode2session", get(get_jscode2session))
+        .route(
+            "/sandboxnew/pay/getsignkey",
+            any(api_handler(Endpoint::GetSignKey)),
+        )
+        .route(
+            "/xdc/apiv2getsignkey/sign/getsignkey",
+            any(api_handler(Endpoint::GetSignKey)),
+        )
+        .nest("/sim", crate::control::router());
+    for prefix in SANDBOX_PREFIXES {
+        router = router.nest(prefix, wechat_routes());
+    }
+    router.with_state(sim)
+}
+
+/// The mutual-TLS listener's routes: the refund, also under the sandbox prefixes (both
+/// `/sandboxnew/secapi/pay/refund` and gopay's `/sandboxnew/pay/refund`, §2.2).
+fn tls_router(sim: Arc<Sim>) -> Router {
+    let mut router = Router::new().route("/secapi/pay/refund", any(api_handler(Endpoint::Refund)));
+    for prefix in SANDBOX_PREFIXES {
+        router = router
+            .route(
+                &format!("{prefix}/secapi/pay/refund"),
+                any(api_handler(Endpoint::Refund)),
+            )
+            .route(
+                &format!("{prefix}/pay/refund"),
+                any(api_handler(Endpoint::Refund)),
+            );
+    }
+    router.with_state(sim)
+}
+
+/// Start a simulator: certificates (generated on first start), both listeners, the
+/// notification sender. Returns once both listeners are bound.
+pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
+    if config.api_key.len() != 32 {
+        bail!(
+            "the API key must have 32 characters (it has {})",
+            config.api_key.len()
+        );
+    }
+    if config.appid.is_empty() || config.mch_id.is_empty() {
+        bail!("appid and mch_id are required");
+    }
+    if !config.mch_id.bytes().all(|b| b.is_ascii_digit()) {
+        bail!("mch_id must be digits");
+    }
+    if !(config.time_scale.is_finite() && config.time_scale > 0.0) {
+        bail!("time_scale must be a positive number");
+    }
+    let dir = config.cert_dir.clone();
+    let mch_id = config.mch_id.clone();
+    let cert_paths = tokio::task::spawn_blocking(move || certs::ensure(&dir, &mch_id))
+        .await
+        .context("certificate task")??;
+    let acceptor = TlsAcceptor::from(certs::mtls_server_config(&cert_paths)?);
+    let http_listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let tls_listener = TcpListener::bind(config.tls_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.tls_listen))?;
+    let http_addr = http_listener.local_addr()?;
+    let tls_addr = tls_listener.local_addr()?;
+
+    let http = reqwest::Client::builder()
+        .use_rustls_tls()
+        .user_agent("Mozilla/4.0 (paydesk-sim notification sender)")
+        .build()
+        .context("notification HTTP client")?;
+    let sim = Arc::new(Sim {
+        clock: Clock::new(config.time_scale),
+        store: Mutex::new(crate::store::Store {
+            balance: config.merchant_balance_fen,
+            ..Default::default()
+        }),
+        faults: Mutex::default(),
+        attempts: Mutex::default(),
+        reorder: Mutex::default(),
+        notify_seq: AtomicU64::new(0),
+        attempt_seq: AtomicU64::new(0),
+        http,
+        tasks: Mutex::default(),
+        info: OnceLock::new(),
+        config,
+    });
+    let http_base_url = base_url("http", http_addr);
+    let tls_base_url = base_url("https", tls_addr);
+    let _ = sim.info.set(json!({
+        "appid": sim.config.appid,
+        "mch_id": sim.config.mch_id,
+        "http_base_url": http_base_url,
+        "tls_base_url": tls_base_url,
+        "time_scale": sim.config.time_scale,
+        "cert_paths": cert_paths,
+    }));
+
+    let (shutdown, rx) = watch::channel(false);
+    let mut servers = Vec::new();
+    let mut rx1 = rx.clone();
+    let app = http_router(sim.clone());
+    servers.push(tokio::spawn(async move {
+        let serve = axum::serve(http_listener, app).with_graceful_shutdown(async move {
+            let _ = rx1.wait_for(|stop| *stop).await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "simulator HTTP listener stopped");
+        }
+    }));
+    servers.push(tokio::spawn(serve_tls(
+        sim.clone(),
+        tls_listener,
+        acceptor,
+        rx,
+    )));
+    tracing::info!(%http_base_url, %tls_base_url, "WeChat Pay simulator listening");
+    Ok(RunningSim {
+        sim,
+        http_addr,
+        tls_addr,
+        cert_paths,
+        shutdown,
+        servers,
+    })
+}
+
+fn base_url(scheme: &str, addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+    };
+    format!("{scheme}://{host}:{}", addr.port())
+}
+
+/// Accept TCP, require the client certificate in the handshake, serve HTTP/1.1 with the
+/// refund router. Handshake failures (no or foreign certificate) close the connection.
+async fn serve_tls(
+    sim: Arc<Sim>,
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    mut stop: watch::Receiver<bool>,
+) {
+    let router = tls_router(sim.clone());
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            r = listener.accept() => r,
+        };
+        let Ok((tcp, peer)) = accepted else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        sim.spawn(async move {
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "mutual-TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let service = TowerToHyperService::new(router);
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
+            }
+        });
+    }
+}
+
+/// A running simulator (in-process handle). Dropping it stops it; [`RunningSim::shutdown`]
+/// also waits for the listeners to close.
+pub struct RunningSim {
+    sim: Arc<Sim>,
+    http_addr: SocketAddr,
+    tls_addr: SocketAddr,
+    cert_paths: CertPaths,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningSim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningSim")
+            .field("http_addr", &self.http_addr)
+            .field("tls_addr", &self.tls_addr)
+            .field("cert_dir", &self.cert_paths.dir)
+            .finish()
+    }
+}
+
+impl RunningSim {
+    /// `http://HOST:PORT` of the plain listener: every WeChat path except the refund, the
+    /// `/sim/` control API and `/sns/jscode2session`.
+    pub fn http_base_url(&self) -> String {
+        base_url("http", self.http_addr)
+    }
+
+    /// `https://HOST:PORT` of the mutual-TLS listener: `/secapi/pay/refund` (the refund host).
+    pub fn tls_base_url(&self) -> String {
+        base_url("https", self.tls_addr)
+    }
+
+    /// Bound address of the plain listener.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Bound address of the mutual-TLS listener.
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls_addr
+    }
+
+    /// The generated certificate files.
+    pub fn cert_paths(&self) -> &CertPaths {
+        &self.cert_paths
+    }
+
+    /// The merchant's appid.
+    pub fn appid(&self) -> &str {
+        &self.sim.config.appid
+    }
+
+    /// The merchant number.
+    pub fn mch_id(&self) -> &str {
+        &self.sim.config.mch_id
+    }
+
+    /// The API v2 key.
+    pub fn api_key(&self) -> &ApiKey {
+        &self.sim.config.api_key
+    }
+
+    /// The Mini Program AppSecret for jscode2session.
+    pub fn app_secret(&self) -> &str {
+        &self.sim.config.app_secret
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &SimConfig {
+        &self.sim.config
+    }
+
+    /// A wxpay client configuration that talks to this simulator: `base_url` = the plain
+    /// listener, `refund_base_url` = the mutual-TLS listener, the simulator CA as extra root,
+    /// the generated merchant certificate, `login_base_url` + AppSecret for jscode2session.
+    pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
+        let mut c = ClientConfig::new(self.appid(), self.mch_id(), self.sim.config.api_key.clone());
+        c.base_url = self.http_base_url();
+        c.refund_base_url = Some(self.tls_base_url());
+        c.login_base_url = self.http_base_url();
+        c.app_secret = Some(AppSecret::new(self.app_secret()));
+        c.extra_root_ca_pem = Some(
+            std::fs::read(&self.cert_paths.ca)
+                .with_context(|| format!("cannot read {}", self.cert_paths.ca.display()))?,
+        );
+        c.identity = Some(MerchantIdentity::from_pem_files(
+            &self.cert_paths.client_cert,
+            &self.cert_paths.client_key,
+        )?);
+        Ok(c)
+    }
+
+    /// All orders, oldest first (`GET /sim/orders`).
+    pub fn orders(&self) -> Vec<Order> {
+        self.sim.store().orders_sorted()
+    }
+
+    /// One order.
+    pub fn order(&self, out_trade_no: &str) -> Option<Order> {
+        self.sim.store().orders.get(out_trade_no).cloned()
+    }
+
+    /// All refunds, oldest first (`GET /sim/refunds`).
+    pub fn refunds(&self) -> Vec<Refund> {
+        self.sim.store().refunds_sorted()
+    }
+
+    /// One refund.
+    pub fn refund(&self, out_refund_no: &str) -> Option<Refund> {
+        self.sim.store().refunds.get(out_refund_no).cloned()
+    }
+
+    /// The shopper pays (`POST /sim/orders/{out_trade_no}/pay`).
+    pub fn pay_order(&self, out_trade_no: &str, req: &PayRequest) -> Result<Order, SimError> {
+        notify::pay_order(&self.sim, out_trade_no, req)
+    }
+
+    /// Choose a refund's outcome and delay (`POST /sim/refunds/{out_refund_no}/outcome`).
+    /// `Ok(None)`: the refund does not exist yet; the outcome is applied when it does.
+    pub fn set_refund_outcome(
+        &self,
+        out_refund_no: &str,
+        outcome: RefundState,
+        delay: Option<Duration>,
+    ) -> Result<Option<Refund>, SimError> {
+        let delay_ms = delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        notify::set_refund_outcome(&self.sim, out_refund_no, outcome, delay_ms)
+    }
+
+    /// Add a fault plan (`POST /sim/faults`); returns what is active.
+    pub fn set_faults(&self, plan: FaultPlan) -> ActiveFaults {
+        let mut faults = self.sim.faults();
+        faults.apply(plan);
+        faults.active()
+    }
+
+    /// Remove every active fault (`DELETE /sim/faults`).
+    pub fn clear_faults(&self) {
+        self.sim.faults().clear();
+    }
+
+    /// Every notification delivery attempt so far (`GET /sim/notifications`).
+    pub fn notifications(&self) -> Vec<DeliveryAttempt> {
+        self.sim
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Wait (polling) until `done` holds for the attempts, or `timeout` passes; returns the
+    /// attempts either way.
+    pub async fn wait_for_notifications(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&[DeliveryAttempt]) -> bool,
+    ) -> Vec<DeliveryAttempt> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let attempts = self.notifications();
+            if done(&attempts) || Instant::now() >= deadline {
+                return attempts;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Move the simulator clock forward (`POST /sim/clock/advance`): order expiry, prepay
+    /// validity and bill readiness follow it.
+    pub fn advance_clock(&self, by: Duration) {
+        self.sim.clock.advance(by);
+    }
+
+    /// The simulator clock.
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.sim.clock.now()
+    }
+
+    /// Set the refundable merchant balance in fen (`None` = unlimited) (`POST
+    /// /sim/merchant/balance`).
+    pub fn set_merchant_balance(&self, balance_fen: Option<i64>) {
+        self.sim.store().balance = balance_fen;
+    }
+
+    /// Make a jscode2session code log in as `openid` (`POST /sim/jscode`).
+    pub fn register_code(&self, code: &str, openid: &str, unionid: Option<&str>) {
+        self.sim.store().codes.insert(
+            code.to_owned(),
+            crate::CodeMapping {
+                openid: openid.to_owned(),
+                unionid: unionid.map(str::to_owned),
+            },
+        );
+    }
+
+    /// Stop both listeners and every background task (notifications, refund timers), and
+    /// wait for the listeners to close.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        self.sim.abort_all();
+        for server in std::mem::take(&mut self.servers) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        self.sim.abort_all();
+        for server in &self.servers {
+            server.abort();
+        }
+    }
+}

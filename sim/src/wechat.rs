@@ -1,0 +1,838 @@
+//! The WeChat Pay v2 surface (spec §2.3, §6, §7, §8): envelope checks with the wxpay
+//! parser and signer, then one function per endpoint that applies the business rules to the
+//! store and returns the payload fields or a failure.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use wxpay::{xml, Params, SignType, XmlError};
+
+use crate::faults::ApiFaultKind;
+use crate::store::{self, Order, OrderState, Refund, RefundState};
+use crate::{notify, Sim};
+
+/// The v2 endpoints the simulator serves (§2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    UnifiedOrder,
+    OrderQuery,
+    CloseOrder,
+    Refund,
+    RefundQuery,
+    DownloadBill,
+    GetSignKey,
+}
+
+impl Endpoint {
+    /// The path without sandbox prefix (what API faults match on).
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::UnifiedOrder => "/pay/unifiedorder",
+            Endpoint::OrderQuery => "/pay/orderquery",
+            Endpoint::CloseOrder => "/pay/closeorder",
+            Endpoint::Refund => "/secapi/pay/refund",
+            Endpoint::RefundQuery => "/pay/refundquery",
+            Endpoint::DownloadBill => "/pay/downloadbill",
+            Endpoint::GetSignKey => "/pay/getsignkey",
+        }
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// `return_code=FAIL` with this `return_msg`, unsigned (§6).
+    Envelope(String),
+    /// `result_code=FAIL` with `err_code` / `err_code_des`, signed (§6, §7).
+    Business { err_code: String, des: String },
+}
+
+pub(crate) fn biz(err_code: &str, des: &str) -> Failure {
+    Failure::Business {
+        err_code: err_code.into(),
+        des: des.into(),
+    }
+}
+
+fn envelope(msg: impl Into<String>) -> Failure {
+    Failure::Envelope(msg.into())
+}
+
+/// What an endpoint answers on success.
+pub(crate) enum Answer {
+    /// Signed business payload (added to the common fields).
+    Fields(Params),
+    /// A non-XML body (the bill), unsigned.
+    Raw {
+        content_type: &'static str,
+        body: Vec<u8>,
+    },
+    /// The downloadbill failure envelope (`return_code=FAIL`, `error_code`).
+    BillFail {
+        return_msg: String,
+        error_code: Option<String>,
+    },
+    /// getsignkey's answer: `return_code=SUCCESS`, unsigned extra fields.
+    Unsigned(Params),
+}
+
+fn xml_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+pub(crate) fn fail_envelope(msg: &str) -> Response {
+    let p = Params::from([
+        ("return_code".to_owned(), "FAIL".to_owned()),
+        ("return_msg".to_owned(), msg.to_owned()),
+    ]);
+    xml_response(StatusCode::OK, xml::write(&p))
+}
+
+/// The nginx-style HTML page WeChat's gateway answers with (§2.3).
+pub(crate) fn html_page(status: StatusCode, title: &str) -> Response {
+    let body = format!(
+        "<html>\r\n<head><title>{code} {title}</title></head>\r\n<body>\r\n<center><h1>{code} Bad Request</h1></center>\r\n<center>{title}</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n",
+        code = status.as_u16()
+    );
+    (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
+}
+
+/// Handle one API call: faults, method, body, envelope checks, the endpoint, the signed
+/// answer.
+pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: Bytes) -> Response {
+    let fault = sim.faults().take_api(ep.path());
+    if let Some(fault) = fault {
+        tracing::info!(endpoint = ep.path(), fault = ?fault.fault, "injecting an API fault");
+        match fault.fault {
+            ApiFaultKind::SystemError | ApiFaultKind::ErrCode => {
+                let failure = if fault.fault == ApiFaultKind::SystemError {
+                    biz("SYSTEMERROR", "系统超时")
+                } else {
+                    biz(
+                        fault.err_code.as_deref().unwrap_or("SYSTEMERROR"),
+                        fault.err_code_des.as_deref().unwrap_or("injected fault"),
+                    )
+                };
+                return match check_envelope(&sim, ep, &method, &body) {
+                    Ok((params, sign_type)) => signed_reply(&sim, &params, sign_type, Err(failure)),
+                    Err(f) => failure_response(&sim, f),
+                };
+            }
+            ApiFaultKind::HttpStatus => {
+                let status = StatusCode::from_u16(fault.status.unwrap_or(500))
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return html_page(status, "Injected gateway error");
+            }
+            ApiFaultKind::Hang => {
+                let hang = Duration::from_millis(fault.hang_ms.unwrap_or(30_000));
+                // The client gives up long before; the request is still processed, in a task
+                // that outlives the dropped connection (the classic unknown outcome, §7).
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(hang).await;
+                    process(&sim, ep, &method, &body)
+                });
+                return task
+                    .await
+                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+            }
+        }
+    }
+    process(&sim, ep, &method, &body)
+}
+
+fn failure_response(sim: &Sim, f: Failure) -> Response {
+    match f {
+        Failure::Envelope(msg) => fail_envelope(&msg),
+        // Business failures need a parsed, verified request to sign against; callers only
+        // pass envelope failures here.
+        Failure::Business { err_code, .. } => {
+            tracing::warn!(err_code, mch_id = %sim.config.mch_id, "business failure without a request");
+            fail_envelope(&err_code)
+        }
+    }
+}
+
+fn process(sim: &Arc<Sim>, ep: Endpoint, method: &Method, body: &[u8]) -> Response {
+    let (params, sign_type) = match check_envelope(sim, ep, method, body) {
+        Ok(v) => v,
+        Err(f) => {
+            tracing::debug!(endpoint = ep.path(), failure = ?f, "request refused at the envelope");
+            return failure_response(sim, f);
+        }
+    };
+    let result = match ep {
+        Endpoint::UnifiedOrder => unified_order(sim, &params, sign_type),
+        Endpoint::OrderQuery => order_query(sim, &params),
+        Endpoint::CloseOrder => close_order(sim, &params),
+        Endpoint::Refund => refund(sim, &params, sign_type),
+        Endpoint::RefundQuery => refund_query(sim, &params),
+        Endpoint::DownloadBill => crate::bill::download_bill(sim, &params),
+        Endpoint::GetSignKey => Ok(Answer::Unsigned(Params::from([
+            ("mch_id".to_owned(), sim.config.mch_id.clone()),
+            (
+                "sandbox_signkey".to_owned(),
+                sim.config.api_key.expose().to_owned(),
+            ),
+        ]))),
+    };
+    match result {
+        Ok(Answer::Fields(fields)) => signed_reply(sim, &params, sign_type, Ok(fields)),
+        Ok(Answer::Raw { content_type, body }) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Ok(Answer::BillFail {
+            return_msg,
+            error_code,
+        }) => {
+            let mut p = Params::from([
+                ("return_code".to_owned(), "FAIL".to_owned()),
+                ("return_msg".to_owned(), return_msg),
+            ]);
+            if let Some(code) = error_code {
+                p.insert("error_code".into(), code);
+            }
+            xml_response(StatusCode::OK, xml::write(&p))
+        }
+        Ok(Answer::Unsigned(fields)) => {
+            let mut p = fields;
+            p.insert("return_code".into(), "SUCCESS".into());
+            p.insert("return_msg".into(), "ok".into());
+            xml_response(StatusCode::OK, xml::write(&p))
+        }
+        Err(f @ Failure::Envelope(_)) => failure_response(sim, f),
+        Err(f) => signed_reply(sim, &params, sign_type, Err(f)),
+    }
+}
+
+/// The common business envelope, signed with the request's algorithm and without echoing
+/// `sign_type` (§5.2, §6).
+fn signed_reply(
+    sim: &Sim,
+    request: &Params,
+    sign_type: SignType,
+    result: Result<Params, Failure>,
+) -> Response {
+    let mut p = Params::new();
+    p.insert("return_code".into(), "SUCCESS".into());
+    p.insert("return_msg".into(), "OK".into());
+    p.insert("appid".into(), sim.config.appid.clone());
+    p.insert("mch_id".into(), sim.config.mch_id.clone());
+    p.insert("nonce_str".into(), wxpay::nonce_str());
+    if let Some(d) = request.get("device_info").filter(|d| !d.is_empty()) {
+        p.insert("device_info".into(), d.clone());
+    }
+    match result {
+        Ok(fields) => {
+            p.insert("result_code".into(), "SUCCESS".into());
+            p.extend(fields);
+        }
+        Err(Failure::Business { err_code, des }) => {
+            p.insert("result_code".into(), "FAIL".into());
+            p.insert("err_code".into(), err_code);
+            p.insert("err_code_des".into(), des);
+        }
+        Err(Failure::Envelope(msg)) => return fail_envelope(&msg),
+    }
+    let sign = wxpay::sign(&p, &sim.config.api_key, sign_type);
+    p.insert("sign".into(), sign);
+    xml_response(StatusCode::OK, xml::write(&p))
+}
+
+fn xml_failure(e: &XmlError) -> Failure {
+    match e {
+        XmlError::NotUtf8 { .. } => envelope("NOT_UTF8"),
+        XmlError::Empty => envelope("POST_DATA_EMPTY"),
+        _ => envelope("XML格式错误"),
+    }
+}
+
+/// §2.3 + §6: method, body, strict parse, mch_id, sign_type, signature, appid, nonce_str.
+fn check_envelope(
+    sim: &Sim,
+    ep: Endpoint,
+    method: &Method,
+    body: &[u8],
+) -> Result<(Params, SignType), Failure> {
+    if method != Method::POST {
+        return Err(envelope("REQUIRE_POST_METHOD"));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(envelope("POST_DATA_EMPTY"));
+    }
+    let params = xml::parse(body).map_err(|e| xml_failure(&e))?;
+    let mch_id = required(&params, "mch_id")?;
+    if !mch_id.bytes().all(|b| b.is_ascii_digit()) || mch_id.len() > 32 {
+        return Err(envelope("mch_id参数格式错误"));
+    }
+    if mch_id != sim.config.mch_id {
+        return Err(envelope("商户号mch_id或sub_mch_id不存在"));
+    }
+    let sign_type = match params.get(wxpay::SIGN_TYPE_FIELD).map(String::as_str) {
+        None | Some("") => SignType::Md5,
+        Some(v) => v
+            .parse::<SignType>()
+            .map_err(|_| envelope("签名类型不支持"))?,
+    };
+    if ep == Endpoint::GetSignKey && sign_type != SignType::Md5 {
+        return Err(envelope("签名类型不支持"));
+    }
+    required(&params, "sign")?;
+    wxpay::verify(&params, &sim.config.api_key, sign_type).map_err(|_| envelope("签名错误"))?;
+    if ep != Endpoint::GetSignKey {
+        let appid = required(&params, "appid")?;
+        if appid != sim.config.appid {
+            return Err(envelope("appid和mch_id不匹配"));
+        }
+    }
+    let nonce = required(&params, "nonce_str")?;
+    if nonce.chars().count() > 32 {
+        return Err(envelope("nonce_str参数长度有误"));
+    }
+    Ok((params, sign_type))
+}
+
+/// A mandatory field: missing or empty → envelope `缺少参数<name>` (§6 simulator rule).
+pub(crate) fn required<'a>(p: &'a Params, name: &str) -> Result<&'a str, Failure> {
+    match p.get(name).map(String::as_str) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(envelope(format!("缺少参数{name}"))),
+    }
+}
+
+pub(crate) fn optional<'a>(p: &'a Params, name: &str) -> Option<&'a str> {
+    p.get(name).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+fn format_error(name: &str) -> Failure {
+    envelope(format!("{name}参数格式错误"))
+}
+
+/// A positive integer amount in fen, digits only (§9).
+pub(crate) fn fee(p: &Params, name: &str) -> Result<i64, Failure> {
+    let v = required(p, name)?;
+    if v.is_empty() || v.len() > 12 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format_error(name));
+    }
+    match v.parse::<i64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format_error(name)),
+    }
+}
+
+fn max_bytes(p: &Params, name: &str, max: usize) -> Result<(), Failure> {
+    match optional(p, name) {
+        Some(v) if v.len() > max => Err(envelope(format!("{name}参数长度有误"))),
+        _ => Ok(()),
+    }
+}
+
+fn charset_ok(v: &str, max: usize, extra: &[u8]) -> bool {
+    !v.is_empty()
+        && v.chars().count() <= max
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b) || extra.contains(&b))
+}
+
+fn out_trade_no(p: &Params) -> Result<&str, Failure> {
+    let v = required(p, "out_trade_no")?;
+    if charset_ok(v, 32, b"") {
+        Ok(v)
+    } else {
+        Err(format_error("out_trade_no"))
+    }
+}
+
+fn url_ok(v: &str) -> bool {
+    v.len() <= 256
+        && (v.starts_with("http://") || v.starts_with("https://"))
+        && !v.contains('?')
+        && !v.contains(char::is_whitespace)
+}
+
+/// `unifiedorder` (§8.1, §10.1).
+fn unified_order(sim: &Sim, p: &Params, sign_type: SignType) -> Result<Answer, Failure> {
+    let now = sim.clock.now();
+    let otn = out_trade_no(p)?.to_owned();
+    let body = required(p, "body")?;
+    if body.len() > 127 {
+        return Err(envelope("body参数长度有误"));
+    }
+    let total_fee = fee(p, "total_fee")?;
+    if total_fee > 1_000_000_000 {
+        return Err(envelope("invalid total_fee"));
+    }
+    let ip = required(p, "spbill_create_ip")?;
+    if ip.len() > 64 || ip.parse::<IpAddr>().is_err() {
+        return Err(format_error("spbill_create_ip"));
+    }
+    let notify_url = required(p, "notify_url")?;
+    if !url_ok(notify_url) {
+        return Err(format_error("notify_url"));
+    }
+    let trade_type = required(p, "trade_type")?;
+    if !matches!(trade_type, "JSAPI" | "NATIVE" | "APP" | "MWEB") {
+        return Err(format_error("trade_type"));
+    }
+    max_bytes(p, "attach", 127)?;
+    max_bytes(p, "device_info", 32)?;
+    max_bytes(p, "detail", 8192)?;
+    max_bytes(p, "goods_tag", 32)?;
+    max_bytes(p, "openid", 128)?;
+    max_bytes(p, "product_id", 32)?;
+    max_bytes(p, "scene_info", 256)?;
+    if optional(p, "fee_type").is_some_and(|f| f != "CNY") {
+        return Err(format_error("fee_type"));
+    }
+    if optional(p, "limit_pay").is_some_and(|f| f != "no_credit") {
+        return Err(format_error("limit_pay"));
+    }
+    if let Some(t) = optional(p, "time_start") {
+        wxpay::wxtime::parse_compact(t).map_err(|_| format_error("time_start"))?;
+    }
+    let time_expire = match optional(p, "time_expire") {
+        Some(t) => Some(wxpay::wxtime::parse_compact(t).map_err(|_| format_error("time_expire"))?),
+        None => None,
+    };
+    if trade_type == "JSAPI" && optional(p, "openid").is_none() {
+        return Err(biz(
+            "LACK_PARAMS",
+            "trade_type=JSAPI时（即JSAPI支付），必须传openid",
+        ));
+    }
+    if trade_type == "NATIVE" && optional(p, "product_id").is_none() {
+        return Err(biz(
+            "LACK_PARAMS",
+            "trade_type=NATIVE时（即扫码支付），此参数必传product_id",
+        ));
+    }
+
+    let mut business = p.clone();
+    business.remove("sign");
+    business.remove("nonce_str");
+
+    let mut store = sim.store();
+    store.expire(&otn, now);
+    if let Some(order) = store.orders.get_mut(&otn) {
+        match order.state {
+            OrderState::Success | OrderState::Refund => {
+                return Err(biz("ORDERPAID", "该订单已支付"))
+            }
+            OrderState::Closed | OrderState::Payerror => {
+                return Err(biz("ORDERCLOSED", "该订单已关闭"))
+            }
+            OrderState::Notpay => {}
+        }
+        if order.request != business {
+            return Err(if sim.config.reentry_invalid_request {
+                biz("INVALID_REQUEST", "201 商户订单号重复")
+            } else {
+                biz("OUT_TRADE_NO_USED", "商户订单号重复")
+            });
+        }
+        // Re-entry with identical parameters: the same prepay_id while it is valid, a fresh
+        // one (valid 2 h again) after that (§8.1, §14.5).
+        if now >= order.prepay_expires_at {
+            order.prepay_id = store::new_prepay_id(now);
+            order.prepay_expires_at = now + Duration::from_secs(7200);
+        }
+        return Ok(Answer::Fields(prepay_fields(order)));
+    }
+
+    if let Some(expire) = time_expire {
+        if expire < now + Duration::from_secs(60) {
+            return Err(biz(
+                "INVALID_REQUEST",
+                "time_expire时间过短，刷卡至少1分钟，其他5分钟",
+            ));
+        }
+    }
+    let seq = store.next_seq();
+    let order = Order {
+        out_trade_no: otn.clone(),
+        state: OrderState::Notpay,
+        total_fee,
+        body: body.to_owned(),
+        attach: optional(p, "attach").map(str::to_owned),
+        device_info: optional(p, "device_info").map(str::to_owned),
+        openid: optional(p, "openid").map(str::to_owned),
+        trade_type: trade_type.to_owned(),
+        notify_url: notify_url.to_owned(),
+        sign_type,
+        prepay_id: store::new_prepay_id(now),
+        prepay_expires_at: now + Duration::from_secs(7200),
+        expires_at: time_expire.unwrap_or(now + sim.config.order_lifetime),
+        created_at: now,
+        transaction_id: None,
+        time_end: None,
+        bank_type: None,
+        cash_fee: None,
+        err_code: None,
+        err_code_des: None,
+        refunded_fee: 0,
+        refunds: Vec::new(),
+        request: business,
+        seq,
+    };
+    let fields = prepay_fields(&order);
+    tracing::info!(order.out_trade_no = %otn, total_fee, "order created");
+    store.orders.insert(otn, order);
+    Ok(Answer::Fields(fields))
+}
+
+fn prepay_fields(order: &Order) -> Params {
+    let mut f = Params::new();
+    f.insert("trade_type".into(), order.trade_type.clone());
+    f.insert("prepay_id".into(), order.prepay_id.clone());
+    if order.trade_type == "NATIVE" {
+        f.insert(
+            "code_url".into(),
+            format!("weixin://wxpay/bizpayurl?pr={}", &order.prepay_id[16..]),
+        );
+    }
+    if order.trade_type == "MWEB" {
+        f.insert(
+            "mweb_url".into(),
+            format!(
+                "https://wx.tenpay.com/cgi-bin/mmpayweb-bin/checkmweb?prepay_id={}",
+                order.prepay_id
+            ),
+        );
+    }
+    f
+}
+
+/// Find an order by `transaction_id` (wins) or `out_trade_no`.
+fn find_order<'a>(
+    store: &'a store::Store,
+    txn: Option<&str>,
+    otn: Option<&str>,
+) -> Option<&'a Order> {
+    match txn {
+        Some(t) => store
+            .by_transaction_id
+            .get(t)
+            .and_then(|o| store.orders.get(o)),
+        None => otn.and_then(|o| store.orders.get(o)),
+    }
+}
+
+/// `orderquery` (§8.3): the full field set once paid, a subset before.
+fn order_query(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
+    let now = sim.clock.now();
+    let txn = optional(p, "transaction_id");
+    let otn = optional(p, "out_trade_no");
+    if txn.is_none() && otn.is_none() {
+        return Err(envelope("缺少参数transaction_id或out_trade_no"));
+    }
+    let mut store = sim.store();
+    let key = find_order(&store, txn, otn).map(|o| o.out_trade_no.clone());
+    let Some(key) = key else {
+        return Err(biz("ORDERNOTEXIST", "订单不存在"));
+    };
+    store.expire(&key, now);
+    let order = &store.orders[&key];
+    Ok(Answer::Fields(order_query_fields(order)))
+}
+
+pub(crate) fn order_query_fields(o: &Order) -> Params {
+    let mut f = Params::new();
+    f.insert("out_trade_no".into(), o.out_trade_no.clone());
+    f.insert("trade_state".into(), o.state.as_str().into());
+    f.insert("trade_state_desc".into(), o.state.desc().into());
+    f.insert("total_fee".into(), o.total_fee.to_string());
+    if let Some(a) = &o.attach {
+        f.insert("attach".into(), a.clone());
+    }
+    if o.state.is_paid() {
+        let cash = o.cash_fee.unwrap_or(o.total_fee);
+        f.insert("openid".into(), o.openid.clone().unwrap_or_default());
+        f.insert("is_subscribe".into(), "N".into());
+        f.insert("trade_type".into(), o.trade_type.clone());
+        f.insert("bank_type".into(), o.bank_type.clone().unwrap_or_default());
+        f.insert("fee_type".into(), "CNY".into());
+        f.insert("cash_fee".into(), cash.to_string());
+        if cash < o.total_fee {
+            coupon_fields(&mut f, o.total_fee - cash);
+        }
+        f.insert(
+            "transaction_id".into(),
+            o.transaction_id.clone().unwrap_or_default(),
+        );
+        if let Some(t) = o.time_end {
+            f.insert("time_end".into(), wxpay::wxtime::format_compact(t));
+        }
+    } else if o.state == OrderState::Payerror {
+        if let Some(b) = &o.bank_type {
+            f.insert("bank_type".into(), b.clone());
+        }
+    }
+    f
+}
+
+/// One coupon covering the non-cash part (§8.3 `coupon_*`).
+pub(crate) fn coupon_fields(f: &mut Params, coupon_fee: i64) {
+    f.insert("coupon_fee".into(), coupon_fee.to_string());
+    f.insert("coupon_count".into(), "1".into());
+    f.insert("coupon_type_0".into(), "CASH".into());
+    f.insert("coupon_id_0".into(), "10000000000".into());
+    f.insert("coupon_fee_0".into(), coupon_fee.to_string());
+}
+
+/// `closeorder` (§8.4).
+fn close_order(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
+    let now = sim.clock.now();
+    let otn = out_trade_no(p)?.to_owned();
+    let mut store = sim.store();
+    store.expire(&otn, now);
+    let Some(order) = store.orders.get_mut(&otn) else {
+        return Err(biz("ORDERNOTEXIST", "订单不存在"));
+    };
+    match order.state {
+        OrderState::Success | OrderState::Refund => {
+            Err(biz("ORDERPAID", "订单已支付，不能发起关单"))
+        }
+        OrderState::Closed => Err(biz("ORDERCLOSED", "订单已关闭，无法重复关闭")),
+        OrderState::Notpay | OrderState::Payerror => {
+            order.state = OrderState::Closed;
+            tracing::info!(order.out_trade_no = %otn, "order closed");
+            Ok(Answer::Fields(Params::from([(
+                "result_msg".to_owned(),
+                "OK".to_owned(),
+            )])))
+        }
+    }
+}
+
+const MISMATCH: &str = "订单金额或退款金额与之前请求不一致，请核实后再试";
+
+/// `refund` (§8.5): the per-order ledger, idempotent `out_refund_no`, 50 refunds, amount
+/// caps, `NOTENOUGH`. Accepted refunds are PROCESSING and get their outcome scheduled.
+fn refund(sim: &Arc<Sim>, p: &Params, sign_type: SignType) -> Result<Answer, Failure> {
+    let now = sim.clock.now();
+    let txn = optional(p, "transaction_id");
+    let otn = optional(p, "out_trade_no");
+    if txn.is_none() && otn.is_none() {
+        return Err(envelope("缺少参数transaction_id或out_trade_no"));
+    }
+    let out_refund_no = required(p, "out_refund_no")?;
+    if !charset_ok(out_refund_no, 64, b"@") {
+        return Err(format_error("out_refund_no"));
+    }
+    let total_fee = fee(p, "total_fee")?;
+    let refund_fee = fee(p, "refund_fee")?;
+    if optional(p, "refund_fee_type").is_some_and(|f| f != "CNY") {
+        return Err(format_error("refund_fee_type"));
+    }
+    if optional(p, "refund_desc").is_some_and(|d| d.chars().count() > 80) {
+        return Err(envelope("refund_desc参数长度有误"));
+    }
+    let refund_account = optional(p, "refund_account").unwrap_or("REFUND_SOURCE_UNSETTLED_FUNDS");
+    if !matches!(
+        refund_account,
+        "REFUND_SOURCE_UNSETTLED_FUNDS" | "REFUND_SOURCE_RECHARGE_FUNDS"
+    ) {
+        return Err(format_error("refund_account"));
+    }
+    let notify_url = match optional(p, "notify_url") {
+        Some(u) if !url_ok(u) => return Err(format_error("notify_url")),
+        Some(u) => Some(u.to_owned()),
+        None => sim.config.default_refund_notify_url.clone(),
+    };
+    if let Some(t) = txn {
+        if t.len() != 28 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(biz("INVALID_TRANSACTIONID", "无效transaction_id"));
+        }
+    }
+
+    let mut store = sim.store();
+    let Some(order) = find_order(&store, txn, otn).cloned() else {
+        return Err(biz("ORDERNOTEXIST", "订单不存在"));
+    };
+    if let Some(existing) = store.refunds.get(out_refund_no) {
+        if existing.out_trade_no != order.out_trade_no {
+            return Err(biz("INVALID_REQUEST", "商户退款单号已被其他订单使用"));
+        }
+        if existing.total_fee != total_fee || existing.refund_fee != refund_fee {
+            return Err(biz("INVALID_REQUEST", MISMATCH));
+        }
+        // Same out_refund_no and amounts: the original acceptance (§8.5 idempotency).
+        return Ok(Answer::Fields(refund_fields(existing, &order)));
+    }
+    if !order.state.is_paid() {
+        return Err(biz("ORDERNOTEXIST", "订单未支付，无法退款"));
+    }
+    if total_fee != order.total_fee {
+        return Err(biz("INVALID_REQUEST", MISMATCH));
+    }
+    if order.refunds.len() >= 50 {
+        return Err(biz("ERROR", "订单已经超过可退款的最大次数（50次）"));
+    }
+    if order.refunded_fee + refund_fee > order.total_fee {
+        return Err(biz("ERROR", "累计退款金额大于支付金额"));
+    }
+    if store.balance.is_some_and(|b| b < refund_fee) {
+        return Err(biz("NOTENOUGH", "基本账户余额不足，请充值后重新发起"));
+    }
+
+    let seq = store.next_seq();
+    let refund = Refund {
+        out_refund_no: out_refund_no.to_owned(),
+        refund_id: store::new_refund_id(seq, now),
+        out_trade_no: order.out_trade_no.clone(),
+        transaction_id: order.transaction_id.clone().unwrap_or_default(),
+        total_fee,
+        refund_fee,
+        status: RefundState::Processing,
+        refund_desc: optional(p, "refund_desc").map(str::to_owned),
+        notify_url,
+        refund_account: refund_account.to_owned(),
+        refund_recv_accout: "支付用户的零钱".to_owned(),
+        created_at: now,
+        success_time: None,
+        sign_type,
+        generation: 1,
+        seq,
+    };
+    if let Some(b) = store.balance.as_mut() {
+        *b -= refund_fee;
+    }
+    let o = store
+        .orders
+        .get_mut(&order.out_trade_no)
+        .ok_or_else(|| biz("SYSTEMERROR", "系统超时"))?;
+    o.refunded_fee += refund_fee;
+    o.refunds.push(refund.out_refund_no.clone());
+    o.state = OrderState::Refund;
+    let fields = refund_fields(&refund, o);
+    store
+        .by_refund_id
+        .insert(refund.refund_id.clone(), refund.out_refund_no.clone());
+    let planned = store.planned.remove(&refund.out_refund_no);
+    let key = refund.out_refund_no.clone();
+    tracing::info!(refund.out_refund_no = %key, refund_fee, "refund accepted");
+    store.refunds.insert(key.clone(), refund);
+    drop(store);
+
+    let (outcome, delay) = match planned {
+        Some(plan) => (
+            plan.outcome,
+            Duration::from_millis(plan.delay_ms.unwrap_or(0)),
+        ),
+        None => (
+            RefundState::Success,
+            sim.clock.real(sim.config.refund_delay),
+        ),
+    };
+    notify::schedule_refund_outcome(sim, key, outcome, delay, 1);
+    Ok(Answer::Fields(fields))
+}
+
+fn refund_fields(r: &Refund, o: &Order) -> Params {
+    let cash = o.cash_fee.unwrap_or(o.total_fee);
+    Params::from([
+        ("transaction_id".to_owned(), r.transaction_id.clone()),
+        ("out_trade_no".to_owned(), r.out_trade_no.clone()),
+        ("out_refund_no".to_owned(), r.out_refund_no.clone()),
+        ("refund_id".to_owned(), r.refund_id.clone()),
+        ("refund_fee".to_owned(), r.refund_fee.to_string()),
+        ("total_fee".to_owned(), r.total_fee.to_string()),
+        ("cash_fee".to_owned(), cash.to_string()),
+        (
+            "cash_refund_fee".to_owned(),
+            r.refund_fee.min(cash).to_string(),
+        ),
+        ("coupon_refund_fee".to_owned(), "0".to_owned()),
+        ("coupon_refund_count".to_owned(), "0".to_owned()),
+    ])
+}
+
+/// `refundquery` (§8.6): `refund_id` > `out_refund_no` > `transaction_id` > `out_trade_no`,
+/// 10 refunds per page with `offset`.
+fn refund_query(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
+    let store = sim.store();
+    let not_exist = || biz("REFUNDNOTEXIST", "not exist");
+    let (order, refunds, paged, offset) = if let Some(id) = optional(p, "refund_id") {
+        let r = store
+            .by_refund_id
+            .get(id)
+            .and_then(|k| store.refunds.get(k))
+            .ok_or_else(not_exist)?;
+        (&store.orders[&r.out_trade_no], vec![r], false, 0)
+    } else if let Some(no) = optional(p, "out_refund_no") {
+        let r = store.refunds.get(no).ok_or_else(not_exist)?;
+        (&store.orders[&r.out_trade_no], vec![r], false, 0)
+    } else {
+        let txn = optional(p, "transaction_id");
+        let otn = optional(p, "out_trade_no");
+        if txn.is_none() && otn.is_none() {
+            return Err(envelope(
+                "缺少参数refund_id、out_refund_no、transaction_id或out_trade_no",
+            ));
+        }
+        let order = find_order(&store, txn, otn).ok_or_else(not_exist)?;
+        let all: Vec<&Refund> = order
+            .refunds
+            .iter()
+            .filter_map(|k| store.refunds.get(k))
+            .collect();
+        if all.is_empty() {
+            return Err(not_exist());
+        }
+        let offset = match optional(p, "offset") {
+            None => 0,
+            Some(v) => v
+                .parse::<usize>()
+                .map_err(|_| biz("PARAM_ERROR", "offset参数错误"))?,
+        };
+        if offset >= all.len() {
+            return Err(biz("PARAM_ERROR", "offset参数错误"));
+        }
+        (order, all, true, offset)
+    };
+    let total = refunds.len();
+    let page: Vec<&Refund> = refunds.into_iter().skip(offset).take(10).collect();
+    let cash = order.cash_fee.unwrap_or(order.total_fee);
+    let mut f = Params::new();
+    f.insert(
+        "transaction_id".into(),
+        order.transaction_id.clone().unwrap_or_default(),
+    );
+    f.insert("out_trade_no".into(), order.out_trade_no.clone());
+    f.insert("total_fee".into(), order.total_fee.to_string());
+    f.insert("cash_fee".into(), cash.to_string());
+    f.insert("fee_type".into(), "CNY".into());
+    f.insert("refund_count".into(), page.len().to_string());
+    if paged {
+        f.insert("total_refund_count".into(), total.to_string());
+    }
+    f.insert(
+        "refund_fee".into(),
+        page.iter().map(|r| r.refund_fee).sum::<i64>().to_string(),
+    );
+    for (n, r) in page.iter().enumerate() {
+        let mut put = |name: &str, v: String| {
+            f.insert(format!("{name}_{n}"), v);
+        };
+        put("out_refund_no", r.out_refund_no.clone());
+        put("refund_id", r.refund_id.clone());
+        put("refund_channel", "ORIGINAL".into());
+        put("refund_fee", r.refund_fee.to_string());
+        put("coupon_refund_fee", "0".into());
+        put("refund_status", r.status.as_str().into());
+        put("refund_account", r.refund_account.clone());
+        put("refund_recv_accout", r.refund_recv_accout.clone());
+        if let Some(t) = r.success_time {
+            put("refund_success_time", wxpay::wxtime::format_display(t));
+        }
+    }
+    Ok(Answer::Fields(f))
+}

@@ -1,0 +1,9 @@
+//! Conformance tests of paydesk-sim through the wxpay client: real HTTP on loopback, real
+//! mutual TLS with the generated certificates, a small axum receiver for notifications.
+
+mod bill_login;
+mod common;
+mod faults;
+mod notifications;
+mod orders;
+mod refunds;

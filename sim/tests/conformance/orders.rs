@@ -1,0 +1,348 @@
+//! unifiedorder, orderquery, closeorder and the envelope checks (spec §5, §6, §8.1–§8.4).
+
+use std::time::Duration;
+
+use paydesk_sim::{OrderState, PayRequest, SimError};
+use wxpay::{ApiKey, Client, Error, OrderQuery, SignType, TradeState};
+
+use crate::common::*;
+
+fn err_code(e: &Error) -> String {
+    e.err_code().unwrap_or_default().to_owned()
+}
+
+fn return_msg(e: &Error) -> String {
+    match e {
+        Error::ReturnFail { return_msg } => return_msg.clone(),
+        other => panic!("expected a return_code=FAIL envelope, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unifiedorder_answers_a_signed_prepay_id_for_both_sign_types() {
+    // Arrange
+    let sim = start_sim().await;
+
+    for (n, sign_type) in [SignType::Md5, SignType::HmacSha256]
+        .into_iter()
+        .enumerate()
+    {
+        let client = client_with(&sim, sign_type);
+
+        // Act (the client verifies the response with the request's algorithm)
+        let resp = client
+            .unified_order(&order(&format!("UO-{n}"), 100, NO_NOTIFY))
+            .await
+            .unwrap();
+
+        // Assert
+        assert!(resp.prepay_id.starts_with("wx") && resp.prepay_id.len() == 36);
+        assert_eq!(resp.trade_type.as_deref(), Some("JSAPI"));
+        assert!(
+            !resp.params.contains_key("sign_type"),
+            "responses do not echo sign_type"
+        );
+        let order = sim.order(&format!("UO-{n}")).unwrap();
+        assert_eq!(order.sign_type, sign_type);
+        assert_eq!(order.state, OrderState::Notpay);
+    }
+}
+
+#[tokio::test]
+async fn unifiedorder_reentry_with_same_params_keeps_the_prepay_id_and_changed_params_are_refused()
+{
+    // Arrange
+    let sim = start_sim().await;
+    let client = client(&sim);
+    let first = client
+        .unified_order(&order("RE-1", 100, NO_NOTIFY))
+        .await
+        .unwrap();
+
+    // Act
+    let again = client
+        .unified_order(&order("RE-1", 100, NO_NOTIFY))
+        .await
+        .unwrap();
+    let changed = client
+        .unified_order(&order("RE-1", 101, NO_NOTIFY))
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(first.prepay_id, again.prepay_id);
+    assert_eq!(err_code(&changed), "OUT_TRADE_NO_USED");
+    assert!(!changed.retry_safe());
+}
+
+#[tokio::test]
+async fn unifiedorder_reentry_can_answer_invalid_request_201_and_refreshes_an_expired_prepay_id() {
+    // Arrange
+    let sim = start_sim_with(|c| c.reentry_invalid_request = true).await;
+    let client = client(&sim);
+    let mut long_lived = order("RE-2", 100, NO_NOTIFY);
+    long_lived.time_expire = Some(time::OffsetDateTime::now_utc() + Duration::from_secs(6 * 3600));
+    let first = client.unified_order(&long_lived).await.unwrap();
+
+    // Act
+    let changed = client
+        .unified_order(&order("RE-2", 100, NO_NOTIFY))
+        .await
+        .unwrap_err();
+    sim.advance_clock(Duration::from_secs(2 * 3600 + 1));
+    let refreshed = client.unified_order(&long_lived).await.unwrap();
+
+    // Assert
+    assert_eq!(err_code(&changed), "INVALID_REQUEST");
+    assert!(
+        changed.to_string().contains("201 商户订单号重复")
+            || matches!(&changed, Error::ResultFail { err_code_des, .. } if err_code_des == "201 商户订单号重复")
+    );
+    assert_ne!(first.prepay_id, refreshed.prepay_id);
+}
+
+#[tokio::test]
+async fn paid_and_closed_orders_refuse_unifiedorder_with_orderpaid_and_orderclosed() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client(&sim);
+    paid_order(&sim, &client, "PAID-1", 100).await;
+    client
+        .unified_order(&order("CLOSED-1", 100, NO_NOTIFY))
+        .await
+        .unwrap();
+    client.close_order("CLOSED-1").await.unwrap();
+
+    // Act
+    let paid = client
+        .unified_order(&order("PAID-1", 100, NO_NOTIFY))
+        .await
+        .unwrap_err();
+    let closed = client
+        .unified_order(&order("CLOSED-1", 100, NO_NOTIFY))
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(err_code(&paid), "ORDERPAID");
+    assert_eq!(err_code(&closed), "ORDERCLOSED");
+}
+
+#[tokio::test]
+async fn orderquery_reports_notpay_then_success_with_transaction_id_and_beijing_time_end() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client_with(&sim, SignType::HmacSha256);
+    client
+        .unified_order(&order("Q-1", 250, NO_NOTIFY))
+        .await
+        .unwrap();
+    let before = client
+        .order_query(OrderQuery::ByOutTradeNo("Q-1".into()))
+        .await
+        .unwrap();
+
+    // Act
+    let paid = sim
+        .pay_order(
+            "Q-1",
+            &PayRequest {
+                bank_type: Some("CMB_CREDIT".into()),
+                cash_fee: Some(200),
+                notify: Some(false),
+                ..pay()
+            },
+        )
+        .unwrap();
+    let txn = paid.transaction_id.clone().unwrap();
+    let after = client
+        .order_query(OrderQuery::ByTransactionId(txn.clone()))
+        .await
+        .unwrap();
+    let unknown = client
+        .order_query(OrderQuery::ByOutTradeNo("NOPE-1".into()))
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(before.trade_state, TradeState::NotPay);
+    assert!(before.transaction_id.is_none() && before.time_end.is_none());
+    assert!(after.is_paid());
+    assert_eq!(txn.len(), 28);
+    assert!(txn.starts_with("4200"));
+    assert_eq!(after.transaction_id.as_deref(), Some(txn.as_str()));
+    assert_eq!(after.total_fee, Some(250));
+    assert_eq!(after.cash_fee, Some(200));
+    assert_eq!(after.coupon_fee, Some(50));
+    assert_eq!(after.bank_type.as_deref(), Some("CMB_CREDIT"));
+    let time_end = after.params["time_end"].clone();
+    assert_eq!(
+        time_end,
+        wxpay::wxtime::format_compact(paid.time_end.unwrap())
+    );
+    assert_eq!(err_code(&unknown), "ORDERNOTEXIST");
+}
+
+#[tokio::test]
+async fn closeorder_closes_unpaid_orders_and_refuses_paid_closed_and_unknown_ones() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client(&sim);
+    client
+        .unified_order(&order("C-1", 100, NO_NOTIFY))
+        .await
+        .unwrap();
+    paid_order(&sim, &client, "C-2", 100).await;
+
+    // Act
+    let closed = client.close_order("C-1").await;
+    let again = client.close_order("C-1").await.unwrap_err();
+    let paid = client.close_order("C-2").await.unwrap_err();
+    let unknown = client.close_order("C-3").await.unwrap_err();
+    let query = client
+        .order_query(OrderQuery::ByOutTradeNo("C-1".into()))
+        .await
+        .unwrap();
+    let pay_closed = sim.pay_order("C-1", &pay());
+
+    // Assert
+    assert!(closed.is_ok());
+    assert_eq!(err_code(&again), "ORDERCLOSED");
+    assert_eq!(err_code(&paid), "ORDERPAID");
+    assert_eq!(err_code(&unknown), "ORDERNOTEXIST");
+    assert_eq!(query.trade_state, TradeState::Closed);
+    assert!(matches!(pay_closed, Err(SimError::Conflict(_))));
+}
+
+#[tokio::test]
+async fn orders_expire_at_time_expire_and_can_no_longer_be_paid() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client(&sim);
+    let mut req = order("EXP-1", 100, NO_NOTIFY);
+    req.time_expire = Some(time::OffsetDateTime::now_utc() + Duration::from_secs(600));
+    client.unified_order(&req).await.unwrap();
+    let mut too_short = order("EXP-2", 100, NO_NOTIFY);
+    too_short.time_expire = Some(time::OffsetDateTime::now_utc() + Duration::from_secs(20));
+
+    // Act
+    sim.advance_clock(Duration::from_secs(601));
+    let paying = sim.pay_order("EXP-1", &pay());
+    let query = client
+        .order_query(OrderQuery::ByOutTradeNo("EXP-1".into()))
+        .await
+        .unwrap();
+    let short = client.unified_order(&too_short).await.unwrap_err();
+
+    // Assert
+    assert!(matches!(paying, Err(SimError::Conflict(_))), "{paying:?}");
+    assert_eq!(query.trade_state, TradeState::Closed);
+    assert_eq!(err_code(&short), "INVALID_REQUEST");
+}
+
+#[tokio::test]
+async fn signature_appid_and_mch_id_failures_are_return_code_fail_envelopes() {
+    // Arrange
+    let sim = start_sim().await;
+    let mut wrong_key = sim.client_config().unwrap();
+    wrong_key.api_key = ApiKey::new("00000000000000000000000000000000");
+    let mut wrong_appid = sim.client_config().unwrap();
+    wrong_appid.appid = "wx0000000000000000".into();
+    let mut wrong_mch = sim.client_config().unwrap();
+    wrong_mch.mch_id = "19999999".into();
+
+    // Act
+    let bad_sign = Client::new(wrong_key)
+        .unwrap()
+        .unified_order(&order("E-1", 1, NO_NOTIFY))
+        .await
+        .unwrap_err();
+    let bad_appid = Client::new(wrong_appid)
+        .unwrap()
+        .unified_order(&order("E-2", 1, NO_NOTIFY))
+        .await
+        .unwrap_err();
+    let bad_mch = Client::new(wrong_mch)
+        .unwrap()
+        .unified_order(&order("E-3", 1, NO_NOTIFY))
+        .await
+        .unwrap_err();
+
+    // Assert
+    assert_eq!(return_msg(&bad_sign), "签名错误");
+    assert_eq!(return_msg(&bad_appid), "appid和mch_id不匹配");
+    assert_eq!(return_msg(&bad_mch), "商户号mch_id或sub_mch_id不存在");
+    assert!(sim.orders().is_empty());
+}
+
+#[tokio::test]
+async fn raw_requests_get_the_envelope_errors_of_the_real_gateway() {
+    // Arrange
+    let sim = start_sim().await;
+    let base = [
+        ("body", "x"),
+        ("out_trade_no", "RAW-1"),
+        ("total_fee", "1"),
+        ("spbill_create_ip", "127.0.0.1"),
+        ("notify_url", NO_NOTIFY),
+        ("trade_type", "JSAPI"),
+        ("openid", OPENID),
+    ];
+
+    // Act
+    let lowercase = raw_post(&sim, "/pay/unifiedorder", signed(&sim, &base, Some("md5"))).await;
+    let doctype = raw_post(
+        &sim,
+        "/pay/unifiedorder",
+        b"<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><a>&e;</a></xml>".to_vec(),
+    )
+    .await;
+    let empty = raw_post(&sim, "/pay/unifiedorder", Vec::new()).await;
+    let get = reqwest::get(format!("{}/pay/orderquery", sim.http_base_url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let missing = raw_post(&sim, "/pay/unifiedorder", signed(&sim, &base[1..], None)).await;
+    let md5_default = raw_post(&sim, "/pay/unifiedorder", signed(&sim, &base, None)).await;
+
+    // Assert
+    let msg = |body: &str| wxpay::xml::parse(body.as_bytes()).unwrap()["return_msg"].clone();
+    assert_eq!(msg(&lowercase.1), "签名类型不支持");
+    assert_eq!(msg(&doctype.1), "XML格式错误");
+    assert_eq!(msg(&empty.1), "POST_DATA_EMPTY");
+    assert_eq!(msg(&get), "REQUIRE_POST_METHOD");
+    assert_eq!(msg(&missing.1), "缺少参数body");
+    let ok = wxpay::xml::parse(md5_default.1.as_bytes()).unwrap();
+    assert_eq!(ok["result_code"], "SUCCESS");
+    assert!(!ok.contains_key("sign_type"));
+    wxpay::verify(&ok, sim.api_key(), SignType::Md5).unwrap();
+}
+
+#[tokio::test]
+async fn jsapi_without_openid_is_lack_params() {
+    // Arrange
+    let sim = start_sim().await;
+    let body = signed(
+        &sim,
+        &[
+            ("body", "x"),
+            ("out_trade_no", "NO-OPENID"),
+            ("total_fee", "1"),
+            ("spbill_create_ip", "127.0.0.1"),
+            ("notify_url", NO_NOTIFY),
+            ("trade_type", "JSAPI"),
+        ],
+        Some("HMAC-SHA256"),
+    );
+
+    // Act
+    let (_, reply) = raw_post(&sim, "/pay/unifiedorder", body).await;
+
+    // Assert
+    let p = wxpay::xml::parse(reply.as_bytes()).unwrap();
+    wxpay::verify(&p, sim.api_key(), SignType::HmacSha256).unwrap();
+    assert_eq!(p["result_code"], "FAIL");
+    assert_eq!(p["err_code"], "LACK_PARAMS");
+}
