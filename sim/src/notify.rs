@@ -652,6 +652,6 @@ async fn release(sim: &Sim, group: u64) {
     for tx in members.into_iter().rev() {
         let _ = tx.send(());
         // Let the released attempt reach the wire before the next one.
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

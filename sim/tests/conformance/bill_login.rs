@@ -9,8 +9,8 @@ use crate::common::*;
 
 #[tokio::test]
 async fn downloadbill_builds_the_days_bill_from_payments_and_refunds() {
-    // Arrange
-    let sim = start_sim().await;
+    // Arrange: the refund stays PROCESSING so every download sees the same bill
+    let sim = start_sim_with(|c| c.refund_delay = Duration::from_secs(3600 * 24 * 365)).await;
     let client = client(&sim);
     paid_order(&sim, &client, "B-1", 12345).await;
     paid_order(&sim, &client, "B-2", 100).await;

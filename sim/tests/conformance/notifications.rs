@@ -107,7 +107,7 @@ async fn retries_follow_the_scaled_schedule_and_stop_at_the_first_success() {
         let expected = RETRY_SCHEDULE_SECS[i] * 1000 / 1000; // ms at 1000x
         assert!(gap >= expected, "gap {i}: {gap} ms < {expected} ms");
         assert!(
-            gap < expected + 150,
+            gap < expected + 1000,
             "gap {i}: {gap} ms, expected ~{expected} ms"
         );
     }
