@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what is missing (wasm target,
+# wasm-bindgen-cli, Chromium + ChromeDriver, PostgreSQL), checks formatting and lints,
+# builds the app (wasm + server), starts a throwaway PostgreSQL, then runs every test:
+# unit, repository (SQLite and PostgreSQL), HTTP, simulator, and the browser tests.
+# Exits non-zero on any failure. CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+started=$(date +%s)
+step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
+
+step "setup"
+scripts/setup.sh test
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "build (wasm front end + server)"
+scripts/build.sh
+
+step "clippy"
+cargo clippy --all-targets -- -D warnings
+cargo clippy -p paydesk-e2e --all-targets -- -D warnings
+cargo clippy -p frontend --lib --target wasm32-unknown-unknown --target-dir target/wasm -- -D warnings
+
+step "throwaway PostgreSQL"
+# shellcheck source=scripts/pg-temp.sh
+source scripts/pg-temp.sh start
+trap 'scripts/pg-temp.sh stop "$PAYDESK_PG_DIR"' EXIT
+export PAYDESK_TEST_REQUIRE_POSTGRES=1
+echo "PostgreSQL at ${PAYDESK_TEST_POSTGRES_URL}"
+
+step "unit, repository, HTTP and simulator tests (SQLite + PostgreSQL)"
+cargo test --no-fail-fast
+
+step "browser tests (headless Chromium)"
+cargo test -p paydesk-e2e --no-fail-fast
+
+step "all tests passed"

@@ -1,0 +1,349 @@
+//! Harness for paydesk's browser tests: starts the already-built `paydesk` binary on a free
+//! loopback port with its own SQLite file, and headless Chromium through Debian's
+//! chromedriver (nothing is downloaded). Both processes are killed when the handles drop.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The workspace root (this crate lives in `tests/e2e`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("workspace root")
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn kill_group(child: &mut Child) {
+    // The whole process group: killing chromedriver alone leaves Chromium running
+    // (build.md). `kill(1)` keeps this crate free of `unsafe`.
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn new_process_group(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    cmd.process_group(0);
+}
+
+/// A running paydesk server.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The first admin's password as printed on the console.
+    pub admin_password: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `target/debug/paydesk serve` (or `PAYDESK_BIN`) on an empty database and reads
+    /// the admin password it prints.
+    pub fn start() -> anyhow::Result<Server> {
+        let root = workspace_root();
+        let bin = std::env::var("PAYDESK_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target/debug/paydesk"));
+        if !bin.is_file() {
+            bail!("{} is missing: run scripts/build.sh first", bin.display());
+        }
+        let site = root.join("target/site");
+        if !site.join("pkg/paydesk.wasm").is_file() {
+            bail!(
+                "{} has no pkg/paydesk.wasm: run scripts/build.sh first",
+                site.display()
+            );
+        }
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let mut cmd = Command::new(&bin);
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env("PAYDESK_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "PAYDESK_DATABASE_URL",
+                format!("sqlite://{}/paydesk.db", dir.path().display()),
+            )
+            .env("PAYDESK_SITE_ROOT", &site)
+            .env_remove("PAYDESK_ADMIN_PASSWORD")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        new_process_group(&mut cmd);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = child.stdout.take().context("server stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                println!("[paydesk] {line}");
+                let _ = tx.send(line);
+            }
+        });
+        let mut password = None;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(_) => {
+                    kill_group(&mut child);
+                    bail!("paydesk did not report that it is listening within 60 s");
+                }
+            };
+            if let Some(p) = line.trim().strip_prefix("password: ") {
+                password = Some(p.trim().to_owned());
+            }
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        let Some(admin_password) = password else {
+            kill_group(&mut child);
+            bail!("paydesk did not print the first admin's password");
+        };
+        Ok(Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            admin_password,
+            _dir: dir,
+        })
+    }
+
+    /// An absolute URL on this server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        kill_group(&mut self.child);
+    }
+}
+
+/// Headless Chromium driven through chromedriver.
+pub struct Browser {
+    /// The WebDriver client.
+    pub client: Client,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a fresh headless Chromium session.
+    pub async fn start() -> anyhow::Result<Browser> {
+        let port = free_port();
+        let mut cmd = Command::new("chromedriver");
+        cmd.arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        new_process_group(&mut cmd);
+        let mut driver = cmd
+            .spawn()
+            .context("starting chromedriver (scripts/setup.sh test installs it)")?;
+        // canonicalize: a profile path with `..` makes Chromium hang (build.md).
+        let profile = tempfile::tempdir()?;
+        let profile_path = profile.path().canonicalize()?;
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,860", "--lang=zh-CN",
+                    format!("--user-data-dir={}", profile_path.display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("a JSON object literal"),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = loop {
+            match ClientBuilder::rustls()?
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => {
+                    kill_group(&mut driver);
+                    return Err(e).context("connecting to chromedriver");
+                }
+            }
+        };
+        Ok(Browser {
+            client,
+            driver,
+            _profile: profile,
+        })
+    }
+
+    /// Waits until `css` matches an element whose text contains `text`.
+    pub async fn wait_for_text(&self, css: &str, text: &str) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(elements) = self.client.find_all(Locator::Css(css)).await {
+                for el in elements {
+                    if let Ok(t) = el.text().await {
+                        if t.contains(text) {
+                            return Ok(t);
+                        }
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                let url = self
+                    .client
+                    .current_url()
+                    .await
+                    .map(|u| u.to_string())
+                    .unwrap_or_default();
+                let source = self.client.source().await.unwrap_or_default();
+                bail!(
+                    "no `{css}` containing {text:?} at {url} within 15 s; page:\n{}",
+                    &source[..source.len().min(3000)]
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the current path is `path`.
+    pub async fn wait_for_path(&self, path: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let url = self.client.current_url().await?;
+            if url.path() == path {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("expected path {path}, still at {url}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the page has hydrated (the wasm module ran and took over the DOM), so
+    /// clicks are handled by the app rather than by a plain form post. Generous: a debug
+    /// wasm is several MB and CI's two cores may be busy compiling it the first time.
+    pub async fn wait_for_hydration(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ready = self
+                .client
+                .execute(
+                    "return document.documentElement.dataset.hydrated === 'true'",
+                    vec![],
+                )
+                .await?
+                .as_bool()
+                .unwrap_or(false);
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("the page did not hydrate within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// How many requests to a URL containing `fragment` the page has completed (from the
+    /// browser's resource timing entries).
+    pub async fn completed_requests(&self, fragment: &str) -> anyhow::Result<u64> {
+        let script = "return performance.getEntriesByType('resource').filter(e => e.name.includes(arguments[0])).length";
+        let n = self
+            .client
+            .execute(script, vec![serde_json::json!(fragment)])
+            .await?;
+        Ok(n.as_u64().unwrap_or(0))
+    }
+
+    /// Waits until at least `n` requests to `fragment` have completed.
+    pub async fn wait_for_requests(&self, fragment: &str, n: u64) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while self.completed_requests(fragment).await? < n {
+            if Instant::now() > deadline {
+                bail!("fewer than {n} requests to {fragment} completed within 15 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// Types into the input matching `css`, replacing its content.
+    pub async fn fill(&self, css: &str, value: &str) -> anyhow::Result<()> {
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))?;
+        el.clear().await?;
+        el.send_keys(value).await?;
+        Ok(())
+    }
+
+    /// Clicks the element matching `css`.
+    pub async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .with_context(|| format!("finding {css}"))?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    /// Saves a PNG screenshot under `tests/e2e/artifacts/`.
+    pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, self.client.screenshot().await?)?;
+        Ok(path)
+    }
+
+    /// Ends the session and stops chromedriver and Chromium.
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        kill_group(&mut self.driver);
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(&mut self.driver);
+    }
+}
