@@ -95,8 +95,9 @@ pub(crate) struct ReorderGroups {
     groups: HashMap<u64, Vec<oneshot::Sender<()>>>,
 }
 
-/// The outcome of `pay_order`: SUCCESS or FAIL, with optional details.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The outcome of `pay_order`: SUCCESS or FAIL, with optional details. `Default` is a
+/// successful payment with a notification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PayRequest {
     /// `SUCCESS` (default) or `FAIL`.
@@ -121,6 +122,19 @@ pub struct PayRequest {
 
 fn success() -> String {
     "SUCCESS".into()
+}
+
+impl Default for PayRequest {
+    fn default() -> Self {
+        PayRequest {
+            result: success(),
+            bank_type: None,
+            err_code: None,
+            err_code_des: None,
+            cash_fee: None,
+            notify: None,
+        }
+    }
 }
 
 /// The shopper pays (or fails to pay) an order (§10.1): sets `transaction_id`, `time_end`,
