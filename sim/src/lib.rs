@@ -79,6 +79,9 @@ pub struct SimConfig {
     pub default_refund_notify_url: Option<String>,
     /// How long the sender waits for a notification reply (real time, default 5 s).
     pub notify_timeout: Duration,
+    /// Refuse closeorder on orders younger than this with `TRADE_STATE_ERROR` (WeChat asks
+    /// for 5 minutes, §8.4; whether it enforces it is unconfirmed). Default `None`: accept.
+    pub close_min_age: Option<Duration>,
 }
 
 impl Default for SimConfig {
@@ -100,6 +103,7 @@ impl Default for SimConfig {
             merchant_balance_fen: None,
             default_refund_notify_url: None,
             notify_timeout: Duration::from_secs(5),
+            close_min_age: None,
         }
     }
 }

@@ -460,8 +460,14 @@ impl RunningSim {
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         self.sim.abort_all();
-        for server in std::mem::take(&mut self.servers) {
-            let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+        // Give in-flight requests a moment; idle keep-alive connections are not waited for.
+        for mut server in std::mem::take(&mut self.servers) {
+            if tokio::time::timeout(Duration::from_secs(1), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
         }
     }
 }

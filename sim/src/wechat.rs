@@ -602,6 +602,11 @@ fn close_order(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
         }
         OrderState::Closed => Err(biz("ORDERCLOSED", "订单已关闭，无法重复关闭")),
         OrderState::Notpay | OrderState::Payerror => {
+            if let Some(min) = sim.config.close_min_age {
+                if now < order.created_at + min {
+                    return Err(biz("TRADE_STATE_ERROR", "订单创建后5分钟内不能关单"));
+                }
+            }
             order.state = OrderState::Closed;
             tracing::info!(order.out_trade_no = %otn, "order closed");
             Ok(Answer::Fields(Params::from([(

@@ -346,3 +346,74 @@ async fn jsapi_without_openid_is_lack_params() {
     assert_eq!(p["result_code"], "FAIL");
     assert_eq!(p["err_code"], "LACK_PARAMS");
 }
+
+#[tokio::test]
+async fn field_limits_are_checked_at_the_envelope() {
+    // Arrange
+    let sim = start_sim().await;
+    let long_body = "长".repeat(43); // 129 bytes of UTF-8
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("body", long_body, "body参数长度有误"),
+        ("out_trade_no", "ORDER@1".into(), "out_trade_no参数格式错误"),
+        ("total_fee", "1.00".into(), "total_fee参数格式错误"),
+        ("total_fee", "0".into(), "total_fee参数格式错误"),
+        (
+            "notify_url",
+            "https://example.com/n?x=1".into(),
+            "notify_url参数格式错误",
+        ),
+        (
+            "spbill_create_ip",
+            "not-an-ip".into(),
+            "spbill_create_ip参数格式错误",
+        ),
+        ("trade_type", "JSAPI2".into(), "trade_type参数格式错误"),
+    ];
+
+    for (field, value, expected) in cases {
+        let mut fields = vec![
+            ("body", "x".to_owned()),
+            ("out_trade_no", "LIMIT-1".to_owned()),
+            ("total_fee", "1".to_owned()),
+            ("spbill_create_ip", "127.0.0.1".to_owned()),
+            ("notify_url", NO_NOTIFY.to_owned()),
+            ("trade_type", "JSAPI".to_owned()),
+            ("openid", OPENID.to_owned()),
+        ];
+        for f in &mut fields {
+            if f.0 == field {
+                f.1 = value.clone();
+            }
+        }
+        let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+        // Act
+        let (_, reply) = raw_post(&sim, "/pay/unifiedorder", signed(&sim, &pairs, None)).await;
+
+        // Assert
+        let p = wxpay::xml::parse(reply.as_bytes()).unwrap();
+        assert_eq!(p["return_code"], "FAIL", "{field}={value}");
+        assert_eq!(p["return_msg"], expected, "{field}={value}");
+    }
+    assert!(sim.orders().is_empty());
+}
+
+#[tokio::test]
+async fn closeorder_can_enforce_the_five_minute_rule() {
+    // Arrange
+    let sim = start_sim_with(|c| c.close_min_age = Some(Duration::from_secs(300))).await;
+    let client = client(&sim);
+    client
+        .unified_order(&order("C5-1", 100, NO_NOTIFY))
+        .await
+        .unwrap();
+
+    // Act
+    let early = client.close_order("C5-1").await.unwrap_err();
+    sim.advance_clock(Duration::from_secs(301));
+    let later = client.close_order("C5-1").await;
+
+    // Assert
+    assert_eq!(err_code(&early), "TRADE_STATE_ERROR");
+    assert!(later.is_ok(), "{later:?}");
+}

@@ -330,3 +330,31 @@ async fn a_chosen_refundclose_outcome_is_notified_and_frees_the_amount() {
         .set_refund_outcome("RF-7", RefundState::Success, None)
         .is_err());
 }
+
+#[tokio::test]
+async fn a_tampered_refund_notification_fails_decryption_in_wxpay() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client(&sim);
+    let receiver = Receiver::always_success().await;
+    paid_order(&sim, &client, "R-8", 100).await;
+    sim.set_faults(
+        serde_json::from_value(serde_json::json!({
+            "notifications": [{"fault": "tamper_sign", "kind": "refund"}]
+        }))
+        .unwrap(),
+    );
+    let mut req = refund("R-8", "RF-80", 100, 10);
+    req.notify_url = Some(receiver.url.clone());
+
+    // Act
+    client.refund(&req).await.unwrap();
+    let bodies = receiver.wait_for(1, Duration::from_secs(5)).await;
+
+    // Assert
+    let result = RefundNotification::parse_and_decrypt(&bodies[0], sim.api_key());
+    assert!(
+        matches!(result, Err(Error::DecryptFailed { .. })),
+        "{result:?}"
+    );
+}
