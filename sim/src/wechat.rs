@@ -124,7 +124,7 @@ pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: By
                 };
                 return match check_envelope(&sim, ep, &method, &body) {
                     Ok((params, sign_type)) => signed_reply(&sim, &params, sign_type, Err(failure)),
-                    Err(f) => failure_response(&sim, f),
+                    Err(msg) => fail_envelope(&msg),
                 };
             }
             ApiFaultKind::HttpStatus => {
@@ -149,24 +149,12 @@ pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: By
     process(&sim, ep, &method, &body)
 }
 
-fn failure_response(sim: &Sim, f: Failure) -> Response {
-    match f {
-        Failure::Envelope(msg) => fail_envelope(&msg),
-        // Business failures need a parsed, verified request to sign against; callers only
-        // pass envelope failures here.
-        Failure::Business { err_code, .. } => {
-            tracing::warn!(err_code, mch_id = %sim.config.mch_id, "business failure without a request");
-            fail_envelope(&err_code)
-        }
-    }
-}
-
 fn process(sim: &Arc<Sim>, ep: Endpoint, method: &Method, body: &[u8]) -> Response {
     let (params, sign_type) = match check_envelope(sim, ep, method, body) {
         Ok(v) => v,
-        Err(f) => {
-            tracing::debug!(endpoint = ep.path(), failure = ?f, "request refused at the envelope");
-            return failure_response(sim, f);
+        Err(msg) => {
+            tracing::debug!(endpoint = ep.path(), return_msg = %msg, "request refused at the envelope");
+            return fail_envelope(&msg);
         }
     };
     let result = match ep {
@@ -208,7 +196,7 @@ fn process(sim: &Arc<Sim>, ep: Endpoint, method: &Method, body: &[u8]) -> Respon
             p.insert("return_msg".into(), "ok".into());
             xml_response(StatusCode::OK, xml::write(&p))
         }
-        Err(f @ Failure::Envelope(_)) => failure_response(sim, f),
+        Err(Failure::Envelope(msg)) => fail_envelope(&msg),
         Err(f) => signed_reply(sim, &params, sign_type, Err(f)),
     }
 }
@@ -247,11 +235,20 @@ fn signed_reply(
     xml_response(StatusCode::OK, xml::write(&p))
 }
 
-fn xml_failure(e: &XmlError) -> Failure {
+fn xml_failure(e: &XmlError) -> String {
     match e {
-        XmlError::NotUtf8 { .. } => envelope("NOT_UTF8"),
-        XmlError::Empty => envelope("POST_DATA_EMPTY"),
-        _ => envelope("XML格式错误"),
+        XmlError::NotUtf8 { .. } => "NOT_UTF8",
+        XmlError::Empty => "POST_DATA_EMPTY",
+        _ => "XML格式错误",
+    }
+    .to_owned()
+}
+
+/// The `return_msg` of an envelope failure (`required` only produces those).
+fn envelope_msg(f: Failure) -> String {
+    match f {
+        Failure::Envelope(msg) => msg,
+        Failure::Business { err_code, .. } => err_code,
     }
 }
 
@@ -261,41 +258,41 @@ fn check_envelope(
     ep: Endpoint,
     method: &Method,
     body: &[u8],
-) -> Result<(Params, SignType), Failure> {
+) -> Result<(Params, SignType), String> {
     if method != Method::POST {
-        return Err(envelope("REQUIRE_POST_METHOD"));
+        return Err("REQUIRE_POST_METHOD".into());
     }
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(envelope("POST_DATA_EMPTY"));
+        return Err("POST_DATA_EMPTY".into());
     }
     let params = xml::parse(body).map_err(|e| xml_failure(&e))?;
-    let mch_id = required(&params, "mch_id")?;
+    let mch_id = required(&params, "mch_id").map_err(envelope_msg)?;
     if !mch_id.bytes().all(|b| b.is_ascii_digit()) || mch_id.len() > 32 {
-        return Err(envelope("mch_id参数格式错误"));
+        return Err("mch_id参数格式错误".into());
     }
     if mch_id != sim.config.mch_id {
-        return Err(envelope("商户号mch_id或sub_mch_id不存在"));
+        return Err("商户号mch_id或sub_mch_id不存在".into());
     }
     let sign_type = match params.get(wxpay::SIGN_TYPE_FIELD).map(String::as_str) {
         None | Some("") => SignType::Md5,
         Some(v) => v
             .parse::<SignType>()
-            .map_err(|_| envelope("签名类型不支持"))?,
+            .map_err(|_| "签名类型不支持".to_owned())?,
     };
     if ep == Endpoint::GetSignKey && sign_type != SignType::Md5 {
-        return Err(envelope("签名类型不支持"));
+        return Err("签名类型不支持".into());
     }
-    required(&params, "sign")?;
-    wxpay::verify(&params, &sim.config.api_key, sign_type).map_err(|_| envelope("签名错误"))?;
+    required(&params, "sign").map_err(envelope_msg)?;
+    wxpay::verify(&params, &sim.config.api_key, sign_type).map_err(|_| "签名错误".to_owned())?;
     if ep != Endpoint::GetSignKey {
-        let appid = required(&params, "appid")?;
+        let appid = required(&params, "appid").map_err(envelope_msg)?;
         if appid != sim.config.appid {
-            return Err(envelope("appid和mch_id不匹配"));
+            return Err("appid和mch_id不匹配".into());
         }
     }
-    let nonce = required(&params, "nonce_str")?;
+    let nonce = required(&params, "nonce_str").map_err(envelope_msg)?;
     if nonce.chars().count() > 32 {
-        return Err(envelope("nonce_str参数长度有误"));
+        return Err("nonce_str参数长度有误".into());
     }
     Ok((params, sign_type))
 }
