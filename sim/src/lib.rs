@@ -56,7 +56,7 @@ pub struct SimConfig {
     /// The API v2 key (32 characters).
     pub api_key: ApiKey,
     /// The Mini Program AppSecret checked by jscode2session.
-    pub app_secret: String,
+    pub app_secret: wxpay::AppSecret,
     /// How many times faster than real time the notification retry schedule and the refund
     /// processing delay run (1 = real time; 1000 turns the 15 s first retry into 15 ms).
     pub time_scale: f64,
@@ -94,7 +94,7 @@ impl Default for SimConfig {
             appid: DEFAULT_APPID.into(),
             mch_id: DEFAULT_MCH_ID.into(),
             api_key: ApiKey::new(DEFAULT_API_KEY),
-            app_secret: DEFAULT_APP_SECRET.into(),
+            app_secret: wxpay::AppSecret::new(DEFAULT_APP_SECRET),
             time_scale: 1.0,
             refund_delay: Duration::from_secs(60),
             order_lifetime: Duration::from_secs(2 * 3600),

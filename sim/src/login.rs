@@ -31,7 +31,7 @@ pub(crate) fn jscode2session(sim: &Sim, q: &HashMap<String, String>) -> Value {
     if get("appid") != sim.config.appid {
         return error(40013, "invalid appid");
     }
-    if get("secret") != sim.config.app_secret {
+    if get("secret") != sim.config.app_secret.expose() {
         return error(40125, "invalid appsecret");
     }
     if get("grant_type") != "authorization_code" {

@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
         appid: cli.appid,
         mch_id: cli.mch_id,
         api_key: wxpay::ApiKey::new(cli.api_key.clone()),
-        app_secret: cli.app_secret.clone(),
+        app_secret: wxpay::AppSecret::new(cli.app_secret.clone()),
         time_scale: cli.time_scale,
         refund_delay: Duration::from_secs(cli.refund_delay_secs),
         notify_include_sign_type: cli.notify_include_sign_type,

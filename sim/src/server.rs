@@ -324,7 +324,7 @@ impl RunningSim {
 
     /// The Mini Program AppSecret for jscode2session.
     pub fn app_secret(&self) -> &str {
-        &self.sim.config.app_secret
+        self.sim.config.app_secret.expose()
     }
 
     /// The configuration it runs with.
