@@ -51,6 +51,7 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route("/refunds", get(list_refunds))
         .route("/refunds/{out_refund_no}/outcome", post(set_refund_outcome))
         .route("/notifications", get(list_notifications))
+        .route("/api-calls", get(list_api_calls))
         .route(
             "/faults",
             get(get_faults).post(post_faults).delete(delete_faults),
@@ -138,6 +139,24 @@ async fn list_notifications(
             .filter(|a| {
                 q.get("out_refund_no")
                     .is_none_or(|o| Some(o) == a.out_refund_no.as_ref())
+            })
+            .cloned()
+            .collect(),
+    )
+}
+
+async fn list_api_calls(
+    State(sim): State<Arc<Sim>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Json<Vec<crate::ApiCall>> {
+    let calls = sim.api_calls.lock().unwrap_or_else(|e| e.into_inner());
+    Json(
+        calls
+            .iter()
+            .filter(|c| q.get("endpoint").is_none_or(|e| *e == c.endpoint))
+            .filter(|c| {
+                q.get("out_trade_no")
+                    .is_none_or(|o| Some(o) == c.out_trade_no.as_ref())
             })
             .cloned()
             .collect(),

@@ -27,6 +27,7 @@ pub use login::default_openid;
 pub use notify::{DeliveryAttempt, NotificationKind, PayRequest, RETRY_SCHEDULE_SECS};
 pub use server::{start, RunningSim};
 pub use store::{CodeMapping, Order, OrderState, PlannedOutcome, Refund, RefundState};
+pub use wechat::ApiCall;
 
 /// Demo appid (WeChat's documentation example), used when none is configured.
 pub const DEFAULT_APPID: &str = "wx2421b1c4370ec43b";
@@ -170,6 +171,8 @@ pub(crate) struct Sim {
     pub reorder: Mutex<notify::ReorderGroups>,
     pub notify_seq: AtomicU64,
     pub attempt_seq: AtomicU64,
+    pub api_calls: Mutex<Vec<wechat::ApiCall>>,
+    pub api_call_seq: AtomicU64,
     pub http: reqwest::Client,
     pub tasks: Mutex<Vec<AbortHandle>>,
     /// What `GET /sim/health` reports (set once at start).

@@ -164,6 +164,8 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
         reorder: Mutex::default(),
         notify_seq: AtomicU64::new(0),
         attempt_seq: AtomicU64::new(0),
+        api_calls: Mutex::default(),
+        api_call_seq: AtomicU64::new(0),
         http,
         tasks: Mutex::default(),
         info: OnceLock::new(),
@@ -405,6 +407,15 @@ impl RunningSim {
     pub fn notifications(&self) -> Vec<DeliveryAttempt> {
         self.sim
             .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Every call to the WeChat Pay endpoints so far (`GET /sim/api-calls`).
+    pub fn api_calls(&self) -> Vec<crate::ApiCall> {
+        self.sim
+            .api_calls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

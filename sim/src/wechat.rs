@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use wxpay::{xml, Params, SignType, XmlError};
 
 use crate::faults::ApiFaultKind;
@@ -106,10 +107,117 @@ pub(crate) fn html_page(status: StatusCode, title: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html")], body).into_response()
 }
 
-/// Handle one API call: faults, method, body, envelope checks, the endpoint, the signed
-/// answer.
+/// One call to the WeChat Pay surface, as `GET /sim/api-calls` lists them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCall {
+    /// Sequence number.
+    pub id: u64,
+    /// When it arrived (RFC 3339, simulator clock).
+    pub at: String,
+    /// The endpoint path without sandbox prefix, e.g. `/pay/unifiedorder`.
+    pub endpoint: String,
+    /// `out_trade_no` of the request, if any.
+    pub out_trade_no: Option<String>,
+    /// `out_refund_no` of the request, if any.
+    pub out_refund_no: Option<String>,
+    /// HTTP status answered.
+    pub http_status: u16,
+    /// `return_code` answered (none for a bill or an HTML page).
+    pub return_code: Option<String>,
+    /// `return_msg` answered.
+    pub return_msg: Option<String>,
+    /// `result_code` answered.
+    pub result_code: Option<String>,
+    /// `err_code` answered (downloadbill: `error_code`).
+    pub err_code: Option<String>,
+    /// The injected API fault, if one applied.
+    pub fault: Option<String>,
+}
+
+/// Handle one API call and record it (`GET /sim/api-calls`).
 pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: Bytes) -> Response {
+    let at = sim.clock.now();
     let fault = sim.faults().take_api(ep.path());
+    let fault_name = fault.as_ref().map(|f| {
+        serde_json::to_value(f.fault)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    });
+    let hang = fault
+        .as_ref()
+        .is_some_and(|f| f.fault == ApiFaultKind::Hang);
+    let run = async move {
+        let response = answer(sim.clone(), ep, method, body.clone(), fault).await;
+        record(&sim, ep, at, &body, fault_name, response).await
+    };
+    if hang {
+        // The client gives up long before; the request is still processed and recorded, in a
+        // task that outlives the dropped connection (the classic unknown outcome, §7).
+        tokio::spawn(run)
+            .await
+            .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+    } else {
+        run.await
+    }
+}
+
+async fn record(
+    sim: &Sim,
+    ep: Endpoint,
+    at: time::OffsetDateTime,
+    request: &[u8],
+    fault: Option<String>,
+    response: Response,
+) -> Response {
+    let (parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let req = xml::parse(request).unwrap_or_default();
+    let is_xml = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/xml"));
+    let resp = if is_xml {
+        xml::parse(&bytes).unwrap_or_default()
+    } else {
+        Params::new()
+    };
+    let get = |p: &Params, k: &str| p.get(k).filter(|v| !v.is_empty()).cloned();
+    let call = ApiCall {
+        id: sim
+            .api_call_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1,
+        at: at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        endpoint: ep.path().to_owned(),
+        out_trade_no: get(&req, "out_trade_no"),
+        out_refund_no: get(&req, "out_refund_no"),
+        http_status: parts.status.as_u16(),
+        return_code: get(&resp, "return_code"),
+        return_msg: get(&resp, "return_msg"),
+        result_code: get(&resp, "result_code"),
+        err_code: get(&resp, "err_code").or_else(|| get(&resp, "error_code")),
+        fault,
+    };
+    sim.api_calls
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(call);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Faults, method, body, envelope checks, the endpoint, the signed answer.
+async fn answer(
+    sim: Arc<Sim>,
+    ep: Endpoint,
+    method: Method,
+    body: Bytes,
+    fault: Option<crate::ApiFault>,
+) -> Response {
     if let Some(fault) = fault {
         tracing::info!(endpoint = ep.path(), fault = ?fault.fault, "injecting an API fault");
         match fault.fault {
@@ -133,16 +241,7 @@ pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: By
                 return html_page(status, "Injected gateway error");
             }
             ApiFaultKind::Hang => {
-                let hang = Duration::from_millis(fault.hang_ms.unwrap_or(30_000));
-                // The client gives up long before; the request is still processed, in a task
-                // that outlives the dropped connection (the classic unknown outcome, §7).
-                let task = tokio::spawn(async move {
-                    tokio::time::sleep(hang).await;
-                    process(&sim, ep, &method, &body)
-                });
-                return task
-                    .await
-                    .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
+                tokio::time::sleep(Duration::from_millis(fault.hang_ms.unwrap_or(30_000))).await;
             }
         }
     }

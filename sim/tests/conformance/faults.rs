@@ -43,6 +43,17 @@ async fn systemerror_applies_to_the_next_n_calls_of_the_chosen_endpoint() {
     assert!(close_unaffected.is_ok());
     assert_eq!(second.err_code(), Some("SYSTEMERROR"));
     assert_eq!(third.trade_state, TradeState::NotPay);
+    let calls: Vec<_> = sim
+        .api_calls()
+        .into_iter()
+        .filter(|c| c.endpoint == "/pay/orderquery")
+        .collect();
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0].fault.as_deref(), Some("system_error"));
+    assert_eq!(calls[0].err_code.as_deref(), Some("SYSTEMERROR"));
+    assert_eq!(calls[2].fault, None);
+    assert_eq!(calls[2].result_code.as_deref(), Some("SUCCESS"));
+    assert_eq!(calls[2].out_trade_no.as_deref(), Some("F-1"));
 }
 
 #[tokio::test]
@@ -94,6 +105,10 @@ async fn a_hang_outlasts_the_client_timeout_but_the_request_is_still_processed()
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert!(err.is_unknown_outcome());
     assert!(sim.order("F-4").is_some(), "the hung request was processed");
+    let calls = sim.api_calls();
+    assert_eq!(calls.len(), 1, "the hung call is recorded");
+    assert_eq!(calls[0].fault.as_deref(), Some("hang"));
+    assert_eq!(calls[0].result_code.as_deref(), Some("SUCCESS"));
 }
 
 #[tokio::test]
@@ -190,6 +205,14 @@ async fn the_control_api_lists_orders_pays_them_and_shows_notification_attempts(
         .json()
         .await
         .unwrap();
+    let calls: Value = http
+        .get(format!("{base}/sim/api-calls?endpoint=/pay/unifiedorder"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let outcome = http
         .post(format!("{base}/sim/refunds/LATER-1/outcome"))
         .json(&json!({"outcome": "CHANGE", "delay_ms": 10}))
@@ -213,5 +236,8 @@ async fn the_control_api_lists_orders_pays_them_and_shows_notification_attempts(
     assert_eq!(attempts[0]["http_status"], 200);
     assert!(attempts[0]["latency_ms"].as_f64().is_some());
     assert_eq!(refunds, json!([]));
+    assert_eq!(calls.as_array().unwrap().len(), 1);
+    assert_eq!(calls[0]["return_code"], "SUCCESS");
+    assert_eq!(calls[0]["result_code"], "SUCCESS");
     assert_eq!(outcome.status(), 202);
 }
