@@ -83,6 +83,8 @@ pub enum ApiFaultKind {
     ErrCode,
     /// HTTP `status` (default 500) with an HTML gateway page; not processed.
     HttpStatus,
+    /// HTTP 200 with a body that is not XML (an HTML page); not processed.
+    NotXml,
     /// Wait `hang_ms` real milliseconds (default 30000, past the client timeout), then
     /// process the request normally: the classic "unknown outcome".
     Hang,

@@ -83,6 +83,9 @@ pub struct SimConfig {
     /// Refuse closeorder on orders younger than this with `TRADE_STATE_ERROR` (WeChat asks
     /// for 5 minutes, §8.4; whether it enforces it is unconfirmed). Default `None`: accept.
     pub close_min_age: Option<Duration>,
+    /// Accept a request `sign` in lowercase hex (default false: refused with `签名错误`,
+    /// §5.3 — whether WeChat accepts it is unconfirmed).
+    pub accept_lowercase_sign: bool,
 }
 
 impl Default for SimConfig {
@@ -105,6 +108,7 @@ impl Default for SimConfig {
             default_refund_notify_url: None,
             notify_timeout: Duration::from_secs(5),
             close_min_age: None,
+            accept_lowercase_sign: false,
         }
     }
 }

@@ -240,6 +240,9 @@ async fn answer(
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return html_page(status, "Injected gateway error");
             }
+            ApiFaultKind::NotXml => {
+                return html_page(StatusCode::OK, "Injected non-XML answer");
+            }
             ApiFaultKind::Hang => {
                 tokio::time::sleep(Duration::from_millis(fault.hang_ms.unwrap_or(30_000))).await;
             }
@@ -381,8 +384,17 @@ fn check_envelope(
     if ep == Endpoint::GetSignKey && sign_type != SignType::Md5 {
         return Err("签名类型不支持".into());
     }
-    required(&params, "sign").map_err(envelope_msg)?;
-    wxpay::verify(&params, &sim.config.api_key, sign_type).map_err(|_| "签名错误".to_owned())?;
+    let sign = required(&params, "sign").map_err(envelope_msg)?;
+    if wxpay::verify(&params, &sim.config.api_key, sign_type).is_err() {
+        // A lowercase hex sign is refused unless configured otherwise (§5.3, §14.2).
+        let mut upper = params.clone();
+        upper.insert("sign".into(), sign.to_ascii_uppercase());
+        let relaxed = sim.config.accept_lowercase_sign
+            && wxpay::verify(&upper, &sim.config.api_key, sign_type).is_ok();
+        if !relaxed {
+            return Err("签名错误".into());
+        }
+    }
     if ep != Endpoint::GetSignKey {
         let appid = required(&params, "appid").map_err(envelope_msg)?;
         if appid != sim.config.appid {

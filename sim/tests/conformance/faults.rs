@@ -62,11 +62,18 @@ async fn http_5xx_faults_answer_an_html_page_without_processing() {
     let sim = start_sim().await;
     let client = client(&sim);
     sim.set_faults(
-        serde_json::from_value(json!({"api": [{"fault": "http_status", "status": 503}]})).unwrap(),
+        serde_json::from_value(
+            json!({"api": [{"fault": "http_status", "status": 503}, {"fault": "not_xml"}]}),
+        )
+        .unwrap(),
     );
 
     // Act
     let err = client
+        .unified_order(&order("F-3", 100, NO_NOTIFY))
+        .await
+        .unwrap_err();
+    let not_xml = client
         .unified_order(&order("F-3", 100, NO_NOTIFY))
         .await
         .unwrap_err();
@@ -77,6 +84,7 @@ async fn http_5xx_faults_answer_an_html_page_without_processing() {
         "{err:?}"
     );
     assert!(err.retry_safe());
+    assert!(matches!(not_xml, Error::NotXml { .. }), "{not_xml:?}");
     assert!(sim.order("F-3").is_none());
 }
 

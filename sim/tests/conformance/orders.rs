@@ -417,3 +417,26 @@ async fn closeorder_can_enforce_the_five_minute_rule() {
     assert_eq!(err_code(&early), "TRADE_STATE_ERROR");
     assert!(later.is_ok(), "{later:?}");
 }
+
+#[tokio::test]
+async fn a_lowercase_sign_is_refused_unless_relaxed() {
+    // Arrange
+    let strict = start_sim().await;
+    let relaxed = start_sim_with(|c| c.accept_lowercase_sign = true).await;
+    let lower = |sim: &paydesk_sim::RunningSim| {
+        let body = signed(sim, &[("out_trade_no", "LOW-1")], None);
+        let mut p = wxpay::xml::parse(&body).unwrap();
+        let s = p["sign"].to_ascii_lowercase();
+        p.insert("sign".into(), s);
+        wxpay::xml::write(&p).into_bytes()
+    };
+
+    // Act
+    let (_, refused) = raw_post(&strict, "/pay/orderquery", lower(&strict)).await;
+    let (_, accepted) = raw_post(&relaxed, "/pay/orderquery", lower(&relaxed)).await;
+
+    // Assert
+    let parse = |b: &str| wxpay::xml::parse(b.as_bytes()).unwrap();
+    assert_eq!(parse(&refused)["return_msg"], "签名错误");
+    assert_eq!(parse(&accepted)["err_code"], "ORDERNOTEXIST");
+}
