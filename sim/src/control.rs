@@ -73,14 +73,18 @@ async fn get_health(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {
 }
 
 async fn list_orders(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::Order>> {
-    Json(sim.store().orders_sorted())
+    let mut store = sim.store();
+    store.expire_all(sim.clock.now());
+    Json(store.orders_sorted())
 }
 
 async fn get_order(
     State(sim): State<Arc<Sim>>,
     Path(out_trade_no): Path<String>,
 ) -> Result<Json<crate::Order>, SimError> {
-    sim.store()
+    let mut store = sim.store();
+    store.expire(&out_trade_no, sim.clock.now());
+    store
         .orders
         .get(&out_trade_no)
         .cloned()

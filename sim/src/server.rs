@@ -356,12 +356,16 @@ impl RunningSim {
 
     /// All orders, oldest first (`GET /sim/orders`).
     pub fn orders(&self) -> Vec<Order> {
-        self.sim.store().orders_sorted()
+        let mut store = self.sim.store();
+        store.expire_all(self.sim.clock.now());
+        store.orders_sorted()
     }
 
     /// One order.
     pub fn order(&self, out_trade_no: &str) -> Option<Order> {
-        self.sim.store().orders.get(out_trade_no).cloned()
+        let mut store = self.sim.store();
+        store.expire(out_trade_no, self.sim.clock.now());
+        store.orders.get(out_trade_no).cloned()
     }
 
     /// All refunds, oldest first (`GET /sim/refunds`).

@@ -232,6 +232,15 @@ impl Store {
         }
     }
 
+    /// Apply expiry to every order (before listing them).
+    pub fn expire_all(&mut self, now: OffsetDateTime) {
+        for o in self.orders.values_mut() {
+            if o.state == OrderState::Notpay && now >= o.expires_at {
+                o.state = OrderState::Closed;
+            }
+        }
+    }
+
     /// Orders oldest first.
     pub fn orders_sorted(&self) -> Vec<Order> {
         let mut v: Vec<Order> = self.orders.values().cloned().collect();

@@ -238,6 +238,7 @@ async fn orders_expire_at_time_expire_and_can_no_longer_be_paid() {
     assert!(matches!(paying, Err(SimError::Conflict(_))), "{paying:?}");
     assert_eq!(query.trade_state, TradeState::Closed);
     assert_eq!(err_code(&short), "INVALID_REQUEST");
+    assert_eq!(sim.orders()[0].state, OrderState::Closed);
 }
 
 #[tokio::test]
