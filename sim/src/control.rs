@@ -48,6 +48,7 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route("/orders", get(list_orders))
         .route("/orders/{out_trade_no}", get(get_order))
         .route("/orders/{out_trade_no}/pay", post(pay_order))
+        .route("/request-payment", post(request_payment))
         .route("/refunds", get(list_refunds))
         .route("/refunds/{out_refund_no}/outcome", post(set_refund_outcome))
         .route("/notifications", get(list_notifications))
@@ -99,6 +100,53 @@ async fn pay_order(
 ) -> Result<Json<crate::Order>, SimError> {
     let req: PayRequest = body(&bytes)?;
     notify::pay_order(&sim, &out_trade_no, &req).map(Json)
+}
+
+/// `wx.requestPayment`: the five parameters plus the optional fields of [`PayRequest`].
+#[derive(Deserialize)]
+struct RequestPaymentBody {
+    #[serde(rename = "timeStamp")]
+    time_stamp: String,
+    #[serde(rename = "nonceStr")]
+    nonce_str: String,
+    package: String,
+    #[serde(rename = "signType")]
+    sign_type: String,
+    #[serde(rename = "paySign")]
+    pay_sign: String,
+    result: Option<String>,
+    bank_type: Option<String>,
+    err_code: Option<String>,
+    err_code_des: Option<String>,
+    cash_fee: Option<i64>,
+    notify: Option<bool>,
+}
+
+async fn request_payment(
+    State(sim): State<Arc<Sim>>,
+    bytes: Bytes,
+) -> Result<Json<crate::Order>, SimError> {
+    let b: RequestPaymentBody = body(&bytes)?;
+    let sign_type = b
+        .sign_type
+        .parse()
+        .map_err(|_| SimError::Invalid("requestPayment:fail 支付验证签名失败".into()))?;
+    let params = wxpay::JsapiPayParams {
+        time_stamp: b.time_stamp,
+        nonce_str: b.nonce_str,
+        package: b.package,
+        sign_type,
+        pay_sign: b.pay_sign,
+    };
+    let pay = PayRequest {
+        result: b.result.unwrap_or_else(|| "SUCCESS".into()),
+        bank_type: b.bank_type,
+        err_code: b.err_code,
+        err_code_des: b.err_code_des,
+        cash_fee: b.cash_fee,
+        notify: b.notify,
+    };
+    notify::request_payment(&sim, &params, &pay).map(Json)
 }
 
 async fn list_refunds(State(sim): State<Arc<Sim>>) -> Json<Vec<crate::Refund>> {

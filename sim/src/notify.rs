@@ -227,6 +227,47 @@ pub(crate) fn pay_order(
     Ok(order)
 }
 
+/// What `wx.requestPayment` does with the parameters the merchant backend produced (§5.5,
+/// §8.2): find the order by `package`'s prepay_id, check the prepay_id is still valid, that
+/// `signType` is the unifiedorder's and that `paySign` verifies; then pay like
+/// [`pay_order`]. Failures read like the Mini Program's `requestPayment:fail …`.
+pub(crate) fn request_payment(
+    sim: &Arc<Sim>,
+    params: &wxpay::JsapiPayParams,
+    req: &PayRequest,
+) -> Result<crate::Order, SimError> {
+    let sign_failed = || SimError::Invalid("requestPayment:fail 支付验证签名失败".into());
+    let prepay_id = params.prepay_id().ok_or_else(sign_failed)?;
+    let (out_trade_no, sign_type, prepay_expires_at) = {
+        let store = sim.store();
+        let order = store
+            .orders
+            .values()
+            .find(|o| o.prepay_id == prepay_id)
+            .ok_or_else(|| SimError::NotFound(format!("prepay_id {prepay_id}")))?;
+        (
+            order.out_trade_no.clone(),
+            order.sign_type,
+            order.prepay_expires_at,
+        )
+    };
+    if params.time_stamp.len() != 10 || !params.time_stamp.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(sign_failed());
+    }
+    if params.sign_type != sign_type {
+        return Err(sign_failed());
+    }
+    params
+        .verify(&sim.config.appid, &sim.config.api_key)
+        .map_err(|_| sign_failed())?;
+    if sim.clock.now() >= prepay_expires_at {
+        return Err(SimError::Conflict(
+            "requestPayment:fail prepay_id已过期".into(),
+        ));
+    }
+    pay_order(sim, &out_trade_no, req)
+}
+
 /// §8.8 fields (unsigned).
 fn payment_params(sim: &Sim, o: &crate::Order) -> Params {
     let mut p = Params::new();

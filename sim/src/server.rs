@@ -383,6 +383,17 @@ impl RunningSim {
         notify::pay_order(&self.sim, out_trade_no, req)
     }
 
+    /// The Mini Program calls `wx.requestPayment` with what the merchant backend produced
+    /// (`POST /sim/request-payment`): `paySign`, `signType` and the prepay_id are checked,
+    /// then the order is paid as `req` says.
+    pub fn request_payment(
+        &self,
+        params: &wxpay::JsapiPayParams,
+        req: &PayRequest,
+    ) -> Result<Order, SimError> {
+        notify::request_payment(&self.sim, params, req)
+    }
+
     /// Choose a refund's outcome and delay (`POST /sim/refunds/{out_refund_no}/outcome`).
     /// `Ok(None)`: the refund does not exist yet; the outcome is applied when it does.
     pub fn set_refund_outcome(

@@ -441,3 +441,48 @@ async fn a_lowercase_sign_is_refused_unless_relaxed() {
     assert_eq!(parse(&refused)["return_msg"], "签名错误");
     assert_eq!(parse(&accepted)["err_code"], "ORDERNOTEXIST");
 }
+
+#[tokio::test]
+async fn request_payment_checks_the_pay_sign_like_the_mini_program() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client_with(&sim, SignType::HmacSha256);
+    let prepay = client
+        .unified_order(&order("RP-1", 100, NO_NOTIFY))
+        .await
+        .unwrap();
+    let good = client.jsapi_pay_params(&prepay.prepay_id);
+    let mut forged = good.clone();
+    forged.pay_sign = forged.pay_sign.to_ascii_lowercase();
+    let md5 = client_with(&sim, SignType::Md5).jsapi_pay_params(&prepay.prepay_id);
+    let quiet = PayRequest {
+        notify: Some(false),
+        ..pay()
+    };
+    let http = reqwest::Client::new();
+
+    // Act
+    let bad_sign = sim.request_payment(&forged, &quiet);
+    let wrong_type = sim.request_payment(&md5, &quiet);
+    let over_http = http
+        .post(format!("{}/sim/request-payment", sim.http_base_url()))
+        .json(&serde_json::json!({
+            "timeStamp": good.time_stamp, "nonceStr": good.nonce_str, "package": good.package,
+            "signType": "HMAC-SHA256", "paySign": good.pay_sign, "notify": false
+        }))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert!(
+        matches!(bad_sign, Err(SimError::Invalid(ref m)) if m.contains("支付验证签名失败")),
+        "{bad_sign:?}"
+    );
+    assert!(
+        matches!(wrong_type, Err(SimError::Invalid(_))),
+        "{wrong_type:?}"
+    );
+    assert_eq!(over_http.status(), 200);
+    assert_eq!(sim.order("RP-1").unwrap().state, OrderState::Success);
+}
