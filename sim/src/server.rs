@@ -235,8 +235,14 @@ async fn serve_tls(
             _ = stop.wait_for(|s| *s) => return,
             r = listener.accept() => r,
         };
-        let Ok((tcp, peer)) = accepted else {
-            continue;
+        let (tcp, peer) = match accepted {
+            Ok(v) => v,
+            Err(e) => {
+                // E.g. out of file descriptors: back off instead of spinning.
+                tracing::warn!(error = %e, "accepting a TLS connection failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
