@@ -56,6 +56,7 @@ pub struct Server {
     pub base: String,
     /// The first admin's password as printed on the console.
     pub admin_password: String,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -98,9 +99,14 @@ impl Server {
             .with_context(|| format!("starting {}", bin.display()))?;
         let stdout = child.stdout.take().context("server stdout")?;
         let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 println!("[paydesk] {line}");
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(line.clone());
                 let _ = tx.send(line);
             }
         });
@@ -130,8 +136,31 @@ impl Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
             admin_password,
+            lines,
             _dir: dir,
         })
+    }
+
+    /// Sends SIGTERM to the server alone and waits for it to exit; returns its exit code
+    /// and everything it printed.
+    pub fn terminate(&mut self) -> anyhow::Result<(Option<i32>, Vec<String>)> {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() > deadline {
+                bail!("paydesk did not stop within 20 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        // Let the reader thread drain the last lines.
+        std::thread::sleep(Duration::from_millis(200));
+        let lines = self.lines.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok((status.code(), lines))
     }
 
     /// An absolute URL on this server.
