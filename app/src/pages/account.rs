@@ -18,6 +18,12 @@ pub fn AccountPage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let activity = Resource::new(move || change.version().get(), |_| my_activity());
     let me = move || auth.user.get().and_then(|r| r.ok()).flatten();
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if let (Some(Ok(())), Some(form)) = (change.value().get(), form.get()) {
+            form.reset();
+        }
+    });
 
     view! {
         <Title text=format!("{} · paydesk", Msg::AccountTitle.text(lang))/>
@@ -36,7 +42,7 @@ pub fn AccountPage() -> impl IntoView {
                 Ok(()) => view! { <p class="banner banner--ok" role="status">{Msg::PasswordChanged.text(lang)}</p> }.into_any(),
                 Err(error) => view! { <ErrorBanner error/> }.into_any(),
             })}
-            <ActionForm action=change attr:class="form" attr:data-testid="change-password-form">
+            <ActionForm action=change node_ref=form attr:class="form" attr:data-testid="change-password-form">
                 <label class="form__field">
                     <span>{Msg::CurrentPassword.text(lang)}</span>
                     <input name="current" type="password" required autocomplete="current-password"/>

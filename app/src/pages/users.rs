@@ -178,10 +178,17 @@ fn UserTable(
 #[component]
 fn AddUserForm(add: ServerAction<AddUser>) -> impl IntoView {
     let lang = use_lang();
+    // Clear the form once the user exists, so the password does not linger on screen.
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if let (Some(Ok(_)), Some(form)) = (add.value().get(), form.get()) {
+            form.reset();
+        }
+    });
     view! {
         <section class="card">
             <h2 class="card__title">{Msg::AddUser.text(lang)}</h2>
-            <ActionForm action=add attr:class="form form--row" attr:data-testid="add-user-form">
+            <ActionForm action=add node_ref=form attr:class="form form--row" attr:data-testid="add-user-form">
                 <label class="form__field">
                     <span>{Msg::Username.text(lang)}</span>
                     <input name="username" required minlength="2" maxlength="32" autocomplete="off"/>

@@ -32,6 +32,7 @@ fn kill_group(child: &mut Child) {
     // (build.md). `kill(1)` keeps this crate free of `unsafe`.
     let _ = Command::new("kill")
         .args(["-TERM", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
         .status();
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
