@@ -143,8 +143,9 @@ impl Settings {
             serde_ignored::deserialize(raw, |path| unknown.push(path.to_string()))
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         for key in unknown {
-            // PAYDESK_TEST_* and the like belong to the test tooling, not to paydesk.
-            if !key.starts_with("test") && !key.starts_with("pg_") {
+            // PAYDESK_TEST_* and the like belong to the test tooling, not to paydesk;
+            // PAYDESK_SIM_* configures the standalone simulator binary.
+            if !key.starts_with("test") && !key.starts_with("pg_") && !key.starts_with("sim_") {
                 eprintln!("paydesk: warning: unknown configuration key `{key}` is ignored");
             }
         }
