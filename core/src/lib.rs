@@ -9,6 +9,8 @@ pub mod audit;
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod notify;
+pub mod orders;
 pub mod password;
 pub mod sessions;
 pub mod users;

@@ -208,6 +208,13 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
         PayMode::Merchant => "WeChat Pay merchant API",
     };
     println!("paydesk: listening on {addr}  database: {db_url}  payments: {mode_text}");
+    if let Some(sim) = &app.state().simulator {
+        println!(
+            "paydesk: WeChat Pay simulator at {} (refunds: {})",
+            sim.http_base_url(),
+            sim.tls_base_url()
+        );
+    }
     tracing::info!(port = app.port(), "paydesk started");
     app.run_until(shutdown_signal()).await?;
     println!("paydesk: stopped");

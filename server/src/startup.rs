@@ -16,14 +16,17 @@ use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use paydesk_core::db::PoolSizes;
+use paydesk_core::notify::MerchantCredentials;
 use paydesk_core::sessions::DbSessionStore;
 use paydesk_core::Db;
+use paydesk_sim::{RunningSim, SimConfig};
+use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
-use crate::config::Settings;
+use crate::config::{PayMode, Settings};
 use crate::metrics::{self, Metrics};
 use crate::routes;
 
@@ -38,6 +41,11 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// The metrics registry.
     pub metrics: Arc<Metrics>,
+    /// Our merchant identity for verifying WeChat Pay's callbacks: the configured one, or
+    /// the in-process simulator's.
+    pub merchant: Arc<MerchantCredentials>,
+    /// The in-process WeChat Pay simulator in sandbox mode (`PAYDESK_SIMULATOR=on`).
+    pub simulator: Option<Arc<RunningSim>>,
 }
 
 /// The name of the session cookie.
@@ -63,6 +71,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::ops::router())
         .merge(routes::prefs::router())
+        .merge(routes::wxpay::router())
         // Registers every server function under /api/… as well as the pages.
         .leptos_routes_with_context(
             &state,
@@ -172,11 +181,14 @@ impl Application {
             .with_context(|| format!("binding PAYDESK_LISTEN (listen) {}", settings.listen))?;
         let local = listener.local_addr()?;
         let leptos_options = leptos_options(&settings, local);
+        let (merchant, simulator) = merchant_and_simulator(&settings).await?;
         let state = AppState {
             leptos_options,
             db,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            merchant: Arc::new(merchant),
+            simulator: simulator.map(Arc::new),
         };
         let router = router(state.clone());
         Ok((
@@ -230,6 +242,60 @@ impl Application {
     }
 }
 
+/// Our merchant credentials: in sandbox mode the in-process simulator is started (both
+/// listeners on free loopback ports, real-time retry schedule, certificates beside the
+/// SQLite file or in the temp folder) and its credentials are used; otherwise the
+/// configured ones (checked present by `Settings::validate`).
+async fn merchant_and_simulator(
+    settings: &Settings,
+) -> anyhow::Result<(MerchantCredentials, Option<RunningSim>)> {
+    match settings.pay_mode() {
+        PayMode::Simulator => {
+            let config = SimConfig {
+                cert_dir: sim_cert_dir(&settings.database_url),
+                ..SimConfig::default()
+            };
+            let sim = paydesk_sim::start(config)
+                .await
+                .context("starting the WeChat Pay simulator (PAYDESK_SIMULATOR)")?;
+            let merchant = MerchantCredentials {
+                appid: sim.appid().to_owned(),
+                mch_id: sim.mch_id().to_owned(),
+                api_key: sim.api_key().clone(),
+            };
+            Ok((merchant, Some(sim)))
+        }
+        PayMode::Merchant => {
+            let w = &settings.wxpay;
+            let (Some(appid), Some(mch_id), Some(api_key)) = (&w.appid, &w.mch_id, &w.api_key)
+            else {
+                anyhow::bail!("PAYDESK_WXPAY__APPID, __MCH_ID and __API_KEY are required unless PAYDESK_SIMULATOR=on");
+            };
+            Ok((
+                MerchantCredentials {
+                    appid: appid.clone(),
+                    mch_id: mch_id.clone(),
+                    api_key: wxpay::ApiKey::new(api_key.expose_secret()),
+                },
+                None,
+            ))
+        }
+    }
+}
+
+/// `sim-certs` beside a SQLite database file, else `$TMPDIR/paydesk-sim-certs`.
+fn sim_cert_dir(database_url: &str) -> std::path::PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest));
+    match file.and_then(|f| std::path::Path::new(f).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("sim-certs"),
+        Some(_) => std::path::PathBuf::from("sim-certs"),
+        None => std::env::temp_dir().join("paydesk-sim-certs"),
+    }
+}
+
 fn leptos_options(settings: &Settings, addr: SocketAddr) -> LeptosOptions {
     LeptosOptions::builder()
         .output_name("paydesk")
@@ -272,6 +338,22 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn simulator_certificates_go_beside_the_sqlite_file() {
+        assert_eq!(
+            sim_cert_dir("sqlite://data/paydesk.db?mode=rwc"),
+            std::path::PathBuf::from("data/sim-certs")
+        );
+        assert_eq!(
+            sim_cert_dir("sqlite:paydesk.db"),
+            std::path::PathBuf::from("sim-certs")
+        );
+        assert_eq!(
+            sim_cert_dir("postgres://u@h/db"),
+            std::env::temp_dir().join("paydesk-sim-certs")
+        );
     }
 
     #[test]

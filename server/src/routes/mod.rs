@@ -3,3 +3,4 @@
 
 pub mod ops;
 pub mod prefs;
+pub mod wxpay;

@@ -12,6 +12,10 @@ pub struct TestApp {
     pub db: TestDb,
     /// The application's own database handle (closing it makes the app unready).
     pub app_db: paydesk_core::Db,
+    /// The merchant credentials the app verifies callbacks with.
+    pub merchant: std::sync::Arc<paydesk_core::notify::MerchantCredentials>,
+    /// The app's in-process WeChat Pay simulator (sandbox mode, the default).
+    pub sim: Option<std::sync::Arc<paydesk_sim::RunningSim>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -96,6 +100,8 @@ async fn spawn(db: TestDb) -> TestApp {
         .expect("building the app");
     let base = format!("http://127.0.0.1:{}", app.port());
     let app_db = app.state().db.clone();
+    let merchant = app.state().merchant.clone();
+    let sim = app.state().simulator.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
@@ -104,6 +110,8 @@ async fn spawn(db: TestDb) -> TestApp {
         base,
         db,
         app_db,
+        merchant,
+        sim,
         shutdown: Some(tx),
     }
 }

@@ -5,5 +5,6 @@ mod helpers;
 
 mod auth;
 mod explain;
+mod notify;
 mod ops;
 mod users;

@@ -1,0 +1,588 @@
+//! WeChat Pay callbacks: verify, apply exactly once, record every one (design.md "Notify",
+//! style.md §5 and §10, spec §8.8 and §11).
+//!
+//! Callbacks have no error type. Whatever arrives ends as a [`Verdict`], stored with the raw
+//! body in `notifications` and mapped to the reply: `SUCCESS` for [`Verdict::Applied`] and
+//! [`Verdict::Duplicate`], `FAIL` (WeChat resends) for everything else.
+
+use std::fmt;
+use std::time::Instant;
+
+use sqlx::{Any, Executor, FromRow};
+use wxpay::notify::{ParsedPaymentNotification, PaymentNotification, REPLY_SUCCESS};
+use wxpay::{ApiKey, SignType};
+
+use crate::orders::{self, OrderStatus, OutTradeNo};
+use crate::{now_ms, CoreError, Db};
+
+/// What became of a notification (stored in `notifications.verdict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Verified and applied: the order is now paid.
+    Applied,
+    /// Verified, and already applied earlier: nothing changed.
+    Duplicate,
+    /// The signature is missing, wrong, or uses a refused algorithm (spec §5.2, §5.3).
+    BadSignature,
+    /// Not a well-formed notification (not XML, fields missing or invalid).
+    Malformed,
+    /// XML with a DOCTYPE or entity declaration (spec §11.1).
+    ForbiddenXml,
+    /// Signed, but for another appid (spec §11.2 item 4).
+    WrongAppid,
+    /// Signed, but for another merchant (spec §11.2 item 4).
+    WrongMchId,
+    /// Signed, but we have no order with this `out_trade_no`.
+    UnknownOrder,
+    /// Signed, but `total_fee` differs from the order's (spec §8.8 item 2).
+    AmountMismatch,
+    /// A refund notification's `req_info` could not be decrypted (spec §8.9).
+    DecryptFailed,
+    /// Signed, `result_code=FAIL`: the payment failed.
+    ResultFail,
+    /// We could not process it (database failure, inconsistent state).
+    InternalError,
+}
+
+impl Verdict {
+    /// Every verdict.
+    pub const ALL: [Verdict; 12] = [
+        Verdict::Applied,
+        Verdict::Duplicate,
+        Verdict::BadSignature,
+        Verdict::Malformed,
+        Verdict::ForbiddenXml,
+        Verdict::WrongAppid,
+        Verdict::WrongMchId,
+        Verdict::UnknownOrder,
+        Verdict::AmountMismatch,
+        Verdict::DecryptFailed,
+        Verdict::ResultFail,
+        Verdict::InternalError,
+    ];
+
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Applied => "applied",
+            Verdict::Duplicate => "duplicate",
+            Verdict::BadSignature => "bad_signature",
+            Verdict::Malformed => "malformed",
+            Verdict::ForbiddenXml => "forbidden_xml",
+            Verdict::WrongAppid => "wrong_appid",
+            Verdict::WrongMchId => "wrong_mch_id",
+            Verdict::UnknownOrder => "unknown_order",
+            Verdict::AmountMismatch => "amount_mismatch",
+            Verdict::DecryptFailed => "decrypt_failed",
+            Verdict::ResultFail => "result_fail",
+            Verdict::InternalError => "internal_error",
+        }
+    }
+
+    /// Whether WeChat is told `SUCCESS` (stop sending): only when the notification is in
+    /// effect, i.e. applied now or before (spec §8.8).
+    pub const fn acknowledged(self) -> bool {
+        matches!(self, Verdict::Applied | Verdict::Duplicate)
+    }
+
+    /// `SUCCESS` or `FAIL`, as stored in `notifications.reply`.
+    pub const fn reply_code(self) -> &'static str {
+        if self.acknowledged() {
+            "SUCCESS"
+        } else {
+            "FAIL"
+        }
+    }
+
+    /// The exact reply body (spec §8.8). The FAIL message is the verdict name only: no
+    /// detail reaches the sender.
+    pub fn reply_body(self) -> String {
+        if self.acknowledged() {
+            REPLY_SUCCESS.to_owned()
+        } else {
+            wxpay::notify::reply_fail(self.as_str())
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Verdict {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown verdict {s:?}"))
+    }
+}
+
+/// Our merchant identity, against which notifications are verified.
+#[derive(Clone)]
+pub struct MerchantCredentials {
+    /// Our appid.
+    pub appid: String,
+    /// Our mch_id.
+    pub mch_id: String,
+    /// The API v2 key.
+    pub api_key: ApiKey,
+}
+
+impl fmt::Debug for MerchantCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MerchantCredentials")
+            .field("appid", &self.appid)
+            .field("mch_id", &self.mch_id)
+            .field("api_key", &"[redacted]")
+            .finish()
+    }
+}
+
+/// What [`receive_payment_notification`] decided and must answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationOutcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The exact XML to answer with (HTTP 200, `text/xml`).
+    pub reply_body: String,
+    /// The `notifications` row, unless even recording failed.
+    pub notification_id: Option<i64>,
+}
+
+/// What goes into the `notifications` row besides the raw body.
+#[derive(Debug, Default)]
+struct Findings {
+    out_trade_no: Option<String>,
+    transaction_id: Option<String>,
+    total_fee: Option<i64>,
+    order_id: Option<i64>,
+}
+
+struct Decision {
+    verdict: Verdict,
+    detail: String,
+}
+
+fn decide(verdict: Verdict, detail: impl Into<String>) -> Decision {
+    Decision {
+        verdict,
+        detail: detail.into(),
+    }
+}
+
+/// Handles one payment notification (spec §8.8) end to end: records the raw body whatever
+/// it is, parses it strictly (DTDs refused), verifies the signature with the order's sign
+/// type (an unknown order only after the signature verified by the §5.2 rule), checks appid,
+/// mch_id and total_fee, then marks the order `PAID` with one conditional update in one
+/// transaction, so of many concurrent copies exactly one is [`Verdict::Applied`] and the
+/// others [`Verdict::Duplicate`]. The notification row is written in the same transaction.
+/// Never returns an error: a database failure is [`Verdict::InternalError`] (reply `FAIL`).
+#[tracing::instrument(skip_all, fields(peer = peer.as_deref().unwrap_or("-")))]
+pub async fn receive_payment_notification(
+    db: &Db,
+    merchant: &MerchantCredentials,
+    peer: Option<String>,
+    raw: &[u8],
+) -> NotificationOutcome {
+    let started = Instant::now();
+    let received_at = now_ms();
+    // Stored whatever it is: invalid UTF-8 becomes U+FFFD, and so does NUL, which
+    // PostgreSQL's text cannot hold (the same text on both engines).
+    let raw_text = String::from_utf8_lossy(raw).replace('\0', "\u{FFFD}");
+    let mut findings = Findings::default();
+    let row = NotificationRow {
+        received_at,
+        peer: peer.as_deref(),
+        raw_body: &raw_text,
+    };
+
+    let checked = check(db, merchant, raw, &mut findings).await;
+    let result = match checked {
+        Ok(Checked::Done(decision)) => record(db.writer(), &row, &findings, &decision, started)
+            .await
+            .map(|id| (decision.verdict, id)),
+        Ok(Checked::Failed(order, decision)) => {
+            mark_payerror(db, &row, &findings, order.id, decision, started).await
+        }
+        Ok(Checked::Apply(order, n)) => apply(db, &row, &findings, order, &n, started).await,
+        Err(e) => Err(e),
+    };
+    let (verdict, notification_id) = match result {
+        Ok((verdict, id)) => (verdict, Some(id)),
+        Err(e) => {
+            tracing::error!(error = ?e, "applying a payment notification failed");
+            let failure = decide(
+                Verdict::InternalError,
+                "database error while applying the notification",
+            );
+            let id = record(db.writer(), &row, &findings, &failure, started)
+                .await
+                .map_err(|e| tracing::error!(error = ?e, "recording a payment notification failed"))
+                .ok();
+            (Verdict::InternalError, id)
+        }
+    };
+    tracing::info!(
+        verdict = verdict.as_str(),
+        order.out_trade_no = findings.out_trade_no.as_deref().unwrap_or("-"),
+        "payment notification handled"
+    );
+    NotificationOutcome {
+        verdict,
+        reply_body: verdict.reply_body(),
+        notification_id,
+    }
+}
+
+enum Checked {
+    /// The verdict is known without writing to the order.
+    Done(Decision),
+    /// Verified `result_code=FAIL`: mark the order `PAYERROR` if it is still `NOTPAY`.
+    Failed(orders::Order, Decision),
+    /// Verified and matching this order: apply it.
+    Apply(orders::Order, Box<PaymentNotification>),
+}
+
+/// Everything before the write: parse, find the order, verify, compare.
+async fn check(
+    db: &Db,
+    merchant: &MerchantCredentials,
+    raw: &[u8],
+    findings: &mut Findings,
+) -> Result<Checked, CoreError> {
+    let parsed = match ParsedPaymentNotification::parse(raw) {
+        Ok(p) => p,
+        Err(wxpay::Error::Xml(e)) if e.is_forbidden() => {
+            return Ok(Checked::Done(decide(Verdict::ForbiddenXml, e.to_string())))
+        }
+        Err(e) => return Ok(Checked::Done(decide(Verdict::Malformed, e.to_string()))),
+    };
+    // Unverified: only used to find the order and to file the row.
+    let claimed = parsed.out_trade_no().map(str::to_owned);
+    findings.out_trade_no = claimed.clone();
+    let order = match claimed.as_deref().map(OutTradeNo::parse) {
+        Some(Ok(no)) => orders::find_by_out_trade_no(db, no.as_str()).await?,
+        _ => None,
+    };
+    let order_sign_type: Option<SignType> = order.as_ref().map(|o| o.sign_type);
+    let n = match parsed.verify(&merchant.api_key, order_sign_type) {
+        Ok(n) => n,
+        Err(
+            e @ (wxpay::Error::BadSignature
+            | wxpay::Error::MissingSign
+            | wxpay::Error::SignTypeDowngrade
+            | wxpay::Error::UnsupportedSignType { .. }),
+        ) => return Ok(Checked::Done(decide(Verdict::BadSignature, e.to_string()))),
+        Err(e) => return Ok(Checked::Done(decide(Verdict::Malformed, e.to_string()))),
+    };
+    findings.transaction_id = n.transaction_id.clone();
+    findings.total_fee = Some(n.total_fee);
+    match n.check_merchant(&merchant.appid, &merchant.mch_id) {
+        Ok(()) => {}
+        Err(e @ wxpay::Error::AppIdMismatch { .. }) => {
+            return Ok(Checked::Done(decide(Verdict::WrongAppid, e.to_string())))
+        }
+        Err(e) => return Ok(Checked::Done(decide(Verdict::WrongMchId, e.to_string()))),
+    }
+    let Some(order) = order else {
+        return Ok(Checked::Done(decide(
+            Verdict::UnknownOrder,
+            "signed notification for an out_trade_no we do not have",
+        )));
+    };
+    findings.order_id = Some(order.id);
+    if !n.is_paid() {
+        return Ok(Checked::Failed(
+            order,
+            decide(
+                Verdict::ResultFail,
+                format!(
+                    "result_code={} err_code={} {}",
+                    n.result_code,
+                    n.err_code.as_deref().unwrap_or("-"),
+                    n.err_code_des.as_deref().unwrap_or("")
+                ),
+            ),
+        ));
+    }
+    if n.total_fee != order.total_fee {
+        return Ok(Checked::Done(decide(
+            Verdict::AmountMismatch,
+            format!(
+                "total_fee {} differs from the order's {}",
+                n.total_fee, order.total_fee
+            ),
+        )));
+    }
+    if n.transaction_id.is_none() {
+        return Ok(Checked::Done(decide(
+            Verdict::Malformed,
+            "a paid notification without transaction_id",
+        )));
+    }
+    Ok(Checked::Apply(order, Box::new(n)))
+}
+
+/// A verified payment failure: `NOTPAY → PAYERROR` (never from any other status), and the
+/// notification row, in one transaction.
+async fn mark_payerror(
+    db: &Db,
+    row: &NotificationRow<'_>,
+    findings: &Findings,
+    order_id: i64,
+    decision: Decision,
+    started: Instant,
+) -> Result<(Verdict, i64), CoreError> {
+    let mut tx = db.writer().begin().await?;
+    sqlx::query(
+        r#"update orders set status = 'PAYERROR', updated_at = $1
+           where id = $2 and status = 'NOTPAY'"#,
+    )
+    .bind(now_ms())
+    .bind(order_id)
+    .execute(&mut *tx)
+    .await?;
+    let id = record(&mut *tx, row, findings, &decision, started).await?;
+    tx.commit().await?;
+    Ok((decision.verdict, id))
+}
+
+/// The one write transaction: the conditional update, then the notification row.
+async fn apply(
+    db: &Db,
+    row: &NotificationRow<'_>,
+    findings: &Findings,
+    order: orders::Order,
+    n: &PaymentNotification,
+    started: Instant,
+) -> Result<(Verdict, i64), CoreError> {
+    let transaction_id = n.transaction_id.as_deref().unwrap_or_default();
+    let now = now_ms();
+    let paid_at = n
+        .time_end
+        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(now))
+        .unwrap_or(now);
+    let mut tx = db.writer().begin().await?;
+    let updated = sqlx::query(
+        r#"update orders
+           set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3, updated_at = $4
+           where id = $5 and status = 'NOTPAY'"#,
+    )
+    .bind(transaction_id)
+    .bind(n.bank_type.as_deref())
+    .bind(paid_at)
+    .bind(now)
+    .bind(order.id)
+    .execute(&mut *tx)
+    .await?;
+    let decision = if updated.rows_affected() == 1 {
+        decide(Verdict::Applied, format!("{} → PAID", OrderStatus::NotPay))
+    } else {
+        let (status, stored_tid): (String, Option<String>) =
+            sqlx::query_as("select status, transaction_id from orders where id = $1")
+                .bind(order.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let status: OrderStatus = status.parse()?;
+        if status.was_paid() && stored_tid.as_deref() == Some(transaction_id) {
+            decide(
+                Verdict::Duplicate,
+                format!("already applied; the order is {status}"),
+            )
+        } else if status.was_paid() {
+            decide(
+                Verdict::InternalError,
+                format!(
+                    "the order is {status} with another transaction_id: check for a double payment"
+                ),
+            )
+        } else {
+            decide(
+                Verdict::InternalError,
+                format!("paid notification for an order that is {status}: needs a manual refund or review"),
+            )
+        }
+    };
+    let id = record(&mut *tx, row, findings, &decision, started).await?;
+    tx.commit().await?;
+    Ok((decision.verdict, id))
+}
+
+struct NotificationRow<'a> {
+    received_at: i64,
+    peer: Option<&'a str>,
+    raw_body: &'a str,
+}
+
+async fn record<'e, E>(
+    executor: E,
+    row: &NotificationRow<'_>,
+    findings: &Findings,
+    decision: &Decision,
+    started: Instant,
+) -> Result<i64, CoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    let now = now_ms();
+    Ok(sqlx::query_scalar::<_, i64>(
+        r#"insert into notifications (kind, received_at, peer, raw_body, out_trade_no,
+               transaction_id, total_fee, verdict, detail, reply, duration_us, order_id,
+               created_at, updated_at)
+           values ('payment', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+           returning id"#,
+    )
+    .bind(row.received_at)
+    .bind(row.peer)
+    .bind(row.raw_body)
+    .bind(findings.out_trade_no.as_deref())
+    .bind(findings.transaction_id.as_deref())
+    .bind(findings.total_fee)
+    .bind(decision.verdict.as_str())
+    .bind(&decision.detail)
+    .bind(decision.verdict.reply_code())
+    .bind(duration_us)
+    .bind(findings.order_id)
+    .bind(now)
+    .fetch_one(executor)
+    .await?)
+}
+
+/// A stored notification (for the dashboard's logs and for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Row id.
+    pub id: i64,
+    /// `payment` or `refund`.
+    pub kind: String,
+    /// When it arrived (UTC ms).
+    pub received_at: i64,
+    /// The sender's address.
+    pub peer: Option<String>,
+    /// The body as received (lossy UTF-8).
+    pub raw_body: String,
+    /// `out_trade_no` as claimed (unverified unless the verdict says otherwise).
+    pub out_trade_no: Option<String>,
+    /// `transaction_id` from the verified notification.
+    pub transaction_id: Option<String>,
+    /// `total_fee` from the verified notification.
+    pub total_fee: Option<i64>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, for people.
+    pub detail: String,
+    /// `SUCCESS` or `FAIL`.
+    pub reply: String,
+    /// Handling time in microseconds.
+    pub duration_us: i64,
+    /// The order it concerns, once verified.
+    pub order_id: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct StoredRow {
+    id: i64,
+    kind: String,
+    received_at: i64,
+    peer: Option<String>,
+    raw_body: String,
+    out_trade_no: Option<String>,
+    transaction_id: Option<String>,
+    total_fee: Option<i64>,
+    verdict: String,
+    detail: String,
+    reply: String,
+    duration_us: i64,
+    order_id: Option<i64>,
+}
+
+impl TryFrom<StoredRow> for Notification {
+    type Error = CoreError;
+
+    fn try_from(r: StoredRow) -> Result<Self, CoreError> {
+        Ok(Notification {
+            id: r.id,
+            kind: r.kind,
+            received_at: r.received_at,
+            peer: r.peer,
+            raw_body: r.raw_body,
+            out_trade_no: r.out_trade_no,
+            transaction_id: r.transaction_id,
+            total_fee: r.total_fee,
+            verdict: r.verdict.parse()?,
+            detail: r.detail,
+            reply: r.reply,
+            duration_us: r.duration_us,
+            order_id: r.order_id,
+        })
+    }
+}
+
+const NOTIFICATION_COLUMNS: &str = "id, kind, received_at, peer, raw_body, out_trade_no, \
+    transaction_id, total_fee, verdict, detail, reply, duration_us, order_id";
+
+/// The most recent notifications, newest first, optionally only those claiming
+/// `out_trade_no`.
+pub async fn recent(
+    db: &Db,
+    out_trade_no: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Notification>, CoreError> {
+    let rows = match out_trade_no {
+        Some(no) => {
+            sqlx::query_as::<_, StoredRow>(&format!(
+                r#"select {NOTIFICATION_COLUMNS} from notifications
+                   where out_trade_no = $1
+                   order by id desc
+                   limit $2"#
+            ))
+            .bind(no)
+            .bind(limit)
+            .fetch_all(db.reader())
+            .await?
+        }
+        None => {
+            sqlx::query_as::<_, StoredRow>(&format!(
+                r#"select {NOTIFICATION_COLUMNS} from notifications
+                   order by id desc
+                   limit $1"#
+            ))
+            .bind(limit)
+            .fetch_all(db.reader())
+            .await?
+        }
+    };
+    rows.into_iter().map(Notification::try_from).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_applied_and_duplicate_are_acknowledged() {
+        for v in Verdict::ALL {
+            let ok = matches!(v, Verdict::Applied | Verdict::Duplicate);
+            assert_eq!(v.acknowledged(), ok, "{v}");
+            assert_eq!(v.reply_code(), if ok { "SUCCESS" } else { "FAIL" });
+            assert_eq!(v.reply_body().contains("SUCCESS"), ok, "{v}");
+            assert_eq!(v.as_str().parse::<Verdict>().unwrap(), v);
+        }
+    }
+
+    #[test]
+    fn merchant_credentials_debug_hides_the_key() {
+        let m = MerchantCredentials {
+            appid: "wx1".into(),
+            mch_id: "123".into(),
+            api_key: ApiKey::new("192006250b4c09247ec02edce69f6a2d"),
+        };
+        assert!(!format!("{m:?}").contains("192006250b4c"));
+    }
+}

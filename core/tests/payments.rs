@@ -1,0 +1,287 @@
+//! Repository tests for orders and payment notifications, on SQLite and (when configured)
+//! PostgreSQL: the state machine in SQL and exactly-once application under concurrency.
+
+use paydesk_core::notify::{self, MerchantCredentials, Verdict};
+use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+use paydesk_core::testing::databases;
+use paydesk_core::{CoreError, Db};
+use wxpay::{ApiKey, Params, SignType};
+
+const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+fn merchant() -> MerchantCredentials {
+    MerchantCredentials {
+        appid: "wx2421b1c4370ec43b".into(),
+        mch_id: "10000100".into(),
+        api_key: ApiKey::new(KEY),
+    }
+}
+
+async fn new_order(db: &Db, no: &str, fee: i64) -> orders::Order {
+    orders::create_order(
+        db,
+        NewOrder {
+            out_trade_no: OutTradeNo::parse(no).unwrap(),
+            openid: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
+            description: "paydesk test".into(),
+            items: vec![NewOrderItem {
+                product_id: None,
+                name: "tea".into(),
+                unit_price_fen: fee,
+                quantity: 1,
+            }],
+            sign_type: SignType::Md5,
+            client_ip: Some("127.0.0.1".into()),
+            idempotency_key: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// A payment notification signed with the test key (spec §8.8).
+fn notification(no: &str, fee: i64, result: &str, tid: &str) -> Vec<u8> {
+    let mut p = Params::new();
+    for (k, v) in [
+        ("return_code", "SUCCESS"),
+        ("appid", "wx2421b1c4370ec43b"),
+        ("mch_id", "10000100"),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("result_code", result),
+        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        ("trade_type", "JSAPI"),
+        ("bank_type", "CMB_CREDIT"),
+        ("fee_type", "CNY"),
+        ("transaction_id", tid),
+        ("out_trade_no", no),
+        ("time_end", "20261122180000"),
+    ] {
+        p.insert(k.into(), v.into());
+    }
+    p.insert("total_fee".into(), fee.to_string());
+    p.insert("cash_fee".into(), fee.to_string());
+    let sign = wxpay::sign(&p, &ApiKey::new(KEY), SignType::Md5);
+    p.insert("sign".into(), sign);
+    wxpay::xml::write(&p).into_bytes()
+}
+
+#[tokio::test]
+async fn the_order_state_machine_holds_in_sql() {
+    for t in databases().await {
+        // Arrange
+        let a = new_order(&t.db, "SM-CLOSE", 100).await;
+        let b = new_order(&t.db, "SM-REFUND", 100).await;
+        assert_eq!(a.status, OrderStatus::NotPay, "{}", t.label);
+        assert_eq!(a.total_fee, 100);
+
+        // Act / Assert: NOTPAY → CLOSED, and a closed order can never be paid
+        let closed = orders::transition(&t.db, a.id, OrderStatus::Closed)
+            .await
+            .unwrap();
+        assert_eq!(closed.status, OrderStatus::Closed, "{}", t.label);
+        let err = orders::transition(&t.db, a.id, OrderStatus::Paid)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CoreError::Forbidden(_)),
+            "{}: {err:?}",
+            t.label
+        );
+
+        // NOTPAY → PAID → PARTIALLY_REFUNDED → REFUNDED, and never back
+        for next in [
+            OrderStatus::Paid,
+            OrderStatus::PartiallyRefunded,
+            OrderStatus::Refunded,
+        ] {
+            let o = orders::transition(&t.db, b.id, next).await.unwrap();
+            assert_eq!(o.status, next, "{}", t.label);
+        }
+        for back in [OrderStatus::Paid, OrderStatus::NotPay] {
+            assert!(orders::transition(&t.db, b.id, back).await.is_err());
+        }
+        let b = orders::find_by_out_trade_no(&t.db, "SM-REFUND")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.status, OrderStatus::Refunded, "{}", t.label);
+        assert!(orders::find_by_out_trade_no(&t.db, "NOPE")
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
+
+#[tokio::test]
+async fn an_out_trade_no_can_be_used_once() {
+    for t in databases().await {
+        new_order(&t.db, "ONCE-1", 5).await;
+        let err = orders::create_order(
+            &t.db,
+            NewOrder {
+                out_trade_no: OutTradeNo::parse("ONCE-1").unwrap(),
+                openid: "o".into(),
+                description: "again".into(),
+                items: vec![NewOrderItem {
+                    product_id: None,
+                    name: "x".into(),
+                    unit_price_fen: 7,
+                    quantity: 2,
+                }],
+                sign_type: SignType::HmacSha256,
+                client_ip: None,
+                idempotency_key: None,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CoreError::Invalid {
+                    field: "out_trade_no",
+                    ..
+                }
+            ),
+            "{}: {err:?}",
+            t.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn fifty_concurrent_copies_of_one_notification_apply_exactly_once() {
+    for t in databases().await {
+        // Arrange
+        let order = new_order(&t.db, "CONC-1", 2500).await;
+        let body = notification("CONC-1", 2500, "SUCCESS", "4200000001202611220000000001");
+        let m = merchant();
+
+        // Act
+        let outcomes = futures::future::join_all((0..50).map(|i| {
+            let (db, m, body) = (t.db.clone(), m.clone(), body.clone());
+            tokio::spawn(async move {
+                notify::receive_payment_notification(&db, &m, Some(format!("10.0.0.{i}")), &body)
+                    .await
+            })
+        }))
+        .await;
+
+        // Assert
+        let verdicts: Vec<Verdict> = outcomes.into_iter().map(|o| o.unwrap().verdict).collect();
+        let applied = verdicts.iter().filter(|v| **v == Verdict::Applied).count();
+        let duplicate = verdicts
+            .iter()
+            .filter(|v| **v == Verdict::Duplicate)
+            .count();
+        assert_eq!((applied, duplicate), (1, 49), "{}: {verdicts:?}", t.label);
+        let paid = orders::find_by_out_trade_no(&t.db, "CONC-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(paid.status, OrderStatus::Paid, "{}", t.label);
+        assert_eq!(
+            paid.transaction_id.as_deref(),
+            Some("4200000001202611220000000001")
+        );
+        assert_eq!(paid.bank_type.as_deref(), Some("CMB_CREDIT"));
+        // time_end 2026-11-22 18:00:00 Beijing = 10:00:00 UTC
+        assert_eq!(paid.paid_at, Some(1_795_341_600_000), "{}", t.label);
+        let rows = notify::recent(&t.db, Some("CONC-1"), 100).await.unwrap();
+        assert_eq!(rows.len(), 50, "{}", t.label);
+        assert!(rows
+            .iter()
+            .all(|r| r.reply == "SUCCESS" && r.order_id == Some(order.id)));
+        assert_eq!(
+            rows.iter()
+                .filter(|r| r.verdict == Verdict::Applied)
+                .count(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_late_success_notification_never_moves_a_refunded_order_backwards() {
+    for t in databases().await {
+        // Arrange: paid by notification, then refunded
+        let order = new_order(&t.db, "LATE-1", 300).await;
+        let body = notification("LATE-1", 300, "SUCCESS", "4200000002");
+        let first = notify::receive_payment_notification(&t.db, &merchant(), None, &body).await;
+        assert_eq!(first.verdict, Verdict::Applied, "{}", t.label);
+        orders::transition(&t.db, order.id, OrderStatus::Refunded)
+            .await
+            .unwrap();
+
+        // Act: the same notification arrives again
+        let late = notify::receive_payment_notification(&t.db, &merchant(), None, &body).await;
+
+        // Assert
+        assert_eq!(late.verdict, Verdict::Duplicate, "{}", t.label);
+        assert_eq!(late.reply_body, wxpay::notify::REPLY_SUCCESS);
+        let o = orders::find_by_out_trade_no(&t.db, "LATE-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.status, OrderStatus::Refunded, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_payment_marks_only_an_unpaid_order_payerror() {
+    for t in databases().await {
+        new_order(&t.db, "FAIL-1", 300).await;
+        let failed = notify::receive_payment_notification(
+            &t.db,
+            &merchant(),
+            None,
+            &notification("FAIL-1", 300, "FAIL", "4200000003"),
+        )
+        .await;
+        assert_eq!(failed.verdict, Verdict::ResultFail, "{}", t.label);
+        assert!(failed.reply_body.contains("FAIL"));
+        let o = orders::find_by_out_trade_no(&t.db, "FAIL-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.status, OrderStatus::PayError, "{}", t.label);
+        // A later success cannot pay a PAYERROR order (needs review, not a silent apply).
+        let success = notify::receive_payment_notification(
+            &t.db,
+            &merchant(),
+            None,
+            &notification("FAIL-1", 300, "SUCCESS", "4200000004"),
+        )
+        .await;
+        assert_eq!(success.verdict, Verdict::InternalError, "{}", t.label);
+        let o = orders::find_by_out_trade_no(&t.db, "FAIL-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.status, OrderStatus::PayError, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_utf8_is_still_recorded_as_malformed() {
+    for t in databases().await {
+        let raw = b"\xff\xfe<xml>\x00\x80 not xml";
+        let out = notify::receive_payment_notification(
+            &t.db,
+            &merchant(),
+            Some("203.0.113.9:4000".into()),
+            raw,
+        )
+        .await;
+        assert_eq!(out.verdict, Verdict::Malformed, "{}", t.label);
+        let rows = notify::recent(&t.db, None, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(Some(rows[0].id), out.notification_id);
+        assert_eq!(
+            rows[0].raw_body,
+            String::from_utf8_lossy(raw).replace('\0', "\u{FFFD}")
+        );
+        assert_eq!(rows[0].peer.as_deref(), Some("203.0.113.9:4000"));
+        assert_eq!(rows[0].reply, "FAIL");
+    }
+}
