@@ -86,6 +86,8 @@ pub fn router(state: AppState) -> Router {
             move || provide_context(db_for_fallback.clone()), shell
         ))
         .layer(session_layer)
+        // Server functions find the database on the request (see `app::server::ssr::db`).
+        .layer(axum::Extension(state.db.clone()))
         .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

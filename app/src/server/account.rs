@@ -27,7 +27,7 @@ pub async fn change_password(
         }
         let ip = ssr::client_ip().await;
         paydesk_core::users::change_own_password(
-            &ssr::db()?,
+            &ssr::db().await?,
             &user,
             ip,
             SecretString::from(current),
@@ -49,7 +49,7 @@ pub async fn my_activity() -> Result<Vec<Activity>, AppError> {
         use super::ssr;
 
         let user = ssr::require_role(Role::Staff).await?;
-        let entries = audit::list(&ssr::db()?, Some(user.id), None, 50).await?;
+        let entries = audit::list(&ssr::db().await?, Some(user.id), None, 50).await?;
         Ok(entries
             .into_iter()
             .filter(|e| {

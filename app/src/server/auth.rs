@@ -18,7 +18,7 @@ pub async fn login(
 
         use super::ssr;
 
-        let db = ssr::db()?;
+        let db = ssr::db().await?;
         let session = ssr::session().await?;
         let ip = ssr::client_ip().await;
         match auth::authenticate(&db, &username, SecretString::from(password), ip).await {
@@ -55,7 +55,7 @@ pub async fn logout() -> Result<(), AppError> {
         let session = ssr::session().await?;
         if let Some(user) = ssr::current_user().await? {
             let ip = ssr::client_ip().await;
-            paydesk_core::auth::record_logout(&ssr::db()?, &user, ip).await?;
+            paydesk_core::auth::record_logout(&ssr::db().await?, &user, ip).await?;
         }
         session.flush().await.map_err(ssr::session_error)?;
         leptos_axum::redirect("/login");

@@ -22,10 +22,17 @@ pub mod ssr {
     /// The session key holding the signed-in user's id.
     pub const USER_ID_KEY: &str = "paydesk.user_id";
 
-    /// The database, provided by the server for every request.
-    pub fn db() -> Result<Db, AppError> {
+    /// The database. The server puts it on every request as an axum `Extension`, so it is
+    /// found through the request parts — the same path as the session — in server functions
+    /// called over HTTP and in resources resolved during server-side rendering alike. (A
+    /// reactive-context lookup alone was observed to miss intermittently while a page was
+    /// being rendered, which then broke hydration.)
+    pub async fn db() -> Result<Db, AppError> {
+        if let Ok(axum::Extension(db)) = leptos_axum::extract::<axum::Extension<Db>>().await {
+            return Ok(db);
+        }
         use_context::<Db>().ok_or_else(|| {
-            tracing::error!("server function called without a Db in context");
+            tracing::error!("server function called without a Db on the request or in context");
             AppError::Internal
         })
     }
@@ -63,7 +70,7 @@ pub mod ssr {
         else {
             return Ok(None);
         };
-        let db = db()?;
+        let db = db().await?;
         match users::get(&db, id).await {
             Ok(user) if user.is_active() => Ok(Some(user)),
             Ok(_) | Err(CoreError::NotFound) => {

@@ -34,7 +34,7 @@ pub async fn list_users() -> Result<Vec<UserSummary>, AppError> {
         use paydesk_types::Role;
 
         super::ssr::require_role(Role::Admin).await?;
-        let users = paydesk_core::users::list(&super::ssr::db()?).await?;
+        let users = paydesk_core::users::list(&super::ssr::db().await?).await?;
         Ok(users.into_iter().map(summary).collect())
     })
     .await
@@ -61,7 +61,7 @@ pub async fn add_user(
         let role = parse_role(&role)?;
         let actor = admin.actor(ssr::client_ip().await);
         let user = paydesk_core::users::create(
-            &ssr::db()?,
+            &ssr::db().await?,
             &actor,
             &username,
             SecretString::from(password),
@@ -85,7 +85,7 @@ pub async fn set_user_role(id: i64, role: String) -> Result<UserSummary, AppErro
         let role = parse_role(&role)?;
         let actor = admin.actor(ssr::client_ip().await);
         Ok(summary(
-            paydesk_core::users::set_role(&ssr::db()?, &actor, id, role).await?,
+            paydesk_core::users::set_role(&ssr::db().await?, &actor, id, role).await?,
         ))
     })
     .await
@@ -102,7 +102,7 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<UserSummary, AppEr
         let admin = ssr::require_role(Role::Admin).await?;
         let actor = admin.actor(ssr::client_ip().await);
         Ok(summary(
-            paydesk_core::users::set_disabled(&ssr::db()?, &actor, id, !active).await?,
+            paydesk_core::users::set_disabled(&ssr::db().await?, &actor, id, !active).await?,
         ))
     })
     .await
@@ -118,7 +118,7 @@ pub async fn reset_user_password(id: i64) -> Result<GeneratedPassword, AppError>
         use super::ssr;
 
         let admin = ssr::require_role(Role::Admin).await?;
-        let db = ssr::db()?;
+        let db = ssr::db().await?;
         let target = paydesk_core::users::get(&db, id).await?;
         let password = paydesk_core::password::generate(16);
         let actor = admin.actor(ssr::client_ip().await);

@@ -286,10 +286,27 @@ impl Browser {
     }
 
     /// Waits until the page has hydrated (the wasm module ran and took over the DOM), so
-    /// clicks are handled by the app rather than by a plain form post. Generous: a debug
-    /// wasm is several MB and CI's two cores may be busy compiling it the first time.
+    /// clicks are handled by the app rather than by a plain form post.
+    ///
+    /// Known intermittent defect (about one page load in 30–50 in these tests, always with
+    /// "server function called without a Db" in the server log): a server-rendered page
+    /// occasionally fails to hydrate. Until it is fixed, a page that has not hydrated after
+    /// 30 s is reloaded once, loudly; a second failure fails the test.
     pub async fn wait_for_hydration(&self) -> anyhow::Result<()> {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        if self.hydrated_within(Duration::from_secs(30)).await? {
+            return Ok(());
+        }
+        let url = self.client.current_url().await?;
+        eprintln!("WARNING: {url} did not hydrate within 30 s (known intermittent defect); reloading once");
+        self.client.refresh().await?;
+        if self.hydrated_within(Duration::from_secs(30)).await? {
+            return Ok(());
+        }
+        bail!("{url} did not hydrate, twice");
+    }
+
+    async fn hydrated_within(&self, limit: Duration) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + limit;
         loop {
             let ready = self
                 .client
@@ -301,10 +318,10 @@ impl Browser {
                 .as_bool()
                 .unwrap_or(false);
             if ready {
-                return Ok(());
+                return Ok(true);
             }
             if Instant::now() > deadline {
-                bail!("the page did not hydrate within 60 s");
+                return Ok(false);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
