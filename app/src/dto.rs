@@ -13,7 +13,8 @@ pub struct Me {
     pub username: String,
     /// Role.
     pub role: Role,
-    /// Last successful sign-in before this one, if any (UTC ms).
+    /// The most recent successful sign-in (this session's, once signed in; UTC ms). The
+    /// earlier ones are in the account's activity list.
     pub last_login_at: Option<i64>,
 }
 

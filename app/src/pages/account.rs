@@ -43,6 +43,9 @@ pub fn AccountPage() -> impl IntoView {
                 Err(error) => view! { <ErrorBanner error/> }.into_any(),
             })}
             <ActionForm action=change node_ref=form attr:class="form" attr:data-testid="change-password-form">
+                // Lets password managers tie the new password to this account.
+                <input type="text" autocomplete="username" hidden
+                    value=move || me().map(|m| m.username).unwrap_or_default()/>
                 <label class="form__field">
                     <span>{Msg::CurrentPassword.text(lang)}</span>
                     <input name="current" type="password" required autocomplete="current-password"/>
