@@ -5,13 +5,16 @@
 //! body in `notifications` and mapped to the reply: `SUCCESS` for [`Verdict::Applied`] and
 //! [`Verdict::Duplicate`], `FAIL` (WeChat resends) for everything else.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sqlx::{Any, Executor, FromRow};
 use wxpay::notify::{ParsedPaymentNotification, PaymentNotification, REPLY_SUCCESS};
 use wxpay::{ApiKey, SignType};
 
+use crate::events::{Event, EventBus, PaidVia};
 use crate::orders::{self, OrderStatus, OutTradeNo};
 use crate::{now_ms, CoreError, Db};
 
@@ -152,6 +155,10 @@ pub struct NotificationOutcome {
     pub reply_body: String,
     /// The `notifications` row, unless even recording failed.
     pub notification_id: Option<i64>,
+    /// What to publish now that it is committed (see [`Intake`]).
+    pub events: Vec<Event>,
+    /// The row that could not be written (the database refused it), to be written later.
+    pub unrecorded: Option<Unrecorded>,
 }
 
 /// What goes into the `notifications` row besides the raw body.
@@ -175,13 +182,17 @@ fn decide(verdict: Verdict, detail: impl Into<String>) -> Decision {
     }
 }
 
+/// The largest body we read; anything longer is recorded cut at this size as malformed.
+pub const MAX_BODY: usize = wxpay::xml::MAX_BODY;
+
 /// Handles one payment notification (spec §8.8) end to end: records the raw body whatever
 /// it is, parses it strictly (DTDs refused), verifies the signature with the order's sign
 /// type (an unknown order only after the signature verified by the §5.2 rule), checks appid,
 /// mch_id and total_fee, then marks the order `PAID` with one conditional update in one
 /// transaction, so of many concurrent copies exactly one is [`Verdict::Applied`] and the
 /// others [`Verdict::Duplicate`]. The notification row is written in the same transaction.
-/// Never returns an error: a database failure is [`Verdict::InternalError`] (reply `FAIL`).
+/// Never returns an error: a database failure is [`Verdict::InternalError`] (reply `FAIL`),
+/// and a row the database refused comes back in [`NotificationOutcome::unrecorded`].
 #[tracing::instrument(skip_all, fields(peer = peer.as_deref().unwrap_or("-")))]
 pub async fn receive_payment_notification(
     db: &Db,
@@ -191,9 +202,7 @@ pub async fn receive_payment_notification(
 ) -> NotificationOutcome {
     let started = Instant::now();
     let received_at = now_ms();
-    // Stored whatever it is: invalid UTF-8 becomes U+FFFD, and so does NUL, which
-    // PostgreSQL's text cannot hold (the same text on both engines).
-    let raw_text = String::from_utf8_lossy(raw).replace('\0', "\u{FFFD}");
+    let raw_text = stored_text(raw);
     let mut findings = Findings::default();
     let row = NotificationRow {
         received_at,
@@ -205,28 +214,43 @@ pub async fn receive_payment_notification(
     let result = match checked {
         Ok(Checked::Done(decision)) => record(db.writer(), &row, &findings, &decision, started)
             .await
-            .map(|id| (decision.verdict, id)),
+            .map(|id| (decision, id, None)),
         Ok(Checked::Failed(order, decision)) => {
-            mark_payerror(db, &row, &findings, order.id, decision, started).await
+            mark_payerror(db, &row, &findings, order, decision, started).await
         }
         Ok(Checked::Apply(order, n)) => apply(db, &row, &findings, order, &n, started).await,
         Err(e) => Err(e),
     };
-    let (verdict, notification_id) = match result {
-        Ok((verdict, id)) => (verdict, Some(id)),
+    let mut events = Vec::new();
+    let (verdict, notification_id, unrecorded) = match result {
+        Ok((decision, id, event)) => {
+            events.extend(event);
+            (decision.verdict, Some(id), None)
+        }
         Err(e) => {
-            tracing::error!(error = ?e, "applying a payment notification failed");
+            tracing::error!(error = %e, "applying a payment notification failed");
             let failure = decide(
                 Verdict::InternalError,
-                "database error while applying the notification",
+                "database error while applying the notification; WeChat Pay will resend it",
             );
-            let id = record(db.writer(), &row, &findings, &failure, started)
-                .await
-                .map_err(|e| tracing::error!(error = ?e, "recording a payment notification failed"))
-                .ok();
-            (Verdict::InternalError, id)
+            match record(db.writer(), &row, &findings, &failure, started).await {
+                Ok(id) => (Verdict::InternalError, Some(id), None),
+                Err(e) => {
+                    tracing::error!(error = %e, "recording a payment notification failed; kept in memory");
+                    let late = Unrecorded::new("payment", &row, &findings, &failure, started);
+                    (Verdict::InternalError, None, Some(late))
+                }
+            }
         }
     };
+    if !verdict.acknowledged() {
+        events.push(Event::NotificationRejected {
+            notification_id,
+            kind: "payment".into(),
+            verdict: verdict.as_str().into(),
+            out_trade_no: findings.out_trade_no.clone(),
+        });
+    }
     tracing::info!(
         verdict = verdict.as_str(),
         order.out_trade_no = findings.out_trade_no.as_deref().unwrap_or("-"),
@@ -236,6 +260,231 @@ pub async fn receive_payment_notification(
         verdict,
         reply_body: verdict.reply_body(),
         notification_id,
+        events,
+        unrecorded,
+    }
+}
+
+/// Records a body longer than [`MAX_BODY`] (cut at that size) as [`Verdict::Malformed`]
+/// without parsing it, and answers `FAIL`.
+pub async fn receive_oversize(
+    db: &Db,
+    kind: &'static str,
+    peer: Option<String>,
+    prefix: &[u8],
+) -> NotificationOutcome {
+    let started = Instant::now();
+    let raw_text = stored_text(prefix);
+    let row = NotificationRow {
+        received_at: now_ms(),
+        peer: peer.as_deref(),
+        raw_body: &raw_text,
+    };
+    let findings = Findings::default();
+    let decision = decide(
+        Verdict::Malformed,
+        format!("the body is longer than {MAX_BODY} bytes; stored cut at that size"),
+    );
+    let (id, unrecorded) = match insert_row(
+        db.writer(),
+        kind,
+        &row,
+        &findings,
+        &decision,
+        elapsed_us(started),
+    )
+    .await
+    {
+        Ok(id) => (Some(id), None),
+        Err(e) => {
+            tracing::error!(error = %e, "recording an oversize notification failed; kept in memory");
+            (
+                None,
+                Some(Unrecorded::new(kind, &row, &findings, &decision, started)),
+            )
+        }
+    };
+    NotificationOutcome {
+        verdict: Verdict::Malformed,
+        reply_body: Verdict::Malformed.reply_body(),
+        notification_id: id,
+        events: vec![Event::NotificationRejected {
+            notification_id: id,
+            kind: kind.into(),
+            verdict: Verdict::Malformed.as_str().into(),
+            out_trade_no: None,
+        }],
+        unrecorded,
+    }
+}
+
+/// The body as stored: invalid UTF-8 becomes U+FFFD, and so does NUL, which PostgreSQL's
+/// text cannot hold (the same text on both engines).
+fn stored_text(raw: &[u8]) -> String {
+    String::from_utf8_lossy(raw).replace('\0', "\u{FFFD}")
+}
+
+/// A notification row the database refused (it was down or read-only), kept to be written
+/// once it is back, so that no callback goes unrecorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecorded {
+    kind: &'static str,
+    received_at: i64,
+    peer: Option<String>,
+    raw_body: String,
+    out_trade_no: Option<String>,
+    transaction_id: Option<String>,
+    total_fee: Option<i64>,
+    verdict: Verdict,
+    detail: String,
+    duration_us: i64,
+    order_id: Option<i64>,
+}
+
+impl Unrecorded {
+    fn new(
+        kind: &'static str,
+        row: &NotificationRow<'_>,
+        findings: &Findings,
+        decision: &Decision,
+        started: Instant,
+    ) -> Unrecorded {
+        Unrecorded {
+            kind,
+            received_at: row.received_at,
+            peer: row.peer.map(str::to_owned),
+            raw_body: row.raw_body.to_owned(),
+            out_trade_no: findings.out_trade_no.clone(),
+            transaction_id: findings.transaction_id.clone(),
+            total_fee: findings.total_fee,
+            verdict: decision.verdict,
+            detail: decision.detail.clone(),
+            duration_us: elapsed_us(started),
+            order_id: findings.order_id,
+        }
+    }
+
+    /// Writes the row now (with a note that it was recorded late).
+    pub async fn write(&self, db: &Db) -> Result<i64, CoreError> {
+        let row = NotificationRow {
+            received_at: self.received_at,
+            peer: self.peer.as_deref(),
+            raw_body: &self.raw_body,
+        };
+        let findings = Findings {
+            out_trade_no: self.out_trade_no.clone(),
+            transaction_id: self.transaction_id.clone(),
+            total_fee: self.total_fee,
+            order_id: self.order_id,
+        };
+        let decision = decide(
+            self.verdict,
+            format!(
+                "{} (recorded late: the database was unavailable)",
+                self.detail
+            ),
+        );
+        insert_row(
+            db.writer(),
+            self.kind,
+            &row,
+            &findings,
+            &decision,
+            self.duration_us,
+        )
+        .await
+    }
+}
+
+/// How many unrecorded rows [`Intake`] keeps while the database is down; older ones are
+/// dropped (and logged) beyond this.
+pub const BACKLOG_LIMIT: usize = 10_000;
+
+/// Notifications as the server receives them: [`receive_payment_notification`] plus
+/// publishing its events after the commit and keeping rows the database refused until
+/// [`Intake::flush_backlog`] can write them.
+#[derive(Clone)]
+pub struct Intake {
+    db: Db,
+    merchant: Arc<MerchantCredentials>,
+    events: EventBus,
+    backlog: Arc<Mutex<VecDeque<Unrecorded>>>,
+}
+
+impl Intake {
+    /// An intake for this database, merchant and event bus.
+    pub fn new(db: Db, merchant: Arc<MerchantCredentials>, events: EventBus) -> Intake {
+        Intake {
+            db,
+            merchant,
+            events,
+            backlog: Arc::default(),
+        }
+    }
+
+    /// The merchant notifications are verified against.
+    pub fn merchant(&self) -> &MerchantCredentials {
+        &self.merchant
+    }
+
+    /// Receives one payment notification (see [`receive_payment_notification`]).
+    pub async fn payment(&self, peer: Option<String>, raw: &[u8]) -> NotificationOutcome {
+        let outcome = receive_payment_notification(&self.db, &self.merchant, peer, raw).await;
+        self.after(outcome)
+    }
+
+    /// Records an over-long body (see [`receive_oversize`]).
+    pub async fn oversize(
+        &self,
+        kind: &'static str,
+        peer: Option<String>,
+        prefix: &[u8],
+    ) -> NotificationOutcome {
+        let outcome = receive_oversize(&self.db, kind, peer, prefix).await;
+        self.after(outcome)
+    }
+
+    fn after(&self, mut outcome: NotificationOutcome) -> NotificationOutcome {
+        for event in outcome.events.drain(..) {
+            self.events.publish(event);
+        }
+        if let Some(late) = outcome.unrecorded.take() {
+            let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
+            if backlog.len() >= BACKLOG_LIMIT {
+                backlog.pop_front();
+                tracing::error!(
+                    "notification backlog full: the oldest unrecorded notification is lost"
+                );
+            }
+            backlog.push_back(late);
+        }
+        outcome
+    }
+
+    /// Rows waiting for the database.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Writes the waiting rows, oldest first, stopping at the first failure. Returns how
+    /// many were written.
+    pub async fn flush_backlog(&self) -> Result<usize, CoreError> {
+        let mut written = 0;
+        loop {
+            let next = self
+                .backlog
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .front()
+                .cloned();
+            let Some(late) = next else { return Ok(written) };
+            late.write(&self.db).await?;
+            self.backlog
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .pop_front();
+            written += 1;
+        }
     }
 }
 
@@ -334,22 +583,27 @@ async fn mark_payerror(
     db: &Db,
     row: &NotificationRow<'_>,
     findings: &Findings,
-    order_id: i64,
+    order: orders::Order,
     decision: Decision,
     started: Instant,
-) -> Result<(Verdict, i64), CoreError> {
+) -> Result<(Decision, i64, Option<Event>), CoreError> {
     let mut tx = db.writer().begin().await?;
-    sqlx::query(
-        r#"update orders set status = 'PAYERROR', updated_at = $1
+    let updated = sqlx::query(
+        r#"update orders set status = 'PAYERROR', next_sync_at = null, updated_at = $1
            where id = $2 and status = 'NOTPAY'"#,
     )
     .bind(now_ms())
-    .bind(order_id)
+    .bind(order.id)
     .execute(&mut *tx)
     .await?;
     let id = record(&mut *tx, row, findings, &decision, started).await?;
     tx.commit().await?;
-    Ok((decision.verdict, id))
+    let event = (updated.rows_affected() == 1).then(|| Event::OrderClosed {
+        order_id: order.id,
+        out_trade_no: order.out_trade_no.clone(),
+        status: OrderStatus::PayError.as_str().into(),
+    });
+    Ok((decision, id, event))
 }
 
 /// The one write transaction: the conditional update, then the notification row.
@@ -360,7 +614,7 @@ async fn apply(
     order: orders::Order,
     n: &PaymentNotification,
     started: Instant,
-) -> Result<(Verdict, i64), CoreError> {
+) -> Result<(Decision, i64, Option<Event>), CoreError> {
     let transaction_id = n.transaction_id.as_deref().unwrap_or_default();
     let now = now_ms();
     let paid_at = n
@@ -370,7 +624,8 @@ async fn apply(
     let mut tx = db.writer().begin().await?;
     let updated = sqlx::query(
         r#"update orders
-           set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3, updated_at = $4
+           set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3,
+               next_sync_at = null, updated_at = $4
            where id = $5 and status = 'NOTPAY'"#,
     )
     .bind(transaction_id)
@@ -380,7 +635,16 @@ async fn apply(
     .bind(order.id)
     .execute(&mut *tx)
     .await?;
+    let mut event = None;
     let decision = if updated.rows_affected() == 1 {
+        event = Some(Event::OrderPaid {
+            order_id: order.id,
+            out_trade_no: order.out_trade_no.clone(),
+            total_fee: order.total_fee,
+            transaction_id: Some(transaction_id.to_owned()),
+            paid_at,
+            via: PaidVia::Notification,
+        });
         decide(Verdict::Applied, format!("{} → PAID", OrderStatus::NotPay))
     } else {
         let (status, stored_tid): (String, Option<String>) =
@@ -410,13 +674,17 @@ async fn apply(
     };
     let id = record(&mut *tx, row, findings, &decision, started).await?;
     tx.commit().await?;
-    Ok((decision.verdict, id))
+    Ok((decision, id, event))
 }
 
 struct NotificationRow<'a> {
     received_at: i64,
     peer: Option<&'a str>,
     raw_body: &'a str,
+}
+
+fn elapsed_us(started: Instant) -> i64 {
+    i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX)
 }
 
 async fn record<'e, E>(
@@ -429,15 +697,37 @@ async fn record<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    let duration_us = i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX);
+    insert_row(
+        executor,
+        "payment",
+        row,
+        findings,
+        decision,
+        elapsed_us(started),
+    )
+    .await
+}
+
+async fn insert_row<'e, E>(
+    executor: E,
+    kind: &str,
+    row: &NotificationRow<'_>,
+    findings: &Findings,
+    decision: &Decision,
+    duration_us: i64,
+) -> Result<i64, CoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
     let now = now_ms();
     Ok(sqlx::query_scalar::<_, i64>(
         r#"insert into notifications (kind, received_at, peer, raw_body, out_trade_no,
                transaction_id, total_fee, verdict, detail, reply, duration_us, order_id,
                created_at, updated_at)
-           values ('payment', $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
            returning id"#,
     )
+    .bind(kind)
     .bind(row.received_at)
     .bind(row.peer)
     .bind(row.raw_body)

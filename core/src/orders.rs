@@ -185,6 +185,12 @@ pub struct Order {
     pub client_ip: Option<String>,
     /// The client's idempotency key.
     pub idempotency_key: Option<String>,
+    /// When the order stops being payable (`time_expire`, UTC ms).
+    pub expires_at: Option<i64>,
+    /// When the sync job next looks at it (UTC ms), while `NOTPAY`.
+    pub next_sync_at: Option<i64>,
+    /// How many times the sync job has asked WeChat about it.
+    pub sync_attempts: i64,
     /// Created (UTC ms).
     pub created_at: i64,
     /// Last changed (UTC ms).
@@ -207,6 +213,9 @@ struct OrderRow {
     paid_at: Option<i64>,
     client_ip: Option<String>,
     idempotency_key: Option<String>,
+    expires_at: Option<i64>,
+    next_sync_at: Option<i64>,
+    sync_attempts: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -232,6 +241,9 @@ impl TryFrom<OrderRow> for Order {
             paid_at: r.paid_at,
             client_ip: r.client_ip,
             idempotency_key: r.idempotency_key,
+            expires_at: r.expires_at,
+            next_sync_at: r.next_sync_at,
+            sync_attempts: r.sync_attempts,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -240,7 +252,7 @@ impl TryFrom<OrderRow> for Order {
 
 pub(crate) const ORDER_COLUMNS: &str = "id, out_trade_no, openid, description, total_fee, \
     status, sign_type, prepay_id, prepay_expires_at, transaction_id, bank_type, paid_at, \
-    client_ip, idempotency_key, created_at, updated_at";
+    client_ip, idempotency_key, expires_at, next_sync_at, sync_attempts, created_at, updated_at";
 
 /// One line of a new order. The amount comes from the caller (later: from `products`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,6 +284,10 @@ pub struct NewOrder {
     pub client_ip: Option<String>,
     /// The client's idempotency key (unique when set).
     pub idempotency_key: Option<String>,
+    /// When the order stops being payable (UTC ms), if it expires.
+    pub expires_at: Option<i64>,
+    /// When the sync job should first ask WeChat about it (UTC ms), if at all.
+    pub next_sync_at: Option<i64>,
 }
 
 impl NewOrder {
@@ -310,8 +326,8 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
     let mut tx = db.writer().begin().await?;
     let inserted = sqlx::query_as::<_, OrderRow>(&format!(
         r#"insert into orders (out_trade_no, openid, description, total_fee, status, sign_type,
-               client_ip, idempotency_key, created_at, updated_at)
-           values ($1, $2, $3, $4, 'NOTPAY', $5, $6, $7, $8, $8)
+               client_ip, idempotency_key, expires_at, next_sync_at, created_at, updated_at)
+           values ($1, $2, $3, $4, 'NOTPAY', $5, $6, $7, $8, $9, $10, $10)
            returning {ORDER_COLUMNS}"#
     ))
     .bind(new.out_trade_no.as_str())
@@ -321,6 +337,8 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
     .bind(new.sign_type.as_str())
     .bind(new.client_ip.as_deref())
     .bind(new.idempotency_key.as_deref())
+    .bind(new.expires_at)
+    .bind(new.next_sync_at)
     .bind(now)
     .fetch_one(&mut *tx)
     .await;
@@ -516,6 +534,8 @@ mod tests {
                 sign_type: SignType::Md5,
                 client_ip: None,
                 idempotency_key: None,
+                expires_at: None,
+                next_sync_at: None,
             };
             prop_assert_eq!(order.total_fee(), Some(lines.iter().map(|(p, q)| p * q).sum()));
         }

@@ -33,6 +33,8 @@ async fn new_order(db: &Db, no: &str, fee: i64) -> orders::Order {
             sign_type: SignType::Md5,
             client_ip: Some("127.0.0.1".into()),
             idempotency_key: None,
+            expires_at: None,
+            next_sync_at: None,
         },
     )
     .await
@@ -131,6 +133,8 @@ async fn an_out_trade_no_can_be_used_once() {
                 sign_type: SignType::HmacSha256,
                 client_ip: None,
                 idempotency_key: None,
+                expires_at: None,
+                next_sync_at: None,
             },
         )
         .await

@@ -1,7 +1,7 @@
 //! The command line (design.md Contract "CLI").
 //!
 //! ```text
-//! paydesk [--config FILE] [serve]
+//! paydesk [--config FILE] [serve [--demo-shoppers]]
 //! paydesk migrate
 //! paydesk user add USERNAME [--role ROLE] [--password-stdin]
 //! paydesk user passwd USERNAME [--password-stdin]
@@ -40,7 +40,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).
-    Serve,
+    Serve {
+        /// Simulated shoppers order and pay through /api/mp (sandbox mode only; same as
+        /// PAYDESK_DEMO_SHOPPERS=on).
+        #[arg(long)]
+        demo_shoppers: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage staff accounts.
@@ -137,10 +142,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         return explain(key_file, sign_type.as_deref());
     }
-    let settings = Settings::load(cli.config.as_deref())?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
     crate::telemetry::init(settings.log_format.as_deref() == Some("json"));
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(settings).await,
+    match cli.command.unwrap_or(Command::Serve {
+        demo_shoppers: false,
+    }) {
+        Command::Serve { demo_shoppers } => {
+            if demo_shoppers {
+                settings.demo_shoppers = Some("on".into());
+                settings.validate()?;
+            }
+            serve(settings).await
+        }
         Command::Migrate => {
             let db = connect(&settings).await?;
             println!(

@@ -49,6 +49,67 @@ pub struct Settings {
     /// Mini program settings (`PAYDESK_MP__…`).
     #[serde(default)]
     pub mp: MpSettings,
+    /// How long a new order can be paid, in minutes (`time_expire`).
+    /// `PAYDESK_ORDER_EXPIRE_MINUTES`, default 30 (WeChat Pay allows 1 to 2 h·24·15).
+    #[serde(default = "default_order_expire_minutes")]
+    pub order_expire_minutes: i64,
+    /// The order sync job (`PAYDESK_SYNC__…`).
+    #[serde(default)]
+    pub sync: SyncSettings,
+    /// Merchant alerts for paid orders (`PAYDESK_ALERTS__…`).
+    #[serde(default)]
+    pub alerts: AlertSettings,
+    /// `on`: simulated shoppers log in, order and pay through `/api/mp` (sandbox mode only).
+    /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
+    #[serde(default)]
+    pub demo_shoppers: Option<String>,
+    /// How many demo orders per minute. `PAYDESK_DEMO_SHOPPERS_PER_MINUTE`, default 6.
+    #[serde(default = "default_demo_per_minute")]
+    pub demo_shoppers_per_minute: u32,
+}
+
+/// The order sync job: asks orderquery about orders still `NOTPAY`, closes expired ones.
+#[derive(Debug, Deserialize)]
+pub struct SyncSettings {
+    /// `off` stops the job (for instances that only serve the dashboard).
+    /// `PAYDESK_SYNC__ENABLED`, default `on`.
+    #[serde(default = "default_on")]
+    pub enabled: String,
+    /// How long after creation an unpaid order is first queried, in seconds.
+    /// `PAYDESK_SYNC__FIRST_DELAY_SECONDS`, default 60.
+    #[serde(default = "default_sync_first_delay")]
+    pub first_delay_seconds: u64,
+    /// The longest wait between two queries of one order (the backoff cap), in seconds.
+    /// `PAYDESK_SYNC__MAX_DELAY_SECONDS`, default 600.
+    #[serde(default = "default_sync_max_delay")]
+    pub max_delay_seconds: u64,
+    /// How often the job looks for due orders, in milliseconds.
+    /// `PAYDESK_SYNC__TICK_MILLIS`, default 2000.
+    #[serde(default = "default_sync_tick")]
+    pub tick_millis: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            enabled: default_on(),
+            first_delay_seconds: default_sync_first_delay(),
+            max_delay_seconds: default_sync_max_delay(),
+            tick_millis: default_sync_tick(),
+        }
+    }
+}
+
+/// Merchant alerts: a POST to a webhook for each paid order.
+#[derive(Debug, Default, Deserialize)]
+pub struct AlertSettings {
+    /// The webhook URL, e.g. a WeCom group robot's
+    /// `https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…` (secret: it carries the key).
+    /// `PAYDESK_ALERTS__WEBHOOK_URL`; no alerts when unset.
+    pub webhook_url: Option<SecretString>,
+    /// `wecom` (a markdown message for a WeCom robot, default) or `json` (the order as JSON).
+    /// `PAYDESK_ALERTS__FORMAT`.
+    pub format: Option<String>,
 }
 
 /// WeChat Pay merchant settings.
@@ -96,6 +157,24 @@ fn default_site_root() -> PathBuf {
 }
 fn default_session_idle_minutes() -> i64 {
     480
+}
+fn default_order_expire_minutes() -> i64 {
+    30
+}
+fn default_demo_per_minute() -> u32 {
+    6
+}
+fn default_on() -> String {
+    "on".to_owned()
+}
+fn default_sync_first_delay() -> u64 {
+    60
+}
+fn default_sync_max_delay() -> u64 {
+    600
+}
+fn default_sync_tick() -> u64 {
+    2000
 }
 
 /// Whether WeChat Pay is the real service or the in-process simulator.
@@ -201,6 +280,39 @@ impl Settings {
         }
         if self.session_idle_minutes < 5 {
             bail!("PAYDESK_SESSION_IDLE_MINUTES (session_idle_minutes) must be at least 5");
+        }
+        if !(1..=21_600).contains(&self.order_expire_minutes) {
+            bail!(
+                "PAYDESK_ORDER_EXPIRE_MINUTES (order_expire_minutes) must be 1 to 21600 (15 days)"
+            );
+        }
+        if !matches!(self.sync.enabled.as_str(), "on" | "off") {
+            bail!("PAYDESK_SYNC__ENABLED (sync.enabled) must be `on` or `off`");
+        }
+        if self.sync.tick_millis == 0 || self.sync.max_delay_seconds == 0 {
+            bail!("PAYDESK_SYNC__TICK_MILLIS and PAYDESK_SYNC__MAX_DELAY_SECONDS must be positive");
+        }
+        if let Some(f) = &self.alerts.format {
+            if !matches!(f.as_str(), "wecom" | "json") {
+                bail!(
+                    "PAYDESK_ALERTS__FORMAT (alerts.format) must be `wecom` or `json`, got {f:?}"
+                );
+            }
+        }
+        if let Some(url) = &self.alerts.webhook_url {
+            use secrecy::ExposeSecret;
+            let u = url.expose_secret();
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                bail!("PAYDESK_ALERTS__WEBHOOK_URL (alerts.webhook_url) must be an http(s) URL");
+            }
+        }
+        if let Some(d) = &self.demo_shoppers {
+            if !matches!(d.as_str(), "on" | "off") {
+                bail!("PAYDESK_DEMO_SHOPPERS (demo_shoppers) must be `on` or `off`, got {d:?}");
+            }
+            if d == "on" && self.pay_mode() != PayMode::Simulator {
+                bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
+            }
         }
         if let Some(f) = &self.log_format {
             if !matches!(f.as_str(), "pretty" | "json") {

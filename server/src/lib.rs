@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod jobs;
 pub mod metrics;
 pub mod routes;
 pub mod startup;

@@ -15,8 +15,10 @@ use axum::Router;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use paydesk_core::api_calls::ApiCallRecorder;
 use paydesk_core::db::PoolSizes;
-use paydesk_core::notify::MerchantCredentials;
+use paydesk_core::events::EventBus;
+use paydesk_core::notify::{Intake, MerchantCredentials};
 use paydesk_core::sessions::DbSessionStore;
 use paydesk_core::Db;
 use paydesk_sim::{RunningSim, SimConfig};
@@ -46,6 +48,29 @@ pub struct AppState {
     pub merchant: Arc<MerchantCredentials>,
     /// The in-process WeChat Pay simulator in sandbox mode (`PAYDESK_SIMULATOR=on`).
     pub simulator: Option<Arc<RunningSim>>,
+    /// The WeChat Pay client (every call recorded in `api_calls`).
+    pub wxpay: Arc<wxpay::Client>,
+    /// The recorder behind the client's call log.
+    pub api_calls: Arc<ApiCallRecorder>,
+    /// What happened, for live views and alerts.
+    pub events: EventBus,
+    /// Where notifications are received, published and (if the database is down) kept.
+    pub intake: Intake,
+    /// The pay flow's settings, resolved.
+    pub pay: Arc<PayConfig>,
+}
+
+/// The pay flow's settings, resolved at start.
+#[derive(Debug, Clone)]
+pub struct PayConfig {
+    /// The `notify_url` sent with every unifiedorder.
+    pub notify_url: String,
+    /// The refund `notify_url`.
+    pub refund_notify_url: String,
+    /// How long a new order can be paid.
+    pub order_expire: std::time::Duration,
+    /// The algorithm for new orders.
+    pub sign_type: wxpay::SignType,
 }
 
 /// The name of the session cookie.
@@ -183,14 +208,27 @@ impl Application {
             .with_context(|| format!("binding PAYDESK_LISTEN (listen) {}", settings.listen))?;
         let local = listener.local_addr()?;
         let leptos_options = leptos_options(&settings, local);
-        let (merchant, simulator) = merchant_and_simulator(&settings).await?;
+        let (merchant, simulator, client_config) = merchant_and_simulator(&settings).await?;
+        let merchant = Arc::new(merchant);
+        let api_calls = ApiCallRecorder::start(db.clone());
+        let wxpay = wxpay::Client::new(client_config)
+            .context("setting up the WeChat Pay client")?
+            .with_observer(api_calls.clone());
+        let events = EventBus::new();
+        let intake = Intake::new(db.clone(), merchant.clone(), events.clone());
+        let pay = pay_config(&settings, local)?;
         let state = AppState {
             leptos_options,
             db,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
-            merchant: Arc::new(merchant),
+            merchant,
             simulator: simulator.map(Arc::new),
+            wxpay: Arc::new(wxpay),
+            api_calls,
+            events,
+            intake,
+            pay: Arc::new(pay),
         };
         let router = router(state.clone());
         Ok((
@@ -231,6 +269,7 @@ impl Application {
                 }
             }
         });
+        let jobs = crate::jobs::Jobs::start(&self.state);
         let served = axum::serve(
             self.listener,
             self.router
@@ -239,18 +278,21 @@ impl Application {
         .with_graceful_shutdown(shutdown)
         .await;
         cleanup.abort();
+        jobs.stop(std::time::Duration::from_secs(10)).await;
+        self.state.api_calls.flush().await;
         self.state.db.close().await;
         served.context("serving HTTP")
     }
 }
 
-/// Our merchant credentials: in sandbox mode the in-process simulator is started (both
-/// listeners on free loopback ports, real-time retry schedule, certificates beside the
-/// SQLite file or in the temp folder) and its credentials are used; otherwise the
-/// configured ones (checked present by `Settings::validate`).
+/// Our merchant credentials and WeChat Pay client configuration: in sandbox mode the
+/// in-process simulator is started (both listeners on free loopback ports, real-time retry
+/// schedule, certificates beside the SQLite file or in the temp folder) and its credentials
+/// are used; otherwise the configured ones (checked present by `Settings::validate`).
 async fn merchant_and_simulator(
     settings: &Settings,
-) -> anyhow::Result<(MerchantCredentials, Option<RunningSim>)> {
+) -> anyhow::Result<(MerchantCredentials, Option<RunningSim>, wxpay::ClientConfig)> {
+    let sign_type = sign_type(settings)?;
     match settings.pay_mode() {
         PayMode::Simulator => {
             let config = SimConfig {
@@ -265,7 +307,9 @@ async fn merchant_and_simulator(
                 mch_id: sim.mch_id().to_owned(),
                 api_key: sim.api_key().clone(),
             };
-            Ok((merchant, Some(sim)))
+            let mut client = sim.client_config()?;
+            client.sign_type = sign_type;
+            Ok((merchant, Some(sim), client))
         }
         PayMode::Merchant => {
             let w = &settings.wxpay;
@@ -273,16 +317,81 @@ async fn merchant_and_simulator(
             else {
                 anyhow::bail!("PAYDESK_WXPAY__APPID, __MCH_ID and __API_KEY are required unless PAYDESK_SIMULATOR=on");
             };
+            let api_key = wxpay::ApiKey::new(api_key.expose_secret());
+            let mut client = wxpay::ClientConfig::new(appid, mch_id, api_key.clone());
+            client.sign_type = sign_type;
+            if let Some(base) = &w.base_url {
+                client.base_url = base.trim_end_matches('/').to_owned();
+            }
+            client.identity = match (&w.cert_pem, &w.key_pem, &w.p12) {
+                (Some(cert), Some(key), _) => Some(
+                    wxpay::MerchantIdentity::from_pem_files(cert, key)
+                        .context("PAYDESK_WXPAY__CERT_PEM / __KEY_PEM")?,
+                ),
+                (None, None, Some(p12)) => Some(
+                    wxpay::MerchantIdentity::from_pkcs12_file(p12, mch_id)
+                        .context("PAYDESK_WXPAY__P12 (the password is the mch_id)")?,
+                ),
+                (None, None, None) => None,
+                _ => {
+                    anyhow::bail!("PAYDESK_WXPAY__CERT_PEM and PAYDESK_WXPAY__KEY_PEM go together")
+                }
+            };
+            if let Some(login) = &settings.mp.login_base_url {
+                client.login_base_url = login.trim_end_matches('/').to_owned();
+            }
+            client.app_secret = settings
+                .mp
+                .app_secret
+                .as_ref()
+                .map(|s| wxpay::AppSecret::new(s.expose_secret()));
             Ok((
                 MerchantCredentials {
                     appid: appid.clone(),
                     mch_id: mch_id.clone(),
-                    api_key: wxpay::ApiKey::new(api_key.expose_secret()),
+                    api_key,
                 },
                 None,
+                client,
             ))
         }
     }
+}
+
+fn sign_type(settings: &Settings) -> anyhow::Result<wxpay::SignType> {
+    match settings.wxpay.sign_type.as_deref() {
+        None => Ok(wxpay::SignType::Md5),
+        Some(t) => t
+            .parse()
+            .map_err(|_| anyhow::anyhow!("PAYDESK_WXPAY__SIGN_TYPE (wxpay.sign_type): {t:?}")),
+    }
+}
+
+/// The callback URLs (configured, or this server's own address: fine for the in-process
+/// simulator, never for WeChat Pay, which needs a public HTTPS URL) and order settings.
+fn pay_config(settings: &Settings, local: SocketAddr) -> anyhow::Result<PayConfig> {
+    let mut own = local;
+    if own.ip().is_unspecified() {
+        own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let notify_url = settings
+        .wxpay
+        .notify_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{own}{}", routes::wxpay::notify::PAYMENT_PATH));
+    let refund_notify_url = settings
+        .wxpay
+        .refund_notify_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{own}/wxpay/notify/refund"));
+    Ok(PayConfig {
+        notify_url,
+        refund_notify_url,
+        order_expire: std::time::Duration::from_secs(
+            u64::try_from(settings.order_expire_minutes).unwrap_or(30) * 60,
+        ),
+        sign_type: sign_type(settings)?,
+    })
 }
 
 /// `sim-certs` beside a SQLite database file, else `$TMPDIR/paydesk-sim-certs`.

@@ -29,6 +29,8 @@ async fn create_order(app: &TestApp, no: &str, fee: i64, sign_type: SignType) ->
             sign_type,
             client_ip: Some("127.0.0.1".into()),
             idempotency_key: None,
+            expires_at: None,
+            next_sync_at: None,
         },
     )
     .await

@@ -1,46 +1,68 @@
-//! `POST /wxpay/notify/payment` (spec §8.8, style.md §10). Thin on purpose: the raw body,
-//! the peer and our merchant credentials go to [`paydesk_core::notify`], which records,
-//! verifies and applies it and says what to answer. The raw body is never logged.
+//! `POST /wxpay/notify/payment` (spec §8.8, style.md §10). Thin on purpose: the raw body and
+//! the peer go to [`paydesk_core::notify::Intake`], which records, verifies and applies it,
+//! publishes what happened and says what to answer. The raw body is never logged.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
-use paydesk_core::notify::MerchantCredentials;
-use paydesk_core::Db;
+use http_body_util::BodyExt as _;
+use paydesk_core::notify::{Intake, MAX_BODY};
 
 use crate::startup::AppState;
 
 /// The payment notification URL path (the `notify_url` given to unifiedorder ends in it).
 pub const PAYMENT_PATH: &str = "/wxpay/notify/payment";
 
-/// The notification routes, with bodies limited to what the XML parser accepts.
+/// The notification routes. Bodies are read up to [`MAX_BODY`] bytes by the handler itself
+/// (no 413 from a body-limit layer), so an over-long callback is still recorded.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(PAYMENT_PATH, post(receive_payment_notification))
-        .layer(DefaultBodyLimit::max(wxpay::xml::MAX_BODY))
+    Router::new().route(PAYMENT_PATH, post(receive_payment_notification))
+}
+
+/// A body read up to the limit.
+pub(crate) enum Capped {
+    /// The whole body.
+    Whole(Vec<u8>),
+    /// The first [`MAX_BODY`] bytes of a longer body.
+    Oversize(Vec<u8>),
+}
+
+/// Reads at most [`MAX_BODY`] bytes; stops reading (and says so) beyond that. A transport
+/// error mid-body keeps what arrived (it is recorded as malformed).
+pub(crate) async fn read_capped(body: Body) -> Capped {
+    let mut body = body;
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_BODY {
+                let room = MAX_BODY - buf.len();
+                buf.extend_from_slice(&data[..room]);
+                return Capped::Oversize(buf);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Capped::Whole(buf)
 }
 
 /// Receives a payment notification and answers with the verdict's reply (HTTP 200,
 /// `text/xml`): `SUCCESS` only after the change is committed (spec §8.8).
 async fn receive_payment_notification(
-    State(db): State<Db>,
-    State(merchant): State<Arc<MerchantCredentials>>,
+    State(intake): State<Intake>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    body: Body,
 ) -> impl IntoResponse {
-    let outcome = paydesk_core::notify::receive_payment_notification(
-        &db,
-        &merchant,
-        Some(peer.to_string()),
-        &body,
-    )
-    .await;
+    let peer = Some(peer.to_string());
+    let outcome = match read_capped(body).await {
+        Capped::Whole(raw) => intake.payment(peer, &raw).await,
+        Capped::Oversize(prefix) => intake.oversize("payment", peer, &prefix).await,
+    };
     (
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
         outcome.reply_body,

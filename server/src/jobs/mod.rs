@@ -1,0 +1,77 @@
+//! Background jobs started with the server (style.md §2: they live beside the router and
+//! stop with it). Each job is a loop that ends when [`Stop`] fires; [`Jobs::stop`] waits for
+//! them to finish what they are doing, then aborts any that take too long.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::startup::AppState;
+
+mod backlog;
+
+/// A job's view of the shutdown signal.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// Whether shutdown has begun.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Sleeps for `d`, or less if shutdown begins; returns `true` when it is time to stop.
+    pub async fn sleep(&mut self, d: Duration) -> bool {
+        if self.is_set() {
+            return true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(d) => self.is_set(),
+            _ = self.0.changed() => true,
+        }
+    }
+}
+
+/// The running jobs.
+pub struct Jobs {
+    stop: watch::Sender<bool>,
+    handles: Vec<(&'static str, JoinHandle<()>)>,
+}
+
+impl Jobs {
+    /// Starts every job the settings ask for.
+    pub fn start(state: &AppState) -> Jobs {
+        let (tx, rx) = watch::channel(false);
+        let mut jobs = Jobs {
+            stop: tx,
+            handles: Vec::new(),
+        };
+        let stop = Stop(rx);
+        jobs.add(
+            "notification-backlog",
+            backlog::run(state.intake.clone(), stop.clone()),
+        );
+        jobs
+    }
+
+    fn add(
+        &mut self,
+        name: &'static str,
+        fut: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        tracing::debug!(job = name, "job started");
+        self.handles.push((name, tokio::spawn(fut)));
+    }
+
+    /// Signals every job to stop and waits up to `grace` for each.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        for (name, mut handle) in self.handles {
+            if tokio::time::timeout(grace, &mut handle).await.is_err() {
+                tracing::warn!(job = name, "job did not stop in time; aborted");
+                handle.abort();
+            }
+        }
+    }
+}
