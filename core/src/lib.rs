@@ -15,6 +15,7 @@ pub mod notify;
 pub mod orders;
 pub mod password;
 pub mod sessions;
+pub mod sync;
 pub mod users;
 
 pub use db::{Backend, Db};

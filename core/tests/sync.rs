@@ -1,0 +1,560 @@
+//! Order sync against a fake WeChat Pay (`wxpay::MockApi`), on SQLite and (when configured)
+//! PostgreSQL: how each `trade_state` and `err_code` is applied (spec §8.3, §8.4), the
+//! claim's lease, and the backoff.
+
+use std::time::Duration;
+
+use paydesk_core::events::{Event, EventBus, PaidVia};
+use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+use paydesk_core::sync::{self, SyncPolicy};
+use paydesk_core::testing::databases;
+use paydesk_core::{now_ms, CoreError, Db};
+use tokio::sync::broadcast::error::TryRecvError;
+use wxpay::{CloseOrderResponse, MockApi, OrderQuery, OrderQueryResponse, Params, SignType};
+
+const FEE: i64 = 1280;
+const TID: &str = "4200000123202611231234567890";
+
+async fn new_order(db: &Db, no: &str, next_sync_at: Option<i64>) -> orders::Order {
+    orders::create_order(
+        db,
+        NewOrder {
+            out_trade_no: OutTradeNo::parse(no).unwrap(),
+            openid: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
+            description: "paydesk sync test".into(),
+            items: vec![NewOrderItem {
+                product_id: None,
+                name: "oolong".into(),
+                unit_price_fen: FEE,
+                quantity: 1,
+            }],
+            sign_type: SignType::Md5,
+            client_ip: Some("127.0.0.1".into()),
+            idempotency_key: None,
+            expires_at: None,
+            next_sync_at,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Gives the order a prepay_id, as a successful unifiedorder would.
+async fn with_prepay_id(db: &Db, order: &orders::Order) -> orders::Order {
+    sqlx::query("update orders set prepay_id = $1 where id = $2")
+        .bind("wx20261123150000abcdef0123456789")
+        .bind(order.id)
+        .execute(db.writer())
+        .await
+        .unwrap();
+    stored(db, order).await
+}
+
+async fn stored(db: &Db, order: &orders::Order) -> orders::Order {
+    orders::find_by_out_trade_no(db, &order.out_trade_no)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// An orderquery answer for `no` in `state`; paid states carry the payment fields.
+fn answer(no: &str, state: &str, fee: i64) -> OrderQueryResponse {
+    let mut p = Params::new();
+    p.insert("out_trade_no".into(), no.into());
+    p.insert("trade_state".into(), state.into());
+    p.insert("total_fee".into(), fee.to_string());
+    if matches!(state, "SUCCESS" | "REFUND") {
+        p.insert("transaction_id".into(), TID.into());
+        p.insert("bank_type".into(), "CMB_CREDIT".into());
+        p.insert("time_end".into(), "20261123183000".into());
+    }
+    OrderQueryResponse::from_params(p).unwrap()
+}
+
+fn result_fail(err_code: &str) -> wxpay::Error {
+    wxpay::Error::ResultFail {
+        err_code: err_code.into(),
+        err_code_des: "test".into(),
+    }
+}
+
+/// A fake whose orderquery answers `answer` once for `no`.
+fn querying(no: &str, answer: Result<OrderQueryResponse, wxpay::Error>) -> MockApi {
+    let mut api = MockApi::new();
+    let expected = OrderQuery::ByOutTradeNo(no.into());
+    let mut answer = Some(answer);
+    api.expect_order_query()
+        .withf(move |q| *q == expected)
+        .times(1)
+        .returning(move |_| answer.take().expect("one answer"));
+    api
+}
+
+fn closing(answer: Result<CloseOrderResponse, wxpay::Error>) -> MockApi {
+    let mut api = MockApi::new();
+    let mut answer = Some(answer);
+    api.expect_close_order()
+        .times(1)
+        .returning(move |_| answer.take().expect("one answer"));
+    api
+}
+
+fn closed_ok() -> Result<CloseOrderResponse, wxpay::Error> {
+    Ok(CloseOrderResponse::from_params(Params::new()))
+}
+
+#[tokio::test]
+async fn query_answering_success_with_our_amount_marks_the_order_paid_via_query() {
+    for t in databases().await {
+        // Arrange
+        let order = new_order(&t.db, "S-PAID-1", Some(now_ms())).await;
+        let api = querying("S-PAID-1", Ok(answer("S-PAID-1", "SUCCESS", FEE)));
+        let events = EventBus::new();
+        let mut rx = events.subscribe();
+
+        // Act
+        let after = sync::refresh_order(&t.db, &api, &events, &order)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(after.status, OrderStatus::Paid, "{}", t.label);
+        assert_eq!(after.transaction_id.as_deref(), Some(TID));
+        assert_eq!(after.bank_type.as_deref(), Some("CMB_CREDIT"));
+        // 18:30 Beijing time is 10:30 UTC.
+        assert_eq!(after.paid_at, Some(1_795_429_800_000));
+        assert_eq!(after.next_sync_at, None, "{}", t.label);
+        assert_eq!(after, stored(&t.db, &order).await);
+        match rx.try_recv().unwrap() {
+            Event::OrderPaid {
+                via,
+                transaction_id,
+                ..
+            } => {
+                assert_eq!(via, PaidVia::Query);
+                assert_eq!(transaction_id.as_deref(), Some(TID));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_unpaid_order_already_refunded_at_wechat_pay_is_recorded_as_paid() {
+    for t in databases().await {
+        let order = new_order(&t.db, "S-REFUND-1", Some(now_ms())).await;
+        let api = querying("S-REFUND-1", Ok(answer("S-REFUND-1", "REFUND", FEE)));
+
+        let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &order)
+            .await
+            .unwrap();
+
+        assert_eq!(after.status, OrderStatus::Paid, "{}", t.label);
+        assert_eq!(after.transaction_id.as_deref(), Some(TID));
+    }
+}
+
+#[tokio::test]
+async fn a_paid_answer_with_another_amount_changes_nothing_and_is_an_error() {
+    for t in databases().await {
+        let order = new_order(&t.db, "S-AMOUNT-1", Some(now_ms())).await;
+        let api = querying("S-AMOUNT-1", Ok(answer("S-AMOUNT-1", "SUCCESS", FEE + 1)));
+        let events = EventBus::new();
+        let mut rx = events.subscribe();
+
+        let result = sync::refresh_order(&t.db, &api, &events, &order).await;
+
+        assert!(
+            matches!(result, Err(CoreError::Internal(_))),
+            "{}: {result:?}",
+            t.label
+        );
+        assert_eq!(stored(&t.db, &order).await, order, "{}", t.label);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+}
+
+#[tokio::test]
+async fn closed_revoked_and_payerror_answers_end_the_order_unpaid() {
+    for t in databases().await {
+        for (i, (state, expected)) in [
+            ("CLOSED", OrderStatus::Closed),
+            ("REVOKED", OrderStatus::Closed),
+            ("PAYERROR", OrderStatus::PayError),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let no = format!("S-END-{i}");
+            let order = new_order(&t.db, &no, Some(now_ms())).await;
+            let api = querying(&no, Ok(answer(&no, state, FEE)));
+            let events = EventBus::new();
+            let mut rx = events.subscribe();
+
+            let after = sync::refresh_order(&t.db, &api, &events, &order)
+                .await
+                .unwrap();
+
+            assert_eq!(after.status, expected, "{} {state}", t.label);
+            assert_eq!(after.next_sync_at, None);
+            assert_eq!(
+                rx.try_recv().unwrap(),
+                Event::OrderClosed {
+                    order_id: order.id,
+                    out_trade_no: no.clone(),
+                    status: expected.as_str().into(),
+                },
+                "{} {state}",
+                t.label
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn notpay_and_userpaying_answers_leave_the_order_as_it_is() {
+    for t in databases().await {
+        for (i, state) in ["NOTPAY", "USERPAYING", "ACCEPT"].into_iter().enumerate() {
+            let no = format!("S-WAIT-{i}");
+            let order = new_order(&t.db, &no, Some(now_ms())).await;
+            let api = querying(&no, Ok(answer(&no, state, FEE)));
+
+            let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &order)
+                .await
+                .unwrap();
+
+            assert_eq!(after, order, "{} {state}", t.label);
+        }
+    }
+}
+
+#[tokio::test]
+async fn ordernotexist_leaves_an_order_without_prepay_id_alone_but_is_an_error_with_one() {
+    for t in databases().await {
+        // Arrange
+        let never_sent = new_order(&t.db, "S-NOEX-1", Some(now_ms())).await;
+        let sent = new_order(&t.db, "S-NOEX-2", Some(now_ms())).await;
+        let sent = with_prepay_id(&t.db, &sent).await;
+
+        // Act
+        let unchanged = sync::refresh_order(
+            &t.db,
+            &querying("S-NOEX-1", Err(result_fail("ORDERNOTEXIST"))),
+            &EventBus::new(),
+            &never_sent,
+        )
+        .await;
+        let refused = sync::refresh_order(
+            &t.db,
+            &querying("S-NOEX-2", Err(result_fail("ORDERNOTEXIST"))),
+            &EventBus::new(),
+            &sent,
+        )
+        .await;
+
+        // Assert
+        assert_eq!(unchanged.unwrap(), never_sent, "{}", t.label);
+        assert!(refused.is_err(), "{}", t.label);
+        assert_eq!(stored(&t.db, &sent).await, sent);
+    }
+}
+
+#[tokio::test]
+async fn refreshing_an_order_that_is_no_longer_unpaid_asks_nobody() {
+    for t in databases().await {
+        let order = new_order(&t.db, "S-DONE-1", Some(now_ms())).await;
+        let closed = orders::transition(&t.db, order.id, OrderStatus::Closed)
+            .await
+            .unwrap();
+        // No expectations: any call would fail the test.
+        let api = MockApi::new();
+
+        let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &closed)
+            .await
+            .unwrap();
+
+        assert_eq!(after.status, OrderStatus::Closed, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_query_after_the_notification_applied_the_same_payment_changes_nothing() {
+    for t in databases().await {
+        // Arrange: the job read the order while it was unpaid; then the notification won.
+        let order = new_order(&t.db, "S-RACE-1", Some(now_ms())).await;
+        let first = querying("S-RACE-1", Ok(answer("S-RACE-1", "SUCCESS", FEE)));
+        let paid = sync::refresh_order(&t.db, &first, &EventBus::new(), &order)
+            .await
+            .unwrap();
+        let late = querying("S-RACE-1", Ok(answer("S-RACE-1", "SUCCESS", FEE)));
+        let events = EventBus::new();
+        let mut rx = events.subscribe();
+
+        // Act: the stale copy is refreshed again
+        let after = sync::refresh_order(&t.db, &late, &events, &order)
+            .await
+            .unwrap();
+
+        // Assert: the same payment, no second event
+        assert_eq!(after, paid, "{}", t.label);
+        assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    }
+}
+
+#[tokio::test]
+async fn closeorder_success_or_orderclosed_closes_the_order() {
+    for t in databases().await {
+        for (i, answer) in [closed_ok(), Err(result_fail("ORDERCLOSED"))]
+            .into_iter()
+            .enumerate()
+        {
+            let order = new_order(&t.db, &format!("S-CLOSE-{i}"), Some(now_ms())).await;
+            let events = EventBus::new();
+            let mut rx = events.subscribe();
+
+            let after = sync::close_order(&t.db, &closing(answer), &events, &order)
+                .await
+                .unwrap();
+
+            assert_eq!(after.status, OrderStatus::Closed, "{} {i}", t.label);
+            assert_eq!(after.next_sync_at, None);
+            assert!(matches!(rx.try_recv(), Ok(Event::OrderClosed { .. })));
+        }
+    }
+}
+
+#[tokio::test]
+async fn closeorder_answering_orderpaid_records_the_payment_from_orderquery() {
+    for t in databases().await {
+        let order = new_order(&t.db, "S-CLPAID-1", Some(now_ms())).await;
+        let mut api = querying("S-CLPAID-1", Ok(answer("S-CLPAID-1", "SUCCESS", FEE)));
+        api.expect_close_order()
+            .times(1)
+            .returning(|_| Err(result_fail("ORDERPAID")));
+        let events = EventBus::new();
+        let mut rx = events.subscribe();
+
+        let after = sync::close_order(&t.db, &api, &events, &order)
+            .await
+            .unwrap();
+
+        assert_eq!(after.status, OrderStatus::Paid, "{}", t.label);
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Event::OrderPaid {
+                via: PaidVia::Query,
+                ..
+            })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn closeorder_ordernotexist_closes_an_order_wechat_pay_never_saw() {
+    for t in databases().await {
+        let order = new_order(&t.db, "S-CLNOEX-1", Some(now_ms())).await;
+
+        let after = sync::close_order(
+            &t.db,
+            &closing(Err(result_fail("ORDERNOTEXIST"))),
+            &EventBus::new(),
+            &order,
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(after.status, OrderStatus::Closed, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn closeorder_systemerror_is_an_error_and_the_order_stays_unpaid() {
+    for t in databases().await {
+        let order = new_order(&t.db, "S-CLSYS-1", Some(now_ms())).await;
+
+        let result = sync::close_order(
+            &t.db,
+            &closing(Err(result_fail("SYSTEMERROR"))),
+            &EventBus::new(),
+            &order,
+        )
+        .await;
+
+        assert!(result.is_err(), "{}", t.label);
+        assert_eq!(stored(&t.db, &order).await, order);
+    }
+}
+
+#[tokio::test]
+async fn closing_a_paid_order_is_refused_without_a_call() {
+    for t in databases().await {
+        let order = new_order(&t.db, "S-CLNO-1", Some(now_ms())).await;
+        let paid = orders::transition(&t.db, order.id, OrderStatus::Paid)
+            .await
+            .unwrap();
+
+        let result = sync::close_order(&t.db, &MockApi::new(), &EventBus::new(), &paid).await;
+
+        assert!(
+            matches!(result, Err(CoreError::Forbidden(_))),
+            "{}",
+            t.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_claim_takes_only_due_unpaid_orders_and_concurrent_claims_never_share_one() {
+    for t in databases().await {
+        // Arrange: 20 due orders, one not due yet, one never synced
+        let now = now_ms();
+        for i in 0..20 {
+            new_order(&t.db, &format!("S-CLAIM-{i}"), Some(now - 1000)).await;
+        }
+        new_order(&t.db, "S-LATER-1", Some(now + 60_000)).await;
+        new_order(&t.db, "S-NEVER-1", None).await;
+        let lease = Duration::from_secs(60);
+
+        // Act: four claimers at once, five orders each at most
+        let claims =
+            futures::future::join_all((0..4).map(|_| sync::claim_due_orders(&t.db, now, lease, 5)))
+                .await;
+
+        // Assert
+        let mut claimed: Vec<String> = claims
+            .into_iter()
+            .flat_map(|c| c.unwrap())
+            .map(|o| {
+                assert_eq!(o.next_sync_at, Some(now + 60_000), "{}", t.label);
+                o.out_trade_no
+            })
+            .collect();
+        claimed.sort();
+        let total = claimed.len();
+        claimed.dedup();
+        assert_eq!(
+            claimed.len(),
+            total,
+            "{}: an order was claimed twice",
+            t.label
+        );
+        assert_eq!(total, 20, "{}", t.label);
+        assert!(claimed.iter().all(|no| no.starts_with("S-CLAIM-")));
+        let again = sync::claim_due_orders(&t.db, now, lease, 50).await.unwrap();
+        assert!(again.is_empty(), "{}: leases hold", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
+    for t in databases().await {
+        // Arrange
+        let policy = SyncPolicy {
+            first_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(600),
+            lease: Duration::from_secs(60),
+        };
+        let start = now_ms();
+        new_order(&t.db, "S-BACKOFF-1", Some(start)).await;
+        let mut gaps = Vec::new();
+
+        // Act: five rounds, each claiming at the time the last one scheduled
+        let mut due = start;
+        for _ in 0..5 {
+            let claimed = sync::claim_due_orders(&t.db, due, policy.lease, 10)
+                .await
+                .unwrap();
+            assert_eq!(claimed.len(), 1, "{}", t.label);
+            let api = querying("S-BACKOFF-1", Ok(answer("S-BACKOFF-1", "NOTPAY", FEE)));
+            let before = now_ms();
+            let after =
+                sync::sync_claimed_order(&t.db, &api, &EventBus::new(), &policy, &claimed[0], due)
+                    .await
+                    .unwrap();
+            let next = after.next_sync_at.unwrap();
+            gaps.push(((next - before) as f64 / 1000.0).round() as i64);
+            due = next;
+        }
+
+        // Assert
+        assert_eq!(gaps, [120, 240, 480, 600, 600], "{}", t.label);
+        let o = orders::find_by_out_trade_no(&t.db, "S-BACKOFF-1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.sync_attempts, 5, "{}", t.label);
+        assert_eq!(o.status, OrderStatus::NotPay);
+    }
+}
+
+#[tokio::test]
+async fn an_expired_claimed_order_is_closed_and_not_rescheduled() {
+    for t in databases().await {
+        let policy = SyncPolicy {
+            first_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(600),
+            lease: Duration::from_secs(60),
+        };
+        let now = now_ms();
+        let order = new_order(&t.db, "S-EXP-1", Some(now)).await;
+        sqlx::query("update orders set expires_at = $1 where id = $2")
+            .bind(now - 1)
+            .bind(order.id)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        let claimed = sync::claim_due_orders(&t.db, now, policy.lease, 10)
+            .await
+            .unwrap();
+
+        let after = sync::sync_claimed_order(
+            &t.db,
+            &closing(closed_ok()),
+            &EventBus::new(),
+            &policy,
+            &claimed[0],
+            now,
+        )
+        .await
+        .unwrap();
+
+        assert_eq!(after.status, OrderStatus::Closed, "{}", t.label);
+        assert_eq!(after.next_sync_at, None);
+    }
+}
+
+#[tokio::test]
+async fn a_failed_query_is_an_error_and_the_order_is_still_rescheduled() {
+    for t in databases().await {
+        let policy = SyncPolicy {
+            first_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(600),
+            lease: Duration::from_secs(60),
+        };
+        let now = now_ms();
+        new_order(&t.db, "S-FAIL-1", Some(now)).await;
+        let claimed = sync::claim_due_orders(&t.db, now, policy.lease, 10)
+            .await
+            .unwrap();
+
+        let result = sync::sync_claimed_order(
+            &t.db,
+            &querying("S-FAIL-1", Err(result_fail("SYSTEMERROR"))),
+            &EventBus::new(),
+            &policy,
+            &claimed[0],
+            now,
+        )
+        .await;
+
+        assert!(result.is_err(), "{}", t.label);
+        let o = stored(&t.db, &claimed[0]).await;
+        assert_eq!(o.sync_attempts, 1, "{}", t.label);
+        let next = o.next_sync_at.unwrap();
+        assert!(
+            (now + 119_000..now + 125_000).contains(&next),
+            "{}: {next}",
+            t.label
+        );
+    }
+}
