@@ -5,15 +5,18 @@
 //! `sqlx::query_as` over [`sqlx::Any`], and run on SQLite and PostgreSQL alike (style.md §7,
 //! "Our decision"). Times are UTC milliseconds (`i64`), money is fen (`i64`).
 
+pub mod alerts;
 pub mod api_calls;
 pub mod audit;
 pub mod auth;
+pub mod customers;
 pub mod db;
 pub mod error;
 pub mod events;
 pub mod notify;
 pub mod orders;
 pub mod password;
+pub mod products;
 pub mod sessions;
 pub mod sync;
 pub mod users;

@@ -414,6 +414,77 @@ pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, Co
     updated.try_into()
 }
 
+/// The order made with this idempotency key, if any.
+pub async fn find_by_idempotency_key(db: &Db, key: &str) -> Result<Option<Order>, CoreError> {
+    sqlx::query_as::<_, OrderRow>(&format!(
+        "select {ORDER_COLUMNS} from orders where idempotency_key = $1"
+    ))
+    .bind(key)
+    .fetch_optional(db.reader())
+    .await?
+    .map(Order::try_from)
+    .transpose()
+}
+
+/// A shopper's orders, newest first.
+pub async fn list_for_openid(db: &Db, openid: &str, limit: i64) -> Result<Vec<Order>, CoreError> {
+    sqlx::query_as::<_, OrderRow>(&format!(
+        r#"select {ORDER_COLUMNS} from orders where openid = $1
+           order by created_at desc, id desc limit $2"#
+    ))
+    .bind(openid)
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?
+    .into_iter()
+    .map(Order::try_from)
+    .collect()
+}
+
+/// Stores the `prepay_id` unifiedorder returned (only while the order is `NOTPAY`).
+pub async fn set_prepay(
+    db: &Db,
+    id: i64,
+    prepay_id: &str,
+    prepay_expires_at: i64,
+) -> Result<(), CoreError> {
+    sqlx::query(
+        r#"update orders set prepay_id = $1, prepay_expires_at = $2, updated_at = $3
+           where id = $4 and status = 'NOTPAY'"#,
+    )
+    .bind(prepay_id)
+    .bind(prepay_expires_at)
+    .bind(now_ms())
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// One line of a stored order.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
+pub struct OrderItem {
+    /// The catalogue product, if it was one.
+    pub product_id: Option<i64>,
+    /// The name at the time of the order.
+    pub name: String,
+    /// The unit price at the time of the order (fen).
+    pub unit_price_fen: i64,
+    /// How many.
+    pub quantity: i64,
+}
+
+/// The lines of an order, in the order they were added.
+pub async fn items(db: &Db, order_id: i64) -> Result<Vec<OrderItem>, CoreError> {
+    Ok(sqlx::query_as::<_, OrderItem>(
+        r#"select product_id, name, unit_price_fen, quantity from order_items
+           where order_id = $1 order by id"#,
+    )
+    .bind(order_id)
+    .fetch_all(db.reader())
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

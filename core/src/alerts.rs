@@ -1,0 +1,176 @@
+//! Merchant alerts (seed 004's real-time order alert): one webhook POST per paid order —
+//! for example to a WeCom group robot — kept in `alert_deliveries` and retried with backoff
+//! until delivered or out of attempts. Sending happens beside the notification path, never
+//! in it: the notification reply does not wait for the merchant's webhook.
+
+use sqlx::FromRow;
+
+use crate::{now_ms, Backend, CoreError, Db};
+
+/// Waits before attempt 2, 3, …: 10 s, 30 s, 1 min, 5 min, 15 min, 1 h, 3 h. After the last
+/// the delivery is `failed`.
+pub const BACKOFF_SECONDS: [i64; 7] = [10, 30, 60, 300, 900, 3600, 10_800];
+
+/// How long a claimed delivery is reserved for the instance sending it.
+pub const CLAIM_MS: i64 = 60_000;
+
+/// A delivery waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct Delivery {
+    /// Row id.
+    pub id: i64,
+    /// The paid order.
+    pub order_id: i64,
+    /// Its number.
+    pub out_trade_no: String,
+    /// The webhook's host.
+    pub target: String,
+    /// The JSON body to POST.
+    pub payload: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+/// A delivery as the dashboard shows it.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct DeliveryStatus {
+    /// Row id.
+    pub id: i64,
+    /// The order's number.
+    pub out_trade_no: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last HTTP status.
+    pub http_status: Option<i64>,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
+/// Queues the alert for a paid order (once per order: a second call does nothing) and
+/// claims it for immediate sending. Returns the delivery when this call queued it.
+pub async fn enqueue(
+    db: &Db,
+    order_id: i64,
+    out_trade_no: &str,
+    target: &str,
+    payload: &str,
+) -> Result<Option<Delivery>, CoreError> {
+    let now = now_ms();
+    Ok(sqlx::query_as::<_, Delivery>(
+        r#"insert into alert_deliveries (order_id, out_trade_no, target, payload, status,
+               attempts, next_attempt_at, created_at, updated_at)
+           values ($1, $2, $3, $4, 'pending', 0, $5, $6, $6)
+           on conflict (order_id) do nothing
+           returning id, order_id, out_trade_no, target, payload, attempts"#,
+    )
+    .bind(order_id)
+    .bind(out_trade_no)
+    .bind(target)
+    .bind(payload)
+    .bind(now + CLAIM_MS)
+    .bind(now)
+    .fetch_optional(db.writer())
+    .await?)
+}
+
+/// Claims up to `limit` pending deliveries that are due, reserving them for [`CLAIM_MS`]
+/// (on PostgreSQL rows another instance is claiming are skipped).
+pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Delivery>, CoreError> {
+    let now = now_ms();
+    let lock = match db.backend() {
+        Backend::Postgres => "for update skip locked",
+        Backend::Sqlite => "",
+    };
+    Ok(sqlx::query_as::<_, Delivery>(&format!(
+        r#"update alert_deliveries set next_attempt_at = $1, updated_at = $2
+           where id in (select id from alert_deliveries
+                        where status = 'pending' and next_attempt_at <= $2
+                        order by next_attempt_at limit $3 {lock})
+           returning id, order_id, out_trade_no, target, payload, attempts"#
+    ))
+    .bind(now + CLAIM_MS)
+    .bind(now)
+    .bind(limit)
+    .fetch_all(db.writer())
+    .await?)
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The webhook took it.
+    Delivered {
+        /// HTTP status.
+        http_status: u16,
+    },
+    /// It did not; `error` says why (no URL, no secrets).
+    Failed {
+        /// HTTP status, if an answer came.
+        http_status: Option<u16>,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Records an attempt: delivered, retried later per [`BACKOFF_SECONDS`], or failed for good.
+pub async fn record_attempt(
+    db: &Db,
+    delivery: &Delivery,
+    attempt: &Attempt,
+) -> Result<(), CoreError> {
+    let now = now_ms();
+    let attempts = delivery.attempts + 1;
+    let (status, next, http_status, error) = match attempt {
+        Attempt::Delivered { http_status } => {
+            ("delivered", None, Some(i64::from(*http_status)), None)
+        }
+        Attempt::Failed { http_status, error } => {
+            let wait = usize::try_from(attempts - 1)
+                .ok()
+                .and_then(|i| BACKOFF_SECONDS.get(i));
+            match wait {
+                Some(s) => (
+                    "pending",
+                    Some(now + s * 1000),
+                    http_status.map(i64::from),
+                    Some(error.as_str()),
+                ),
+                None => (
+                    "failed",
+                    None,
+                    http_status.map(i64::from),
+                    Some(error.as_str()),
+                ),
+            }
+        }
+    };
+    sqlx::query(
+        r#"update alert_deliveries
+           set status = $1, attempts = $2, next_attempt_at = $3, http_status = $4,
+               last_error = $5, updated_at = $6
+           where id = $7"#,
+    )
+    .bind(status)
+    .bind(attempts)
+    .bind(next)
+    .bind(http_status)
+    .bind(error)
+    .bind(now)
+    .bind(delivery.id)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// The delivery for an order, if one was queued.
+pub async fn for_order(db: &Db, order_id: i64) -> Result<Option<DeliveryStatus>, CoreError> {
+    Ok(sqlx::query_as::<_, DeliveryStatus>(
+        r#"select id, out_trade_no, status, attempts, http_status, last_error
+           from alert_deliveries where order_id = $1"#,
+    )
+    .bind(order_id)
+    .fetch_optional(db.reader())
+    .await?)
+}
