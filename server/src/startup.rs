@@ -71,6 +71,8 @@ pub struct PayConfig {
     pub order_expire: std::time::Duration,
     /// The algorithm for new orders.
     pub sign_type: wxpay::SignType,
+    /// This server's own base URL on loopback (the demo shoppers call it).
+    pub self_url: String,
 }
 
 /// The name of the session cookie.
@@ -97,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::ops::router())
         .merge(routes::prefs::router())
         .merge(routes::wxpay::router())
+        .merge(routes::mp::router())
         // Registers every server function under /api/… as well as the pages.
         .leptos_routes_with_context(
             &state,
@@ -209,6 +212,15 @@ impl Application {
         let local = listener.local_addr()?;
         let leptos_options = leptos_options(&settings, local);
         let (merchant, simulator, client_config) = merchant_and_simulator(&settings).await?;
+        if simulator.is_some() {
+            let added = paydesk_core::products::seed_demo(&db).await?;
+            if added > 0 {
+                tracing::info!(
+                    products = added,
+                    "demo catalogue added (sandbox mode, empty catalogue)"
+                );
+            }
+        }
         let merchant = Arc::new(merchant);
         let api_calls = ApiCallRecorder::start(db.clone());
         let wxpay = wxpay::Client::new(client_config)
@@ -391,6 +403,7 @@ fn pay_config(settings: &Settings, local: SocketAddr) -> anyhow::Result<PayConfi
             u64::try_from(settings.order_expire_minutes).unwrap_or(30) * 60,
         ),
         sign_type: sign_type(settings)?,
+        self_url: format!("http://{own}"),
     })
 }
 

@@ -9,7 +9,9 @@ use tokio::task::JoinHandle;
 
 use crate::startup::AppState;
 
+pub mod alerts;
 mod backlog;
+mod demo;
 
 /// A job's view of the shutdown signal.
 #[derive(Clone)]
@@ -52,6 +54,29 @@ impl Jobs {
             "notification-backlog",
             backlog::run(state.intake.clone(), stop.clone()),
         );
+        if let Some(url) = &state.settings.alerts.webhook_url {
+            let format = match state.settings.alerts.format.as_deref() {
+                Some("json") => alerts::Format::Json,
+                _ => alerts::Format::WeCom,
+            };
+            jobs.add(
+                "merchant-alerts",
+                alerts::run(state.clone(), url.clone(), format, stop.clone()),
+            );
+        }
+        if state.settings.demo_shoppers.as_deref() == Some("on") {
+            if let Some(sim) = &state.simulator {
+                jobs.add(
+                    "demo-shoppers",
+                    demo::run(
+                        state.pay.self_url.clone(),
+                        sim.clone(),
+                        state.settings.demo_shoppers_per_minute,
+                        stop.clone(),
+                    ),
+                );
+            }
+        }
         jobs
     }
 

@@ -5,6 +5,8 @@ mod helpers;
 
 mod auth;
 mod explain;
+mod mp;
 mod notify;
+mod notify_failures;
 mod ops;
 mod users;

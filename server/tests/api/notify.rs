@@ -13,7 +13,12 @@ use crate::helpers::{spawn_apps, TestApp};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 
-async fn create_order(app: &TestApp, no: &str, fee: i64, sign_type: SignType) -> orders::Order {
+pub(crate) async fn create_order(
+    app: &TestApp,
+    no: &str,
+    fee: i64,
+    sign_type: SignType,
+) -> orders::Order {
     orders::create_order(
         &app.db.db,
         NewOrder {
@@ -38,7 +43,7 @@ async fn create_order(app: &TestApp, no: &str, fee: i64, sign_type: SignType) ->
 }
 
 /// The fields of a successful payment notification for `no` from the app's own merchant.
-fn fields(app: &TestApp, no: &str, fee: i64) -> Params {
+pub(crate) fn fields(app: &TestApp, no: &str, fee: i64) -> Params {
     let mut p = Params::new();
     for (k, v) in [
         ("return_code", "SUCCESS"),
@@ -61,7 +66,7 @@ fn fields(app: &TestApp, no: &str, fee: i64) -> Params {
     p
 }
 
-fn signed(mut p: Params, key: &ApiKey, sign_type: SignType) -> String {
+pub(crate) fn signed(mut p: Params, key: &ApiKey, sign_type: SignType) -> String {
     let sign = wxpay::sign(&p, key, sign_type);
     p.insert("sign".into(), sign);
     wxpay::xml::write(&p)

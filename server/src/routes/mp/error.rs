@@ -1,0 +1,159 @@
+//! The mini-program API's errors: JSON `{code, message}` with the right HTTP status. The
+//! message is for the shopper (Chinese, short); no internal detail ever leaks into it —
+//! causes are logged with the request's span instead.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use paydesk_core::CoreError;
+use serde::Serialize;
+
+/// Every `code` the API answers with (the OpenAPI document lists the same).
+pub const CODES: [&str; 9] = [
+    "INVALID_REQUEST",
+    "UNAUTHENTICATED",
+    "LOGIN_FAILED",
+    "NOT_FOUND",
+    "ORDER_NOT_FOUND",
+    "IDEMPOTENCY_KEY_REUSED",
+    "ORDER_STATE",
+    "PAYMENT_UNAVAILABLE",
+    "INTERNAL",
+];
+
+/// An error answer.
+#[derive(Debug)]
+pub struct MpError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl MpError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> MpError {
+        MpError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 400: the request is not what the API accepts (bad JSON, missing or invalid fields).
+    pub fn invalid(message: impl Into<String>) -> MpError {
+        MpError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+    }
+
+    /// 401: no valid bearer token.
+    pub fn unauthenticated() -> MpError {
+        MpError::new(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "请先登录 (missing or expired token)",
+        )
+    }
+
+    /// 401: the `wx.login` code was refused by WeChat.
+    pub fn login_failed() -> MpError {
+        MpError::new(
+            StatusCode::UNAUTHORIZED,
+            "LOGIN_FAILED",
+            "登录失败，请重试 (the login code was not accepted)",
+        )
+    }
+
+    /// 404: no such order (or not the shopper's).
+    pub fn order_not_found() -> MpError {
+        MpError::new(StatusCode::NOT_FOUND, "ORDER_NOT_FOUND", "订单不存在")
+    }
+
+    /// 404: no such endpoint under `/api/mp` (see `/api/mp/openapi.json`).
+    pub fn no_such_endpoint() -> MpError {
+        MpError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "no such endpoint; see /api/mp/openapi.json",
+        )
+    }
+
+    /// 409: the idempotency key was used for a different cart.
+    pub fn idempotency_conflict() -> MpError {
+        MpError::new(
+            StatusCode::CONFLICT,
+            "IDEMPOTENCY_KEY_REUSED",
+            "this idempotency_key was already used for a different order",
+        )
+    }
+
+    /// 409: the order can no longer be paid or cancelled in its state.
+    pub fn order_state(status: &str) -> MpError {
+        let message = match status {
+            "PAID" | "PARTIALLY_REFUNDED" | "REFUNDED" => "订单已支付",
+            "CLOSED" => "订单已关闭",
+            "PAYERROR" => "订单支付失败，请重新下单",
+            _ => "订单状态不允许此操作",
+        };
+        MpError::new(StatusCode::CONFLICT, "ORDER_STATE", message)
+    }
+
+    /// 502: WeChat Pay did not take the order now; trying again (same idempotency key) is
+    /// safe.
+    pub fn payment_unavailable() -> MpError {
+        MpError::new(
+            StatusCode::BAD_GATEWAY,
+            "PAYMENT_UNAVAILABLE",
+            "微信支付暂时不可用，请稍后重试",
+        )
+    }
+
+    /// 500: our fault; the cause is in the server log.
+    pub fn internal() -> MpError {
+        MpError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "服务暂时不可用，请稍后重试",
+        )
+    }
+}
+
+impl IntoResponse for MpError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(Body {
+                code: self.code,
+                message: &self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl From<CoreError> for MpError {
+    fn from(e: CoreError) -> MpError {
+        match e {
+            CoreError::Invalid { field, message } => {
+                MpError::invalid(format!("{field}: {message}"))
+            }
+            CoreError::NotFound => MpError::order_not_found(),
+            other => {
+                tracing::error!(error = %other, "mini-program request failed");
+                MpError::internal()
+            }
+        }
+    }
+}
+
+impl From<JsonRejection> for MpError {
+    fn from(e: JsonRejection) -> MpError {
+        // The rejection text names the offending field or syntax error; it holds nothing of
+        // ours, only what the client sent.
+        MpError::invalid(e.body_text())
+    }
+}
