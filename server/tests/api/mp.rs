@@ -421,6 +421,10 @@ async fn shoppers_only_see_their_own_orders_and_errors_are_json() {
                 let (s, b) = call(&app, Method::GET, "/api/mp/nope", None, None).await;
                 (s, b, 404, "NOT_FOUND")
             },
+            {
+                let (s, b) = call(&app, Method::DELETE, "/api/mp/products", None, None).await;
+                (s, b, 405, "METHOD_NOT_ALLOWED")
+            },
         ];
         for (status, body, want_status, want_code) in cases {
             assert_eq!(status.as_u16(), want_status, "{}: {body}", app.db.label);

@@ -10,8 +10,9 @@ use paydesk_core::CoreError;
 use serde::Serialize;
 
 /// Every `code` the API answers with (the OpenAPI document lists the same).
-pub const CODES: [&str; 9] = [
+pub const CODES: [&str; 10] = [
     "INVALID_REQUEST",
+    "METHOD_NOT_ALLOWED",
     "UNAUTHENTICATED",
     "LOGIN_FAILED",
     "NOT_FOUND",
@@ -79,6 +80,15 @@ impl MpError {
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
             "no such endpoint; see /api/mp/openapi.json",
+        )
+    }
+
+    /// 405: the path exists, the method does not.
+    pub fn method_not_allowed() -> MpError {
+        MpError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "this endpoint does not take that method; see /api/mp/openapi.json",
         )
     }
 

@@ -36,6 +36,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/mp/orders/{out_trade_no}", get(orders::show))
         .route("/api/mp/orders/{out_trade_no}/cancel", post(orders::cancel))
         .route("/api/mp/{*rest}", axum::routing::any(no_such_endpoint))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+async fn method_not_allowed() -> MpError {
+    MpError::method_not_allowed()
 }
 
 async fn no_such_endpoint() -> MpError {
