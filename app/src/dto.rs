@@ -54,3 +54,16 @@ pub struct GeneratedPassword {
     /// The new password.
     pub password: String,
 }
+
+/// One catalogue product on the Products page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductSummary {
+    /// Product id (what the mini program orders by).
+    pub id: i64,
+    /// Name shown to shoppers.
+    pub name: String,
+    /// Unit price in fen.
+    pub price_fen: i64,
+    /// Whether shoppers can order it.
+    pub active: bool,
+}

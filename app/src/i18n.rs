@@ -165,6 +165,16 @@ messages! {
     SignedInAs => "当前用户", "Signed in as";
     TimesNote => "时间均为北京时间（Asia/Shanghai）。", "Times are China Standard Time (Asia/Shanghai).";
     InvalidInput => "输入有误：", "Invalid input: ";
+    NavProducts => "商品管理", "Products";
+    ProductsTitle => "商品管理", "Products";
+    ProductsIntro => "小程序售卖的商品。价格以元填写（如 12.34），下单时由服务器计价；已下的订单保留下单时的价格。", "What the mini program sells. Prices are in yuan (e.g. 12.34) and the server prices every order; existing orders keep the price they were made with.";
+    ProductName => "商品名称", "Name";
+    Price => "单价", "Price";
+    PriceYuan => "单价（元）", "Price (yuan)";
+    OnSale => "在售", "On sale";
+    OffSale => "已下架", "Off sale";
+    Save => "保存", "Save";
+    AddProduct => "添加商品", "Add product";
 }
 
 /// A role's name in `lang`.

@@ -22,6 +22,7 @@ use crate::i18n::{Lang, Msg};
 use crate::pages::account::AccountPage;
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::products::ProductsPage;
 use crate::pages::users::UsersPage;
 use crate::providers::auth::AuthContext;
 
@@ -67,6 +68,7 @@ pub fn App() -> impl IntoView {
                 <ParentRoute path=path!("") view=AppShell ssr=SsrMode::Async>
                     <Route path=path!("") view=|| view! { <Redirect path="/account"/> } ssr=SsrMode::Async/>
                     <Route path=path!("users") view=UsersPage ssr=SsrMode::Async/>
+                    <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>

@@ -58,6 +58,10 @@ pub mod action {
     pub const USER_PASSWORD_RESET: &str = "user.password_reset";
     /// A user changed their own password.
     pub const ACCOUNT_PASSWORD_CHANGE: &str = "account.password_change";
+    /// A product was added to the catalogue.
+    pub const PRODUCT_CREATE: &str = "product.create";
+    /// A product's name, price or availability changed.
+    pub const PRODUCT_UPDATE: &str = "product.update";
 }
 
 /// One audit entry to write.

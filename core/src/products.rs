@@ -3,6 +3,7 @@
 
 use sqlx::FromRow;
 
+use crate::audit::{self, action, Actor, Entry};
 use crate::{now_ms, CoreError, Db};
 
 /// A product.
@@ -92,33 +93,58 @@ fn check(name: &str, price_fen: i64) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Adds a product.
-pub async fn create(db: &Db, name: &str, price_fen: i64) -> Result<Product, CoreError> {
+/// Adds a product (audited).
+pub async fn create(
+    db: &Db,
+    actor: &Actor,
+    name: &str,
+    price_fen: i64,
+) -> Result<Product, CoreError> {
     check(name, price_fen)?;
     let now = now_ms();
-    Ok(sqlx::query_as::<_, Row>(&format!(
+    let mut tx = db.writer().begin().await?;
+    let product: Product = sqlx::query_as::<_, Row>(&format!(
         r#"insert into products (name, price_fen, active, created_at, updated_at)
            values ($1, $2, true, $3, $3) returning {COLUMNS}"#
     ))
     .bind(name.trim())
     .bind(price_fen)
     .bind(now)
-    .fetch_one(db.writer())
+    .fetch_one(&mut *tx)
     .await?
-    .into())
+    .into();
+    let detail = format!(
+        "{} {}",
+        product.name,
+        paydesk_types::Fen(product.price_fen).display_yuan()
+    );
+    audit::record(
+        &mut *tx,
+        Entry {
+            actor,
+            action: action::PRODUCT_CREATE,
+            target: Some(&product.id.to_string()),
+            detail: Some(&detail),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(product)
 }
 
-/// Changes a product's name, price and availability. Orders already made keep the price
-/// they were made with (order_items holds it).
+/// Changes a product's name, price and availability (audited). Orders already made keep
+/// the price they were made with (order_items holds it).
 pub async fn update(
     db: &Db,
+    actor: &Actor,
     id: i64,
     name: &str,
     price_fen: i64,
     active: bool,
 ) -> Result<Product, CoreError> {
     check(name, price_fen)?;
-    sqlx::query_as::<_, Row>(&format!(
+    let mut tx = db.writer().begin().await?;
+    let product: Product = sqlx::query_as::<_, Row>(&format!(
         r#"update products set name = $1, price_fen = $2, active = ($3 = 1), updated_at = $4
            where id = $5 returning {COLUMNS}"#
     ))
@@ -127,10 +153,28 @@ pub async fn update(
     .bind(i64::from(active))
     .bind(now_ms())
     .bind(id)
-    .fetch_optional(db.writer())
+    .fetch_optional(&mut *tx)
     .await?
     .map(Product::from)
-    .ok_or(CoreError::NotFound)
+    .ok_or(CoreError::NotFound)?;
+    let detail = format!(
+        "{} {} {}",
+        product.name,
+        paydesk_types::Fen(product.price_fen).display_yuan(),
+        if product.active { "active" } else { "inactive" }
+    );
+    audit::record(
+        &mut *tx,
+        Entry {
+            actor,
+            action: action::PRODUCT_UPDATE,
+            target: Some(&product.id.to_string()),
+            detail: Some(&detail),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(product)
 }
 
 /// The demo catalogue for a fresh sandbox database.
@@ -152,7 +196,7 @@ pub async fn seed_demo(db: &Db) -> Result<usize, CoreError> {
         return Ok(0);
     }
     for (name, price) in DEMO_PRODUCTS {
-        create(db, name, price).await?;
+        create(db, &Actor::system(), name, price).await?;
     }
     Ok(DEMO_PRODUCTS.len())
 }

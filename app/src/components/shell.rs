@@ -20,6 +20,11 @@ struct NavItem {
 
 const NAV: &[NavItem] = &[
     NavItem {
+        href: "/products",
+        label: Msg::NavProducts,
+        min: Role::Admin,
+    },
+    NavItem {
         href: "/users",
         label: Msg::NavUsers,
         min: Role::Admin,

@@ -3,4 +3,5 @@
 pub mod account;
 pub mod login;
 pub mod not_found;
+pub mod products;
 pub mod users;

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod products;
 pub mod users;
 
 /// Server-side helpers for server functions: context, session, caller, role checks.

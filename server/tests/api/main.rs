@@ -9,4 +9,5 @@ mod mp;
 mod notify;
 mod notify_failures;
 mod ops;
+mod products;
 mod users;
