@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use crate::startup::AppState;
 
 mod backlog;
+mod sync;
 
 /// A job's view of the shutdown signal.
 #[derive(Clone)]
@@ -52,6 +53,9 @@ impl Jobs {
             "notification-backlog",
             backlog::run(state.intake.clone(), stop.clone()),
         );
+        if state.settings.sync.enabled == "on" {
+            jobs.add("order-sync", sync::run(state.clone(), stop.clone()));
+        }
         jobs
     }
 
