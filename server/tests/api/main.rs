@@ -7,4 +7,5 @@ mod auth;
 mod explain;
 mod notify;
 mod ops;
+mod sync;
 mod users;
