@@ -12,6 +12,7 @@ use crate::startup::AppState;
 pub mod alerts;
 mod backlog;
 mod demo;
+mod sync;
 
 /// A job's view of the shutdown signal.
 #[derive(Clone)]
@@ -54,6 +55,9 @@ impl Jobs {
             "notification-backlog",
             backlog::run(state.intake.clone(), stop.clone()),
         );
+        if state.settings.sync.enabled == "on" {
+            jobs.add("order-sync", sync::run(state.clone(), stop.clone()));
+        }
         if let Some(url) = &state.settings.alerts.webhook_url {
             let format = match state.settings.alerts.format.as_deref() {
                 Some("json") => alerts::Format::Json,

@@ -3,7 +3,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
 use server::config::Settings;
-use server::Application;
+use server::{AppState, Application};
 
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
 
@@ -16,6 +16,8 @@ pub struct TestApp {
     pub merchant: std::sync::Arc<paydesk_core::notify::MerchantCredentials>,
     /// The app's in-process WeChat Pay simulator (sandbox mode, the default).
     pub sim: Option<std::sync::Arc<paydesk_sim::RunningSim>>,
+    /// The application's shared state (its WeChat Pay client, event bus, call recorder).
+    pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -87,32 +89,59 @@ impl TestApp {
 }
 
 async fn spawn(db: TestDb) -> TestApp {
-    let settings: Settings = serde_json::from_value(serde_json::json!({
+    spawn_with(db, serde_json::Value::Null).await
+}
+
+/// Merges `extra` into `base`: objects key by key (recursively), anything else replaces.
+fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
+    match (base, extra) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(extra)) => {
+            for (key, value) in extra {
+                merge(base.entry(key).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (_, serde_json::Value::Null) => {}
+        (base, extra) => *base = extra,
+    }
+}
+
+/// Builds and starts the app on `database_url` with `extra` merged into the settings;
+/// returns its port, its state, and the sender that stops it.
+async fn launch(
+    database_url: &str,
+    extra: serde_json::Value,
+) -> (u16, AppState, tokio::sync::oneshot::Sender<()>) {
+    let mut json = serde_json::json!({
         "listen": "127.0.0.1:0",
-        "database_url": db.url,
+        "database_url": database_url,
         "admin_password": ADMIN_PASSWORD,
         "site_root": concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"),
-    }))
-    .unwrap();
+    });
+    merge(&mut json, extra);
+    let settings: Settings = serde_json::from_value(json).unwrap();
     settings.validate().unwrap();
     let (app, _bootstrap) = Application::build(settings)
         .await
         .expect("building the app");
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let app_db = app.state().db.clone();
-    let merchant = app.state().merchant.clone();
-    let sim = app.state().simulator.clone();
+    let port = app.port();
+    let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
+    (port, state, tx)
+}
+
+async fn spawn_with(db: TestDb, extra: serde_json::Value) -> TestApp {
+    let (port, state, shutdown) = launch(&db.url, extra).await;
     TestApp {
-        base,
+        base: format!("http://127.0.0.1:{port}"),
         db,
-        app_db,
-        merchant,
-        sim,
-        shutdown: Some(tx),
+        app_db: state.db.clone(),
+        merchant: state.merchant.clone(),
+        sim: state.simulator.clone(),
+        state,
+        shutdown: Some(shutdown),
     }
 }
 
@@ -123,6 +152,38 @@ pub async fn spawn_apps() -> Vec<TestApp> {
         apps.push(spawn(pg).await);
     }
     apps
+}
+
+/// One running app per configured database backend, with `extra` merged into the settings
+/// (e.g. `{"sync": {"first_delay_seconds": 0, "tick_millis": 50}}`).
+pub async fn spawn_apps_with(extra: serde_json::Value) -> Vec<TestApp> {
+    let mut apps = vec![spawn_with(testing::sqlite().await.unwrap(), extra.clone()).await];
+    if let Some(pg) = testing::postgres().await.unwrap() {
+        apps.push(spawn_with(pg, extra).await);
+    }
+    apps
+}
+
+/// A second instance on `first`'s database (same SQLite file or PostgreSQL database), with
+/// `extra` merged into its settings: for tests of what several instances do at once.
+pub async fn spawn_sibling(first: &TestApp, extra: serde_json::Value) -> SiblingApp {
+    let (_port, _state, shutdown) = launch(&first.db.url, extra).await;
+    SiblingApp {
+        shutdown: Some(shutdown),
+    }
+}
+
+/// Another instance sharing a [`TestApp`]'s database; stops when dropped.
+pub struct SiblingApp {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for SiblingApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
 }
 
 pub fn html_headers() -> HeaderMap {

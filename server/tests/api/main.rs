@@ -10,4 +10,5 @@ mod notify;
 mod notify_failures;
 mod ops;
 mod products;
+mod sync;
 mod users;
