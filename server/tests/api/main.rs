@@ -3,7 +3,9 @@
 
 mod helpers;
 
+mod alerts;
 mod auth;
+mod demo;
 mod explain;
 mod mp;
 mod notify;

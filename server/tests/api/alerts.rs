@@ -1,0 +1,182 @@
+//! Merchant alerts (a WeCom group robot or any JSON webhook) for paid orders: sent beside
+//! the notification reply, never in front of it, retried until the webhook takes it, and
+//! the robot's key never stored.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Json, Router};
+use paydesk_core::alerts;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use wxpay::notify::REPLY_SUCCESS;
+use wxpay::SignType;
+
+use crate::helpers::{spawn_apps_with, TestApp};
+use crate::notify::{create_order, fields, signed};
+
+/// A fake webhook: records every body; answers each request with the next scripted answer
+/// (the last one repeats), but only once `gate` has a permit.
+#[derive(Clone)]
+struct Robot {
+    bodies: Arc<Mutex<Vec<Value>>>,
+    answers: Arc<Mutex<Vec<Value>>>,
+    gate: Arc<Semaphore>,
+}
+
+async fn robot_handler(State(robot): State<Robot>, Json(body): Json<Value>) -> Json<Value> {
+    robot.bodies.lock().unwrap().push(body);
+    robot.gate.acquire().await.unwrap().forget();
+    let mut answers = robot.answers.lock().unwrap();
+    let answer = if answers.len() > 1 {
+        answers.remove(0)
+    } else {
+        answers[0].clone()
+    };
+    Json(answer)
+}
+
+async fn start_robot(answers: Vec<Value>, open: bool) -> (Robot, String) {
+    let robot = Robot {
+        bodies: Arc::default(),
+        answers: Arc::new(Mutex::new(answers)),
+        gate: Arc::new(Semaphore::new(if open { 1000 } else { 0 })),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/cgi-bin/webhook/send?key=robot-secret-key-0001",
+        listener.local_addr().unwrap()
+    );
+    let app = Router::new()
+        .route("/cgi-bin/webhook/send", post(robot_handler))
+        .with_state(robot.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (robot, url)
+}
+
+async fn post_notification(app: &TestApp, no: &str, fee: i64) -> String {
+    let body = signed(fields(app, no, fee), &app.merchant.api_key, SignType::Md5);
+    reqwest::Client::new()
+        .post(app.url("/wxpay/notify/payment"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn wait_for_delivery(
+    app: &TestApp,
+    order_id: i64,
+    done: impl Fn(&alerts::DeliveryStatus) -> bool,
+) -> alerts::DeliveryStatus {
+    for _ in 0..200 {
+        if let Some(d) = alerts::for_order(&app.db.db, order_id).await.unwrap() {
+            if done(&d) {
+                return d;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{}: the alert for order {order_id} never got there",
+        app.db.label
+    );
+}
+
+#[tokio::test]
+async fn a_paid_order_alerts_the_wecom_robot_without_delaying_the_reply_and_retries_until_taken() {
+    let script = || {
+        vec![
+            json!({ "errcode": 45009, "errmsg": "api freq out of limit" }),
+            json!({ "errcode": 0, "errmsg": "ok" }),
+        ]
+    };
+    let (robot, url) = start_robot(script(), false).await;
+    for app in spawn_apps_with(json!({ "alerts": { "webhook_url": url } })).await {
+        // Arrange
+        robot.bodies.lock().unwrap().clear();
+        *robot.answers.lock().unwrap() = script();
+        let order = create_order(&app, "ALERT-1", 2350, SignType::Md5).await;
+
+        // Act: the robot holds the first alert while the notification is answered
+        let reply = post_notification(&app, "ALERT-1", 2350).await;
+        for _ in 0..200 {
+            if !robot.bodies.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let first_try_held = robot.bodies.lock().unwrap().len();
+        robot.gate.add_permits(1);
+        let failed = wait_for_delivery(&app, order.id, |d| d.attempts == 1).await;
+        // Make the retry due now instead of in 10 s.
+        sqlx::query("update alert_deliveries set next_attempt_at = 0 where order_id = $1")
+            .bind(order.id)
+            .execute(app.db.db.writer())
+            .await
+            .unwrap();
+        robot.gate.add_permits(1);
+        let delivered = wait_for_delivery(&app, order.id, |d| d.status == "delivered").await;
+
+        // Assert
+        assert_eq!(reply, REPLY_SUCCESS, "{}", app.db.label);
+        assert_eq!(
+            first_try_held, 1,
+            "the reply came while the robot still held the alert"
+        );
+        assert_eq!(failed.status, "pending");
+        assert!(
+            failed.last_error.as_deref().unwrap().contains("45009"),
+            "{failed:?}"
+        );
+        assert_eq!((delivered.attempts, delivered.http_status), (2, Some(200)));
+        let bodies = robot.bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 2, "one alert, sent twice");
+        let content = bodies[1]["markdown"]["content"].as_str().unwrap();
+        assert_eq!(bodies[1]["msgtype"], "markdown");
+        assert!(
+            content.contains("¥23.50") && content.contains("ALERT-1"),
+            "{content}"
+        );
+        assert!(content.contains("2026-11-22 18:30:00"), "{content}");
+        let stored: Vec<(String, String)> =
+            sqlx::query_as("select target, payload from alert_deliveries")
+                .fetch_all(app.db.db.reader())
+                .await
+                .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].0, "127.0.0.1");
+        assert!(!stored[0].1.contains("robot-secret-key"));
+    }
+}
+
+#[tokio::test]
+async fn a_json_webhook_gets_the_paid_order_once_even_when_the_notification_repeats() {
+    let (robot, url) = start_robot(vec![json!({ "received": true })], true).await;
+    for app in spawn_apps_with(json!({ "alerts": { "webhook_url": url, "format": "json" } })).await
+    {
+        // Arrange
+        robot.bodies.lock().unwrap().clear();
+        let order = create_order(&app, "ALERT-J", 990, SignType::Md5).await;
+
+        // Act
+        for _ in 0..3 {
+            assert_eq!(post_notification(&app, "ALERT-J", 990).await, REPLY_SUCCESS);
+        }
+        wait_for_delivery(&app, order.id, |d| d.status == "delivered").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Assert
+        let bodies = robot.bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 1, "{}: {bodies:?}", app.db.label);
+        assert_eq!(bodies[0]["event"], "order_paid");
+        assert_eq!(bodies[0]["out_trade_no"], "ALERT-J");
+        assert_eq!(bodies[0]["total_fee"], 990);
+        assert_eq!(bodies[0]["amount"], "¥9.90");
+    }
+}
