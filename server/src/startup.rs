@@ -13,7 +13,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use paydesk_core::api_calls::ApiCallRecorder;
 use paydesk_core::db::PoolSizes;
@@ -91,8 +90,6 @@ pub fn router(state: AppState) -> Router {
             state.settings.session_idle_minutes,
         )));
 
-    let db_for_pages = state.db.clone();
-    let db_for_fallback = state.db.clone();
     let options = state.leptos_options.clone();
 
     Router::new()
@@ -101,18 +98,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::wxpay::router())
         .merge(routes::mp::router())
         // Registers every server function under /api/… as well as the pages.
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || provide_context(db_for_pages.clone()),
-            move || shell(options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(
-            move || provide_context(db_for_fallback.clone()), shell
-        ))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(session_layer)
         // Server functions find the database on the request (see `app::server::ssr::db`).
         .layer(axum::Extension(state.db.clone()))

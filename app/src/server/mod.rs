@@ -23,34 +23,70 @@ pub mod ssr {
     /// The session key holding the signed-in user's id.
     pub const USER_ID_KEY: &str = "paydesk.user_id";
 
-    /// The database. The server puts it on every request as an axum `Extension`, so it is
-    /// found through the request parts — the same path as the session — in server functions
-    /// called over HTTP and in resources resolved during server-side rendering alike. (A
-    /// reactive-context lookup alone was observed to miss intermittently while a page was
-    /// being rendered, which then broke hydration.)
+    /// What a server function needs from its request, captured when it starts.
+    ///
+    /// Server functions reach the request through the reactive owner's context, and a
+    /// resource's future can outlive its owner during server-side rendering: with nested
+    /// routes in `SsrMode::Async` (leptos_router ≥ 0.8.10, leptos-rs/leptos#4642) a page's
+    /// owner is sometimes replaced while the first resource's future is still awaiting the
+    /// database, and every context lookup after that await fails. That future's (failed)
+    /// result was still serialised for hydration, so the browser hydrated an error the
+    /// server had not rendered. [`respond`] therefore captures the request parts (which
+    /// carry the session and the database) and the response options on the function's
+    /// first poll, while the owner is certainly alive, and keeps them in a task-local for
+    /// the whole body.
+    #[derive(Clone)]
+    struct RequestContext {
+        parts: Option<http::request::Parts>,
+        response: Option<leptos_axum::ResponseOptions>,
+    }
+
+    tokio::task_local! {
+        static REQUEST: RequestContext;
+    }
+
+    fn captured() -> RequestContext {
+        REQUEST
+            .try_with(Clone::clone)
+            .unwrap_or_else(|_| RequestContext {
+                parts: use_context::<http::request::Parts>(),
+                response: use_context::<leptos_axum::ResponseOptions>(),
+            })
+    }
+
+    /// Extracts `T` from the request's parts (like `leptos_axum::extract`, but from the
+    /// captured request).
+    async fn extract<T>() -> Option<T>
+    where
+        T: axum::extract::FromRequestParts<()>,
+    {
+        let mut parts = captured().parts?;
+        T::from_request_parts(&mut parts, &()).await.ok()
+    }
+
+    /// The database: an axum `Extension` the server puts on every request.
     pub async fn db() -> Result<Db, AppError> {
-        if let Ok(axum::Extension(db)) = leptos_axum::extract::<axum::Extension<Db>>().await {
-            return Ok(db);
+        match extract::<axum::Extension<Db>>().await {
+            Some(axum::Extension(db)) => Ok(db),
+            None => {
+                tracing::error!("server function called without a Db on the request");
+                Err(AppError::Internal)
+            }
         }
-        use_context::<Db>().ok_or_else(|| {
-            tracing::error!("server function called without a Db on the request or in context");
-            AppError::Internal
-        })
     }
 
     /// The request's session.
     pub async fn session() -> Result<Session, AppError> {
-        leptos_axum::extract::<Session>().await.map_err(|e| {
-            tracing::error!(error = %e, "no session layer in front of a server function");
+        extract::<Session>().await.ok_or_else(|| {
+            tracing::error!("no session layer in front of a server function");
             AppError::Internal
         })
     }
 
     /// The peer address, for the audit log.
     pub async fn client_ip() -> Option<String> {
-        leptos_axum::extract::<ConnectInfo<SocketAddr>>()
+        extract::<ConnectInfo<SocketAddr>>()
             .await
-            .ok()
             .map(|ConnectInfo(addr)| addr.ip().to_string())
     }
 
@@ -82,15 +118,19 @@ pub mod ssr {
         }
     }
 
-    /// Runs a server function body and, when it fails, answers with the error's HTTP
-    /// status (401, 403, 422, …) instead of a blanket 500. A plain form post from a page
-    /// without JavaScript keeps Leptos' redirect back to the form.
+    /// Runs a server function body with its request captured (see [`RequestContext`]) and,
+    /// when it fails, answers with the error's HTTP status (401, 403, 422, …) instead of a
+    /// blanket 500. A plain form post from a page without JavaScript keeps Leptos' redirect
+    /// back to the form.
     pub async fn respond<T>(
         body: impl std::future::Future<Output = Result<T, AppError>>,
     ) -> Result<T, AppError> {
-        let result = body.await;
+        let request = captured();
+        let result = REQUEST.scope(request.clone(), body).await;
         if let Err(err) = &result {
-            let plain_form = use_context::<http::request::Parts>()
+            let plain_form = request
+                .parts
+                .as_ref()
                 .and_then(|p| {
                     p.headers
                         .get(http::header::ACCEPT)?
@@ -101,7 +141,7 @@ pub mod ssr {
                 .unwrap_or(false);
             if !plain_form {
                 if let (Some(res), Ok(code)) = (
-                    use_context::<leptos_axum::ResponseOptions>(),
+                    request.response.as_ref(),
                     http::StatusCode::from_u16(err.status()),
                 ) {
                     res.set_status(code);
