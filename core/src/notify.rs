@@ -10,13 +10,18 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sqlx::{Any, Executor, FromRow};
+use sqlx::{Any, AnyPool, Executor, FromRow};
 use wxpay::notify::{ParsedPaymentNotification, PaymentNotification, REPLY_SUCCESS};
 use wxpay::{ApiKey, SignType};
 
 use crate::events::{Event, EventBus, PaidVia};
+use group_commit::GroupCommit;
+
+mod group_commit;
+
 use crate::orders::{self, OrderStatus, OutTradeNo};
 use crate::{now_ms, CoreError, Db};
+pub(crate) use group_commit::Slot as GroupCommitSlot;
 
 /// What became of a notification (stored in `notifications.verdict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -162,7 +167,7 @@ pub struct NotificationOutcome {
 }
 
 /// What goes into the `notifications` row besides the raw body.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Findings {
     out_trade_no: Option<String>,
     transaction_id: Option<String>,
@@ -218,7 +223,9 @@ pub async fn receive_payment_notification(
         Ok(Checked::Failed(order, decision)) => {
             mark_payerror(db, &row, &findings, order, decision, started).await
         }
-        Ok(Checked::Apply(order, n)) => apply(db, &row, &findings, order, &n, started).await,
+        Ok(Checked::Apply(order, n)) => {
+            GroupCommit::apply(db, &row, &findings, order, n, started).await
+        }
         Err(e) => Err(e),
     };
     let mut events = Vec::new();
@@ -586,7 +593,7 @@ async fn mark_payerror(
     order: orders::Order,
     decision: Decision,
     started: Instant,
-) -> Result<(Decision, i64, Option<Event>), CoreError> {
+) -> Result<Applied, CoreError> {
     let mut tx = db.writer().begin().await?;
     let updated = sqlx::query(
         r#"update orders set status = 'PAYERROR', next_sync_at = null, updated_at = $1
@@ -606,22 +613,21 @@ async fn mark_payerror(
     Ok((decision, id, event))
 }
 
-/// The one write transaction: the conditional update, then the notification row.
+/// The one write transaction for a single notification: the conditional update, then the
+/// notification row. [`GroupCommit`] does the same for many notifications at once, and
+/// falls back to this one by one when a shared transaction fails.
 async fn apply(
-    db: &Db,
+    writer: &AnyPool,
     row: &NotificationRow<'_>,
     findings: &Findings,
-    order: orders::Order,
+    order: &orders::Order,
     n: &PaymentNotification,
     started: Instant,
-) -> Result<(Decision, i64, Option<Event>), CoreError> {
+) -> Result<Applied, CoreError> {
     let transaction_id = n.transaction_id.as_deref().unwrap_or_default();
     let now = now_ms();
-    let paid_at = n
-        .time_end
-        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(now))
-        .unwrap_or(now);
-    let mut tx = db.writer().begin().await?;
+    let paid_at = paid_at(n, now);
+    let mut tx = writer.begin().await?;
     let updated = sqlx::query(
         r#"update orders
            set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3,
@@ -635,46 +641,78 @@ async fn apply(
     .bind(order.id)
     .execute(&mut *tx)
     .await?;
-    let mut event = None;
-    let decision = if updated.rows_affected() == 1 {
-        event = Some(Event::OrderPaid {
-            order_id: order.id,
-            out_trade_no: order.out_trade_no.clone(),
-            total_fee: order.total_fee,
-            transaction_id: Some(transaction_id.to_owned()),
-            paid_at,
-            via: PaidVia::Notification,
-        });
-        decide(Verdict::Applied, format!("{} → PAID", OrderStatus::NotPay))
+    let (decision, event) = if updated.rows_affected() == 1 {
+        applied(order, transaction_id, paid_at)
     } else {
         let (status, stored_tid): (String, Option<String>) =
             sqlx::query_as("select status, transaction_id from orders where id = $1")
                 .bind(order.id)
                 .fetch_one(&mut *tx)
                 .await?;
-        let status: OrderStatus = status.parse()?;
-        if status.was_paid() && stored_tid.as_deref() == Some(transaction_id) {
-            decide(
-                Verdict::Duplicate,
-                format!("already applied; the order is {status}"),
-            )
-        } else if status.was_paid() {
-            decide(
-                Verdict::InternalError,
-                format!(
-                    "the order is {status} with another transaction_id: check for a double payment"
-                ),
-            )
-        } else {
-            decide(
-                Verdict::InternalError,
-                format!("paid notification for an order that is {status}: needs a manual refund or review"),
-            )
-        }
+        (
+            not_applied(&status, stored_tid.as_deref(), transaction_id)?,
+            None,
+        )
     };
     let id = record(&mut *tx, row, findings, &decision, started).await?;
     tx.commit().await?;
     Ok((decision, id, event))
+}
+
+/// What applying produced: the decision, the notification row, the event to publish.
+type Applied = (Decision, i64, Option<Event>);
+
+/// `paid_at` from `time_end`, or now when WeChat sent none.
+fn paid_at(n: &PaymentNotification, now: i64) -> i64 {
+    n.time_end
+        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(now))
+        .unwrap_or(now)
+}
+
+/// The conditional update took: the order went `NOTPAY → PAID`.
+fn applied(order: &orders::Order, transaction_id: &str, paid_at: i64) -> (Decision, Option<Event>) {
+    let event = Event::OrderPaid {
+        order_id: order.id,
+        out_trade_no: order.out_trade_no.clone(),
+        total_fee: order.total_fee,
+        transaction_id: Some(transaction_id.to_owned()),
+        paid_at,
+        via: PaidVia::Notification,
+    };
+    (
+        decide(Verdict::Applied, format!("{} → PAID", OrderStatus::NotPay)),
+        Some(event),
+    )
+}
+
+/// The conditional update did not take: why, from the order's status and transaction_id as
+/// they are now (read in the same transaction).
+fn not_applied(
+    status: &str,
+    stored_tid: Option<&str>,
+    transaction_id: &str,
+) -> Result<Decision, CoreError> {
+    let status: OrderStatus = status.parse()?;
+    Ok(if status.was_paid() && stored_tid == Some(transaction_id) {
+        decide(
+            Verdict::Duplicate,
+            format!("already applied; the order is {status}"),
+        )
+    } else if status.was_paid() {
+        decide(
+            Verdict::InternalError,
+            format!(
+                "the order is {status} with another transaction_id: check for a double payment"
+            ),
+        )
+    } else {
+        decide(
+            Verdict::InternalError,
+            format!(
+                "paid notification for an order that is {status}: needs a manual refund or review"
+            ),
+        )
+    })
 }
 
 struct NotificationRow<'a> {

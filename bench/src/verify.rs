@@ -1,0 +1,79 @@
+//! The checks afterwards, in the database itself: every order of a scenario is `PAID` with
+//! exactly one `applied` notification, and every other copy sent is a `duplicate` row.
+
+use anyhow::ensure;
+use paydesk_core::Db;
+
+/// Checks the orders whose `out_trade_no` starts with `prefix`: `orders` were created,
+/// each was notified `copies` times.
+pub async fn exactly_once(
+    db: &Db,
+    prefix: &str,
+    orders: usize,
+    copies: usize,
+) -> anyhow::Result<()> {
+    let like = format!("{prefix}%");
+    let (total, paid): (i64, i64) = sqlx::query_as(
+        r#"select count(*), coalesce(sum(case when status = 'PAID' then 1 else 0 end), 0)
+           from orders where out_trade_no like $1"#,
+    )
+    .bind(&like)
+    .fetch_one(db.reader())
+    .await?;
+    ensure!(
+        total as usize == orders,
+        "{prefix}: {total} orders, expected {orders}"
+    );
+    ensure!(
+        paid == total,
+        "{prefix}: only {paid} of {total} orders are PAID"
+    );
+
+    let verdicts: Vec<(String, i64)> = sqlx::query_as(
+        r#"select verdict, count(*) from notifications where out_trade_no like $1
+           group by verdict order by verdict"#,
+    )
+    .bind(&like)
+    .fetch_all(db.reader())
+    .await?;
+    let count = |v: &str| {
+        verdicts
+            .iter()
+            .find(|(name, _)| name == v)
+            .map_or(0, |(_, n)| *n as usize)
+    };
+    ensure!(
+        verdicts
+            .iter()
+            .all(|(v, _)| v == "applied" || v == "duplicate"),
+        "{prefix}: unexpected verdicts {verdicts:?}"
+    );
+    ensure!(
+        count("applied") == orders,
+        "{prefix}: {} applied rows for {orders} orders ({verdicts:?})",
+        count("applied")
+    );
+    ensure!(
+        count("duplicate") == orders * (copies - 1),
+        "{prefix}: {} duplicate rows, expected {} ({verdicts:?})",
+        count("duplicate"),
+        orders * (copies - 1)
+    );
+
+    // Exactly one applied row per order, pointing at it, with the order's transaction_id.
+    let (unmatched,): (i64,) = sqlx::query_as(
+        r#"select count(*) from orders o
+           where o.out_trade_no like $1
+             and (select count(*) from notifications n
+                  where n.order_id = o.id and n.verdict = 'applied'
+                    and n.transaction_id = o.transaction_id) <> 1"#,
+    )
+    .bind(&like)
+    .fetch_one(db.reader())
+    .await?;
+    ensure!(
+        unmatched == 0,
+        "{prefix}: {unmatched} orders without exactly one matching applied notification"
+    );
+    Ok(())
+}

@@ -1,0 +1,293 @@
+//! Group commit for verified payment notifications: concurrent notifications share one write
+//! transaction instead of queueing for the writer one transaction each.
+//!
+//! One task per [`Db`] owns the apply queue. It takes every request waiting, and in one
+//! transaction runs one conditional `update orders … where status = 'NOTPAY' returning id`
+//! for all of them, one read of the orders that did not change (to tell a duplicate from a
+//! conflict), and one multi-row insert of their `notifications` rows; then commits, and only
+//! then answers each caller. There is no waiting for a batch to fill: while one commits, the
+//! next gathers, so an idle server commits each notification alone at once.
+//!
+//! Exactly once, as with one transaction per notification: the update is conditional on
+//! `NOTPAY`, so an order changes at most once whatever else runs (other batches, the sync
+//! job, another instance on PostgreSQL). Within a batch only the first request for an order
+//! takes part in the update; the later ones are decided from the order as it is after it,
+//! exactly as if they had run one after the other. If the shared transaction fails, nothing
+//! of it stays (rollback) and each request is applied again on its own, so one bad row
+//! cannot fail the others. A caller whose request never comes back (the task is gone) applies
+//! it itself.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::{self, Write as _};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+use wxpay::notify::PaymentNotification;
+
+use super::{
+    applied, apply, elapsed_us, not_applied, paid_at, Applied, Decision, Findings, NotificationRow,
+};
+use crate::events::Event;
+use crate::orders::Order;
+use crate::{now_ms, CoreError, Db};
+
+/// The most notifications one transaction takes (at 11 bound values per notification row,
+/// well under SQLite's and PostgreSQL's limits on bound parameters).
+const MAX_BATCH: usize = 128;
+
+/// The sending side of a database's apply queue (kept in [`Db`], started on first use).
+pub(crate) struct GroupCommit {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl fmt::Debug for GroupCommit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GroupCommit").finish_non_exhaustive()
+    }
+}
+
+/// One verified notification waiting to be applied, with everything its row needs.
+struct Request {
+    received_at: i64,
+    peer: Option<String>,
+    raw_body: String,
+    findings: Findings,
+    order: Order,
+    n: Box<PaymentNotification>,
+    started: Instant,
+    reply: oneshot::Sender<Result<Applied, CoreError>>,
+}
+
+impl Request {
+    fn row(&self) -> NotificationRow<'_> {
+        NotificationRow {
+            received_at: self.received_at,
+            peer: self.peer.as_deref(),
+            raw_body: &self.raw_body,
+        }
+    }
+
+    fn transaction_id(&self) -> &str {
+        self.n.transaction_id.as_deref().unwrap_or_default()
+    }
+}
+
+impl GroupCommit {
+    /// Applies a verified notification for `order` and records it, answering once the
+    /// transaction that holds both has committed.
+    pub(super) async fn apply(
+        db: &Db,
+        row: &NotificationRow<'_>,
+        findings: &Findings,
+        order: Order,
+        n: Box<PaymentNotification>,
+        started: Instant,
+    ) -> Result<Applied, CoreError> {
+        let queue = db.group_commit().get_or_init(|| GroupCommit::start(db));
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            received_at: row.received_at,
+            peer: row.peer.map(str::to_owned),
+            raw_body: row.raw_body.to_owned(),
+            findings: findings.clone(),
+            order,
+            n,
+            started,
+            reply,
+        };
+        let request = match queue.tx.send(request) {
+            Ok(()) => match answer.await {
+                Ok(result) => return result,
+                Err(_) => None,
+            },
+            Err(mpsc::error::SendError(request)) => Some(request),
+        };
+        // The queue's task is gone (its runtime ended): apply here, alone. When the request
+        // was lost inside the task, its outcome is unknown; the conditional update makes a
+        // second attempt safe (it finds a duplicate if the first one committed).
+        tracing::warn!("the notification apply queue is gone; applying directly");
+        match request {
+            Some(r) => apply(db.writer(), &r.row(), &r.findings, &r.order, &r.n, started).await,
+            None => Err(CoreError::Internal(anyhow::anyhow!(
+                "the notification apply queue stopped before answering"
+            ))),
+        }
+    }
+
+    fn start(db: &Db) -> GroupCommit {
+        let (tx, rx) = mpsc::unbounded_channel();
+        // The task holds the pool, not the Db: when the last Db clone goes, the sender goes,
+        // and the task ends.
+        tokio::spawn(run(db.writer().clone(), rx));
+        GroupCommit { tx }
+    }
+}
+
+/// Where a [`Db`] keeps its queue.
+pub(crate) type Slot = OnceLock<GroupCommit>;
+
+async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        match commit(&writer, &batch).await {
+            Ok(results) => {
+                for (request, result) in batch.drain(..).zip(results) {
+                    let _ = request.reply.send(Ok(result));
+                }
+            }
+            Err(e) => {
+                if batch.len() > 1 {
+                    tracing::warn!(error = %e, size = batch.len(), "a shared notification transaction failed; applying one by one");
+                }
+                for r in batch.drain(..) {
+                    let result =
+                        apply(&writer, &r.row(), &r.findings, &r.order, &r.n, r.started).await;
+                    let _ = r.reply.send(result);
+                }
+            }
+        }
+    }
+}
+
+/// One transaction for the whole batch; the results in the batch's order.
+async fn commit(writer: &AnyPool, batch: &[Request]) -> Result<Vec<Applied>, CoreError> {
+    let now = now_ms();
+    let mut tx = writer.begin().await?;
+
+    // 1. The conditional update, for the first request of each order.
+    let mut seen = HashSet::with_capacity(batch.len());
+    let first: Vec<&Request> = batch.iter().filter(|r| seen.insert(r.order.id)).collect();
+    let mut sql = String::with_capacity(200 + first.len() * 90);
+    let mut cases = [String::new(), String::new(), String::new()];
+    let mut ids = String::new();
+    for k in 0..first.len() {
+        let p = 2 + 4 * k;
+        for (c, col) in cases.iter_mut().zip(1..) {
+            let _ = write!(c, " when ${p} then ${}", p + col);
+        }
+        let _ = write!(ids, "{}${p}", if k == 0 { "" } else { ", " });
+    }
+    let _ = write!(
+        sql,
+        "update orders set status = 'PAID', transaction_id = case id{} end, \
+         bank_type = case id{} end, paid_at = case id{} end, next_sync_at = null, \
+         updated_at = $1 where status = 'NOTPAY' and id in ({ids}) returning id",
+        cases[0], cases[1], cases[2]
+    );
+    let mut update = sqlx::query_scalar::<_, i64>(&sql).bind(now);
+    for r in &first {
+        update = update
+            .bind(r.order.id)
+            .bind(r.transaction_id())
+            .bind(r.n.bank_type.as_deref())
+            .bind(paid_at(&r.n, now));
+    }
+    let updated: HashSet<i64> = update.fetch_all(&mut *tx).await?.into_iter().collect();
+
+    // 2. Decide each request: the first of an order that changed is applied; every other
+    // one is judged from the order as it is now.
+    let mut decided: Vec<Option<(Decision, Option<Event>)>> = Vec::with_capacity(batch.len());
+    let mut taken = HashSet::with_capacity(updated.len());
+    for r in batch {
+        decided.push(
+            (updated.contains(&r.order.id) && taken.insert(r.order.id))
+                .then(|| applied(&r.order, r.transaction_id(), paid_at(&r.n, now))),
+        );
+    }
+    let pending: HashSet<i64> = batch
+        .iter()
+        .zip(&decided)
+        .filter(|(_, d)| d.is_none())
+        .map(|(r, _)| r.order.id)
+        .collect();
+    if !pending.is_empty() {
+        let mut sql = String::from("select id, status, transaction_id from orders where id in (");
+        for k in 0..pending.len() {
+            let _ = write!(sql, "{}${}", if k == 0 { "" } else { ", " }, k + 1);
+        }
+        sql.push(')');
+        let mut select = sqlx::query_as::<_, (i64, String, Option<String>)>(&sql);
+        for id in &pending {
+            select = select.bind(*id);
+        }
+        let states: HashMap<i64, (String, Option<String>)> = select
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|(id, status, tid)| (id, (status, tid)))
+            .collect();
+        for (r, d) in batch.iter().zip(decided.iter_mut()) {
+            if d.is_none() {
+                let (status, tid) = states.get(&r.order.id).ok_or(CoreError::NotFound)?;
+                *d = Some((
+                    not_applied(status, tid.as_deref(), r.transaction_id())?,
+                    None,
+                ));
+            }
+        }
+    }
+    let decided: Vec<(Decision, Option<Event>)> = decided.into_iter().flatten().collect();
+
+    // 3. Every notification's row, in one statement.
+    let mut sql = String::with_capacity(300 + batch.len() * 80);
+    sql.push_str(
+        "insert into notifications (kind, received_at, peer, raw_body, out_trade_no, \
+         transaction_id, total_fee, verdict, detail, reply, duration_us, order_id, \
+         created_at, updated_at) values ",
+    );
+    for k in 0..batch.len() {
+        let p = 2 + 11 * k;
+        let _ = write!(
+            sql,
+            "{}('payment', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, $1, $1)",
+            if k == 0 { "" } else { ", " },
+            p,
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4,
+            p + 5,
+            p + 6,
+            p + 7,
+            p + 8,
+            p + 9,
+            p + 10
+        );
+    }
+    sql.push_str(" returning id");
+    let mut insert = sqlx::query_scalar::<_, i64>(&sql).bind(now);
+    for (r, (decision, _)) in batch.iter().zip(&decided) {
+        insert = insert
+            .bind(r.received_at)
+            .bind(r.peer.as_deref())
+            .bind(r.raw_body.as_str())
+            .bind(r.findings.out_trade_no.as_deref())
+            .bind(r.findings.transaction_id.as_deref())
+            .bind(r.findings.total_fee)
+            .bind(decision.verdict.as_str())
+            .bind(decision.detail.as_str())
+            .bind(decision.verdict.reply_code())
+            .bind(elapsed_us(r.started))
+            .bind(r.findings.order_id);
+    }
+    // Row ids are handed out in the order of the VALUES list, but RETURNING does not
+    // promise to list them in that order: sort them.
+    let mut ids = insert.fetch_all(&mut *tx).await?;
+    ids.sort_unstable();
+    if ids.len() != batch.len() || decided.len() != batch.len() {
+        return Err(CoreError::Internal(anyhow::anyhow!(
+            "{} notification rows and {} decisions for {} notifications",
+            ids.len(),
+            decided.len(),
+            batch.len()
+        )));
+    }
+    tx.commit().await?;
+    Ok(decided
+        .into_iter()
+        .zip(ids)
+        .map(|((decision, event), id)| (decision, id, event))
+        .collect())
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The payment-notification benchmark (docs/benchmarks.md): builds release, runs the real
+# `paydesk` binary on a temp SQLite file and then on a throwaway PostgreSQL, drives it with
+# `notify-bench` (distinct, duplicate-heavy and fixed-rate scenarios), checks in the
+# database that every order was applied exactly once, and prints a table.
+#
+#   scripts/bench-notify.sh                       # both databases, default scenarios
+#   BENCH_DBS=sqlite scripts/bench-notify.sh      # only SQLite
+#   scripts/bench-notify.sh --orders 20000 --connections 32   # extra notify-bench flags
+#
+# Leaves nothing behind: the server, PostgreSQL and the temp dirs go on exit, whatever
+# happens. Exits non-zero if a reply was not SUCCESS or a database check failed.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
+BENCH_DBS=${BENCH_DBS:-sqlite postgres}
+
+cargo build --release -p server -p paydesk-bench
+BIN=$CARGO_TARGET_DIR/release
+
+WORK=$(mktemp -d /tmp/paydesk-bench.XXXXXX)
+SERVER_PID=""
+PG_DIR=""
+cleanup() {
+  local rc=$?
+  stop_server
+  if [ -n "$PG_DIR" ]; then scripts/pg-temp.sh stop "$PG_DIR" || true; fi
+  rm -rf "$WORK"
+  exit $rc
+}
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# Known merchant credentials: notify-bench signs with the same key.
+export PAYDESK_SIMULATOR=off
+export PAYDESK_WXPAY__APPID=wx2421b1c4370ec43b
+export PAYDESK_WXPAY__MCH_ID=10000100
+export PAYDESK_WXPAY__API_KEY=192006250b4c09247ec02edce69f6a2d
+export PAYDESK_SYNC__ENABLED=off
+export PAYDESK_ADMIN_PASSWORD=bench-admin-password-not-secret
+export PAYDESK_LOG_FORMAT=json
+
+# run LABEL DATABASE_URL [notify-bench flags...]
+run() {
+  local label=$1 url=$2 port log
+  shift 2
+  port=$(free_port)
+  log=$WORK/server-$label.log
+  PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$port "$BIN/paydesk" >"$log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 1 300); do
+    grep -q 'paydesk: listening on' "$log" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; echo "bench: paydesk exited" >&2; return 1; }
+    sleep 0.1
+  done
+  grep -q 'paydesk: listening on' "$log" || { tail -n 20 "$log" >&2; echo "bench: paydesk did not start" >&2; return 1; }
+  echo "bench: $label: paydesk on 127.0.0.1:$port" >&2
+  PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --url "http://127.0.0.1:$port" --label "$label" "$@" \
+    | tee -a "$WORK/rows.md" || {
+    echo "bench: $label failed; the server's errors:" >&2
+    grep -i '"level":"error"' "$log" | head -n 5 >&2 || true
+    return 1
+  }
+  stop_server
+}
+
+: >"$WORK/rows.md"
+for db in $BENCH_DBS; do
+  case $db in
+    sqlite)
+      run sqlite "sqlite://$WORK/sqlite/paydesk.db" "$@"
+      ;;
+    postgres)
+      # shellcheck source=/dev/null
+      source scripts/pg-temp.sh start
+      PG_DIR=$PAYDESK_PG_DIR
+      psql=$PAYDESK_PG_BIN/psql
+      [ -x "$psql" ] || psql=psql
+      "$psql" -q -d "$PAYDESK_TEST_POSTGRES_URL" -c 'create database paydesk_bench' >/dev/null
+      run postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_bench" "$@"
+      scripts/pg-temp.sh stop "$PG_DIR"
+      PG_DIR=""
+      ;;
+    *) echo "bench: unknown database $db (sqlite, postgres)" >&2; exit 2 ;;
+  esac
+done
+
+echo
+echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|"
+cat "$WORK/rows.md"
