@@ -62,6 +62,12 @@ pub mod action {
     pub const PRODUCT_CREATE: &str = "product.create";
     /// A product's name, price or availability changed.
     pub const PRODUCT_UPDATE: &str = "product.update";
+    /// A refund was requested (by a customer in the mini program or by support).
+    pub const REFUND_REQUEST: &str = "refund.request";
+    /// A refund request was approved.
+    pub const REFUND_APPROVE: &str = "refund.approve";
+    /// A refund request was rejected.
+    pub const REFUND_REJECT: &str = "refund.reject";
 }
 
 /// One audit entry to write.

@@ -17,6 +17,7 @@ pub mod notify;
 pub mod orders;
 pub mod password;
 pub mod products;
+pub mod refunds;
 pub mod sessions;
 pub mod sync;
 pub mod users;

@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sqlx::{Any, AnyPool, Executor, FromRow};
-use wxpay::notify::{ParsedPaymentNotification, PaymentNotification, REPLY_SUCCESS};
+use wxpay::notify::{
+    ParsedPaymentNotification, PaymentNotification, RefundNotification, REPLY_SUCCESS,
+};
 use wxpay::{ApiKey, SignType};
 
 use crate::events::{Event, EventBus, PaidVia};
@@ -20,6 +22,7 @@ use group_commit::GroupCommit;
 mod group_commit;
 
 use crate::orders::{self, OrderStatus, OutTradeNo};
+use crate::refunds::{self, RefundStatus};
 use crate::{now_ms, CoreError, Db};
 pub(crate) use group_commit::Slot as GroupCommitSlot;
 
@@ -437,6 +440,12 @@ impl Intake {
     /// Receives one payment notification (see [`receive_payment_notification`]).
     pub async fn payment(&self, peer: Option<String>, raw: &[u8]) -> NotificationOutcome {
         let outcome = receive_payment_notification(&self.db, &self.merchant, peer, raw).await;
+        self.after(outcome)
+    }
+
+    /// Receives one refund notification (see [`receive_refund_notification`]).
+    pub async fn refund(&self, peer: Option<String>, raw: &[u8]) -> NotificationOutcome {
+        let outcome = receive_refund_notification(&self.db, &self.merchant, peer, raw).await;
         self.after(outcome)
     }
 
@@ -887,6 +896,279 @@ pub async fn recent(
         }
     };
     rows.into_iter().map(Notification::try_from).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Refund notifications (spec §8.9).
+
+/// Handles one refund notification (spec §8.9) end to end: records the raw body whatever it
+/// is; parses the outer XML strictly; checks the outer `appid`/`mch_id`; decrypts `req_info`
+/// with the API key ([`Verdict::DecryptFailed`] if that fails: the envelope is unsigned,
+/// so the encryption is all the authenticity there is); matches `out_refund_no` to a refund
+/// we asked for ([`Verdict::UnknownOrder`] otherwise) with the same order, `refund_fee` and
+/// `total_fee` ([`Verdict::AmountMismatch`]); then applies `SUCCESS` / `CHANGE` /
+/// `REFUNDCLOSE` with one conditional update, in the same transaction as the notification
+/// row, so of many copies one is [`Verdict::Applied`] and the others
+/// [`Verdict::Duplicate`]. A result older than what we know (a `CHANGE` after `SUCCESS`) is
+/// acknowledged as a duplicate and changes nothing. Never returns an error, like
+/// [`receive_payment_notification`].
+#[tracing::instrument(skip_all, fields(peer = peer.as_deref().unwrap_or("-")))]
+pub async fn receive_refund_notification(
+    db: &Db,
+    merchant: &MerchantCredentials,
+    peer: Option<String>,
+    raw: &[u8],
+) -> NotificationOutcome {
+    let started = Instant::now();
+    let raw_text = stored_text(raw);
+    let row = NotificationRow {
+        received_at: now_ms(),
+        peer: peer.as_deref(),
+        raw_body: &raw_text,
+    };
+    let mut findings = Findings::default();
+    let mut ids = RefundIds::default();
+    let result = match check_refund(db, merchant, raw, &mut findings, &mut ids).await {
+        Ok(RefundChecked::Done(decision)) => {
+            record_refund(db, &row, &findings, &ids, &decision, started)
+                .await
+                .map(|id| (decision, id, None))
+        }
+        Ok(RefundChecked::Apply(refund, result)) => {
+            apply_refund(db, &row, &findings, &ids, &refund, &result, started).await
+        }
+        Err(e) => Err(e),
+    };
+    let mut events = Vec::new();
+    let (verdict, notification_id, unrecorded) = match result {
+        Ok((decision, id, event)) => {
+            events.extend(event);
+            (decision.verdict, Some(id), None)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "applying a refund notification failed");
+            let failure = decide(
+                Verdict::InternalError,
+                "database error while applying the refund notification; WeChat Pay will resend it",
+            );
+            match record_refund(db, &row, &findings, &ids, &failure, started).await {
+                Ok(id) => (Verdict::InternalError, Some(id), None),
+                Err(e) => {
+                    tracing::error!(error = %e, "recording a refund notification failed; kept in memory");
+                    let late = Unrecorded::new("refund", &row, &findings, &failure, started);
+                    (Verdict::InternalError, None, Some(late))
+                }
+            }
+        }
+    };
+    if !verdict.acknowledged() {
+        events.push(Event::NotificationRejected {
+            notification_id,
+            kind: "refund".into(),
+            verdict: verdict.as_str().into(),
+            out_trade_no: findings.out_trade_no.clone(),
+        });
+    }
+    tracing::info!(
+        verdict = verdict.as_str(),
+        refund.out_refund_no = ids.out_refund_no.as_deref().unwrap_or("-"),
+        "refund notification handled"
+    );
+    NotificationOutcome {
+        verdict,
+        reply_body: verdict.reply_body(),
+        notification_id,
+        events,
+        unrecorded,
+    }
+}
+
+/// The refund's ids in a refund notification row (besides the order's in [`Findings`]).
+#[derive(Debug, Default)]
+struct RefundIds {
+    out_refund_no: Option<String>,
+    refund_fee: Option<i64>,
+}
+
+enum RefundChecked {
+    Done(Decision),
+    Apply(Box<refunds::Refund>, refunds::WxResult),
+}
+
+/// Everything before the write: parse, merchant, decrypt, match, compare.
+async fn check_refund(
+    db: &Db,
+    merchant: &MerchantCredentials,
+    raw: &[u8],
+    findings: &mut Findings,
+    ids: &mut RefundIds,
+) -> Result<RefundChecked, CoreError> {
+    let done = |verdict, detail: String| Ok(RefundChecked::Done(decide(verdict, detail)));
+    let outer = match RefundNotification::parse(raw) {
+        Ok(n) => n,
+        Err(e) if e.is_forbidden_xml() => return done(Verdict::ForbiddenXml, e.to_string()),
+        Err(e @ wxpay::Error::ReturnFail { .. }) => {
+            return done(Verdict::ResultFail, e.to_string())
+        }
+        Err(e) => return done(Verdict::Malformed, e.to_string()),
+    };
+    match outer.check_merchant(&merchant.appid, &merchant.mch_id) {
+        Ok(()) => {}
+        Err(e @ wxpay::Error::AppIdMismatch { .. }) => {
+            return done(Verdict::WrongAppid, e.to_string())
+        }
+        Err(e) => return done(Verdict::WrongMchId, e.to_string()),
+    }
+    let info = match outer.decrypt(&merchant.api_key) {
+        Ok(info) => info,
+        Err(e @ wxpay::Error::DecryptFailed { .. }) => {
+            return done(Verdict::DecryptFailed, e.to_string())
+        }
+        Err(e) if e.is_forbidden_xml() => return done(Verdict::ForbiddenXml, e.to_string()),
+        Err(e) => return done(Verdict::Malformed, format!("decrypted req_info: {e}")),
+    };
+    findings.out_trade_no = Some(info.out_trade_no.clone());
+    findings.transaction_id = Some(info.transaction_id.clone());
+    findings.total_fee = Some(info.total_fee);
+    ids.out_refund_no = Some(info.out_refund_no.clone());
+    ids.refund_fee = Some(info.refund_fee);
+    let Some(refund) = refunds::find_by_out_refund_no(db, &info.out_refund_no).await? else {
+        return done(
+            Verdict::UnknownOrder,
+            format!(
+                "we never asked for a refund numbered {:?}",
+                info.out_refund_no
+            ),
+        );
+    };
+    if refund.out_trade_no != info.out_trade_no {
+        return done(
+            Verdict::UnknownOrder,
+            format!(
+                "refund {} belongs to order {}, the notification says {}",
+                refund.out_refund_no, refund.out_trade_no, info.out_trade_no
+            ),
+        );
+    }
+    findings.order_id = Some(refund.order_id);
+    let total_fee: i64 = sqlx::query_scalar("select total_fee from orders where id = $1")
+        .bind(refund.order_id)
+        .fetch_one(db.reader())
+        .await?;
+    if info.refund_fee != refund.amount_fen || info.total_fee != total_fee {
+        return done(
+            Verdict::AmountMismatch,
+            format!(
+                "refund_fee {} / total_fee {} differ from ours {} / {}",
+                info.refund_fee, info.total_fee, refund.amount_fen, total_fee
+            ),
+        );
+    }
+    let status = match refunds::from_wechat(&info.refund_status) {
+        Some(s @ (RefundStatus::Success | RefundStatus::Change | RefundStatus::RefundClose)) => s,
+        _ => {
+            return done(
+                Verdict::Malformed,
+                format!(
+                    "refund_status {} is not a refund result",
+                    info.refund_status
+                ),
+            )
+        }
+    };
+    let result = refunds::WxResult {
+        status,
+        refund_id: Some(info.refund_id),
+        recv_accout: info.refund_recv_accout,
+        success_at: info.success_time.map(refunds::to_ms),
+    };
+    Ok(RefundChecked::Apply(Box::new(refund), result))
+}
+
+/// The one write transaction: the conditional transition, then the notification row.
+async fn apply_refund(
+    db: &Db,
+    row: &NotificationRow<'_>,
+    findings: &Findings,
+    ids: &RefundIds,
+    refund: &refunds::Refund,
+    result: &refunds::WxResult,
+    started: Instant,
+) -> Result<(Decision, i64, Option<Event>), CoreError> {
+    let mut tx = db.writer().begin().await?;
+    let policy = refunds::RefundPolicy::default();
+    let applied = refunds::apply_result(&mut tx, db.backend(), &policy, refund.id, result).await?;
+    let now = applied.refund.status;
+    let decision = if applied.changed {
+        decide(
+            Verdict::Applied,
+            format!("refund {} → {now}", refund.status),
+        )
+    } else if now == result.status || now.is_final() {
+        decide(
+            Verdict::Duplicate,
+            format!("no change: the refund is already {now}"),
+        )
+    } else {
+        decide(
+            Verdict::InternalError,
+            format!(
+                "the refund is {now}; WeChat Pay says {}: needs a look",
+                result.status
+            ),
+        )
+    };
+    let id = insert_refund_row(&mut tx, row, findings, ids, &decision, started).await?;
+    tx.commit().await?;
+    let event = applied.changed.then(|| Event::RefundChanged {
+        refund_id: applied.refund.id,
+        out_refund_no: applied.refund.out_refund_no.clone(),
+        order_id: applied.refund.order_id,
+        status: now.as_str().into(),
+    });
+    Ok((decision, id, event))
+}
+
+/// Records a refund notification row on its own.
+async fn record_refund(
+    db: &Db,
+    row: &NotificationRow<'_>,
+    findings: &Findings,
+    ids: &RefundIds,
+    decision: &Decision,
+    started: Instant,
+) -> Result<i64, CoreError> {
+    let mut tx = db.writer().begin().await?;
+    let id = insert_refund_row(&mut tx, row, findings, ids, decision, started).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// A `refund` row: the common columns, then the refund's own.
+async fn insert_refund_row(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    row: &NotificationRow<'_>,
+    findings: &Findings,
+    ids: &RefundIds,
+    decision: &Decision,
+    started: Instant,
+) -> Result<i64, CoreError> {
+    let id = insert_row(
+        &mut **tx,
+        "refund",
+        row,
+        findings,
+        decision,
+        elapsed_us(started),
+    )
+    .await?;
+    sqlx::query("update notifications set out_refund_no = $1, refund_fee = $2 where id = $3")
+        .bind(ids.out_refund_no.as_deref())
+        .bind(ids.refund_fee)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -1,0 +1,701 @@
+//! Repository tests for refunds, on SQLite and (when configured) PostgreSQL: requests never
+//! exceed what is refundable (also under concurrency), decisions happen once and never by
+//! the requester, the executor against a fake WeChat Pay (`wxpay::MockApi`), and refund
+//! notifications.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use paydesk_core::audit::Actor;
+use paydesk_core::events::EventBus;
+use paydesk_core::notify::{self, MerchantCredentials, Verdict};
+use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+use paydesk_core::refunds::{self, Refund, RefundPolicy, RefundStatus, Requester};
+use paydesk_core::testing::databases;
+use paydesk_core::{now_ms, CoreError, Db};
+use wxpay::{ApiKey, MockApi, Params, RefundQueryResponse, RefundResponse, SignType};
+
+const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
+const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+fn merchant() -> MerchantCredentials {
+    MerchantCredentials {
+        appid: "wx2421b1c4370ec43b".into(),
+        mch_id: "10000100".into(),
+        api_key: ApiKey::new(KEY),
+    }
+}
+
+/// A paid order of `fee` fen.
+async fn paid_order(db: &Db, no: &str, fee: i64) -> orders::Order {
+    let order = orders::create_order(
+        db,
+        NewOrder {
+            out_trade_no: OutTradeNo::parse(no).unwrap(),
+            openid: OPENID.into(),
+            description: "paydesk refund test".into(),
+            items: vec![NewOrderItem {
+                product_id: None,
+                name: "tea".into(),
+                unit_price_fen: fee,
+                quantity: 1,
+            }],
+            sign_type: SignType::Md5,
+            client_ip: None,
+            idempotency_key: None,
+            expires_at: None,
+            next_sync_at: None,
+        },
+    )
+    .await
+    .unwrap();
+    orders::transition(db, order.id, OrderStatus::Paid)
+        .await
+        .unwrap()
+}
+
+/// A staff user (inserted directly: hashing a password is not what these tests are about).
+async fn staff(db: &Db, name: &str) -> Actor {
+    let now = now_ms();
+    let id: i64 = sqlx::query_scalar(
+        r#"insert into users (username, password_hash, role, password_changed_at, created_at, updated_at)
+           values ($1, 'x', 'manager', $2, $2, $2) returning id"#,
+    )
+    .bind(name)
+    .bind(now)
+    .fetch_one(db.writer())
+    .await
+    .unwrap();
+    Actor {
+        user_id: Some(id),
+        name: name.into(),
+        ip: Some("127.0.0.1".into()),
+    }
+}
+
+fn customer() -> Requester {
+    Requester::Customer {
+        openid: OPENID.into(),
+    }
+}
+
+async fn approved(db: &Db, events: &EventBus, no: &str, fee: i64) -> Refund {
+    paid_order(db, no, fee).await;
+    let r = refunds::request(db, events, no, None, "broken cup", customer())
+        .await
+        .unwrap();
+    let boss = staff(db, &format!("boss{no}")).await;
+    refunds::approve(db, events, &boss, r.id, "ok")
+        .await
+        .unwrap()
+}
+
+fn fast() -> RefundPolicy {
+    RefundPolicy {
+        retry_base: Duration::from_millis(1),
+        retry_max: Duration::from_millis(1),
+        query_delay: Duration::from_millis(1),
+        query_max: Duration::from_millis(1),
+        ..RefundPolicy::default()
+    }
+}
+
+/// Claims every due refund (after the schedule passed) and works on each once.
+async fn run_once(db: &Db, api: &MockApi, events: &EventBus) -> Vec<Refund> {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let mut out = Vec::new();
+    for c in refunds::claim_due(db, now_ms(), Duration::from_secs(60), 10)
+        .await
+        .unwrap()
+    {
+        out.push(
+            refunds::process_claimed(db, api, events, &fast(), &c)
+                .await
+                .unwrap(),
+        );
+    }
+    out
+}
+
+fn accepted(no: &str, fee: i64) -> RefundResponse {
+    let mut p = Params::new();
+    p.insert("out_refund_no".into(), no.into());
+    p.insert("refund_id".into(), "50000000382019052709732678859".into());
+    p.insert("refund_fee".into(), fee.to_string());
+    RefundResponse::from_params(p).unwrap()
+}
+
+fn queried(no: &str, fee: i64, status: &str) -> RefundQueryResponse {
+    let mut p = Params::new();
+    for (k, v) in [
+        ("refund_count", "1".to_string()),
+        ("out_refund_no_0", no.into()),
+        ("refund_id_0", "50000000382019052709732678859".into()),
+        ("refund_fee_0", fee.to_string()),
+        ("refund_status_0", status.into()),
+    ] {
+        p.insert(k.into(), v);
+    }
+    RefundQueryResponse::from_params(p).unwrap()
+}
+
+fn result_fail(code: &str) -> wxpay::Error {
+    wxpay::Error::ResultFail {
+        err_code: code.into(),
+        err_code_des: "test".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_request_defaults_to_the_refundable_rest_and_never_exceeds_it() {
+    for t in databases().await {
+        // Arrange
+        let (db, events) = (&t.db, EventBus::new());
+        paid_order(db, "RQ1", 1000).await;
+        let support = staff(db, "sue").await;
+
+        // Act
+        let part = refunds::request(
+            db,
+            &events,
+            "RQ1",
+            Some(300),
+            "one cup broken",
+            Requester::Staff {
+                actor: support.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        let over = refunds::request(db, &events, "RQ1", Some(701), "more", customer()).await;
+        let zero = refunds::request(db, &events, "RQ1", Some(0), "none", customer()).await;
+        let rest = refunds::request(db, &events, "RQ1", None, "the rest", customer())
+            .await
+            .unwrap();
+        let nothing_left = refunds::request(db, &events, "RQ1", None, "again", customer()).await;
+
+        // Assert
+        assert_eq!(part.status, RefundStatus::PendingApproval, "{}", t.label);
+        assert_eq!(part.requester_kind, "staff");
+        assert_eq!(part.requester, "sue");
+        assert_eq!(part.requester_user_id, support.user_id);
+        assert!(part.out_refund_no.len() <= 32 && part.out_refund_no.starts_with("RF"));
+        assert!(
+            matches!(&over, Err(CoreError::Invalid { field: "amount", message }) if message.contains("¥7.00")),
+            "{}: {over:?}",
+            t.label
+        );
+        assert!(matches!(
+            zero,
+            Err(CoreError::Invalid {
+                field: "amount",
+                ..
+            })
+        ));
+        assert_eq!(rest.amount_fen, 700, "{}", t.label);
+        assert_eq!(rest.requester_kind, "customer");
+        assert!(matches!(
+            nothing_left,
+            Err(CoreError::Invalid {
+                field: "amount",
+                ..
+            })
+        ));
+        let audit = paydesk_core::audit::list(db, None, Some("refund.request"), 10)
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 2, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn only_paid_orders_of_the_shopper_can_be_refunded() {
+    for t in databases().await {
+        let (db, events) = (&t.db, EventBus::new());
+        paid_order(db, "RQ2", 500).await;
+        orders::create_order(
+            db,
+            NewOrder {
+                out_trade_no: OutTradeNo::parse("RQ3").unwrap(),
+                openid: OPENID.into(),
+                description: "unpaid".into(),
+                items: vec![NewOrderItem {
+                    product_id: None,
+                    name: "tea".into(),
+                    unit_price_fen: 100,
+                    quantity: 1,
+                }],
+                sign_type: SignType::Md5,
+                client_ip: None,
+                idempotency_key: None,
+                expires_at: None,
+                next_sync_at: None,
+            },
+        )
+        .await
+        .unwrap();
+        let stranger = Requester::Customer {
+            openid: "oSomebodyElse".into(),
+        };
+
+        let foreign = refunds::request(db, &events, "RQ2", None, "mine?", stranger).await;
+        let unpaid = refunds::request(db, &events, "RQ3", None, "why", customer()).await;
+        let missing = refunds::request(db, &events, "NOPE", None, "why", customer()).await;
+        let no_reason = refunds::request(db, &events, "RQ2", None, "  ", customer()).await;
+
+        assert!(matches!(foreign, Err(CoreError::NotFound)), "{}", t.label);
+        assert!(
+            matches!(&unpaid, Err(CoreError::Forbidden(m)) if m.contains("NOTPAY")),
+            "{unpaid:?}"
+        );
+        assert!(matches!(missing, Err(CoreError::NotFound)));
+        assert!(matches!(
+            no_reason,
+            Err(CoreError::Invalid {
+                field: "reason",
+                ..
+            })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn concurrent_requests_never_sum_above_the_total() {
+    for t in databases().await {
+        // Arrange
+        let events = EventBus::new();
+        paid_order(&t.db, "RQ4", 1000).await;
+
+        // Act: 20 requests of 1.50 yuan at once on a 10 yuan order.
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let (db, events) = (t.db.clone(), events.clone());
+            tasks.push(tokio::spawn(async move {
+                refunds::request(&db, &events, "RQ4", Some(150), "race", customer()).await
+            }));
+        }
+        let mut ok = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => ok += 1,
+                Err(CoreError::Invalid {
+                    field: "amount", ..
+                }) => {}
+                Err(e) => panic!("{}: {e:?}", t.label),
+            }
+        }
+
+        // Assert
+        let order = orders::find_by_out_trade_no(&t.db, "RQ4")
+            .await
+            .unwrap()
+            .unwrap();
+        let sum: i64 = refunds::for_order(&t.db, order.id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.amount_fen)
+            .sum();
+        assert_eq!(ok, 6, "{}", t.label);
+        assert_eq!(sum, 900, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_request_is_decided_once_and_never_by_its_requester() {
+    for t in databases().await {
+        // Arrange
+        let (db, events) = (&t.db, EventBus::new());
+        paid_order(db, "RQ5", 800).await;
+        let sue = staff(db, "sue").await;
+        let (ann, bob) = (staff(db, "ann").await, staff(db, "bob").await);
+        let filed = refunds::request(
+            db,
+            &events,
+            "RQ5",
+            Some(100),
+            "late delivery",
+            Requester::Staff { actor: sue.clone() },
+        )
+        .await
+        .unwrap();
+        let mut rx = events.subscribe();
+
+        // Act
+        let own = refunds::approve(db, &events, &sue, filed.id, "mine").await;
+        let no_reason = refunds::reject(db, &events, &ann, filed.id, " ").await;
+        let (a, b) = tokio::join!(
+            refunds::approve(db, &events, &ann, filed.id, "fine"),
+            refunds::approve(db, &events, &bob, filed.id, "fine too"),
+        );
+
+        // Assert
+        assert!(
+            matches!(&own, Err(CoreError::Forbidden(m)) if m.contains("themselves")),
+            "{}: {own:?}",
+            t.label
+        );
+        assert!(matches!(
+            no_reason,
+            Err(CoreError::Invalid {
+                field: "reason",
+                ..
+            })
+        ));
+        let (winner, loser) = match (a, b) {
+            (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+            other => panic!("{}: exactly one decision expected, got {other:?}", t.label),
+        };
+        assert_eq!(winner.status, RefundStatus::Approved);
+        assert!(winner.decided_by.is_some() && winner.decided_at.is_some());
+        assert!(
+            matches!(&loser, CoreError::Forbidden(m) if m.starts_with("already decided")),
+            "{loser:?}"
+        );
+        let event = rx.try_recv().unwrap();
+        assert_eq!(event.kind(), "refund_changed");
+        assert!(rx.try_recv().is_err(), "{}: one event only", t.label);
+        let late = refunds::reject(db, &events, &ann, filed.id, "no").await;
+        assert!(matches!(late, Err(CoreError::Forbidden(_))));
+        let audit = paydesk_core::audit::list(db, None, Some("refund.approve"), 10)
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_list_puts_the_approval_queue_first() {
+    for t in databases().await {
+        let (db, events) = (&t.db, EventBus::new());
+        paid_order(db, "RQ6", 1000).await;
+        let boss = staff(db, "boss").await;
+        let first = refunds::request(db, &events, "RQ6", Some(100), "a", customer())
+            .await
+            .unwrap();
+        let second = refunds::request(db, &events, "RQ6", Some(200), "b", customer())
+            .await
+            .unwrap();
+        let third = refunds::request(db, &events, "RQ6", Some(300), "c", customer())
+            .await
+            .unwrap();
+        refunds::reject(db, &events, &boss, first.id, "no")
+            .await
+            .unwrap();
+
+        let list = refunds::list_for_dashboard(db, 50).await.unwrap();
+
+        let ids: Vec<i64> = list.iter().map(|v| v.refund.id).collect();
+        assert_eq!(ids, [second.id, third.id, first.id], "{}", t.label);
+        assert_eq!(list[0].order_total_fee, 1000);
+        assert_eq!(list[0].refundable_left, 500, "{}", t.label);
+        assert_eq!(list[0].earlier_refunds, 0, "rejected refunds do not count");
+        assert_eq!(list[1].earlier_refunds, 200, "{}", t.label);
+        assert_eq!(list[0].openid, OPENID);
+        assert_eq!(
+            refunds::find_by_out_refund_no(db, &third.out_refund_no)
+                .await
+                .unwrap(),
+            Some(third.clone())
+        );
+        assert_eq!(refunds::find(db, third.id).await.unwrap(), Some(third));
+    }
+}
+
+#[tokio::test]
+async fn an_approved_refund_is_accepted_then_settled_by_refundquery() {
+    for t in databases().await {
+        // Arrange
+        let (db, events) = (&t.db, EventBus::new());
+        let r = approved(db, &events, "EX1", 500).await;
+        let mut api = MockApi::new();
+        api.expect_refund().times(1).returning(move |req| {
+            assert_eq!((req.total_fee, req.refund_fee), (500, 500));
+            Ok(accepted(&req.out_refund_no, req.refund_fee))
+        });
+        let no = r.out_refund_no.clone();
+        api.expect_refund_query()
+            .times(1)
+            .returning(move |_| Ok(queried(&no, 500, "SUCCESS")));
+
+        // Act
+        let after_call = run_once(db, &api, &events).await;
+        let after_query = run_once(db, &api, &events).await;
+
+        // Assert
+        assert_eq!(
+            after_call[0].status,
+            RefundStatus::Processing,
+            "{}",
+            t.label
+        );
+        assert_eq!(after_call[0].attempts, 1);
+        assert!(after_call[0].refund_id.is_some());
+        assert_eq!(after_query[0].status, RefundStatus::Success, "{}", t.label);
+        let order = orders::find_by_out_trade_no(db, "EX1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.status, OrderStatus::Refunded, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_timed_out_refund_is_asked_about_before_anything_is_sent_again() {
+    for t in databases().await {
+        let (db, events) = (&t.db, EventBus::new());
+        let r = approved(db, &events, "EX5", 200).await;
+        let mut api = MockApi::new();
+        api.expect_refund().times(1).returning(|_| {
+            Err(wxpay::Error::Timeout {
+                endpoint: "/secapi/pay/refund".into(),
+            })
+        });
+        let no = r.out_refund_no.clone();
+        api.expect_refund_query()
+            .times(1)
+            .returning(move |_| Ok(queried(&no, 200, "PROCESSING")));
+
+        let first = run_once(db, &api, &events).await;
+        let second = run_once(db, &api, &events).await;
+
+        assert_eq!(first[0].status, RefundStatus::Submitted, "{}", t.label);
+        assert_eq!(first[0].last_error_code.as_deref(), Some("TIMEOUT"));
+        assert_eq!(second[0].status, RefundStatus::Processing, "{}", t.label);
+        assert_eq!(second[0].attempts, 1, "no second refund call");
+    }
+}
+
+#[tokio::test]
+async fn a_system_error_is_retried_with_the_same_number_after_asking_first() {
+    for t in databases().await {
+        let (db, events) = (&t.db, EventBus::new());
+        let r = approved(db, &events, "EX2", 300).await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut api = MockApi::new();
+        let (c, no) = (calls.clone(), r.out_refund_no.clone());
+        api.expect_refund().times(2).returning(move |req| {
+            assert_eq!(req.out_refund_no, no);
+            if c.fetch_add(1, Ordering::SeqCst) == 0 {
+                Err(result_fail("SYSTEMERROR"))
+            } else {
+                Ok(accepted(&req.out_refund_no, req.refund_fee))
+            }
+        });
+        api.expect_refund_query()
+            .times(1)
+            .returning(|_| Err(result_fail("REFUNDNOTEXIST")));
+
+        let first = run_once(db, &api, &events).await;
+        let second = run_once(db, &api, &events).await;
+
+        assert_eq!(first[0].status, RefundStatus::Submitted, "{}", t.label);
+        assert_eq!(first[0].last_error_code.as_deref(), Some("SYSTEMERROR"));
+        assert_eq!(second[0].status, RefundStatus::Processing, "{}", t.label);
+        assert_eq!(second[0].attempts, 2);
+        assert_eq!(second[0].last_error, None);
+    }
+}
+
+#[tokio::test]
+async fn business_errors_and_a_missing_certificate_end_failed_with_a_reason() {
+    for t in databases().await {
+        let (db, events) = (&t.db, EventBus::new());
+        let broke = approved(db, &events, "EX3", 300).await;
+        let bare = approved(db, &events, "EX4", 300).await;
+        let mut api = MockApi::new();
+        let no = broke.out_refund_no.clone();
+        api.expect_refund().times(2).returning(move |req| {
+            if req.out_refund_no == no {
+                Err(result_fail("NOTENOUGH"))
+            } else {
+                Err(wxpay::Error::NoIdentity)
+            }
+        });
+
+        run_once(db, &api, &events).await;
+
+        let broke = refunds::find(db, broke.id).await.unwrap().unwrap();
+        let bare = refunds::find(db, bare.id).await.unwrap().unwrap();
+        assert_eq!(broke.status, RefundStatus::Failed, "{}", t.label);
+        assert_eq!(broke.last_error_code.as_deref(), Some("NOTENOUGH"));
+        assert!(broke.last_error.as_deref().unwrap().contains("balance"));
+        assert_eq!(bare.status, RefundStatus::Failed);
+        assert_eq!(bare.last_error_code.as_deref(), Some("NO_CERTIFICATE"));
+        // A failed refund no longer counts: the amount can be requested again.
+        let again = refunds::request(db, &events, "EX3", None, "retry", customer())
+            .await
+            .unwrap();
+        assert_eq!(again.amount_fen, 300, "{}", t.label);
+    }
+}
+
+/// A refund notification as WeChat Pay sends it (spec §8.9), encrypted with `key`.
+fn refund_notification(
+    refund: &Refund,
+    total_fee: i64,
+    refund_fee: i64,
+    status: &str,
+    key: &str,
+) -> Vec<u8> {
+    let mut inner = Params::new();
+    for (k, v) in [
+        ("out_refund_no", refund.out_refund_no.clone()),
+        ("refund_id", "50000000382019052709732678859".into()),
+        ("out_trade_no", refund.out_trade_no.clone()),
+        ("transaction_id", "4200000000000000000000000001".into()),
+        ("total_fee", total_fee.to_string()),
+        ("refund_fee", refund_fee.to_string()),
+        ("refund_status", status.into()),
+        ("success_time", "2026-11-23 10:00:00".into()),
+        ("refund_recv_accout", "支付用户零钱".into()),
+    ] {
+        inner.insert(k.into(), v);
+    }
+    let req_info = wxpay::notify::encrypt_req_info(&inner, &ApiKey::new(key));
+    let mut outer = Params::new();
+    for (k, v) in [
+        ("return_code", "SUCCESS".to_string()),
+        ("appid", "wx2421b1c4370ec43b".into()),
+        ("mch_id", "10000100".into()),
+        ("nonce_str", "abc".into()),
+        ("req_info", req_info),
+    ] {
+        outer.insert(k.into(), v);
+    }
+    wxpay::xml::write(&outer).into_bytes()
+}
+
+#[tokio::test]
+async fn refund_notifications_apply_once_and_record_every_verdict() {
+    for t in databases().await {
+        // Arrange
+        let (db, events) = (&t.db, EventBus::new());
+        let r = approved(db, &events, "NT1", 400).await;
+        sqlx::query("update refunds set status = 'PROCESSING' where id = $1")
+            .bind(r.id)
+            .execute(db.writer())
+            .await
+            .unwrap();
+        let m = merchant();
+        let wrong_key = "00000000000000000000000000000000";
+
+        // Act
+        let bad_key = notify::receive_refund_notification(
+            db,
+            &m,
+            None,
+            &refund_notification(&r, 400, 400, "SUCCESS", wrong_key),
+        )
+        .await;
+        let bad_amount = notify::receive_refund_notification(
+            db,
+            &m,
+            None,
+            &refund_notification(&r, 400, 401, "SUCCESS", KEY),
+        )
+        .await;
+        let body = refund_notification(&r, 400, 400, "SUCCESS", KEY);
+        let first = notify::receive_refund_notification(db, &m, None, &body).await;
+        let again = notify::receive_refund_notification(db, &m, None, &body).await;
+        let stale = notify::receive_refund_notification(
+            db,
+            &m,
+            None,
+            &refund_notification(&r, 400, 400, "CHANGE", KEY),
+        )
+        .await;
+        let mut unknown = r.clone();
+        unknown.out_refund_no = "RFNOTOURS".into();
+        let stranger = notify::receive_refund_notification(
+            db,
+            &m,
+            None,
+            &refund_notification(&unknown, 400, 400, "SUCCESS", KEY),
+        )
+        .await;
+
+        // Assert
+        let verdicts = [
+            bad_key.verdict,
+            bad_amount.verdict,
+            first.verdict,
+            again.verdict,
+            stale.verdict,
+            stranger.verdict,
+        ];
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::DecryptFailed,
+                Verdict::AmountMismatch,
+                Verdict::Applied,
+                Verdict::Duplicate,
+                Verdict::Duplicate,
+                Verdict::UnknownOrder
+            ],
+            "{}",
+            t.label
+        );
+        assert!(first.reply_body.contains("SUCCESS"));
+        assert!(bad_key.reply_body.contains("FAIL"));
+        let refund = refunds::find(db, r.id).await.unwrap().unwrap();
+        assert_eq!(refund.status, RefundStatus::Success, "{}", t.label);
+        assert!(refund.succeeded_at.is_some());
+        let order = orders::find_by_out_trade_no(db, "NT1")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.status, OrderStatus::Refunded);
+        let stored = notify::recent(db, None, 10).await.unwrap();
+        assert_eq!(stored.len(), 6, "{}", t.label);
+        assert!(stored.iter().all(|n| n.kind == "refund"));
+        let (no, fee): (Option<String>, Option<i64>) = sqlx::query_as(
+            "select out_refund_no, refund_fee from notifications where verdict = 'applied'",
+        )
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+        assert_eq!(no.as_deref(), Some(r.out_refund_no.as_str()));
+        assert_eq!(fee, Some(400));
+    }
+}
+
+#[tokio::test]
+async fn partial_refunds_move_the_order_to_partially_refunded_then_refunded() {
+    for t in databases().await {
+        let (db, events) = (&t.db, EventBus::new());
+        paid_order(db, "PR1", 1000).await;
+        let boss = staff(db, "boss").await;
+        let m = merchant();
+        let mut statuses = Vec::new();
+        for amount in [300, 700] {
+            let r = refunds::request(db, &events, "PR1", Some(amount), "part", customer())
+                .await
+                .unwrap();
+            refunds::approve(db, &events, &boss, r.id, "ok")
+                .await
+                .unwrap();
+            sqlx::query("update refunds set status = 'PROCESSING' where id = $1")
+                .bind(r.id)
+                .execute(db.writer())
+                .await
+                .unwrap();
+            let body = refund_notification(&r, 1000, amount, "SUCCESS", KEY);
+            let outcome = notify::receive_refund_notification(db, &m, None, &body).await;
+            assert_eq!(outcome.verdict, Verdict::Applied, "{}", t.label);
+            let order = orders::find_by_out_trade_no(db, "PR1")
+                .await
+                .unwrap()
+                .unwrap();
+            statuses.push(order.status);
+        }
+        assert_eq!(
+            statuses,
+            [OrderStatus::PartiallyRefunded, OrderStatus::Refunded],
+            "{}",
+            t.label
+        );
+    }
+}
