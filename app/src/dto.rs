@@ -67,3 +67,66 @@ pub struct ProductSummary {
     /// Whether shoppers can order it.
     pub active: bool,
 }
+
+/// One refund on the Refunds page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundRow {
+    /// Row id.
+    pub id: i64,
+    /// Our refund number.
+    pub out_refund_no: String,
+    /// The order's number.
+    pub out_trade_no: String,
+    /// The customer's openid.
+    pub openid: String,
+    /// Amount to refund (fen).
+    pub amount_fen: i64,
+    /// The order's total (fen).
+    pub order_total_fee: i64,
+    /// What can still be refunded on the order (fen), counting every refund not rejected,
+    /// failed or closed.
+    pub refundable_left: i64,
+    /// Earlier refunds on the same order that count.
+    pub earlier_refunds: i64,
+    /// `PENDING_APPROVAL`, `APPROVED`, … (stored names).
+    pub status: String,
+    /// Why it was asked for.
+    pub reason: String,
+    /// `customer` or `staff`.
+    pub requester_kind: String,
+    /// Who asked (username or openid).
+    pub requester: String,
+    /// How long ago it was asked (ms, at the server's reading).
+    pub age_ms: i64,
+    /// When it was asked (UTC ms).
+    pub created_at: i64,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// Why.
+    pub decision_reason: Option<String>,
+    /// WeChat's refund id.
+    pub refund_id: Option<String>,
+    /// Execution attempts.
+    pub attempts: i64,
+    /// WeChat's error code of the last failure (`NOTENOUGH`, …).
+    pub last_error_code: Option<String>,
+    /// The last failure as reported.
+    pub last_error: Option<String>,
+    /// Whether the viewer may approve or reject it now (pending, manager+, not their own).
+    pub can_decide: bool,
+}
+
+/// The result of probing the refund channel (mutual TLS) without moving money.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelCheck {
+    /// Whether the handshake succeeded and WeChat Pay answered.
+    pub ok: bool,
+    /// What happened, for people.
+    pub detail: String,
+    /// Round trip (ms).
+    pub latency_ms: i64,
+    /// The certificate's subject, if configured.
+    pub subject: Option<String>,
+    /// Its expiry (UTC ms).
+    pub not_after: Option<i64>,
+}

@@ -162,3 +162,16 @@ pub fn ErrorBanner(error: AppError) -> impl IntoView {
     let lang = crate::i18n::use_lang();
     view! { <p class="banner banner--error" role="alert">{error.describe(lang)}</p> }
 }
+
+/// A page's data refused or failed: the error, and for a refusal a hint about roles.
+#[component]
+pub fn Refused(error: AppError) -> impl IntoView {
+    let lang = crate::i18n::use_lang();
+    let forbidden = matches!(error, AppError::Forbidden { .. });
+    view! {
+        <div class="refused" data-testid="refused">
+            <ErrorBanner error/>
+            {forbidden.then(|| view! { <p class="refused__hint">{crate::i18n::Msg::ForbiddenHint.text(lang)}</p> })}
+        </div>
+    }
+}

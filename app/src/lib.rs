@@ -23,6 +23,7 @@ use crate::pages::account::AccountPage;
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::products::ProductsPage;
+use crate::pages::refunds::RefundsPage;
 use crate::pages::users::UsersPage;
 use crate::providers::auth::AuthContext;
 
@@ -69,6 +70,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("") view=|| view! { <Redirect path="/account"/> } ssr=SsrMode::Async/>
                     <Route path=path!("users") view=UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
+                    <Route path=path!("refunds") view=RefundsPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>

@@ -228,6 +228,19 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
             sim.tls_base_url()
         );
     }
+    if let Some(cert) = &app.state().certificate {
+        let days = cert.days_left(time::OffsetDateTime::now_utc());
+        println!(
+            "paydesk: merchant certificate {} valid until {} ({days} days){}",
+            cert.subject,
+            cert.not_after.date(),
+            if days < 30 {
+                "  WARNING: renew it soon, refunds stop when it expires"
+            } else {
+                ""
+            }
+        );
+    }
     tracing::info!(port = app.port(), "paydesk started");
     app.run_until(shutdown_signal()).await?;
     println!("paydesk: stopped");

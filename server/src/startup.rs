@@ -57,6 +57,8 @@ pub struct AppState {
     pub intake: Intake,
     /// The pay flow's settings, resolved.
     pub pay: Arc<PayConfig>,
+    /// The merchant certificate used for refunds, when one is configured.
+    pub certificate: Option<Arc<wxpay::CertificateInfo>>,
 }
 
 /// The pay flow's settings, resolved at start.
@@ -101,8 +103,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(session_layer)
-        // Server functions find the database on the request (see `app::server::ssr::db`).
+        // Server functions find what they need on the request (see `app::server::ssr`).
         .layer(axum::Extension(state.db.clone()))
+        .layer(axum::Extension(state.events.clone()))
+        .layer(axum::Extension(state.wxpay.clone()))
         .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -209,6 +213,7 @@ impl Application {
             }
         }
         let merchant = Arc::new(merchant);
+        let certificate = certificate_report(&client_config);
         let api_calls = ApiCallRecorder::start(db.clone());
         let wxpay = wxpay::Client::new(client_config)
             .context("setting up the WeChat Pay client")?
@@ -228,6 +233,7 @@ impl Application {
             events,
             intake,
             pay: Arc::new(pay),
+            certificate: certificate.map(Arc::new),
         };
         let router = router(state.clone());
         Ok((
@@ -392,6 +398,29 @@ fn pay_config(settings: &Settings, local: SocketAddr) -> anyhow::Result<PayConfi
         sign_type: sign_type(settings)?,
         self_url: format!("http://{own}"),
     })
+}
+
+/// Reads the merchant certificate's subject and expiry and logs them, with a warning from
+/// 30 days before it expires (refunds stop working when it does). An unreadable
+/// certificate is logged as an error; the server still starts (payments do not need it).
+fn certificate_report(config: &wxpay::ClientConfig) -> Option<wxpay::CertificateInfo> {
+    let identity = config.identity.as_ref()?;
+    match identity.certificate_info() {
+        Ok(info) => {
+            let now = time::OffsetDateTime::now_utc();
+            let days = info.days_left(now);
+            if info.expires_within(30, now) {
+                tracing::warn!(subject = %info.subject, not_after = %info.not_after, days_left = days, "the merchant certificate expires soon: renew it, refunds stop working when it does");
+            } else {
+                tracing::info!(subject = %info.subject, not_after = %info.not_after, days_left = days, "merchant certificate for refunds");
+            }
+            Some(info)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the merchant certificate cannot be read: refunds will fail");
+            None
+        }
+    }
 }
 
 /// `sim-certs` beside a SQLite database file, else `$TMPDIR/paydesk-sim-certs`.

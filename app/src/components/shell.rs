@@ -20,6 +20,11 @@ struct NavItem {
 
 const NAV: &[NavItem] = &[
     NavItem {
+        href: "/refunds",
+        label: Msg::NavRefunds,
+        min: Role::Support,
+    },
+    NavItem {
         href: "/products",
         label: Msg::NavProducts,
         min: Role::Admin,

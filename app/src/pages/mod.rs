@@ -4,4 +4,5 @@ pub mod account;
 pub mod login;
 pub mod not_found;
 pub mod products;
+pub mod refunds;
 pub mod users;

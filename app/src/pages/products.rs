@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use paydesk_types::Fen;
 
 use crate::dto::ProductSummary;
-use crate::error::{AppError, ErrorBanner};
+use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{use_lang, Msg};
 use crate::server::products::{list_products, AddProduct, UpdateProduct};
 
@@ -33,16 +33,7 @@ pub fn ProductsPage() -> impl IntoView {
                         <AddProductForm add/>
                     }
                     .into_any(),
-                    Err(error) => {
-                        let forbidden = matches!(error, AppError::Forbidden { .. });
-                        view! {
-                            <div class="refused" data-testid="refused">
-                                <ErrorBanner error/>
-                                {forbidden.then(|| view! { <p class="refused__hint">{Msg::ForbiddenHint.text(lang)}</p> })}
-                            </div>
-                        }
-                        .into_any()
-                    }
+                    Err(error) => view! { <Refused error/> }.into_any(),
                 }
             })}
         </Transition>

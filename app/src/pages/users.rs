@@ -8,7 +8,7 @@ use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Role};
 
 use crate::dto::UserSummary;
-use crate::error::{AppError, ErrorBanner};
+use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{role_name, use_lang, Lang, Msg};
 use crate::providers::auth::use_auth;
 use crate::server::users::{list_users, AddUser, ResetUserPassword, SetUserActive, SetUserRole};
@@ -55,16 +55,7 @@ pub fn UsersPage() -> impl IntoView {
                         }
                             .into_any()
                     }
-                    Err(error) => {
-                        let forbidden = matches!(error, AppError::Forbidden { .. });
-                        view! {
-                            <div class="refused" data-testid="refused">
-                                <ErrorBanner error/>
-                                {forbidden.then(|| view! { <p class="refused__hint">{Msg::ForbiddenHint.text(lang)}</p> })}
-                            </div>
-                        }
-                            .into_any()
-                    }
+                    Err(error) => view! { <Refused error/> }.into_any(),
                 }
             })}
         </Transition>

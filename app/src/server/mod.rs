@@ -5,6 +5,7 @@
 pub mod account;
 pub mod auth;
 pub mod products;
+pub mod refunds;
 pub mod users;
 
 /// Server-side helpers for server functions: context, session, caller, role checks.
@@ -70,6 +71,30 @@ pub mod ssr {
             Some(axum::Extension(db)) => Ok(db),
             None => {
                 tracing::error!("server function called without a Db on the request");
+                Err(AppError::Internal)
+            }
+        }
+    }
+
+    /// The event bus (changes are published after their commit).
+    pub async fn events() -> Result<paydesk_core::events::EventBus, AppError> {
+        match extract::<axum::Extension<paydesk_core::events::EventBus>>().await {
+            Some(axum::Extension(bus)) => Ok(bus),
+            None => {
+                tracing::error!("server function called without the event bus on the request");
+                Err(AppError::Internal)
+            }
+        }
+    }
+
+    /// The WeChat Pay client.
+    pub async fn wxpay() -> Result<std::sync::Arc<wxpay::Client>, AppError> {
+        match extract::<axum::Extension<std::sync::Arc<wxpay::Client>>>().await {
+            Some(axum::Extension(client)) => Ok(client),
+            None => {
+                tracing::error!(
+                    "server function called without the WeChat Pay client on the request"
+                );
                 Err(AppError::Internal)
             }
         }

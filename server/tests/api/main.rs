@@ -12,5 +12,6 @@ mod notify;
 mod notify_failures;
 mod ops;
 mod products;
+mod refunds_dashboard;
 mod sync;
 mod users;

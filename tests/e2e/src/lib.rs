@@ -50,6 +50,76 @@ fn new_process_group(cmd: &mut Command) {
     cmd.process_group(0);
 }
 
+/// A minimal HTTP/1.1 JSON call over loopback (no TLS, no client crate: the browser tests
+/// keep one rustls set-up, fantoccini's). Returns the status and the JSON body (`Null` when
+/// empty).
+pub fn http_json(
+    method: &str,
+    url: &str,
+    bearer: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> anyhow::Result<(u16, serde_json::Value)> {
+    use std::io::{Read as _, Write as _};
+    let rest = url
+        .strip_prefix("http://")
+        .context("http_json takes http:// URLs")?;
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        payload.len()
+    );
+    if let Some(token) = bearer {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&payload);
+    let mut stream = std::net::TcpStream::connect(host)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .context("no HTTP header in the answer")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status")?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    let value = if body.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&body).with_context(|| format!("{method} {url}: not JSON: {body}"))?
+    };
+    Ok((status, value))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
 /// A running paydesk server.
 pub struct Server {
     child: Child,
@@ -58,6 +128,8 @@ pub struct Server {
     /// The first admin's password as printed on the console.
     pub admin_password: String,
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    bin: PathBuf,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -81,14 +153,12 @@ impl Server {
         }
         let dir = tempfile::tempdir()?;
         let port = free_port();
+        let database_url = format!("sqlite://{}/paydesk.db", dir.path().display());
         let mut cmd = Command::new(&bin);
         cmd.arg("serve")
             .current_dir(dir.path())
             .env("PAYDESK_LISTEN", format!("127.0.0.1:{port}"))
-            .env(
-                "PAYDESK_DATABASE_URL",
-                format!("sqlite://{}/paydesk.db", dir.path().display()),
-            )
+            .env("PAYDESK_DATABASE_URL", &database_url)
             .env("PAYDESK_SITE_ROOT", &site)
             .env_remove("PAYDESK_ADMIN_PASSWORD")
             .env("RUST_LOG", "warn")
@@ -138,8 +208,57 @@ impl Server {
             base: format!("http://127.0.0.1:{port}"),
             admin_password,
             lines,
+            bin,
+            database_url,
             _dir: dir,
         })
+    }
+
+    /// The in-process simulator's base URL, as printed at start.
+    pub fn sim_base(&self) -> anyhow::Result<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .lines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .find_map(|l| {
+                    let rest = l.split("WeChat Pay simulator at ").nth(1)?;
+                    Some(rest.split_whitespace().next()?.to_owned())
+                });
+            if let Some(url) = found {
+                return Ok(url);
+            }
+            if Instant::now() > deadline {
+                bail!("paydesk did not print the simulator's address");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `paydesk ARGS` against this server's database (e.g. `user add`), feeding
+    /// `stdin`; fails unless it exits 0.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> anyhow::Result<String> {
+        use std::io::Write as _;
+        let mut child = Command::new(&self.bin)
+            .args(args)
+            .env("PAYDESK_DATABASE_URL", &self.database_url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        child
+            .stdin
+            .take()
+            .context("cli stdin")?
+            .write_all(stdin.as_bytes())?;
+        let out = child.wait_with_output()?;
+        if !out.status.success() {
+            bail!("paydesk {args:?} failed: {}", out.status);
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Sends SIGTERM to the server alone and waits for it to exit; returns its exit code

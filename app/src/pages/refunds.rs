@@ -1,0 +1,311 @@
+//! Refunds: pending requests first with everything a manager needs to decide (order,
+//! customer, amount, what is still refundable, earlier refunds, age, who asked), approve and
+//! reject forms that work before hydration, the execution's progress, failures in plain
+//! words, a form for support to file a request, and the refund-channel check.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use paydesk_types::{format_shanghai, Fen};
+
+use crate::dto::{ChannelCheck, RefundRow};
+use crate::error::{AppError, ErrorBanner, Refused};
+use crate::i18n::{use_lang, Lang, Msg};
+use crate::server::refunds::{
+    list_refunds, ApproveRefund, CheckRefundChannel, RejectRefund, RequestRefund,
+};
+
+/// `/refunds`.
+#[component]
+pub fn RefundsPage() -> impl IntoView {
+    let lang = use_lang();
+    let request = ServerAction::<RequestRefund>::new();
+    let approve = ServerAction::<ApproveRefund>::new();
+    let reject = ServerAction::<RejectRefund>::new();
+    let check = ServerAction::<CheckRefundChannel>::new();
+    let refunds = Resource::new(
+        move || {
+            (
+                request.version().get(),
+                approve.version().get(),
+                reject.version().get(),
+            )
+        },
+        |_| list_refunds(),
+    );
+    view! {
+        <Title text=format!("{} · paydesk", Msg::RefundsTitle.text(lang))/>
+        <h1 class="page__title">{Msg::RefundsTitle.text(lang)}</h1>
+        <p class="page__intro">{Msg::RefundsIntro.text(lang)}</p>
+        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+            {move || Suspend::new(async move {
+                match refunds.await {
+                    Ok(list) => view! {
+                        <DecisionResults approve reject/>
+                        <RefundTable list approve reject/>
+                        <div class="cards">
+                            <RequestForm request/>
+                            <ChannelCard check/>
+                        </div>
+                    }
+                    .into_any(),
+                    Err(error) => view! { <Refused error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn DecisionResults(
+    approve: ServerAction<ApproveRefund>,
+    reject: ServerAction<RejectRefund>,
+) -> impl IntoView {
+    let lang = use_lang();
+    let shown = move |r: Option<Result<String, AppError>>, done: Msg| {
+        r.map(|r| match r {
+            Ok(no) => {
+                view! { <p class="banner banner--ok" role="status">{done.text(lang)} " " {no}</p> }
+                    .into_any()
+            }
+            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        })
+    };
+    view! {
+        {move || shown(approve.value().get(), Msg::RefundApproved)}
+        {move || shown(reject.value().get(), Msg::RefundRejected)}
+    }
+}
+
+/// A status's name and badge class.
+fn status_label(status: &str, lang: Lang) -> (&'static str, &'static str) {
+    let (msg, class) = match status {
+        "PENDING_APPROVAL" => (Msg::StPending, "status status--warn"),
+        "APPROVED" => (Msg::StApproved, "status status--info"),
+        "SUBMITTED" => (Msg::StSubmitted, "status status--info"),
+        "PROCESSING" => (Msg::StProcessing, "status status--info"),
+        "SUCCESS" => (Msg::StSuccess, "status status--ok"),
+        "REJECTED" => (Msg::StRejected, "status status--off"),
+        "CHANGE" => (Msg::StChange, "status status--bad"),
+        "REFUNDCLOSE" => (Msg::StRefundClose, "status status--bad"),
+        _ => (Msg::StFailed, "status status--bad"),
+    };
+    (msg.text(lang), class)
+}
+
+/// What a failure means and what to do, in plain words.
+pub fn explain_failure(code: Option<&str>, lang: Lang) -> Option<&'static str> {
+    let msg = match code? {
+        "NOTENOUGH" => Msg::FailNotEnough,
+        "CERT" | "CERT_MISSING" | "TLS" | "IDENTITY" | "NO_CERTIFICATE" => Msg::FailCertificate,
+        "ERROR" | "USER_ACCOUNT_ABNORMAL" => Msg::FailAccount,
+        "INVALID_REQ_TOO_MUCH" | "FREQUENCY_LIMITED" => Msg::FailTooOften,
+        "TRADE_OVERDUE" => Msg::FailOverdue,
+        "INVALID_TRANSACTIONID" | "PARAM_ERROR" | "REFUND_FEE_INVALID" => Msg::FailInvalid,
+        "SIGNERROR" | "NOAUTH" | "APPID_NOT_EXIST" | "MCHID_NOT_EXIST" => Msg::FailMerchantConfig,
+        "BIZERR_NEED_RETRY" | "SYSTEMERROR" => Msg::FailRetrying,
+        _ => return None,
+    };
+    Some(msg.text(lang))
+}
+
+fn age_text(ms: i64, lang: Lang) -> String {
+    let minutes = ms / 60_000;
+    match (minutes, lang) {
+        (0, Lang::Zh) => "刚刚".into(),
+        (0, Lang::En) => "just now".into(),
+        (m, Lang::Zh) if m < 60 => format!("{m} 分钟"),
+        (m, Lang::En) if m < 60 => format!("{m} min"),
+        (m, Lang::Zh) if m < 48 * 60 => format!("{} 小时", m / 60),
+        (m, Lang::En) if m < 48 * 60 => format!("{} h", m / 60),
+        (m, Lang::Zh) => format!("{} 天", m / (24 * 60)),
+        (m, Lang::En) => format!("{} days", m / (24 * 60)),
+    }
+}
+
+fn short_openid(openid: &str) -> String {
+    if openid.chars().count() > 12 {
+        let head: String = openid.chars().take(6).collect();
+        let tail: String = openid
+            .chars()
+            .rev()
+            .take(4)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        format!("{head}…{tail}")
+    } else {
+        openid.to_owned()
+    }
+}
+
+#[component]
+fn RefundTable(
+    list: Vec<RefundRow>,
+    approve: ServerAction<ApproveRefund>,
+    reject: ServerAction<RejectRefund>,
+) -> impl IntoView {
+    let lang = use_lang();
+    if list.is_empty() {
+        return view! { <p class="empty" data-testid="no-refunds">{Msg::NoRefunds.text(lang)}</p> }
+            .into_any();
+    }
+    let rows = list
+        .into_iter()
+        .map(|r| {
+            let (label, class) = status_label(&r.status, lang);
+            let asked = if r.requester_kind == "customer" {
+                format!("{} · {}", Msg::Customer.text(lang), short_openid(&r.requester))
+            } else {
+                r.requester.clone()
+            };
+            let explanation = explain_failure(r.last_error_code.as_deref(), lang);
+            let detail = match r.status.as_str() {
+                "PENDING_APPROVAL" => None,
+                "FAILED" | "CHANGE" | "REFUNDCLOSE" => Some(
+                    explanation
+                        .map(str::to_owned)
+                        .or_else(|| r.last_error.clone())
+                        .unwrap_or_default(),
+                ),
+                _ => r
+                    .decision_reason
+                    .clone()
+                    .map(|d| format!("{} {}: {d}", r.decided_by.clone().unwrap_or_default(), Msg::Said.text(lang))),
+            };
+            let retrying = (r.status == "SUBMITTED" && r.last_error.is_some()).then(|| {
+                format!("{} ({} {})", Msg::Retrying.text(lang), r.attempts, Msg::Attempts.text(lang))
+            });
+            view! {
+                <tr class="table__row" data-refund=r.out_refund_no.clone() data-status=r.status.clone()>
+                    <td>
+                        <div class="mono">{r.out_trade_no.clone()}</div>
+                        <div class="muted mono">{r.out_refund_no.clone()}</div>
+                    </td>
+                    <td class="mono" title=r.openid.clone()>{short_openid(&r.openid)}</td>
+                    <td class="table__money">
+                        <strong>{Fen(r.amount_fen).display_yuan()}</strong>
+                        <div class="muted">{Msg::OfTotal.text(lang)} " " {Fen(r.order_total_fee).display_yuan()}</div>
+                    </td>
+                    <td class="table__money">{Fen(r.refundable_left).display_yuan()}</td>
+                    <td class="table__num">{r.earlier_refunds}</td>
+                    <td class="table__time" title=format_shanghai(r.created_at)>{age_text(r.age_ms, lang)}</td>
+                    <td>{asked}<div class="muted">{r.reason.clone()}</div></td>
+                    <td>
+                        <span class=class>{label}</span>
+                        {r.refund_id.clone().map(|id| view! { <div class="muted mono">{id}</div> })}
+                        {retrying.map(|t| view! { <div class="muted">{t}</div> })}
+                        {detail.map(|d| view! { <div class="refund__detail" data-testid="refund-detail">{d}</div> })}
+                    </td>
+                    <td class="table__actions">
+                        {r.can_decide.then(|| view! {
+                            <ActionForm action=approve attr:class="decide-form">
+                                <input type="hidden" name="id" value=r.id/>
+                                <input name="reason" required maxlength="200" placeholder=Msg::DecisionReason.text(lang) aria-label=Msg::DecisionReason.text(lang)/>
+                                <button type="submit" class="button button--small button--primary">{Msg::Approve.text(lang)}</button>
+                            </ActionForm>
+                            <ActionForm action=reject attr:class="decide-form">
+                                <input type="hidden" name="id" value=r.id/>
+                                <input name="reason" required maxlength="200" placeholder=Msg::DecisionReason.text(lang) aria-label=Msg::DecisionReason.text(lang)/>
+                                <button type="submit" class="button button--small">{Msg::Reject.text(lang)}</button>
+                            </ActionForm>
+                        })}
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="table" data-testid="refunds-table">
+            <thead>
+                <tr>
+                    <th>{Msg::OrderNo.text(lang)}</th>
+                    <th>{Msg::Customer.text(lang)}</th>
+                    <th>{Msg::Amount.text(lang)}</th>
+                    <th>{Msg::RefundableLeft.text(lang)}</th>
+                    <th>{Msg::EarlierRefunds.text(lang)}</th>
+                    <th>{Msg::Waiting.text(lang)}</th>
+                    <th>{Msg::AskedBy.text(lang)}</th>
+                    <th>{Msg::Status.text(lang)}</th>
+                    <th>{Msg::Actions.text(lang)}</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <p class="page__note">{Msg::TimesNote.text(lang)}</p>
+    }
+    .into_any()
+}
+
+#[component]
+fn RequestForm(request: ServerAction<RequestRefund>) -> impl IntoView {
+    let lang = use_lang();
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if let (Some(Ok(_)), Some(form)) = (request.value().get(), form.get()) {
+            form.reset();
+        }
+    });
+    view! {
+        <section class="card">
+            <h2 class="card__title">{Msg::FileRefund.text(lang)}</h2>
+            {move || request.value().get().map(|r| match r {
+                Ok(row) => view! {
+                    <p class="banner banner--ok" role="status">
+                        {Msg::RefundFiled.text(lang)} " " {row.out_refund_no} " " {Fen(row.amount_fen).display_yuan()}
+                    </p>
+                }.into_any(),
+                Err(error) => view! { <ErrorBanner error/> }.into_any(),
+            })}
+            <ActionForm action=request node_ref=form attr:class="form" attr:data-testid="refund-request-form">
+                <label class="form__field">
+                    <span>{Msg::OrderNo.text(lang)}</span>
+                    <input name="out_trade_no" required maxlength="32" autocomplete="off" class="mono"/>
+                </label>
+                <label class="form__field">
+                    <span>{Msg::RefundAmountYuan.text(lang)}</span>
+                    <input name="amount" inputmode="decimal" pattern="[0-9]+(\\.[0-9]{1,2})?" placeholder=Msg::AllRefundable.text(lang)/>
+                </label>
+                <label class="form__field">
+                    <span>{Msg::RefundReason.text(lang)}</span>
+                    <input name="reason" required maxlength="200"/>
+                </label>
+                <button type="submit" class="button button--primary">{Msg::FileRefund.text(lang)}</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn ChannelCard(check: ServerAction<CheckRefundChannel>) -> impl IntoView {
+    let lang = use_lang();
+    let result = move |r: Option<Result<ChannelCheck, AppError>>| {
+        r.map(|r| match r {
+            Ok(c) => {
+                let cert = match (c.subject, c.not_after) {
+                    (Some(s), Some(t)) => format!("{s} · {} {}", Msg::ValidUntil.text(lang), format_shanghai(t)),
+                    _ => Msg::NoCertificate.text(lang).to_owned(),
+                };
+                view! {
+                    <div class=if c.ok { "banner banner--ok" } else { "banner banner--error" } data-testid="channel-result">
+                        <strong>{if c.ok { Msg::ChannelOk.text(lang) } else { Msg::ChannelBroken.text(lang) }}</strong>
+                        <div>{c.detail} " · " {c.latency_ms} " ms"</div>
+                        <div class="muted">{cert}</div>
+                    </div>
+                }
+                .into_any()
+            }
+            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        })
+    };
+    view! {
+        <section class="card">
+            <h2 class="card__title">{Msg::RefundChannel.text(lang)}</h2>
+            <p class="muted">{Msg::RefundChannelIntro.text(lang)}</p>
+            {move || result(check.value().get())}
+            <ActionForm action=check attr:data-testid="channel-check-form">
+                <button type="submit" class="button">{Msg::CheckChannel.text(lang)}</button>
+            </ActionForm>
+        </section>
+    }
+}

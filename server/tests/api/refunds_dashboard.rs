@@ -1,0 +1,176 @@
+//! The Refunds page's server functions: who may do what (checked on the server), and that
+//! the core rules reach the dashboard — support files, a manager decides, nobody decides
+//! their own request, over-refunds are refused with the refundable amount named.
+
+use paydesk_core::orders::{self, OrderStatus};
+use paydesk_core::refunds::{self, RefundStatus};
+use wxpay::SignType;
+
+use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
+use crate::notify::create_order;
+
+async fn paid_order(app: &TestApp, no: &str, fee: i64) {
+    let order = create_order(app, no, fee, SignType::Md5).await;
+    orders::transition(&app.db.db, order.id, OrderStatus::Paid)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() {
+    for app in spawn_apps().await {
+        // Arrange
+        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+        for (name, role) in [
+            ("support1", "support"),
+            ("manager1", "manager"),
+            ("manager2", "manager"),
+            ("clerk1", "staff"),
+        ] {
+            app.add_user(&admin, name, &format!("{name} password"), role)
+                .await;
+        }
+        let support = app.signed_in("support1", "support1 password").await;
+        let manager = app.signed_in("manager1", "manager1 password").await;
+        let manager2 = app.signed_in("manager2", "manager2 password").await;
+        let clerk = app.signed_in("clerk1", "clerk1 password").await;
+        paid_order(&app, "RD-1", 5000).await;
+
+        // Act + Assert: staff may not even look
+        for endpoint in ["refunds/list", "refunds/check_channel"] {
+            let res = app.call(&clerk, endpoint, &[]).await;
+            assert_eq!(res.status(), 403, "{endpoint} {}", app.db.label);
+        }
+        let res = app
+            .call(
+                &clerk,
+                "refunds/request",
+                &[("out_trade_no", "RD-1"), ("amount", ""), ("reason", "x")],
+            )
+            .await;
+        assert_eq!(res.status(), 403);
+
+        // Support files ¥30 of ¥50; asking for more than the rest is refused with the amount
+        let filed = app
+            .call(
+                &support,
+                "refunds/request",
+                &[
+                    ("out_trade_no", "RD-1"),
+                    ("amount", "30.00"),
+                    ("reason", "少发一件"),
+                ],
+            )
+            .await;
+        assert_eq!(filed.status(), 200, "{}", app.db.label);
+        let filed: serde_json::Value = filed.json().await.unwrap();
+        assert_eq!(filed["refundable_left"], 2000);
+        let too_much = app
+            .call(
+                &support,
+                "refunds/request",
+                &[
+                    ("out_trade_no", "RD-1"),
+                    ("amount", "20.01"),
+                    ("reason", "x"),
+                ],
+            )
+            .await;
+        assert_eq!(too_much.status(), 422);
+        let id = filed["id"].as_i64().unwrap().to_string();
+
+        // Support cannot approve; a manager can; a second decision is refused
+        let res = app
+            .call(
+                &support,
+                "refunds/approve",
+                &[("id", &id), ("reason", "ok")],
+            )
+            .await;
+        assert_eq!(res.status(), 403);
+        let res = app
+            .call(&manager, "refunds/approve", &[("id", &id), ("reason", "")])
+            .await;
+        assert_eq!(res.status(), 422, "a reason is required");
+        let res = app
+            .call(
+                &manager,
+                "refunds/approve",
+                &[("id", &id), ("reason", "核实属实")],
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        let res = app
+            .call(
+                &manager2,
+                "refunds/reject",
+                &[("id", &id), ("reason", "晚了")],
+            )
+            .await;
+        assert_eq!(res.status(), 403, "already decided");
+
+        // A manager's own request: they may not decide it, another manager may
+        let own = app
+            .call(
+                &manager,
+                "refunds/request",
+                &[
+                    ("out_trade_no", "RD-1"),
+                    ("amount", ""),
+                    ("reason", "剩余退款"),
+                ],
+            )
+            .await;
+        let own: serde_json::Value = own.json().await.unwrap();
+        assert_eq!(own["amount_fen"], 2000, "defaults to what is left");
+        assert_eq!(own["can_decide"], false);
+        let own_id = own["id"].as_i64().unwrap().to_string();
+        let res = app
+            .call(
+                &manager,
+                "refunds/approve",
+                &[("id", &own_id), ("reason", "ok")],
+            )
+            .await;
+        assert_eq!(res.status(), 403);
+        let res = app
+            .call(
+                &manager2,
+                "refunds/reject",
+                &[("id", &own_id), ("reason", "先处理第一笔")],
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+
+        let stored = refunds::find(&app.db.db, own_id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, RefundStatus::Rejected);
+        assert_eq!(stored.decided_by.as_deref(), Some("manager2"));
+        let listed: serde_json::Value = app
+            .call(&support, "refunds/list", &[])
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(listed.as_array().unwrap().len(), 2, "{}", app.db.label);
+    }
+}
+
+#[tokio::test]
+async fn the_refund_channel_check_does_a_real_mutual_tls_handshake_with_the_simulator() {
+    for app in spawn_apps().await {
+        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+        let res = app.call(&admin, "refunds/check_channel", &[]).await;
+        assert_eq!(res.status(), 200);
+        let check: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(check["ok"], true, "{}: {check}", app.db.label);
+        assert!(
+            check["subject"].as_str().unwrap().contains("CN="),
+            "{check}"
+        );
+        let refunds_at_sim = app.sim.as_ref().unwrap().refunds().len();
+        assert_eq!(refunds_at_sim, 0, "no money moved");
+    }
+}
