@@ -12,5 +12,6 @@ mod notify;
 mod notify_failures;
 mod ops;
 mod products;
+mod refunds;
 mod sync;
 mod users;
