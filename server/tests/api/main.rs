@@ -12,6 +12,7 @@ mod notify;
 mod notify_failures;
 mod ops;
 mod products;
+mod refund_crash;
 mod refunds;
 mod sync;
 mod users;
