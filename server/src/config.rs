@@ -59,6 +59,9 @@ pub struct Settings {
     /// Merchant alerts for paid orders (`PAYDESK_ALERTS__…`).
     #[serde(default)]
     pub alerts: AlertSettings,
+    /// The refund job (`PAYDESK_REFUNDS__…`).
+    #[serde(default)]
+    pub refunds: RefundSettings,
     /// `on`: simulated shoppers log in, order and pay through `/api/mp` (sandbox mode only).
     /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
     #[serde(default)]
@@ -100,6 +103,47 @@ impl Default for SyncSettings {
     }
 }
 
+/// The refund job: executes approved refunds and settles those in flight with refundquery.
+#[derive(Debug, Deserialize)]
+pub struct RefundSettings {
+    /// `off` stops the job on this instance. `PAYDESK_REFUNDS__ENABLED`, default `on`.
+    #[serde(default = "default_on")]
+    pub enabled: String,
+    /// How often the job looks for due refunds (an approval wakes it at once), in
+    /// milliseconds. `PAYDESK_REFUNDS__TICK_MILLIS`, default 2000.
+    #[serde(default = "default_sync_tick")]
+    pub tick_millis: u64,
+    /// The wait before the first retry after a timeout or `SYSTEMERROR`, doubled per attempt
+    /// up to 10 minutes, in milliseconds. `PAYDESK_REFUNDS__RETRY_BASE_MILLIS`, default 5000.
+    #[serde(default = "default_refund_retry_base")]
+    pub retry_base_millis: u64,
+    /// The wait before a `PROCESSING` refund is first asked about with refundquery, in
+    /// seconds (later waits grow with its age, up to an hour).
+    /// `PAYDESK_REFUNDS__QUERY_DELAY_SECONDS`, default 60.
+    #[serde(default = "default_sync_first_delay")]
+    pub query_delay_seconds: u64,
+    /// How long a claimed refund is kept from other instances, in seconds; must outlast a
+    /// refund call with its timeouts (15 s). `PAYDESK_REFUNDS__LEASE_SECONDS`, default 60.
+    #[serde(default = "default_sync_first_delay")]
+    pub lease_seconds: u64,
+}
+
+impl Default for RefundSettings {
+    fn default() -> Self {
+        RefundSettings {
+            enabled: default_on(),
+            tick_millis: default_sync_tick(),
+            retry_base_millis: default_refund_retry_base(),
+            query_delay_seconds: default_sync_first_delay(),
+            lease_seconds: default_sync_first_delay(),
+        }
+    }
+}
+
+fn default_refund_retry_base() -> u64 {
+    5000
+}
+
 /// Merchant alerts: a POST to a webhook for each paid order.
 #[derive(Debug, Default, Deserialize)]
 pub struct AlertSettings {
@@ -135,6 +179,13 @@ pub struct WxpaySettings {
     pub notify_url: Option<String>,
     /// Public refund notification URL. `PAYDESK_WXPAY__REFUND_NOTIFY_URL`.
     pub refund_notify_url: Option<String>,
+    /// Base URL for `/secapi/pay/refund` when it is not `base_url` (a simulator's mutual-TLS
+    /// listener). `PAYDESK_WXPAY__REFUND_BASE_URL`, default `base_url`.
+    pub refund_base_url: Option<String>,
+    /// An extra trusted root CA (PEM file) for WeChat Pay's server certificate, e.g. a
+    /// standalone simulator's `ca.pem`; the public roots stay trusted.
+    /// `PAYDESK_WXPAY__CA_PEM`.
+    pub ca_pem: Option<PathBuf>,
 }
 
 /// Mini program settings.
@@ -284,6 +335,14 @@ impl Settings {
         if !(1..=21_600).contains(&self.order_expire_minutes) {
             bail!(
                 "PAYDESK_ORDER_EXPIRE_MINUTES (order_expire_minutes) must be 1 to 21600 (15 days)"
+            );
+        }
+        if !matches!(self.refunds.enabled.as_str(), "on" | "off") {
+            bail!("PAYDESK_REFUNDS__ENABLED (refunds.enabled) must be `on` or `off`");
+        }
+        if self.refunds.tick_millis == 0 || self.refunds.lease_seconds == 0 {
+            bail!(
+                "PAYDESK_REFUNDS__TICK_MILLIS and PAYDESK_REFUNDS__LEASE_SECONDS must be positive"
             );
         }
         if !matches!(self.sync.enabled.as_str(), "on" | "off") {

@@ -314,6 +314,11 @@ async fn merchant_and_simulator(
             };
             let mut client = sim.client_config()?;
             client.sign_type = sign_type;
+            // A configured certificate replaces the simulator's own (to try another one
+            // against the simulator's mutual TLS).
+            if let Some(identity) = configured_identity(&settings.wxpay, sim.mch_id())? {
+                client.identity = Some(identity);
+            }
             Ok((merchant, Some(sim), client))
         }
         PayMode::Merchant => {
@@ -328,20 +333,16 @@ async fn merchant_and_simulator(
             if let Some(base) = &w.base_url {
                 client.base_url = base.trim_end_matches('/').to_owned();
             }
-            client.identity = match (&w.cert_pem, &w.key_pem, &w.p12) {
-                (Some(cert), Some(key), _) => Some(
-                    wxpay::MerchantIdentity::from_pem_files(cert, key)
-                        .context("PAYDESK_WXPAY__CERT_PEM / __KEY_PEM")?,
-                ),
-                (None, None, Some(p12)) => Some(
-                    wxpay::MerchantIdentity::from_pkcs12_file(p12, mch_id)
-                        .context("PAYDESK_WXPAY__P12 (the password is the mch_id)")?,
-                ),
-                (None, None, None) => None,
-                _ => {
-                    anyhow::bail!("PAYDESK_WXPAY__CERT_PEM and PAYDESK_WXPAY__KEY_PEM go together")
-                }
-            };
+            if let Some(refund) = &w.refund_base_url {
+                client.refund_base_url = Some(refund.trim_end_matches('/').to_owned());
+            }
+            if let Some(ca) = &w.ca_pem {
+                client.extra_root_ca_pem =
+                    Some(std::fs::read(ca).with_context(|| {
+                        format!("PAYDESK_WXPAY__CA_PEM: reading {}", ca.display())
+                    })?);
+            }
+            client.identity = configured_identity(w, mch_id)?;
             if let Some(login) = &settings.mp.login_base_url {
                 client.login_base_url = login.trim_end_matches('/').to_owned();
             }
@@ -361,6 +362,26 @@ async fn merchant_and_simulator(
             ))
         }
     }
+}
+
+/// The merchant client certificate from `PAYDESK_WXPAY__CERT_PEM` + `__KEY_PEM` or `__P12`
+/// (password = mch_id), if configured.
+fn configured_identity(
+    w: &crate::config::WxpaySettings,
+    mch_id: &str,
+) -> anyhow::Result<Option<wxpay::MerchantIdentity>> {
+    Ok(match (&w.cert_pem, &w.key_pem, &w.p12) {
+        (Some(cert), Some(key), _) => Some(
+            wxpay::MerchantIdentity::from_pem_files(cert, key)
+                .context("PAYDESK_WXPAY__CERT_PEM / __KEY_PEM")?,
+        ),
+        (None, None, Some(p12)) => Some(
+            wxpay::MerchantIdentity::from_pkcs12_file(p12, mch_id)
+                .context("PAYDESK_WXPAY__P12 (the password is the mch_id)")?,
+        ),
+        (None, None, None) => None,
+        _ => anyhow::bail!("PAYDESK_WXPAY__CERT_PEM and PAYDESK_WXPAY__KEY_PEM go together"),
+    })
 }
 
 fn sign_type(settings: &Settings) -> anyhow::Result<wxpay::SignType> {
@@ -388,7 +409,7 @@ fn pay_config(settings: &Settings, local: SocketAddr) -> anyhow::Result<PayConfi
         .wxpay
         .refund_notify_url
         .clone()
-        .unwrap_or_else(|| format!("http://{own}/wxpay/notify/refund"));
+        .unwrap_or_else(|| format!("http://{own}{}", routes::wxpay::notify::REFUND_PATH));
     Ok(PayConfig {
         notify_url,
         refund_notify_url,

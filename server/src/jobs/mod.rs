@@ -12,6 +12,7 @@ use crate::startup::AppState;
 pub mod alerts;
 mod backlog;
 mod demo;
+pub mod refunds;
 mod sync;
 
 /// A job's view of the shutdown signal.
@@ -57,6 +58,9 @@ impl Jobs {
         );
         if state.settings.sync.enabled == "on" {
             jobs.add("order-sync", sync::run(state.clone(), stop.clone()));
+        }
+        if state.settings.refunds.enabled == "on" {
+            jobs.add("refunds", refunds::run(state.clone(), stop.clone()));
         }
         if let Some(url) = &state.settings.alerts.webhook_url {
             let format = match state.settings.alerts.format.as_deref() {

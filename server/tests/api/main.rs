@@ -12,6 +12,8 @@ mod notify;
 mod notify_failures;
 mod ops;
 mod products;
+mod refund_crash;
+mod refunds;
 mod refunds_dashboard;
 mod sync;
 mod users;

@@ -463,6 +463,7 @@ async fn the_openapi_document_describes_every_route() {
         ("get", "/api/mp/orders"),
         ("get", "/api/mp/orders/{out_trade_no}"),
         ("post", "/api/mp/orders/{out_trade_no}/cancel"),
+        ("post", "/api/mp/orders/{out_trade_no}/refund-requests"),
         ("get", "/api/mp/openapi.json"),
     ];
     for (method, path) in served {

@@ -112,6 +112,11 @@ impl MpError {
         MpError::new(StatusCode::CONFLICT, "ORDER_STATE", message)
     }
 
+    /// 409: the order cannot be refunded (not paid, or refunded in full).
+    pub fn refund_not_allowed() -> MpError {
+        MpError::new(StatusCode::CONFLICT, "ORDER_STATE", "该订单当前不能退款")
+    }
+
     /// 502: WeChat Pay did not take the order now; trying again (same idempotency key) is
     /// safe.
     pub fn payment_unavailable() -> MpError {

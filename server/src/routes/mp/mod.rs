@@ -19,6 +19,7 @@ use crate::startup::AppState;
 
 pub mod error;
 mod orders;
+mod refunds;
 
 use error::MpError;
 
@@ -35,6 +36,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/mp/orders", post(orders::create).get(orders::list))
         .route("/api/mp/orders/{out_trade_no}", get(orders::show))
         .route("/api/mp/orders/{out_trade_no}/cancel", post(orders::cancel))
+        .route(
+            "/api/mp/orders/{out_trade_no}/refund-requests",
+            post(refunds::create),
+        )
         .route("/api/mp/{*rest}", axum::routing::any(no_such_endpoint))
         .method_not_allowed_fallback(method_not_allowed)
 }

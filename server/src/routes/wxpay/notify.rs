@@ -1,4 +1,5 @@
-//! `POST /wxpay/notify/payment` (spec §8.8, style.md §10). Thin on purpose: the raw body and
+//! `POST /wxpay/notify/payment` (spec §8.8) and `POST /wxpay/notify/refund` (spec §8.9),
+//! style.md §10. Thin on purpose: the raw body and
 //! the peer go to [`paydesk_core::notify::Intake`], which records, verifies and applies it,
 //! publishes what happened and says what to answer. The raw body is never logged.
 
@@ -18,10 +19,15 @@ use crate::startup::AppState;
 /// The payment notification URL path (the `notify_url` given to unifiedorder ends in it).
 pub const PAYMENT_PATH: &str = "/wxpay/notify/payment";
 
+/// The refund notification URL path (the refund `notify_url` ends in it).
+pub const REFUND_PATH: &str = "/wxpay/notify/refund";
+
 /// The notification routes. Bodies are read up to [`MAX_BODY`] bytes by the handler itself
 /// (no 413 from a body-limit layer), so an over-long callback is still recorded.
 pub fn router() -> Router<AppState> {
-    Router::new().route(PAYMENT_PATH, post(receive_payment_notification))
+    Router::new()
+        .route(PAYMENT_PATH, post(receive_payment_notification))
+        .route(REFUND_PATH, post(receive_refund_notification))
 }
 
 /// A body read up to the limit.
@@ -58,10 +64,31 @@ async fn receive_payment_notification(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: Body,
 ) -> impl IntoResponse {
+    receive("payment", &intake, peer, body).await
+}
+
+/// Receives a refund notification (encrypted `req_info`, spec §8.9) and answers with the
+/// verdict's reply: `SUCCESS` only after the change is committed.
+async fn receive_refund_notification(
+    State(intake): State<Intake>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> impl IntoResponse {
+    receive("refund", &intake, peer, body).await
+}
+
+/// Reads the body (capped), hands it to the intake, and answers its reply.
+async fn receive(
+    kind: &'static str,
+    intake: &Intake,
+    peer: SocketAddr,
+    body: Body,
+) -> impl IntoResponse {
     let peer = Some(peer.to_string());
     let outcome = match read_capped(body).await {
+        Capped::Whole(raw) if kind == "refund" => intake.refund(peer, &raw).await,
         Capped::Whole(raw) => intake.payment(peer, &raw).await,
-        Capped::Oversize(prefix) => intake.oversize("payment", peer, &prefix).await,
+        Capped::Oversize(prefix) => intake.oversize(kind, peer, &prefix).await,
     };
     (
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],

@@ -1,0 +1,109 @@
+//! The refund job (design.md "Refund"): executes approved refunds over mutual TLS and
+//! settles those in flight with refundquery (`paydesk_core::refunds`). It wakes at once when
+//! a refund is approved, and every `tick_millis` for retries and queries that fell due.
+//! Claims are leases in the database (`next_attempt_at`), so any number of instances can run
+//! it on one PostgreSQL database; a refund is `SUBMITTED` (committed) before each call and
+//! asked about before any resend, so neither a second instance nor a restart refunds twice.
+
+use std::time::Duration;
+
+use paydesk_core::events::Event;
+use paydesk_core::refunds::{self, Claimed, RefundPolicy};
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+
+use super::Stop;
+use crate::startup::AppState;
+
+/// How many refunds one claim takes at most.
+const BATCH: i64 = 16;
+/// How many refunds are worked on at once (WeChat Pay discourages bursts of refunds).
+const CONCURRENCY: usize = 2;
+
+/// The job's policy from the settings.
+pub fn policy(state: &AppState) -> RefundPolicy {
+    let s = &state.settings.refunds;
+    RefundPolicy {
+        retry_base: Duration::from_millis(s.retry_base_millis),
+        query_delay: Duration::from_secs(s.query_delay_seconds),
+        lease: Duration::from_secs(s.lease_seconds),
+        notify_url: Some(state.pay.refund_notify_url.clone()),
+        ..RefundPolicy::default()
+    }
+}
+
+pub(super) async fn run(state: AppState, mut stop: Stop) {
+    let policy = policy(&state);
+    let tick = Duration::from_millis(state.settings.refunds.tick_millis);
+    let mut events = state.events.subscribe();
+    loop {
+        // Work first: refunds approved or left SUBMITTED before a restart are due now.
+        loop {
+            let now = paydesk_core::now_ms();
+            let claimed = match refunds::claim_due(&state.db, now, policy.lease, BATCH).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "claiming refunds failed; trying again next tick");
+                    break;
+                }
+            };
+            let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= BATCH;
+            if !claimed.is_empty() {
+                work_on(&state, &policy, claimed).await;
+            }
+            if !full || stop.is_set() {
+                break;
+            }
+        }
+        tokio::select! {
+            stopping = stop.sleep(tick) => if stopping { break },
+            () = approval(&mut events) => {}
+        }
+        if stop.is_set() {
+            break;
+        }
+    }
+}
+
+/// Completes when a refund is approved (or events were missed: look anyway).
+async fn approval(events: &mut broadcast::Receiver<Event>) {
+    loop {
+        match events.recv().await {
+            Ok(Event::RefundChanged { status, .. }) if status == "APPROVED" => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Works on the claimed refunds, [`CONCURRENCY`] at a time, each in its own task (a panic
+/// costs one refund one round: its lease runs out and it is claimed again).
+async fn work_on(state: &AppState, policy: &RefundPolicy, claimed: Vec<Claimed>) {
+    let mut running = JoinSet::new();
+    for c in claimed {
+        while running.len() >= CONCURRENCY {
+            finished(running.join_next().await);
+        }
+        let (db, api, events, policy) = (
+            state.db.clone(),
+            state.wxpay.clone(),
+            state.events.clone(),
+            policy.clone(),
+        );
+        running.spawn(async move {
+            if let Err(e) = refunds::process_claimed(&db, &*api, &events, &policy, &c).await {
+                tracing::warn!(refund.out_refund_no = %c.refund.out_refund_no, error = %e, "refund round failed; tried again when its lease runs out");
+            }
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        finished(Some(done));
+    }
+}
+
+fn finished(done: Option<Result<(), tokio::task::JoinError>>) {
+    if let Some(Err(e)) = done {
+        tracing::error!(error = %e, "a refund task panicked; the refund is tried again when its lease runs out");
+    }
+}
