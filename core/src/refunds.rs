@@ -308,9 +308,8 @@ pub struct RefundView {
     /// What the order can still refund now (total − every refund that counts, this one
     /// included if it counts), in fen.
     pub refundable_left: i64,
-    /// The sum in fen of the other refunds of the same order, created before this one, that
-    /// count against it (so `order_total_fee − earlier_refunds` was refundable when this one
-    /// was asked for).
+    /// How many other refunds of the same order, created before this one, count against it
+    /// (the "earlier partial refunds" a manager weighs).
     pub earlier_refunds: i64,
     /// The payer's openid.
     pub openid: String,
@@ -617,7 +616,7 @@ pub async fn list_for_dashboard(db: &Db, limit: i64) -> Result<Vec<RefundView>, 
                (select cast(coalesce(sum(c.amount_fen), 0) as bigint) from refunds c
                 where c.order_id = r.order_id and c.status not in ({NOT_COUNTING}))
                    as committed,
-               (select cast(coalesce(sum(e.amount_fen), 0) as bigint) from refunds e
+               (select count(*) from refunds e
                 where e.order_id = r.order_id and e.status not in ({NOT_COUNTING})
                   and (e.created_at < r.created_at
                        or (e.created_at = r.created_at and e.id < r.id)))

@@ -96,11 +96,16 @@ fn status_label(status: &str, lang: Lang) -> (&'static str, &'static str) {
 pub fn explain_failure(code: Option<&str>, lang: Lang) -> Option<&'static str> {
     let msg = match code? {
         "NOTENOUGH" => Msg::FailNotEnough,
-        "CERT" | "CERT_MISSING" | "TLS" | "IDENTITY" | "NO_CERTIFICATE" => Msg::FailCertificate,
-        "ERROR" | "USER_ACCOUNT_ABNORMAL" => Msg::FailAccount,
+        "NO_CERTIFICATE" | "CERTIFICATE_REFUSED" => Msg::FailCertificate,
+        "USER_ACCOUNT_ABNORMAL" => Msg::FailAccount,
         "INVALID_REQ_TOO_MUCH" | "FREQUENCY_LIMITED" => Msg::FailTooOften,
         "TRADE_OVERDUE" => Msg::FailOverdue,
-        "INVALID_TRANSACTIONID" | "PARAM_ERROR" | "REFUND_FEE_INVALID" => Msg::FailInvalid,
+        "INVALID_TRANSACTIONID"
+        | "PARAM_ERROR"
+        | "INVALID_REQUEST"
+        | "REFUND_FEE_MISMATCH"
+        | "ORDERNOTEXIST" => Msg::FailInvalid,
+        "TIMEOUT" | "TRANSPORT" | "HTTP_STATUS" | "RETURN_FAIL" => Msg::FailRetrying,
         "SIGNERROR" | "NOAUTH" | "APPID_NOT_EXIST" | "MCHID_NOT_EXIST" => Msg::FailMerchantConfig,
         "BIZERR_NEED_RETRY" | "SYSTEMERROR" => Msg::FailRetrying,
         _ => return None,
