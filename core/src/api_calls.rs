@@ -109,7 +109,7 @@ async fn write_loop(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>) {
 }
 
 async fn insert(db: &Db, batch: &[(Box<CallRecord>, i64)]) -> Result<(), CoreError> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     for (r, at) in batch {
         sqlx::query(
             r#"insert into api_calls (endpoint, out_trade_no, out_refund_no, transaction_id,

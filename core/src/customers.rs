@@ -64,7 +64,7 @@ pub async fn login(
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
     let expires_at = now + TOKEN_TTL_MS;
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let customer = sqlx::query_as::<_, Customer>(
         r#"insert into customers (openid, unionid, first_seen, last_seen, created_at, updated_at)
            values ($1, $2, $3, $3, $3, $3)

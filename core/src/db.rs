@@ -146,6 +146,18 @@ impl Db {
         &self.writer
     }
 
+    /// A write transaction. On SQLite it is `BEGIN IMMEDIATE`, taking the write lock up
+    /// front: a deferred transaction that reads before it writes fails at once with
+    /// "database is locked" (not after the busy timeout) when another connection to the same
+    /// file — `paydesk user …` beside the server, a second process, a test's own pool —
+    /// committed in between. On PostgreSQL a plain `BEGIN`.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
+        }
+    }
+
     /// The pool for read-only statements.
     pub fn reader(&self) -> &AnyPool {
         &self.reader

@@ -323,7 +323,7 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
         .total_fee()
         .ok_or_else(|| CoreError::invalid("items", "the total is too large"))?;
     let now = now_ms();
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let inserted = sqlx::query_as::<_, OrderRow>(&format!(
         r#"insert into orders (out_trade_no, openid, description, total_fee, status, sign_type,
                client_ip, idempotency_key, expires_at, next_sync_at, created_at, updated_at)
@@ -388,7 +388,7 @@ pub async fn find_by_out_trade_no(db: &Db, out_trade_no: &str) -> Result<Option<
 /// concurrent changes only one wins; the loser gets [`CoreError::Forbidden`].
 #[tracing::instrument(skip_all, fields(order.id = id, order.next = %next))]
 pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, CoreError> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let current: String = sqlx::query_scalar("select status from orders where id = $1")
         .bind(id)
         .fetch_optional(&mut *tx)

@@ -102,7 +102,7 @@ pub async fn create(
 ) -> Result<Product, CoreError> {
     check(name, price_fen)?;
     let now = now_ms();
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let product: Product = sqlx::query_as::<_, Row>(&format!(
         r#"insert into products (name, price_fen, active, created_at, updated_at)
            values ($1, $2, true, $3, $3) returning {COLUMNS}"#
@@ -143,7 +143,7 @@ pub async fn update(
     active: bool,
 ) -> Result<Product, CoreError> {
     check(name, price_fen)?;
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let product: Product = sqlx::query_as::<_, Row>(&format!(
         r#"update products set name = $1, price_fen = $2, active = ($3 = 1), updated_at = $4
            where id = $5 returning {COLUMNS}"#

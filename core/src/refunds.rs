@@ -353,7 +353,7 @@ pub async fn request(
         Backend::Postgres => "for update",
         Backend::Sqlite => "",
     };
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let order = sqlx::query_as::<_, OrderForRefund>(&format!(
         "select id, openid, total_fee, status from orders where out_trade_no = $1 {lock}"
     ))
@@ -523,7 +523,7 @@ async fn decide(
             "the reason may have at most 200 characters",
         ));
     }
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let refund = load(&mut tx, refund_id).await?;
     if refund.status != RefundStatus::PendingApproval {
         return Err(already_decided(&refund));
@@ -1216,7 +1216,7 @@ async fn apply_and_publish(
     refund: &Refund,
     result: &WxResult,
 ) -> Result<Refund, CoreError> {
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let applied = apply_result(&mut tx, db.backend(), policy, refund.id, result).await?;
     tx.commit().await?;
     if applied.changed {

@@ -155,7 +155,7 @@ pub async fn create(
     password::check_policy(password.expose_secret())?;
     let hash = password::hash(password).await?;
     let now = now_ms();
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     let id = sqlx::query_scalar::<_, i64>(
         r#"insert into users (username, password_hash, role, password_changed_at, created_at, updated_at)
            values ($1, $2, $3, $4, $4, $4)
@@ -220,7 +220,7 @@ pub async fn set_role(db: &Db, actor: &Actor, id: i64, role: Role) -> Result<Use
             "this is the last active admin; make someone else admin first".into(),
         ));
     }
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
         .bind(role.as_str())
         .bind(now_ms())
@@ -262,7 +262,7 @@ pub async fn set_disabled(
         }
     }
     let now = now_ms();
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("update users set disabled_at = $1, updated_at = $2 where id = $3")
         .bind(disabled.then_some(now))
         .bind(now)
@@ -298,7 +298,7 @@ async fn store_password(
     password::check_policy(new.expose_secret())?;
     let hash = password::hash(new).await?;
     let now = now_ms();
-    let mut tx = db.writer().begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("update users set password_hash = $1, password_changed_at = $2, updated_at = $2 where id = $3")
         .bind(&hash)
         .bind(now)
