@@ -1,6 +1,7 @@
 //! HTTP routes that are not dashboard pages. Each module exposes `router()`, merged in
 //! [`crate::startup::router`] (style.md §9).
 
+pub mod events;
 pub mod mp;
 pub mod ops;
 pub mod prefs;

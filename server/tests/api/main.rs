@@ -6,6 +6,7 @@ mod helpers;
 mod alerts;
 mod auth;
 mod demo;
+mod events;
 mod explain;
 mod mp;
 mod notify;
