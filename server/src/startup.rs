@@ -454,8 +454,20 @@ fn sim_cert_dir(database_url: &str) -> std::path::PathBuf {
     match file.and_then(|f| std::path::Path::new(f).parent()) {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join("sim-certs"),
         Some(_) => std::path::PathBuf::from("sim-certs"),
-        None => std::env::temp_dir().join("paydesk-sim-certs"),
+        // One folder per database, so two servers (or two tests) on different PostgreSQL
+        // databases never write the same certificate files at once; the name is stable, so
+        // a restart finds its certificates again.
+        None => {
+            std::env::temp_dir().join(format!("paydesk-sim-certs-{:016x}", fnv1a(database_url)))
+        }
     }
+}
+
+/// FNV-1a, 64 bit: a stable (not per-process seeded) hash for a folder name.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 fn leptos_options(settings: &Settings, addr: SocketAddr) -> LeptosOptions {
@@ -514,7 +526,13 @@ mod tests {
         );
         assert_eq!(
             sim_cert_dir("postgres://u@h/db"),
-            std::env::temp_dir().join("paydesk-sim-certs")
+            sim_cert_dir("postgres://u@h/db"),
+            "stable across restarts"
+        );
+        assert_ne!(
+            sim_cert_dir("postgres://u@h/db1"),
+            sim_cert_dir("postgres://u@h/db2"),
+            "one folder per database"
         );
     }
 

@@ -174,3 +174,61 @@ async fn the_refund_channel_check_does_a_real_mutual_tls_handshake_with_the_simu
         assert_eq!(refunds_at_sim, 0, "no money moved");
     }
 }
+
+#[tokio::test]
+async fn approving_works_as_a_plain_form_post_before_the_page_has_hydrated() {
+    for app in spawn_apps().await {
+        // Arrange
+        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+        app.add_user(&admin, "manager1", "manager1 password", "manager")
+            .await;
+        let manager = app.signed_in("manager1", "manager1 password").await;
+        paid_order(&app, "RD-NOJS", 800).await;
+        let filed: serde_json::Value = app
+            .call(
+                &admin,
+                "refunds/request",
+                &[
+                    ("out_trade_no", "RD-NOJS"),
+                    ("amount", ""),
+                    ("reason", "破损"),
+                ],
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let id = filed["id"].as_i64().unwrap().to_string();
+
+        // Act: what the browser sends for <form method=post> without JavaScript
+        let res = manager
+            .post(app.url("/api/refunds/approve"))
+            .headers(crate::helpers::html_headers())
+            .header("referer", app.url("/refunds"))
+            .form(&[("id", id.as_str()), ("reason", "同意")])
+            .send()
+            .await
+            .unwrap();
+
+        // Assert: back to the page, and the decision is made
+        assert!(
+            res.status().is_redirection(),
+            "{}: {}",
+            app.db.label,
+            res.status()
+        );
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        assert!(location.contains("/refunds"), "{location}");
+        let stored = refunds::find(&app.db.db, id.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(
+            stored.status,
+            RefundStatus::PendingApproval,
+            "{}",
+            app.db.label
+        );
+        assert_eq!(stored.decided_by.as_deref(), Some("manager1"));
+    }
+}
