@@ -87,8 +87,13 @@ macro_rules! bind_all {
 
 impl OrderFilter {
     /// The conditions for every filter except the statuses (which [`list_orders`] may split
-    /// into one branch per status).
-    fn conditions_without_status(&self) -> Conditions {
+    /// into one branch per status). `for_list`: an amount range is written `+total_fee`, which
+    /// keeps both planners off the `(total_fee, created_at)` index for a newest-first page:
+    /// that index would hand back every order in the range, to be sorted before the first 50
+    /// are known (SQLite chooses it without statistics), while walking `created_at`
+    /// backwards stops after a page. An exact amount (min = max) keeps the index: equal
+    /// amounts come out in `created_at` order.
+    fn conditions_without_status(&self, for_list: bool) -> Conditions {
         let mut c = Conditions::default();
         if let Some(openid) = &self.openid {
             let p = c.bind(Arg::Text(openid.clone()));
@@ -102,13 +107,22 @@ impl OrderFilter {
             let p = c.bind(Arg::Int(to));
             c.push(format!("created_at < {p}"));
         }
-        if let Some(min) = self.min_fee {
-            let p = c.bind(Arg::Int(min));
-            c.push(format!("total_fee >= {p}"));
-        }
-        if let Some(max) = self.max_fee {
-            let p = c.bind(Arg::Int(max));
-            c.push(format!("total_fee <= {p}"));
+        match (self.min_fee, self.max_fee) {
+            (Some(min), Some(max)) if min == max => {
+                let p = c.bind(Arg::Int(min));
+                c.push(format!("total_fee = {p}"));
+            }
+            (min, max) => {
+                let col = if for_list { "+total_fee" } else { "total_fee" };
+                if let Some(min) = min {
+                    let p = c.bind(Arg::Int(min));
+                    c.push(format!("{col} >= {p}"));
+                }
+                if let Some(max) = max {
+                    let p = c.bind(Arg::Int(max));
+                    c.push(format!("{col} <= {p}"));
+                }
+            }
         }
         c
     }
@@ -201,7 +215,7 @@ pub async fn list_orders(
     limit: i64,
 ) -> Result<OrderPage, CoreError> {
     let limit = limit.clamp(1, MAX_PAGE);
-    let mut c = filter.conditions_without_status();
+    let mut c = filter.conditions_without_status(true);
     if let Some(cursor) = after {
         let at = c.bind(Arg::Int(cursor.created_at));
         let id = c.bind(Arg::Int(cursor.id));
@@ -258,7 +272,7 @@ pub async fn list_orders(
 
 /// How many orders match `filter` and the sum of their amounts (fen).
 pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<(i64, i64), CoreError> {
-    let mut c = filter.conditions_without_status();
+    let mut c = filter.conditions_without_status(false);
     if let Some(cond) = OrderFilter::status_condition(&filter.distinct_statuses()) {
         c.push(cond);
     }

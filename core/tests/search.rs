@@ -118,6 +118,14 @@ fn filters(now: i64) -> Vec<(&'static str, OrderFilter)> {
             },
         ),
         (
+            "an exact amount",
+            OrderFilter {
+                min_fee: Some(137),
+                max_fee: Some(137),
+                ..Default::default()
+            },
+        ),
+        (
             "paid or closed, a date window",
             OrderFilter {
                 statuses: vec![OrderStatus::Paid, OrderStatus::Closed],
