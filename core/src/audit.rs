@@ -68,6 +68,8 @@ pub mod action {
     pub const REFUND_APPROVE: &str = "refund.approve";
     /// A refund request was rejected.
     pub const REFUND_REJECT: &str = "refund.reject";
+    /// Orders were exported as CSV (the detail names the filter).
+    pub const ORDER_EXPORT: &str = "order.export";
 }
 
 /// One audit entry to write.

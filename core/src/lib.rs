@@ -18,6 +18,8 @@ pub mod orders;
 pub mod password;
 pub mod products;
 pub mod refunds;
+pub mod search;
+pub mod seed;
 pub mod sessions;
 pub mod sync;
 pub mod users;

@@ -198,7 +198,7 @@ pub struct Order {
 }
 
 #[derive(FromRow)]
-struct OrderRow {
+pub(crate) struct OrderRow {
     id: i64,
     out_trade_no: String,
     openid: String,

@@ -8,6 +8,7 @@
 //! paydesk user role USERNAME ROLE
 //! paydesk user disable USERNAME [--enable]
 //! paydesk wxpay explain --key-file F [--sign-type T] < message.xml
+//! paydesk seed --orders N [--days D] [--yes-this-is-not-production]
 //! ```
 
 use std::io::{BufRead as _, Write as _};
@@ -54,6 +55,20 @@ pub enum Command {
     /// WeChat Pay tools.
     #[command(subcommand)]
     Wxpay(WxpayCommand),
+    /// Fill the database with realistic fake order history (customers, orders, refunds,
+    /// notifications) without calling WeChat Pay. Sandbox mode only, unless told otherwise.
+    Seed {
+        /// How many orders.
+        #[arg(long, value_name = "N")]
+        orders: u64,
+        /// Spread over this many days back from now.
+        #[arg(long, value_name = "D", default_value_t = 90)]
+        days: u32,
+        /// Seed even though the simulator is off (the database then looks like a merchant's:
+        /// only for a throwaway database).
+        #[arg(long)]
+        yes_this_is_not_production: bool,
+    },
 }
 
 /// `paydesk wxpay …`.
@@ -173,7 +188,66 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             db.close().await;
             result
         }
+        Command::Seed {
+            orders,
+            days,
+            yes_this_is_not_production,
+        } => seed(&settings, orders, days, yes_this_is_not_production).await,
     }
+}
+
+/// `paydesk seed`: fake history into the configured database. Refused unless the server
+/// would run against the simulator (sandbox mode), because fake orders in a merchant's
+/// database would be indistinguishable from real ones; `--yes-this-is-not-production`
+/// overrides that for a throwaway database (the benchmark's).
+async fn seed(
+    settings: &Settings,
+    orders: u64,
+    days: u32,
+    yes_this_is_not_production: bool,
+) -> anyhow::Result<ExitCode> {
+    if settings.pay_mode() != PayMode::Simulator && !yes_this_is_not_production {
+        anyhow::bail!(
+            "refusing to seed: the simulator is off, so this may be a merchant's database. \
+             Seed a sandbox (PAYDESK_SIMULATOR=on), or add --yes-this-is-not-production for a \
+             throwaway database"
+        );
+    }
+    if days == 0 {
+        anyhow::bail!("--days must be at least 1");
+    }
+    let db = connect(settings).await?;
+    let started = std::time::Instant::now();
+    eprintln!(
+        "paydesk: seeding {orders} orders over {days} days into {}",
+        redact_url(&settings.database_url)
+    );
+    let options = paydesk_core::seed::SeedOptions {
+        orders,
+        days,
+        rng_seed: None,
+    };
+    let report = paydesk_core::seed::seed(&db, options, |done| {
+        if done % 100_000 == 0 || done == orders {
+            eprintln!(
+                "paydesk: {done} orders ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    })
+    .await;
+    db.close().await;
+    let report = report?;
+    println!(
+        "paydesk: seeded {} orders ({} lines), {} customers, {} refunds, {} notifications in {:.1} s",
+        report.orders,
+        report.items,
+        report.customers,
+        report.refunds,
+        report.notifications,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Db> {
