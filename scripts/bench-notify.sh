@@ -7,6 +7,7 @@
 #   scripts/bench-notify.sh                       # both databases, default scenarios
 #   BENCH_DBS=sqlite scripts/bench-notify.sh      # only SQLite
 #   scripts/bench-notify.sh --orders 20000 --connections 32   # extra notify-bench flags
+#   BENCH_SERVER=/tmp/paydesk-old scripts/bench-notify.sh   # another paydesk binary (A/B)
 #
 # Leaves nothing behind: the server, PostgreSQL and the temp dirs go on exit, whatever
 # happens. Exits non-zero if a reply was not SUCCESS or a database check failed.
@@ -18,6 +19,7 @@ BENCH_DBS=${BENCH_DBS:-sqlite postgres}
 
 cargo build --release -p server -p paydesk-bench
 BIN=$CARGO_TARGET_DIR/release
+SERVER=${BENCH_SERVER:-$BIN/paydesk}
 
 WORK=$(mktemp -d /tmp/paydesk-bench.XXXXXX)
 SERVER_PID=""
@@ -56,7 +58,7 @@ run() {
   shift 2
   port=$(free_port)
   log=$WORK/server-$label.log
-  PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$port "$BIN/paydesk" >"$log" 2>&1 &
+  PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$port "$SERVER" >"$log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 1 300); do
     grep -q 'paydesk: listening on' "$log" && break

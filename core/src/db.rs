@@ -17,6 +17,7 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 use crate::notify::GroupCommitSlot;
+use crate::order_keys::OrderKeys;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -59,6 +60,9 @@ pub struct Db {
     /// The payment-notification apply queue, started on first use (notify.rs, group
     /// commit). Shared by the clones, so one queue and one committing task per database.
     group_commit: Arc<GroupCommitSlot>,
+    /// The immutable part of orders (id, sign_type, total_fee by out_trade_no), so that a
+    /// notification need not read its order (order_keys.rs). Shared by the clones.
+    order_keys: Arc<OrderKeys>,
     /// SQLite: while any clone holds this, a task checkpoints the WAL in the background.
     #[expect(
         dead_code,
@@ -106,6 +110,7 @@ impl Db {
                     reader,
                     backend,
                     group_commit: Arc::default(),
+                    order_keys: Arc::default(),
                     checkpointer,
                 })
             }
@@ -122,6 +127,7 @@ impl Db {
                     reader: pool,
                     backend,
                     group_commit: Arc::default(),
+                    order_keys: Arc::default(),
                     checkpointer: None,
                 })
             }
@@ -166,6 +172,11 @@ impl Db {
     /// Where the notification apply queue lives.
     pub(crate) fn group_commit(&self) -> &GroupCommitSlot {
         &self.group_commit
+    }
+
+    /// The order keys held in memory.
+    pub(crate) fn order_keys(&self) -> &OrderKeys {
+        &self.order_keys
     }
 
     /// Which engine this is.

@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod notify;
+mod order_keys;
 pub mod orders;
 pub mod password;
 pub mod products;

@@ -5,6 +5,7 @@
 //! body in `notifications` and mapped to the reply: `SUCCESS` for [`Verdict::Applied`] and
 //! [`Verdict::Duplicate`], `FAIL` (WeChat resends) for everything else.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -21,7 +22,7 @@ use group_commit::GroupCommit;
 
 mod group_commit;
 
-use crate::orders::{self, OrderStatus, OutTradeNo};
+use crate::orders::{self, OrderKey, OrderStatus, OutTradeNo};
 use crate::refunds::{self, RefundStatus};
 use crate::{now_ms, CoreError, Db};
 pub(crate) use group_commit::Slot as GroupCommitSlot;
@@ -210,7 +211,8 @@ pub async fn receive_payment_notification(
 ) -> NotificationOutcome {
     let started = Instant::now();
     let received_at = now_ms();
-    let raw_text = stored_text(raw);
+    // One copy of the body, shared with the apply queue.
+    let raw_text: Arc<str> = Arc::from(&*stored_text(raw));
     let mut findings = Findings::default();
     let row = NotificationRow {
         received_at,
@@ -227,7 +229,7 @@ pub async fn receive_payment_notification(
             mark_payerror(db, &row, &findings, order, decision, started).await
         }
         Ok(Checked::Apply(order, n)) => {
-            GroupCommit::apply(db, &row, &findings, order, n, started).await
+            GroupCommit::apply(db, &row, &raw_text, &findings, order, n, started).await
         }
         Err(e) => Err(e),
     };
@@ -261,11 +263,21 @@ pub async fn receive_payment_notification(
             out_trade_no: findings.out_trade_no.clone(),
         });
     }
-    tracing::info!(
-        verdict = verdict.as_str(),
-        order.out_trade_no = findings.out_trade_no.as_deref().unwrap_or("-"),
-        "payment notification handled"
-    );
+    // Every notification is in the database with its verdict; the log gets the refused ones
+    // (at `debug`, the accepted ones too: one line per payment is a cost at high rates).
+    if verdict.acknowledged() {
+        tracing::debug!(
+            verdict = verdict.as_str(),
+            order.out_trade_no = findings.out_trade_no.as_deref().unwrap_or("-"),
+            "payment notification handled"
+        );
+    } else {
+        tracing::info!(
+            verdict = verdict.as_str(),
+            order.out_trade_no = findings.out_trade_no.as_deref().unwrap_or("-"),
+            "payment notification handled"
+        );
+    }
     NotificationOutcome {
         verdict,
         reply_body: verdict.reply_body(),
@@ -329,9 +341,14 @@ pub async fn receive_oversize(
 }
 
 /// The body as stored: invalid UTF-8 becomes U+FFFD, and so does NUL, which PostgreSQL's
-/// text cannot hold (the same text on both engines).
-fn stored_text(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).replace('\0', "\u{FFFD}")
+/// text cannot hold (the same text on both engines). Borrowed when nothing needs replacing.
+fn stored_text(raw: &[u8]) -> Cow<'_, str> {
+    let text = String::from_utf8_lossy(raw);
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        text
+    }
 }
 
 /// A notification row the database refused (it was down or read-only), kept to be written
@@ -508,9 +525,9 @@ enum Checked {
     /// The verdict is known without writing to the order.
     Done(Decision),
     /// Verified `result_code=FAIL`: mark the order `PAYERROR` if it is still `NOTPAY`.
-    Failed(orders::Order, Decision),
+    Failed(OrderKey, Decision),
     /// Verified and matching this order: apply it.
-    Apply(orders::Order, Box<PaymentNotification>),
+    Apply(OrderKey, Box<PaymentNotification>),
 }
 
 /// Everything before the write: parse, find the order, verify, compare.
@@ -531,7 +548,7 @@ async fn check(
     let claimed = parsed.out_trade_no().map(str::to_owned);
     findings.out_trade_no = claimed.clone();
     let order = match claimed.as_deref().map(OutTradeNo::parse) {
-        Some(Ok(no)) => orders::find_by_out_trade_no(db, no.as_str()).await?,
+        Some(Ok(no)) => orders::find_key_by_out_trade_no(db, no.as_str()).await?,
         _ => None,
     };
     let order_sign_type: Option<SignType> = order.as_ref().map(|o| o.sign_type);
@@ -599,7 +616,7 @@ async fn mark_payerror(
     db: &Db,
     row: &NotificationRow<'_>,
     findings: &Findings,
-    order: orders::Order,
+    order: OrderKey,
     decision: Decision,
     started: Instant,
 ) -> Result<Applied, CoreError> {
@@ -629,7 +646,7 @@ async fn apply(
     writer: &AnyPool,
     row: &NotificationRow<'_>,
     findings: &Findings,
-    order: &orders::Order,
+    order: &OrderKey,
     n: &PaymentNotification,
     started: Instant,
 ) -> Result<Applied, CoreError> {
@@ -679,7 +696,7 @@ fn paid_at(n: &PaymentNotification, now: i64) -> i64 {
 }
 
 /// The conditional update took: the order went `NOTPAY → PAID`.
-fn applied(order: &orders::Order, transaction_id: &str, paid_at: i64) -> (Decision, Option<Event>) {
+fn applied(order: &OrderKey, transaction_id: &str, paid_at: i64) -> (Decision, Option<Event>) {
     let event = Event::OrderPaid {
         order_id: order.id,
         out_trade_no: order.out_trade_no.clone(),

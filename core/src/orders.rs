@@ -8,6 +8,7 @@ use sqlx::FromRow;
 use wxpay::SignType;
 
 use crate::error::is_unique_violation;
+pub(crate) use crate::order_keys::OrderKey;
 use crate::{now_ms, CoreError, Db};
 
 /// A merchant order number (`out_trade_no`, spec §8.1): 1–32 characters of
@@ -368,7 +369,44 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
         .await?;
     }
     tx.commit().await?;
-    row.try_into()
+    let order: Order = row.try_into()?;
+    // Committed: from now on its key is known to exist.
+    db.order_keys().insert(&OrderKey {
+        id: order.id,
+        out_trade_no: order.out_trade_no.clone(),
+        sign_type: order.sign_type,
+        total_fee: order.total_fee,
+    });
+    Ok(order)
+}
+
+/// The immutable part of the order with this merchant order number (for notifications):
+/// from memory when held, else from the database (and then held).
+pub(crate) async fn find_key_by_out_trade_no(
+    db: &Db,
+    out_trade_no: &str,
+) -> Result<Option<OrderKey>, CoreError> {
+    if let Some(key) = db.order_keys().get(out_trade_no) {
+        return Ok(Some(key));
+    }
+    let row: Option<(i64, String, i64)> =
+        sqlx::query_as("select id, sign_type, total_fee from orders where out_trade_no = $1")
+            .bind(out_trade_no)
+            .fetch_optional(db.reader())
+            .await?;
+    let Some((id, sign_type, total_fee)) = row else {
+        return Ok(None);
+    };
+    let key = OrderKey {
+        id,
+        out_trade_no: out_trade_no.to_owned(),
+        sign_type: sign_type.parse().map_err(|e: wxpay::UnknownSignType| {
+            CoreError::Internal(anyhow::anyhow!("stored sign_type {:?}", e.0))
+        })?,
+        total_fee,
+    };
+    db.order_keys().insert(&key);
+    Ok(Some(key))
 }
 
 /// The order with this merchant order number, if any.

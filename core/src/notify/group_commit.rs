@@ -1,25 +1,32 @@
 //! Group commit for verified payment notifications: concurrent notifications share one write
 //! transaction instead of queueing for the writer one transaction each.
 //!
-//! One task per [`Db`] owns the apply queue. It takes every request waiting, and in one
+//! One task per [`Db`] (a few on PostgreSQL, each with its own queue and its own orders, see
+//! [`POSTGRES_COMMITTERS`]) owns the apply queue. It takes every request waiting, and in one
 //! transaction runs one conditional `update orders … where status = 'NOTPAY' returning id`
 //! for all of them, one read of the orders that did not change (to tell a duplicate from a
 //! conflict), and one multi-row insert of their `notifications` rows; then commits, and only
 //! then answers each caller. There is no waiting for a batch to fill: while one commits, the
-//! next gathers, so an idle server commits each notification alone at once.
+//! next gathers (on PostgreSQL the other tasks commit on other connections meanwhile), so an
+//! idle server commits each notification alone at once.
 //!
 //! Exactly once, as with one transaction per notification: the update is conditional on
 //! `NOTPAY`, so an order changes at most once whatever else runs (other batches, the sync
-//! job, another instance on PostgreSQL). Within a batch only the first request for an order
-//! takes part in the update; the later ones are decided from the order as it is after it,
-//! exactly as if they had run one after the other. If the shared transaction fails, nothing
-//! of it stays (rollback) and each request is applied again on its own, so one bad row
-//! cannot fail the others. A caller whose request never comes back (the task is gone) applies
-//! it itself.
+//! job, another committing task or another instance on PostgreSQL: a concurrent update of
+//! the same row waits for the first to commit, then finds it no longer `NOTPAY`). Within a
+//! batch only the first request for an order takes part in the update; the later ones are
+//! decided from the order as it is after it, exactly as if they had run one after the
+//! other. If the shared transaction fails (a deadlock with another instance included),
+//! nothing of it stays (rollback) and each request is applied again on its own, so one bad
+//! row cannot fail the others. A caller whose request never comes back (the task is gone)
+//! applies it itself.
+//!
+//! The order itself is not read here: its id comes from the notification check, from
+//! memory when held (`order_keys.rs`: only columns that never change are held there).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use sqlx::AnyPool;
@@ -30,16 +37,24 @@ use super::{
     applied, apply, elapsed_us, not_applied, paid_at, Applied, Decision, Findings, NotificationRow,
 };
 use crate::events::Event;
-use crate::orders::Order;
-use crate::{now_ms, CoreError, Db};
+use crate::orders::OrderKey;
+use crate::{now_ms, Backend, CoreError, Db};
 
 /// The most notifications one transaction takes (at 11 bound values per notification row,
 /// well under SQLite's and PostgreSQL's limits on bound parameters).
 const MAX_BATCH: usize = 128;
 
-/// The sending side of a database's apply queue (kept in [`Db`], started on first use).
+/// Committing tasks on PostgreSQL. SQLite has one writer connection, so one task; PostgreSQL
+/// commits on several connections at once, so a notification usually finds its task idle and
+/// commits at once instead of waiting for the batch in front of it. An order always goes to
+/// the same task (by id): two of our transactions never wait on each other's order rows, so
+/// they cannot deadlock (copies of one notification in two batches on two connections did,
+/// and PostgreSQL takes a second to find a deadlock).
+const POSTGRES_COMMITTERS: usize = 4;
+
+/// The sending side of a database's apply queues (kept in [`Db`], started on first use).
 pub(crate) struct GroupCommit {
-    tx: mpsc::UnboundedSender<Request>,
+    queues: Vec<mpsc::UnboundedSender<Request>>,
 }
 
 impl fmt::Debug for GroupCommit {
@@ -52,9 +67,9 @@ impl fmt::Debug for GroupCommit {
 struct Request {
     received_at: i64,
     peer: Option<String>,
-    raw_body: String,
+    raw_body: Arc<str>,
     findings: Findings,
-    order: Order,
+    order: OrderKey,
     n: Box<PaymentNotification>,
     started: Instant,
     reply: oneshot::Sender<Result<Applied, CoreError>>,
@@ -80,24 +95,29 @@ impl GroupCommit {
     pub(super) async fn apply(
         db: &Db,
         row: &NotificationRow<'_>,
+        raw_body: &Arc<str>,
         findings: &Findings,
-        order: Order,
+        order: OrderKey,
         n: Box<PaymentNotification>,
         started: Instant,
     ) -> Result<Applied, CoreError> {
-        let queue = db.group_commit().get_or_init(|| GroupCommit::start(db));
+        let queues = &db
+            .group_commit()
+            .get_or_init(|| GroupCommit::start(db))
+            .queues;
+        let queue = &queues[order.id.rem_euclid(queues.len() as i64) as usize];
         let (reply, answer) = oneshot::channel();
         let request = Request {
             received_at: row.received_at,
             peer: row.peer.map(str::to_owned),
-            raw_body: row.raw_body.to_owned(),
+            raw_body: Arc::clone(raw_body),
             findings: findings.clone(),
             order,
             n,
             started,
             reply,
         };
-        let request = match queue.tx.send(request) {
+        let request = match queue.send(request) {
             Ok(()) => match answer.await {
                 Ok(result) => return result,
                 Err(_) => None,
@@ -117,11 +137,20 @@ impl GroupCommit {
     }
 
     fn start(db: &Db) -> GroupCommit {
-        let (tx, rx) = mpsc::unbounded_channel();
-        // The task holds the pool, not the Db: when the last Db clone goes, the sender goes,
-        // and the task ends.
-        tokio::spawn(run(db.writer().clone(), rx));
-        GroupCommit { tx }
+        let committers = match db.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => POSTGRES_COMMITTERS,
+        };
+        // The tasks hold the pool, not the Db: when the last Db clone goes, the senders go,
+        // and the tasks end.
+        let queues = (0..committers)
+            .map(|_| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                tokio::spawn(run(db.writer().clone(), rx));
+                tx
+            })
+            .collect();
+        GroupCommit { queues }
     }
 }
 
@@ -262,7 +291,7 @@ async fn commit(writer: &AnyPool, batch: &[Request]) -> Result<Vec<Applied>, Cor
         insert = insert
             .bind(r.received_at)
             .bind(r.peer.as_deref())
-            .bind(r.raw_body.as_str())
+            .bind(&*r.raw_body)
             .bind(r.findings.out_trade_no.as_deref())
             .bind(r.findings.transaction_id.as_deref())
             .bind(r.findings.total_fee)
