@@ -44,13 +44,12 @@ use crate::{now_ms, Backend, CoreError, Db};
 /// well under SQLite's and PostgreSQL's limits on bound parameters).
 const MAX_BATCH: usize = 128;
 
-/// Committing tasks on PostgreSQL. SQLite has one writer connection, so one task; PostgreSQL
-/// commits on several connections at once, so a notification usually finds its task idle and
-/// commits at once instead of waiting for the batch in front of it. An order always goes to
-/// the same task (by id): two of our transactions never wait on each other's order rows, so
-/// they cannot deadlock (copies of one notification in two batches on two connections did,
-/// and PostgreSQL takes a second to find a deadlock).
-const POSTGRES_COMMITTERS: usize = 4;
+/// Committing tasks on PostgreSQL. SQLite has one writer connection, so one task. Several
+/// tasks on PostgreSQL (sharded by order id, so two of our transactions never wait on each
+/// other's order rows and cannot deadlock) were measured in round 2 of docs/benchmarks.md
+/// and were slower on the 2-core test machine, so PostgreSQL runs one task too; raise this
+/// only with a measurement on the production machine.
+const POSTGRES_COMMITTERS: usize = 1;
 
 /// The sending side of a database's apply queues (kept in [`Db`], started on first use).
 pub(crate) struct GroupCommit {
