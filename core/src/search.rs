@@ -219,10 +219,11 @@ pub async fn list_orders(
     if let Some(cursor) = after {
         let at = c.bind(Arg::Int(cursor.created_at));
         let id = c.bind(Arg::Int(cursor.id));
-        // Spelled out rather than the row value `(created_at, id) < (…)`: both engines turn
-        // this form into an index range on either index.
+        // `created_at <= at` gives both engines a range to start the index walk at; the `or`
+        // alone (or a row value on SQLite) left PostgreSQL scanning from the newest order
+        // and filtering: 200 ms for a page in the middle of a million.
         c.push(format!(
-            "(created_at < {at} or (created_at = {at} and id < {id}))"
+            "created_at <= {at} and (created_at < {at} or id < {id})"
         ));
     }
     // One more than asked tells whether a next page exists.
