@@ -255,14 +255,6 @@ pub async fn receive_payment_notification(
             }
         }
     };
-    if !verdict.acknowledged() {
-        events.push(Event::NotificationRejected {
-            notification_id,
-            kind: "payment".into(),
-            verdict: verdict.as_str().into(),
-            out_trade_no: findings.out_trade_no.clone(),
-        });
-    }
     // Every notification is in the database with its verdict; the log gets the refused ones
     // (at `debug`, the accepted ones too: one line per payment is a cost at high rates).
     if verdict.acknowledged() {
@@ -277,6 +269,34 @@ pub async fn receive_payment_notification(
             order.out_trade_no = findings.out_trade_no.as_deref().unwrap_or("-"),
             "payment notification handled"
         );
+    }
+    outcome(
+        "payment",
+        verdict,
+        notification_id,
+        events,
+        unrecorded,
+        &findings,
+    )
+}
+
+/// What a receiver answers: the verdict's reply, and a `notification_rejected` event for
+/// every verdict WeChat Pay is not told SUCCESS for.
+fn outcome(
+    kind: &str,
+    verdict: Verdict,
+    notification_id: Option<i64>,
+    mut events: Vec<Event>,
+    unrecorded: Option<Unrecorded>,
+    findings: &Findings,
+) -> NotificationOutcome {
+    if !verdict.acknowledged() {
+        events.push(Event::NotificationRejected {
+            notification_id,
+            kind: kind.into(),
+            verdict: verdict.as_str().into(),
+            out_trade_no: findings.out_trade_no.clone(),
+        });
     }
     NotificationOutcome {
         verdict,
@@ -978,26 +998,19 @@ pub async fn receive_refund_notification(
             }
         }
     };
-    if !verdict.acknowledged() {
-        events.push(Event::NotificationRejected {
-            notification_id,
-            kind: "refund".into(),
-            verdict: verdict.as_str().into(),
-            out_trade_no: findings.out_trade_no.clone(),
-        });
-    }
     tracing::info!(
         verdict = verdict.as_str(),
         refund.out_refund_no = ids.out_refund_no.as_deref().unwrap_or("-"),
         "refund notification handled"
     );
-    NotificationOutcome {
+    outcome(
+        "refund",
         verdict,
-        reply_body: verdict.reply_body(),
         notification_id,
         events,
         unrecorded,
-    }
+        &findings,
+    )
 }
 
 /// The refund's ids in a refund notification row (besides the order's in [`Findings`]).
