@@ -84,17 +84,21 @@ pub fn use_lang() -> Lang {
     use_context::<Lang>().unwrap_or_default()
 }
 
+/// Declares a message enum: every key with its Chinese and English wording, and `text(lang)`.
+/// The shared words live in [`Msg`] below; a page with many words of its own declares its
+/// own enum beside it (`crate::messages! { pub enum OrdersMsg { … } }`).
+#[macro_export]
 macro_rules! messages {
-    ($($key:ident => $zh:literal, $en:literal;)*) => {
-        /// Every text the dashboard shows, with its Chinese and English wording.
+    ($(#[$meta:meta])* $vis:vis enum $name:ident { $($key:ident => $zh:literal, $en:literal;)* }) => {
+        $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum Msg { $(#[doc = $en] $key,)* }
+        $vis enum $name { $(#[doc = $en] $key,)* }
 
-        impl Msg {
+        impl $name {
             /// The wording in `lang`.
-            pub fn text(self, lang: Lang) -> &'static str {
+            pub fn text(self, lang: $crate::i18n::Lang) -> &'static str {
                 match (self, lang) {
-                    $((Msg::$key, Lang::Zh) => $zh, (Msg::$key, Lang::En) => $en,)*
+                    $(($name::$key, $crate::i18n::Lang::Zh) => $zh, ($name::$key, $crate::i18n::Lang::En) => $en,)*
                 }
             }
         }
@@ -102,6 +106,8 @@ macro_rules! messages {
 }
 
 messages! {
+/// Every text shared across the dashboard, with its Chinese and English wording.
+pub enum Msg {
     AppName => "paydesk 商户后台", "paydesk merchant console";
     SignIn => "登录", "Sign in";
     SignOut => "退出登录", "Sign out";
@@ -223,7 +229,10 @@ messages! {
     FailOverdue => "订单已超过可退款期限（通常为一年）：无法原路退回。", "The order is past the refund deadline (usually one year): it cannot go back the original way.";
     FailInvalid => "退款参数被微信支付拒绝（金额或订单号不符）：请核对订单后重新申请。", "WeChat Pay refused the refund's parameters (amount or order number): check the order and file it again.";
     FailMerchantConfig => "商户配置有误（签名、AppID 或商户号）：请管理员检查设置。", "The merchant configuration is wrong (signature, AppID or mch_id): an admin must check the settings.";
+    LiveOn => "实时更新中", "Live";
+    LiveOff => "实时更新未连接", "Live updates off";
     FailRetrying => "微信支付暂时出错：将用同一退款单号自动重试，不会重复退款。", "A temporary WeChat Pay error: it is retried with the same refund number, never refunded twice.";
+}
 }
 
 /// A role's name in `lang`.

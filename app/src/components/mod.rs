@@ -1,3 +1,4 @@
 //! Shared components.
 
+pub mod live;
 pub mod shell;

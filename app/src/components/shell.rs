@@ -6,6 +6,7 @@ use leptos_router::components::{Outlet, Redirect, A};
 use leptos_router::hooks::use_location;
 use paydesk_types::Role;
 
+use crate::components::live::{Live, Toasts};
 use crate::dto::Me;
 use crate::error::ErrorBanner;
 use crate::i18n::{role_name, use_lang, Lang, Msg};
@@ -66,6 +67,7 @@ pub fn AppShell() -> impl IntoView {
 #[component]
 fn Frame(me: Me) -> impl IntoView {
     let lang = use_lang();
+    let live = Live::provide();
     let auth = use_auth();
     let location = use_location();
     let role = me.role;
@@ -98,6 +100,10 @@ fn Frame(me: Me) -> impl IntoView {
                         {Msg::SignedInAs.text(lang)} ": " <strong class="topbar__username">{me.username.clone()}</strong>
                         " " <span class=format!("badge badge--{}", role.as_str())>{role_name(role, lang)}</span>
                     </span>
+                    <span class="topbar__live" class:topbar__live--on=move || live.connected.get() data-testid="live-status"
+                        title=move || if live.connected.get() { Msg::LiveOn.text(lang) } else { Msg::LiveOff.text(lang) }>
+                        {move || if live.connected.get() { Msg::LiveOn.text(lang) } else { Msg::LiveOff.text(lang) }}
+                    </span>
                     <a class="topbar__lang" href=switch_href rel="external" data-testid="lang-switch">{switch_to.1}</a>
                     <ActionForm action=auth.logout attr:class="topbar__logout">
                         <button type="submit" class="button button--quiet">{Msg::SignOut.text(lang)}</button>
@@ -107,6 +113,7 @@ fn Frame(me: Me) -> impl IntoView {
                     <Outlet/>
                 </main>
             </div>
+            <Toasts/>
         </div>
     }
 }
