@@ -200,3 +200,148 @@ pub async fn recent(
     };
     Ok(rows)
 }
+
+/// How an outbound call ended, for the API call log's filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It worked (no error).
+    Ok,
+    /// WeChat Pay answered with an error: `return_code=FAIL`, `result_code=FAIL`, or an
+    /// `errcode` from jscode2session.
+    Business,
+    /// No usable answer: connection, timeout, TLS, HTTP status or an unparsable body.
+    Transport,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 3] = [Outcome::Ok, Outcome::Business, Outcome::Transport];
+
+    /// The name in URLs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Business => "business",
+            Outcome::Transport => "transport",
+        }
+    }
+
+    /// The outcome named `name`.
+    pub fn parse(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
+    /// The outcome of a stored call.
+    pub fn of(call: &ApiCall) -> Outcome {
+        match (&call.error, &call.return_code, &call.err_code) {
+            (None, _, _) => Outcome::Ok,
+            (Some(_), None, None) => Outcome::Transport,
+            (Some(_), _, _) => Outcome::Business,
+        }
+    }
+
+    /// The same rule as SQL.
+    fn condition(self) -> &'static str {
+        match self {
+            Outcome::Ok => "error is null",
+            Outcome::Business => {
+                "error is not null and (return_code is not null or err_code is not null)"
+            }
+            Outcome::Transport => "error is not null and return_code is null and err_code is null",
+        }
+    }
+}
+
+/// What the API call log filters on. `Default` is everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallFilter {
+    /// Only this endpoint (`/pay/orderquery`, …).
+    pub endpoint: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<Outcome>,
+    /// Made at or after (UTC ms).
+    pub from: Option<i64>,
+    /// Made before (UTC ms).
+    pub to: Option<i64>,
+}
+
+/// The endpoints paydesk calls, for the filter's choices.
+pub const ENDPOINTS: [&str; 7] = [
+    wxpay::api::path::UNIFIED_ORDER,
+    wxpay::api::path::ORDER_QUERY,
+    wxpay::api::path::CLOSE_ORDER,
+    wxpay::api::path::REFUND,
+    wxpay::api::path::REFUND_QUERY,
+    wxpay::api::path::DOWNLOAD_BILL,
+    wxpay::api::path::JSCODE2SESSION,
+];
+
+/// One page of calls, newest first, and where the next starts (`None`: the last page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallPage {
+    /// The calls (bodies left empty: they are read by [`get`]).
+    pub calls: Vec<ApiCall>,
+    /// The cursor for the next page.
+    pub next: Option<crate::search::Cursor>,
+}
+
+/// The largest page [`list`] returns.
+pub const MAX_PAGE: i64 = 200;
+
+/// The calls matching `filter`, newest first (`created_at desc, id desc`), after `after`,
+/// at most `limit` (clamped to 1..=[`MAX_PAGE`]). The bodies are not read.
+pub async fn list(
+    db: &Db,
+    filter: &CallFilter,
+    after: Option<&crate::search::Cursor>,
+    limit: i64,
+) -> Result<CallPage, CoreError> {
+    use crate::search::{bind_all, finish_page, push_after, Arg, Conditions, Cursor};
+
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut c = Conditions::default();
+    if let Some(endpoint) = &filter.endpoint {
+        let p = c.bind(Arg::Text(endpoint.clone()));
+        c.push(format!("endpoint = {p}"));
+    }
+    if let Some(outcome) = filter.outcome {
+        c.push(format!("({})", outcome.condition()));
+    }
+    if let Some(from) = filter.from {
+        let p = c.bind(Arg::Int(from));
+        c.push(format!("created_at >= {p}"));
+    }
+    if let Some(to) = filter.to {
+        let p = c.bind(Arg::Int(to));
+        c.push(format!("created_at < {p}"));
+    }
+    if let Some(cursor) = after {
+        push_after(&mut c, "created_at", cursor);
+    }
+    let take = c.bind(Arg::Int(limit + 1));
+    let sql = format!(
+        "select id, endpoint, out_trade_no, out_refund_no, transaction_id, http_status, \
+         return_code, result_code, err_code, latency_ms, cast(null as text) as request_body, \
+         cast(null as text) as response_body, error, created_at from api_calls {} \
+         order by created_at desc, id desc limit {take}",
+        c.where_clause()
+    );
+    let mut calls = bind_all!(sqlx::query_as::<_, ApiCall>(&sql), &c.args)
+        .fetch_all(db.reader())
+        .await?;
+    let next = finish_page(&mut calls, limit, |c| Cursor {
+        created_at: c.created_at,
+        id: c.id,
+    });
+    Ok(CallPage { calls, next })
+}
+
+/// The call `id` with its bodies, or `None`.
+pub async fn get(db: &Db, id: i64) -> Result<Option<ApiCall>, CoreError> {
+    Ok(
+        sqlx::query_as::<_, ApiCall>(&format!("select {COLUMNS} from api_calls where id = $1"))
+            .bind(id)
+            .fetch_optional(db.reader())
+            .await?,
+    )
+}

@@ -9,6 +9,7 @@ pub mod alerts;
 pub mod api_calls;
 pub mod audit;
 pub mod auth;
+pub mod bodies;
 pub mod customers;
 pub mod db;
 pub mod error;

@@ -21,6 +21,7 @@ use crate::events::{Event, EventBus, PaidVia};
 use group_commit::GroupCommit;
 
 mod group_commit;
+pub mod log;
 
 use crate::orders::{self, OrderKey, OrderStatus, OutTradeNo};
 use crate::refunds::{self, RefundStatus};

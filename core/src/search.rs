@@ -38,31 +38,31 @@ pub struct OrderFilter {
 
 /// A bound value of a built query.
 #[derive(Debug, Clone)]
-enum Arg {
+pub(crate) enum Arg {
     Int(i64),
     Text(String),
 }
 
 /// A `where` clause under construction, with its `$n` placeholders numbered in order.
 #[derive(Debug, Default)]
-struct Conditions {
-    sql: Vec<String>,
-    args: Vec<Arg>,
+pub(crate) struct Conditions {
+    pub(crate) sql: Vec<String>,
+    pub(crate) args: Vec<Arg>,
 }
 
 impl Conditions {
     /// Adds `arg` and returns its placeholder.
-    fn bind(&mut self, arg: Arg) -> String {
+    pub(crate) fn bind(&mut self, arg: Arg) -> String {
         self.args.push(arg);
         format!("${}", self.args.len())
     }
 
-    fn push(&mut self, condition: String) {
+    pub(crate) fn push(&mut self, condition: String) {
         self.sql.push(condition);
     }
 
     /// `where a and b …`, or nothing.
-    fn where_clause(&self) -> String {
+    pub(crate) fn where_clause(&self) -> String {
         if self.sql.is_empty() {
             String::new()
         } else {
@@ -83,6 +83,33 @@ macro_rules! bind_all {
         }
         q
     }};
+}
+pub(crate) use bind_all;
+
+/// Adds the keyset condition "after `cursor`" for a list ordered by `time_col desc, id desc`.
+/// `time_col <= at` gives both engines a range to start the index walk at (see
+/// [`list_orders`]).
+pub(crate) fn push_after(c: &mut Conditions, time_col: &str, cursor: &Cursor) {
+    let at = c.bind(Arg::Int(cursor.created_at));
+    let id = c.bind(Arg::Int(cursor.id));
+    c.push(format!(
+        "{time_col} <= {at} and ({time_col} < {at} or id < {id})"
+    ));
+}
+
+/// Cuts a page fetched with one row more than `limit` back to `limit`, and returns the
+/// cursor for the next page when that extra row was there.
+pub(crate) fn finish_page<T>(
+    rows: &mut Vec<T>,
+    limit: i64,
+    cursor: impl Fn(&T) -> Cursor,
+) -> Option<Cursor> {
+    if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(cursor)
+    } else {
+        None
+    }
 }
 
 impl OrderFilter {
@@ -387,37 +414,167 @@ pub struct AmountQuery {
 }
 
 impl AmountQuery {
-    /// Parses `¥12.34`, `12.34`, `12.34元` with an optional `YYYY-MM-DD HH:MM` or `HH:MM`
-    /// (today, Asia/Shanghai; a time more than two hours ahead means yesterday). With a time
-    /// the range is ±2 hours around it, without one the last 7 days up to `now`.
+    /// Parses an amount (`¥12.34`, `12.34`, `12.34元`) and, optionally, when — the way
+    /// support hears it from a customer, in Asia/Shanghai time:
+    ///
+    /// - a day: `今天`/`today`, `昨天`/`yesterday`, `前天`, `2026-11-20` (also `/` or `.`),
+    ///   `2026年11月20日`, `11月20日` (or `号`), `11-20` / `11/20` (this year, or last year
+    ///   when that date is still ahead);
+    /// - a time: `15:00` (also `：`, seconds allowed), `15点`, `3点半`, `3点20(分)`, with an
+    ///   optional `凌晨`/`早上`/`上午`/`中午`/`下午`/`晚上`/`傍晚` before it (`下午3点` = 15:00).
+    ///
+    /// A time without a day is today, or yesterday when it is more than two hours ahead.
+    /// With a time the range is ±2 hours around it; a day alone is that whole day; nothing
+    /// is the last 7 days up to `now`. Spaces between the parts are optional
+    /// (`12.34元昨天下午3点`).
     pub fn parse(text: &str, now: i64) -> Option<AmountQuery> {
-        let mut words = text.split_whitespace();
-        let fen = parse_yuan(words.next()?)?;
-        let rest: Vec<&str> = words.collect();
-        let (from, to) = match rest.as_slice() {
-            [] => (now - LOOKUP_DAYS_MS, now + 1),
-            [hm] => {
-                let t = parse_hm(hm)?;
-                let today = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
-                    .ok()?
-                    .to_offset(SHANGHAI)
-                    .date();
+        let text = text.trim();
+        let split = text
+            .char_indices()
+            .find(|(_, c)| !(c.is_ascii_digit() || matches!(c, '.' | '¥' | '￥' | '元')))
+            .map_or(text.len(), |(i, _)| i);
+        let fen = parse_yuan(&text[..split])?;
+        let when = text[split..].trim();
+        if when.is_empty() {
+            return Some(AmountQuery {
+                fen,
+                from: now - LOOKUP_DAYS_MS,
+                to: now + 1,
+            });
+        }
+        let today = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
+            .ok()?
+            .to_offset(SHANGHAI)
+            .date();
+        let (day, rest) = parse_day(when, today)?;
+        let rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == 'T');
+        let time = if rest.is_empty() {
+            None
+        } else {
+            Some(parse_clock(rest)?)
+        };
+        let (from, to) = match (day, time) {
+            (Some(day), None) => {
+                let start = shanghai_ms(day, Time::MIDNIGHT)?;
+                (start, shanghai_ms(day.next_day()?, Time::MIDNIGHT)?)
+            }
+            (Some(day), Some(t)) => {
+                let at = shanghai_ms(day, t)?;
+                (at - LOOKUP_WINDOW_MS, at + LOOKUP_WINDOW_MS)
+            }
+            (None, Some(t)) => {
                 let mut at = shanghai_ms(today, t)?;
                 if at > now + LOOKUP_WINDOW_MS {
                     at -= 24 * 3600 * 1000;
                 }
                 (at - LOOKUP_WINDOW_MS, at + LOOKUP_WINDOW_MS)
             }
-            [date, hm] => {
-                let fmt = time::macros::format_description!("[year]-[month]-[day]");
-                let date = Date::parse(date, &fmt).ok()?;
-                let at = shanghai_ms(date, parse_hm(hm)?)?;
-                (at - LOOKUP_WINDOW_MS, at + LOOKUP_WINDOW_MS)
-            }
-            _ => return None,
+            (None, None) => return None,
         };
         Some(AmountQuery { fen, from, to })
     }
+}
+
+/// A leading number of at most `max` digits and what follows it.
+fn take_number(text: &str, max: usize) -> Option<(u32, &str)> {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    if end == 0 || end > max {
+        return None;
+    }
+    Some((text[..end].parse().ok()?, &text[end..]))
+}
+
+/// The day at the start of `text` (see [`AmountQuery::parse`]), if there is one, and the
+/// rest. `None` when the text starts like a day but is not a valid one.
+fn parse_day<'a>(text: &'a str, today: Date) -> Option<(Option<Date>, &'a str)> {
+    for (words, back) in [
+        (&["今天", "today"][..], 0),
+        (&["昨天", "yesterday"][..], 1),
+        (&["前天"][..], 2),
+    ] {
+        for word in words {
+            if let Some(rest) = text.strip_prefix(word) {
+                return Some((Some(today - Duration::days(back)), rest));
+            }
+        }
+    }
+    let Some((first, after_first)) = take_number(text, 4) else {
+        return Some((None, text));
+    };
+    let sep = after_first.chars().next();
+    let is_sep = |c: Option<char>| matches!(c, Some('-' | '/' | '.' | '年' | '月'));
+    if !is_sep(sep) {
+        // `15点`, `15:00`: a time, not a day.
+        return Some((None, text));
+    }
+    let after_sep = &after_first[sep?.len_utf8()..];
+    let date = |y: i32, m: u32, d: u32| {
+        let month = time::Month::try_from(u8::try_from(m).ok()?).ok()?;
+        Date::from_calendar_date(y, month, u8::try_from(d).ok()?).ok()
+    };
+    let strip_day_mark = |s: &'a str| s.strip_prefix(['日', '号']).unwrap_or(s);
+    if text.len() - after_first.len() == 4 {
+        // Year first: 2026-11-20, 2026/11/20, 2026年11月20日.
+        let (month, rest) = take_number(after_sep, 2)?;
+        let rest = rest.strip_prefix(['-', '/', '.', '月'])?;
+        let (day, rest) = take_number(rest, 2)?;
+        let year = i32::try_from(first).ok()?;
+        return Some((Some(date(year, month, day)?), strip_day_mark(rest)));
+    }
+    if sep == Some('年') {
+        return None;
+    }
+    // Month first: 11月20日, 11-20, 11/20 — this year unless that is still ahead.
+    let (day, rest) = take_number(after_sep, 2)?;
+    let mut d = date(today.year(), first, day)?;
+    if d > today {
+        d = date(today.year() - 1, first, day)?;
+    }
+    Some((Some(d), strip_day_mark(rest)))
+}
+
+/// A time of day (see [`AmountQuery::parse`]); the whole text must be one.
+fn parse_clock(text: &str) -> Option<Time> {
+    let mut text = text.trim();
+    let mut period = None;
+    for word in ["凌晨", "早上", "上午", "中午", "下午", "晚上", "傍晚"] {
+        if let Some(rest) = text.strip_prefix(word) {
+            period = Some(word);
+            text = rest.trim_start();
+            break;
+        }
+    }
+    let (hour, rest) = take_number(text, 2)?;
+    let (minute, rest) = if let Some(rest) = rest.strip_prefix([':', '：']) {
+        let (m, rest) = take_number(rest, 2)?;
+        let rest = match rest.strip_prefix([':', '：']) {
+            Some(secs) => take_number(secs, 2)?.1,
+            None => rest,
+        };
+        (m, rest)
+    } else if let Some(rest) = rest.strip_prefix(['点', '时']) {
+        if let Some(rest) = rest.strip_prefix('半') {
+            (30, rest)
+        } else if let Some((m, rest)) = take_number(rest, 2) {
+            (m, rest.strip_prefix('分').unwrap_or(rest))
+        } else {
+            (0, rest)
+        }
+    } else {
+        return None;
+    };
+    if !rest.trim().is_empty() {
+        return None;
+    }
+    let hour = match (period, hour) {
+        (Some("下午" | "晚上" | "傍晚"), h @ 1..=11) => h + 12,
+        (Some("中午"), h @ 1..=2) => h + 12,
+        (Some("凌晨"), 12) => 0,
+        (_, h) => h,
+    };
+    Time::from_hms(u8::try_from(hour).ok()?, u8::try_from(minute).ok()?, 0).ok()
 }
 
 /// `12.34` (optionally with `¥`/`￥` before or `元` after) in fen: positive, at most two
@@ -430,12 +587,6 @@ fn parse_yuan(text: &str) -> Option<i64> {
         return None;
     }
     wxpay::money::yuan_to_fen(text).ok().filter(|fen| *fen > 0)
-}
-
-/// `15:04` (also `15：04`, the full-width colon a Chinese keyboard types).
-fn parse_hm(text: &str) -> Option<Time> {
-    let (h, m) = text.split_once([':', '：'])?;
-    Time::from_hms(h.parse().ok()?, m.parse().ok()?, 0).ok()
 }
 
 fn shanghai_ms(date: Date, t: Time) -> Option<i64> {
@@ -676,8 +827,66 @@ mod tests {
         // 23:00 is more than two hours ahead of 16:30: yesterday evening.
         let q = AmountQuery::parse("12.34 23：00", now).unwrap();
         assert_eq!(q.from, now + 6 * hour + 30 * 60_000 - 24 * hour - 2 * hour);
-        assert_eq!(AmountQuery::parse("12.34 昨天 下午3点", now), None);
         assert_eq!(AmountQuery::parse("12.34 25:00", now), None);
+    }
+
+    #[test]
+    fn amount_queries_take_the_times_customers_say() {
+        // 2026-11-22 16:30 Asia/Shanghai = 08:30 UTC.
+        let now = 1_795_336_200_000;
+        let hour = 3_600_000;
+        let today_15 = now - 90 * 60_000;
+        let around = |at: i64| (at - 2 * hour, at + 2 * hour);
+        let range = |text: &str| {
+            let q = AmountQuery::parse(text, now).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(q.fen, 1234, "{text}");
+            (q.from, q.to)
+        };
+        for text in [
+            "12.34 昨天下午3点",
+            "12.34 昨天 下午3点",
+            "12.34元昨天下午3点",
+            "¥12.34 yesterday 15:00",
+            "12.34 2026-11-21 15:00",
+            "12.34 2026/11/21 15:00:00",
+            "12.34 2026年11月21日 下午3点",
+            "12.34 11月21日 15点",
+            "12.34 11-21 15:00",
+            "12.34 2026-11-21T15:00",
+        ] {
+            assert_eq!(range(text), around(today_15 - 24 * hour), "{text}");
+        }
+        assert_eq!(range("12.34 今天下午3点"), around(today_15));
+        assert_eq!(range("12.34 下午3点"), around(today_15));
+        assert_eq!(range("12.34 前天 15:00"), around(today_15 - 48 * hour));
+        assert_eq!(
+            range("12.34 3点半"),
+            around(today_15 - 11 * hour - 30 * 60_000)
+        );
+        // 20:20 is more than two hours ahead of 16:30: yesterday evening.
+        assert_eq!(
+            range("12.34 晚上8点20分"),
+            around(today_15 + 5 * hour + 20 * 60_000 - 24 * hour)
+        );
+        assert_eq!(range("12.34 中午12点"), around(today_15 - 3 * hour));
+        // A day alone is that whole Shanghai day.
+        let midnight = today_15 - 15 * hour;
+        assert_eq!(range("12.34 昨天"), (midnight - 24 * hour, midnight));
+        assert_eq!(range("12.34 2026-11-22"), (midnight, midnight + 24 * hour));
+        // A month-day still ahead this year is last year's.
+        let q = AmountQuery::parse("12.34 12月25日", now).unwrap();
+        assert_eq!(format_shanghai(q.from), "2025-12-25 00:00:00");
+        for bad in [
+            "12.34 下午",
+            "12.34 2026-13-01",
+            "12.34 11月32日",
+            "12.34 明天见",
+            "12.34 昨天 25点",
+            "12.34 15:00 extra",
+            "昨天 12.34",
+        ] {
+            assert_eq!(AmountQuery::parse(bad, now), None, "{bad}");
+        }
     }
 
     #[test]
