@@ -130,3 +130,222 @@ pub struct ChannelCheck {
     /// Its expiry (UTC ms).
     pub not_after: Option<i64>,
 }
+
+/// One callback in the notification log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRow {
+    /// Row id.
+    pub id: i64,
+    /// `payment` or `refund`.
+    pub kind: String,
+    /// When it arrived (UTC ms).
+    pub received_at: i64,
+    /// The sender's address.
+    pub peer: Option<String>,
+    /// The order number it claims (unverified unless applied).
+    pub out_trade_no: Option<String>,
+    /// The refund number of a refund notification.
+    pub out_refund_no: Option<String>,
+    /// The amount it carries (fen): `total_fee`, or `refund_fee` for a refund.
+    pub amount_fen: Option<i64>,
+    /// The verdict's stored name (`applied`, `bad_signature`, …).
+    pub verdict: String,
+    /// Why, as the handler wrote it (English, technical).
+    pub detail: String,
+    /// `SUCCESS` or `FAIL`.
+    pub reply: String,
+}
+
+/// A page of the notification log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationPage {
+    /// The notifications, newest first.
+    pub rows: Vec<NotificationRow>,
+    /// The `after` value for the next page, if there is one.
+    pub next: Option<String>,
+}
+
+/// A body laid out for reading, and the same with personal and secret fields masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShownBody {
+    /// Indented XML, laid-out JSON, or the text as received.
+    pub pretty: String,
+    /// `xml`, `json` or `text`.
+    pub format: String,
+}
+
+/// One notification in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationDetail {
+    /// The log line.
+    pub row: NotificationRow,
+    /// WeChat's transaction id, once verified.
+    pub transaction_id: Option<String>,
+    /// The order it was matched to (verified), by number.
+    pub matched_out_trade_no: Option<String>,
+    /// How long handling took (µs).
+    pub duration_us: i64,
+    /// The exact reply body we answered with.
+    pub reply_body: String,
+    /// The body as received.
+    pub body: ShownBody,
+    /// The body with openid, sign and the like masked (masked on the server).
+    pub sanitized: ShownBody,
+}
+
+/// The signature debugger's findings for one failure, without the key: the canonical
+/// string ends in `&key=[API key, N chars]`, and the signatures our key gives are cut to
+/// their first characters (enough to compare; the whole one would sign a forged body).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureDebug {
+    /// Whether the signature (or `req_info`) checks out with our key.
+    pub valid: bool,
+    /// One line, as the debugger says it (English).
+    pub diagnosis: String,
+    /// What the strict parser refused, if it did.
+    pub refused: Option<String>,
+    /// The algorithm checked with (`MD5`, `HMAC-SHA256`).
+    pub sign_type: Option<String>,
+    /// Where that came from: `field`, `expected` (the order's) or `sign_length`.
+    pub sign_type_source: Option<String>,
+    /// The order's sign type, if we have the order.
+    pub expected_sign_type: Option<String>,
+    /// The `sign` received.
+    pub received_sign: Option<String>,
+    /// The start of the MD5 signature our key gives.
+    pub expected_md5: Option<String>,
+    /// The start of the HMAC-SHA256 signature our key gives.
+    pub expected_hmac_sha256: Option<String>,
+    /// `stringSignTemp` with the key masked.
+    pub canonical_string: Option<String>,
+    /// Fields left out of the signature, with why.
+    pub skipped: Vec<(String, String)>,
+    /// Things that look wrong.
+    pub warnings: Vec<String>,
+    /// The length of our key.
+    pub key_len: usize,
+}
+
+/// One verification failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRow {
+    /// The notification's id.
+    pub id: i64,
+    /// `payment` or `refund`.
+    pub kind: String,
+    /// When (UTC ms).
+    pub received_at: i64,
+    /// From where.
+    pub peer: Option<String>,
+    /// The order number it claims.
+    pub out_trade_no: Option<String>,
+    /// What the handler wrote.
+    pub detail: String,
+    /// The signature debugger, for signature and key problems.
+    pub debugger: Option<SignatureDebug>,
+}
+
+/// The failures of one cause in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureGroup {
+    /// The cause (`bad_signature`, `sign_type_mismatch`, `oversize`, … or a verdict name).
+    pub cause: String,
+    /// How many.
+    pub count: i64,
+    /// First seen in the window (UTC ms).
+    pub first_seen: i64,
+    /// Last seen (UTC ms).
+    pub last_seen: i64,
+    /// The newest of them.
+    pub failures: Vec<FailureRow>,
+}
+
+/// The verification failures page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailuresView {
+    /// `24h`, `7d` or `30d`.
+    pub window: String,
+    /// The groups, most recently seen first.
+    pub groups: Vec<FailureGroup>,
+}
+
+/// One order found by support's lookup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupRow {
+    /// The merchant order number.
+    pub out_trade_no: String,
+    /// The stored status (`PAID`, …).
+    pub status: String,
+    /// Amount (fen).
+    pub total_fee: i64,
+    /// What was bought.
+    pub description: String,
+    /// Created (UTC ms).
+    pub created_at: i64,
+    /// Paid (UTC ms).
+    pub paid_at: Option<i64>,
+    /// WeChat's transaction id.
+    pub transaction_id: Option<String>,
+}
+
+/// What support's lookup understood and found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LookupResult {
+    /// The amount searched for (fen), when the text was read as an amount.
+    pub amount_fen: Option<i64>,
+    /// The time range searched (UTC ms, `[from, to)`), with the amount.
+    pub range: Option<(i64, i64)>,
+    /// The orders, newest first.
+    pub rows: Vec<LookupRow>,
+}
+
+/// One outbound call in the API log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCallRow {
+    /// Row id.
+    pub id: i64,
+    /// Endpoint path (`/pay/orderquery`, …).
+    pub endpoint: String,
+    /// The order it concerned.
+    pub out_trade_no: Option<String>,
+    /// The refund it concerned.
+    pub out_refund_no: Option<String>,
+    /// HTTP status, if an answer arrived.
+    pub http_status: Option<i64>,
+    /// `return_code`.
+    pub return_code: Option<String>,
+    /// `result_code`.
+    pub result_code: Option<String>,
+    /// `err_code`.
+    pub err_code: Option<String>,
+    /// Round trip (ms).
+    pub latency_ms: i64,
+    /// The error, if it failed.
+    pub error: Option<String>,
+    /// When (UTC ms).
+    pub created_at: i64,
+    /// `ok`, `business` or `transport`.
+    pub outcome: String,
+}
+
+/// A page of the API call log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCallPage {
+    /// The calls, newest first.
+    pub rows: Vec<ApiCallRow>,
+    /// The `after` value for the next page.
+    pub next: Option<String>,
+}
+
+/// One outbound call in full.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCallDetail {
+    /// The log line.
+    pub row: ApiCallRow,
+    /// WeChat's transaction id.
+    pub transaction_id: Option<String>,
+    /// The request body (with `sign`; the key is never part of a message).
+    pub request: ShownBody,
+    /// The response body.
+    pub response: ShownBody,
+}

@@ -232,6 +232,10 @@ pub enum Msg {
     LiveOn => "实时更新中", "Live";
     LiveOff => "实时更新未连接", "Live updates off";
     FailRetrying => "微信支付暂时出错：将用同一退款单号自动重试，不会重复退款。", "A temporary WeChat Pay error: it is retried with the same refund number, never refunded twice.";
+    NavNotifications => "通知日志", "Notifications";
+    NavFailures => "验签失败", "Verification failures";
+    NavLookup => "客服查单", "Lookup";
+    NavApiCalls => "接口调用", "API calls";
 }
 }
 

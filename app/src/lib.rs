@@ -21,6 +21,10 @@ use crate::components::shell::AppShell;
 use crate::i18n::{Lang, Msg};
 use crate::pages::account::AccountPage;
 use crate::pages::login::LoginPage;
+use crate::pages::logs::api_calls::{ApiCallDetailPage, ApiCallsPage};
+use crate::pages::logs::failures::FailuresPage;
+use crate::pages::logs::lookup::LookupPage;
+use crate::pages::logs::notifications::{NotificationDetailPage, NotificationsPage};
 use crate::pages::not_found::NotFoundPage;
 use crate::pages::products::ProductsPage;
 use crate::pages::refunds::RefundsPage;
@@ -72,6 +76,12 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
                     <Route path=path!("refunds") view=RefundsPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
+                    <Route path=path!("notifications") view=NotificationsPage ssr=SsrMode::Async/>
+                    <Route path=path!("notifications/:id") view=NotificationDetailPage ssr=SsrMode::Async/>
+                    <Route path=path!("failures") view=FailuresPage ssr=SsrMode::Async/>
+                    <Route path=path!("lookup") view=LookupPage ssr=SsrMode::Async/>
+                    <Route path=path!("api-calls") view=ApiCallsPage ssr=SsrMode::Async/>
+                    <Route path=path!("api-calls/:id") view=ApiCallDetailPage ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>

@@ -454,10 +454,7 @@ impl AmountQuery {
             Some(parse_clock(rest)?)
         };
         let (from, to) = match (day, time) {
-            (Some(day), None) => {
-                let start = shanghai_ms(day, Time::MIDNIGHT)?;
-                (start, shanghai_ms(day.next_day()?, Time::MIDNIGHT)?)
-            }
+            (Some(day), None) => day_range(day)?,
             (Some(day), Some(t)) => {
                 let at = shanghai_ms(day, t)?;
                 (at - LOOKUP_WINDOW_MS, at + LOOKUP_WINDOW_MS)
@@ -473,6 +470,19 @@ impl AmountQuery {
         };
         Some(AmountQuery { fen, from, to })
     }
+}
+
+/// The Asia/Shanghai day `YYYY-MM-DD` as `[start, end)` in UTC ms: a date filter's value.
+pub fn shanghai_day(text: &str) -> Option<(i64, i64)> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    day_range(Date::parse(text.trim(), &fmt).ok()?)
+}
+
+fn day_range(day: Date) -> Option<(i64, i64)> {
+    Some((
+        shanghai_ms(day, Time::MIDNIGHT)?,
+        shanghai_ms(day.next_day()?, Time::MIDNIGHT)?,
+    ))
 }
 
 /// A leading number of at most `max` digits and what follows it.
@@ -909,5 +919,9 @@ mod tests {
             "2026-11-22 00:00:00"
         );
         assert_eq!(days_ago(now, 1), now - 86_400_000);
+        let (from, to) = shanghai_day("2026-11-22").unwrap();
+        assert_eq!(format_shanghai(from), "2026-11-22 00:00:00");
+        assert_eq!(to - from, 86_400_000);
+        assert_eq!(shanghai_day("2026-11-31"), None);
     }
 }

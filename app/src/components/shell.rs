@@ -21,6 +21,26 @@ struct NavItem {
 
 const NAV: &[NavItem] = &[
     NavItem {
+        href: "/notifications",
+        label: Msg::NavNotifications,
+        min: Role::Staff,
+    },
+    NavItem {
+        href: "/failures",
+        label: Msg::NavFailures,
+        min: Role::Support,
+    },
+    NavItem {
+        href: "/lookup",
+        label: Msg::NavLookup,
+        min: Role::Support,
+    },
+    NavItem {
+        href: "/api-calls",
+        label: Msg::NavApiCalls,
+        min: Role::Support,
+    },
+    NavItem {
         href: "/refunds",
         label: Msg::NavRefunds,
         min: Role::Support,

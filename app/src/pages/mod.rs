@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod login;
+pub mod logs;
 pub mod not_found;
 pub mod products;
 pub mod refunds;

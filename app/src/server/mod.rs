@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod logs;
 pub mod products;
 pub mod refunds;
 pub mod users;

@@ -8,6 +8,7 @@ mod auth;
 mod demo;
 mod events;
 mod explain;
+mod logs;
 mod mp;
 mod notify;
 mod notify_failures;

@@ -1,0 +1,228 @@
+//! `/api-calls` — every request we sent to WeChat Pay, filterable by API, outcome and dates,
+//! newest first — and `/api-calls/{id}` with both bodies laid out.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use paydesk_types::format_shanghai;
+
+use super::{id_param, query_param, BodyBlock, DateFilters, LogsMsg, Pager, ENDPOINTS};
+use crate::components::live::use_live;
+use crate::dto::{ApiCallDetail, ApiCallPage, ApiCallRow};
+use crate::error::Refused;
+use crate::i18n::{use_lang, Lang, Msg};
+use crate::server::logs::{get_api_call, list_api_calls};
+
+fn endpoint_label(endpoint: &str, lang: Lang) -> &'static str {
+    ENDPOINTS
+        .iter()
+        .find(|(path, _)| *path == endpoint)
+        .map_or("", |(_, label)| label.text(lang))
+}
+
+fn outcome_label(outcome: &str, lang: Lang) -> (&'static str, &'static str) {
+    match outcome {
+        "ok" => (LogsMsg::OutcomeOk.text(lang), "status status--ok"),
+        "business" => (LogsMsg::OutcomeBusiness.text(lang), "status status--warn"),
+        _ => (LogsMsg::OutcomeTransport.text(lang), "status status--bad"),
+    }
+}
+
+/// `return_code / result_code / err_code`, the codes present.
+fn codes(r: &ApiCallRow) -> String {
+    [&r.return_code, &r.result_code, &r.err_code]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" · ")
+}
+
+/// `/api-calls`.
+#[component]
+pub fn ApiCallsPage() -> impl IntoView {
+    let lang = use_lang();
+    let live = use_live();
+    let (endpoint, outcome, from, to, after) = (
+        query_param("endpoint"),
+        query_param("outcome"),
+        query_param("from"),
+        query_param("to"),
+        query_param("after"),
+    );
+    let page = Resource::new(
+        move || {
+            (
+                endpoint.get(),
+                outcome.get(),
+                from.get(),
+                to.get(),
+                after.get(),
+                live.any.get(),
+            )
+        },
+        |(endpoint, outcome, from, to, after, _)| {
+            list_api_calls(endpoint, outcome, from, to, after)
+        },
+    );
+    view! {
+        <Title text=format!("{} · paydesk", Msg::NavApiCalls.text(lang))/>
+        <h1 class="page__title">{Msg::NavApiCalls.text(lang)}</h1>
+        <p class="page__intro">{LogsMsg::ApiCallsIntro.text(lang)}</p>
+        <form method="get" action="/api-calls" class="form form--row filters" data-testid="api-call-filters">
+            <label class="form__field">
+                <span>{LogsMsg::Endpoint.text(lang)}</span>
+                <select name="endpoint">
+                    <option value="">{LogsMsg::All.text(lang)}</option>
+                    {ENDPOINTS.into_iter().map(|(path, label)| view! {
+                        <option value=path selected=move || endpoint.get() == path>{label.text(lang)} " " {path}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label class="form__field">
+                <span>{LogsMsg::Outcome.text(lang)}</span>
+                <select name="outcome">
+                    <option value="">{LogsMsg::All.text(lang)}</option>
+                    {["ok", "business", "transport"].into_iter().map(|o| view! {
+                        <option value=o selected=move || outcome.get() == o>{outcome_label(o, lang).0}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <DateFilters from to reset="/api-calls"/>
+        </form>
+        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(p) => {
+                        let params = vec![
+                            ("endpoint", endpoint.get_untracked()),
+                            ("outcome", outcome.get_untracked()),
+                            ("from", from.get_untracked()),
+                            ("to", to.get_untracked()),
+                        ];
+                        let paged = !after.get_untracked().is_empty();
+                        view! { <CallTable page=p params paged/> }.into_any()
+                    }
+                    Err(error) => view! { <Refused error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool) -> impl IntoView {
+    let lang = use_lang();
+    if page.rows.is_empty() {
+        return view! {
+            <p class="empty" data-testid="no-api-calls">{LogsMsg::NoApiCalls.text(lang)}</p>
+            <Pager path="/api-calls" params paged next=None/>
+        }
+        .into_any();
+    }
+    let rows = page
+        .rows
+        .into_iter()
+        .map(|r| {
+            let (label, class) = outcome_label(&r.outcome, lang);
+            let href = format!("/api-calls/{}", r.id);
+            let codes = codes(&r);
+            view! {
+                <tr class="table__row" data-call=r.id data-outcome=r.outcome.clone()>
+                    <td class="table__time">{format_shanghai(r.created_at)}</td>
+                    <td>{endpoint_label(&r.endpoint, lang)} <div class="muted mono">{r.endpoint.clone()}</div></td>
+                    <td class="mono">
+                        {r.out_trade_no.clone().unwrap_or_default()}
+                        {r.out_refund_no.clone().map(|n| view! { <div class="muted mono">{n}</div> })}
+                    </td>
+                    <td>
+                        <span class=class>{label}</span>
+                        <div class="muted mono">{codes}</div>
+                    </td>
+                    <td class="table__num">{r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</td>
+                    <td class="table__num">{r.latency_ms} " ms"</td>
+                    <td><a href=href>{LogsMsg::Detail.text(lang)}</a></td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="table" data-testid="api-calls-table">
+            <thead>
+                <tr>
+                    <th>{LogsMsg::Received.text(lang)}</th>
+                    <th>{LogsMsg::Endpoint.text(lang)}</th>
+                    <th>{LogsMsg::OrderNo.text(lang)}</th>
+                    <th>{LogsMsg::Outcome.text(lang)}</th>
+                    <th class="table__num">"HTTP"</th>
+                    <th class="table__num">{LogsMsg::Latency.text(lang)}</th>
+                    <th></th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <Pager path="/api-calls" params paged next=page.next/>
+        <p class="page__note">{Msg::TimesNote.text(lang)}</p>
+    }
+    .into_any()
+}
+
+/// `/api-calls/{id}`.
+#[component]
+pub fn ApiCallDetailPage() -> impl IntoView {
+    let lang = use_lang();
+    let id = id_param();
+    let detail = Resource::new(move || id.get(), get_api_call);
+    view! {
+        <Title text=format!("{} #{} · paydesk", LogsMsg::ApiCallTitle.text(lang), id.get_untracked())/>
+        <p><a href="/api-calls">"← " {Msg::NavApiCalls.text(lang)}</a></p>
+        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Ok(d) => view! { <CallDetail d/> }.into_any(),
+                    Err(error) => view! { <Refused error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn CallDetail(d: ApiCallDetail) -> impl IntoView {
+    let lang = use_lang();
+    let r = d.row;
+    let (label, class) = outcome_label(&r.outcome, lang);
+    let order = r.out_trade_no.clone().map(|no| {
+        view! {
+            <dt>{LogsMsg::OrderNo.text(lang)}</dt>
+            <dd><a class="mono" href=format!("/orders/{no}")>{no.clone()}</a></dd>
+        }
+    });
+    view! {
+        <h1 class="page__title">
+            {LogsMsg::ApiCallTitle.text(lang)} " #" {r.id} " "
+            <span class=class data-testid="outcome">{label}</span>
+        </h1>
+        <section class="card">
+            <dl class="facts">
+                <dt>{LogsMsg::Endpoint.text(lang)}</dt>
+                <dd>{endpoint_label(&r.endpoint, lang)} " " <code>{r.endpoint.clone()}</code></dd>
+                <dt>{LogsMsg::Received.text(lang)}</dt>
+                <dd>{format_shanghai(r.created_at)}</dd>
+                {order}
+                {r.out_refund_no.clone().map(|n| view! { <dt>{LogsMsg::RefundNo.text(lang)}</dt><dd class="mono">{n}</dd> })}
+                {d.transaction_id.clone().map(|t| view! { <dt>{LogsMsg::TransactionId.text(lang)}</dt><dd class="mono">{t}</dd> })}
+                <dt>"HTTP"</dt>
+                <dd>{r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</dd>
+                <dt>"return_code / result_code / err_code"</dt>
+                <dd class="mono">{codes(&r)}</dd>
+                <dt>{LogsMsg::Latency.text(lang)}</dt>
+                <dd>{r.latency_ms} " ms"</dd>
+                {r.error.clone().map(|e| view! { <dt>{LogsMsg::Error.text(lang)}</dt><dd class="mono" data-testid="call-error">{e}</dd> })}
+            </dl>
+            <p class="muted">{LogsMsg::KeyNeverStored.text(lang)}</p>
+        </section>
+        <BodyBlock title=LogsMsg::Request.text(lang) body=d.request copy_label=LogsMsg::Copy.text(lang) testid="request-body"/>
+        <BodyBlock title=LogsMsg::Response.text(lang) body=d.response copy_label=LogsMsg::Copy.text(lang) testid="response-body"/>
+        <p class="page__note">{Msg::TimesNote.text(lang)}</p>
+    }
+}

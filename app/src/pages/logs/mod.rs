@@ -1,0 +1,375 @@
+//! The logs: the notification log and one notification, verification failures, support's
+//! lookup, and the outbound API call log. Filters are query parameters of plain GET forms,
+//! so every view is a link and works before the WebAssembly has loaded.
+
+pub mod api_calls;
+pub mod failures;
+pub mod lookup;
+pub mod notifications;
+
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+
+use crate::components::shell::urlencode;
+use crate::dto::ShownBody;
+use crate::i18n::{use_lang, Lang};
+
+crate::messages! {
+/// The logs pages' words.
+pub enum LogsMsg {
+    NotificationsIntro => "微信支付发来的每一条回调（支付与退款），无论成功与否都完整记录，最新的在前。", "Every callback WeChat Pay sent (payments and refunds), good or bad, kept whole. Newest first.";
+    Kind => "类型", "Kind";
+    KindPayment => "支付", "Payment";
+    KindRefund => "退款", "Refund";
+    All => "全部", "All";
+    Verdict => "处理结果", "Verdict";
+    From => "开始日期", "From";
+    To => "结束日期", "To";
+    Filter => "筛选", "Filter";
+    Reset => "清除筛选", "Clear";
+    Received => "收到时间", "Received";
+    OrderNo => "商户订单号", "Order no.";
+    RefundNo => "商户退款单号", "Refund no.";
+    Amount => "金额", "Amount";
+    Peer => "来源地址", "From address";
+    Reply => "我们的回复", "Our reply";
+    Detail => "详情", "Details";
+    Newer => "回到最新", "Back to newest";
+    Older => "更早 →", "Older →";
+    NoNotifications => "没有符合条件的通知。", "No notifications match.";
+    NotificationTitle => "回调通知", "Notification";
+    MatchedOrder => "匹配的订单", "Matched order";
+    NotMatched => "未匹配到订单", "Not matched to an order";
+    Claimed => "报文声称的订单号", "order number it claims";
+    TransactionId => "微信支付单号", "Transaction id";
+    Duration => "处理耗时", "Handled in";
+    TechnicalDetail => "技术细节", "Technical detail";
+    RawBody => "原始报文", "Raw body";
+    SanitizedBody => "脱敏报文（openid、签名等已遮盖）", "Sanitized body (openid, sign and the like masked)";
+    Copy => "复制", "Copy";
+    CopySanitized => "复制脱敏版", "Copy sanitized";
+    Copied => "已复制", "Copied";
+    BodyNotXml => "报文不是 XML，按原文显示。", "The body is not XML; shown as received.";
+    FailuresIntro => "未被接受的回调，按原因分组。每组可展开查看每一条失败、原因说明和签名调试信息。API 密钥不会出现在页面上。", "Callbacks we refused, grouped by cause. Open a group for each failure, what went wrong and what to check, and the signature debugger. The API key never appears on this page.";
+    Last24h => "最近 24 小时", "Last 24 h";
+    Last7d => "最近 7 天", "Last 7 days";
+    Last30d => "最近 30 天", "Last 30 days";
+    NoFailures => "该时间段内没有验证失败。", "No verification failures in this window.";
+    Count => "次数", "Count";
+    FirstSeen => "首次", "First seen";
+    LastSeen => "最近", "Last seen";
+    WhatToCheck => "如何排查", "What to check";
+    ShowingNewest => "显示最新的", "Showing the newest";
+    Debugger => "签名调试", "Signature debugger";
+    Diagnosis => "诊断", "Diagnosis";
+    SignTypeUsed => "验签算法", "Checked with";
+    OrderSignType => "订单的签名方式", "The order's sign type";
+    ReceivedSign => "收到的签名", "Received sign";
+    ExpectedMd5 => "我方密钥计算的 MD5（前 8 位）", "MD5 with our key (first 8)";
+    ExpectedHmac => "我方密钥计算的 HMAC-SHA256（前 8 位）", "HMAC-SHA256 with our key (first 8)";
+    CanonicalString => "待签名串（密钥已遮盖）", "String signed (key masked)";
+    Skipped => "未参与签名的字段", "Fields not signed";
+    Warnings => "提示", "Warnings";
+    KeyLength => "我方密钥长度", "Our key's length";
+    SourceField => "报文的 sign_type 字段", "the sign_type field";
+    SourceExpected => "订单创建时的签名方式", "the order's sign type";
+    SourceLength => "签名长度推断", "the length of sign";
+    LookupIntro => "粘贴顾客提供的任何信息：订单号、微信支付单号、退款单号、openid，或“金额 + 大概时间”，如 12.34 昨天下午3点、12.34 2026-11-20 15:00。", "Paste anything a customer gives you: an order number, transaction id, refund number, openid, or an amount and a rough time, e.g. 12.34 昨天下午3点 or 12.34 2026-11-20 15:00.";
+    LookupPlaceholder => "订单号 / 微信支付单号 / 金额 + 时间", "id / transaction id / amount + time";
+    Search => "查找", "Search";
+    NothingFound => "没有找到匹配的订单。试试只输入金额，或换一个时间说法。", "No matching order. Try the amount alone, or put the time another way.";
+    SearchedAmount => "按金额查找", "Searched for";
+    Between => "时间范围", "between";
+    ApiCallsIntro => "我们发给微信支付的每一次请求（下单、查单、关单、退款、查退款、对账单、小程序登录），含请求与响应报文。报文带签名 sign，但从不包含 API 密钥。", "Every request we sent to WeChat Pay (order, query, close, refund, refund query, bill, mini-program login), with request and response bodies. Bodies carry sign but never the API key.";
+    Endpoint => "接口", "API";
+    Outcome => "结果", "Outcome";
+    OutcomeOk => "成功", "OK";
+    OutcomeBusiness => "业务错误", "Business error";
+    OutcomeTransport => "网络/传输错误", "Transport error";
+    Latency => "耗时", "Latency";
+    NoApiCalls => "没有符合条件的接口调用。", "No API calls match.";
+    ApiCallTitle => "接口调用", "API call";
+    Request => "请求报文", "Request body";
+    Response => "响应报文", "Response body";
+    Error => "错误", "Error";
+    NoBody => "（无）", "(none)";
+    KeyNeverStored => "API 密钥不参与任何报文，也从不存储；请求中的 sign 是用它计算出的签名。", "The API key is part of no message and is never stored; the request's sign is computed with it.";
+    EpUnifiedOrder => "统一下单", "Unified order";
+    EpOrderQuery => "查询订单", "Order query";
+    EpCloseOrder => "关闭订单", "Close order";
+    EpRefund => "申请退款", "Refund";
+    EpRefundQuery => "查询退款", "Refund query";
+    EpDownloadBill => "下载对账单", "Download bill";
+    EpLogin => "小程序登录", "Mini-program login";
+}
+}
+
+/// The endpoints the API log filters on, with their names.
+pub const ENDPOINTS: [(&str, LogsMsg); 7] = [
+    ("/pay/unifiedorder", LogsMsg::EpUnifiedOrder),
+    ("/pay/orderquery", LogsMsg::EpOrderQuery),
+    ("/pay/closeorder", LogsMsg::EpCloseOrder),
+    ("/secapi/pay/refund", LogsMsg::EpRefund),
+    ("/pay/refundquery", LogsMsg::EpRefundQuery),
+    ("/pay/downloadbill", LogsMsg::EpDownloadBill),
+    ("/sns/jscode2session", LogsMsg::EpLogin),
+];
+
+/// The verdict names, in the order the filter lists them.
+pub const VERDICTS: [&str; 12] = [
+    "applied",
+    "duplicate",
+    "bad_signature",
+    "malformed",
+    "forbidden_xml",
+    "wrong_appid",
+    "wrong_mch_id",
+    "unknown_order",
+    "amount_mismatch",
+    "decrypt_failed",
+    "result_fail",
+    "internal_error",
+];
+
+/// A verdict's or failure cause's short name, and its badge class.
+pub fn verdict_label(name: &str, lang: Lang) -> (&'static str, &'static str) {
+    let zh_en = |zh, en| if lang == Lang::Zh { zh } else { en };
+    let (label, class) = match name {
+        "applied" => (zh_en("已入账", "Applied"), "status status--ok"),
+        "duplicate" => (zh_en("重复通知", "Duplicate"), "status status--off"),
+        "bad_signature" => (zh_en("签名错误", "Bad signature"), "status status--bad"),
+        "sign_type_mismatch" => (
+            zh_en("签名算法不符", "Sign type mismatch"),
+            "status status--bad",
+        ),
+        "missing_sign" => (zh_en("缺少签名", "No signature"), "status status--bad"),
+        "malformed" => (zh_en("报文格式错误", "Malformed"), "status status--bad"),
+        "oversize" => (zh_en("报文过大", "Too large"), "status status--bad"),
+        "forbidden_xml" => (zh_en("禁止的 XML", "Forbidden XML"), "status status--bad"),
+        "wrong_appid" => (zh_en("AppID 不符", "Wrong appid"), "status status--bad"),
+        "wrong_mch_id" => (zh_en("商户号不符", "Wrong mch_id"), "status status--bad"),
+        "unknown_order" => (zh_en("订单不存在", "Unknown order"), "status status--warn"),
+        "amount_mismatch" => (zh_en("金额不符", "Amount mismatch"), "status status--bad"),
+        "decrypt_failed" => (zh_en("解密失败", "Decryption failed"), "status status--bad"),
+        "result_fail" => (zh_en("支付失败", "Payment failed"), "status status--warn"),
+        "internal_error" => (zh_en("内部错误", "Internal error"), "status status--warn"),
+        _ => (zh_en("未知", "Unknown"), "status status--off"),
+    };
+    (label, class)
+}
+
+/// What a verdict or failure cause means and what to check, in plain words.
+pub fn verdict_explanation(name: &str, lang: Lang) -> &'static str {
+    let zh = lang == Lang::Zh;
+    match (name, zh) {
+        ("applied", true) => "签名、AppID、商户号和金额都核对无误，订单已标记为已支付（或退款已更新），并已回复微信支付 SUCCESS。",
+        ("applied", false) => "Signature, appid, mch_id and amount all checked out; the order was marked paid (or the refund updated) and WeChat Pay was told SUCCESS.",
+        ("duplicate", true) => "这条通知此前已处理过，本次没有任何改动，再次回复 SUCCESS 让微信支付停止重发。微信支付重发通知是正常现象。",
+        ("duplicate", false) => "This notification was already applied; nothing changed, and SUCCESS was answered again so WeChat Pay stops resending. Resends are normal.",
+        ("bad_signature", true) => "报文的签名与用我方 API 密钥计算的结果不一致：报文在途中被改动，或发送方使用了别的密钥。请核对商户平台上的 API 密钥（32 位）是否与 PAYDESK_WXPAY__API_KEY 一致；如果密钥无误，这条通知可能是伪造的，不要手动补单。",
+        ("bad_signature", false) => "The signature does not match the one our API key gives: the body was changed on the way, or the sender used another key. Check that the API key in the merchant platform (32 characters) is PAYDESK_WXPAY__API_KEY; if it is, the notification may be forged — do not mark the order paid by hand.",
+        ("sign_type_mismatch", true) => "签名算法与订单下单时使用的不一致（例如订单用 HMAC-SHA256 下单，通知却用 MD5 签名），按规范拒绝以防降级攻击。请检查下单时的 sign_type 配置（PAYDESK_WXPAY__SIGN_TYPE）。",
+        ("sign_type_mismatch", false) => "The signing algorithm differs from the one the order was created with (e.g. an HMAC-SHA256 order notified with MD5), refused to prevent a downgrade. Check the sign_type used for new orders (PAYDESK_WXPAY__SIGN_TYPE).",
+        ("missing_sign", true) => "报文没有 sign 字段。真正的微信支付通知一定带签名：这条多半不是微信支付发来的，请核对来源地址。",
+        ("missing_sign", false) => "The body has no sign. Genuine WeChat Pay notifications are always signed: this one most likely did not come from WeChat Pay — check the sender's address.",
+        ("malformed", true) => "报文不是合法的通知（不是 XML，或缺少必需字段）。偶发可忽略（扫描器、探测请求）；若持续出现，请对照原始报文检查发送方。",
+        ("malformed", false) => "Not a valid notification (not XML, or required fields missing). Once in a while it is a scanner or probe; if it keeps happening, check the sender against the raw body.",
+        ("oversize", true) => "报文超过 1 MiB 的上限，只保存了前面一部分，未作解析。真正的通知只有几百字节：这通常是攻击或误配置的请求。",
+        ("oversize", false) => "The body is over the 1 MiB limit; only its start was kept, unparsed. Real notifications are a few hundred bytes: this is usually an attack or a misdirected request.",
+        ("forbidden_xml", true) => "报文包含 DOCTYPE 或实体声明（XXE 攻击手法），已按规范拒绝且未解析。微信支付从不发送这类报文，请关注来源地址。",
+        ("forbidden_xml", false) => "The body has a DOCTYPE or entity declaration (an XXE attack), refused without parsing. WeChat Pay never sends these — watch the sender's address.",
+        ("wrong_appid", true) => "签名正确，但 appid 不是本小程序的。通常是同一商户号下的另一个应用把通知地址配成了我们：请检查各应用的 notify_url，或我方 PAYDESK_WXPAY__APPID 配置。",
+        ("wrong_appid", false) => "Correctly signed, but for another appid. Usually another app under the same merchant uses our notify URL: check each app's notify_url, or our PAYDESK_WXPAY__APPID.",
+        ("wrong_mch_id", true) => "签名正确，但商户号不是我们的：请检查 PAYDESK_WXPAY__MCH_ID 配置，以及其他商户号是否误用了我们的回调地址。",
+        ("wrong_mch_id", false) => "Correctly signed, but for another mch_id: check PAYDESK_WXPAY__MCH_ID, and whether another merchant uses our callback URL.",
+        ("unknown_order", true) => "签名正确，但我们没有这个商户订单号（或退款单号）。常见于测试环境与生产环境共用商户号、或数据库被恢复到更早的状态。请用“客服查单”搜索报文中的订单号。",
+        ("unknown_order", false) => "Correctly signed, but we have no such order (or refund) number. Common when test and production share a merchant id, or after restoring an older database. Search the number in Lookup.",
+        ("amount_mismatch", true) => "签名正确，但金额与我们的订单金额不一致，未入账。这不应发生：请核对订单金额与微信支付商户平台上的交易，必要时联系微信支付。",
+        ("amount_mismatch", false) => "Correctly signed, but the amount differs from our order's, so nothing was applied. This should never happen: compare the order with the transaction in the merchant platform, and contact WeChat Pay if needed.",
+        ("decrypt_failed", true) => "退款通知的 req_info 无法用我方 API 密钥解密：密钥可能已在商户平台更换，或通知是伪造的。请核对 PAYDESK_WXPAY__API_KEY。",
+        ("decrypt_failed", false) => "The refund notification's req_info does not decrypt with our API key: the key may have been changed in the merchant platform, or the notification is forged. Check PAYDESK_WXPAY__API_KEY.",
+        ("result_fail", true) => "微信支付通知该笔支付失败（result_code=FAIL），订单已标记为支付失败。顾客需要重新下单付款。",
+        ("result_fail", false) => "WeChat Pay reported the payment failed (result_code=FAIL); the order is marked PAYERROR. The customer needs to order and pay again.",
+        ("internal_error", true) => "我们处理时出错（如数据库暂时不可用），已回复 FAIL，微信支付会稍后重发。若持续出现，请查看服务器日志。",
+        ("internal_error", false) => "We failed to process it (e.g. the database was unavailable) and answered FAIL; WeChat Pay resends later. If it persists, read the server log.",
+        (_, true) => "未知的处理结果。",
+        (_, false) => "Unknown verdict.",
+    }
+}
+
+/// `page?k=v&…` with the empty values left out.
+pub fn href_with(path: &str, params: &[(&str, String)]) -> String {
+    let query = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", urlencode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    if query.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{query}")
+    }
+}
+
+/// A query parameter of the current page (empty when absent).
+pub fn query_param(name: &'static str) -> Memo<String> {
+    let query = use_query_map();
+    Memo::new(move |_| query.with(|q| q.get(name).unwrap_or_default()))
+}
+
+/// The `{id}` of a detail page's path (0, which matches nothing, when it is not a number).
+pub fn id_param() -> Memo<i64> {
+    let params = use_params_map();
+    Memo::new(move |_| params.with(|p| p.get("id").and_then(|id| id.parse().ok()).unwrap_or(0)))
+}
+
+/// Handling time for people: `850 µs`, `12.3 ms`.
+pub fn duration_text(us: i64) -> String {
+    if us < 1000 {
+        format!("{us} µs")
+    } else {
+        format!("{:.1} ms", us as f64 / 1000.0)
+    }
+}
+
+/// Copies `text` to the clipboard (in the browser; nothing happens on the server).
+fn copy_to_clipboard(text: &str) {
+    #[cfg(feature = "hydrate")]
+    {
+        let _ = window().navigator().clipboard().write_text(text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = text;
+}
+
+/// A body in a `<pre>` (escaped like any text) with a copy button.
+#[component]
+pub fn BodyBlock(
+    /// The heading.
+    title: &'static str,
+    /// The body.
+    body: ShownBody,
+    /// The copy button's label.
+    copy_label: &'static str,
+    /// `data-testid` of the `<pre>`.
+    testid: &'static str,
+) -> impl IntoView {
+    let lang = use_lang();
+    let copied = RwSignal::new(false);
+    let text = body.pretty.clone();
+    view! {
+        <section class="card body-block">
+            <div class="body-block__head">
+                <h2 class="card__title">{title}</h2>
+                <button type="button" class="button button--small" data-testid=format!("{testid}-copy")
+                    on:click=move |_| {
+                        copy_to_clipboard(&text);
+                        copied.set(true);
+                    }>
+                    {move || if copied.get() { LogsMsg::Copied.text(lang) } else { copy_label }}
+                </button>
+            </div>
+            {(body.format == "text").then(|| view! { <p class="muted">{LogsMsg::BodyNotXml.text(lang)}</p> })}
+            <pre class="body" data-testid=testid data-format=body.format.clone()>{body.pretty}</pre>
+        </section>
+    }
+}
+
+/// The date range of a filter form, its submit button and a link that clears it.
+#[component]
+pub fn DateFilters(
+    /// The `from` date in effect.
+    from: Memo<String>,
+    /// The `to` date in effect.
+    to: Memo<String>,
+    /// The unfiltered list's path.
+    reset: &'static str,
+) -> impl IntoView {
+    let lang = use_lang();
+    view! {
+        <label class="form__field">
+            <span>{LogsMsg::From.text(lang)}</span>
+            <input type="date" name="from" value=move || from.get()/>
+        </label>
+        <label class="form__field">
+            <span>{LogsMsg::To.text(lang)}</span>
+            <input type="date" name="to" value=move || to.get()/>
+        </label>
+        <button type="submit" class="button button--primary">{LogsMsg::Filter.text(lang)}</button>
+        <a href=reset class="button button--quiet">{LogsMsg::Reset.text(lang)}</a>
+    }
+}
+
+/// "Back to newest" and "Older →" links of a keyset-paginated list.
+#[component]
+pub fn Pager(
+    /// The list's path.
+    path: &'static str,
+    /// The filters in effect (without `after`).
+    params: Vec<(&'static str, String)>,
+    /// Whether this is a later page.
+    paged: bool,
+    /// The next page's `after`.
+    next: Option<String>,
+) -> impl IntoView {
+    let lang = use_lang();
+    let first = href_with(path, &params);
+    let older = next.map(|n| {
+        let mut p = params.clone();
+        p.push(("after", n));
+        href_with(path, &p)
+    });
+    view! {
+        <nav class="pager" aria-label="pages">
+            {paged.then(|| view! { <a class="button button--small" href=first.clone()>{LogsMsg::Newer.text(lang)}</a> })}
+            {older.map(|h| view! { <a class="button button--small" href=h data-testid="older">{LogsMsg::Older.text(lang)}</a> })}
+        </nav>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_verdict_has_a_label_and_an_explanation_in_both_languages() {
+        for name in VERDICTS
+            .iter()
+            .chain(&["sign_type_mismatch", "missing_sign", "oversize"])
+        {
+            for lang in [Lang::Zh, Lang::En] {
+                assert_ne!(
+                    verdict_label(name, lang).0,
+                    verdict_label("?", lang).0,
+                    "{name}"
+                );
+                assert_ne!(
+                    verdict_explanation(name, lang),
+                    verdict_explanation("?", lang),
+                    "{name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn links_keep_only_the_filters_set() {
+        assert_eq!(
+            href_with(
+                "/notifications",
+                &[
+                    ("kind", "refund".into()),
+                    ("verdict", String::new()),
+                    ("from", "2026-11-20".into())
+                ]
+            ),
+            "/notifications?kind=refund&from=2026-11-20"
+        );
+        assert_eq!(
+            href_with("/lookup", &[("q", "12.34 昨天".into())]),
+            "/lookup?q=12.34%20%E6%98%A8%E5%A4%A9"
+        );
+        assert_eq!(href_with("/failures", &[]), "/failures");
+    }
+}

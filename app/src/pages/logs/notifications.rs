@@ -1,0 +1,239 @@
+//! `/notifications` — every callback, filterable by kind, verdict and dates, newest first,
+//! refetched in place on each live event — and `/notifications/{id}`: the verdict in plain
+//! words, the matched order, the reply, and the raw body with copy and sanitized copy.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use paydesk_types::{format_shanghai, Fen};
+
+use super::{
+    duration_text, id_param, query_param, verdict_explanation, verdict_label, BodyBlock,
+    DateFilters, LogsMsg, Pager, VERDICTS,
+};
+use crate::components::live::use_live;
+use crate::dto::{NotificationDetail, NotificationPage, NotificationRow};
+use crate::error::Refused;
+use crate::i18n::{use_lang, Lang, Msg};
+use crate::server::logs::{get_notification, list_notifications};
+
+fn kind_label(kind: &str, lang: Lang) -> &'static str {
+    match kind {
+        "refund" => LogsMsg::KindRefund.text(lang),
+        _ => LogsMsg::KindPayment.text(lang),
+    }
+}
+
+/// `/notifications`.
+#[component]
+pub fn NotificationsPage() -> impl IntoView {
+    let lang = use_lang();
+    let live = use_live();
+    let (kind, verdict, from, to, after) = (
+        query_param("kind"),
+        query_param("verdict"),
+        query_param("from"),
+        query_param("to"),
+        query_param("after"),
+    );
+    let page = Resource::new(
+        move || {
+            (
+                kind.get(),
+                verdict.get(),
+                from.get(),
+                to.get(),
+                after.get(),
+                live.any.get(),
+            )
+        },
+        |(kind, verdict, from, to, after, _)| list_notifications(kind, verdict, from, to, after),
+    );
+    view! {
+        <Title text=format!("{} · paydesk", Msg::NavNotifications.text(lang))/>
+        <h1 class="page__title">{Msg::NavNotifications.text(lang)}</h1>
+        <p class="page__intro">{LogsMsg::NotificationsIntro.text(lang)}</p>
+        <form method="get" action="/notifications" class="form form--row filters" data-testid="notification-filters">
+            <label class="form__field">
+                <span>{LogsMsg::Kind.text(lang)}</span>
+                <select name="kind">
+                    <option value="">{LogsMsg::All.text(lang)}</option>
+                    {["payment", "refund"].into_iter().map(|k| view! {
+                        <option value=k selected=move || kind.get() == k>{kind_label(k, lang)}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <label class="form__field">
+                <span>{LogsMsg::Verdict.text(lang)}</span>
+                <select name="verdict">
+                    <option value="">{LogsMsg::All.text(lang)}</option>
+                    {VERDICTS.into_iter().map(|v| view! {
+                        <option value=v selected=move || verdict.get() == v>{verdict_label(v, lang).0}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <DateFilters from to reset="/notifications"/>
+        </form>
+        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(p) => {
+                        let params = vec![
+                            ("kind", kind.get_untracked()),
+                            ("verdict", verdict.get_untracked()),
+                            ("from", from.get_untracked()),
+                            ("to", to.get_untracked()),
+                        ];
+                        let paged = !after.get_untracked().is_empty();
+                        view! { <NotificationTable page=p params paged/> }.into_any()
+                    }
+                    Err(error) => view! { <Refused error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn NotificationTable(
+    page: NotificationPage,
+    params: Vec<(&'static str, String)>,
+    paged: bool,
+) -> impl IntoView {
+    let lang = use_lang();
+    if page.rows.is_empty() {
+        return view! {
+            <p class="empty" data-testid="no-notifications">{LogsMsg::NoNotifications.text(lang)}</p>
+            <Pager path="/notifications" params paged next=None/>
+        }
+        .into_any();
+    }
+    let rows = page
+        .rows
+        .into_iter()
+        .map(|r| view! { <NotificationLine r/> })
+        .collect_view();
+    view! {
+        <table class="table" data-testid="notifications-table">
+            <thead>
+                <tr>
+                    <th>{LogsMsg::Received.text(lang)}</th>
+                    <th>{LogsMsg::Kind.text(lang)}</th>
+                    <th>{LogsMsg::Verdict.text(lang)}</th>
+                    <th>{LogsMsg::OrderNo.text(lang)}</th>
+                    <th class="table__money">{LogsMsg::Amount.text(lang)}</th>
+                    <th>{LogsMsg::Peer.text(lang)}</th>
+                    <th>{LogsMsg::Reply.text(lang)}</th>
+                    <th></th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+        <Pager path="/notifications" params paged next=page.next/>
+        <p class="page__note">{Msg::TimesNote.text(lang)}</p>
+    }
+    .into_any()
+}
+
+#[component]
+fn NotificationLine(r: NotificationRow) -> impl IntoView {
+    let lang = use_lang();
+    let (label, class) = verdict_label(&r.verdict, lang);
+    let href = format!("/notifications/{}", r.id);
+    view! {
+        <tr class="table__row" data-notification=r.id data-verdict=r.verdict.clone()>
+            <td class="table__time">{format_shanghai(r.received_at)}</td>
+            <td>{kind_label(&r.kind, lang)}</td>
+            <td><span class=class title=r.detail.clone()>{label}</span></td>
+            <td class="mono">
+                {r.out_trade_no.clone().unwrap_or_else(|| "—".into())}
+                {r.out_refund_no.clone().map(|n| view! { <div class="muted mono">{n}</div> })}
+            </td>
+            <td class="table__money">{r.amount_fen.map(|f| Fen(f).display_yuan()).unwrap_or_default()}</td>
+            <td class="mono muted">{r.peer.clone().unwrap_or_default()}</td>
+            <td><span class=if r.reply == "SUCCESS" { "status status--ok" } else { "status status--bad" }>{r.reply.clone()}</span></td>
+            <td><a href=href>{LogsMsg::Detail.text(lang)}</a></td>
+        </tr>
+    }
+}
+
+/// `/notifications/{id}`.
+#[component]
+pub fn NotificationDetailPage() -> impl IntoView {
+    let lang = use_lang();
+    let id = id_param();
+    let detail = Resource::new(move || id.get(), get_notification);
+    view! {
+        <Title text=format!("{} #{} · paydesk", LogsMsg::NotificationTitle.text(lang), id.get_untracked())/>
+        <p><a href="/notifications">"← " {Msg::NavNotifications.text(lang)}</a></p>
+        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+            {move || Suspend::new(async move {
+                match detail.await {
+                    Ok(d) => view! { <Detail d/> }.into_any(),
+                    Err(error) => view! { <Refused error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn Detail(d: NotificationDetail) -> impl IntoView {
+    let lang = use_lang();
+    let r = d.row;
+    let (label, class) = verdict_label(&r.verdict, lang);
+    let matched = match (&d.matched_out_trade_no, &r.out_trade_no) {
+        (Some(no), _) => view! {
+            <a class="mono" href=format!("/orders/{no}") data-testid="matched-order">{no.clone()}</a>
+        }
+        .into_any(),
+        (None, Some(claimed)) => view! {
+            <span>{LogsMsg::NotMatched.text(lang)}</span>
+            <span class="muted">" (" {LogsMsg::Claimed.text(lang)} ": " <span class="mono">{claimed.clone()}</span> ")"</span>
+        }
+        .into_any(),
+        (None, None) => view! { <span>{LogsMsg::NotMatched.text(lang)}</span> }.into_any(),
+    };
+    view! {
+        <h1 class="page__title">
+            {LogsMsg::NotificationTitle.text(lang)} " #" {r.id} " "
+            <span class=class data-testid="verdict">{label}</span>
+        </h1>
+        <p class="explain" data-testid="verdict-explanation">{verdict_explanation(&r.verdict, lang)}</p>
+        <section class="card">
+            <dl class="facts">
+                <dt>{LogsMsg::Kind.text(lang)}</dt>
+                <dd>{kind_label(&r.kind, lang)}</dd>
+                <dt>{LogsMsg::Received.text(lang)}</dt>
+                <dd>{format_shanghai(r.received_at)}</dd>
+                <dt>{LogsMsg::Peer.text(lang)}</dt>
+                <dd class="mono">{r.peer.clone().unwrap_or_else(|| "—".into())}</dd>
+                <dt>{LogsMsg::MatchedOrder.text(lang)}</dt>
+                <dd>{matched}</dd>
+                {d.transaction_id.clone().map(|t| view! {
+                    <dt>{LogsMsg::TransactionId.text(lang)}</dt>
+                    <dd class="mono">{t}</dd>
+                })}
+                {r.out_refund_no.clone().map(|n| view! {
+                    <dt>{LogsMsg::RefundNo.text(lang)}</dt>
+                    <dd class="mono">{n}</dd>
+                })}
+                {r.amount_fen.map(|f| view! {
+                    <dt>{LogsMsg::Amount.text(lang)}</dt>
+                    <dd>{Fen(f).display_yuan()}</dd>
+                })}
+                <dt>{LogsMsg::Duration.text(lang)}</dt>
+                <dd>{duration_text(d.duration_us)}</dd>
+                <dt>{LogsMsg::TechnicalDetail.text(lang)}</dt>
+                <dd class="mono" data-testid="technical-detail">{r.detail.clone()}</dd>
+                <dt>{LogsMsg::Reply.text(lang)}</dt>
+                <dd>
+                    <span class=if r.reply == "SUCCESS" { "status status--ok" } else { "status status--bad" }>{r.reply.clone()}</span>
+                    <pre class="body body--inline" data-testid="reply-body">{d.reply_body.clone()}</pre>
+                </dd>
+            </dl>
+        </section>
+        <BodyBlock title=LogsMsg::RawBody.text(lang) body=d.body copy_label=LogsMsg::Copy.text(lang) testid="raw-body"/>
+        <BodyBlock title=LogsMsg::SanitizedBody.text(lang) body=d.sanitized copy_label=LogsMsg::CopySanitized.text(lang) testid="sanitized-body"/>
+        <p class="page__note">{Msg::TimesNote.text(lang)}</p>
+    }
+}
