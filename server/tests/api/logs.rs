@@ -9,13 +9,13 @@ use wxpay::SignType;
 use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
 use crate::notify::{create_order, fields, signed};
 
+/// A server function's form fields.
+type Form = Vec<(&'static str, String)>;
+
 /// The log endpoints with a valid set of arguments, and the lowest role that may call them.
-fn endpoints(
-    notification_id: &str,
-    call_id: &str,
-) -> Vec<(&'static str, Vec<(&'static str, String)>, &'static str)> {
+fn endpoints(notification_id: &str, call_id: &str) -> Vec<(&'static str, Form, &'static str)> {
     let list = |extra: &[&'static str]| {
-        let mut form: Vec<(&'static str, String)> = ["from", "to", "after"]
+        let mut form: Form = ["from", "to", "after"]
             .into_iter()
             .chain(extra.iter().copied())
             .map(|k| (k, String::new()))
@@ -181,6 +181,8 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         assert_eq!(failure["out_trade_no"], "LG-TAMPER");
         let debugger = &failure["debugger"];
         assert_eq!(debugger["valid"], false);
+        let diagnosis = debugger["diagnosis"].as_str().unwrap();
+        assert!(diagnosis.starts_with("key mismatch"), "{diagnosis}");
         assert_eq!(debugger["expected_sign_type"], "MD5");
         let canonical = debugger["canonical_string"].as_str().unwrap();
         assert!(canonical.contains("total_fee=1&"), "{canonical}");

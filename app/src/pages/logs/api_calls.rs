@@ -149,7 +149,7 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
         <table class="table" data-testid="api-calls-table">
             <thead>
                 <tr>
-                    <th>{LogsMsg::Received.text(lang)}</th>
+                    <th>{LogsMsg::CalledAt.text(lang)}</th>
                     <th>{LogsMsg::Endpoint.text(lang)}</th>
                     <th>{LogsMsg::OrderNo.text(lang)}</th>
                     <th>{LogsMsg::Outcome.text(lang)}</th>
@@ -206,7 +206,7 @@ fn CallDetail(d: ApiCallDetail) -> impl IntoView {
             <dl class="facts">
                 <dt>{LogsMsg::Endpoint.text(lang)}</dt>
                 <dd>{endpoint_label(&r.endpoint, lang)} " " <code>{r.endpoint.clone()}</code></dd>
-                <dt>{LogsMsg::Received.text(lang)}</dt>
+                <dt>{LogsMsg::CalledAt.text(lang)}</dt>
                 <dd>{format_shanghai(r.created_at)}</dd>
                 {order}
                 {r.out_refund_no.clone().map(|n| view! { <dt>{LogsMsg::RefundNo.text(lang)}</dt><dd class="mono">{n}</dd> })}

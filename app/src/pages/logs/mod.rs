@@ -87,6 +87,7 @@ pub enum LogsMsg {
     OutcomeBusiness => "业务错误", "Business error";
     OutcomeTransport => "网络/传输错误", "Transport error";
     Latency => "耗时", "Latency";
+    CalledAt => "调用时间", "Called at";
     NoApiCalls => "没有符合条件的接口调用。", "No API calls match.";
     ApiCallTitle => "接口调用", "API call";
     Request => "请求报文", "Request body";
