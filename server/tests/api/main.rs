@@ -16,5 +16,6 @@ mod products;
 mod refund_crash;
 mod refunds;
 mod refunds_dashboard;
+mod roles;
 mod sync;
 mod users;
