@@ -92,10 +92,11 @@ impl Event {
             Event::Created { .. } => 0,
             Event::RefundRequested { .. } => 1,
             Event::RefundDecided { .. } => 2,
-            Event::Staff { .. } => 3,
-            Event::ApiCall(_) => 4,
-            Event::Notification(_) => 5,
-            Event::Paid { .. } => 6,
+            Event::ApiCall(_) => 3,
+            Event::Notification(_) => 4,
+            Event::Paid { .. } => 5,
+            // Staff actions are audited once their call has answered.
+            Event::Staff { .. } => 6,
             Event::RefundOutcome { .. } => 7,
         }
     }
