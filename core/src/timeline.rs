@@ -300,8 +300,30 @@ pub async fn for_order(db: &Db, order: &Order) -> Result<History, CoreError> {
         });
     }
     if let Some(paid_at) = order.paid_at {
+        // `time_end` has whole seconds, so it can read earlier than the order's own creation
+        // and calls: the payment is placed no earlier than what it follows (the first
+        // applied payment notification, else the unifiedorder call).
+        let evidence = entries
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Notification(n) if n.kind == "payment" && n.verdict == Verdict::Applied => {
+                    Some(e.at)
+                }
+                _ => None,
+            })
+            .min()
+            .or_else(|| {
+                entries
+                    .iter()
+                    .filter(|e| {
+                        matches!(&e.event, Event::ApiCall(c) if c.endpoint == "/pay/unifiedorder")
+                    })
+                    .map(|e| e.at)
+                    .min()
+            })
+            .unwrap_or(order.created_at);
         entries.push(Entry {
-            at: paid_at,
+            at: paid_at.max(evidence),
             event: Event::Paid {
                 transaction_id: order.transaction_id.clone(),
             },
@@ -352,11 +374,13 @@ fn refund_entries(r: &Refund) -> Vec<Entry> {
             },
         });
     }
+    // When we recorded the outcome (a final refund is not updated again; WeChat's own
+    // success_time has whole seconds and can read earlier than the calls that led to it).
     let outcome_at = match r.status {
-        RefundStatus::Success => Some(r.succeeded_at.unwrap_or(r.updated_at)),
-        RefundStatus::Failed | RefundStatus::RefundClose | RefundStatus::Change => {
-            Some(r.updated_at)
-        }
+        RefundStatus::Success
+        | RefundStatus::Failed
+        | RefundStatus::RefundClose
+        | RefundStatus::Change => Some(r.updated_at),
         _ => None,
     };
     if let Some(at) = outcome_at {

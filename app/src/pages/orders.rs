@@ -319,7 +319,7 @@ fn OrderTable(orders: Vec<OrderListItem>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <table class="table" data-testid="orders-table">
+        <table class="table order-table" data-testid="orders-table">
             <thead>
                 <tr>
                     <th>{OrdersMsg::OutTradeNo.text(lang)}</th>

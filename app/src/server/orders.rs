@@ -4,6 +4,13 @@
 //! a plain GET route in the server crate (`/orders/export.csv`), not a server function, so
 //! the browser can download it.
 
+// `list_orders` takes one argument per URL query field. Expected for the whole module: the
+// `#[server]` macro generates a different set of functions for the server and the browser.
+#![expect(
+    clippy::too_many_arguments,
+    reason = "one server function argument per URL query field"
+)]
+
 use leptos::prelude::*;
 
 use crate::dto::orders::{OrderDetail, OrdersView};
@@ -18,10 +25,6 @@ pub const PAGE_SIZE: i64 = 50;
 /// URL's (`status` comma-separated; days `YYYY-MM-DD`, Asia/Shanghai; amounts in yuan);
 /// `after` is the keyset cursor of the page.
 #[server(endpoint = "orders/list")]
-#[expect(
-    clippy::too_many_arguments,
-    reason = "one argument per URL query field"
-)]
 pub async fn list_orders(
     q: String,
     status: String,
