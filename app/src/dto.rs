@@ -130,3 +130,5 @@ pub struct ChannelCheck {
     /// Its expiry (UTC ms).
     pub not_after: Option<i64>,
 }
+
+pub mod orders;

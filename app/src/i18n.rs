@@ -182,6 +182,7 @@ pub enum Msg {
     Save => "保存", "Save";
     AddProduct => "添加商品", "Add product";
     NavRefunds => "退款审批", "Refunds";
+    NavOrders => "订单", "Orders";
     RefundsTitle => "退款审批", "Refunds";
     RefundsIntro => "待审批的退款排在最前。经理或管理员审批，任何人都不能审批自己提交的申请；金额不会超过订单剩余可退金额。", "Requests waiting for approval come first. A manager or admin decides; nobody decides a request they filed, and no refund can exceed what is left on the order.";
     NoRefunds => "暂无退款。", "No refunds yet.";

@@ -22,6 +22,8 @@ use crate::i18n::{Lang, Msg};
 use crate::pages::account::AccountPage;
 use crate::pages::login::LoginPage;
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::order_detail::OrderDetailPage;
+use crate::pages::orders::OrdersPage;
 use crate::pages::products::ProductsPage;
 use crate::pages::refunds::RefundsPage;
 use crate::pages::users::UsersPage;
@@ -68,6 +70,8 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("") view=AppShell ssr=SsrMode::Async>
                     <Route path=path!("") view=|| view! { <Redirect path="/account"/> } ssr=SsrMode::Async/>
+                    <Route path=path!("orders") view=OrdersPage ssr=SsrMode::Async/>
+                    <Route path=path!("orders/:out_trade_no") view=OrderDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("users") view=UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
                     <Route path=path!("refunds") view=RefundsPage ssr=SsrMode::Async/>

@@ -70,6 +70,10 @@ pub mod action {
     pub const REFUND_REJECT: &str = "refund.reject";
     /// Orders were exported as CSV (the detail names the filter).
     pub const ORDER_EXPORT: &str = "order.export";
+    /// Staff asked WeChat Pay about an order now (orderquery from the order's page).
+    pub const ORDER_SYNC: &str = "order.sync";
+    /// Staff closed an unpaid order (closeorder from the order's page).
+    pub const ORDER_CLOSE: &str = "order.close";
 }
 
 /// One audit entry to write.

@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::wxpay::router())
         .merge(routes::mp::router())
         .merge(routes::events::router())
+        .merge(routes::orders::router())
         // Registers every server function under /api/… as well as the pages.
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

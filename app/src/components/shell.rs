@@ -21,6 +21,11 @@ struct NavItem {
 
 const NAV: &[NavItem] = &[
     NavItem {
+        href: "/orders",
+        label: Msg::NavOrders,
+        min: Role::Staff,
+    },
+    NavItem {
         href: "/refunds",
         label: Msg::NavRefunds,
         min: Role::Support,

@@ -3,6 +3,8 @@
 pub mod account;
 pub mod login;
 pub mod not_found;
+pub mod order_detail;
+pub mod orders;
 pub mod products;
 pub mod refunds;
 pub mod users;

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod orders;
 pub mod products;
 pub mod refunds;
 pub mod users;

@@ -12,6 +12,7 @@ mod mp;
 mod notify;
 mod notify_failures;
 mod ops;
+mod orders_dashboard;
 mod products;
 mod refund_crash;
 mod refunds;
