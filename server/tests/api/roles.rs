@@ -70,6 +70,35 @@ const CALLS: &[Call] = &[
         AtLeast(Staff),
     ),
     call("account/activity", &[], AtLeast(Staff)),
+    call(
+        "orders/list",
+        &[
+            ("q", ""),
+            ("status", ""),
+            ("from", ""),
+            ("to", ""),
+            ("min", ""),
+            ("max", ""),
+            ("openid", ""),
+            ("after", ""),
+        ],
+        AtLeast(Staff),
+    ),
+    call(
+        "orders/detail",
+        &[("out_trade_no", "NO-SUCH-ORDER")],
+        AtLeast(Staff),
+    ),
+    call(
+        "orders/sync",
+        &[("out_trade_no", "NO-SUCH-ORDER")],
+        AtLeast(Support),
+    ),
+    call(
+        "orders/close",
+        &[("out_trade_no", "NO-SUCH-ORDER")],
+        AtLeast(Support),
+    ),
     call("products/list", &[], AtLeast(Admin)),
     call(
         "products/add",
@@ -129,13 +158,19 @@ const CALLS: &[Call] = &[
 /// Every dashboard page (GET), and who may see its content.
 const PAGES: &[(&str, Access)] = &[
     ("/account", AtLeast(Staff)),
+    ("/orders", AtLeast(Staff)),
+    ("/orders?status=PAID&from=2026-01-01", AtLeast(Staff)),
     ("/refunds", AtLeast(Support)),
     ("/products", AtLeast(Admin)),
     ("/users", AtLeast(Admin)),
 ];
 
 /// Plain routes outside the server functions (GET), and who may use them.
-const ROUTES: &[(&str, Access)] = &[("/api/events", AtLeast(Staff))];
+const ROUTES: &[(&str, Access)] = &[
+    ("/api/events", AtLeast(Staff)),
+    ("/orders/export.csv", AtLeast(Manager)),
+    ("/orders/export.csv?status=PAID", AtLeast(Manager)),
+];
 
 /// Signed out, then each role from lowest to highest.
 const WHO: [Option<Role>; 5] = [None, Some(Staff), Some(Support), Some(Manager), Some(Admin)];
