@@ -1,8 +1,11 @@
 //! One routed page per module (style.md §12).
 
 pub mod account;
+pub mod audit;
+pub mod home;
 pub mod login;
 pub mod not_found;
 pub mod products;
 pub mod refunds;
+pub mod settings;
 pub mod users;
