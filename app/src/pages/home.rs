@@ -18,7 +18,6 @@ crate::messages! {
         Title => "概览", "Home";
         Intro => "今天的收款与待处理事项，随新支付实时更新。", "Today's takings and what needs attention, updated live as payments arrive.";
         TodayPaid => "今日收款", "Paid today";
-        Orders => "笔", "orders";
         GrossNote => "按支付时间（北京时间今日 0 点起）统计，未扣除退款。", "By time paid, since 00:00 today China time; before refunds.";
         SuccessRate => "今日支付成功率", "Payment success rate today";
         SuccessDefinition => "今日创建且已结束的订单中，已支付的比例：已支付 ÷（已支付 + 已关闭 + 支付失败）；待支付的订单不计入。", "Of today's orders that have ended, the share paid: paid ÷ (paid + closed + payment failed); orders still awaiting payment are not counted.";
@@ -88,7 +87,7 @@ fn Home(s: HomeStats, lang: Lang) -> impl IntoView {
             <section class="stat">
                 <h2 class="stat__label">{HomeMsg::TodayPaid.text(lang)}</h2>
                 <p class="stat__value" data-testid="today-paid">{Fen(s.today_paid_fen).display_yuan()}</p>
-                <p class="stat__sub"><span data-testid="today-count">{s.today_paid_count}</span> " " {HomeMsg::Orders.text(lang)}</p>
+                <p class="stat__sub"><span data-testid="today-count">{s.today_paid_count}</span> " " {payments_word(s.today_paid_count, lang)}</p>
                 <p class="stat__note">{HomeMsg::GrossNote.text(lang)}</p>
             </section>
             <section class="stat">
@@ -118,6 +117,15 @@ fn Home(s: HomeStats, lang: Lang) -> impl IntoView {
             <h2 class="card__title">{HomeMsg::Latest.text(lang)}</h2>
             <LatestPaid rows=s.latest_paid lang/>
         </section>
+    }
+}
+
+/// "笔", "payment" or "payments" after a count.
+fn payments_word(n: i64, lang: Lang) -> &'static str {
+    match (lang, n) {
+        (Lang::Zh, _) => "笔",
+        (Lang::En, 1) => "payment",
+        (Lang::En, _) => "payments",
     }
 }
 
@@ -177,7 +185,6 @@ fn RevenueChart(days: Vec<(i64, i64, i64)>, lang: Lang) -> impl IntoView {
             }
         })
         .collect_view();
-    let count_word = HomeMsg::Orders.text(lang);
     let bars = days
         .iter()
         .enumerate()
@@ -186,7 +193,7 @@ fn RevenueChart(days: Vec<(i64, i64, i64)>, lang: Lang) -> impl IntoView {
             let bw = slot * 0.64;
             let date = format_shanghai_date(day_start);
             let label = date.get(5..).unwrap_or(&date).to_owned();
-            let title = format!("{date} · {} · {count} {count_word}", Fen(fen).display_yuan());
+            let title = format!("{date} · {} · {count} {}", Fen(fen).display_yuan(), payments_word(count, lang));
             let (by, bh) = if fen > 0 {
                 let by = y(fen);
                 (by, (TOP + plot_h - by).max(1.0))

@@ -145,7 +145,7 @@ fn SettingsView(s: SettingsSummary, lang: Lang) -> impl IntoView {
     let secs = t(SettingsMsg::Seconds);
     let millis = t(SettingsMsg::Millis);
     view! {
-        <div class="cards" data-testid="settings">
+        <div class="cards cards--wide" data-testid="settings">
             <section class="card">
                 <h2 class="card__title">{t(SettingsMsg::Environment)}</h2>
                 <p><span class=env_class data-testid="settings-environment">{environment_words(s.environment, lang)}</span></p>
@@ -192,15 +192,15 @@ fn SettingsView(s: SettingsSummary, lang: Lang) -> impl IntoView {
                 <h2 class="card__title">{t(SettingsMsg::Jobs)}</h2>
                 <dl class="facts">
                     <dt>{t(SettingsMsg::OrderExpiry)}</dt><dd>{s.order_expire_minutes} " " {t(SettingsMsg::Minutes)}</dd>
-                    <dt>{t(SettingsMsg::SyncJob)}</dt>
-                    <dd>{on_off(s.sync_enabled)} " · " {t(SettingsMsg::FirstDelay)} " " {s.sync_first_delay_seconds} {secs}
-                        " · " {t(SettingsMsg::MaxDelay)} " " {s.sync_max_delay_seconds} {secs}
-                        " · " {t(SettingsMsg::Tick)} " " {s.sync_tick_millis} {millis}</dd>
-                    <dt>{t(SettingsMsg::RefundJob)}</dt>
-                    <dd>{on_off(s.refunds_enabled)} " · " {t(SettingsMsg::Tick)} " " {s.refunds_tick_millis} {millis}
-                        " · " {t(SettingsMsg::RetryBase)} " " {s.refunds_retry_base_millis} {millis}
-                        " · " {t(SettingsMsg::QueryDelay)} " " {s.refunds_query_delay_seconds} {secs}
-                        " · " {t(SettingsMsg::Lease)} " " {s.refunds_lease_seconds} {secs}</dd>
+                    <dt>{t(SettingsMsg::SyncJob)}</dt><dd>{on_off(s.sync_enabled)}</dd>
+                    <dt class="facts__sub">{t(SettingsMsg::FirstDelay)}</dt><dd>{s.sync_first_delay_seconds} " " {secs}</dd>
+                    <dt class="facts__sub">{t(SettingsMsg::MaxDelay)}</dt><dd>{s.sync_max_delay_seconds} " " {secs}</dd>
+                    <dt class="facts__sub">{t(SettingsMsg::Tick)}</dt><dd>{s.sync_tick_millis} " " {millis}</dd>
+                    <dt>{t(SettingsMsg::RefundJob)}</dt><dd>{on_off(s.refunds_enabled)}</dd>
+                    <dt class="facts__sub">{t(SettingsMsg::Tick)}</dt><dd>{s.refunds_tick_millis} " " {millis}</dd>
+                    <dt class="facts__sub">{t(SettingsMsg::RetryBase)}</dt><dd>{s.refunds_retry_base_millis} " " {millis}</dd>
+                    <dt class="facts__sub">{t(SettingsMsg::QueryDelay)}</dt><dd>{s.refunds_query_delay_seconds} " " {secs}</dd>
+                    <dt class="facts__sub">{t(SettingsMsg::Lease)}</dt><dd>{s.refunds_lease_seconds} " " {secs}</dd>
                 </dl>
             </section>
         </div>
