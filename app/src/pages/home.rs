@@ -47,10 +47,17 @@ crate::messages! {
 pub fn HomePage() -> impl IntoView {
     let lang = use_lang();
     let live = use_live();
-    // Each payment, refused callback or refund change refetches in place; the
+    // Each payment, closed order, refused callback or refund change refetches in place; the
     // `<Transition>` keeps the old numbers on screen while the new ones load.
     let stats = Resource::new(
-        move || (live.paid.get(), live.rejected.get(), live.refunds.get()),
+        move || {
+            (
+                live.paid.get(),
+                live.closed.get(),
+                live.rejected.get(),
+                live.refunds.get(),
+            )
+        },
         |_| get_home_stats(),
     );
     view! {

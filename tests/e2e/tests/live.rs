@@ -154,6 +154,26 @@ async fn a_simulator_payment_appears_live_on_home_with_a_toast_and_a_tampered_ca
     b.wait_for_text("[data-testid=audit-table]", "登录成功")
         .await?;
     b.screenshot("audit").await?;
+    // The filter is the URL: only product additions, by paydesk itself.
+    b.client
+        .goto(&server.url("/audit?action=product.create&actor=system"))
+        .await?;
+    b.wait_for_hydration().await?;
+    b.wait_for_text("[data-testid=audit-table]", "新增商品")
+        .await?;
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css(
+            "[data-testid=audit-table] tbody tr",
+        ))
+        .await?;
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert_eq!(
+            row.attr("data-action").await?.as_deref(),
+            Some("product.create")
+        );
+    }
     b.client.goto(&server.url("/settings")).await?;
     b.wait_for_hydration().await?;
     b.wait_for_text("[data-testid=settings-environment]", "模拟器")
