@@ -137,7 +137,7 @@ fn payments_word(n: i64, lang: Lang) -> &'static str {
 }
 
 /// The chart's geometry (SVG user units).
-const W: f64 = 720.0;
+const W: f64 = 960.0;
 const H: f64 = 240.0;
 const LEFT: f64 = 64.0;
 const RIGHT: f64 = 12.0;
