@@ -15,8 +15,6 @@ use crate::search::shanghai_day_start;
 use crate::{CoreError, Db};
 
 const DAY_MS: i64 = 24 * 3_600_000;
-/// Asia/Shanghai's offset from UTC.
-const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
 /// Days in the revenue chart, today included.
 pub const CHART_DAYS: usize = 14;
 /// Latest payments shown.
@@ -106,8 +104,9 @@ fn sql_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 ///
 /// Three statements on the reader pool: one row of counts (each an index range: paid_at
 /// for today's takings, status + created_at for the success rate, refund status,
-/// verdict + received_at), the chart's days grouped in SQL over the paid_at range
-/// (index-only), and the latest payments (paid_at backwards).
+/// verdict + received_at), the chart's fourteen days (one index-only paid_at range each),
+/// and the latest payments (paid_at backwards). 20 ms on SQLite at a million orders, nearly
+/// all of it the fortnight's ~140,000 index entries (docs/benchmarks.md).
 pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
     let today_start = shanghai_day_start(now);
     let tomorrow = today_start + DAY_MS;
@@ -147,31 +146,34 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
         .fetch_one(db.reader())
         .await?;
 
-    // Integer division of bigints on both engines; Shanghai has a fixed offset, so a day
-    // number is (UTC ms + 8 h) / 24 h.
-    let by_day: Vec<(i64, i64, i64)> = sqlx::query_as(
-        r#"select (paid_at + $3) / $4 as day, count(*), cast(sum(total_fee) as bigint)
-           from orders
-           where paid_at >= $1 and paid_at < $2
-           group by 1"#,
-    )
-    .bind(chart_start)
-    .bind(tomorrow)
-    .bind(SHANGHAI_OFFSET_MS)
-    .bind(DAY_MS)
-    .fetch_all(db.reader())
-    .await?;
+    // One index-only range per day, as one statement: `$1`…`$15` are the 15 day boundaries.
+    // (A single `group by` over the fortnight's range reads the same index entries but
+    // sorts them in a temporary B-tree: 53 ms against 20 ms at a million orders on SQLite.)
+    let chart_sql = (0..CHART_DAYS)
+        .map(|i| {
+            format!(
+                "select {i} as day, count(*), cast(coalesce(sum(total_fee), 0) as bigint) \
+                 from orders where paid_at >= ${} and paid_at < ${}",
+                i + 1,
+                i + 2
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" union all ");
+    let mut chart = sqlx::query_as::<_, (i64, i64, i64)>(&chart_sql);
+    for i in 0..=CHART_DAYS as i64 {
+        chart = chart.bind(chart_start + i * DAY_MS);
+    }
+    let by_day = chart.fetch_all(db.reader()).await?;
     let days = (0..CHART_DAYS as i64)
         .map(|i| {
-            let day_start = chart_start + i * DAY_MS;
-            let number = (day_start + SHANGHAI_OFFSET_MS) / DAY_MS;
             let (count, amount_fen) = by_day
                 .iter()
-                .find(|(d, _, _)| *d == number)
+                .find(|(d, _, _)| *d == i)
                 .map(|(_, c, s)| (*c, *s))
                 .unwrap_or((0, 0));
             DayRevenue {
-                day_start,
+                day_start: chart_start + i * DAY_MS,
                 count,
                 amount_fen,
             }
