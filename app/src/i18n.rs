@@ -120,6 +120,11 @@ pub enum Msg {
     ThrottledSuffix => " 分钟后重试。", " minutes.";
     NavUsers => "用户管理", "Users";
     NavAccount => "我的账户", "My account";
+    NavHome => "概览", "Home";
+    NavAudit => "审计日志", "Audit log";
+    NavSettings => "系统设置", "Settings";
+    SandboxBadge => "沙箱 · 非真实资金", "Sandbox · no real money";
+    SandboxBadgeTitle => "paydesk 正连接 WeChat Pay 模拟器或沙箱，而不是微信支付生产环境。", "paydesk is talking to the WeChat Pay simulator or a sandbox, not WeChat Pay production.";
     RoleStaff => "店员", "Staff";
     RoleSupport => "客服", "Support";
     RoleManager => "经理", "Manager";

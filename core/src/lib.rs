@@ -24,6 +24,7 @@ pub mod refunds;
 pub mod search;
 pub mod seed;
 pub mod sessions;
+pub mod stats;
 pub mod sync;
 pub mod timeline;
 pub mod users;

@@ -5,6 +5,7 @@ mod helpers;
 
 mod alerts;
 mod auth;
+mod dashboard_admin;
 mod demo;
 mod events;
 mod explain;

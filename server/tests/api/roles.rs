@@ -70,6 +70,9 @@ const CALLS: &[Call] = &[
         AtLeast(Staff),
     ),
     call("account/activity", &[], AtLeast(Staff)),
+    call("home/stats", &[], AtLeast(Staff)),
+    call("audit/list", &[], AtLeast(Admin)),
+    call("settings/get", &[], AtLeast(Admin)),
     call(
         "orders/list",
         &[
@@ -157,7 +160,13 @@ const CALLS: &[Call] = &[
 
 /// Every dashboard page (GET), and who may see its content.
 const PAGES: &[(&str, Access)] = &[
+    ("/", AtLeast(Staff)),
+    ("/", AtLeast(Staff)),
     ("/account", AtLeast(Staff)),
+    ("/audit", AtLeast(Admin)),
+    ("/settings", AtLeast(Admin)),
+    ("/audit", AtLeast(Admin)),
+    ("/settings", AtLeast(Admin)),
     ("/orders", AtLeast(Staff)),
     ("/orders?status=PAID&from=2026-01-01", AtLeast(Staff)),
     ("/refunds", AtLeast(Support)),

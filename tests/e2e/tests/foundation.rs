@@ -72,7 +72,12 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
     b.fill("input[name=password]", "clerk password 1").await?;
     b.click("form[data-testid=login-form] button[type=submit]")
         .await?;
-    b.wait_for_path("/account").await?;
+    // Signing in without `next` lands on the home page, which staff may see.
+    b.wait_for_path("/").await?;
+    b.wait_for_text("[data-testid=home-stats]", "Paid today")
+        .await?;
+    b.client.goto(&server.url("/account")).await?;
+    b.wait_for_hydration().await?;
     b.wait_for_text("[data-testid=my-username]", "clerk")
         .await?;
     let nav = b.wait_for_text(".nav", "My account").await?;
