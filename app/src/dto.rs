@@ -16,6 +16,10 @@ pub struct Me {
     /// The most recent successful sign-in (this session's, once signed in; UTC ms). The
     /// earlier ones are in the account's activity list.
     pub last_login_at: Option<i64>,
+    /// Whether this server talks to the simulator or a sandbox, not WeChat Pay's production
+    /// (the top bar shows a badge on every page).
+    #[serde(default)]
+    pub sandbox: bool,
 }
 
 /// One account on the Users page.
@@ -348,4 +352,181 @@ pub struct ApiCallDetail {
     pub request: ShownBody,
     /// The response body.
     pub response: ShownBody,
+pub mod orders;
+/// The home page's numbers (`paydesk_core::stats::Dashboard`, as sent to the browser).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeStats {
+    /// Start of today in Asia/Shanghai (UTC ms).
+    pub today_start: i64,
+    /// Orders paid today.
+    pub today_paid_count: i64,
+    /// Their amount in fen, before refunds.
+    pub today_paid_fen: i64,
+    /// Orders created today that ended paid.
+    pub today_created_paid: i64,
+    /// Orders created today that ended closed or failed.
+    pub today_created_unpaid: i64,
+    /// Paid ÷ ended among today's orders, per mille (`None` before any has ended).
+    pub success_permille: Option<i64>,
+    /// Refund requests waiting for a manager.
+    pub refunds_pending: i64,
+    /// Refused callbacks in the last 24 hours.
+    pub failures_24h: i64,
+    /// Fourteen Shanghai days, oldest first: (day start UTC ms, count, fen).
+    pub days: Vec<(i64, i64, i64)>,
+    /// The latest payments, newest first.
+    pub latest_paid: Vec<PaidOrderRow>,
+}
+
+/// One recent payment on the home page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaidOrderRow {
+    /// The merchant order number.
+    pub out_trade_no: String,
+    /// The amount in fen.
+    pub total_fee: i64,
+    /// When it was paid (UTC ms).
+    pub paid_at: i64,
+    /// WeChat's transaction id.
+    pub transaction_id: Option<String>,
+    /// The status now.
+    pub status: String,
+    /// What was bought.
+    pub description: String,
+}
+
+/// One audit-log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// Row id.
+    pub id: i64,
+    /// When (UTC ms).
+    pub created_at: i64,
+    /// Who (a username, `cli` or `system`).
+    pub actor: String,
+    /// The stored action (`login.success`, `refund.approve`, …).
+    pub action: String,
+    /// To what.
+    pub target: Option<String>,
+    /// Details.
+    pub detail: Option<String>,
+    /// From which address.
+    pub ip: Option<String>,
+}
+
+/// One page of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditList {
+    /// Entries, newest first.
+    pub entries: Vec<AuditRow>,
+    /// The cursor of the next (older) page, if there is one.
+    pub next: Option<String>,
+}
+
+/// How paydesk reaches WeChat Pay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PayEnvironment {
+    /// The in-process simulator (`PAYDESK_SIMULATOR=on`).
+    Simulator,
+    /// Not WeChat Pay's production hosts: the `/sandboxnew` prefix, or another host (a
+    /// standalone simulator).
+    Sandbox,
+    /// WeChat Pay itself.
+    Production,
+}
+
+/// The merchant configuration as this server runs it, for the Settings page. Built once at
+/// start by the server with every secret already masked: it never holds a key, a secret or
+/// a private key, only their length and last characters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingsSummary {
+    /// Simulator, sandbox or production.
+    pub environment: PayEnvironment,
+    /// `sqlite` or `postgres` (never the URL: it may hold a password).
+    pub database: String,
+    /// The AppID.
+    pub appid: String,
+    /// The merchant number.
+    pub mch_id: String,
+    /// The API key, masked: `••••••••` and its last four characters.
+    pub api_key_masked: String,
+    /// The API key's length.
+    pub api_key_len: usize,
+    /// Whether the mini program's AppSecret is configured (never its value).
+    pub app_secret_set: bool,
+    /// `MD5` or `HMAC-SHA256` for new orders.
+    pub sign_type: String,
+    /// WeChat Pay's API base URL.
+    pub base_url: String,
+    /// The base URL of the refund endpoint (mutual TLS).
+    pub refund_base_url: String,
+    /// jscode2session's base URL.
+    pub login_base_url: String,
+    /// The payment `notify_url`.
+    pub notify_url: String,
+    /// The refund `notify_url`.
+    pub refund_notify_url: String,
+    /// The merchant certificate, when one is configured and readable.
+    pub certificate: Option<CertificateSummary>,
+    /// Whole days until the certificate expires (negative once it has), as of the request.
+    pub certificate_days_left: Option<i64>,
+    /// Whether a certificate is configured (it may be configured and unreadable).
+    pub certificate_configured: bool,
+    /// The alert webhook's host only (the URL carries a key).
+    pub alerts_webhook_host: Option<String>,
+    /// `wecom` or `json`.
+    pub alerts_format: String,
+    /// How long a new order can be paid, in minutes.
+    pub order_expire_minutes: i64,
+    /// Order sync job: on or off.
+    pub sync_enabled: bool,
+    /// Order sync: the first query's delay (s).
+    pub sync_first_delay_seconds: u64,
+    /// Order sync: the longest wait between queries (s).
+    pub sync_max_delay_seconds: u64,
+    /// Order sync: how often it looks (ms).
+    pub sync_tick_millis: u64,
+    /// Refund job: on or off.
+    pub refunds_enabled: bool,
+    /// Refund job: how often it looks (ms).
+    pub refunds_tick_millis: u64,
+    /// Refund job: the first retry's wait (ms).
+    pub refunds_retry_base_millis: u64,
+    /// Refund job: the first refundquery's delay (s).
+    pub refunds_query_delay_seconds: u64,
+    /// Refund job: the lease (s).
+    pub refunds_lease_seconds: u64,
+}
+
+impl SettingsSummary {
+    /// Whether the top bar shows the sandbox badge: anything but WeChat Pay's production.
+    pub fn is_sandbox(&self) -> bool {
+        self.environment != PayEnvironment::Production
+    }
+}
+
+/// The merchant certificate's public facts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSummary {
+    /// Subject DN.
+    pub subject: String,
+    /// Issuer DN.
+    pub issuer: String,
+    /// Serial number, hex.
+    pub serial: String,
+    /// Valid from (UTC ms).
+    pub not_before: i64,
+    /// Valid until (UTC ms).
+    pub not_after: i64,
+}
+
+/// `••••••••` and the last four characters of a secret (only `••••••••` when it is shorter
+/// than 16 characters, so a short secret is not half revealed).
+pub fn mask_secret(secret: &str) -> String {
+    let chars: Vec<char> = secret.chars().collect();
+    if chars.len() < 16 {
+        return "••••••••".to_owned();
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("••••••••{tail}")
 }

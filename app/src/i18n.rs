@@ -120,6 +120,11 @@ pub enum Msg {
     ThrottledSuffix => " 分钟后重试。", " minutes.";
     NavUsers => "用户管理", "Users";
     NavAccount => "我的账户", "My account";
+    NavHome => "概览", "Home";
+    NavAudit => "审计日志", "Audit log";
+    NavSettings => "系统设置", "Settings";
+    SandboxBadge => "沙箱 · 非真实资金", "Sandbox · no real money";
+    SandboxBadgeTitle => "paydesk 正连接 WeChat Pay 模拟器或沙箱，而不是微信支付生产环境。", "paydesk is talking to the WeChat Pay simulator or a sandbox, not WeChat Pay production.";
     RoleStaff => "店员", "Staff";
     RoleSupport => "客服", "Support";
     RoleManager => "经理", "Manager";
@@ -182,6 +187,7 @@ pub enum Msg {
     Save => "保存", "Save";
     AddProduct => "添加商品", "Add product";
     NavRefunds => "退款审批", "Refunds";
+    NavOrders => "订单", "Orders";
     RefundsTitle => "退款审批", "Refunds";
     RefundsIntro => "待审批的退款排在最前。经理或管理员审批，任何人都不能审批自己提交的申请；金额不会超过订单剩余可退金额。", "Requests waiting for approval come first. A manager or admin decides; nobody decides a request they filed, and no refund can exceed what is left on the order.";
     NoRefunds => "暂无退款。", "No refunds yet.";

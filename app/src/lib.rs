@@ -14,20 +14,25 @@ pub mod server;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Title};
-use leptos_router::components::{ParentRoute, Redirect, Route, Router, Routes};
+use leptos_router::components::{ParentRoute, Route, Router, Routes};
 use leptos_router::{path, SsrMode};
 
 use crate::components::shell::AppShell;
 use crate::i18n::{Lang, Msg};
 use crate::pages::account::AccountPage;
+use crate::pages::audit::AuditPage;
+use crate::pages::home::HomePage;
 use crate::pages::login::LoginPage;
 use crate::pages::logs::api_calls::{ApiCallDetailPage, ApiCallsPage};
 use crate::pages::logs::failures::FailuresPage;
 use crate::pages::logs::lookup::LookupPage;
 use crate::pages::logs::notifications::{NotificationDetailPage, NotificationsPage};
 use crate::pages::not_found::NotFoundPage;
+use crate::pages::order_detail::OrderDetailPage;
+use crate::pages::orders::OrdersPage;
 use crate::pages::products::ProductsPage;
 use crate::pages::refunds::RefundsPage;
+use crate::pages::settings::SettingsPage;
 use crate::pages::users::UsersPage;
 use crate::providers::auth::AuthContext;
 
@@ -71,7 +76,11 @@ pub fn App() -> impl IntoView {
             <Routes fallback=NotFoundPage>
                 <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 <ParentRoute path=path!("") view=AppShell ssr=SsrMode::Async>
-                    <Route path=path!("") view=|| view! { <Redirect path="/account"/> } ssr=SsrMode::Async/>
+                    <Route path=path!("") view=HomePage ssr=SsrMode::Async/>
+                    <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async/>
+                    <Route path=path!("orders") view=OrdersPage ssr=SsrMode::Async/>
+                    <Route path=path!("orders/:out_trade_no") view=OrderDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("users") view=UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
                     <Route path=path!("refunds") view=RefundsPage ssr=SsrMode::Async/>

@@ -1,4 +1,5 @@
-//! `dashboard-bench`: times the queries the orders page and the search box will run
+//! `dashboard-bench`: times the home page's numbers (`stats::dashboard`) and the queries the
+//! orders page and the search box will run
 //! (`paydesk_core::search`) against a seeded database (`paydesk seed --orders N`), and
 //! prints one markdown table row per query: p50, p95 and max over many runs.
 //!
@@ -14,6 +15,7 @@ use clap::Parser;
 use paydesk_core::db::PoolSizes;
 use paydesk_core::orders::OrderStatus;
 use paydesk_core::search::{self, Cursor, Found, OrderFilter};
+use paydesk_core::stats;
 use paydesk_core::{now_ms, Backend, Db};
 
 #[derive(Parser, Debug)]
@@ -34,6 +36,9 @@ struct Args {
     /// Orders per page.
     #[arg(long, default_value_t = 50)]
     page: i64,
+    /// Time only the home page's numbers (`stats::dashboard`).
+    #[arg(long)]
+    home_only: bool,
 }
 
 /// Latencies of one query, sorted.
@@ -162,6 +167,23 @@ async fn main() -> anyhow::Result<()> {
 
     println!("| db | query | rows | runs | p50 ms | p95 ms | max ms | p95 on target |");
     println!("|---|---|---:|---:|---:|---:|---:|---|");
+    // The home page: today's numbers, 14 days of revenue, the latest payments.
+    let home = stats::dashboard(&db, now).await?;
+    let t = time(args.runs, |_| async {
+        stats::dashboard(&db, now).await?;
+        Ok(())
+    })
+    .await?;
+    row(
+        label,
+        "home: stats::dashboard (today, 14 days, latest 10)",
+        &format!("{} paid today", home.today_paid_count),
+        &t,
+        50.0,
+    );
+    if args.home_only {
+        return Ok(());
+    }
     for (name, filter) in &filters {
         // A date filter's deep page starts in the middle of its range.
         let deep = match filter.created_from {

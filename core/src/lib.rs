@@ -15,6 +15,8 @@ pub mod db;
 pub mod error;
 pub mod events;
 pub mod notify;
+pub mod order_actions;
+pub mod order_filter;
 mod order_keys;
 pub mod orders;
 pub mod password;
@@ -23,7 +25,9 @@ pub mod refunds;
 pub mod search;
 pub mod seed;
 pub mod sessions;
+pub mod stats;
 pub mod sync;
+pub mod timeline;
 pub mod users;
 
 pub use db::{Backend, Db};

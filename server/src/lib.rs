@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
+pub mod summary;
 pub mod telemetry;
 
 pub use startup::{AppState, Application};

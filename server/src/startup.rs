@@ -59,6 +59,8 @@ pub struct AppState {
     pub pay: Arc<PayConfig>,
     /// The merchant certificate used for refunds, when one is configured.
     pub certificate: Option<Arc<wxpay::CertificateInfo>>,
+    /// What the Settings page shows of all this, secrets masked (`crate::summary`).
+    pub summary: Arc<app::dto::SettingsSummary>,
 }
 
 /// The pay flow's settings, resolved at start.
@@ -100,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::wxpay::router())
         .merge(routes::mp::router())
         .merge(routes::events::router())
+        .merge(routes::orders::router())
         // Registers every server function under /api/… as well as the pages.
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
@@ -108,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(state.db.clone()))
         .layer(axum::Extension(state.events.clone()))
         .layer(axum::Extension(state.wxpay.clone()))
+        .layer(axum::Extension(state.summary.clone()))
         .layer(middleware::from_fn(refuse_cross_site))
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),
@@ -222,6 +226,14 @@ impl Application {
         let events = EventBus::new();
         let intake = Intake::new(db.clone(), merchant.clone(), events.clone());
         let pay = pay_config(&settings, local)?;
+        let summary = crate::summary::settings_summary(
+            &settings,
+            wxpay.config(),
+            &pay,
+            certificate.as_ref(),
+            simulator.is_some(),
+            db.backend(),
+        );
         let state = AppState {
             leptos_options,
             db,
@@ -235,6 +247,7 @@ impl Application {
             intake,
             pay: Arc::new(pay),
             certificate: certificate.map(Arc::new),
+            summary: Arc::new(summary),
         };
         let router = router(state.clone());
         Ok((

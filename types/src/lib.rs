@@ -11,7 +11,7 @@ mod username;
 
 pub use money::{Fen, ParseFenError};
 pub use role::{ParseRoleError, Role};
-pub use time_fmt::{format_shanghai, format_shanghai_date, SHANGHAI};
+pub use time_fmt::{format_shanghai, format_shanghai_date, shanghai_date_to_ms, SHANGHAI};
 pub use username::{Username, UsernameError};
 
 /// A `next=` redirect target made safe: only a path on this site (`/orders?x=1`), never

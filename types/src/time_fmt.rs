@@ -31,6 +31,15 @@ pub fn format_shanghai_date(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// The start of a `YYYY-MM-DD` day in Asia/Shanghai as UTC milliseconds (the inverse of
+/// [`format_shanghai_date`]); `None` for anything else.
+pub fn shanghai_date_to_ms(text: &str) -> Option<i64> {
+    let fmt = format_description!("[year]-[month]-[day]");
+    let date = time::Date::parse(text.trim(), &fmt).ok()?;
+    let start = date.with_time(time::Time::MIDNIGHT).assume_offset(SHANGHAI);
+    i64::try_from(start.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +50,15 @@ mod tests {
         let ms = 1_795_365_000_000;
         assert_eq!(format_shanghai(ms), "2026-11-23 00:30:00");
         assert_eq!(format_shanghai_date(ms), "2026-11-23");
+    }
+
+    #[test]
+    fn a_shanghai_date_starts_at_its_local_midnight() {
+        let ms = shanghai_date_to_ms("2026-11-22").unwrap();
+        assert_eq!(format_shanghai(ms), "2026-11-22 00:00:00");
+        assert_eq!(format_shanghai_date(ms), "2026-11-22");
+        for bad in ["", "2026-13-01", "22/11/2026", "2026-11-22x"] {
+            assert_eq!(shanghai_date_to_ms(bad), None, "{bad}");
+        }
     }
 }

@@ -21,6 +21,16 @@ struct NavItem {
 
 const NAV: &[NavItem] = &[
     NavItem {
+        href: "/",
+        label: Msg::NavHome,
+        min: Role::Staff,
+    },
+    NavItem {
+        href: "/orders",
+        label: Msg::NavOrders,
+        min: Role::Staff,
+    },
+    NavItem {
         href: "/notifications",
         label: Msg::NavNotifications,
         min: Role::Staff,
@@ -53,6 +63,16 @@ const NAV: &[NavItem] = &[
     NavItem {
         href: "/users",
         label: Msg::NavUsers,
+        min: Role::Admin,
+    },
+    NavItem {
+        href: "/audit",
+        label: Msg::NavAudit,
+        min: Role::Admin,
+    },
+    NavItem {
+        href: "/settings",
+        label: Msg::NavSettings,
         min: Role::Admin,
     },
     NavItem {
@@ -96,7 +116,7 @@ fn Frame(me: Me) -> impl IntoView {
         .filter(|item| role.includes(item.min))
         .map(|item| {
             view! {
-                <li><A href=item.href attr:class="nav__link">{item.label.text(lang)}</A></li>
+                <li><A href=item.href exact=item.href == "/" attr:class="nav__link">{item.label.text(lang)}</A></li>
             }
         })
         .collect_view();
@@ -120,6 +140,11 @@ fn Frame(me: Me) -> impl IntoView {
                         {Msg::SignedInAs.text(lang)} ": " <strong class="topbar__username">{me.username.clone()}</strong>
                         " " <span class=format!("badge badge--{}", role.as_str())>{role_name(role, lang)}</span>
                     </span>
+                    {me.sandbox.then(|| view! {
+                        <span class="badge badge--sandbox" data-testid="sandbox-badge" title=Msg::SandboxBadgeTitle.text(lang)>
+                            {Msg::SandboxBadge.text(lang)}
+                        </span>
+                    })}
                     <span class="topbar__live" class:topbar__live--on=move || live.connected.get() data-testid="live-status"
                         title=move || if live.connected.get() { Msg::LiveOn.text(lang) } else { Msg::LiveOff.text(lang) }>
                         {move || if live.connected.get() { Msg::LiveOn.text(lang) } else { Msg::LiveOff.text(lang) }}

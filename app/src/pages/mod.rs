@@ -1,9 +1,14 @@
 //! One routed page per module (style.md §12).
 
 pub mod account;
+pub mod audit;
+pub mod home;
 pub mod login;
 pub mod logs;
 pub mod not_found;
+pub mod order_detail;
+pub mod orders;
 pub mod products;
 pub mod refunds;
+pub mod settings;
 pub mod users;

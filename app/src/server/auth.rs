@@ -70,11 +70,16 @@ pub async fn current_user() -> Result<Option<Me>, AppError> {
     super::ssr::respond(async move {
         use super::ssr;
 
-        Ok(ssr::current_user().await?.map(|u| Me {
+        let Some(u) = ssr::current_user().await? else {
+            return Ok(None);
+        };
+        let sandbox = ssr::settings_summary().await?.is_sandbox();
+        Ok(Some(Me {
             id: u.id,
             username: u.username.to_string(),
             role: u.role,
             last_login_at: u.last_login_at,
+            sandbox,
         }))
     })
     .await

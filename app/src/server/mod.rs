@@ -3,8 +3,11 @@
 //! `paydesk_core` (style.md §13). Endpoints have stable names under `/api/`.
 
 pub mod account;
+pub mod admin;
 pub mod auth;
+pub mod home;
 pub mod logs;
+pub mod orders;
 pub mod products;
 pub mod refunds;
 pub mod users;
@@ -95,6 +98,21 @@ pub mod ssr {
             None => {
                 tracing::error!(
                     "server function called without the WeChat Pay client on the request"
+                );
+                Err(AppError::Internal)
+            }
+        }
+    }
+
+    /// What the Settings page shows of this server's configuration, secrets already masked
+    /// (an `Extension` the server builds once at start).
+    pub async fn settings_summary() -> Result<std::sync::Arc<crate::dto::SettingsSummary>, AppError>
+    {
+        match extract::<axum::Extension<std::sync::Arc<crate::dto::SettingsSummary>>>().await {
+            Some(axum::Extension(summary)) => Ok(summary),
+            None => {
+                tracing::error!(
+                    "server function called without the settings summary on the request"
                 );
                 Err(AppError::Internal)
             }

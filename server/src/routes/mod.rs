@@ -4,5 +4,6 @@
 pub mod events;
 pub mod mp;
 pub mod ops;
+pub mod orders;
 pub mod prefs;
 pub mod wxpay;

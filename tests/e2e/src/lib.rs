@@ -483,9 +483,10 @@ impl Browser {
         Ok(())
     }
 
-    /// Saves a PNG screenshot under `tests/e2e/artifacts/`.
+    /// Saves a PNG screenshot as `docs/screenshots/{name}.png`: the README shows the pages
+    /// as the last test run saw them.
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+        let dir = workspace_root().join("docs/screenshots");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, self.client.screenshot().await?)?;

@@ -17,7 +17,7 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
     b.wait_for_path("/login").await?;
     b.wait_for_hydration().await?;
     b.wait_for_text("h1", "登录 paydesk").await?;
-    b.screenshot("01-login-zh").await?;
+    b.screenshot("login").await?;
 
     // A wrong password: the generic message.
     b.fill("input[name=username]", "admin").await?;
@@ -35,7 +35,7 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
     b.wait_for_path("/users").await?;
     b.wait_for_text("h1", "用户管理").await?;
     b.wait_for_text(".nav", "我的账户").await?;
-    b.screenshot("02-users-zh").await?;
+    b.screenshot("users").await?;
 
     // Switch to English.
     b.click("a[data-testid=lang-switch]").await?;
@@ -62,7 +62,7 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
         "Staff",
     )
     .await?;
-    b.screenshot("03-users-en").await?;
+    b.screenshot("users-en").await?;
 
     // Sign out, sign in as the staff user.
     b.click(".topbar__logout button").await?;
@@ -72,7 +72,12 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
     b.fill("input[name=password]", "clerk password 1").await?;
     b.click("form[data-testid=login-form] button[type=submit]")
         .await?;
-    b.wait_for_path("/account").await?;
+    // Signing in without `next` lands on the home page, which staff may see.
+    b.wait_for_path("/").await?;
+    b.wait_for_text("[data-testid=home-stats]", "Paid today")
+        .await?;
+    b.client.goto(&server.url("/account")).await?;
+    b.wait_for_hydration().await?;
     b.wait_for_text("[data-testid=my-username]", "clerk")
         .await?;
     let nav = b.wait_for_text(".nav", "My account").await?;
@@ -85,7 +90,7 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
     b.client.goto(&server.url("/users")).await?;
     b.wait_for_text("[data-testid=refused]", "the server refused this request")
         .await?;
-    b.screenshot("04-users-refused-staff").await?;
+    b.screenshot("users-refused-for-staff").await?;
 
     // Sign out; five wrong passwords for clerk, then the throttle message.
     b.click(".topbar__logout button").await?;
@@ -108,7 +113,7 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
         .await?;
     b.wait_for_text(".banner--error", "Too many failed sign-ins. Try again in")
         .await?;
-    b.screenshot("05-throttled").await?;
+    b.screenshot("login-throttled").await?;
 
     browser.close().await;
     Ok(())

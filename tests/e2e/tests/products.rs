@@ -60,7 +60,7 @@ async fn admin_adds_reprices_and_withdraws_a_product() -> anyhow::Result<()> {
         value(b, "tr[data-product='7'] input[name=price]").await?,
         "19.90"
     );
-    b.screenshot("products-added").await?;
+    b.screenshot("products").await?;
 
     // Act: reprice it to ¥21.50 and take it off sale (the new row is id 7)
     b.fill("tr[data-product='7'] input[name=price]", "21.5")

@@ -132,7 +132,7 @@ async fn a_manager_approves_a_refund_and_sees_it_succeed_while_staff_are_refused
     let pending = "tr[data-status=PENDING_APPROVAL]";
     let row = b.wait_for_text(pending, &no).await?;
     assert!(row.contains("¥56.00"), "amount shown in yuan: {row}");
-    b.screenshot("refunds-pending").await?;
+    b.screenshot("refunds").await?;
     b.fill(
         &format!("{pending} form.decide-form input[name=reason]"),
         "顾客确认多买，同意退款",

@@ -1,0 +1,362 @@
+//! Orders: one search box for any id a customer can read out (jumps to the order on an
+//! exact match), filters for status, Asia/Shanghai days and amount in yuan, the count and sum
+//! of the filtered set, keyset pages, and the CSV export for managers. Everything lives in
+//! the URL query, so a filtered view is a link and the forms are plain GET forms that work
+//! without JavaScript. The list refetches in place on live payments, closures and refunds.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+use leptos_router::hooks::use_query_map;
+use paydesk_types::{format_shanghai, Fen};
+
+use crate::components::live::use_live;
+use crate::dto::orders::{OrderListItem, OrdersView};
+use crate::error::Refused;
+use crate::i18n::{use_lang, Lang, Msg};
+use crate::server::orders::list_orders;
+
+crate::messages! {
+/// The Orders pages' words.
+pub enum OrdersMsg {
+    Title => "订单", "Orders";
+    Intro => "输入顾客报出的任何编号直接打开订单，或按状态、日期与金额筛选。", "Type any id a customer reads out to open the order, or filter by status, day and amount.";
+    SearchLabel => "查找订单", "Find an order";
+    SearchPlaceholder => "商户订单号、微信支付单号、退款单号、微信退款单号或 openid", "out_trade_no, transaction_id, out_refund_no, refund_id or openid";
+    Search => "查找", "Find";
+    NothingFound => "没有完全匹配的订单：", "No exact match for ";
+    Statuses => "状态", "Status";
+    From => "开始日期", "From";
+    To => "结束日期", "To";
+    MinYuan => "最低金额（元）", "Min (yuan)";
+    MaxYuan => "最高金额（元）", "Max (yuan)";
+    CustomerOnly => "仅此顾客", "Only this customer";
+    Apply => "筛选", "Apply";
+    Clear => "清除筛选", "Clear filters";
+    CountUnit => "笔订单", "orders";
+    Total => "合计", "total";
+    Export => "导出 CSV", "Export CSV";
+    Next => "下一页 →", "Next →";
+    Previous => "← 上一页", "← Previous";
+    NoOrders => "没有符合条件的订单。", "No orders match.";
+    OutTradeNo => "商户订单号", "Merchant order no.";
+    TransactionId => "微信支付单号", "WeChat Pay transaction no.";
+    Openid => "顾客 openid", "Customer openid";
+    CreatedAt => "下单时间", "Created";
+    PaidAt => "支付时间", "Paid";
+    NotPay => "未支付", "Unpaid";
+    Paid => "已支付", "Paid";
+    Closed => "已关闭", "Closed";
+    PayError => "支付失败", "Payment failed";
+    PartiallyRefunded => "部分退款", "Partially refunded";
+    Refunded => "已全额退款", "Refunded";
+    DaysNote => "日期按北京时间（Asia/Shanghai）自然日计算，含首尾两天；金额含上下限。", "Days are Asia/Shanghai calendar days, both ends included; amounts include both limits.";
+}
+}
+
+/// Every order status, in the order the filter shows them.
+pub const STATUSES: [&str; 6] = [
+    "NOTPAY",
+    "PAID",
+    "PARTIALLY_REFUNDED",
+    "REFUNDED",
+    "CLOSED",
+    "PAYERROR",
+];
+
+/// An order status's name in `lang` and its badge class.
+pub fn status_badge(status: &str, lang: Lang) -> (&'static str, &'static str) {
+    let (msg, class) = match status {
+        "NOTPAY" => (OrdersMsg::NotPay, "status status--warn"),
+        "PAID" => (OrdersMsg::Paid, "status status--ok"),
+        "CLOSED" => (OrdersMsg::Closed, "status status--off"),
+        "PAYERROR" => (OrdersMsg::PayError, "status status--bad"),
+        "PARTIALLY_REFUNDED" => (OrdersMsg::PartiallyRefunded, "status status--info"),
+        _ => (OrdersMsg::Refunded, "status status--info"),
+    };
+    (msg.text(lang), class)
+}
+
+/// `oUpF8u…WeS6o`: enough to recognise, short enough for a table cell.
+pub fn short_openid(openid: &str) -> String {
+    let chars: Vec<char> = openid.chars().collect();
+    if chars.len() > 12 {
+        let head: String = chars[..6].iter().collect();
+        let tail: String = chars[chars.len() - 4..].iter().collect();
+        format!("{head}…{tail}")
+    } else {
+        openid.to_owned()
+    }
+}
+
+/// The most earlier cursors a page link carries for "previous" (older ones are dropped:
+/// "previous" from deeper than this goes back to the first page).
+const MAX_PREV: usize = 100;
+
+/// The URL of a page of the list: the filter, the page's cursor and the cursors of the pages
+/// before it (so "previous" is a plain link too; keyset cursors only go forward).
+fn page_url(filter_query: &str, after: Option<&str>, prev: &[String]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if !filter_query.is_empty() {
+        parts.push(filter_query.to_owned());
+    }
+    if let Some(after) = after {
+        parts.push(format!("after={after}"));
+        if !prev.is_empty() {
+            parts.push(format!("prev={}", prev.join(".")));
+        }
+    }
+    if parts.is_empty() {
+        "/orders".to_owned()
+    } else {
+        format!("/orders?{}", parts.join("&"))
+    }
+}
+
+/// `/orders`.
+#[component]
+pub fn OrdersPage() -> impl IntoView {
+    let lang = use_lang();
+    let live = use_live();
+    let query = use_query_map();
+    let field = move |key: &str| query.read().get(key).unwrap_or_default();
+    let args = move || {
+        let statuses = query.read().get_all("status").unwrap_or_default().join(",");
+        (
+            field("q"),
+            statuses,
+            field("from"),
+            field("to"),
+            field("min"),
+            field("max"),
+            field("openid"),
+            field("after"),
+        )
+    };
+    let view_data = Resource::new(
+        move || {
+            (
+                args(),
+                live.paid.get(),
+                live.closed.get(),
+                live.refunds.get(),
+            )
+        },
+        |((q, status, from, to, min, max, openid, after), ..)| {
+            list_orders(q, status, from, to, min, max, openid, after)
+        },
+    );
+    view! {
+        <Title text=format!("{} · paydesk", OrdersMsg::Title.text(lang))/>
+        <h1 class="page__title">{OrdersMsg::Title.text(lang)}</h1>
+        <p class="page__intro">{OrdersMsg::Intro.text(lang)}</p>
+        <form method="get" action="/orders" class="order-search" data-testid="order-search">
+            <label class="order-search__label" for="order-search-q">{OrdersMsg::SearchLabel.text(lang)}</label>
+            <input id="order-search-q" name="q" class="order-search__input mono" autocomplete="off" spellcheck="false"
+                maxlength="64" placeholder=OrdersMsg::SearchPlaceholder.text(lang) value=move || field("q")/>
+            <button type="submit" class="button button--primary">{OrdersMsg::Search.text(lang)}</button>
+        </form>
+        <FilterForm/>
+        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+            {move || Suspend::new(async move {
+                match view_data.await {
+                    Ok(OrdersView { jump: Some(path), .. }) => view! { <Redirect path/> }.into_any(),
+                    Ok(data) => {
+                        let after = field("after");
+                        let prev: Vec<String> = field("prev")
+                            .split('.')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect();
+                        view! { <OrdersResult data after prev/> }.into_any()
+                    }
+                    Err(error) => view! { <Refused error/> }.into_any(),
+                }
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn FilterForm() -> impl IntoView {
+    let lang = use_lang();
+    let query = use_query_map();
+    let field = move |key: &str| query.read().get(key).unwrap_or_default();
+    let checked = move |status: &str| {
+        query
+            .read()
+            .get_all("status")
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
+            .any(|s| s == status)
+    };
+    let chips = STATUSES
+        .into_iter()
+        .map(|status| {
+            let (label, _) = status_badge(status, lang);
+            view! {
+                <label class="chip">
+                    <input type="checkbox" name="status" value=status checked=move || checked(status)/>
+                    <span>{label}</span>
+                </label>
+            }
+        })
+        .collect_view();
+    view! {
+        <form method="get" action="/orders" class="order-filter" data-testid="order-filter">
+            <fieldset class="order-filter__statuses">
+                <legend>{OrdersMsg::Statuses.text(lang)}</legend>
+                {chips}
+            </fieldset>
+            <div class="order-filter__row">
+                <label class="form__field">
+                    <span>{OrdersMsg::From.text(lang)}</span>
+                    <input type="date" name="from" value=move || field("from")/>
+                </label>
+                <label class="form__field">
+                    <span>{OrdersMsg::To.text(lang)}</span>
+                    <input type="date" name="to" value=move || field("to")/>
+                </label>
+                <label class="form__field">
+                    <span>{OrdersMsg::MinYuan.text(lang)}</span>
+                    <input name="min" inputmode="decimal" class="money-input" value=move || field("min")/>
+                </label>
+                <label class="form__field">
+                    <span>{OrdersMsg::MaxYuan.text(lang)}</span>
+                    <input name="max" inputmode="decimal" class="money-input" value=move || field("max")/>
+                </label>
+                {move || {
+                    let openid = field("openid");
+                    (!openid.is_empty()).then(|| view! {
+                        <label class="chip chip--customer">
+                            <input type="checkbox" name="openid" value=openid.clone() checked=true/>
+                            <span>{OrdersMsg::CustomerOnly.text(lang)} " " <span class="mono">{short_openid(&openid)}</span></span>
+                        </label>
+                    })
+                }}
+                <button type="submit" class="button">{OrdersMsg::Apply.text(lang)}</button>
+                <a class="button button--quiet" href="/orders">{OrdersMsg::Clear.text(lang)}</a>
+            </div>
+        </form>
+    }
+}
+
+#[component]
+fn OrdersResult(data: OrdersView, after: String, prev: Vec<String>) -> impl IntoView {
+    let lang = use_lang();
+    let fq = data.filter_query.clone();
+    let next_href = data.next.as_ref().map(|next| {
+        let mut stack = prev.clone();
+        if !after.is_empty() {
+            stack.push(after.clone());
+        }
+        let start = stack.len().saturating_sub(MAX_PREV);
+        page_url(&fq, Some(next), &stack[start..])
+    });
+    let prev_href = (!after.is_empty()).then(|| {
+        let mut stack = prev.clone();
+        let back = stack.pop();
+        page_url(&fq, back.as_deref(), &stack)
+    });
+    let export_href = data.can_export.then(|| {
+        if fq.is_empty() {
+            "/orders/export.csv".to_owned()
+        } else {
+            format!("/orders/export.csv?{fq}")
+        }
+    });
+    view! {
+        {data.not_found.map(|q| view! {
+            <p class="banner banner--error" role="status" data-testid="search-miss">
+                {OrdersMsg::NothingFound.text(lang)} <span class="mono">{q}</span>
+            </p>
+        })}
+        <div class="order-summary" data-testid="order-summary">
+            <span>
+                <strong data-testid="order-count">{data.count}</strong> " " {OrdersMsg::CountUnit.text(lang)}
+                " · " {OrdersMsg::Total.text(lang)} " "
+                <strong data-testid="order-sum">{Fen(data.sum_fen).display_yuan()}</strong>
+            </span>
+            {export_href.map(|href| view! {
+                <a class="button button--small" href=href rel="external" download="" data-testid="export-csv">
+                    {OrdersMsg::Export.text(lang)}
+                </a>
+            })}
+        </div>
+        <OrderTable orders=data.orders/>
+        <nav class="pager" aria-label="pages">
+            {prev_href.map(|href| view! { <a class="button button--small" href=href data-testid="prev-page">{OrdersMsg::Previous.text(lang)}</a> })}
+            {next_href.map(|href| view! { <a class="button button--small" href=href data-testid="next-page">{OrdersMsg::Next.text(lang)}</a> })}
+        </nav>
+        <p class="page__note">{OrdersMsg::DaysNote.text(lang)} " " {Msg::TimesNote.text(lang)}</p>
+    }
+}
+
+#[component]
+fn OrderTable(orders: Vec<OrderListItem>) -> impl IntoView {
+    let lang = use_lang();
+    if orders.is_empty() {
+        return view! { <p class="empty" data-testid="no-orders">{OrdersMsg::NoOrders.text(lang)}</p> }
+            .into_any();
+    }
+    let rows = orders
+        .into_iter()
+        .map(|o| {
+            let (label, class) = status_badge(&o.status, lang);
+            let href = format!("/orders/{}", o.out_trade_no);
+            view! {
+                <tr class="table__row" data-order=o.out_trade_no.clone() data-status=o.status.clone()>
+                    <td class="mono"><a href=href>{o.out_trade_no.clone()}</a></td>
+                    <td class="mono">{o.transaction_id.clone().unwrap_or_else(|| "—".into())}</td>
+                    <td class="mono" title=o.openid.clone()>{short_openid(&o.openid)}</td>
+                    <td class="table__money">{Fen(o.total_fee).display_yuan()}</td>
+                    <td><span class=class>{label}</span></td>
+                    <td class="table__time">{format_shanghai(o.created_at)}</td>
+                    <td class="table__time">{o.paid_at.map(format_shanghai).unwrap_or_else(|| "—".into())}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="table order-table" data-testid="orders-table">
+            <thead>
+                <tr>
+                    <th>{OrdersMsg::OutTradeNo.text(lang)}</th>
+                    <th>{OrdersMsg::TransactionId.text(lang)}</th>
+                    <th>{OrdersMsg::Openid.text(lang)}</th>
+                    <th>{Msg::Amount.text(lang)}</th>
+                    <th>{Msg::Status.text(lang)}</th>
+                    <th>{OrdersMsg::CreatedAt.text(lang)}</th>
+                    <th>{OrdersMsg::PaidAt.text(lang)}</th>
+                </tr>
+            </thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_links_carry_the_filter_and_the_cursors_before() {
+        assert_eq!(page_url("", None, &[]), "/orders");
+        assert_eq!(
+            page_url("status=PAID", Some("C2"), &["C1".into()]),
+            "/orders?status=PAID&after=C2&prev=C1"
+        );
+        assert_eq!(
+            page_url("status=PAID", None, &["C1".into()]),
+            "/orders?status=PAID"
+        );
+    }
+
+    #[test]
+    fn long_openids_are_shortened() {
+        assert_eq!(short_openid("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "oUpF8u…eS6o");
+        assert_eq!(short_openid("short"), "short");
+    }
+}

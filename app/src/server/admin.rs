@@ -1,0 +1,107 @@
+//! The admin's pages: the audit log and the merchant settings as this server runs them
+//! (admin only).
+
+use leptos::prelude::*;
+
+use crate::dto::{AuditList, SettingsSummary};
+use crate::error::AppError;
+
+/// Entries per audit page.
+pub const AUDIT_PAGE_SIZE: i64 = 50;
+
+/// One page of the audit log, newest first (admin only). Every filter is optional text as
+/// it comes from the page's form: `action` a stored action name, `actor` a username,
+/// `from`/`to` Shanghai dates (`YYYY-MM-DD`, `to` inclusive), `after` the previous page's
+/// cursor.
+#[server(endpoint = "audit/list")]
+pub async fn list_audit(
+    action: Option<String>,
+    actor: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    after: Option<String>,
+) -> Result<AuditList, AppError> {
+    super::ssr::respond(async move {
+        use paydesk_core::audit::{self, AuditCursor, AuditFilter};
+        use paydesk_types::Role;
+
+        use super::ssr;
+        use crate::dto::AuditRow;
+
+        ssr::require_role(Role::Admin).await?;
+        let non_empty =
+            |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let action = non_empty(action);
+        if let Some(a) = &action {
+            if !audit::ACTIONS.contains(&a.as_str()) {
+                return Err(AppError::Invalid {
+                    field: "action".into(),
+                    message: "unknown action".into(),
+                });
+            }
+        }
+        let day = |field: &str, s: Option<String>| -> Result<Option<i64>, AppError> {
+            non_empty(s)
+                .map(|d| {
+                    paydesk_types::shanghai_date_to_ms(&d).ok_or_else(|| AppError::Invalid {
+                        field: field.into(),
+                        message: "a date as YYYY-MM-DD".into(),
+                    })
+                })
+                .transpose()
+        };
+        let filter = AuditFilter {
+            action,
+            actor: non_empty(actor),
+            from: day("from", from)?,
+            // `to` names the last day shown: up to the start of the next one.
+            to: day("to", to)?.map(|t| t + 24 * 3_600_000),
+        };
+        let after = non_empty(after)
+            .map(|c| {
+                AuditCursor::decode(&c).ok_or_else(|| AppError::Invalid {
+                    field: "after".into(),
+                    message: "not a page cursor".into(),
+                })
+            })
+            .transpose()?;
+        let page = audit::search(&ssr::db().await?, &filter, after, AUDIT_PAGE_SIZE).await?;
+        Ok(AuditList {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| AuditRow {
+                    id: e.id,
+                    created_at: e.created_at,
+                    actor: e.actor,
+                    action: e.action,
+                    target: e.target,
+                    detail: e.detail,
+                    ip: e.ip,
+                })
+                .collect(),
+            next: page.next.map(|c| c.encode()),
+        })
+    })
+    .await
+}
+
+/// The merchant configuration as this server runs it, secrets masked (admin only).
+#[server(endpoint = "settings/get")]
+pub async fn get_settings() -> Result<SettingsSummary, AppError> {
+    super::ssr::respond(async move {
+        use paydesk_types::Role;
+
+        use super::ssr;
+
+        ssr::require_role(Role::Admin).await?;
+        let mut summary = ssr::settings_summary().await?.as_ref().clone();
+        let now = paydesk_core::now_ms();
+        summary.certificate_days_left = summary
+            .certificate
+            .as_ref()
+            .map(|c| (c.not_after - now).div_euclid(24 * 3_600_000));
+        Ok(summary)
+    })
+    .await
+}

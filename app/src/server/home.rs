@@ -1,0 +1,49 @@
+//! The home page's numbers: one call into `paydesk_core::stats` (staff and up).
+
+use leptos::prelude::*;
+
+use crate::dto::HomeStats;
+use crate::error::AppError;
+
+/// Today's takings, the success rate, what is waiting, 14 days of revenue and the latest
+/// payments (staff and up).
+#[server(endpoint = "home/stats")]
+pub async fn get_home_stats() -> Result<HomeStats, AppError> {
+    super::ssr::respond(async move {
+        use paydesk_types::Role;
+
+        use super::ssr;
+        use crate::dto::PaidOrderRow;
+
+        ssr::require_role(Role::Staff).await?;
+        let d = paydesk_core::stats::dashboard(&ssr::db().await?, paydesk_core::now_ms()).await?;
+        Ok(HomeStats {
+            today_start: d.today_start,
+            today_paid_count: d.today_paid_count,
+            today_paid_fen: d.today_paid_fen,
+            today_created_paid: d.today_created_paid,
+            today_created_unpaid: d.today_created_unpaid,
+            success_permille: d.success_permille(),
+            refunds_pending: d.refunds_pending,
+            failures_24h: d.failures_24h,
+            days: d
+                .days
+                .iter()
+                .map(|day| (day.day_start, day.count, day.amount_fen))
+                .collect(),
+            latest_paid: d
+                .latest_paid
+                .into_iter()
+                .map(|o| PaidOrderRow {
+                    out_trade_no: o.out_trade_no,
+                    total_fee: o.total_fee,
+                    paid_at: o.paid_at,
+                    transaction_id: o.transaction_id,
+                    status: o.status,
+                    description: o.description,
+                })
+                .collect(),
+        })
+    })
+    .await
+}

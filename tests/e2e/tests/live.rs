@@ -1,0 +1,196 @@
+//! Live updates in a real browser: a payment made in the simulator appears on the home page
+//! with a toast, without a reload, and a callback the simulator tampers with raises a
+//! "callback rejected" toast and the failure count. Also looks at the admin's audit and
+//! settings pages (screenshots `home`, `home-en`, `audit`, `settings`).
+
+use std::time::{Duration, Instant};
+
+use paydesk_e2e::{http_json, Browser, Server};
+use serde_json::json;
+
+/// A shopper's token for the mini-program API.
+fn shopper(server: &Server, code: &str) -> anyhow::Result<String> {
+    let (status, login) = http_json(
+        "POST",
+        &server.url("/api/mp/login"),
+        None,
+        Some(&json!({ "code": code })),
+    )?;
+    anyhow::ensure!(status == 200, "login: {status} {login}");
+    Ok(login["token"].as_str().unwrap_or_default().to_owned())
+}
+
+/// Places an order through the mini-program API and has the simulator pay it (its
+/// notification then reaches paydesk). Returns the order number.
+fn order_and_pay(server: &Server, token: &str, key: &str) -> anyhow::Result<String> {
+    let (status, order) = http_json(
+        "POST",
+        &server.url("/api/mp/orders"),
+        Some(token),
+        Some(&json!({ "items": [{ "product_id": 1, "quantity": 1 }], "idempotency_key": key })),
+    )?;
+    anyhow::ensure!(status == 201, "order: {status} {order}");
+    let no = order["out_trade_no"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (status, paid) = http_json(
+        "POST",
+        &format!("{}/sim/orders/{no}/pay", server.sim_base()?),
+        None,
+        Some(&json!({ "result": "SUCCESS" })),
+    )?;
+    anyhow::ensure!(status == 200, "pay: {status} {paid}");
+    Ok(no)
+}
+
+/// The text of the element matching `css`, or "" when there is none.
+async fn text_of(b: &Browser, css: &str) -> String {
+    match b.client.find(fantoccini::Locator::Css(css)).await {
+        Ok(el) => el.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// Waits until the element matching `css` reads exactly `want`.
+async fn wait_for_exact(b: &Browser, css: &str, want: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = text_of(b, css).await;
+        if got.trim() == want {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "`{css}` reads {got:?}, expected {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The page is still the document we loaded: the marker set on its `window` survives only
+/// if nothing reloaded or navigated.
+async fn same_document(b: &Browser) -> anyhow::Result<bool> {
+    Ok(b.client
+        .execute("return window.__paydeskLiveMarker === 'kept'", vec![])
+        .await?
+        .as_bool()
+        .unwrap_or(false))
+}
+
+#[tokio::test]
+async fn a_simulator_payment_appears_live_on_home_with_a_toast_and_a_tampered_callback_is_announced(
+) -> anyhow::Result<()> {
+    // Arrange: the admin on the home page, hydrated, the live stream connected
+    let server = Server::start()?;
+    let token = shopper(&server, "e2e-live-shopper")?;
+    let browser = Browser::start().await?;
+    let b = &browser;
+    b.client.goto(&server.url("/login?next=/")).await?;
+    b.wait_for_hydration().await?;
+    b.fill("input[name=username]", "admin").await?;
+    b.fill("input[name=password]", &server.admin_password)
+        .await?;
+    b.click("form[data-testid=login-form] button[type=submit]")
+        .await?;
+    b.wait_for_path("/").await?;
+    b.wait_for_hydration().await?;
+    b.wait_for_text("[data-testid=home-stats]", "今日收款")
+        .await?;
+    b.wait_for_text(".topbar__live--on", "").await?;
+    wait_for_exact(b, "[data-testid=today-count]", "0").await?;
+    b.wait_for_text("[data-testid=sandbox-badge]", "沙箱")
+        .await?;
+    b.client
+        .execute("window.__paydeskLiveMarker = 'kept'", vec![])
+        .await?;
+
+    // Act: a shopper pays in the simulator
+    let no = order_and_pay(&server, &token, "e2e-live-1")?;
+
+    // Assert: a toast, and the home page's numbers change in place
+    let toast = b.wait_for_text("[data-testid=toast-paid]", &no).await?;
+    assert!(toast.contains('¥'), "the toast shows the amount: {toast}");
+    wait_for_exact(b, "[data-testid=today-count]", "1").await?;
+    b.wait_for_text("[data-testid=latest-paid]", &no).await?;
+    let paid = text_of(b, "[data-testid=today-paid]").await;
+    assert!(
+        paid.starts_with('¥') && paid != "¥0.00",
+        "today's takings: {paid}"
+    );
+    wait_for_exact(b, "[data-testid=success-rate]", "100.0%").await?;
+    let bars = b
+        .client
+        .find_all(fantoccini::Locator::Css(
+            "[data-testid=revenue-chart] .chart__day",
+        ))
+        .await?;
+    assert_eq!(bars.len(), 14, "fourteen days in the chart");
+    assert!(same_document(b).await?, "the page was not reloaded");
+    assert_eq!(b.client.current_url().await?.path(), "/");
+    b.screenshot("home").await?;
+
+    // Act: the simulator tampers with the next payment notification's signature
+    let (status, plan) = http_json(
+        "POST",
+        &format!("{}/sim/faults", server.sim_base()?),
+        None,
+        Some(&json!({ "notifications": [{ "fault": "tamper_sign", "kind": "payment" }] })),
+    )?;
+    anyhow::ensure!(status < 300, "fault plan: {status} {plan}");
+    let tampered = order_and_pay(&server, &token, "e2e-live-2")?;
+
+    // Assert: the refusal is announced and counted, still without a reload
+    let toast = b
+        .wait_for_text("[data-testid=toast-rejected]", &tampered)
+        .await?;
+    assert!(toast.contains("bad_signature"), "the verdict: {toast}");
+    wait_for_exact(b, "[data-testid=failures-24h]", "1").await?;
+    assert!(same_document(b).await?, "the page was not reloaded");
+
+    // The admin's other pages, and the home page in English
+    b.client.goto(&server.url("/audit")).await?;
+    b.wait_for_hydration().await?;
+    b.wait_for_text("[data-testid=audit-table]", "登录成功")
+        .await?;
+    b.screenshot("audit").await?;
+    // The filter is the URL: only product additions, by paydesk itself.
+    b.client
+        .goto(&server.url("/audit?action=product.create&actor=system"))
+        .await?;
+    b.wait_for_hydration().await?;
+    b.wait_for_text("[data-testid=audit-table]", "新增商品")
+        .await?;
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css(
+            "[data-testid=audit-table] tbody tr",
+        ))
+        .await?;
+    assert!(!rows.is_empty());
+    for row in rows {
+        assert_eq!(
+            row.attr("data-action").await?.as_deref(),
+            Some("product.create")
+        );
+    }
+    b.client.goto(&server.url("/settings")).await?;
+    b.wait_for_hydration().await?;
+    b.wait_for_text("[data-testid=settings-environment]", "模拟器")
+        .await?;
+    let key = text_of(b, "[data-testid=settings-api-key]").await;
+    assert!(
+        key.starts_with("••••••••") && key.chars().count() == 12,
+        "{key}"
+    );
+    b.screenshot("settings").await?;
+    b.client.goto(&server.url("/lang/en?next=/")).await?;
+    b.wait_for_path("/").await?;
+    b.wait_for_hydration().await?;
+    b.wait_for_text("[data-testid=home-stats]", "Paid today")
+        .await?;
+    b.screenshot("home-en").await?;
+
+    browser.close().await;
+    Ok(())
+}
