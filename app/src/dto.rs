@@ -352,7 +352,10 @@ pub struct ApiCallDetail {
     pub request: ShownBody,
     /// The response body.
     pub response: ShownBody,
+}
+
 pub mod orders;
+
 /// The home page's numbers (`paydesk_core::stats::Dashboard`, as sent to the browser).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HomeStats {
