@@ -305,6 +305,13 @@ pub async fn lookup(text: String) -> Result<LookupResult, AppError> {
 
         ssr::require_role(Role::Support).await?;
         let text = text.trim();
+        if text.is_empty() {
+            return Ok(LookupResult {
+                amount_fen: None,
+                range: None,
+                rows: Vec::new(),
+            });
+        }
         if text.chars().count() > 100 {
             return Err(convert::invalid("text", "at most 100 characters"));
         }

@@ -66,12 +66,11 @@ pub fn LookupPage() -> impl IntoView {
     let q = query_param("q");
     let found = Resource::new(
         move || q.get(),
+        // Asked even for an empty box: the server decides who may use this page, and a
+        // refusal shows before anything is typed.
         |text| async move {
-            if text.trim().is_empty() {
-                Ok(None)
-            } else {
-                lookup(text).await.map(Some)
-            }
+            let asked = !text.trim().is_empty();
+            lookup(text).await.map(|r| asked.then_some(r))
         },
     );
     view! {
