@@ -219,9 +219,6 @@ const ROUTES: &[(&str, Access)] = &[
     ("/orders/export.csv?status=PAID", AtLeast(Manager)),
 ];
 
-/// Signed out, then each role from lowest to highest.
-const WHO: [Option<Role>; 5] = [None, Some(Staff), Some(Support), Some(Manager), Some(Admin)];
-
 fn allowed(access: Access, who: Option<Role>) -> bool {
     match (access, who) {
         (Public, _) => true,
@@ -230,7 +227,7 @@ fn allowed(access: Access, who: Option<Role>) -> bool {
     }
 }
 
-/// A client per entry of [`WHO`] (signed out has no cookie; the others are signed in).
+/// A client signed out, then one per role from lowest to highest.
 async fn clients(app: &TestApp) -> Vec<(Option<Role>, Client)> {
     let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
     let mut out = vec![(None, no_redirects())];
