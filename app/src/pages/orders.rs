@@ -14,13 +14,13 @@ use crate::components::live::use_live;
 use crate::dto::orders::{OrderListItem, OrdersView};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
-use crate::server::orders::list_orders;
+use crate::server::orders::{list_orders, RECENT};
 
 crate::messages! {
 /// The Orders pages' words.
 pub enum OrdersMsg {
     Title => "订单", "Orders";
-    Intro => "输入顾客报出的任何编号直接打开订单，或按状态、日期与金额筛选。", "Type any id a customer reads out to open the order, or filter by status, day and amount.";
+    Intro => "输入顾客报出的任何编号直接打开订单，或按状态、日期与金额筛选。默认显示最近 7 天。", "Type any id a customer reads out to open the order, or filter by status, day and amount. The last seven days are shown first.";
     SearchLabel => "查找订单", "Find an order";
     SearchPlaceholder => "商户订单号、微信支付单号、退款单号、微信退款单号或 openid", "out_trade_no, transaction_id, out_refund_no, refund_id or openid";
     Search => "查找", "Find";
@@ -32,7 +32,7 @@ pub enum OrdersMsg {
     MaxYuan => "最高金额（元）", "Max (yuan)";
     CustomerOnly => "仅此顾客", "Only this customer";
     Apply => "筛选", "Apply";
-    Clear => "清除筛选", "Clear filters";
+    Clear => "清除筛选（全部时间）", "Clear filters (all time)";
     CountUnit => "笔订单", "orders";
     Total => "合计", "total";
     Export => "导出 CSV", "Export CSV";
@@ -122,10 +122,16 @@ pub fn OrdersPage() -> impl IntoView {
     let field = move |key: &str| query.read().get(key).unwrap_or_default();
     let args = move || {
         let statuses = query.read().get_all("status").unwrap_or_default().join(",");
+        // No query at all: ask for the default view (the last seven days).
+        let bare = query.read().latest_values().next().is_none();
         (
             field("q"),
             statuses,
-            field("from"),
+            if bare {
+                RECENT.to_owned()
+            } else {
+                field("from")
+            },
             field("to"),
             field("min"),
             field("max"),
@@ -236,7 +242,7 @@ fn FilterForm() -> impl IntoView {
                     })
                 }}
                 <button type="submit" class="button">{OrdersMsg::Apply.text(lang)}</button>
-                <a class="button button--quiet" href="/orders">{OrdersMsg::Clear.text(lang)}</a>
+                <a class="button button--quiet" href="/orders?all" data-testid="orders-all-time">{OrdersMsg::Clear.text(lang)}</a>
             </div>
         </form>
     }

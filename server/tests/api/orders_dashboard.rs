@@ -241,3 +241,37 @@ async fn staff_list_and_search_orders_and_read_one_but_only_support_may_sync_or_
         assert_eq!(res.status(), 404);
     }
 }
+
+#[tokio::test]
+async fn a_bare_orders_page_opens_on_the_last_seven_days_and_all_time_is_one_link_away() {
+    for app in spawn_apps().await {
+        // Arrange
+        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+        let today = paydesk_types::format_shanghai_date(paydesk_core::now_ms());
+        let week_ago = paydesk_types::format_shanghai_date(paydesk_core::now_ms() - 6 * 86_400_000);
+
+        // Act
+        let bare = admin
+            .get(app.url("/orders"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        let all = admin
+            .get(app.url("/orders?all"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+
+        // Assert: a real redirect to a week ending today; `?all` is the whole table
+        assert_eq!(bare.status(), 302, "{}", app.db.label);
+        assert_eq!(
+            bare.headers()["location"].to_str().unwrap(),
+            format!("/orders?from={week_ago}&to={today}"),
+            "{}",
+            app.db.label
+        );
+        assert_eq!(all.status(), 200, "{}", app.db.label);
+    }
+}

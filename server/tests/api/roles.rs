@@ -205,7 +205,7 @@ const PAGES: &[(&str, Access)] = &[
     ("/settings", AtLeast(Admin)),
     ("/audit", AtLeast(Admin)),
     ("/settings", AtLeast(Admin)),
-    ("/orders", AtLeast(Staff)),
+    ("/orders?all", AtLeast(Staff)),
     ("/orders?status=PAID&from=2026-01-01", AtLeast(Staff)),
     ("/refunds", AtLeast(Support)),
     ("/products", AtLeast(Admin)),

@@ -85,6 +85,7 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
         !nav.contains("Users"),
         "staff must not be offered the Users page: {nav}"
     );
+    b.screenshot("account-en").await?;
 
     // Going to /users anyway: the server refuses the data.
     b.client.goto(&server.url("/users")).await?;
