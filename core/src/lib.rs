@@ -22,6 +22,7 @@ pub mod refunds;
 pub mod search;
 pub mod seed;
 pub mod sessions;
+mod sqlite_raw;
 pub mod sync;
 pub mod users;
 
