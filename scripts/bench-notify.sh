@@ -43,14 +43,8 @@ trap 'exit 130' INT TERM
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# Known merchant credentials: notify-bench signs with the same key.
-export PAYDESK_SIMULATOR=off
-export PAYDESK_WXPAY__APPID=wx2421b1c4370ec43b
-export PAYDESK_WXPAY__MCH_ID=10000100
-export PAYDESK_WXPAY__API_KEY=192006250b4c09247ec02edce69f6a2d
-export PAYDESK_SYNC__ENABLED=off
-export PAYDESK_ADMIN_PASSWORD=bench-admin-password-not-secret
-export PAYDESK_LOG_FORMAT=json
+# shellcheck source=scripts/bench-env.sh
+source scripts/bench-env.sh
 
 # run LABEL DATABASE_URL [notify-bench flags...]
 run() {

@@ -5,7 +5,7 @@
 //! (`SQLITE_BUSY`, and the unretryable busy-snapshot error when a read transaction upgrades
 //! to a write) into an orderly queue. PostgreSQL uses one pool for both.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 use crate::notify::GroupCommitSlot;
-use crate::order_keys::OrderKeys;
+use crate::order_keys::{KeyReaders, OrderKeys};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -57,12 +57,17 @@ pub struct Db {
     writer: AnyPool,
     reader: AnyPool,
     backend: Backend,
+    /// SQLite: the database file (the notification group commit opens its own connection
+    /// to it, see notify/group_commit/sqlite.rs).
+    sqlite_file: Option<Arc<PathBuf>>,
     /// The payment-notification apply queue, started on first use (notify.rs, group
     /// commit). Shared by the clones, so one queue and one committing task per database.
     group_commit: Arc<GroupCommitSlot>,
     /// The immutable part of orders (id, sign_type, total_fee by out_trade_no), so that a
     /// notification need not read its order (order_keys.rs). Shared by the clones.
     order_keys: Arc<OrderKeys>,
+    /// SQLite: direct reads for order-key misses (order_keys.rs).
+    key_readers: Option<Arc<KeyReaders>>,
     /// SQLite: while any clone holds this, a task checkpoints the WAL in the background.
     #[expect(
         dead_code,
@@ -96,6 +101,10 @@ impl Db {
                 let url = sqlite_url_with_create(url)?;
                 let options = AnyConnectOptions::from_str(&url)
                     .with_context(|| format!("invalid database_url {url:?}"))?;
+                let sqlite_file = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                    .with_context(|| format!("invalid database_url {url:?}"))?
+                    .get_filename()
+                    .to_owned();
                 let writer = sqlite_pool(1)
                     .connect_with(options.clone())
                     .await
@@ -109,6 +118,8 @@ impl Db {
                     writer,
                     reader,
                     backend,
+                    key_readers: Some(Arc::new(KeyReaders::new(sqlite_file.clone()))),
+                    sqlite_file: Some(Arc::new(sqlite_file)),
                     group_commit: Arc::default(),
                     order_keys: Arc::default(),
                     checkpointer,
@@ -126,8 +137,10 @@ impl Db {
                     writer: pool.clone(),
                     reader: pool,
                     backend,
+                    sqlite_file: None,
                     group_commit: Arc::default(),
                     order_keys: Arc::default(),
+                    key_readers: None,
                     checkpointer: None,
                 })
             }
@@ -169,6 +182,11 @@ impl Db {
         &self.reader
     }
 
+    /// SQLite: the database file.
+    pub(crate) fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref().map(PathBuf::as_path)
+    }
+
     /// Where the notification apply queue lives.
     pub(crate) fn group_commit(&self) -> &GroupCommitSlot {
         &self.group_commit
@@ -177,6 +195,11 @@ impl Db {
     /// The order keys held in memory.
     pub(crate) fn order_keys(&self) -> &OrderKeys {
         &self.order_keys
+    }
+
+    /// SQLite: the direct order-key reads.
+    pub(crate) fn key_readers(&self) -> Option<&KeyReaders> {
+        self.key_readers.as_deref()
     }
 
     /// Which engine this is.
@@ -203,6 +226,10 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
+        // No ping on every checkout: a SQLite connection is a file handle on a worker
+        // thread, and the ping is one more round trip to that thread per use (a broken
+        // connection still fails its statement, and is still pinged when returned).
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(|conn, _meta| {
             Box::pin(async move {

@@ -25,6 +25,7 @@ pub mod refunds;
 pub mod search;
 pub mod seed;
 pub mod sessions;
+mod sqlite_raw;
 pub mod stats;
 pub mod sync;
 pub mod timeline;

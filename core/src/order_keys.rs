@@ -13,9 +13,14 @@
 //! in the old map moves the entry to the young one, so orders in use stay.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use wxpay::SignType;
+
+use crate::sqlite_raw::{Handle, StatementId, Value};
+use crate::CoreError;
 
 /// The immutable part of an order that a notification is checked against.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +104,70 @@ impl OrderKeys {
     fn len(&self) -> usize {
         let maps = self.maps.lock().unwrap_or_else(|p| p.into_inner());
         maps.young.len() + maps.old.len()
+    }
+}
+
+/// SQLite: the read behind a miss, on the calling thread through SQLite's C API
+/// (sqlite_raw.rs), instead of a round trip to a reader-pool connection's worker thread.
+/// One indexed lookup, done in microseconds, so it runs inline; connections are opened on
+/// demand and a few idle ones kept (a read holds one only for its own duration, so there
+/// are never more than threads reading at once).
+#[derive(Debug)]
+pub(crate) struct KeyReaders {
+    path: PathBuf,
+    idle: Mutex<Vec<KeyReader>>,
+}
+
+struct KeyReader {
+    handle: Handle,
+    select: StatementId,
+}
+
+impl fmt::Debug for KeyReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyReader").finish_non_exhaustive()
+    }
+}
+
+/// Idle read connections kept.
+const IDLE_READERS: usize = 4;
+
+impl KeyReaders {
+    pub(crate) fn new(path: PathBuf) -> KeyReaders {
+        KeyReaders {
+            path,
+            idle: Mutex::default(),
+        }
+    }
+
+    /// `(id, sign_type, total_fee)` of the order with this `out_trade_no`, if any. An error
+    /// (the file unreadable, SQLITE_BUSY during WAL recovery) leaves the caller to read
+    /// through the pool instead.
+    pub(crate) fn read(&self, out_trade_no: &str) -> Result<Option<(i64, String, i64)>, CoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let reader = match idle {
+            Some(reader) => reader,
+            None => {
+                let mut handle = Handle::open(&self.path, "pragma query_only = 1")?;
+                let select = handle.prepare(
+                    "select id, sign_type, total_fee from orders where out_trade_no = ?1",
+                )?;
+                KeyReader { handle, select }
+            }
+        };
+        let row = reader
+            .handle
+            .step(reader.select, &[Value::Text(out_trade_no)], |row| {
+                row.map(|r| -> Result<_, CoreError> {
+                    Ok((r.int(0), r.text(1)?.to_owned(), r.int(2)))
+                })
+                .transpose()
+            })??;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < IDLE_READERS {
+            idle.push(reader);
+        }
+        Ok(row)
     }
 }
 

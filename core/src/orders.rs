@@ -389,11 +389,19 @@ pub(crate) async fn find_key_by_out_trade_no(
     if let Some(key) = db.order_keys().get(out_trade_no) {
         return Ok(Some(key));
     }
-    let row: Option<(i64, String, i64)> =
-        sqlx::query_as("select id, sign_type, total_fee from orders where out_trade_no = $1")
-            .bind(out_trade_no)
-            .fetch_optional(db.reader())
-            .await?;
+    let fast = db.key_readers().map(|readers| readers.read(out_trade_no));
+    let row: Option<(i64, String, i64)> = match fast {
+        Some(Ok(row)) => row,
+        slow => {
+            if let Some(Err(e)) = slow {
+                tracing::warn!(error = %e, "reading an order key directly failed; using the pool");
+            }
+            sqlx::query_as("select id, sign_type, total_fee from orders where out_trade_no = $1")
+                .bind(out_trade_no)
+                .fetch_optional(db.reader())
+                .await?
+        }
+    };
     let Some((id, sign_type, total_fee)) = row else {
         return Ok(None);
     };

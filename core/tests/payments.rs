@@ -289,3 +289,40 @@ async fn a_body_that_is_not_utf8_is_still_recorded_as_malformed() {
         assert_eq!(rows[0].reply, "FAIL");
     }
 }
+
+/// SQLite: the group commit runs on a connection of its own (notify/group_commit/sqlite.rs).
+/// While another connection (another process, say `paydesk user …`) holds the write lock,
+/// a notification waits for it — without failing and without blocking the runtime — and is
+/// applied once the lock is released.
+#[tokio::test]
+async fn a_notification_waits_while_another_connection_holds_the_sqlite_write_lock() {
+    // Arrange
+    let t = paydesk_core::testing::sqlite().await.unwrap();
+    new_order(&t.db, "LOCK-1", 800).await;
+    let other = Db::connect(&t.url, paydesk_core::db::PoolSizes::default())
+        .await
+        .unwrap();
+    let lock = other.begin_write().await.unwrap();
+    let body = notification("LOCK-1", 800, "SUCCESS", "4200000001202611220000000077");
+
+    // Act
+    let (db, m) = (t.db.clone(), merchant());
+    let pending =
+        tokio::spawn(
+            async move { notify::receive_payment_notification(&db, &m, None, &body).await },
+        );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let waited = !pending.is_finished();
+    lock.commit().await.unwrap();
+    let outcome = pending.await.unwrap();
+
+    // Assert
+    assert!(waited, "the notification did not wait for the write lock");
+    assert_eq!(outcome.verdict, Verdict::Applied);
+    let paid = orders::find_by_out_trade_no(&t.db, "LOCK-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(paid.status, OrderStatus::Paid);
+    other.close().await;
+}

@@ -27,11 +27,13 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 use wxpay::notify::PaymentNotification;
+
+mod sqlite;
 
 use super::{
     applied, apply, elapsed_us, not_applied, paid_at, Applied, Decision, Findings, NotificationRow,
@@ -145,7 +147,15 @@ impl GroupCommit {
         let queues = (0..committers)
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
-                tokio::spawn(run(db.writer().clone(), rx));
+                let writer = db.writer().clone();
+                match db.sqlite_file().map(sqlite::Connection::open) {
+                    Some(Ok(conn)) => drop(tokio::spawn(run_sqlite(writer, conn, rx))),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "no SQLite connection for group commit; committing through the writer pool");
+                        drop(tokio::spawn(run(writer, rx)));
+                    }
+                    None => drop(tokio::spawn(run(writer, rx))),
+                }
                 tx
             })
             .collect();
@@ -159,21 +169,77 @@ pub(crate) type Slot = OnceLock<GroupCommit>;
 async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match commit(&writer, &batch).await {
-            Ok(results) => {
-                for (request, result) in batch.drain(..).zip(results) {
-                    let _ = request.reply.send(Ok(result));
-                }
+        let outcome = commit(&writer, &batch).await;
+        answer(&writer, &mut batch, outcome).await;
+    }
+}
+
+/// How long the SQLite committer waits for another process's write lock before the batch
+/// counts as failed (then applied one by one through the pool, with its busy timeout): the
+/// same 5 s as the pools' `busy_timeout`.
+const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(5);
+
+/// SQLite: each batch in one run of plain calls on the committing task's connection
+/// (`sqlite.rs`), while holding the writer pool's one connection so that no other write of
+/// this process is open at the same time.
+async fn run_sqlite(
+    writer: AnyPool,
+    mut conn: sqlite::Connection,
+    mut rx: mpsc::UnboundedReceiver<Request>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let outcome = match writer.acquire().await {
+            Ok(writer_slot) => {
+                let outcome = match begin_sqlite(&mut conn).await {
+                    Ok(()) => conn.apply_and_commit(&batch),
+                    Err(e) => Err(e),
+                };
+                drop(writer_slot);
+                outcome
             }
-            Err(e) => {
-                if batch.len() > 1 {
-                    tracing::warn!(error = %e, size = batch.len(), "a shared notification transaction failed; applying one by one");
-                }
-                for r in batch.drain(..) {
-                    let result =
-                        apply(&writer, &r.row(), &r.findings, &r.order, &r.n, r.started).await;
-                    let _ = r.reply.send(result);
-                }
+            Err(e) => Err(e.into()),
+        };
+        answer(&writer, &mut batch, outcome).await;
+    }
+}
+
+/// `BEGIN IMMEDIATE`, waiting without blocking the thread while another process writes.
+async fn begin_sqlite(conn: &mut sqlite::Connection) -> Result<(), CoreError> {
+    let deadline = Instant::now() + SQLITE_BUSY_WAIT;
+    let mut pause = Duration::from_millis(1);
+    while !conn.begin()? {
+        if Instant::now() >= deadline {
+            return Err(CoreError::Internal(anyhow::anyhow!(
+                "the SQLite database stayed locked by another connection for {SQLITE_BUSY_WAIT:?}"
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+/// Answers every request of a committed batch; after a failed one, applies each request
+/// on its own (the one-by-one path) and answers that.
+async fn answer(
+    writer: &AnyPool,
+    batch: &mut Vec<Request>,
+    outcome: Result<Vec<Applied>, CoreError>,
+) {
+    match outcome {
+        Ok(results) => {
+            for (request, result) in batch.drain(..).zip(results) {
+                let _ = request.reply.send(Ok(result));
+            }
+        }
+        Err(e) => {
+            if batch.len() > 1 {
+                tracing::warn!(error = %e, size = batch.len(), "a shared notification transaction failed; applying one by one");
+            }
+            for r in batch.drain(..) {
+                let result = apply(writer, &r.row(), &r.findings, &r.order, &r.n, r.started).await;
+                let _ = r.reply.send(result);
             }
         }
     }

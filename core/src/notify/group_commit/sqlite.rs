@@ -1,0 +1,157 @@
+//! SQLite's group commit in plain function calls: the batch's transaction runs through
+//! SQLite's C API (crate::sqlite_raw) with statements prepared once, on the committing
+//! task's own thread.
+//!
+//! Why: sqlx-sqlite runs every connection on a worker thread of its own, and each statement
+//! — `BEGIN`, the update, the read, the insert, `COMMIT` — is a message to that thread and
+//! an answer back: two thread wake-ups per statement, strictly one after another on the
+//! single writer. Here a whole batch is one run of ordinary calls, so the per-row
+//! statements are cheap and the batch needs no multi-row SQL built per batch size: each
+//! notification gets the same update, read and insert as the one-by-one path ([`apply`]),
+//! in one transaction. The result is the same as applying them one after the other.
+//!
+//! Why a connection of our own, not the writer pool's: the pool is an `AnyPool`, whose
+//! connections do not expose the SQLite handle. To keep SQLite's "one writer at a time" an
+//! orderly queue inside the process, the committing task holds the writer pool's only
+//! connection while its transaction runs ([`super::run_sqlite`]), so no other write of
+//! this process is open at the same time; other processes are handled as before by
+//! `BEGIN IMMEDIATE` and the busy timeout.
+//!
+//! [`apply`]: super::super::apply
+
+use std::path::Path;
+
+use super::super::{applied, elapsed_us, not_applied, paid_at, Applied};
+use super::Request;
+use crate::sqlite_raw::{Handle, StatementId, Stepped, Value};
+use crate::{now_ms, CoreError};
+
+/// An SQLite connection for the committing task, with its statements prepared.
+pub(super) struct Connection {
+    handle: Handle,
+    begin: StatementId,
+    commit: StatementId,
+    rollback: StatementId,
+    update: StatementId,
+    select: StatementId,
+    insert: StatementId,
+}
+
+/// The same conditional update as the one-by-one path: only `NOTPAY → PAID`.
+const UPDATE: &str = "update orders set status = 'PAID', transaction_id = ?1, bank_type = ?2, \
+     paid_at = ?3, next_sync_at = null, updated_at = ?4 where id = ?5 and status = 'NOTPAY'";
+const SELECT: &str = "select status, transaction_id from orders where id = ?1";
+const INSERT: &str = "insert into notifications (kind, received_at, peer, raw_body, \
+     out_trade_no, transaction_id, total_fee, verdict, detail, reply, duration_us, order_id, \
+     created_at, updated_at) values ('payment', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
+     ?12, ?12)";
+
+impl Connection {
+    /// Opens the (existing, migrated) database file with the same settings as the pools'
+    /// connections (db.rs) and prepares the statements.
+    pub(super) fn open(path: &Path) -> Result<Connection, CoreError> {
+        let mut handle = Handle::open(
+            path,
+            // No busy timeout: SQLite's busy handler would sleep on this thread (a tokio
+            // worker); the committing task waits for the lock itself (super::begin_sqlite).
+            "pragma busy_timeout = 0; pragma foreign_keys = on; \
+             pragma synchronous = normal; pragma wal_autocheckpoint = 0;",
+        )?;
+        Ok(Connection {
+            begin: handle.prepare("begin immediate")?,
+            commit: handle.prepare("commit")?,
+            rollback: handle.prepare("rollback")?,
+            update: handle.prepare(UPDATE)?,
+            select: handle.prepare(SELECT)?,
+            insert: handle.prepare(INSERT)?,
+            handle,
+        })
+    }
+
+    /// Opens the write transaction (`BEGIN IMMEDIATE`). `Ok(false)`: another connection
+    /// holds the write lock (another process: this one's writes wait for the committing
+    /// task); the caller waits and tries again.
+    pub(super) fn begin(&mut self) -> Result<bool, CoreError> {
+        Ok(matches!(
+            self.handle.try_step(self.begin, &[], |_| ())?,
+            Stepped::Done(())
+        ))
+    }
+
+    /// In the transaction [`Connection::begin`] opened: applies and records the whole
+    /// batch and commits; the results in the batch's order. On any error the transaction
+    /// is rolled back and nothing of it stays.
+    pub(super) fn apply_and_commit(
+        &mut self,
+        batch: &[Request],
+    ) -> Result<Vec<Applied>, CoreError> {
+        let result = self.apply_all(batch).and_then(|applied| {
+            self.handle.step(self.commit, &[], |_| ())?;
+            Ok(applied)
+        });
+        if result.is_err() && !self.handle.autocommit() {
+            // Still inside the transaction (a statement or COMMIT itself failed).
+            if let Err(e) = self.handle.step(self.rollback, &[], |_| ()) {
+                tracing::error!(error = %e, "rolling back a notification batch failed");
+            }
+        }
+        result
+    }
+
+    /// For each request, one after the other: the conditional update; if it did not take,
+    /// the order's state to judge it by; then its `notifications` row.
+    fn apply_all(&self, batch: &[Request]) -> Result<Vec<Applied>, CoreError> {
+        let now = now_ms();
+        let h = &self.handle;
+        let mut results = Vec::with_capacity(batch.len());
+        for r in batch {
+            let transaction_id = r.transaction_id();
+            let paid_at = paid_at(&r.n, now);
+            h.step(
+                self.update,
+                &[
+                    Value::Text(transaction_id),
+                    Value::opt_text(r.n.bank_type.as_deref()),
+                    Value::Int(paid_at),
+                    Value::Int(now),
+                    Value::Int(r.order.id),
+                ],
+                |_| (),
+            )?;
+            let (decision, event) = if h.changes() == 1 {
+                applied(&r.order, transaction_id, paid_at)
+            } else {
+                let state = h.step(self.select, &[Value::Int(r.order.id)], |row| {
+                    row.map(|row| -> Result<_, CoreError> {
+                        Ok((row.text(0)?.to_owned(), row.opt_text(1)?.map(str::to_owned)))
+                    })
+                })?;
+                let (status, stored_tid) = state.ok_or(CoreError::NotFound)??;
+                (
+                    not_applied(&status, stored_tid.as_deref(), transaction_id)?,
+                    None,
+                )
+            };
+            h.step(
+                self.insert,
+                &[
+                    Value::Int(r.received_at),
+                    Value::opt_text(r.peer.as_deref()),
+                    Value::Text(&r.raw_body),
+                    Value::opt_text(r.findings.out_trade_no.as_deref()),
+                    Value::opt_text(r.findings.transaction_id.as_deref()),
+                    Value::opt_int(r.findings.total_fee),
+                    Value::Text(decision.verdict.as_str()),
+                    Value::Text(&decision.detail),
+                    Value::Text(decision.verdict.reply_code()),
+                    Value::Int(elapsed_us(r.started)),
+                    Value::opt_int(r.findings.order_id),
+                    Value::Int(now),
+                ],
+                |_| (),
+            )?;
+            results.push((decision, h.last_insert_rowid(), event));
+        }
+        Ok(results)
+    }
+}

@@ -1,0 +1,11 @@
+# shellcheck shell=bash
+# The server settings the notification benchmarks run paydesk with (sourced by
+# bench-notify.sh and callgrind-notify.sh): known merchant credentials — notify-bench signs
+# with the same key — merchant mode (no simulator, no sync job), JSON logs.
+export PAYDESK_SIMULATOR=off
+export PAYDESK_WXPAY__APPID=wx2421b1c4370ec43b
+export PAYDESK_WXPAY__MCH_ID=10000100
+export PAYDESK_WXPAY__API_KEY=192006250b4c09247ec02edce69f6a2d
+export PAYDESK_SYNC__ENABLED=off
+export PAYDESK_ADMIN_PASSWORD=bench-admin-password-not-secret
+export PAYDESK_LOG_FORMAT=json
