@@ -483,6 +483,28 @@ impl Browser {
         Ok(())
     }
 
+    /// Signs in through the login form with `next={path}` and waits until `path` has
+    /// hydrated.
+    pub async fn sign_in(
+        &self,
+        server: &Server,
+        user: &str,
+        password: &str,
+        path: &str,
+    ) -> anyhow::Result<()> {
+        self.client
+            .goto(&server.url(&format!("/login?next={path}")))
+            .await?;
+        self.wait_for_hydration().await?;
+        self.fill("input[name=username]", user).await?;
+        self.fill("input[name=password]", password).await?;
+        self.click("form[data-testid=login-form] button[type=submit]")
+            .await?;
+        self.wait_for_path(path).await?;
+        self.wait_for_hydration().await?;
+        Ok(())
+    }
+
     /// Saves a PNG screenshot as `docs/screenshots/{name}.png`: the README shows the pages
     /// as the last test run saw them.
     pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {

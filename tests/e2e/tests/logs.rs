@@ -31,26 +31,6 @@ fn place_order(server: &Server) -> anyhow::Result<String> {
         .to_owned())
 }
 
-async fn sign_in(
-    b: &Browser,
-    server: &Server,
-    user: &str,
-    password: &str,
-    path: &str,
-) -> anyhow::Result<()> {
-    b.client
-        .goto(&server.url(&format!("/login?next={path}")))
-        .await?;
-    b.wait_for_hydration().await?;
-    b.fill("input[name=username]", user).await?;
-    b.fill("input[name=password]", password).await?;
-    b.click("form[data-testid=login-form] button[type=submit]")
-        .await?;
-    b.wait_for_path(path).await?;
-    b.wait_for_hydration().await?;
-    Ok(())
-}
-
 async fn open(b: &Browser, server: &Server, path: &str) -> anyhow::Result<()> {
     b.client.goto(&server.url(path)).await?;
     b.wait_for_hydration().await
@@ -75,7 +55,8 @@ async fn a_tampered_callback_shows_up_in_failures_with_the_debugger_and_in_the_l
     let no = place_order(&server)?;
     let browser = Browser::start().await?;
     let b = &browser;
-    sign_in(b, &server, "support1", "support password 1", "/failures").await?;
+    b.sign_in(&server, "support1", "support password 1", "/failures")
+        .await?;
     b.wait_for_text("[data-testid=no-failures]", "没有验证失败")
         .await?;
     b.wait_for_text("[data-testid=live-status]", "实时更新中")

@@ -86,26 +86,6 @@ fn unpaid_order(server: &Server) -> anyhow::Result<String> {
         .to_owned())
 }
 
-async fn sign_in(
-    b: &Browser,
-    server: &Server,
-    user: &str,
-    password: &str,
-    path: &str,
-) -> anyhow::Result<()> {
-    b.client
-        .goto(&server.url(&format!("/login?next={path}")))
-        .await?;
-    b.wait_for_hydration().await?;
-    b.fill("input[name=username]", user).await?;
-    b.fill("input[name=password]", password).await?;
-    b.click("form[data-testid=login-form] button[type=submit]")
-        .await?;
-    b.wait_for_path(path).await?;
-    b.wait_for_hydration().await?;
-    Ok(())
-}
-
 /// Runs `script` (which ends by calling `done(value)`) in the page and returns the value.
 async fn in_page(b: &Browser, script: &str) -> anyhow::Result<serde_json::Value> {
     Ok(b.client
@@ -138,7 +118,8 @@ async fn support_finds_an_order_by_transaction_id_and_a_manager_exports_the_filt
     let b = &browser;
 
     // Act: support types the transaction_id into the search box
-    sign_in(b, &server, "support1", "support password 1", "/orders").await?;
+    b.sign_in(&server, "support1", "support password 1", "/orders")
+        .await?;
     b.wait_for_text("[data-testid=orders-table]", &no).await?;
     b.fill("#order-search-q", &transaction_id).await?;
     b.click("form[data-testid=order-search] button[type=submit]")
@@ -217,7 +198,8 @@ async fn support_finds_an_order_by_transaction_id_and_a_manager_exports_the_filt
     // A manager approves it; the timeline shows the execution and the result
     b.click(".topbar__logout button").await?;
     b.wait_for_path("/login").await?;
-    sign_in(b, &server, "manager1", "manager password 1", "/orders").await?;
+    b.sign_in(&server, "manager1", "manager password 1", "/orders")
+        .await?;
     let refunds = in_page(
         b,
         "fetch('/api/refunds/list', { method: 'POST' }).then(r => r.json()).then(done);",

@@ -76,26 +76,6 @@ fn paid_order_with_refund_request(server: &Server) -> anyhow::Result<String> {
     Ok(no)
 }
 
-async fn sign_in(
-    b: &Browser,
-    server: &Server,
-    user: &str,
-    password: &str,
-    path: &str,
-) -> anyhow::Result<()> {
-    b.client
-        .goto(&server.url(&format!("/login?next={path}")))
-        .await?;
-    b.wait_for_hydration().await?;
-    b.fill("input[name=username]", user).await?;
-    b.fill("input[name=password]", password).await?;
-    b.click("form[data-testid=login-form] button[type=submit]")
-        .await?;
-    b.wait_for_path(path).await?;
-    b.wait_for_hydration().await?;
-    Ok(())
-}
-
 #[tokio::test]
 async fn a_manager_approves_a_refund_and_sees_it_succeed_while_staff_are_refused(
 ) -> anyhow::Result<()> {
@@ -128,7 +108,8 @@ async fn a_manager_approves_a_refund_and_sees_it_succeed_while_staff_are_refused
     let b = &browser;
 
     // Act: the manager opens the Refunds page and approves the pending request
-    sign_in(b, &server, "manager1", "manager password 1", "/refunds").await?;
+    b.sign_in(&server, "manager1", "manager password 1", "/refunds")
+        .await?;
     let pending = "tr[data-status=PENDING_APPROVAL]";
     let row = b.wait_for_text(pending, &no).await?;
     assert!(row.contains("¥56.00"), "amount shown in yuan: {row}");
@@ -166,7 +147,8 @@ async fn a_manager_approves_a_refund_and_sees_it_succeed_while_staff_are_refused
     // A staff member sees the page refused, and a direct approve call is refused on the server
     b.click(".topbar__logout button").await?;
     b.wait_for_path("/login").await?;
-    sign_in(b, &server, "clerk1", "clerk password 1", "/account").await?;
+    b.sign_in(&server, "clerk1", "clerk password 1", "/account")
+        .await?;
     b.client.goto(&server.url("/refunds")).await?;
     b.wait_for_text("[data-testid=refused]", "无权访问").await?;
     let status = b
