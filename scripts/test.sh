@@ -7,6 +7,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# A failing test's error (anyhow) prints its message without a 50-frame backtrace, which
+# would push the message out of what CI keeps of the output; panics still honour
+# RUST_BACKTRACE.
+export RUST_LIB_BACKTRACE=${RUST_LIB_BACKTRACE:-0}
 started=$(date +%s)
 step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
 

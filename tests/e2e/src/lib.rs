@@ -295,6 +295,103 @@ impl Drop for Server {
     }
 }
 
+/// A shopper of the mini program, signed in through `POST /api/mp/login` on a [`Server`].
+pub struct Shopper<'a> {
+    server: &'a Server,
+    /// The bearer token paydesk issued.
+    pub token: String,
+}
+
+impl<'a> Shopper<'a> {
+    /// Signs in with the wx.login `code` (the simulator accepts any).
+    pub fn login(server: &'a Server, code: &str) -> anyhow::Result<Shopper<'a>> {
+        let (status, login) = http_json(
+            "POST",
+            &server.url("/api/mp/login"),
+            None,
+            Some(&serde_json::json!({ "code": code })),
+        )?;
+        anyhow::ensure!(status == 200, "login: {status} {login}");
+        let token = login["token"].as_str().unwrap_or_default().to_owned();
+        Ok(Shopper { server, token })
+    }
+
+    /// Places an order of `quantity` × product `product_id` (NOTPAY); returns its number.
+    pub fn order(&self, product_id: i64, quantity: u32, key: &str) -> anyhow::Result<String> {
+        let (status, order) = http_json(
+            "POST",
+            &self.server.url("/api/mp/orders"),
+            Some(&self.token),
+            Some(&serde_json::json!({
+                "items": [{ "product_id": product_id, "quantity": quantity }],
+                "idempotency_key": key,
+            })),
+        )?;
+        anyhow::ensure!(status == 201, "order: {status} {order}");
+        Ok(order["out_trade_no"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    /// Has the simulator pay order `no`; its payment notification then reaches paydesk.
+    pub fn pay(&self, no: &str) -> anyhow::Result<()> {
+        let (status, paid) = http_json(
+            "POST",
+            &format!("{}/sim/orders/{no}/pay", self.server.sim_base()?),
+            None,
+            Some(&serde_json::json!({ "result": "SUCCESS" })),
+        )?;
+        anyhow::ensure!(status == 200, "pay: {status} {paid}");
+        Ok(())
+    }
+
+    /// Pays order `no` and waits until paydesk has applied the payment notification,
+    /// that is until the simulator got paydesk's SUCCESS reply (sent only after the commit).
+    /// Waiting on the simulator rather than on `GET /api/mp/orders/{no}` matters: that call
+    /// asks orderquery while the order is NOTPAY, and on a slow machine the query can mark
+    /// the order paid first, which turns the notification into a duplicate. Returns the
+    /// order's transaction_id.
+    pub fn pay_and_wait(&self, no: &str) -> anyhow::Result<String> {
+        self.pay(no)?;
+        let sim = self.server.sim_base()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, attempts) = http_json(
+                "GET",
+                &format!("{sim}/sim/notifications?out_trade_no={no}"),
+                None,
+                None,
+            )?;
+            let acknowledged = attempts.as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["kind"] == "payment" && x["success"] == true)
+            });
+            if acknowledged {
+                break;
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "paydesk never acknowledged the payment notification of {no}: {attempts}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (status, shown) = http_json(
+            "GET",
+            &self.server.url(&format!("/api/mp/orders/{no}")),
+            Some(&self.token),
+            None,
+        )?;
+        anyhow::ensure!(
+            status == 200 && shown["status"] == "PAID",
+            "acknowledged but not PAID: {status} {shown}"
+        );
+        let tx = shown["transaction_id"].as_str().unwrap_or_default();
+        anyhow::ensure!(!tx.is_empty(), "paid without transaction_id: {shown}");
+        Ok(tx.to_owned())
+    }
+}
+
 /// Headless Chromium driven through chromedriver.
 pub struct Browser {
     /// The WebDriver client.
@@ -379,10 +476,24 @@ impl Browser {
                     .await
                     .map(|u| u.to_string())
                     .unwrap_or_default();
-                let source = self.client.source().await.unwrap_or_default();
+                // What a person would see, not the markup: the head alone is kilobytes.
+                let shown = self
+                    .client
+                    .execute("return document.body.innerText;", vec![])
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let matched = self
+                    .client
+                    .find_all(Locator::Css(css))
+                    .await
+                    .map(|e| e.len())
+                    .unwrap_or(0);
+                let cut: String = shown.chars().take(1500).collect();
                 bail!(
-                    "no `{css}` containing {text:?} at {url} within 15 s; page:\n{}",
-                    &source[..source.len().min(3000)]
+                    "no `{css}` containing {text:?} at {url} within 15 s \
+                     ({matched} element(s) match `{css}`); the page shows:\n{cut}"
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

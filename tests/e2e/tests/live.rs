@@ -5,44 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use paydesk_e2e::{http_json, Browser, Server};
+use paydesk_e2e::{http_json, Browser, Server, Shopper};
 use serde_json::json;
-
-/// A shopper's token for the mini-program API.
-fn shopper(server: &Server, code: &str) -> anyhow::Result<String> {
-    let (status, login) = http_json(
-        "POST",
-        &server.url("/api/mp/login"),
-        None,
-        Some(&json!({ "code": code })),
-    )?;
-    anyhow::ensure!(status == 200, "login: {status} {login}");
-    Ok(login["token"].as_str().unwrap_or_default().to_owned())
-}
-
-/// Places an order through the mini-program API and has the simulator pay it (its
-/// notification then reaches paydesk). Returns the order number.
-fn order_and_pay(server: &Server, token: &str, key: &str) -> anyhow::Result<String> {
-    let (status, order) = http_json(
-        "POST",
-        &server.url("/api/mp/orders"),
-        Some(token),
-        Some(&json!({ "items": [{ "product_id": 1, "quantity": 1 }], "idempotency_key": key })),
-    )?;
-    anyhow::ensure!(status == 201, "order: {status} {order}");
-    let no = order["out_trade_no"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (status, paid) = http_json(
-        "POST",
-        &format!("{}/sim/orders/{no}/pay", server.sim_base()?),
-        None,
-        Some(&json!({ "result": "SUCCESS" })),
-    )?;
-    anyhow::ensure!(status == 200, "pay: {status} {paid}");
-    Ok(no)
-}
 
 /// The text of the element matching `css`, or "" when there is none.
 async fn text_of(b: &Browser, css: &str) -> String {
@@ -83,18 +47,11 @@ async fn a_simulator_payment_appears_live_on_home_with_a_toast_and_a_tampered_ca
 ) -> anyhow::Result<()> {
     // Arrange: the admin on the home page, hydrated, the live stream connected
     let server = Server::start()?;
-    let token = shopper(&server, "e2e-live-shopper")?;
+    let shopper = Shopper::login(&server, "e2e-live-shopper")?;
     let browser = Browser::start().await?;
     let b = &browser;
-    b.client.goto(&server.url("/login?next=/")).await?;
-    b.wait_for_hydration().await?;
-    b.fill("input[name=username]", "admin").await?;
-    b.fill("input[name=password]", &server.admin_password)
+    b.sign_in(&server, "admin", &server.admin_password, "/")
         .await?;
-    b.click("form[data-testid=login-form] button[type=submit]")
-        .await?;
-    b.wait_for_path("/").await?;
-    b.wait_for_hydration().await?;
     b.wait_for_text("[data-testid=home-stats]", "今日收款")
         .await?;
     b.wait_for_text(".topbar__live--on", "").await?;
@@ -106,7 +63,8 @@ async fn a_simulator_payment_appears_live_on_home_with_a_toast_and_a_tampered_ca
         .await?;
 
     // Act: a shopper pays in the simulator
-    let no = order_and_pay(&server, &token, "e2e-live-1")?;
+    let no = shopper.order(1, 1, "e2e-live-1")?;
+    shopper.pay(&no)?;
 
     // Assert: a toast, and the home page's numbers change in place
     let toast = b.wait_for_text("[data-testid=toast-paid]", &no).await?;
@@ -138,7 +96,8 @@ async fn a_simulator_payment_appears_live_on_home_with_a_toast_and_a_tampered_ca
         Some(&json!({ "notifications": [{ "fault": "tamper_sign", "kind": "payment" }] })),
     )?;
     anyhow::ensure!(status < 300, "fault plan: {status} {plan}");
-    let tampered = order_and_pay(&server, &token, "e2e-live-2")?;
+    let tampered = shopper.order(1, 1, "e2e-live-2")?;
+    shopper.pay(&tampered)?;
 
     // Assert: the refusal is announced and counted, still without a reload
     let toast = b

@@ -3,32 +3,12 @@
 //! signature" with the signature debugger, and the key masked. Then the notification log,
 //! one notification with its sanitized body, the lookup and the API call log.
 
-use paydesk_e2e::{http_json, Browser, Server};
+use paydesk_e2e::{http_json, Browser, Server, Shopper};
 use serde_json::json;
 
 /// A shopper's order for ¥56.00 (not yet paid). Returns its number.
 fn place_order(server: &Server) -> anyhow::Result<String> {
-    let (status, login) = http_json(
-        "POST",
-        &server.url("/api/mp/login"),
-        None,
-        Some(&json!({ "code": "e2e-logs-shopper" })),
-    )?;
-    anyhow::ensure!(status == 200, "login: {status} {login}");
-    let token = login["token"].as_str().unwrap_or_default().to_owned();
-    let (status, order) = http_json(
-        "POST",
-        &server.url("/api/mp/orders"),
-        Some(&token),
-        Some(
-            &json!({ "items": [{ "product_id": 3, "quantity": 2 }], "idempotency_key": "e2e-logs-1" }),
-        ),
-    )?;
-    anyhow::ensure!(status == 201, "order: {status} {order}");
-    Ok(order["out_trade_no"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
+    Shopper::login(server, "e2e-logs-shopper")?.order(3, 2, "e2e-logs-1")
 }
 
 async fn open(b: &Browser, server: &Server, path: &str) -> anyhow::Result<()> {

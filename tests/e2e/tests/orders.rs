@@ -6,84 +6,16 @@
 
 use std::time::{Duration, Instant};
 
-use paydesk_e2e::{http_json, Browser, Server};
+use paydesk_e2e::{http_json, Browser, Server, Shopper};
 use serde_json::json;
 
-/// A shopper's paid order: returns `(out_trade_no, transaction_id)`.
+/// A shopper's paid order, the payment applied by its notification: returns
+/// `(out_trade_no, transaction_id)`.
 fn paid_order(server: &Server, shopper: &str, quantity: u32) -> anyhow::Result<(String, String)> {
-    let (status, login) = http_json(
-        "POST",
-        &server.url("/api/mp/login"),
-        None,
-        Some(&json!({ "code": shopper })),
-    )?;
-    anyhow::ensure!(status == 200, "login: {status} {login}");
-    let token = login["token"].as_str().unwrap_or_default().to_owned();
-    let (status, order) = http_json(
-        "POST",
-        &server.url("/api/mp/orders"),
-        Some(&token),
-        Some(&json!({
-            "items": [{ "product_id": 1, "quantity": quantity }],
-            "idempotency_key": format!("{shopper}-order"),
-        })),
-    )?;
-    anyhow::ensure!(status == 201, "order: {status} {order}");
-    let no = order["out_trade_no"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let (status, paid) = http_json(
-        "POST",
-        &format!("{}/sim/orders/{no}/pay", server.sim_base()?),
-        None,
-        Some(&json!({ "result": "SUCCESS" })),
-    )?;
-    anyhow::ensure!(status == 200, "pay: {status} {paid}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, shown) = http_json(
-            "GET",
-            &server.url(&format!("/api/mp/orders/{no}")),
-            Some(&token),
-            None,
-        )?;
-        if shown["status"] == "PAID" {
-            let tx = shown["transaction_id"].as_str().unwrap_or_default();
-            anyhow::ensure!(!tx.is_empty(), "paid without transaction_id: {shown}");
-            return Ok((no, tx.to_owned()));
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the order never became PAID: {shown}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// An order the shopper placed and never paid.
-fn unpaid_order(server: &Server) -> anyhow::Result<String> {
-    let (_, login) = http_json(
-        "POST",
-        &server.url("/api/mp/login"),
-        None,
-        Some(&json!({ "code": "e2e-orders-undecided" })),
-    )?;
-    let token = login["token"].as_str().unwrap_or_default().to_owned();
-    let (status, order) = http_json(
-        "POST",
-        &server.url("/api/mp/orders"),
-        Some(&token),
-        Some(&json!({
-            "items": [{ "product_id": 2, "quantity": 1 }],
-            "idempotency_key": "e2e-orders-undecided-order",
-        })),
-    )?;
-    anyhow::ensure!(status == 201, "order: {status} {order}");
-    Ok(order["out_trade_no"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned())
+    let shopper_ = Shopper::login(server, shopper)?;
+    let no = shopper_.order(1, quantity, &format!("{shopper}-order"))?;
+    let transaction_id = shopper_.pay_and_wait(&no)?;
+    Ok((no, transaction_id))
 }
 
 /// Runs `script` (which ends by calling `done(value)`) in the page and returns the value.
@@ -113,7 +45,11 @@ async fn support_finds_an_order_by_transaction_id_and_a_manager_exports_the_filt
     let (no, transaction_id) = paid_order(&server, "e2e-orders-shopper-1", 2)?;
     paid_order(&server, "e2e-orders-shopper-2", 1)?;
     paid_order(&server, "e2e-orders-shopper-3", 3)?;
-    let unpaid = unpaid_order(&server)?;
+    let unpaid = Shopper::login(&server, "e2e-orders-undecided")?.order(
+        2,
+        1,
+        "e2e-orders-undecided-order",
+    )?;
     let browser = Browser::start().await?;
     let b = &browser;
 

@@ -4,62 +4,21 @@
 
 use std::time::{Duration, Instant};
 
-use paydesk_e2e::{http_json, Browser, Server};
+use paydesk_e2e::{http_json, Browser, Server, Shopper};
 use serde_json::json;
 
 /// A paid order with a pending refund request filed by its shopper. Returns the order
 /// number.
 fn paid_order_with_refund_request(server: &Server) -> anyhow::Result<String> {
-    let (status, login) = http_json(
-        "POST",
-        &server.url("/api/mp/login"),
-        None,
-        Some(&json!({ "code": "e2e-refund-shopper" })),
-    )?;
-    anyhow::ensure!(status == 200, "login: {status} {login}");
-    let token = login["token"].as_str().unwrap_or_default().to_owned();
-    let (status, order) = http_json(
-        "POST",
-        &server.url("/api/mp/orders"),
-        Some(&token),
-        Some(
-            &json!({ "items": [{ "product_id": 3, "quantity": 2 }], "idempotency_key": "e2e-refund-1" }),
-        ),
-    )?;
-    anyhow::ensure!(status == 201, "order: {status} {order}");
-    let no = order["out_trade_no"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let shopper = Shopper::login(server, "e2e-refund-shopper")?;
+    let no = shopper.order(3, 2, "e2e-refund-1")?;
+    shopper.pay_and_wait(&no)?;
+    let token = &shopper.token;
     let sim = server.sim_base()?;
-    let (status, paid) = http_json(
-        "POST",
-        &format!("{sim}/sim/orders/{no}/pay"),
-        None,
-        Some(&json!({ "result": "SUCCESS" })),
-    )?;
-    anyhow::ensure!(status == 200, "pay: {status} {paid}");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, shown) = http_json(
-            "GET",
-            &server.url(&format!("/api/mp/orders/{no}")),
-            Some(&token),
-            None,
-        )?;
-        if shown["status"] == "PAID" {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the order never became PAID: {shown}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     let (status, refund) = http_json(
         "POST",
         &server.url(&format!("/api/mp/orders/{no}/refund-requests")),
-        Some(&token),
+        Some(token),
         Some(&json!({ "reason": "买多了一杯" })),
     )?;
     anyhow::ensure!(status == 201, "refund request: {status} {refund}");
