@@ -1,11 +1,12 @@
 //! `dashboard-bench`: times the home page's numbers (`stats::dashboard`) and the queries the
-//! orders page and the search box will run
-//! (`paydesk_core::search`) against a seeded database (`paydesk seed --orders N`), and
-//! prints one markdown table row per query: p50, p95 and max over many runs.
+//! orders page and its search box run (`paydesk_core::search`) against a seeded database
+//! (`paydesk seed --orders N`), and prints one markdown table row per query: p50, p95 and
+//! max over many runs. Every total is also read from the orders themselves and must agree
+//! with the running totals (`paydesk_core::order_totals`), or the bench fails.
 //!
 //! This is the data layer's server time — the call into `paydesk_core`, rows decoded, no
-//! HTTP and no rendering (the page does not exist yet). Runs one query at a time on an idle
-//! database; sample ids are drawn from the data so each run looks up a different order.
+//! HTTP and no rendering. Runs one query at a time on an idle database; sample ids are
+//! drawn from the data so each run looks up a different order.
 //! Used by `scripts/bench-dashboard.sh` (docs/benchmarks.md).
 
 use std::time::{Duration, Instant};
@@ -112,7 +113,11 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let now = now_ms();
-    let week_ago = now - 7 * 24 * 3_600_000;
+    // The page's dates are whole Asia/Shanghai days: "last 7 days" is six days ago 00:00
+    // up to tomorrow 00:00, as the orders page's default view asks for it.
+    let today = search::shanghai_day_start(now);
+    let week_ago = today - 6 * 24 * 3_600_000;
+    let tomorrow = today + 24 * 3_600_000;
     let filters: Vec<(&str, OrderFilter)> = vec![
         ("no filter", OrderFilter::default()),
         (
@@ -126,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
             "last 7 days",
             OrderFilter {
                 created_from: Some(week_ago),
+                created_to: Some(tomorrow),
                 ..Default::default()
             },
         ),
@@ -142,6 +148,26 @@ async fn main() -> anyhow::Result<()> {
             OrderFilter {
                 statuses: vec![OrderStatus::Paid],
                 created_from: Some(week_ago),
+                created_to: Some(tomorrow),
+                ..Default::default()
+            },
+        ),
+        (
+            "PAID, amount ¥100.50–¥150",
+            OrderFilter {
+                statuses: vec![OrderStatus::Paid],
+                min_fee: Some(10_050),
+                max_fee: Some(15_000),
+                ..Default::default()
+            },
+        ),
+        (
+            "amount ¥100–¥150 + last 7 days",
+            OrderFilter {
+                min_fee: Some(10_000),
+                max_fee: Some(15_000),
+                created_from: Some(week_ago),
+                created_to: Some(tomorrow),
                 ..Default::default()
             },
         ),
@@ -219,7 +245,14 @@ async fn main() -> anyhow::Result<()> {
             &t,
             50.0,
         );
-        let (count, _) = search::totals(&db, filter).await?;
+        let (count, sum) = search::totals(&db, filter).await?;
+        // The running totals must say what the orders say.
+        let scanned = search::totals_from_orders(&db, filter).await?;
+        anyhow::ensure!(
+            (count, sum) == scanned,
+            "{label} totals for {name}: {count}, {sum} fen from the running totals, \
+             {scanned:?} from the orders"
+        );
         let t = time(args.runs, |_| async {
             search::totals(&db, filter).await?;
             Ok(())

@@ -18,6 +18,7 @@ pub mod notify;
 pub mod order_actions;
 pub mod order_filter;
 mod order_keys;
+pub mod order_totals;
 pub mod orders;
 pub mod password;
 pub mod products;

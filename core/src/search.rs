@@ -155,7 +155,7 @@ impl OrderFilter {
     }
 
     /// The statuses as an SQL condition (`status = 'PAID'`, `status in ('A', 'B')`).
-    fn status_condition(statuses: &[OrderStatus]) -> Option<String> {
+    pub(crate) fn status_condition(statuses: &[OrderStatus]) -> Option<String> {
         match statuses {
             [] => None,
             [one] => Some(format!("status = '{}'", one.as_str())),
@@ -170,7 +170,7 @@ impl OrderFilter {
     }
 
     /// The distinct statuses asked for, in a stable order.
-    fn distinct_statuses(&self) -> Vec<OrderStatus> {
+    pub(crate) fn distinct_statuses(&self) -> Vec<OrderStatus> {
         OrderStatus::ALL
             .into_iter()
             .filter(|s| self.statuses.contains(s))
@@ -298,8 +298,18 @@ pub async fn list_orders(
     Ok(OrderPage { orders, next })
 }
 
-/// How many orders match `filter` and the sum of their amounts (fen).
+/// How many orders match `filter` and the sum of their amounts (fen): from the running
+/// totals when they can answer it ([`crate::order_totals`]), otherwise from the orders.
 pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<(i64, i64), CoreError> {
+    if let Some(found) = crate::order_totals::totals(db, filter).await? {
+        return Ok(found);
+    }
+    totals_from_orders(db, filter).await
+}
+
+/// [`totals`] read from the orders themselves, for the filters the running totals cannot
+/// answer (and for tests to compare with).
+pub async fn totals_from_orders(db: &Db, filter: &OrderFilter) -> Result<(i64, i64), CoreError> {
     let mut c = filter.conditions_without_status(false);
     if let Some(cond) = OrderFilter::status_condition(&filter.distinct_statuses()) {
         c.push(cond);

@@ -1,7 +1,7 @@
 //! The home page's numbers: today's takings, the payment success rate, what is waiting for
-//! someone, a 14-day revenue chart and the latest payments — computed in three statements,
-//! each an index range (migration `home_stats`: `orders (paid_at, total_fee)`; the status
-//! and verdict indexes for the rest), so the page stays fast at a million orders.
+//! someone, a 14-day revenue chart and the latest payments — computed in three statements
+//! that read the running totals of [`crate::order_totals`] and a few index entries, so the
+//! page costs the same at a million orders as at a hundred.
 //!
 //! "Today" and the chart's days are Asia/Shanghai calendar days (UTC+8, no daylight saving
 //! since 1991), whatever the server's time zone.
@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use crate::notify::Verdict;
+use crate::order_totals;
 use crate::orders::OrderStatus;
 use crate::search::shanghai_day_start;
 use crate::{CoreError, Db};
 
-const DAY_MS: i64 = 24 * 3_600_000;
+use crate::order_totals::DAY_MS;
 /// Days in the revenue chart, today included.
 pub const CHART_DAYS: usize = 14;
 /// Latest payments shown.
@@ -83,8 +84,6 @@ pub struct PaidOrder {
 
 #[derive(FromRow)]
 struct Counts {
-    today_paid_count: i64,
-    today_paid_fen: i64,
     today_created_paid: i64,
     today_created_unpaid: i64,
     refunds_pending: i64,
@@ -102,15 +101,17 @@ fn sql_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 
 /// The home page's numbers as of `now` (UTC ms).
 ///
-/// Three statements on the reader pool: one row of counts (each an index range: paid_at
-/// for today's takings, status + created_at for the success rate, refund status,
-/// verdict + received_at), the chart's fourteen days (one index-only paid_at range each),
-/// and the latest payments (paid_at backwards). 20 ms on SQLite at a million orders, nearly
-/// all of it the fortnight's ~140,000 index entries (docs/benchmarks.md).
+/// Three statements on the reader pool, none of which reads more than a few dozen rows
+/// whatever the number of orders: one row of counts (the success rate's two counts from
+/// the per-day totals of [`crate::order_totals`], pending refunds on `refunds (status,
+/// created_at)`, refused callbacks on `notifications (verdict, received_at)`), the
+/// fortnight's takings from the paid-per-day totals (today's takings are its last day), and
+/// the latest payments (the `paid_at` index backwards, ten entries).
 pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
     let today_start = shanghai_day_start(now);
+    let today = order_totals::shanghai_day(today_start);
     let tomorrow = today_start + DAY_MS;
-    let chart_start = today_start - (CHART_DAYS as i64 - 1) * DAY_MS;
+    let first_day = today - (CHART_DAYS as i64 - 1);
     let paid = sql_list(
         OrderStatus::ALL
             .into_iter()
@@ -124,61 +125,46 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
             .filter(|v| !v.acknowledged())
             .map(Verdict::as_str),
     );
-    // `coalesce`/`cast`: a sum over no rows is NULL, and PostgreSQL's sum of bigint is a
-    // numeric, which `Any` cannot read as i64.
+    let backend = db.backend();
     let counts_sql = format!(
         r#"select
-             (select count(*) from orders where paid_at >= $1 and paid_at < $2) as today_paid_count,
-             (select cast(coalesce(sum(total_fee), 0) as bigint) from orders
-                where paid_at >= $1 and paid_at < $2) as today_paid_fen,
-             (select count(*) from orders where status in ({paid})
-                and created_at >= $1 and created_at < $2) as today_created_paid,
-             (select count(*) from orders where status in ({unpaid})
-                and created_at >= $1 and created_at < $2) as today_created_unpaid,
+             ({}) as today_created_paid,
+             ({}) as today_created_unpaid,
              (select count(*) from refunds where status = 'PENDING_APPROVAL') as refunds_pending,
              (select count(*) from notifications where verdict in ({failing})
-                and received_at >= $3) as failures_24h"#
+                and received_at >= $2) as failures_24h"#,
+        order_totals::created_on_day_sql(backend, "$1", &paid),
+        order_totals::created_on_day_sql(backend, "$1", &unpaid),
     );
-    let counts: Counts = sqlx::query_as(&counts_sql)
-        .bind(today_start)
-        .bind(tomorrow)
-        .bind(now - DAY_MS)
-        .fetch_one(db.reader())
-        .await?;
-
-    // One index-only range per day, as one statement: `$1`…`$15` are the 15 day boundaries.
-    // (A single `group by` over the fortnight's range reads the same index entries but
-    // sorts them in a temporary B-tree: 53 ms against 20 ms at a million orders on SQLite.)
-    let chart_sql = (0..CHART_DAYS)
-        .map(|i| {
-            format!(
-                "select {i} as day, count(*), cast(coalesce(sum(total_fee), 0) as bigint) \
-                 from orders where paid_at >= ${} and paid_at < ${}",
-                i + 1,
-                i + 2
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" union all ");
-    let mut chart = sqlx::query_as::<_, (i64, i64, i64)>(&chart_sql);
-    for i in 0..=CHART_DAYS as i64 {
-        chart = chart.bind(chart_start + i * DAY_MS);
-    }
-    let by_day = chart.fetch_all(db.reader()).await?;
-    let days = (0..CHART_DAYS as i64)
-        .map(|i| {
+    let (counts, by_day) = tokio::try_join!(
+        async {
+            sqlx::query_as::<_, Counts>(&counts_sql)
+                .bind(today)
+                .bind(now - DAY_MS)
+                .fetch_one(db.reader())
+                .await
+                .map_err(CoreError::from)
+        },
+        order_totals::paid_by_day(db, first_day, today),
+    )?;
+    let days: Vec<DayRevenue> = (first_day..=today)
+        .map(|day| {
             let (count, amount_fen) = by_day
                 .iter()
-                .find(|(d, _, _)| *d == i)
+                .find(|(d, _, _)| *d == day)
                 .map(|(_, c, s)| (*c, *s))
                 .unwrap_or((0, 0));
             DayRevenue {
-                day_start: chart_start + i * DAY_MS,
+                day_start: order_totals::day_start(day),
                 count,
                 amount_fen,
             }
         })
         .collect();
+    let (today_paid_count, today_paid_fen) = days
+        .last()
+        .map(|d| (d.count, d.amount_fen))
+        .unwrap_or((0, 0));
 
     let latest_paid = sqlx::query_as::<_, PaidOrder>(
         r#"select out_trade_no, total_fee, paid_at, transaction_id, status, description
@@ -194,8 +180,8 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
 
     Ok(Dashboard {
         today_start,
-        today_paid_count: counts.today_paid_count,
-        today_paid_fen: counts.today_paid_fen,
+        today_paid_count,
+        today_paid_fen,
         today_created_paid: counts.today_created_paid,
         today_created_unpaid: counts.today_created_unpaid,
         refunds_pending: counts.refunds_pending,

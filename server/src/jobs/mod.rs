@@ -14,6 +14,7 @@ mod backlog;
 mod demo;
 pub mod refunds;
 mod sync;
+mod totals;
 
 /// A job's view of the shutdown signal.
 #[derive(Clone)]
@@ -56,6 +57,9 @@ impl Jobs {
             "notification-backlog",
             backlog::run(state.intake.clone(), stop.clone()),
         );
+        if state.db.backend() == paydesk_core::Backend::Postgres {
+            jobs.add("order-totals", totals::run(state.db.clone(), stop.clone()));
+        }
         if state.settings.sync.enabled == "on" {
             jobs.add("order-sync", sync::run(state.clone(), stop.clone()));
         }
