@@ -43,8 +43,8 @@ fn starts_a_day(ms: i64) -> bool {
 
 /// Count and sum of the orders `filter` selects, from the totals, or `None` when the totals
 /// cannot answer it exactly: a customer (openid), a date bound that is not the start of a
-/// Shanghai day, or an amount range together with dates (that sum reads the orders, bounded
-/// by the dates). An amount range is answered by whole-yuan bands plus the orders in the
+/// Shanghai day, or an amount range together with dates (that sum reads the orders,
+/// bounded by the dates). An amount range is answered by whole-yuan bands plus the orders in the
 /// partial yuan at either end (an index range on `total_fee` each).
 pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>, CoreError> {
     if filter.openid.is_some()
