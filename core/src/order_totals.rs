@@ -101,7 +101,11 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
             keys.push("status is not null".to_owned());
             parts.push(branch("order_totals_log", &keys));
         }
-        // The partial yuan below the first band and above the last.
+        // The partial yuan below the first band and above the last, from the amount index.
+        // `status || ''` keeps SQLite (no statistics) off the status index, which it prefers
+        // for an equality: it would read every order of the status (178 ms for PAID at a
+        // million orders) to find the few in a yuan.
+        let status = OrderFilter::status_condition_on("status || ''", &statuses);
         if let (Some(min), Some(lo)) = (filter.min_fee, lo) {
             if min < lo * BAND_FEN {
                 let mut edge = vec![

@@ -156,11 +156,16 @@ impl OrderFilter {
 
     /// The statuses as an SQL condition (`status = 'PAID'`, `status in ('A', 'B')`).
     pub(crate) fn status_condition(statuses: &[OrderStatus]) -> Option<String> {
+        Self::status_condition_on("status", statuses)
+    }
+
+    /// [`Self::status_condition`] on another expression of the status column.
+    pub(crate) fn status_condition_on(expr: &str, statuses: &[OrderStatus]) -> Option<String> {
         match statuses {
             [] => None,
-            [one] => Some(format!("status = '{}'", one.as_str())),
+            [one] => Some(format!("{expr} = '{}'", one.as_str())),
             many => Some(format!(
-                "status in ({})",
+                "{expr} in ({})",
                 many.iter()
                     .map(|s| format!("'{}'", s.as_str()))
                     .collect::<Vec<_>>()

@@ -43,9 +43,10 @@ pub async fn list_orders(
         use super::ssr;
 
         let viewer = ssr::require_role(Role::Staff).await?;
-        // A bare `/orders` opens on the last seven days (Asia/Shanghai, today included): the
-        // sum over the whole table costs 55–190 ms at a million orders, over a week 6–26 ms
-        // (docs/benchmarks.md). "All time" is one click away (`?all`).
+        // A bare `/orders` opens on the last seven days (Asia/Shanghai, today included), what
+        // staff look at most; the filter form shows the dates and "all time" is one click
+        // away (`?all`). Either costs under a millisecond for the sum since the running
+        // totals (`paydesk_core::order_totals`, docs/benchmarks.md).
         if from == RECENT {
             let today = paydesk_types::format_shanghai_date(paydesk_core::now_ms());
             let week_ago = paydesk_types::format_shanghai_date(
