@@ -96,10 +96,9 @@ pub fn router(state: AppState) -> Router {
 
     let options = state.leptos_options.clone();
 
-    Router::new()
+    let dashboard = Router::new()
         .merge(routes::ops::router())
         .merge(routes::prefs::router())
-        .merge(routes::wxpay::router())
         .merge(routes::mp::router())
         .merge(routes::events::router())
         .merge(routes::orders::router())
@@ -113,10 +112,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(state.wxpay.clone()))
         .layer(axum::Extension(state.summary.clone()))
         .layer(middleware::from_fn(refuse_cross_site))
-        .layer(middleware::from_fn_with_state(
-            state.metrics.clone(),
-            metrics::track,
-        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
                 let route = req
@@ -127,7 +122,20 @@ pub fn router(state: AppState) -> Router {
                 // The path only, never the query string: it may carry ids or tokens.
                 tracing::info_span!("http", method = %req.method(), route, path = req.uri().path())
             }),
-        )
+        );
+
+    // WeChat Pay's callbacks are authenticated by their signature, not by a session: they
+    // skip the dashboard's layers above (session, request extensions, the cross-site check,
+    // the `http` span — the receiver opens its own span with the peer) and their handlers
+    // get only the intake, not a clone of the whole state. Each of those was paid by every
+    // callback (callgrind, docs/benchmarks.md).
+    Router::new()
+        .merge(routes::wxpay::router(state.intake.clone()))
+        .merge(dashboard)
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

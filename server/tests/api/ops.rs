@@ -8,6 +8,14 @@ async fn health_readiness_and_metrics_answer() {
         assert_eq!(health.status(), 200);
         let ready = client.get(app.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), 200, "{}", app.db.label);
+        // WeChat Pay's callbacks skip the dashboard's layers, not the metrics.
+        let callback = client
+            .post(app.url("/wxpay/notify/payment"))
+            .body("not xml")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(callback.status(), 200, "{}", app.db.label);
 
         let metrics = client.get(app.url("/metrics")).send().await.unwrap();
         assert_eq!(metrics.status(), 200);
@@ -23,6 +31,12 @@ async fn health_readiness_and_metrics_answer() {
             "{text}"
         );
         assert!(text.contains("route=\"/readyz\""));
+        assert!(
+            text.contains(
+                "paydesk_http_requests_total{route=\"/wxpay/notify/payment\",method=\"POST\",status=\"2xx\"} 1"
+            ),
+            "{text}"
+        );
     }
 }
 

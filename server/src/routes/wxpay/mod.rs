@@ -3,10 +3,9 @@
 pub mod notify;
 
 use axum::Router;
+use paydesk_core::notify::Intake;
 
-use crate::startup::AppState;
-
-/// The callback routes.
-pub fn router() -> Router<AppState> {
-    notify::router()
+/// The callback routes, with the intake as their only state.
+pub fn router<S>(intake: Intake) -> Router<S> {
+    notify::router().with_state(intake)
 }

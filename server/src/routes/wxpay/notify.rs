@@ -14,8 +14,6 @@ use axum::Router;
 use http_body_util::BodyExt as _;
 use paydesk_core::notify::{Intake, MAX_BODY};
 
-use crate::startup::AppState;
-
 /// The payment notification URL path (the `notify_url` given to unifiedorder ends in it).
 pub const PAYMENT_PATH: &str = "/wxpay/notify/payment";
 
@@ -24,7 +22,7 @@ pub const REFUND_PATH: &str = "/wxpay/notify/refund";
 
 /// The notification routes. Bodies are read up to [`MAX_BODY`] bytes by the handler itself
 /// (no 413 from a body-limit layer), so an over-long callback is still recorded.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<Intake> {
     Router::new()
         .route(PAYMENT_PATH, post(receive_payment_notification))
         .route(REFUND_PATH, post(receive_refund_notification))
