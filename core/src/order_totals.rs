@@ -203,21 +203,13 @@ pub async fn paid_by_day(
 /// Moves `order_totals_log` into the totals (PostgreSQL; SQLite keeps no log) and returns
 /// how many log rows it moved.
 ///
-/// One statement: the rows it deletes are exactly the rows it adds up (a row written by a
-/// transaction that has not committed yet is neither, and waits for the next fold), so a
-/// reader sees every change once, before or after. Two instances folding at once would
-/// both be correct, but the second would mostly wait for the first's row locks: an
-/// advisory lock makes it skip instead.
+/// One statement, committed on its own: the rows it deletes are exactly the rows it adds up
+/// (a row written by a transaction that has not committed yet is neither, and waits for
+/// the next fold), so a reader sees every change once, before or after. Two instances
+/// folding at once are both correct: the second's delete waits for the first's and then
+/// skips the rows it took, and its upserts wait for the first's row locks.
 pub async fn fold(db: &Db) -> Result<u64, CoreError> {
     if db.backend() != Backend::Postgres {
-        return Ok(0);
-    }
-    let mut tx = db.begin_write().await?;
-    let (locked,): (bool,) = sqlx::query_as("select pg_try_advisory_xact_lock($1)")
-        .bind(FOLD_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
         return Ok(0);
     }
     let (moved,): (i64,) = sqlx::query_as(
@@ -247,14 +239,10 @@ pub async fn fold(db: &Db) -> Result<u64, CoreError> {
            )
            select count(*) from moved"#,
     )
-    .fetch_one(&mut *tx)
+    .fetch_one(db.writer())
     .await?;
-    tx.commit().await?;
     Ok(u64::try_from(moved).unwrap_or(0))
 }
-
-/// The advisory lock key of [`fold`] ("totals" in ASCII).
-const FOLD_LOCK: i64 = 0x746f_7461_6c73;
 
 #[cfg(test)]
 mod tests {
