@@ -106,6 +106,28 @@ fn replace_db_name(url: &str, name: &str) -> String {
     }
 }
 
+/// A one-line order for `no` (`fee` fen of tea, MD5-signed, no expiry) for
+/// [`crate::orders::create_order`]; a test changes the fields it is about.
+pub fn new_order(no: &str, fee: i64) -> crate::orders::NewOrder {
+    use crate::orders::{NewOrder, NewOrderItem, OutTradeNo};
+    NewOrder {
+        out_trade_no: OutTradeNo::parse(no).expect("a valid out_trade_no"),
+        openid: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
+        description: "paydesk test".into(),
+        items: vec![NewOrderItem {
+            product_id: None,
+            name: "tea".into(),
+            unit_price_fen: fee,
+            quantity: 1,
+        }],
+        sign_type: wxpay::SignType::Md5,
+        client_ip: Some("127.0.0.1".into()),
+        idempotency_key: None,
+        expires_at: None,
+        next_sync_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

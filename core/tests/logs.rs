@@ -8,9 +8,9 @@ use std::time::Duration;
 use paydesk_core::api_calls::{self, ApiCallRecorder, CallFilter, Outcome};
 use paydesk_core::notify::log::{self, Cause, NotificationFilter};
 use paydesk_core::notify::{self, MerchantCredentials, Verdict};
-use paydesk_core::orders::{self, NewOrder, NewOrderItem, OutTradeNo};
+use paydesk_core::orders::{self, NewOrder};
 use paydesk_core::search::Cursor;
-use paydesk_core::testing::databases;
+use paydesk_core::testing::{self, databases};
 use paydesk_core::{now_ms, Db};
 use wxpay::{ApiKey, CallObserver, CallRecord, Params, SignType};
 
@@ -27,27 +27,12 @@ fn merchant() -> MerchantCredentials {
 }
 
 async fn new_order(db: &Db, no: &str, fee: i64, sign_type: SignType) -> orders::Order {
-    orders::create_order(
-        db,
-        NewOrder {
-            out_trade_no: OutTradeNo::parse(no).unwrap(),
-            openid: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
-            description: "paydesk test".into(),
-            items: vec![NewOrderItem {
-                product_id: None,
-                name: "tea".into(),
-                unit_price_fen: fee,
-                quantity: 1,
-            }],
-            sign_type,
-            client_ip: None,
-            idempotency_key: None,
-            expires_at: None,
-            next_sync_at: None,
-        },
-    )
-    .await
-    .unwrap()
+    let order = NewOrder {
+        sign_type,
+        client_ip: None,
+        ..testing::new_order(no, fee)
+    };
+    orders::create_order(db, order).await.unwrap()
 }
 
 /// A paid notification for `no`, signed with `sign_type` (`None`: unsigned).

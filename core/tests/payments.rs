@@ -3,7 +3,7 @@
 
 use paydesk_core::notify::{self, MerchantCredentials, Verdict};
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
-use paydesk_core::testing::databases;
+use paydesk_core::testing::{self, databases};
 use paydesk_core::{CoreError, Db};
 use wxpay::{ApiKey, Params, SignType};
 
@@ -18,27 +18,9 @@ fn merchant() -> MerchantCredentials {
 }
 
 async fn new_order(db: &Db, no: &str, fee: i64) -> orders::Order {
-    orders::create_order(
-        db,
-        NewOrder {
-            out_trade_no: OutTradeNo::parse(no).unwrap(),
-            openid: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
-            description: "paydesk test".into(),
-            items: vec![NewOrderItem {
-                product_id: None,
-                name: "tea".into(),
-                unit_price_fen: fee,
-                quantity: 1,
-            }],
-            sign_type: SignType::Md5,
-            client_ip: Some("127.0.0.1".into()),
-            idempotency_key: None,
-            expires_at: None,
-            next_sync_at: None,
-        },
-    )
-    .await
-    .unwrap()
+    orders::create_order(db, testing::new_order(no, fee))
+        .await
+        .unwrap()
 }
 
 /// A payment notification signed with the test key (spec §8.8).

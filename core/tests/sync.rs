@@ -5,38 +5,22 @@
 use std::time::Duration;
 
 use paydesk_core::events::{Event, EventBus, PaidVia};
-use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+use paydesk_core::orders::{self, NewOrder, OrderStatus};
 use paydesk_core::sync::{self, SyncPolicy};
-use paydesk_core::testing::databases;
+use paydesk_core::testing::{self, databases};
 use paydesk_core::{now_ms, CoreError, Db};
 use tokio::sync::broadcast::error::TryRecvError;
-use wxpay::{CloseOrderResponse, MockApi, OrderQuery, OrderQueryResponse, Params, SignType};
+use wxpay::{CloseOrderResponse, MockApi, OrderQuery, OrderQueryResponse, Params};
 
 const FEE: i64 = 1280;
 const TID: &str = "4200000123202611231234567890";
 
 async fn new_order(db: &Db, no: &str, next_sync_at: Option<i64>) -> orders::Order {
-    orders::create_order(
-        db,
-        NewOrder {
-            out_trade_no: OutTradeNo::parse(no).unwrap(),
-            openid: "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o".into(),
-            description: "paydesk sync test".into(),
-            items: vec![NewOrderItem {
-                product_id: None,
-                name: "oolong".into(),
-                unit_price_fen: FEE,
-                quantity: 1,
-            }],
-            sign_type: SignType::Md5,
-            client_ip: Some("127.0.0.1".into()),
-            idempotency_key: None,
-            expires_at: None,
-            next_sync_at,
-        },
-    )
-    .await
-    .unwrap()
+    let order = NewOrder {
+        next_sync_at,
+        ..testing::new_order(no, FEE)
+    };
+    orders::create_order(db, order).await.unwrap()
 }
 
 /// Gives the order a prepay_id, as a successful unifiedorder would.
