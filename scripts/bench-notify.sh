@@ -92,6 +92,6 @@ for db in $BENCH_DBS; do
 done
 
 echo
-echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|"
+echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms | sent late p50 / p99 ms |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 cat "$WORK/rows.md"

@@ -1,12 +1,21 @@
-//! Driving the server: `C` keep-alive HTTP/1.1 connections (hyper's low-level client, one
-//! task per connection, no pool in between) share one list of bodies.
+//! Driving the server over keep-alive HTTP/1.1 connections that share one list of bodies.
 //!
-//! Closed loop ([`closed`]): each connection sends its next body as soon as the previous
-//! answer is in; this measures the most the server can take. Open loop ([`open`]): body `i`
-//! is due at `start + i / rate` and its latency is measured from that due time, not from
-//! when a connection got round to sending it, so a server stall shows up in the latencies
-//! instead of quietly lowering the offered rate (coordinated omission, as wrk2 avoids it).
+//! Closed loop ([`closed`]): `C` connections (hyper's low-level client, one task per
+//! connection, no pool in between), each sending its next body as soon as the previous
+//! answer is in; this measures the most the server can take.
+//!
+//! Open loop ([`open`]): body `i` is due at `start + i / rate` and its latency is measured
+//! from that due time, not from when a connection got round to sending it, so a server
+//! stall shows up in the latencies instead of quietly lowering the offered rate
+//! (coordinated omission, as wrk2 avoids it). Because every microsecond the generator is
+//! late is charged to the server, the sends are paced by OS threads sleeping with
+//! nanosleep (Linux's default timer slack: up to 50 µs late), each writing on its own
+//! blocking socket: tokio's
+//! timer rounds every deadline up to the next millisecond tick, which made the first
+//! version of this benchmark send 1.4 ms late at the median (docs/benchmarks.md). How late
+//! each send actually left is measured too and reported beside the latencies.
 
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -39,6 +48,11 @@ pub struct Measured {
     pub elapsed: Duration,
     /// Every latency in microseconds, sorted.
     pub latencies_us: Vec<u64>,
+    /// Open loop only: how long after its due time each request was written, in
+    /// microseconds, sorted (the generator's own error, included in the latencies).
+    pub late_us: Vec<u64>,
+    /// Open loop only: every request as (index, latency µs, late µs), in index order.
+    pub requests: Vec<(usize, u64, u64)>,
 }
 
 impl Measured {
@@ -48,12 +62,25 @@ impl Measured {
 
     /// The `q`-quantile latency in milliseconds (nearest rank).
     pub fn quantile_ms(&self, q: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = ((q * self.latencies_us.len() as f64).ceil() as usize).max(1);
-        self.latencies_us[rank.min(self.latencies_us.len()) - 1] as f64 / 1000.0
+        quantile_ms(&self.latencies_us, q)
     }
+}
+
+/// The `q`-quantile of sorted microseconds, in milliseconds (nearest rank).
+pub fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted_us.len() as f64).ceil() as usize).max(1);
+    sorted_us[rank.min(sorted_us.len()) - 1] as f64 / 1000.0
+}
+
+struct WorkerResult {
+    latencies_us: Vec<u64>,
+    late_us: Vec<u64>,
+    /// Open loop: the index of each request, beside `latencies_us` and `late_us`.
+    indexes: Vec<usize>,
+    failures: usize,
 }
 
 /// Sends every body once, `connections` at a time, as fast as answers come back.
@@ -61,30 +88,6 @@ pub async fn closed(
     target: &Target,
     bodies: Arc<Vec<Bytes>>,
     connections: usize,
-) -> anyhow::Result<Measured> {
-    run(target, bodies, connections, None).await
-}
-
-/// Sends body `i` at `start + i / rate` over `connections` connections.
-pub async fn open(
-    target: &Target,
-    bodies: Arc<Vec<Bytes>>,
-    connections: usize,
-    rate: f64,
-) -> anyhow::Result<Measured> {
-    run(target, bodies, connections, Some(rate)).await
-}
-
-struct WorkerResult {
-    latencies_us: Vec<u64>,
-    failures: usize,
-}
-
-async fn run(
-    target: &Target,
-    bodies: Arc<Vec<Bytes>>,
-    connections: usize,
-    rate: Option<f64>,
 ) -> anyhow::Result<Measured> {
     // Connect everything first: the handshakes are not part of what is measured.
     let mut senders = Vec::with_capacity(connections);
@@ -99,24 +102,42 @@ async fn run(
             let bodies = bodies.clone();
             let next = next.clone();
             let target = target.clone();
-            tokio::spawn(worker(target, sender, bodies, next, start, rate))
+            tokio::spawn(worker(target, sender, bodies, next, start))
         })
         .collect();
-    let mut latencies_us = Vec::with_capacity(bodies.len());
-    let mut failures = 0;
+    let mut results = Vec::with_capacity(workers.len());
     for w in workers {
-        let r = w.await.context("a connection task panicked")??;
-        latencies_us.extend(r.latencies_us);
-        failures += r.failures;
+        results.push(w.await.context("a connection task panicked")??);
     }
+    Ok(measured(results, start))
+}
+
+fn measured(results: Vec<WorkerResult>, start: Instant) -> Measured {
     let elapsed = start.elapsed();
-    latencies_us.sort_unstable();
-    Ok(Measured {
-        sent: latencies_us.len(),
-        failures,
+    let mut m = Measured {
+        sent: 0,
+        failures: 0,
         elapsed,
-        latencies_us,
-    })
+        latencies_us: Vec::new(),
+        late_us: Vec::new(),
+        requests: Vec::new(),
+    };
+    for r in results {
+        m.requests.extend(
+            r.indexes
+                .iter()
+                .zip(r.latencies_us.iter().zip(&r.late_us))
+                .map(|(&i, (&latency, &late))| (i, latency, late)),
+        );
+        m.latencies_us.extend(r.latencies_us);
+        m.late_us.extend(r.late_us);
+        m.failures += r.failures;
+    }
+    m.sent = m.latencies_us.len();
+    m.latencies_us.sort_unstable();
+    m.late_us.sort_unstable();
+    m.requests.sort_unstable();
+    m
 }
 
 static FIRST_FAILURE_SHOWN: AtomicBool = AtomicBool::new(false);
@@ -143,7 +164,6 @@ async fn worker(
     bodies: Arc<Vec<Bytes>>,
     next: Arc<AtomicUsize>,
     start: Instant,
-    rate: Option<f64>,
 ) -> anyhow::Result<WorkerResult> {
     let mut latencies_us = Vec::with_capacity(bodies.len() / 8 + 16);
     let mut failures = 0;
@@ -151,14 +171,7 @@ async fn worker(
     loop {
         let i = next.fetch_add(1, Ordering::Relaxed);
         let Some(body) = bodies.get(i) else { break };
-        let due = match rate {
-            Some(rate) => {
-                let due = start + Duration::from_secs_f64(i as f64 / rate);
-                tokio::time::sleep_until(due.into()).await;
-                due
-            }
-            None => Instant::now(),
-        };
+        let due = Instant::now();
         let ok = match send(&target, &mut sender, body.clone()).await {
             Ok(ok) => ok,
             Err(e) => {
@@ -174,8 +187,164 @@ async fn worker(
     }
     Ok(WorkerResult {
         latencies_us,
+        late_us: Vec::new(),
+        indexes: Vec::new(),
         failures,
     })
+}
+
+/// Sends body `i` at `start + i / rate` over `connections` blocking connections, one OS
+/// thread each; a thread takes the next body when it is free, sleeps until it is due and
+/// sends it.
+pub async fn open(
+    target: &Target,
+    bodies: Arc<Vec<Bytes>>,
+    connections: usize,
+    rate: f64,
+) -> anyhow::Result<Measured> {
+    let target = target.clone();
+    tokio::task::spawn_blocking(move || open_blocking(&target, bodies, connections, rate))
+        .await
+        .context("the open-loop driver panicked")?
+}
+
+fn open_blocking(
+    target: &Target,
+    bodies: Arc<Vec<Bytes>>,
+    connections: usize,
+    rate: f64,
+) -> anyhow::Result<Measured> {
+    let mut streams = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        streams.push(BlockingConnection::connect(target)?);
+    }
+    let next = AtomicUsize::new(0);
+    let start = Instant::now() + Duration::from_millis(20);
+    let results = std::thread::scope(|scope| {
+        let threads: Vec<_> = streams
+            .into_iter()
+            .map(|conn| {
+                let (bodies, next) = (&bodies, &next);
+                scope.spawn(move || paced_worker(target, conn, bodies, next, start, rate))
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| match t.join() {
+                Ok(r) => r,
+                Err(_) => Err(anyhow::anyhow!("an open-loop thread panicked")),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
+    Ok(measured(results, start))
+}
+
+fn paced_worker(
+    target: &Target,
+    mut conn: BlockingConnection,
+    bodies: &[Bytes],
+    next: &AtomicUsize,
+    start: Instant,
+    rate: f64,
+) -> anyhow::Result<WorkerResult> {
+    let mut r = WorkerResult {
+        latencies_us: Vec::with_capacity(bodies.len() / 8 + 16),
+        late_us: Vec::with_capacity(bodies.len() / 8 + 16),
+        indexes: Vec::with_capacity(bodies.len() / 8 + 16),
+        failures: 0,
+    };
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(body) = bodies.get(i) else { break };
+        let due = start + Duration::from_secs_f64(i as f64 / rate);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        r.late_us.push(due.elapsed().as_micros() as u64);
+        let ok = match conn.send(body) {
+            Ok(ok) => ok,
+            Err(e) => {
+                eprintln!("notify-bench: request failed ({e:#}); reconnecting");
+                conn = BlockingConnection::connect(target)?;
+                false
+            }
+        };
+        r.latencies_us.push(due.elapsed().as_micros() as u64);
+        r.indexes.push(i);
+        if !ok {
+            r.failures += 1;
+        }
+    }
+    Ok(r)
+}
+
+/// One keep-alive HTTP/1.1 connection on a blocking socket: the request written in one
+/// call, the answer read by its Content-Length (what the server sends for these replies).
+struct BlockingConnection {
+    head: Vec<u8>,
+    reader: BufReader<std::net::TcpStream>,
+    line: String,
+}
+
+impl BlockingConnection {
+    fn connect(target: &Target) -> anyhow::Result<BlockingConnection> {
+        let stream = std::net::TcpStream::connect(target.addr)
+            .with_context(|| format!("connecting to {}", target.addr))?;
+        stream.set_nodelay(true)?;
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml\r\nContent-Length: ",
+            target.path, target.host
+        );
+        Ok(BlockingConnection {
+            head: head.into_bytes(),
+            reader: BufReader::new(stream),
+            line: String::new(),
+        })
+    }
+
+    /// One request; `Ok(true)` when the answer is exactly the SUCCESS reply (spec §8.8).
+    fn send(&mut self, body: &[u8]) -> anyhow::Result<bool> {
+        let mut request = Vec::with_capacity(self.head.len() + 16 + body.len());
+        request.extend_from_slice(&self.head);
+        request.extend_from_slice(format!("{}\r\n\r\n", body.len()).as_bytes());
+        request.extend_from_slice(body);
+        self.reader.get_mut().write_all(&request)?;
+
+        self.line.clear();
+        self.reader.read_line(&mut self.line)?;
+        let status: u16 = self
+            .line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("not an HTTP status line: {:?}", self.line))?;
+        let mut length = None;
+        loop {
+            self.line.clear();
+            if self.reader.read_line(&mut self.line)? == 0 {
+                anyhow::bail!("the server closed the connection mid-answer");
+            }
+            let header = self.line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = Some(value.trim().parse::<usize>()?);
+                }
+            }
+        }
+        let mut reply = vec![0; length.context("an answer without Content-Length")?];
+        self.reader.read_exact(&mut reply)?;
+        let ok = (200..300).contains(&status) && reply == wxpay::notify::REPLY_SUCCESS.as_bytes();
+        if !ok && !FIRST_FAILURE_SHOWN.swap(true, Ordering::Relaxed) {
+            eprintln!(
+                "notify-bench: first reply that is not SUCCESS: HTTP {status} {}",
+                String::from_utf8_lossy(&reply)
+            );
+        }
+        Ok(ok)
+    }
 }
 
 /// One request; `Ok(true)` when the answer is exactly the SUCCESS reply (spec §8.8).

@@ -75,6 +75,10 @@ struct Args {
     /// Orders sent first, not reported (warms the server's caches and connections).
     #[arg(long, default_value_t = 3_000)]
     warmup: usize,
+    /// Writes every open-loop request to this CSV file (out_trade_no, due offset in µs,
+    /// latency in µs, how late it was sent in µs), to line latencies up with the server's.
+    #[arg(long)]
+    latencies: Option<std::path::PathBuf>,
     /// Tokio worker threads of the load generator (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -101,7 +105,7 @@ struct Scenario {
 
 async fn bench(args: Args) -> anyhow::Result<()> {
     let target = target(&args.url)?;
-    let db = Db::connect(&args.database_url, PoolSizes { max_connections: 4 })
+    let db = Db::connect_beside_server(&args.database_url, PoolSizes { max_connections: 4 })
         .await
         .context("connecting to the server's database")?;
     let merchant = Merchant {
@@ -175,6 +179,9 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             Some(rate) => load::open(&target, bodies, s.connections, rate).await?,
             None => load::closed(&target, bodies, s.connections).await?,
         };
+        if let (Some(path), Some(rate)) = (&args.latencies, s.rate) {
+            write_latencies(path, &prefix, rate, &m)?;
+        }
         let check = verify::exactly_once(&db, &prefix, s.orders, s.copies).await;
         if s.report {
             println!("{}", row(&args.label, &s.name, &m));
@@ -209,9 +216,38 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn write_latencies(
+    path: &std::path::Path,
+    prefix: &str,
+    rate: f64,
+    m: &Measured,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    writeln!(out, "out_trade_no,due_us,latency_us,late_us")?;
+    for &(i, latency, late) in &m.requests {
+        let due = (i as f64 * 1e6 / rate) as u64;
+        let no = seed::out_trade_no(prefix, i);
+        writeln!(out, "{no},{due},{latency},{late}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 fn row(label: &str, scenario: &str, m: &Measured) -> String {
+    let late = if m.late_us.is_empty() {
+        "–".to_owned()
+    } else {
+        format!(
+            "{:.3} / {:.3}",
+            load::quantile_ms(&m.late_us, 0.5),
+            load::quantile_ms(&m.late_us, 0.99)
+        )
+    };
     format!(
-        "| {label} | {scenario} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        "| {label} | {scenario} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {late} |",
         m.sent,
         m.throughput(),
         m.quantile_ms(0.5),

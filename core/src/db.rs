@@ -94,6 +94,17 @@ impl Db {
     /// folder are created when missing, and every connection runs in WAL mode with foreign
     /// keys on and a busy timeout.
     pub async fn connect(url: &str, sizes: PoolSizes) -> anyhow::Result<Db> {
+        Db::open(url, sizes, true).await
+    }
+
+    /// [`Db::connect`] for a tool that works beside a running server on the same database
+    /// (the benchmarks): no background WAL checkpoints from this process, since the
+    /// server's checkpointer does that work and a second one would only compete with it.
+    pub async fn connect_beside_server(url: &str, sizes: PoolSizes) -> anyhow::Result<Db> {
+        Db::open(url, sizes, false).await
+    }
+
+    async fn open(url: &str, sizes: PoolSizes, checkpoints: bool) -> anyhow::Result<Db> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         match backend {
@@ -113,7 +124,8 @@ impl Db {
                     .connect_with(options)
                     .await
                     .context("opening the SQLite database")?;
-                let checkpointer = Some(Arc::new(start_checkpointer(reader.clone())));
+                let checkpointer =
+                    checkpoints.then(|| Arc::new(start_checkpointer(reader.clone())));
                 Ok(Db {
                     writer,
                     reader,
