@@ -272,27 +272,19 @@ async fn a_body_that_is_not_utf8_is_still_recorded_as_malformed() {
     }
 }
 
-/// SQLite: the group commit runs on a connection of its own (notify/group_commit/sqlite.rs).
-/// While another connection (another process, say `paydesk user …`) holds the write lock,
-/// a notification waits for it — without failing and without blocking the runtime — and is
-/// applied once the lock is released.
-#[tokio::test]
-async fn a_notification_waits_while_another_connection_holds_the_sqlite_write_lock() {
-    // Arrange
-    let t = paydesk_core::testing::sqlite().await.unwrap();
-    new_order(&t.db, "LOCK-1", 800).await;
-    let other = Db::connect(&t.url, paydesk_core::db::PoolSizes::default())
-        .await
-        .unwrap();
-    let lock = other.begin_write().await.unwrap();
-    let body = notification("LOCK-1", 800, "SUCCESS", "4200000001202611220000000077");
-
+/// Sends a paid notification for `no` (an 800-fen order) while `lock` holds the SQLite
+/// write lock; asserts that it waits, and is applied once `lock` commits.
+async fn waits_for_the_lock_then_applies(
+    db: &Db,
+    no: &str,
+    lock: sqlx::Transaction<'static, sqlx::Any>,
+) {
     // Act
-    let (db, m) = (t.db.clone(), merchant());
-    let pending =
-        tokio::spawn(
-            async move { notify::receive_payment_notification(&db, &m, None, &body).await },
-        );
+    let body = notification(no, 800, "SUCCESS", "4200000001202611220000000077");
+    let (pending_db, m) = (db.clone(), merchant());
+    let pending = tokio::spawn(async move {
+        notify::receive_payment_notification(&pending_db, &m, None, &body).await
+    });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let waited = !pending.is_finished();
     lock.commit().await.unwrap();
@@ -301,10 +293,33 @@ async fn a_notification_waits_while_another_connection_holds_the_sqlite_write_lo
     // Assert
     assert!(waited, "the notification did not wait for the write lock");
     assert_eq!(outcome.verdict, Verdict::Applied);
-    let paid = orders::find_by_out_trade_no(&t.db, "LOCK-1")
-        .await
-        .unwrap()
-        .unwrap();
+    let paid = orders::find_by_out_trade_no(db, no).await.unwrap().unwrap();
     assert_eq!(paid.status, OrderStatus::Paid);
+}
+
+/// SQLite: the group commit runs on a connection of its own (notify/group_commit/sqlite.rs).
+/// While another connection (another process, say `paydesk user …`) holds the write lock,
+/// a notification waits for it — without failing and without blocking the runtime — and is
+/// applied once the lock is released.
+#[tokio::test]
+async fn a_notification_waits_while_another_connection_holds_the_sqlite_write_lock() {
+    let t = paydesk_core::testing::sqlite().await.unwrap();
+    new_order(&t.db, "LOCK-1", 800).await;
+    let other = Db::connect(&t.url, paydesk_core::db::PoolSizes::default())
+        .await
+        .unwrap();
+    let lock = other.begin_write().await.unwrap();
+    waits_for_the_lock_then_applies(&t.db, "LOCK-1", lock).await;
     other.close().await;
+}
+
+/// SQLite, the same process: while a write through the writer pool is open (an admin's
+/// change, the sync job), the group commit queues for the pool's connection instead of
+/// beginning beside it, and applies the notification once that write has committed.
+#[tokio::test]
+async fn a_notification_waits_for_a_write_of_this_process_then_applies() {
+    let t = paydesk_core::testing::sqlite().await.unwrap();
+    new_order(&t.db, "LOCK-2", 800).await;
+    let lock = t.db.begin_write().await.unwrap();
+    waits_for_the_lock_then_applies(&t.db, "LOCK-2", lock).await;
 }

@@ -180,8 +180,8 @@ async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>) {
 const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(5);
 
 /// SQLite: each batch in one run of plain calls on the committing task's connection
-/// (`sqlite.rs`), while holding the writer pool's one connection so that no other write of
-/// this process is open at the same time.
+/// (`sqlite.rs`). When another write of this process holds or waits for the writer pool's
+/// one connection, the batch waits for it in the pool's queue first.
 async fn run_sqlite(
     writer: AnyPool,
     mut conn: sqlite::Connection,
@@ -189,7 +189,19 @@ async fn run_sqlite(
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcome = match writer.acquire().await {
+        // The writer pool's connection idle: no other write of this process is open or
+        // waiting, so begin at once. Taking it and giving it back cost sqlx's on-release
+        // ping (a round trip to its connection thread) before the next batch could take
+        // it again: 1.5–4 ms of a batch's wait whenever the machine was busy
+        // (docs/benchmarks.md). Otherwise queue for it like every other writer, so that a
+        // write waiting in its busy handler gets its turn instead of starving behind
+        // batches. Either way SQLite's lock (`BEGIN IMMEDIATE`) is what keeps writes apart.
+        let writer_slot = if writer.num_idle() > 0 {
+            Ok(None)
+        } else {
+            writer.acquire().await.map(Some)
+        };
+        let outcome = match writer_slot {
             Ok(writer_slot) => {
                 let outcome = match begin_sqlite(&mut conn).await {
                     Ok(()) => conn.apply_and_commit(&batch),

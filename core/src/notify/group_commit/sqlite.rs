@@ -11,11 +11,12 @@
 //! in one transaction. The result is the same as applying them one after the other.
 //!
 //! Why a connection of our own, not the writer pool's: the pool is an `AnyPool`, whose
-//! connections do not expose the SQLite handle. To keep SQLite's "one writer at a time" an
-//! orderly queue inside the process, the committing task holds the writer pool's only
-//! connection while its transaction runs ([`super::run_sqlite`]), so no other write of
-//! this process is open at the same time; other processes are handled as before by
-//! `BEGIN IMMEDIATE` and the busy timeout.
+//! connections do not expose the SQLite handle. SQLite's lock (`BEGIN IMMEDIATE`) keeps
+//! the two connections' writes apart; to keep "one writer at a time" an orderly queue
+//! inside the process, a batch that finds the writer pool's connection taken (another
+//! write open or waiting) queues for it and holds it while its transaction runs
+//! ([`super::run_sqlite`]); other processes are handled by `BEGIN IMMEDIATE` and the busy
+//! timeout.
 //!
 //! [`apply`]: super::super::apply
 
