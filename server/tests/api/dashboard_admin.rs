@@ -13,9 +13,11 @@ async fn page_html(app: &TestApp, client: &reqwest::Client, path: &str) -> Strin
         .headers(html_headers())
         .send()
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", app.db.label));
     assert_eq!(res.status(), 200, "{path}");
-    res.text().await.unwrap()
+    res.text()
+        .await
+        .unwrap_or_else(|e| panic!("reading GET {path} on {}: {e}", app.db.label))
 }
 
 async fn with_roles(app: &TestApp) -> Vec<(&'static str, reqwest::Client)> {
