@@ -10,10 +10,10 @@
 //! (coordinated omission, as wrk2 avoids it). Because every microsecond the generator is
 //! late is charged to the server, the sends are paced by OS threads sleeping with
 //! nanosleep (Linux's default timer slack: up to 50 µs late), each writing on its own
-//! blocking socket: tokio's
-//! timer rounds every deadline up to the next millisecond tick, which made the first
-//! version of this benchmark send 1.4 ms late at the median (docs/benchmarks.md). How late
-//! each send actually left is measured too and reported beside the latencies.
+//! blocking socket. tokio's timer rounds every deadline up to the next millisecond tick,
+//! which made the first version of this benchmark send 1.4 ms late at the median
+//! (docs/benchmarks.md). How late each send actually left is measured and reported beside
+//! the latencies.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::SocketAddr;
@@ -336,14 +336,7 @@ impl BlockingConnection {
         }
         let mut reply = vec![0; length.context("an answer without Content-Length")?];
         self.reader.read_exact(&mut reply)?;
-        let ok = (200..300).contains(&status) && reply == wxpay::notify::REPLY_SUCCESS.as_bytes();
-        if !ok && !FIRST_FAILURE_SHOWN.swap(true, Ordering::Relaxed) {
-            eprintln!(
-                "notify-bench: first reply that is not SUCCESS: HTTP {status} {}",
-                String::from_utf8_lossy(&reply)
-            );
-        }
-        Ok(ok)
+        Ok(is_success(status, &reply))
     }
 }
 
@@ -355,14 +348,20 @@ async fn send(target: &Target, sender: &mut Sender, body: Bytes) -> anyhow::Resu
         .header(CONTENT_TYPE, "text/xml")
         .body(Full::new(body))?;
     let res = sender.send_request(req).await?;
-    let status = res.status();
+    let status = res.status().as_u16();
     let reply = res.into_body().collect().await?.to_bytes();
-    let ok = status.is_success() && reply == wxpay::notify::REPLY_SUCCESS.as_bytes();
+    Ok(is_success(status, &reply))
+}
+
+/// Whether an answer is exactly the SUCCESS reply (spec §8.8); the first one that is not
+/// is shown on stderr.
+fn is_success(status: u16, reply: &[u8]) -> bool {
+    let ok = (200..300).contains(&status) && reply == wxpay::notify::REPLY_SUCCESS.as_bytes();
     if !ok && !FIRST_FAILURE_SHOWN.swap(true, Ordering::Relaxed) {
         eprintln!(
             "notify-bench: first reply that is not SUCCESS: HTTP {status} {}",
-            String::from_utf8_lossy(&reply)
+            String::from_utf8_lossy(reply)
         );
     }
-    Ok(ok)
+    ok
 }
