@@ -48,11 +48,20 @@ pub struct Measured {
     pub elapsed: Duration,
     /// Every latency in microseconds, sorted.
     pub latencies_us: Vec<u64>,
-    /// Open loop only: how long after its due time each request was written, in
-    /// microseconds, sorted (the generator's own error, included in the latencies).
-    pub late_us: Vec<u64>,
-    /// Open loop only: every request as (index, latency µs, late µs), in index order.
-    pub requests: Vec<(usize, u64, u64)>,
+    /// Open loop only: every request, in index order.
+    pub requests: Vec<Sent>,
+}
+
+/// One open-loop request.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sent {
+    /// Its body's index (which also gives its due time and out_trade_no).
+    pub index: usize,
+    /// From its due time to its answer, in microseconds.
+    pub latency_us: u64,
+    /// How long after its due time it was written, in microseconds: the generator's own
+    /// error, included in the latency.
+    pub late_us: u64,
 }
 
 impl Measured {
@@ -64,10 +73,21 @@ impl Measured {
     pub fn quantile_ms(&self, q: f64) -> f64 {
         quantile_ms(&self.latencies_us, q)
     }
+
+    /// Open loop: the `q`-quantiles of how late requests were sent, in milliseconds; `None`
+    /// for a closed loop.
+    pub fn late_quantiles_ms(&self, qs: &[f64]) -> Option<Vec<f64>> {
+        if self.requests.is_empty() {
+            return None;
+        }
+        let mut late: Vec<u64> = self.requests.iter().map(|r| r.late_us).collect();
+        late.sort_unstable();
+        Some(qs.iter().map(|&q| quantile_ms(&late, q)).collect())
+    }
 }
 
 /// The `q`-quantile of sorted microseconds, in milliseconds (nearest rank).
-pub fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
+fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
     if sorted_us.is_empty() {
         return f64::NAN;
     }
@@ -76,10 +96,10 @@ pub fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
 }
 
 struct WorkerResult {
+    /// Closed loop: every latency in microseconds.
     latencies_us: Vec<u64>,
-    late_us: Vec<u64>,
-    /// Open loop: the index of each request, beside `latencies_us` and `late_us`.
-    indexes: Vec<usize>,
+    /// Open loop: every request.
+    requests: Vec<Sent>,
     failures: usize,
 }
 
@@ -119,23 +139,17 @@ fn measured(results: Vec<WorkerResult>, start: Instant) -> Measured {
         failures: 0,
         elapsed,
         latencies_us: Vec::new(),
-        late_us: Vec::new(),
         requests: Vec::new(),
     };
     for r in results {
-        m.requests.extend(
-            r.indexes
-                .iter()
-                .zip(r.latencies_us.iter().zip(&r.late_us))
-                .map(|(&i, (&latency, &late))| (i, latency, late)),
-        );
         m.latencies_us.extend(r.latencies_us);
-        m.late_us.extend(r.late_us);
+        m.latencies_us
+            .extend(r.requests.iter().map(|s| s.latency_us));
+        m.requests.extend(r.requests);
         m.failures += r.failures;
     }
     m.sent = m.latencies_us.len();
     m.latencies_us.sort_unstable();
-    m.late_us.sort_unstable();
     m.requests.sort_unstable();
     m
 }
@@ -187,8 +201,7 @@ async fn worker(
     }
     Ok(WorkerResult {
         latencies_us,
-        late_us: Vec::new(),
-        indexes: Vec::new(),
+        requests: Vec::new(),
         failures,
     })
 }
@@ -248,9 +261,8 @@ fn paced_worker(
     rate: f64,
 ) -> anyhow::Result<WorkerResult> {
     let mut r = WorkerResult {
-        latencies_us: Vec::with_capacity(bodies.len() / 8 + 16),
-        late_us: Vec::with_capacity(bodies.len() / 8 + 16),
-        indexes: Vec::with_capacity(bodies.len() / 8 + 16),
+        latencies_us: Vec::new(),
+        requests: Vec::with_capacity(bodies.len() / 8 + 16),
         failures: 0,
     };
     loop {
@@ -260,7 +272,7 @@ fn paced_worker(
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        r.late_us.push(due.elapsed().as_micros() as u64);
+        let late_us = due.elapsed().as_micros() as u64;
         let ok = match conn.send(body) {
             Ok(ok) => ok,
             Err(e) => {
@@ -269,8 +281,11 @@ fn paced_worker(
                 false
             }
         };
-        r.latencies_us.push(due.elapsed().as_micros() as u64);
-        r.indexes.push(i);
+        r.requests.push(Sent {
+            index: i,
+            latency_us: due.elapsed().as_micros() as u64,
+            late_us,
+        });
         if !ok {
             r.failures += 1;
         }

@@ -227,24 +227,19 @@ fn write_latencies(
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
     );
     writeln!(out, "out_trade_no,due_us,latency_us,late_us")?;
-    for &(i, latency, late) in &m.requests {
-        let due = (i as f64 * 1e6 / rate) as u64;
-        let no = seed::out_trade_no(prefix, i);
-        writeln!(out, "{no},{due},{latency},{late}")?;
+    for r in &m.requests {
+        let due = (r.index as f64 * 1e6 / rate) as u64;
+        let no = seed::out_trade_no(prefix, r.index);
+        writeln!(out, "{no},{due},{},{}", r.latency_us, r.late_us)?;
     }
     out.flush()?;
     Ok(())
 }
 
 fn row(label: &str, scenario: &str, m: &Measured) -> String {
-    let late = if m.late_us.is_empty() {
-        "–".to_owned()
-    } else {
-        format!(
-            "{:.3} / {:.3}",
-            load::quantile_ms(&m.late_us, 0.5),
-            load::quantile_ms(&m.late_us, 0.99)
-        )
+    let late = match m.late_quantiles_ms(&[0.5, 0.99]) {
+        Some(q) => format!("{:.3} / {:.3}", q[0], q[1]),
+        None => "–".to_owned(),
     };
     format!(
         "| {label} | {scenario} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {late} |",

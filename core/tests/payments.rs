@@ -303,7 +303,7 @@ async fn waits_for_the_lock_then_applies(
 /// applied once the lock is released.
 #[tokio::test]
 async fn a_notification_waits_while_another_connection_holds_the_sqlite_write_lock() {
-    let t = paydesk_core::testing::sqlite().await.unwrap();
+    let t = testing::sqlite().await.unwrap();
     new_order(&t.db, "LOCK-1", 800).await;
     let other = Db::connect(&t.url, paydesk_core::db::PoolSizes::default())
         .await
@@ -318,7 +318,7 @@ async fn a_notification_waits_while_another_connection_holds_the_sqlite_write_lo
 /// beginning beside it, and applies the notification once that write has committed.
 #[tokio::test]
 async fn a_notification_waits_for_a_write_of_this_process_then_applies() {
-    let t = paydesk_core::testing::sqlite().await.unwrap();
+    let t = testing::sqlite().await.unwrap();
     new_order(&t.db, "LOCK-2", 800).await;
     let lock = t.db.begin_write().await.unwrap();
     waits_for_the_lock_then_applies(&t.db, "LOCK-2", lock).await;

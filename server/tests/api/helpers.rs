@@ -36,8 +36,9 @@ impl TestApp {
 
     /// A browser-like client with its own cookie jar that does not follow redirects.
     /// Every request gives up after a minute, so a request that never gets an answer
-    /// fails its test where it was sent instead of hanging the suite (an intermittent
-    /// hang with PostgreSQL, seen in `dashboard_admin`, is still unexplained).
+    /// fails its test where it was sent instead of hanging the suite (rarely, with
+    /// PostgreSQL, a page's server-side render never finishes its response; the cause is
+    /// not known yet).
     pub fn client(&self) -> Client {
         Client::builder()
             .cookie_store(true)
