@@ -96,7 +96,14 @@ async fn samples(db: &Db, sql: &str) -> anyhow::Result<Vec<String>> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let db = Db::connect(&args.database_url, PoolSizes { max_connections: 4 }).await?;
+    let db = Db::connect(
+        &args.database_url,
+        PoolSizes {
+            max_connections: 4,
+            ..PoolSizes::default()
+        },
+    )
+    .await?;
     let label = args.label.as_str();
     let orders: i64 = sqlx::query_scalar("select count(*) from orders")
         .fetch_one(db.reader())

@@ -105,9 +105,15 @@ struct Scenario {
 
 async fn bench(args: Args) -> anyhow::Result<()> {
     let target = target(&args.url)?;
-    let db = Db::connect_beside_server(&args.database_url, PoolSizes { max_connections: 4 })
-        .await
-        .context("connecting to the server's database")?;
+    let db = Db::connect_beside_server(
+        &args.database_url,
+        PoolSizes {
+            max_connections: 4,
+            ..PoolSizes::default()
+        },
+    )
+    .await
+    .context("connecting to the server's database")?;
     let merchant = Merchant {
         appid: args.appid.clone(),
         mch_id: args.mch_id.clone(),
@@ -187,14 +193,17 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             println!("{}", row(&args.label, &s.name, &m));
         }
         eprintln!(
-            "notify-bench: {} — {} sent in {:.2}s, {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} not SUCCESS",
+            "notify-bench: {} — {} sent in {:.2}s, {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} not SUCCESS{}",
             s.name,
             m.sent,
             m.elapsed.as_secs_f64(),
             m.throughput(),
             m.quantile_ms(0.5),
             m.quantile_ms(0.99),
-            m.failures
+            m.failures,
+            wal_size(&args.database_url)
+                .map(|bytes| format!(", WAL file {:.1} MiB", bytes as f64 / 1_048_576.0))
+                .unwrap_or_default()
         );
         if m.failures > 0 {
             eprintln!(
@@ -214,6 +223,18 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     db.close().await;
     ensure!(!failed, "the benchmark found failures (see above)");
     Ok(())
+}
+
+/// SQLite: the size of the server's write-ahead log file (it should stay bounded however
+/// long notifications keep coming; core/src/wal.rs).
+fn wal_size(database_url: &str) -> Option<u64> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next()?;
+    std::fs::metadata(format!("{file}-wal"))
+        .ok()
+        .map(|m| m.len())
 }
 
 fn write_latencies(

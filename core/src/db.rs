@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::notify::GroupCommitSlot;
 use crate::order_keys::{KeyReaders, OrderKeys};
+use crate::wal::{self, Wal, WalLimits, WalStats};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -68,6 +69,9 @@ pub struct Db {
     order_keys: Arc<OrderKeys>,
     /// SQLite: direct reads for order-key misses (order_keys.rs).
     key_readers: Option<Arc<KeyReaders>>,
+    /// SQLite: the write-ahead log's limits and state, shared with the background
+    /// checkpointer and the notification committer (wal.rs).
+    wal: Option<Arc<Wal>>,
     /// SQLite: while any clone holds this, a task checkpoints the WAL in the background.
     #[expect(
         dead_code,
@@ -76,16 +80,21 @@ pub struct Db {
     checkpointer: Option<Arc<mpsc::Sender<()>>>,
 }
 
-/// How large the pools are.
+/// How large the pools, and SQLite's write-ahead log, may grow.
 #[derive(Debug, Clone, Copy)]
 pub struct PoolSizes {
     /// Reader connections (SQLite) or all connections (PostgreSQL).
     pub max_connections: u32,
+    /// SQLite: when the write-ahead log is restarted (wal.rs).
+    pub wal: WalLimits,
 }
 
 impl Default for PoolSizes {
     fn default() -> Self {
-        PoolSizes { max_connections: 8 }
+        PoolSizes {
+            max_connections: 8,
+            wal: WalLimits::default(),
+        }
     }
 }
 
@@ -116,16 +125,18 @@ impl Db {
                     .with_context(|| format!("invalid database_url {url:?}"))?
                     .get_filename()
                     .to_owned();
-                let writer = sqlite_pool(1)
+                let writer = sqlite_pool(1, sizes.wal)
                     .connect_with(options.clone())
                     .await
                     .context("opening the SQLite database")?;
-                let reader = sqlite_pool(sizes.max_connections)
+                let reader = sqlite_pool(sizes.max_connections, sizes.wal)
                     .connect_with(options)
                     .await
                     .context("opening the SQLite database")?;
-                let checkpointer =
-                    checkpoints.then(|| Arc::new(start_checkpointer(reader.clone())));
+                let wal = checkpoints.then(|| Arc::new(Wal::new(sizes.wal)));
+                let checkpointer = wal
+                    .as_ref()
+                    .map(|wal| Arc::new(wal::start_checkpointer(reader.clone(), wal.clone())));
                 Ok(Db {
                     writer,
                     reader,
@@ -134,6 +145,7 @@ impl Db {
                     sqlite_file: Some(Arc::new(sqlite_file)),
                     group_commit: Arc::default(),
                     order_keys: Arc::default(),
+                    wal,
                     checkpointer,
                 })
             }
@@ -153,6 +165,7 @@ impl Db {
                     group_commit: Arc::default(),
                     order_keys: Arc::default(),
                     key_readers: None,
+                    wal: None,
                     checkpointer: None,
                 })
             }
@@ -199,6 +212,17 @@ impl Db {
         self.sqlite_file.as_deref().map(PathBuf::as_path)
     }
 
+    /// SQLite: the write-ahead log's state, when this process checkpoints it.
+    pub(crate) fn wal(&self) -> Option<&Arc<Wal>> {
+        self.wal.as_ref()
+    }
+
+    /// SQLite: what the write-ahead log has done since this database was opened (`None` on
+    /// PostgreSQL, and beside a server, which checkpoints it instead).
+    pub fn wal_stats(&self) -> Option<WalStats> {
+        self.wal.as_deref().map(Wal::stats)
+    }
+
     /// Where the notification apply queue lives.
     pub(crate) fn group_commit(&self) -> &GroupCommitSlot {
         &self.group_commit
@@ -234,7 +258,8 @@ impl Db {
     }
 }
 
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, wal: WalLimits) -> AnyPoolOptions {
+    let journal_size_limit = format!("pragma journal_size_limit = {}", wal.journal_size_limit());
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
@@ -243,58 +268,25 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
         // connection still fails its statement, and is still pinged when returned).
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
+            let journal_size_limit = journal_size_limit.clone();
             Box::pin(async move {
                 for pragma in [
                     "pragma journal_mode = wal",
                     "pragma synchronous = normal",
                     "pragma foreign_keys = on",
                     "pragma busy_timeout = 5000",
-                    // Checkpoints run in the background (start_checkpointer), not in the
-                    // commit that happens to cross the threshold.
+                    // Checkpoints run in the background (wal.rs), not in the commit that
+                    // happens to cross the threshold.
                     "pragma wal_autocheckpoint = 0",
+                    // After a restart the log file is cut back to this size (wal.rs).
+                    &journal_size_limit,
                 ] {
                     sqlx::query(pragma).execute(&mut *conn).await?;
                 }
                 Ok(())
             })
         })
-}
-
-/// How often the background task copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-
-/// Starts the SQLite WAL checkpointer; it stops when the returned sender and its clones are
-/// gone (the last [`Db`] clone dropped) or the pool is closed.
-///
-/// Why: with `synchronous = normal` a commit writes the WAL without fsync, but a checkpoint
-/// copies the WAL into the database file and fsyncs it. With SQLite's automatic checkpoint
-/// (every 1000 pages) that work lands in whichever commit crosses the threshold, on the
-/// single writer connection, and every caller queued behind it waits: at 1,000
-/// notifications/s those stalls were the p99. A passive checkpoint from a reader connection
-/// does the same work without blocking the writer.
-fn start_checkpointer(pool: AnyPool) -> mpsc::Sender<()> {
-    let (alive, mut gone) = mpsc::channel::<()>(1);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = gone.recv() => break,
-                _ = tick.tick() => {}
-            }
-            if pool.is_closed() {
-                break;
-            }
-            if let Err(e) = sqlx::query("pragma wal_checkpoint(passive)")
-                .execute(&pool)
-                .await
-            {
-                tracing::warn!(error = %e, "SQLite WAL checkpoint failed; retrying");
-            }
-        }
-    });
-    alive
 }
 
 /// Makes sure the SQLite file's folder exists and asks sqlx to create the file.

@@ -31,6 +31,7 @@ pub mod stats;
 pub mod sync;
 pub mod timeline;
 pub mod users;
+pub mod wal;
 
 pub use db::{Backend, Db};
 pub use error::CoreError;

@@ -31,9 +31,14 @@ pub struct TestDb {
 
 /// A fresh migrated SQLite database in a temp folder.
 pub async fn sqlite() -> anyhow::Result<TestDb> {
+    sqlite_with(PoolSizes::default()).await
+}
+
+/// [`sqlite`] with other pool sizes or write-ahead log limits.
+pub async fn sqlite_with(sizes: PoolSizes) -> anyhow::Result<TestDb> {
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}/paydesk.db", dir.path().display());
-    let db = Db::connect(&url, PoolSizes::default()).await?;
+    let db = Db::connect(&url, sizes).await?;
     db.migrate().await?;
     Ok(TestDb {
         db,
@@ -67,7 +72,14 @@ pub async fn postgres() -> anyhow::Result<Option<TestDb>> {
         .await?;
     admin.close().await?;
     let url = replace_db_name(&admin_url, &name);
-    let db = Db::connect(&url, PoolSizes { max_connections: 4 }).await?;
+    let db = Db::connect(
+        &url,
+        PoolSizes {
+            max_connections: 4,
+            ..PoolSizes::default()
+        },
+    )
+    .await?;
     db.migrate().await?;
     Ok(Some(TestDb {
         db,

@@ -1,9 +1,11 @@
 //! Repository tests for orders and payment notifications, on SQLite and (when configured)
 //! PostgreSQL: the state machine in SQL and exactly-once application under concurrency.
 
+use paydesk_core::db::PoolSizes;
 use paydesk_core::notify::{self, MerchantCredentials, Verdict};
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
-use paydesk_core::testing::{self, databases};
+use paydesk_core::testing::{self, databases, TestDb};
+use paydesk_core::wal::WalLimits;
 use paydesk_core::{CoreError, Db};
 use wxpay::{ApiKey, Params, SignType};
 
@@ -322,4 +324,106 @@ async fn a_notification_waits_for_a_write_of_this_process_then_applies() {
     new_order(&t.db, "LOCK-2", 800).await;
     let lock = t.db.begin_write().await.unwrap();
     waits_for_the_lock_then_applies(&t.db, "LOCK-2", lock).await;
+}
+
+/// A fresh SQLite database whose write-ahead log is restarted past `restart_frames` and
+/// forced past `force_frames` (wal.rs), with the path of its log file.
+async fn sqlite_with_wal(restart_frames: i64, force_frames: i64) -> (TestDb, std::path::PathBuf) {
+    let t = testing::sqlite_with(PoolSizes {
+        wal: WalLimits {
+            restart_frames,
+            force_frames,
+        },
+        ..PoolSizes::default()
+    })
+    .await
+    .unwrap();
+    let file = t.url.strip_prefix("sqlite://").unwrap();
+    let wal = std::path::PathBuf::from(format!("{file}-wal"));
+    (t, wal)
+}
+
+/// How many times the write-ahead log has started again from its beginning: the checkpoint
+/// sequence number in its header, which SQLite counts up at every restart.
+fn wal_restarts(wal: &std::path::Path) -> u32 {
+    let header = std::fs::read(wal).unwrap_or_default();
+    header
+        .get(12..16)
+        .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
+        .unwrap_or(0)
+}
+
+/// Runs `write` until the log has restarted `times` more times, for at most 30 seconds;
+/// returns how many writes that took.
+async fn write_until_the_log_restarts<F: std::future::Future<Output = ()>>(
+    wal: &std::path::Path,
+    times: u32,
+    mut write: impl FnMut(usize) -> F,
+) -> Result<usize, String> {
+    let first = wal_restarts(wal);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut writes = 0;
+    while wal_restarts(wal) < first + times {
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "the log restarted {} times in {writes} writes over 30 s",
+                wal_restarts(wal) - first
+            ));
+        }
+        for _ in 0..20 {
+            write(writes).await;
+            writes += 1;
+        }
+    }
+    Ok(writes)
+}
+
+/// SQLite: under a steady stream of notifications the write-ahead log keeps starting again
+/// from its beginning. A background checkpoint alone never lets it (a commit always lands
+/// while it runs), so the log grew without end; the committer now finishes the checkpoint
+/// between two batches when the log passes its limit (wal.rs).
+#[tokio::test]
+async fn steady_notifications_keep_the_write_ahead_log_restarting() {
+    // Arrange: a small limit, and no forced restarts
+    let (t, wal) = sqlite_with_wal(64, i64::MAX / 8192).await;
+    new_order(&t.db, "WAL-1", 100).await;
+    let body = notification("WAL-1", 100, "SUCCESS", "4200000001202611220000000099");
+    let m = merchant();
+
+    // Act: notifications one after another (the first applies, the rest are duplicates;
+    // each is a commit of the group committer)
+    let writes = write_until_the_log_restarts(&wal, 3, |_| async {
+        let outcome = notify::receive_payment_notification(&t.db, &m, None, &body).await;
+        assert!(outcome.verdict.acknowledged(), "{:?}", outcome.verdict);
+    })
+    .await;
+
+    // Assert
+    let stats = t.db.wal_stats().unwrap();
+    assert!(writes.is_ok(), "{writes:?}; {stats:?}");
+    assert!(stats.committer_checkpoints >= 1, "{stats:?}");
+    assert_eq!(stats.forced_restarts, 0, "{stats:?}");
+}
+
+/// SQLite: when the log grows past its hard limit with no notification committer to
+/// restart it (here: steady order creation), the background task forces a restart.
+#[tokio::test]
+async fn other_steady_writes_get_the_write_ahead_log_restarted_by_force() {
+    // Arrange
+    let (t, wal) = sqlite_with_wal(64, 256).await;
+
+    // Act
+    let writes = write_until_the_log_restarts(&wal, 2, |i| {
+        let db = t.db.clone();
+        async move {
+            new_order(&db, &format!("WAL-F-{i}"), 100).await;
+        }
+    })
+    .await;
+
+    // Assert
+    let stats = t.db.wal_stats().unwrap();
+    assert!(writes.is_ok(), "{writes:?}; {stats:?}");
+    assert!(stats.forced_restarts >= 1, "{stats:?}");
+    assert_eq!(stats.committer_checkpoints, 0, "{stats:?}");
 }

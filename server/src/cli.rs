@@ -251,7 +251,14 @@ async fn seed(
 }
 
 async fn connect(settings: &Settings) -> anyhow::Result<Db> {
-    let db = Db::connect(&settings.database_url, PoolSizes { max_connections: 2 }).await?;
+    let db = Db::connect(
+        &settings.database_url,
+        PoolSizes {
+            max_connections: 2,
+            ..PoolSizes::default()
+        },
+    )
+    .await?;
     db.migrate().await?;
     Ok(db)
 }

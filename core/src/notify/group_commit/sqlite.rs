@@ -36,6 +36,7 @@ pub(super) struct Connection {
     update: StatementId,
     select: StatementId,
     insert: StatementId,
+    checkpoint: StatementId,
 }
 
 /// The same conditional update as the one-by-one path: only `NOTPAY → PAID`.
@@ -50,14 +51,22 @@ const INSERT: &str = "insert into notifications (kind, received_at, peer, raw_bo
 impl Connection {
     /// Opens the (existing, migrated) database file with the same settings as the pools'
     /// connections (db.rs) and prepares the statements.
-    pub(super) fn open(path: &Path) -> Result<Connection, CoreError> {
-        let mut handle = Handle::open(
-            path,
-            // No busy timeout: SQLite's busy handler would sleep on this thread (a tokio
-            // worker); the committing task waits for the lock itself (super::begin_sqlite).
+    /// `journal_size_limit`: what the log file is cut back to when this connection restarts
+    /// it (wal.rs); `None` leaves SQLite's default.
+    pub(super) fn open(
+        path: &Path,
+        journal_size_limit: Option<i64>,
+    ) -> Result<Connection, CoreError> {
+        // No busy timeout: SQLite's busy handler would sleep on this thread (a tokio
+        // worker); the committing task waits for the lock itself (super::begin_sqlite).
+        let mut setup = String::from(
             "pragma busy_timeout = 0; pragma foreign_keys = on; \
              pragma synchronous = normal; pragma wal_autocheckpoint = 0;",
-        )?;
+        );
+        if let Some(limit) = journal_size_limit {
+            setup.push_str(&format!(" pragma journal_size_limit = {limit};"));
+        }
+        let mut handle = Handle::open(path, &setup)?;
         Ok(Connection {
             begin: handle.prepare("begin immediate")?,
             commit: handle.prepare("commit")?,
@@ -65,6 +74,7 @@ impl Connection {
             update: handle.prepare(UPDATE)?,
             select: handle.prepare(SELECT)?,
             insert: handle.prepare(INSERT)?,
+            checkpoint: handle.prepare("pragma wal_checkpoint(passive)")?,
             handle,
         })
     }
@@ -77,6 +87,18 @@ impl Connection {
             self.handle.try_step(self.begin, &[], |_| ())?,
             Stepped::Done(())
         ))
+    }
+
+    /// A passive checkpoint, outside any transaction: `(frames in the log, frames copied)`,
+    /// or `None` when another connection's checkpoint is running.
+    pub(super) fn checkpoint(&mut self) -> Result<Option<(i64, i64)>, CoreError> {
+        let row = self.handle.try_step(self.checkpoint, &[], |row| {
+            row.map(|row| (row.int(0), row.int(1), row.int(2)))
+        })?;
+        Ok(match row {
+            Stepped::Done(Some((0, frames, copied))) => Some((frames, copied)),
+            Stepped::Done(_) | Stepped::Busy => None,
+        })
     }
 
     /// In the transaction [`Connection::begin`] opened: applies and records the whole
