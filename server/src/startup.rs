@@ -2,7 +2,7 @@
 //! their own settings and port 0, exactly as `paydesk serve` does (style.md §2).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use app::{shell, App};
@@ -13,7 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use leptos::config::LeptosOptions;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use paydesk_core::api_calls::ApiCallRecorder;
 use paydesk_core::db::PoolSizes;
 use paydesk_core::events::EventBus;
@@ -81,10 +81,25 @@ pub struct PayConfig {
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "paydesk_session";
 
+/// The dashboard's routes, worked out once per process.
+///
+/// `generate_route_list` renders the whole app once with resource loading suppressed, and
+/// that switch is process-wide (`leptos_server`'s `SuppressResourceLoad`): a page render
+/// anywhere in the process whose first resource poll falls inside that window waits
+/// forever (leptos-rs/leptos#4773). A server builds its router once, before it listens,
+/// so there it cannot happen; but tests build many apps in one process while others are
+/// rendering pages, and one page render in a few hundred never finished. The routes
+/// depend only on the `App` component, so the first list serves every later router, and
+/// no route list is generated once any app could be serving.
+fn route_list() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The complete router: operations endpoints, preferences, server functions, dashboard
 /// pages and static assets, with sessions, metrics and request tracing around them.
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let session_layer = SessionManagerLayer::new(DbSessionStore::new(state.db.clone()))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
