@@ -379,6 +379,8 @@ pub struct HomeStats {
     pub days: Vec<(i64, i64, i64)>,
     /// The latest payments, newest first.
     pub latest_paid: Vec<PaidOrderRow>,
+    /// The viewer's role: the links to pages they may not open are left out.
+    pub viewer_role: paydesk_types::Role,
 }
 
 /// One recent payment on the home page.

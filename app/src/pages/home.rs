@@ -4,7 +4,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use paydesk_types::{format_shanghai, format_shanghai_date, Fen};
+use paydesk_types::{format_shanghai, format_shanghai_date, Fen, Role};
 
 use crate::components::live::use_live;
 use crate::dto::{HomeStats, PaidOrderRow};
@@ -24,6 +24,7 @@ crate::messages! {
         NoEndedOrders => "今日尚无已结束的订单", "No order has ended today yet";
         PendingRefunds => "待审批退款", "Refunds awaiting approval";
         ToRefunds => "去审批", "Review";
+        ForSupport => "由客服及以上角色处理", "Handled by support and above";
         Failures => "24 小时验签失败", "Verification failures, last 24 h";
         FailuresNote => "被拒绝的回调（应答 FAIL）", "Callbacks refused (answered FAIL)";
         ToFailures => "查看原因", "See why";
@@ -89,6 +90,15 @@ fn Home(s: HomeStats, lang: Lang) -> impl IntoView {
         ),
         None => HomeMsg::NoEndedOrders.text(lang).to_owned(),
     };
+    // Staff cannot open the refunds or failures pages: no links to a refusal.
+    let support = s.viewer_role.includes(Role::Support);
+    let to = move |href: &'static str, label: HomeMsg| {
+        if support {
+            view! { <a href=href>{label.text(lang)} " →"</a> }.into_any()
+        } else {
+            view! { <span class="stat__muted">{HomeMsg::ForSupport.text(lang)}</span> }.into_any()
+        }
+    };
     view! {
         <div class="stats" data-testid="home-stats">
             <section class="stat">
@@ -106,12 +116,12 @@ fn Home(s: HomeStats, lang: Lang) -> impl IntoView {
             <section class="stat" class:stat--attention={s.refunds_pending > 0}>
                 <h2 class="stat__label">{HomeMsg::PendingRefunds.text(lang)}</h2>
                 <p class="stat__value" data-testid="pending-refunds">{s.refunds_pending}</p>
-                <p class="stat__sub"><a href="/refunds">{HomeMsg::ToRefunds.text(lang)} " →"</a></p>
+                <p class="stat__sub">{to("/refunds", HomeMsg::ToRefunds)}</p>
             </section>
             <section class="stat" class:stat--alarm={s.failures_24h > 0}>
                 <h2 class="stat__label">{HomeMsg::Failures.text(lang)}</h2>
                 <p class="stat__value" data-testid="failures-24h">{s.failures_24h}</p>
-                <p class="stat__sub"><a href="/failures">{HomeMsg::ToFailures.text(lang)} " →"</a></p>
+                <p class="stat__sub">{to("/failures", HomeMsg::ToFailures)}</p>
                 <p class="stat__note">{HomeMsg::FailuresNote.text(lang)}</p>
             </section>
         </div>

@@ -15,7 +15,7 @@ pub async fn get_home_stats() -> Result<HomeStats, AppError> {
         use super::ssr;
         use crate::dto::PaidOrderRow;
 
-        ssr::require_role(Role::Staff).await?;
+        let viewer = ssr::require_role(Role::Staff).await?;
         let d = paydesk_core::stats::dashboard(&ssr::db().await?, paydesk_core::now_ms()).await?;
         Ok(HomeStats {
             today_start: d.today_start,
@@ -43,6 +43,7 @@ pub async fn get_home_stats() -> Result<HomeStats, AppError> {
                     description: o.description,
                 })
                 .collect(),
+            viewer_role: viewer.role,
         })
     })
     .await

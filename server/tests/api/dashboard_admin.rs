@@ -72,6 +72,13 @@ async fn audit_and_settings_are_for_admins_and_home_for_every_signed_in_user() {
                 .unwrap();
             assert_eq!(res.status(), 302, "{path} signed out on {label}");
         }
+        // Home links to the refunds and failures pages only for those who may open them.
+        for (role, client) in &clients {
+            let html = page_html(&app, client, "/").await;
+            assert!(html.contains("data-testid=\"home-stats\""), "/ as {role}");
+            let links = html.contains("href=\"/refunds\"") || html.contains("href=\"/failures\"");
+            assert_eq!(links, *role != "staff", "links on / as {role} on {label}");
+        }
         let manager = &clients[2].1;
         for path in ["/audit", "/settings"] {
             let html = page_html(&app, manager, path).await;
