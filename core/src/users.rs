@@ -25,6 +25,8 @@ pub struct User {
     pub disabled_at: Option<i64>,
     /// The last successful sign-in (UTC ms).
     pub last_login_at: Option<i64>,
+    /// When the password was last set (UTC ms): sessions signed in before it are over.
+    pub password_changed_at: i64,
     /// When the account was created (UTC ms).
     pub created_at: i64,
 }
@@ -53,6 +55,7 @@ struct UserRow {
     role: String,
     disabled_at: Option<i64>,
     last_login_at: Option<i64>,
+    password_changed_at: i64,
     created_at: i64,
 }
 
@@ -82,6 +85,7 @@ impl UserRow {
                 role,
                 disabled_at: self.disabled_at,
                 last_login_at: self.last_login_at,
+                password_changed_at: self.password_changed_at,
                 created_at: self.created_at,
             },
             self.password_hash,
@@ -89,8 +93,8 @@ impl UserRow {
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, username, password_hash, role, disabled_at, last_login_at, created_at";
+const USER_COLUMNS: &str = "id, username, password_hash, role, disabled_at, last_login_at, \
+     password_changed_at, created_at";
 
 /// A user and their password hash; only sign-in and password changes need the hash.
 pub(crate) async fn find_with_hash(
@@ -319,7 +323,8 @@ async fn store_password(
     Ok(())
 }
 
-/// Sets another user's password (an admin reset or `paydesk user passwd`).
+/// Sets another user's password (an admin reset or `paydesk user passwd`). Every session
+/// the user had ends at its next request (`User::password_changed_at`).
 pub async fn reset_password(
     db: &Db,
     actor: &Actor,
@@ -330,7 +335,9 @@ pub async fn reset_password(
     store_password(db, actor, &user, new, action::USER_PASSWORD_RESET).await
 }
 
-/// A signed-in user changes their own password; the current one must be given.
+/// A signed-in user changes their own password; the current one must be given. Their
+/// other sessions end at their next request (`User::password_changed_at`); the caller
+/// renews the session the change was made from.
 pub async fn change_own_password(
     db: &Db,
     user: &User,

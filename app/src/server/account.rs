@@ -5,7 +5,8 @@ use leptos::prelude::*;
 use crate::dto::Activity;
 use crate::error::AppError;
 
-/// Changes the signed-in user's password; the current password is required.
+/// Changes the signed-in user's password; the current password is required. The user's
+/// other sessions end; this one goes on under a new id.
 #[server(endpoint = "account/change_password")]
 pub async fn change_password(
     current: String,
@@ -34,7 +35,7 @@ pub async fn change_password(
             SecretString::from(new),
         )
         .await?;
-        Ok(())
+        ssr::sign_in(&ssr::session().await?, user.id).await
     })
     .await
 }

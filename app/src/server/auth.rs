@@ -24,11 +24,7 @@ pub async fn login(
         match auth::authenticate(&db, &username, SecretString::from(password), ip).await {
             Ok(user) => {
                 // A new session id at every sign-in defeats session fixation (style.md §14).
-                session.cycle_id().await.map_err(ssr::session_error)?;
-                session
-                    .insert(ssr::USER_ID_KEY, user.id)
-                    .await
-                    .map_err(ssr::session_error)?;
+                ssr::sign_in(&session, user.id).await?;
                 let next = paydesk_types::safe_next(next.as_deref().unwrap_or("/"));
                 let next = if next.starts_with("/login") {
                     "/".to_owned()

@@ -27,6 +27,9 @@ pub mod ssr {
 
     /// The session key holding the signed-in user's id.
     pub const USER_ID_KEY: &str = "paydesk.user_id";
+    /// The session key holding when the user signed in (UTC ms): a session from before the
+    /// user's password was last set is over (a stolen session dies with the password).
+    pub const SIGNED_IN_AT_KEY: &str = "paydesk.signed_in_at";
 
     /// What a server function needs from its request, captured when it starts.
     ///
@@ -140,10 +143,15 @@ pub mod ssr {
         AppError::Internal
     }
 
-    /// The signed-in, still active user, if any. A disabled or deleted account's session
-    /// is emptied on its next request.
+    /// The signed-in, still active user, if any. A disabled or deleted account's session,
+    /// and one signed in before the password was last set, is emptied on its next request.
     pub async fn current_user() -> Result<Option<User>, AppError> {
-        let session = session().await?;
+        session_user(&session().await?, &db().await?).await
+    }
+
+    /// [`current_user`] for a plain axum route, which has the session and the database at
+    /// hand.
+    pub async fn session_user(session: &Session, db: &Db) -> Result<Option<User>, AppError> {
         let Some(id) = session
             .get::<i64>(USER_ID_KEY)
             .await
@@ -151,15 +159,36 @@ pub mod ssr {
         else {
             return Ok(None);
         };
-        let db = db().await?;
-        match users::get(&db, id).await {
-            Ok(user) if user.is_active() => Ok(Some(user)),
+        // Sessions from before this key existed count as signed in at 0: they end once.
+        let signed_in_at = session
+            .get::<i64>(SIGNED_IN_AT_KEY)
+            .await
+            .map_err(session_error)?
+            .unwrap_or(0);
+        match users::get(db, id).await {
+            Ok(user) if user.is_active() && user.password_changed_at <= signed_in_at => {
+                Ok(Some(user))
+            }
             Ok(_) | Err(CoreError::NotFound) => {
                 session.flush().await.map_err(session_error)?;
                 Ok(None)
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Makes `session` the signed-in session of `user_id` from now on, under a new id (a
+    /// new id at every sign-in, and after a password change, defeats session fixation).
+    pub async fn sign_in(session: &Session, user_id: i64) -> Result<(), AppError> {
+        session.cycle_id().await.map_err(session_error)?;
+        session
+            .insert(USER_ID_KEY, user_id)
+            .await
+            .map_err(session_error)?;
+        session
+            .insert(SIGNED_IN_AT_KEY, paydesk_core::now_ms())
+            .await
+            .map_err(session_error)
     }
 
     /// Runs a server function body with its request captured (see [`RequestContext`]) and,

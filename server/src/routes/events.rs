@@ -16,14 +16,11 @@ use axum::routing::get;
 use axum::Router;
 use futures::stream::{self, Stream};
 use paydesk_core::events::EventBus;
-use paydesk_core::{users, Db};
+use paydesk_core::Db;
 use tokio::sync::broadcast::error::RecvError;
 use tower_sessions::Session;
 
 use crate::startup::AppState;
-
-/// The session key holding the signed-in user's id (the same as the dashboard's).
-const USER_ID_KEY: &str = app::server::ssr::USER_ID_KEY;
 
 /// The live event route.
 pub fn router() -> Router<AppState> {
@@ -31,23 +28,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn events(State(db): State<Db>, State(bus): State<EventBus>, session: Session) -> Response {
-    let user_id = match session.get::<i64>(USER_ID_KEY).await {
-        Ok(Some(id)) => id,
+    match app::server::ssr::session_user(&session, &db).await {
+        Ok(Some(_)) => {}
         Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "session store failure");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    match users::get(&db, user_id).await {
-        Ok(user) if user.is_active() => {}
-        Ok(_) | Err(paydesk_core::CoreError::NotFound) => {
-            return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "looking up the event subscriber failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
     Sse::new(stream_of(bus))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

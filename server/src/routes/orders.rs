@@ -9,21 +9,20 @@
 
 use std::io;
 
+use app::server::ssr::ClientIp;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use paydesk_core::order_filter::FilterQuery;
-use paydesk_core::{search, users, CoreError, Db, Role};
+use paydesk_core::{search, CoreError, Db, Role};
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::Session;
 
 use crate::startup::AppState;
-
-/// The session key holding the signed-in user's id (the same as the dashboard's).
-const USER_ID_KEY: &str = app::server::ssr::USER_ID_KEY;
 
 /// Bytes buffered between the export and the client.
 const PIPE_BYTES: usize = 64 * 1024;
@@ -39,23 +38,10 @@ async fn export_orders_csv(
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let user_id = match session.get::<i64>(USER_ID_KEY).await {
-        Ok(Some(id)) => id,
+    let user = match app::server::ssr::session_user(&session, &db).await {
+        Ok(Some(user)) => user,
         Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "session store failure");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
-    };
-    let user = match users::get(&db, user_id).await {
-        Ok(user) if user.is_active() => user,
-        Ok(_) | Err(CoreError::NotFound) => {
-            return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "looking up the exporting user failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-        }
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     };
     if !user.role.includes(Role::Manager) {
         tracing::warn!(user = %user.username, role = %user.role, "order export refused: role too low");

@@ -224,3 +224,60 @@ async fn changing_my_password_needs_the_current_one_and_a_matching_confirmation(
         );
     }
 }
+
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions_and_a_reset_ends_them_all() {
+    for app in spawn_apps().await {
+        // Arrange: the clerk is signed in on two devices
+        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+        app.add_user(&admin, "clerk", "clerk password 1", "staff")
+            .await;
+        let laptop = app.signed_in("clerk", "clerk password 1").await;
+        let phone = app.signed_in("clerk", "clerk password 1").await;
+        let clerk = paydesk_core::users::find(
+            &app.app_db,
+            &paydesk_types::Username::parse("clerk").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+
+        // Act: the clerk changes the password on the laptop
+        let res = app
+            .call(
+                &laptop,
+                "account/change_password",
+                &[
+                    ("current", "clerk password 1"),
+                    ("new", "clerk password 2"),
+                    ("confirm", "clerk password 2"),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{}", app.db.label);
+
+        // Assert: the phone's session is over everywhere, the laptop's goes on
+        let res = app.call(&phone, "account/activity", &[]).await;
+        assert_eq!(res.status(), 401, "{}", app.db.label);
+        let res = phone.get(app.url("/api/events")).send().await.unwrap();
+        assert_eq!(res.status(), 401, "{}", app.db.label);
+        let res = app.call(&laptop, "account/activity", &[]).await;
+        assert_eq!(res.status(), 200, "{}", app.db.label);
+
+        // Act: an admin resets the clerk's password
+        let res = app
+            .call(
+                &admin,
+                "users/reset_password",
+                &[("id", &clerk.id.to_string())],
+            )
+            .await;
+        assert_eq!(res.status(), 200, "{}", app.db.label);
+
+        // Assert: now the laptop's session is over too, the admin's is not
+        let res = app.call(&laptop, "account/activity", &[]).await;
+        assert_eq!(res.status(), 401, "{}", app.db.label);
+        let res = app.call(&admin, "account/activity", &[]).await;
+        assert_eq!(res.status(), 200, "{}", app.db.label);
+    }
+}
