@@ -66,6 +66,11 @@ pub struct Settings {
     /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
     #[serde(default)]
     pub demo_shoppers: Option<String>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (client_ip.rs): a
+    /// comma-separated list of addresses and CIDR ranges, e.g. `127.0.0.1, 10.0.0.0/8`.
+    /// `PAYDESK_TRUSTED_PROXIES`, default none (the TCP peer is the client).
+    #[serde(default)]
+    pub trusted_proxies: Option<String>,
     /// How many demo orders per minute. `PAYDESK_DEMO_SHOPPERS_PER_MINUTE`, default 6.
     #[serde(default = "default_demo_per_minute")]
     pub demo_shoppers_per_minute: u32,
@@ -287,6 +292,7 @@ impl Settings {
     pub fn validate(&self) -> anyhow::Result<()> {
         paydesk_core::Backend::from_url(&self.database_url)
             .map_err(|e| anyhow::anyhow!("PAYDESK_DATABASE_URL (database_url): {e}"))?;
+        self.trusted_proxies()?;
         if let Some(s) = &self.simulator {
             if !matches!(s.as_str(), "on" | "off") {
                 bail!("PAYDESK_SIMULATOR (simulator) must be `on` or `off`, got {s:?}");
@@ -379,6 +385,12 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The reverse proxies to believe, parsed.
+    pub fn trusted_proxies(&self) -> anyhow::Result<crate::client_ip::TrustedProxies> {
+        crate::client_ip::TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or(""))
+            .map_err(|e| anyhow::anyhow!("PAYDESK_TRUSTED_PROXIES (trusted_proxies): {e}"))
     }
 
     /// Simulator when `simulator = on`, or when unset and no merchant id is configured.

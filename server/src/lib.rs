@@ -5,6 +5,7 @@
 //! tests build exactly what production runs, bound to port 0 (style.md §2).
 
 pub mod cli;
+pub mod client_ip;
 pub mod config;
 pub mod jobs;
 pub mod metrics;

@@ -27,6 +27,7 @@ use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
+use crate::client_ip::{self, TrustedProxies};
 use crate::config::{PayMode, Settings};
 use crate::metrics::{self, Metrics};
 use crate::routes;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub certificate: Option<Arc<wxpay::CertificateInfo>>,
     /// What the Settings page shows of all this, secrets masked (`crate::summary`).
     pub summary: Arc<app::dto::SettingsSummary>,
+    /// The reverse proxies whose `X-Forwarded-For` is believed (`crate::client_ip`).
+    pub trusted_proxies: Arc<TrustedProxies>,
 }
 
 /// The pay flow's settings, resolved at start.
@@ -127,6 +130,12 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(state.wxpay.clone()))
         .layer(axum::Extension(state.summary.clone()))
         .layer(middleware::from_fn(refuse_cross_site))
+        // Who the client is, behind a trusted reverse proxy too (audit, throttling,
+        // spbill_create_ip).
+        .layer(middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            client_ip::resolve,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
                 let route = req
@@ -249,6 +258,7 @@ impl Application {
         let events = EventBus::new();
         let intake = Intake::new(db.clone(), merchant.clone(), events.clone());
         let pay = pay_config(&settings, local)?;
+        let trusted_proxies = Arc::new(settings.trusted_proxies()?);
         let summary = crate::summary::settings_summary(
             &settings,
             wxpay.config(),
@@ -271,6 +281,7 @@ impl Application {
             pay: Arc::new(pay),
             certificate: certificate.map(Arc::new),
             summary: Arc::new(summary),
+            trusted_proxies,
         };
         let router = router(state.clone());
         Ok((

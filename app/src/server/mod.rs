@@ -130,11 +130,19 @@ pub mod ssr {
         })
     }
 
-    /// The peer address, for the audit log.
+    /// The client's address as the server worked it out (the TCP peer, or behind a trusted
+    /// reverse proxy the address it forwarded): a request extension.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct ClientIp(pub std::net::IpAddr);
+
+    /// The client's address, for the audit log and sign-in throttling.
     pub async fn client_ip() -> Option<String> {
-        extract::<ConnectInfo<SocketAddr>>()
-            .await
-            .map(|ConnectInfo(addr)| addr.ip().to_string())
+        match extract::<axum::Extension<ClientIp>>().await {
+            Some(axum::Extension(ClientIp(ip))) => Some(ip.to_string()),
+            None => extract::<ConnectInfo<SocketAddr>>()
+                .await
+                .map(|ConnectInfo(addr)| addr.ip().to_string()),
+        }
     }
 
     /// Maps a session-store failure to an opaque internal error, logged once here.

@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
 async fn export_orders_csv(
     State(db): State<Db>,
     session: Session,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Extension(ClientIp(client_ip)): Extension<ClientIp>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
     let user = match app::server::ssr::session_user(&session, &db).await {
@@ -66,7 +66,7 @@ async fn export_orders_csv(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let actor = user.actor(Some(peer.ip().to_string()));
+    let actor = user.actor(Some(client_ip.to_string()));
     if let Err(e) = search::record_export(&db, &actor, &filter).await {
         tracing::error!(error = %e, "recording the order export failed; nothing exported");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();

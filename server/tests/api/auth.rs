@@ -1,4 +1,4 @@
-use crate::helpers::{html_headers, spawn_apps, ADMIN_PASSWORD};
+use crate::helpers::{html_headers, spawn_apps, spawn_apps_with, TestApp, ADMIN_PASSWORD};
 
 #[tokio::test]
 async fn signed_out_page_request_redirects_to_sign_in_with_next() {
@@ -193,5 +193,72 @@ async fn the_sign_in_page_renders_in_chinese_and_switches_to_english() {
             .await
             .unwrap();
         assert_eq!(res.headers()["location"], "/");
+    }
+}
+
+/// Signs in with `X-Forwarded-For: forwarded`; the status.
+async fn sign_in_forwarded(app: &TestApp, username: &str, password: &str, forwarded: &str) -> u16 {
+    app.client()
+        .post(app.url("/api/auth/login"))
+        .header("x-forwarded-for", forwarded)
+        .form(&[("username", username), ("password", password)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The address the audit log holds for the latest `action`.
+async fn audited_ip(app: &TestApp, action: &str) -> Option<String> {
+    paydesk_core::audit::list(&app.app_db, None, Some(action), 1)
+        .await
+        .unwrap()
+        .pop()
+        .and_then(|e| e.ip)
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_address_is_audited_and_throttled() {
+    let trusted = serde_json::json!({ "trusted_proxies": "127.0.0.1, ::1" });
+    for app in spawn_apps_with(trusted).await {
+        let label = app.db.label;
+        // Arrange: one address behind the proxy fails as often as an address may
+        for i in 0..paydesk_core::auth::ADDRESS_LIMIT {
+            let status =
+                sign_in_forwarded(&app, &format!("guess{i}"), "wrong 123", "203.0.113.5").await;
+            assert_eq!(status, 401, "{label}");
+        }
+        assert_eq!(
+            audited_ip(&app, "login.failure").await.as_deref(),
+            Some("203.0.113.5"),
+            "{label}"
+        );
+
+        // Act / Assert: that address is throttled, everyone else behind the proxy is not
+        let status = sign_in_forwarded(&app, "admin", ADMIN_PASSWORD, "203.0.113.5").await;
+        assert_eq!(status, 429, "{label}");
+        let status =
+            sign_in_forwarded(&app, "admin", ADMIN_PASSWORD, "6.6.6.6, 198.51.100.7").await;
+        assert_eq!(status, 200, "{label}");
+        assert_eq!(
+            audited_ip(&app, "login.success").await.as_deref(),
+            Some("198.51.100.7"),
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_address_is_not_believed() {
+    for app in spawn_apps().await {
+        let status = sign_in_forwarded(&app, "admin", ADMIN_PASSWORD, "203.0.113.5").await;
+        assert_eq!(status, 200, "{}", app.db.label);
+        assert_eq!(
+            audited_ip(&app, "login.success").await.as_deref(),
+            Some("127.0.0.1"),
+            "{}",
+            app.db.label
+        );
     }
 }

@@ -2,11 +2,11 @@
 //! list, show (asks orderquery while unpaid), cancel (closeorder).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use app::server::ssr::ClientIp;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use paydesk_core::orders::{
     self, NewOrder, NewOrderItem, Order, OrderItem, OrderStatus, OutTradeNo,
 };
@@ -151,7 +151,7 @@ fn description(lines: &[NewOrderItem]) -> String {
 /// first time, 200 after), renewing the payment only when needed.
 pub(super) async fn create(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(client_ip)): Extension<ClientIp>,
     shopper: Shopper,
     MpJson(req): MpJson<CreateOrder>,
 ) -> Result<(StatusCode, Json<OrderOut>), MpError> {
@@ -189,7 +189,7 @@ pub(super) async fn create(
         description: description(&lines),
         items: lines,
         sign_type: state.pay.sign_type,
-        client_ip: Some(peer.ip().to_string()),
+        client_ip: Some(client_ip.to_string()),
         idempotency_key: Some(key.clone()),
         expires_at: Some(now + expire_ms),
         next_sync_at: Some(now + first_sync_ms),
