@@ -5,34 +5,39 @@
 //! for one. But a passive checkpoint never lets the log start again from its beginning
 //! under steady writes: SQLite restarts the log only when a write transaction begins with
 //! every frame already copied, and at hundreds of commits a second one always lands while
-//! the checkpoint runs. The file then grows without end (2.8 GB in a ten-minute benchmark),
-//! and every checkpoint's fsync has to flush megabytes of newly allocated log blocks, which
-//! stalled the commits appending behind it for 5–20 ms (docs/benchmarks.md).
+//! the checkpoint runs. The file then grew without end (5 GB in one run of the notification
+//! benchmark), and every checkpoint's fsync flushed megabytes of newly allocated log blocks
+//! while the committer appended behind it (docs/benchmarks.md).
 //!
 //! So, when a background checkpoint finds more than [`WalLimits::restart_frames`] frames in
 //! the log, it asks the payment-notification committer (the one steady writer) to finish
 //! the job: between two batches, with no write open, the committer runs a passive
 //! checkpoint of its own, which has only the frames written since the background one to
 //! copy; when that copies everything, the committer's next transaction starts the log from
-//! its beginning again (`notify/group_commit.rs`). Its cost — a few milliseconds, once per
-//! restart — falls on the one batch that waits for it, instead of a growing log stalling
-//! every commit.
+//! its beginning again (`notify/group_commit.rs`). Its cost, a few milliseconds once per
+//! restart, falls on the requests that arrive meanwhile. The committer only takes the
+//! request within [`RESTART_WINDOW`] of the checkpoint that made it, while what is left to
+//! copy is small.
 //!
 //! When no committer acts (no notifications arrive; other writers keep the log growing)
 //! and the log passes [`WalLimits::force_frames`], the background task runs a `RESTART`
 //! checkpoint itself: it waits for the writer (the busy timeout), blocks writes while it
 //! copies what is left, and makes the next writer restart the log. `journal_size_limit`
-//! (the same size) gives the disk space back after a burst.
+//! gives a burst's disk space back.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
-/// How often the background task copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// How often the background task copies the WAL into the database file. Often, so that each
+/// checkpoint's fsync has little to write: at 1,000 notifications/s the log grows by about
+/// 80 MB/s, and a checkpoint every 500 ms stalled the commits beside it for 5–15 ms each
+/// time, every 50 ms for well under 2 ms (docs/benchmarks.md). With nothing new in the log a
+/// round costs a statement and no fsync.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 
 /// The page size SQLite gives a new database, which ours keep: a log frame holds one page.
 const PAGE_SIZE: i64 = 4096;
@@ -41,29 +46,31 @@ const PAGE_SIZE: i64 = 4096;
 #[derive(Debug, Clone, Copy)]
 pub struct WalLimits {
     /// Past this many frames the notification committer finishes a checkpoint between two
-    /// batches so that the log restarts (32 MiB by default: about half a second of
-    /// notifications at 1,000/s).
+    /// batches so that the log restarts (256 MiB by default: about three seconds of
+    /// notifications at 1,000/s; each restart costs the batch after it a few milliseconds,
+    /// so they are kept rare).
     pub restart_frames: i64,
     /// Past this many frames the background task forces a restart itself, blocking writes
-    /// while it finishes; also the size the file is cut back to after a restart (256 MiB
-    /// by default: well above what a restart cycle writes even at full throughput, so the
-    /// file is reused rather than cut and grown again).
+    /// while it finishes (1 GiB by default).
     pub force_frames: i64,
 }
 
 impl Default for WalLimits {
     fn default() -> Self {
         WalLimits {
-            restart_frames: 8_192,
-            force_frames: 65_536,
+            restart_frames: 65_536,
+            force_frames: 262_144,
         }
     }
 }
 
 impl WalLimits {
-    /// `pragma journal_size_limit`, in bytes.
+    /// `pragma journal_size_limit`, in bytes: what the file is cut back to when a restart
+    /// finds it larger. Twice the restart size, so that in steady use the file is reused,
+    /// never cut and grown again (growing it is what stalled the commits), and only a
+    /// burst's excess is given back.
     pub(crate) fn journal_size_limit(&self) -> i64 {
-        self.force_frames.saturating_mul(PAGE_SIZE)
+        self.restart_frames.saturating_mul(2 * PAGE_SIZE)
     }
 }
 
@@ -78,11 +85,21 @@ pub struct WalStats {
     pub forced_restarts: u64,
 }
 
+/// How long after a background checkpoint the committer still finishes it. Its cost is the
+/// frames written since that checkpoint began (and two fsyncs): right after one, a few
+/// milliseconds; half a second later, after a bulk write with no notification to take the
+/// chance, it could be tens. A later batch waits for the next round instead.
+const RESTART_WINDOW: Duration = Duration::from_millis(100);
+
 /// The log's state shared by the background checkpointer and the notification committer.
 #[derive(Debug)]
 pub(crate) struct Wal {
     limits: WalLimits,
-    restart_wanted: AtomicBool,
+    /// When this was made: the clock of `restart_wanted_at`.
+    epoch: Instant,
+    /// When a background checkpoint last asked for a restart (ms after `epoch`, plus one);
+    /// 0: not asked.
+    restart_wanted_at: AtomicU64,
     frames: AtomicI64,
     committer_checkpoints: AtomicU64,
     forced_restarts: AtomicU64,
@@ -92,7 +109,8 @@ impl Wal {
     pub(crate) fn new(limits: WalLimits) -> Wal {
         Wal {
             limits,
-            restart_wanted: AtomicBool::new(false),
+            epoch: Instant::now(),
+            restart_wanted_at: AtomicU64::new(0),
             frames: AtomicI64::new(0),
             committer_checkpoints: AtomicU64::new(0),
             forced_restarts: AtomicU64::new(0),
@@ -103,14 +121,27 @@ impl Wal {
         self.limits
     }
 
-    /// Whether the committer should finish a checkpoint before its next batch.
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    }
+
+    fn want_restart(&self, wanted: bool) {
+        let at = if wanted { self.now() } else { 0 };
+        self.restart_wanted_at.store(at, Ordering::Relaxed);
+    }
+
+    /// Whether the committer should finish a checkpoint before its next batch: a background
+    /// checkpoint asked for it within [`RESTART_WINDOW`].
     pub(crate) fn restart_wanted(&self) -> bool {
-        self.restart_wanted.load(Ordering::Relaxed)
+        match self.restart_wanted_at.load(Ordering::Relaxed) {
+            0 => false,
+            at => self.now().saturating_sub(at) < RESTART_WINDOW.as_millis() as u64,
+        }
     }
 
     /// The committer's checkpoint copied the whole log: its next transaction restarts it.
     pub(crate) fn committer_checkpointed(&self) {
-        self.restart_wanted.store(false, Ordering::Relaxed);
+        self.want_restart(false);
         self.committer_checkpoints.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -127,10 +158,10 @@ impl Wal {
         let (_, frames, _) = checkpoint(pool, "passive").await?;
         self.frames.store(frames, Ordering::Relaxed);
         if frames < self.limits.restart_frames {
-            self.restart_wanted.store(false, Ordering::Relaxed);
+            self.want_restart(false);
             return Ok(());
         }
-        self.restart_wanted.store(true, Ordering::Relaxed);
+        self.want_restart(true);
         if frames < self.limits.force_frames {
             return Ok(());
         }
@@ -138,7 +169,7 @@ impl Wal {
         let (busy, after, copied) = checkpoint(pool, "restart").await?;
         if busy == 0 {
             self.forced_restarts.fetch_add(1, Ordering::Relaxed);
-            self.restart_wanted.store(false, Ordering::Relaxed);
+            self.want_restart(false);
         }
         tracing::info!(
             frames,
