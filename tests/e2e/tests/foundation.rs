@@ -76,6 +76,16 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
     b.wait_for_path("/").await?;
     b.wait_for_text("[data-testid=home-stats]", "Paid today")
         .await?;
+    // Staff cannot open the refunds or failures pages: the cards link to neither.
+    b.wait_for_hydration().await?;
+    let stats = b
+        .wait_for_text("[data-testid=home-stats]", "Handled by support and above")
+        .await?;
+    assert!(
+        !stats.contains("Review"),
+        "staff offered the refunds page: {stats}"
+    );
+    b.screenshot("home-staff-en").await?;
     b.client.goto(&server.url("/account")).await?;
     b.wait_for_hydration().await?;
     b.wait_for_text("[data-testid=my-username]", "clerk")
