@@ -154,7 +154,10 @@ pub fn router(state: AppState) -> Router {
     // get only the intake, not a clone of the whole state. Each of those was paid by every
     // callback (callgrind, docs/benchmarks.md).
     Router::new()
-        .merge(routes::wxpay::router(state.intake.clone()))
+        .merge(routes::wxpay::router(
+            state.intake.clone(),
+            state.trusted_proxies.clone(),
+        ))
         .merge(dashboard)
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

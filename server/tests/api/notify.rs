@@ -9,7 +9,7 @@ use paydesk_sim::PayRequest;
 use wxpay::notify::REPLY_SUCCESS;
 use wxpay::{ApiKey, Params, SignType};
 
-use crate::helpers::{spawn_apps, TestApp};
+use crate::helpers::{spawn_apps, spawn_apps_with, TestApp};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 
@@ -385,5 +385,37 @@ async fn a_shopper_paying_in_the_simulator_pays_the_order_end_to_end() {
         let sim_order = sim.order("N-SIM-1").unwrap();
         assert_eq!(o.transaction_id, sim_order.transaction_id);
         assert_eq!(latest(&app).await.verdict, Verdict::Applied);
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_a_callback_records_the_forwarded_sender() {
+    let trusted = serde_json::json!({ "trusted_proxies": "127.0.0.1, ::1" });
+    for app in spawn_apps_with(trusted).await {
+        // Arrange: a tampered callback, as a forger behind the proxy would send it
+        let mut p = fields(&app, "N-PROXY-1", 500);
+        p.insert("total_fee".into(), "1".into());
+        let body = signed(p, &ApiKey::new("0".repeat(32)), SignType::Md5);
+
+        // Act
+        let res = reqwest::Client::new()
+            .post(app.url("/wxpay/notify/payment"))
+            .header("content-type", "text/xml")
+            .header("x-forwarded-for", "198.51.100.23")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+
+        // Assert: refused, and the row names the sender the proxy saw
+        assert!(is_fail(&res.text().await.unwrap()));
+        let row = latest(&app).await;
+        assert_eq!(row.verdict, Verdict::BadSignature, "{}", app.db.label);
+        assert_eq!(
+            row.peer.as_deref(),
+            Some("198.51.100.23"),
+            "{}",
+            app.db.label
+        );
     }
 }

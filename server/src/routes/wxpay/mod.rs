@@ -2,10 +2,27 @@
 
 pub mod notify;
 
+use std::sync::Arc;
+
 use axum::Router;
 use paydesk_core::notify::Intake;
 
-/// The callback routes, with the intake as their only state.
-pub fn router<S>(intake: Intake) -> Router<S> {
-    notify::router().with_state(intake)
+use crate::client_ip::TrustedProxies;
+
+/// What the callback handlers get: the intake, and the proxies whose `X-Forwarded-For`
+/// names the sender.
+#[derive(Clone)]
+pub struct CallbackState {
+    /// Records, verifies and applies the callbacks.
+    pub intake: Intake,
+    /// The reverse proxies to believe (`crate::client_ip`).
+    pub trusted_proxies: Arc<TrustedProxies>,
+}
+
+/// The callback routes, with only what they need as their state.
+pub fn router<S>(intake: Intake, trusted_proxies: Arc<TrustedProxies>) -> Router<S> {
+    notify::router().with_state(CallbackState {
+        intake,
+        trusted_proxies,
+    })
 }

@@ -6,13 +6,15 @@
 use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 use http_body_util::BodyExt as _;
 use paydesk_core::notify::{Intake, MAX_BODY};
+
+use super::CallbackState;
 
 /// The payment notification URL path (the `notify_url` given to unifiedorder ends in it).
 pub const PAYMENT_PATH: &str = "/wxpay/notify/payment";
@@ -22,7 +24,7 @@ pub const REFUND_PATH: &str = "/wxpay/notify/refund";
 
 /// The notification routes. Bodies are read up to [`MAX_BODY`] bytes by the handler itself
 /// (no 413 from a body-limit layer), so an over-long callback is still recorded.
-pub fn router() -> Router<Intake> {
+pub fn router() -> Router<CallbackState> {
     Router::new()
         .route(PAYMENT_PATH, post(receive_payment_notification))
         .route(REFUND_PATH, post(receive_refund_notification))
@@ -58,31 +60,41 @@ pub(crate) async fn read_capped(body: Body) -> Capped {
 /// Receives a payment notification and answers with the verdict's reply (HTTP 200,
 /// `text/xml`): `SUCCESS` only after the change is committed (spec §8.8).
 async fn receive_payment_notification(
-    State(intake): State<Intake>,
+    State(state): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Body,
+    request: Request,
 ) -> impl IntoResponse {
-    receive("payment", &intake, peer, body).await
+    receive("payment", &state, peer, request).await
 }
 
 /// Receives a refund notification (encrypted `req_info`, spec §8.9) and answers with the
 /// verdict's reply: `SUCCESS` only after the change is committed.
 async fn receive_refund_notification(
-    State(intake): State<Intake>,
+    State(state): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Body,
+    request: Request,
 ) -> impl IntoResponse {
-    receive("refund", &intake, peer, body).await
+    receive("refund", &state, peer, request).await
 }
 
 /// Reads the body (capped), hands it to the intake, and answers its reply.
 async fn receive(
     kind: &'static str,
-    intake: &Intake,
+    state: &CallbackState,
     peer: SocketAddr,
-    body: Body,
+    request: Request,
 ) -> impl IntoResponse {
-    let peer = Some(peer.to_string());
+    let intake: &Intake = &state.intake;
+    // The sender: the TCP peer (address and port), or behind a trusted reverse proxy the
+    // address it forwarded.
+    let trusted = &state.trusted_proxies;
+    let peer = if trusted.contains(peer.ip()) {
+        trusted.client(peer.ip(), request.headers()).to_string()
+    } else {
+        peer.to_string()
+    };
+    let peer = Some(peer);
+    let body = request.into_body();
     let outcome = match read_capped(body).await {
         Capped::Whole(raw) if kind == "refund" => intake.refund(peer, &raw).await,
         Capped::Whole(raw) => intake.payment(peer, &raw).await,
