@@ -117,8 +117,9 @@ impl Wal {
         }
     }
 
-    pub(crate) fn limits(&self) -> WalLimits {
-        self.limits
+    /// `pragma journal_size_limit` for a connection that may restart the log.
+    pub(crate) fn journal_size_limit(&self) -> i64 {
+        self.limits.journal_size_limit()
     }
 
     fn now(&self) -> u64 {

@@ -89,9 +89,16 @@ impl TrustedProxies {
 
     /// The client's address for a request from `peer` with these headers.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        self.forwarded(peer, headers)
+            .unwrap_or_else(|| peer.to_canonical())
+    }
+
+    /// For a request from a trusted proxy, the address it forwarded (the proxy's own when
+    /// it forwarded none); `None` when `peer` is not a trusted proxy.
+    pub fn forwarded(&self, peer: IpAddr, headers: &HeaderMap) -> Option<IpAddr> {
         let mut client = peer.to_canonical();
         if !self.contains(client) {
-            return client;
+            return None;
         }
         let hops = headers
             .get_all("x-forwarded-for")
@@ -108,7 +115,7 @@ impl TrustedProxies {
                 break;
             }
         }
-        client
+        Some(client)
     }
 }
 

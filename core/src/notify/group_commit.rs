@@ -149,17 +149,13 @@ impl GroupCommit {
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 let writer = db.writer().clone();
-                let journal_size_limit = db.wal().map(|wal| wal.limits().journal_size_limit());
+                let wal = db.wal().cloned();
+                let journal_size_limit = wal.as_deref().map(Wal::journal_size_limit);
                 match db
                     .sqlite_file()
                     .map(|file| sqlite::Connection::open(file, journal_size_limit))
                 {
-                    Some(Ok(conn)) => drop(tokio::spawn(run_sqlite(
-                        writer,
-                        conn,
-                        db.wal().cloned(),
-                        rx,
-                    ))),
+                    Some(Ok(conn)) => drop(tokio::spawn(run_sqlite(writer, conn, wal, rx))),
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "no SQLite connection for group commit; committing through the writer pool");
                         drop(tokio::spawn(run(writer, rx)));

@@ -87,13 +87,15 @@ async fn receive(
     let intake: &Intake = &state.intake;
     // The sender: the TCP peer (address and port), or behind a trusted reverse proxy the
     // address it forwarded.
-    let trusted = &state.trusted_proxies;
-    let peer = if trusted.contains(peer.ip()) {
-        trusted.client(peer.ip(), request.headers()).to_string()
-    } else {
-        peer.to_string()
-    };
-    let peer = Some(peer);
+    let peer = Some(
+        match state
+            .trusted_proxies
+            .forwarded(peer.ip(), request.headers())
+        {
+            Some(sender) => sender.to_string(),
+            None => peer.to_string(),
+        },
+    );
     let body = request.into_body();
     let outcome = match read_capped(body).await {
         Capped::Whole(raw) if kind == "refund" => intake.refund(peer, &raw).await,
