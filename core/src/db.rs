@@ -133,7 +133,7 @@ impl Db {
                     .connect_with(options)
                     .await
                     .context("opening the SQLite database")?;
-                let wal = checkpoints.then(|| Arc::new(Wal::new(sizes.wal)));
+                let wal = checkpoints.then(|| Arc::new(Wal::new(sizes.wal, &sqlite_file)));
                 let checkpointer = wal
                     .as_ref()
                     .map(|wal| Arc::new(wal::start_checkpointer(reader.clone(), wal.clone())));

@@ -8,7 +8,8 @@
 //! is a message to that thread and an answer back — two thread wake-ups, which on a busy
 //! 2-core machine cost more than the statement (docs/benchmarks.md, round 3).
 //!
-//! The one place in the workspace that allows unsafe code (Cargo.toml denies it). What
+//! The one place in the workspace that allows unsafe code (Cargo.toml denies it), apart
+//! from a test's mincore call in wal.rs. What
 //! keeps it sound: a [`Handle`] is used by one owner at a time (it is `Send`, not `Sync`);
 //! its statements live inside it and are named by index, so a statement can neither outlive
 //! its connection nor be run on another one; text is bound without copying only for the
