@@ -4,8 +4,13 @@
 //! (`order_paid`, `order_closed`, `notification_rejected`, `refund_changed`) and whose data
 //! is the event as JSON. A subscriber that falls behind is told how many it missed
 //! (`event: lagged`) and carries on; a keep-alive comment every 15 s holds proxies open.
+//!
+//! An open stream checks its session again every [`RECHECK`]: after a sign-out, a password
+//! change or reset, or the account's deactivation it ends, and the browser's reconnect is
+//! refused like any other request of that session.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -15,9 +20,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use futures::stream::{self, Stream};
-use paydesk_core::events::EventBus;
+use paydesk_core::events::{Event, EventBus};
+use paydesk_core::sessions::DbSessionStore;
 use paydesk_core::Db;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tower_sessions::session::Id;
 use tower_sessions::Session;
 
 use crate::startup::AppState;
@@ -27,29 +36,81 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/events", get(events))
 }
 
+/// How often an open stream checks that its session still stands.
+const RECHECK: Duration = Duration::from_secs(10);
+
 async fn events(State(db): State<Db>, State(bus): State<EventBus>, session: Session) -> Response {
     match app::server::ssr::session_user(&session, &db).await {
         Ok(Some(_)) => {}
         Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
         Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
-    Sse::new(stream_of(bus))
+    let Some(id) = session.id() else {
+        return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
+    };
+    Sse::new(stream_of(bus.subscribe(), Signed { db, id }, RECHECK))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-fn stream_of(bus: EventBus) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    stream::unfold(bus.subscribe(), |mut rx| async move {
-        let message = match rx.recv().await {
-            Ok(event) => SseEvent::default()
-                .event(event.kind())
-                .json_data(&event)
-                .unwrap_or_else(|_| SseEvent::default().event("error")),
-            Err(RecvError::Lagged(missed)) => {
-                SseEvent::default().event("lagged").data(missed.to_string())
+/// The session a stream was opened with.
+struct Signed {
+    db: Db,
+    id: Id,
+}
+
+impl Signed {
+    /// Whether the session still signs its user in, read afresh from the store and the
+    /// user's row (the same check as every other request). A database error keeps the
+    /// stream: it is no reason to sign anyone out.
+    async fn still_stands(&self) -> bool {
+        let store = Arc::new(DbSessionStore::new(self.db.clone()));
+        let session = Session::new(Some(self.id), store, None);
+        !matches!(
+            app::server::ssr::session_user(&session, &self.db).await,
+            Ok(None)
+        )
+    }
+}
+
+struct Open {
+    rx: Receiver<Event>,
+    signed: Signed,
+    recheck: Interval,
+}
+
+fn stream_of(
+    rx: Receiver<Event>,
+    signed: Signed,
+    every: Duration,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let mut recheck = tokio::time::interval_at(Instant::now() + every, every);
+    recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let open = Open {
+        rx,
+        signed,
+        recheck,
+    };
+    stream::unfold(open, |mut open| async move {
+        let message = loop {
+            tokio::select! {
+                received = open.rx.recv() => break match received {
+                    Ok(event) => SseEvent::default()
+                        .event(event.kind())
+                        .json_data(&event)
+                        .unwrap_or_else(|_| SseEvent::default().event("error")),
+                    Err(RecvError::Lagged(missed)) => {
+                        SseEvent::default().event("lagged").data(missed.to_string())
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = open.recheck.tick() => {
+                    if !open.signed.still_stands().await {
+                        return None;
+                    }
+                }
             }
-            Err(RecvError::Closed) => return None,
         };
-        Some((Ok(message), rx))
+        Some((Ok(message), open))
     })
 }

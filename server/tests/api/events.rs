@@ -62,3 +62,88 @@ async fn signed_in_staff_see_payments_and_refused_callbacks_live() {
         assert!(text.contains("\"verdict\":\"bad_signature\""), "{text}");
     }
 }
+
+/// Reads an SSE response until `done(text)` or the stream ends; returns what came and
+/// whether the stream ended.
+async fn read_until(
+    res: &mut reqwest::Response,
+    deadline: tokio::time::Instant,
+    done: impl Fn(&str) -> bool,
+) -> (String, bool) {
+    let mut text = String::new();
+    while !done(&text) {
+        match tokio::time::timeout_at(deadline, res.chunk()).await {
+            Err(_) => return (text, false),
+            Ok(Ok(Some(chunk))) => text.push_str(&String::from_utf8_lossy(&chunk)),
+            Ok(Ok(None)) | Ok(Err(_)) => return (text, true),
+        }
+    }
+    (text, false)
+}
+
+#[tokio::test]
+async fn an_open_stream_ends_when_its_session_does_and_others_go_on() {
+    for app in spawn_apps().await {
+        // Arrange: the clerk watches live on the phone, the admin on the desk
+        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+        app.add_user(&admin, "clerk", "clerk password 1", "staff")
+            .await;
+        let laptop = app.signed_in("clerk", "clerk password 1").await;
+        let phone = app.signed_in("clerk", "clerk password 1").await;
+        let opened = tokio::time::Instant::now();
+        let mut phone_stream = phone.get(app.url("/api/events")).send().await.unwrap();
+        let mut admin_stream = admin.get(app.url("/api/events")).send().await.unwrap();
+        assert_eq!(phone_stream.status(), 200, "{}", app.db.label);
+        assert_eq!(admin_stream.status(), 200, "{}", app.db.label);
+
+        // Act: the clerk changes the password on the laptop
+        app.change_password(&laptop, "clerk password 1", "clerk password 2")
+            .await;
+
+        // Assert: the phone's open stream ends at its next check (every 10 s)
+        let (_, ended) = read_until(&mut phone_stream, opened + Duration::from_secs(25), |_| {
+            false
+        })
+        .await;
+        assert!(
+            ended,
+            "the phone's stream outlived its session ({})",
+            app.db.label
+        );
+        let res = phone.get(app.url("/api/events")).send().await.unwrap();
+        assert_eq!(
+            res.status(),
+            401,
+            "the reconnect is refused ({})",
+            app.db.label
+        );
+
+        // The admin's stream, checked meanwhile too, still carries events
+        tokio::time::sleep_until(opened + Duration::from_secs(11)).await;
+        create_order(&app, "LIVE-2", 500, SignType::Md5).await;
+        let bad = signed(
+            fields(&app, "LIVE-2", 500),
+            &app.merchant.api_key,
+            SignType::Md5,
+        )
+        .replace("<sign>", "<sign>0");
+        reqwest::Client::new()
+            .post(app.url("/wxpay/notify/payment"))
+            .body(bad)
+            .send()
+            .await
+            .unwrap();
+        let (text, ended) = read_until(
+            &mut admin_stream,
+            tokio::time::Instant::now() + Duration::from_secs(10),
+            |t| t.contains("event: notification_rejected"),
+        )
+        .await;
+        assert!(
+            !ended,
+            "the admin's stream ended ({}): {text}",
+            app.db.label
+        );
+        assert!(text.contains("LIVE-2"), "{text}");
+    }
+}

@@ -91,6 +91,24 @@ impl TestApp {
             .await;
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
+
+    /// Changes the signed-in user's own password (new and confirmation alike).
+    pub async fn change_password(&self, client: &Client, current: &str, new: &str) {
+        let res = self
+            .call(
+                client,
+                "account/change_password",
+                &[("current", current), ("new", new), ("confirm", new)],
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            200,
+            "{}: {}",
+            self.db.label,
+            res.text().await.unwrap()
+        );
+    }
 }
 
 async fn spawn(db: TestDb) -> TestApp {
