@@ -67,6 +67,12 @@ pub async fn postgres() -> anyhow::Result<Option<TestDb>> {
     let mut admin = sqlx::AnyConnection::connect(&admin_url)
         .await
         .context("connecting to the test PostgreSQL")?;
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let mut sweep = false;
+    SWEPT.call_once(|| sweep = true);
+    if sweep {
+        drop_stale_databases(&mut admin).await;
+    }
     admin
         .execute(format!(r#"create database "{name}""#).as_str())
         .await?;
@@ -87,6 +93,36 @@ pub async fn postgres() -> anyhow::Result<Option<TestDb>> {
         label: "postgres",
         _dir: None,
     }))
+}
+
+/// How old a test database must be before a later test run drops it: older than any run.
+const STALE_AFTER_MS: i64 = 6 * 3600 * 1000;
+
+/// Drops the databases earlier test runs left on the server (`t_<pid>_<ms>_<n>`, made more
+/// than [`STALE_AFTER_MS`] ago), once per process: the script's throwaway server goes with
+/// them anyway, but a developer's own server would otherwise collect one per test. One still
+/// in use (connections open) is left; errors only skip the sweep.
+async fn drop_stale_databases(admin: &mut sqlx::AnyConnection) {
+    let names: Vec<String> = match sqlx::query_scalar(
+        r"select datname::text from pg_database where datname like 't\_%'",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    {
+        Ok(names) => names,
+        Err(_) => return,
+    };
+    let cutoff = crate::now_ms() - STALE_AFTER_MS;
+    for name in names {
+        let made_at = name.split('_').nth(2).and_then(|ms| ms.parse::<i64>().ok());
+        if made_at.is_some_and(|ms| ms < cutoff)
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            let _ = admin
+                .execute(format!(r#"drop database if exists "{name}""#).as_str())
+                .await;
+        }
+    }
 }
 
 /// Every configured backend: SQLite always, PostgreSQL when configured.
