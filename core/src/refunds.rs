@@ -11,6 +11,11 @@
 //!                                     └─► FAILED (business error, certificate refused)
 //! ```
 //!
+//! A refund that ends `FAILED` after earlier calls whose outcome was unknown (a timeout, a
+//! 5xx) is asked about once more with refundquery [10 minutes and a day](RefundPolicy::failed_checks)
+//! later: if one of those calls went through after all, WeChat Pay's state is adopted
+//! (`FAILED → PROCESSING | SUCCESS | …`, as a late refund notification would).
+//!
 //! Money safety rests on three rules:
 //!
 //! 1. **Never above the total.** [`request`] sums every refund of the order that still
@@ -717,6 +722,10 @@ pub struct RefundPolicy {
     pub lease: Duration,
     /// The refund `notify_url` sent with every refund (spec §8.5).
     pub notify_url: Option<String>,
+    /// When a refund that ended `FAILED` after more than one call is asked about again
+    /// with refundquery, counted from its failure: an earlier call's outcome was unknown,
+    /// and WeChat Pay may have made the refund after all.
+    pub failed_checks: [Duration; 2],
 }
 
 impl Default for RefundPolicy {
@@ -728,6 +737,7 @@ impl Default for RefundPolicy {
             query_max: Duration::from_secs(3600),
             lease: Duration::from_secs(60),
             notify_url: None,
+            failed_checks: [Duration::from_secs(600), Duration::from_secs(86_400)],
         }
     }
 }
@@ -758,10 +768,12 @@ pub struct Claimed {
     /// The lease's end (`next_attempt_at`): every write checks it, so a claim that ran out
     /// and was taken over by another instance writes nothing.
     lease_until: i64,
+    /// When it was claimed (the claim's `now`): which of its scheduled looks this is.
+    claimed_at: i64,
 }
 
-/// Claims up to `limit` due refunds (`APPROVED`, `SUBMITTED`, `PROCESSING`, `CHANGE` with
-/// `next_attempt_at <= now`) by moving their `next_attempt_at` to `now + lease` in one
+/// Claims up to `limit` due refunds (`APPROVED`, `SUBMITTED`, `PROCESSING`, `CHANGE`, and
+/// `FAILED` ones due for a [check](RefundPolicy::failed_checks), with `next_attempt_at <= now`) by moving their `next_attempt_at` to `now + lease` in one
 /// statement, exactly like the order sync's claim: PostgreSQL skips rows another instance
 /// is claiming (`for update skip locked`); on SQLite the statement is one write transaction.
 pub async fn claim_due(
@@ -777,9 +789,9 @@ pub async fn claim_due(
     let until = now.saturating_add(millis(lease));
     let ids: Vec<i64> = sqlx::query_scalar(&format!(
         r#"update refunds set next_attempt_at = $1
-           where status in ('APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE')
+           where status in ('APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE', 'FAILED')
              and id in (select id from refunds
-                        where status in ('APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE')
+                        where status in ('APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE', 'FAILED')
                           and next_attempt_at <= $2
                         order by next_attempt_at
                         limit $3
@@ -797,6 +809,7 @@ pub async fn claim_due(
             claimed.push(Claimed {
                 refund,
                 lease_until: until,
+                claimed_at: now,
             });
         }
     }
@@ -812,7 +825,9 @@ pub async fn claim_due(
 ///   refundquery first: found → its state is adopted; `REFUNDNOTEXIST` → sent again exactly
 ///   as before; anything else → asked again later;
 /// - `PROCESSING`, `CHANGE` → refundquery; a changed state is applied, else it is asked
-///   again later (waits growing with its age).
+///   again later (waits growing with its age);
+/// - `FAILED` (due for a [check](RefundPolicy::failed_checks)) → refundquery; found → its
+///   state is adopted; otherwise the next check, or none after the last.
 ///
 /// The refund call's answer: accepted → `PROCESSING` with `refund_id`; timeout, transport
 /// error, 5xx, `SYSTEMERROR`, `BIZERR_NEED_RETRY`, `FREQUENCY_LIMITED` → stays `SUBMITTED`,
@@ -858,6 +873,21 @@ pub async fn process_claimed(
                 u64::try_from(now_ms().saturating_sub(refund.updated_at)).unwrap_or(0),
             );
             reschedule(db, claimed, policy.query_after(age)).await
+        }
+        RefundStatus::Failed => {
+            match query(api, refund).await {
+                Queried::Found(result) => {
+                    tracing::warn!(status = %result.status, "a refund that ended FAILED went through after all (refundquery)");
+                    return apply_and_publish(db, events, policy, refund, &result).await;
+                }
+                Queried::NotExist => {
+                    tracing::info!("refundquery confirms the failed refund was never made");
+                }
+                Queried::Failed(e) => {
+                    tracing::warn!(error = %e, "refundquery of a failed refund failed; asked at the next check");
+                }
+            }
+            check_failed_later(db, policy, claimed).await
         }
         // Nothing to do (it changed after the claim was read).
         _ => reload(db, refund.id).await,
@@ -910,6 +940,7 @@ async fn submit(
     let claimed = Claimed {
         refund: submitted,
         lease_until,
+        claimed_at: claimed.claimed_at,
     };
     match api.refund(&req).await {
         Ok(accepted) => {
@@ -935,7 +966,7 @@ async fn submit(
                 retry_later(db, policy, &claimed, &failure).await
             } else {
                 tracing::warn!(error = %e, code = %failure.code, "refund refused; it ends FAILED");
-                fail(db, events, &claimed, &failure).await
+                fail(db, events, policy, &claimed, &failure).await
             }
         }
     }
@@ -1089,22 +1120,28 @@ async fn retry_later(
     reload(db, claimed.refund.id).await
 }
 
-/// `SUBMITTED → FAILED` with the reason.
+/// `SUBMITTED → FAILED` with the reason. After more than one call (an earlier one's outcome
+/// was unknown) the first [check](RefundPolicy::failed_checks) is scheduled.
 async fn fail(
     db: &Db,
     events: &EventBus,
+    policy: &RefundPolicy,
     claimed: &Claimed,
     failure: &Failure,
 ) -> Result<Refund, CoreError> {
+    let now = now_ms();
+    let check =
+        (claimed.refund.attempts > 1).then(|| now.saturating_add(millis(policy.failed_checks[0])));
     let updated = sqlx::query(
         r#"update refunds
            set status = 'FAILED', last_error_code = $1, last_error = $2,
-               next_attempt_at = null, updated_at = $3
-           where id = $4 and status = 'SUBMITTED' and next_attempt_at = $5"#,
+               next_attempt_at = $3, updated_at = $4
+           where id = $5 and status = 'SUBMITTED' and next_attempt_at = $6"#,
     )
     .bind(&failure.code)
     .bind(&failure.message)
-    .bind(now_ms())
+    .bind(check)
+    .bind(now)
     .bind(claimed.refund.id)
     .bind(claimed.lease_until)
     .execute(db.writer())
@@ -1114,6 +1151,32 @@ async fn fail(
         publish(events, &refund);
     }
     Ok(refund)
+}
+
+/// Schedules a checked `FAILED` refund's next [check](RefundPolicy::failed_checks): the
+/// first one counted from its failure (`updated_at`) that falls after this check's claim,
+/// or none after the last (if this instance still holds it).
+async fn check_failed_later(
+    db: &Db,
+    policy: &RefundPolicy,
+    claimed: &Claimed,
+) -> Result<Refund, CoreError> {
+    let failed_at = claimed.refund.updated_at;
+    let next = policy
+        .failed_checks
+        .iter()
+        .map(|d| failed_at.saturating_add(millis(*d)))
+        .find(|at| *at > claimed.claimed_at);
+    sqlx::query(
+        r#"update refunds set next_attempt_at = $1
+           where id = $2 and status = 'FAILED' and next_attempt_at = $3"#,
+    )
+    .bind(next)
+    .bind(claimed.refund.id)
+    .bind(claimed.lease_until)
+    .execute(db.writer())
+    .await?;
+    reload(db, claimed.refund.id).await
 }
 
 /// Sets the next look at a claimed refund (if this instance still holds it).

@@ -104,8 +104,13 @@ fn fast() -> RefundPolicy {
 /// Claims every due refund (after the schedule passed) and works on each once.
 async fn run_once(db: &Db, api: &MockApi, events: &EventBus) -> Vec<Refund> {
     tokio::time::sleep(Duration::from_millis(5)).await;
+    run_at(db, api, events, now_ms()).await
+}
+
+/// Claims what is due at `at` (ms) and works on each once.
+async fn run_at(db: &Db, api: &MockApi, events: &EventBus, at: i64) -> Vec<Refund> {
     let mut out = Vec::new();
-    for c in refunds::claim_due(db, now_ms(), Duration::from_secs(60), 10)
+    for c in refunds::claim_due(db, at, Duration::from_secs(60), 10)
         .await
         .unwrap()
     {
@@ -528,6 +533,104 @@ async fn business_errors_and_a_missing_certificate_end_failed_with_a_reason() {
             .await
             .unwrap();
         assert_eq!(again.amount_fen, 300, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_refund_failed_after_an_unknown_outcome_is_checked_again_and_adopted_if_made() {
+    for t in databases().await {
+        let (db, events) = (&t.db, EventBus::new());
+        // Arrange: "made" and "never" time out, are not found, and are refused when sent
+        // again (FAILED after two calls); "refused" is refused at its only call.
+        let made = approved(db, &events, "EX6", 200).await;
+        let never = approved(db, &events, "EX7", 300).await;
+        let refused = approved(db, &events, "EX8", 400).await;
+        let calls = Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+            String,
+            usize,
+        >::new()));
+        let checks = Arc::new(AtomicUsize::new(0));
+        let mut api = MockApi::new();
+        let (c, refused_no) = (calls.clone(), refused.out_refund_no.clone());
+        api.expect_refund().returning(move |req| {
+            let mut calls = c.lock().unwrap();
+            let n = calls.entry(req.out_refund_no.clone()).or_default();
+            *n += 1;
+            if req.out_refund_no == refused_no {
+                Err(result_fail("NOTENOUGH"))
+            } else if *n == 1 {
+                Err(wxpay::Error::Timeout {
+                    endpoint: "/secapi/pay/refund".into(),
+                })
+            } else {
+                Err(result_fail("ERROR"))
+            }
+        });
+        let (made_no, k) = (made.out_refund_no.clone(), checks.clone());
+        api.expect_refund_query().returning(move |req| {
+            let wxpay::RefundQuery::ByOutRefundNo(no) = &req.query else {
+                panic!("queried by {:?}", req.query)
+            };
+            // Before the failure nothing is found; at the check, "made" went through.
+            if k.load(Ordering::SeqCst) > 0 && *no == made_no {
+                Ok(queried(no, 200, "SUCCESS"))
+            } else {
+                Err(result_fail("REFUNDNOTEXIST"))
+            }
+        });
+
+        // Act 1: the timeouts, then the resends that are refused
+        let now = now_ms();
+        run_at(db, &api, &events, now).await;
+        run_at(db, &api, &events, now + 60_000).await;
+        let failed_at = now_ms();
+        let find = |id| async move { refunds::find(db, id).await.unwrap().unwrap() };
+        for r in [&made, &never, &refused] {
+            assert_eq!(
+                find(r.id).await.status,
+                RefundStatus::Failed,
+                "{} {}",
+                r.out_trade_no,
+                t.label
+            );
+        }
+        assert_eq!(find(made.id).await.attempts, 2);
+        assert!(
+            run_at(db, &api, &events, failed_at + 9 * 60_000)
+                .await
+                .is_empty(),
+            "checked before 10 min"
+        );
+
+        // Act 2: the check 10 minutes on
+        checks.fetch_add(1, Ordering::SeqCst);
+        let checked = run_at(db, &api, &events, failed_at + 11 * 60_000).await;
+
+        // Assert: "made" is adopted, "never" waits for the day's check, "refused" is never asked
+        assert_eq!(checked.len(), 2, "{checked:?} {}", t.label);
+        let made = find(made.id).await;
+        assert_eq!(made.status, RefundStatus::Success, "{}", t.label);
+        let order = orders::find_by_out_trade_no(db, "EX6")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(order.status, OrderStatus::Refunded, "{}", t.label);
+        let never_now = find(never.id).await;
+        assert_eq!(never_now.status, RefundStatus::Failed);
+        assert!(run_at(db, &api, &events, failed_at + 23 * 3_600_000)
+            .await
+            .is_empty());
+        let last = run_at(db, &api, &events, failed_at + 25 * 3_600_000).await;
+        assert_eq!(last.len(), 1, "the day's check ({})", t.label);
+        assert_eq!(last[0].status, RefundStatus::Failed);
+        assert!(
+            run_at(db, &api, &events, failed_at + 30 * 86_400_000)
+                .await
+                .is_empty(),
+            "no checks after the last ({})",
+            t.label
+        );
+        assert_eq!(calls.lock().unwrap().get(&refused.out_refund_no), Some(&1));
     }
 }
 
