@@ -773,7 +773,8 @@ pub struct Claimed {
 }
 
 /// Claims up to `limit` due refunds (`APPROVED`, `SUBMITTED`, `PROCESSING`, `CHANGE`, and
-/// `FAILED` ones due for a [check](RefundPolicy::failed_checks), with `next_attempt_at <= now`) by moving their `next_attempt_at` to `now + lease` in one
+/// `FAILED` ones due for a [check](RefundPolicy::failed_checks), with
+/// `next_attempt_at <= now`) by moving their `next_attempt_at` to `now + lease` in one
 /// statement, exactly like the order sync's claim: PostgreSQL skips rows another instance
 /// is claiming (`for update skip locked`); on SQLite the statement is one write transaction.
 pub async fn claim_due(

@@ -3,7 +3,7 @@
 //! PostgreSQL database per test. Tests loop over [`databases`] so every repository test
 //! runs on both engines.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use anyhow::Context as _;
 use sqlx::{Connection, Executor};
@@ -67,10 +67,8 @@ pub async fn postgres() -> anyhow::Result<Option<TestDb>> {
     let mut admin = sqlx::AnyConnection::connect(&admin_url)
         .await
         .context("connecting to the test PostgreSQL")?;
-    static SWEPT: std::sync::Once = std::sync::Once::new();
-    let mut sweep = false;
-    SWEPT.call_once(|| sweep = true);
-    if sweep {
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    if !SWEPT.swap(true, Ordering::Relaxed) {
         drop_stale_databases(&mut admin).await;
     }
     admin

@@ -26,7 +26,7 @@
 //! gives a burst's disk space back.
 //!
 //! After every round the background task also asks the kernel to read into its cache the
-//! part of the log file that the next commits will overwrite ([`prefetch`]). A frame is a
+//! part of the log file that the next commits will overwrite ([`steer_cache`]). A frame is a
 //! page plus a 24-byte header, so frames straddle the file system's blocks, and overwriting
 //! part of a block that is no longer cached makes the writer read it from disk first. The
 //! kernel drops cold file pages (memory pressure, or proactive reclaim as on the benchmark
@@ -55,7 +55,7 @@ const PAGE_SIZE: i64 = 4096;
 const WAL_HEADER: u64 = 32;
 const FRAME_HEADER: u64 = 24;
 
-/// How much of the log file ahead of the writer [`prefetch`] asks for: at 1,000
+/// How much of the log file ahead of the writer [`steer_cache`] asks for: at 1,000
 /// notifications/s about 100 ms of commits, two rounds of the background task.
 const PREFETCH_BYTES: u64 = 8 << 20;
 
@@ -112,7 +112,7 @@ const RESTART_WINDOW: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub(crate) struct Wal {
     limits: WalLimits,
-    /// The log file (`<database>-wal`), for [`prefetch`].
+    /// The log file (`<database>-wal`), for [`steer_cache`].
     path: PathBuf,
     /// When this was made: the clock of `restart_wanted_at`.
     epoch: Instant,
@@ -243,8 +243,8 @@ pub(crate) struct Position {
 ///   the disk. Nothing past the end of the file is asked for: appending needs no read.
 /// - **Drop** what the next restart cuts off: with every frame copied and the file longer
 ///   than `journal_size_limit` (after a burst), the writer that restarts the log truncates
-///   the file, and freeing the cached pages of the cut is what takes the time (30–40 ms
-///   for 140 MB, measured, with every commit waiting). The pages are clean (the checkpoint
+///   the file, and freeing the cached pages of the cut is what takes the time (12 ms for
+///   about 140 MB, measured, with every commit waiting). The pages are clean (the checkpoint
 ///   synced the log before copying it), so dropping them loses nothing, and the truncate
 ///   then has nothing to free.
 ///
@@ -260,11 +260,8 @@ pub(crate) fn steer_cache(
     let size = file.metadata()?.len();
     let offset =
         WAL_HEADER + u64::try_from(at.frames).unwrap_or(0) * (PAGE_SIZE as u64 + FRAME_HEADER);
-    let mut ahead = vec![offset];
-    if at.restart_soon && offset > 0 {
-        ahead.push(0);
-    }
-    for from in ahead {
+    let head = (at.restart_soon && offset > 0).then_some(0);
+    for from in std::iter::once(offset).chain(head) {
         if from < size {
             advise(
                 &file,
@@ -371,11 +368,7 @@ mod tests {
     }
 
     fn evict(file: &std::fs::File, len: usize) {
-        // SAFETY: a valid open descriptor.
-        let rc = unsafe {
-            libc::posix_fadvise(file.as_raw_fd(), 0, len as i64, libc::POSIX_FADV_DONTNEED)
-        };
-        assert_eq!(rc, 0);
+        advise(file, 0, len as u64, Advice::DontNeed).unwrap();
     }
 
     /// Waits (up to 5 s: the reads are asynchronous) until `pages` are all cached.

@@ -48,47 +48,38 @@ async fn events(State(db): State<Db>, State(bus): State<EventBus>, session: Sess
     let Some(id) = session.id() else {
         return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };
-    Sse::new(stream_of(bus.subscribe(), Signed { db, id }, RECHECK))
+    Sse::new(stream_of(bus.subscribe(), db, id))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
 
-/// The session a stream was opened with.
-struct Signed {
-    db: Db,
-    id: Id,
+/// Whether session `id` still signs its user in, read afresh from the store and the user's
+/// row (the same check as every other request). A database error keeps the stream: it is
+/// no reason to sign anyone out.
+async fn still_signed_in(db: &Db, id: Id) -> bool {
+    let session = Session::new(Some(id), Arc::new(DbSessionStore::new(db.clone())), None);
+    !matches!(app::server::ssr::session_user(&session, db).await, Ok(None))
 }
 
-impl Signed {
-    /// Whether the session still signs its user in, read afresh from the store and the
-    /// user's row (the same check as every other request). A database error keeps the
-    /// stream: it is no reason to sign anyone out.
-    async fn still_stands(&self) -> bool {
-        let store = Arc::new(DbSessionStore::new(self.db.clone()));
-        let session = Session::new(Some(self.id), store, None);
-        !matches!(
-            app::server::ssr::session_user(&session, &self.db).await,
-            Ok(None)
-        )
-    }
-}
-
+/// An open stream: its events, and the session it checks every [`RECHECK`].
 struct Open {
     rx: Receiver<Event>,
-    signed: Signed,
+    db: Db,
+    id: Id,
     recheck: Interval,
 }
 
 fn stream_of(
     rx: Receiver<Event>,
-    signed: Signed,
-    every: Duration,
+    db: Db,
+    id: Id,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let mut recheck = tokio::time::interval_at(Instant::now() + every, every);
+    let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK, RECHECK);
     recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let open = Open {
         rx,
-        signed,
+        db,
+        id,
         recheck,
     };
     stream::unfold(open, |mut open| async move {
@@ -105,7 +96,7 @@ fn stream_of(
                     Err(RecvError::Closed) => return None,
                 },
                 _ = open.recheck.tick() => {
-                    if !open.signed.still_stands().await {
+                    if !still_signed_in(&open.db, open.id).await {
                         return None;
                     }
                 }

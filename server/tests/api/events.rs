@@ -85,11 +85,7 @@ async fn read_until(
 async fn an_open_stream_ends_when_its_session_does_and_others_go_on() {
     for app in spawn_apps().await {
         // Arrange: the clerk watches live on the phone, the admin on the desk
-        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        app.add_user(&admin, "clerk", "clerk password 1", "staff")
-            .await;
-        let laptop = app.signed_in("clerk", "clerk password 1").await;
-        let phone = app.signed_in("clerk", "clerk password 1").await;
+        let (admin, laptop, phone) = app.clerk_on_two_devices().await;
         let opened = tokio::time::Instant::now();
         let mut phone_stream = phone.get(app.url("/api/events")).send().await.unwrap();
         let mut admin_stream = admin.get(app.url("/api/events")).send().await.unwrap();

@@ -92,6 +92,17 @@ impl TestApp {
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
 
+    /// Signs the admin in, adds `clerk` (staff, password `clerk password 1`) and signs the
+    /// clerk in on two devices: `(admin, laptop, phone)`.
+    pub async fn clerk_on_two_devices(&self) -> (Client, Client, Client) {
+        let admin = self.signed_in("admin", ADMIN_PASSWORD).await;
+        self.add_user(&admin, "clerk", "clerk password 1", "staff")
+            .await;
+        let laptop = self.signed_in("clerk", "clerk password 1").await;
+        let phone = self.signed_in("clerk", "clerk password 1").await;
+        (admin, laptop, phone)
+    }
+
     /// Changes the signed-in user's own password (new and confirmation alike).
     pub async fn change_password(&self, client: &Client, current: &str, new: &str) {
         let res = self

@@ -229,11 +229,7 @@ async fn changing_my_password_needs_the_current_one_and_a_matching_confirmation(
 async fn a_password_change_ends_the_other_sessions_and_a_reset_ends_them_all() {
     for app in spawn_apps().await {
         // Arrange: the clerk is signed in on two devices
-        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        app.add_user(&admin, "clerk", "clerk password 1", "staff")
-            .await;
-        let laptop = app.signed_in("clerk", "clerk password 1").await;
-        let phone = app.signed_in("clerk", "clerk password 1").await;
+        let (admin, laptop, phone) = app.clerk_on_two_devices().await;
         let clerk = paydesk_core::users::find(
             &app.app_db,
             &paydesk_types::Username::parse("clerk").unwrap(),
