@@ -40,6 +40,15 @@ pub enum AppError {
         /// Minutes to wait.
         minutes: i64,
     },
+    /// Approval refused: the order was paid by one of the approver's own openids (403).
+    #[error("the order was paid by your own openid {openid}")]
+    OwnPayment {
+        /// The approver's openid that paid the order.
+        openid: String,
+    },
+    /// The server is at its bound for this work (password hashing); try again shortly (503).
+    #[error("busy, try again")]
+    Busy,
     /// Something broke on the server; details are in the server log only (500).
     #[error("internal error")]
     Internal,
@@ -62,10 +71,11 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::Unauthorized | AppError::InvalidCredentials => 401,
-            AppError::Forbidden { .. } => 403,
+            AppError::Forbidden { .. } | AppError::OwnPayment { .. } => 403,
             AppError::NotFound => 404,
             AppError::Invalid { .. } => 422,
             AppError::Throttled { .. } => 429,
+            AppError::Busy => 503,
             AppError::Internal => 500,
             AppError::ServerFn(ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_)) => 400,
             AppError::ServerFn(_) => 500,
@@ -90,6 +100,14 @@ impl AppError {
                     Msg::ThrottledSuffix.text(lang)
                 )
             }
+            AppError::OwnPayment { openid } => {
+                format!(
+                    "{}{openid}{}",
+                    Msg::OwnPaymentPrefix.text(lang),
+                    Msg::OwnPaymentSuffix.text(lang)
+                )
+            }
+            AppError::Busy => Msg::Busy.text(lang).to_owned(),
             AppError::Internal | AppError::ServerFn(_) => Msg::InternalError.text(lang).to_owned(),
         }
     }
@@ -141,6 +159,9 @@ impl From<paydesk_core::CoreError> for AppError {
             CoreError::Forbidden(reason) => AppError::Forbidden {
                 reason: Some(reason),
             },
+            CoreError::Throttled { minutes } => AppError::Throttled { minutes },
+            CoreError::Busy => AppError::Busy,
+            CoreError::OwnPayment { openid } => AppError::OwnPayment { openid },
             CoreError::Db(e) => {
                 tracing::error!(error = %e, "database error in a server function");
                 AppError::Internal

@@ -134,6 +134,15 @@ pub enum Msg {
     ForbiddenHint => "此页面需要更高的角色权限。如需访问，请联系管理员。", "This page needs a higher role. Ask an administrator if you need access.";
     NotFound => "页面不存在。", "Page not found.";
     InternalError => "服务器内部错误，请稍后重试。", "Internal server error. Please try again later.";
+    Busy => "服务繁忙，请稍后再试。", "The server is busy; please try again.";
+    PaidByYouNote => "此订单由您本人的 openid 支付：您可以拒绝，但批准须由其他经理进行。", "Paid by one of your own openids: you may reject it, but another manager must approve it.";
+    MyOpenids => "我的 openid", "My openids";
+    MyOpenidsIntro => "登记您本人在小程序中使用的 openid。由这些 openid 支付的订单，其退款不能由您审批。", "Record the openids you use in the mini program yourself. You cannot approve refunds of orders paid by them.";
+    NoOpenids => "尚未登记 openid。", "No openids recorded.";
+    AddOpenid => "登记", "Record";
+    RemoveOpenid => "删除", "Remove";
+    OwnPaymentPrefix => "此订单由您本人登记的 openid ", "This order was paid by ";
+    OwnPaymentSuffix => " 支付，不能由您审批退款，请交给其他经理。", ", an openid you recorded as your own: another manager must approve its refund.";
     SessionExpired => "请先登录。", "Please sign in first.";
     UsersTitle => "用户管理", "Users";
     UsersIntro => "管理后台账户与角色。角色依次包含：店员 < 客服 < 经理 < 管理员。", "Manage console accounts and roles. Roles are ordered: staff < support < manager < admin.";

@@ -1,10 +1,21 @@
-//! Staff sign-in with throttling (issue: foundation).
+//! Staff sign-in with throttling (issue: foundation; issue 15 "Throttles that hold").
 //!
 //! The same [`LoginError::InvalidCredentials`] answers an unknown user, a wrong password and a
-//! disabled account; the audit log keeps the real reason. Failures are counted from the
-//! audit log itself: more than [`USER_LIMIT`] failures for one username, or
-//! [`ADDRESS_LIMIT`] from one address, within [`WINDOW_MS`] refuse further attempts until
-//! the oldest of them leaves the window.
+//! disabled account; the audit log keeps the real reason. Input that does not parse as a
+//! username gets that answer at once, before any database or hashing work: no account can
+//! have that name.
+//!
+//! Throttling counts *attempts*, keyed by the account the input resolves to (the normalised
+//! [`Username`] the lookup uses, so `Admin` and ` admin ` share one count) and by client
+//! address. An attempt is written to `login_attempts` (committed) **before** its password
+//! hash runs, and only then are the attempts in the window counted, its own included and
+//! any that arrived after it too. So of any number of parallel attempts at most
+//! [`USER_LIMIT`] reach the hash: whichever of the passing attempts counted last saw every
+//! other passing attempt's row, and it passed. The rows are in the database, so every
+//! instance adds to the same count. A successful attempt clears its account's rows (earlier
+//! failures no longer count, as before); a refused one removes its own row, so an attacker
+//! cannot extend a lock-out by knocking. Changing one's own password goes through the same
+//! count ([`begin_attempt`]): it guesses the same secret.
 
 use secrecy::SecretString;
 
@@ -12,9 +23,9 @@ use crate::audit::{self, action, Actor, Entry};
 use crate::users::{self, User};
 use crate::{now_ms, password, CoreError, Db, Username};
 
-/// Failures per username within the window before sign-in is refused.
+/// Attempts per account within the window before further ones are refused.
 pub const USER_LIMIT: i64 = 5;
-/// Failures per client address within the window (higher: a shop's staff share one NAT).
+/// Attempts per client address within the window (higher: a shop's staff share one NAT).
 pub const ADDRESS_LIMIT: i64 = 20;
 /// The throttle window: 15 minutes.
 pub const WINDOW_MS: i64 = 15 * 60 * 1000;
@@ -31,9 +42,128 @@ pub enum LoginError {
         /// Whole minutes until the next attempt is accepted, rounded up.
         minutes: i64,
     },
-    /// Something broke; not the user's fault.
+    /// Something broke, or the server is busy ([`CoreError::Busy`]); not the user's fault.
     #[error(transparent)]
     Core(#[from] CoreError),
+}
+
+/// A password attempt that has been counted and may now run its hash. Finish it with
+/// [`Attempt::succeeded`] (clears the account's count) or [`Attempt::failed`] (the row stays
+/// and counts as a failure); [`Attempt::abandon`] when the hash never ran.
+#[derive(Debug)]
+#[must_use = "an attempt must be finished: succeeded, failed or abandoned"]
+pub(crate) struct Attempt {
+    id: i64,
+    username: String,
+}
+
+impl Attempt {
+    /// The password was right: the account's earlier failures no longer count.
+    pub(crate) async fn succeeded(self, db: &Db) -> Result<(), CoreError> {
+        sqlx::query("delete from login_attempts where username = $1 and id <= $2")
+            .bind(&self.username)
+            .bind(self.id)
+            .execute(db.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// The password was wrong: the row stays, a failure until it leaves the window.
+    pub(crate) fn failed(self) {}
+
+    /// The hash never ran (the server was busy): the attempt does not count.
+    pub(crate) async fn abandon(self, db: &Db) -> Result<(), CoreError> {
+        sqlx::query("delete from login_attempts where id = $1")
+            .bind(self.id)
+            .execute(db.writer())
+            .await?;
+        Ok(())
+    }
+}
+
+/// Counts a password attempt for `username` from `ip` before its hash runs: the attempt is
+/// recorded, then the window's attempts are counted. `Ok(Err(minutes))` when it is refused
+/// (its row is removed again); see the module documentation for why this order holds under
+/// parallel attempts.
+pub(crate) async fn begin_attempt(
+    db: &Db,
+    username: &Username,
+    ip: Option<&str>,
+) -> Result<Result<Attempt, i64>, CoreError> {
+    let now = now_ms();
+    let since = now - WINDOW_MS;
+    // Keeps the table to one window of attempts (index on created_at: usually a no-op).
+    sqlx::query("delete from login_attempts where created_at <= $1")
+        .bind(since)
+        .execute(db.writer())
+        .await?;
+    let id: i64 = sqlx::query_scalar(
+        "insert into login_attempts (username, ip, created_at) values ($1, $2, $3) returning id",
+    )
+    .bind(username.as_str())
+    .bind(ip)
+    .bind(now)
+    .fetch_one(db.writer())
+    .await?;
+    let attempt = Attempt {
+        id,
+        username: username.as_str().to_owned(),
+    };
+    match refused_for(db, &attempt, ip, now).await? {
+        None => Ok(Ok(attempt)),
+        Some(minutes) => {
+            attempt.abandon(db).await?;
+            Ok(Err(minutes))
+        }
+    }
+}
+
+/// Minutes until an attempt like `attempt` is accepted, or `None` when it is accepted now:
+/// more than the limit of attempts in the window, `attempt` itself included, refuse it.
+async fn refused_for(
+    db: &Db,
+    attempt: &Attempt,
+    ip: Option<&str>,
+    now: i64,
+) -> Result<Option<i64>, CoreError> {
+    let since = now - WINDOW_MS;
+    // The others' times, newest first, at most `limit`: when there are `limit` of them, the
+    // oldest of those leaving the window is when the next attempt fits.
+    let user_others: Vec<i64> = sqlx::query_scalar(
+        r#"select created_at from login_attempts
+           where username = $1 and created_at > $2 and id <> $3
+           order by created_at desc
+           limit $4"#,
+    )
+    .bind(&attempt.username)
+    .bind(since)
+    .bind(attempt.id)
+    .bind(USER_LIMIT)
+    .fetch_all(db.reader())
+    .await?;
+    let mut until = None;
+    if user_others.len() as i64 >= USER_LIMIT {
+        until = user_others.last().map(|oldest| oldest + WINDOW_MS);
+    }
+    if let Some(ip) = ip {
+        let ip_others: Vec<i64> = sqlx::query_scalar(
+            r#"select created_at from login_attempts
+               where ip = $1 and created_at > $2 and id <> $3
+               order by created_at desc
+               limit $4"#,
+        )
+        .bind(ip)
+        .bind(since)
+        .bind(attempt.id)
+        .bind(ADDRESS_LIMIT)
+        .fetch_all(db.reader())
+        .await?;
+        if ip_others.len() as i64 >= ADDRESS_LIMIT {
+            let ip_until = ip_others.last().map(|oldest| oldest + WINDOW_MS);
+            until = until.max(ip_until);
+        }
+    }
+    Ok(until.map(|t| ((t - now).max(1) + 59_999) / 60_000))
 }
 
 /// Checks a username and password typed on the sign-in page.
@@ -44,41 +174,45 @@ pub async fn authenticate(
     password: SecretString,
     ip: Option<String>,
 ) -> Result<User, LoginError> {
-    let key: String = username_input
-        .trim()
-        .to_ascii_lowercase()
-        .chars()
-        .take(64)
-        .collect();
-    let now = now_ms();
-    if let Some(minutes) = throttled_for(db, &key, ip.as_deref(), now).await? {
-        let actor = Actor {
-            user_id: None,
-            name: key.clone(),
-            ip: ip.clone(),
-        };
-        audit::record(
-            db.writer(),
-            Entry {
-                actor: &actor,
-                action: action::LOGIN_THROTTLED,
-                target: Some(&key),
-                detail: None,
-            },
-        )
-        .await?;
-        return Err(LoginError::Throttled { minutes });
-    }
-
-    let found = match Username::parse(&key) {
-        Ok(u) => users::find_with_hash(db, &u).await?,
-        Err(_) => None,
+    // No account can have a name that does not parse: refused before any work.
+    let Ok(username) = Username::parse(username_input) else {
+        return Err(LoginError::InvalidCredentials);
     };
+    let key = username.as_str();
+    let attempt = match begin_attempt(db, &username, ip.as_deref()).await? {
+        Ok(attempt) => attempt,
+        Err(minutes) => {
+            let actor = Actor {
+                user_id: None,
+                name: key.to_owned(),
+                ip: ip.clone(),
+            };
+            audit::record(
+                db.writer(),
+                Entry {
+                    actor: &actor,
+                    action: action::LOGIN_THROTTLED,
+                    target: Some(key),
+                    detail: None,
+                },
+            )
+            .await?;
+            return Err(LoginError::Throttled { minutes });
+        }
+    };
+
+    let found = users::find_with_hash(db, &username).await?;
     let (user, hash) = match found {
         Some((u, h)) => (Some(u), Some(h)),
         None => (None, None),
     };
-    let password_ok = password::verify(password, hash).await?;
+    let password_ok = match password::verify(db.hash_slots(), password, hash).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            attempt.abandon(db).await?;
+            return Err(e.into());
+        }
+    };
     let reason = match &user {
         None => Some("unknown user"),
         Some(_) if !password_ok => Some("wrong password"),
@@ -87,18 +221,19 @@ pub async fn authenticate(
     };
     let actor = Actor {
         user_id: user.as_ref().map(|u| u.id),
-        name: key.clone(),
+        name: key.to_owned(),
         ip,
     };
     match (reason, user) {
         (None, Some(user)) => {
+            attempt.succeeded(db).await?;
             users::touch_login(db, user.id).await?;
             audit::record(
                 db.writer(),
                 Entry {
                     actor: &actor,
                     action: action::LOGIN_SUCCESS,
-                    target: Some(&key),
+                    target: Some(key),
                     detail: None,
                 },
             )
@@ -106,13 +241,14 @@ pub async fn authenticate(
             Ok(users::get(db, user.id).await?)
         }
         (reason, _) => {
+            attempt.failed();
             tracing::info!(reason = reason.unwrap_or("?"), "sign-in refused");
             audit::record(
                 db.writer(),
                 Entry {
                     actor: &actor,
                     action: action::LOGIN_FAILURE,
-                    target: Some(&key),
+                    target: Some(key),
                     detail: reason,
                 },
             )
@@ -120,56 +256,6 @@ pub async fn authenticate(
             Err(LoginError::InvalidCredentials)
         }
     }
-}
-
-/// Minutes until the next sign-in for this username or address is accepted, or `None` when
-/// it is accepted now. Failures before the user's last successful sign-in do not count
-/// against the username.
-async fn throttled_for(
-    db: &Db,
-    key: &str,
-    ip: Option<&str>,
-    now: i64,
-) -> Result<Option<i64>, CoreError> {
-    let since = now - WINDOW_MS;
-    let user_failures: Vec<i64> = sqlx::query_scalar(
-        r#"select created_at from audit_log
-           where action = $1 and target = $2 and created_at > $3
-             and created_at > coalesce((select max(created_at) from audit_log
-                                        where action = $4 and target = $2), 0)
-           order by created_at desc
-           limit $5"#,
-    )
-    .bind(action::LOGIN_FAILURE)
-    .bind(key)
-    .bind(since)
-    .bind(action::LOGIN_SUCCESS)
-    .bind(USER_LIMIT)
-    .fetch_all(db.reader())
-    .await?;
-    let mut until = None;
-    if user_failures.len() as i64 >= USER_LIMIT {
-        until = user_failures.last().map(|oldest| oldest + WINDOW_MS);
-    }
-    if let Some(ip) = ip {
-        let ip_failures: Vec<i64> = sqlx::query_scalar(
-            r#"select created_at from audit_log
-               where action = $1 and ip = $2 and created_at > $3
-               order by created_at desc
-               limit $4"#,
-        )
-        .bind(action::LOGIN_FAILURE)
-        .bind(ip)
-        .bind(since)
-        .bind(ADDRESS_LIMIT)
-        .fetch_all(db.reader())
-        .await?;
-        if ip_failures.len() as i64 >= ADDRESS_LIMIT {
-            let ip_until = ip_failures.last().map(|oldest| oldest + WINDOW_MS);
-            until = until.max(ip_until);
-        }
-    }
-    Ok(until.map(|t| ((t - now).max(1) + 59_999) / 60_000))
 }
 
 /// Records a sign-out.

@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::notify::GroupCommitSlot;
 use crate::order_keys::{KeyReaders, OrderKeys};
+use crate::password::HashSlots;
 use crate::wal::{self, Wal, WalLimits, WalStats};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -78,6 +79,9 @@ pub struct Db {
         reason = "held, never read: dropping the last clone stops the checkpointer"
     )]
     checkpointer: Option<Arc<mpsc::Sender<()>>>,
+    /// The bound on concurrent password hashing for everything using this database
+    /// (password.rs). Shared by the clones: one bound per server.
+    hash_slots: Arc<HashSlots>,
 }
 
 /// How large the pools, and SQLite's write-ahead log, may grow.
@@ -147,6 +151,7 @@ impl Db {
                     order_keys: Arc::default(),
                     wal,
                     checkpointer,
+                    hash_slots: Arc::new(HashSlots::for_this_machine()),
                 })
             }
             Backend::Postgres => {
@@ -167,6 +172,7 @@ impl Db {
                     key_readers: None,
                     wal: None,
                     checkpointer: None,
+                    hash_slots: Arc::new(HashSlots::for_this_machine()),
                 })
             }
         }
@@ -183,6 +189,11 @@ impl Db {
             .await
             .context("applying database migrations")?;
         Ok(())
+    }
+
+    /// The bound on concurrent password hashing (password.rs).
+    pub fn hash_slots(&self) -> &HashSlots {
+        &self.hash_slots
     }
 
     /// The pool for statements that write (and transactions that read then write).

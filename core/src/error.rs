@@ -18,6 +18,26 @@ pub enum CoreError {
     /// The operation is not allowed for this actor or in this state.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Too many wrong passwords for this account or address recently; the next attempt is
+    /// accepted after this many minutes (at least 1).
+    #[error("too many failed attempts; try again in {minutes} minutes")]
+    Throttled {
+        /// Whole minutes until the next attempt is accepted, rounded up.
+        minutes: i64,
+    },
+    /// Refused approval: the order was paid by `openid`, which the approver recorded as
+    /// their own (My account). Somebody else must approve the refund.
+    #[error(
+        "the order was paid by your own openid {openid}; someone else must approve its refund"
+    )]
+    OwnPayment {
+        /// The approver's openid that paid the order.
+        openid: String,
+    },
+    /// The server is at its bound for this kind of work (password hashing); the same request
+    /// may succeed a moment later.
+    #[error("busy, try again")]
+    Busy,
     /// A database error; never shown to a client.
     #[error("database error")]
     Db(#[from] sqlx::Error),

@@ -1,6 +1,15 @@
-//! Argon2id password hashing, always off the async threads (style.md §14).
+//! Argon2id password hashing, always off the async threads (style.md §14), and never more
+//! of it at once than [`HashSlots`] allows.
+//!
+//! One argon2 run takes 19 MiB and tens of milliseconds of one core. Unbounded, a burst of
+//! sign-in posts queues a hash per request on the blocking pool (512 threads by default):
+//! gigabytes of memory and every core busy, the notification handler starved. Each hash
+//! therefore takes a slot first; there are about twice as many slots as cores, and a caller
+//! who cannot get one within [`HashSlots::WAIT`] is told [`CoreError::Busy`] ("busy, try
+//! again") instead of waiting without end.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use argon2::password_hash::rand_core::OsRng;
@@ -8,8 +17,72 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::CoreError;
+
+/// The bound on concurrent password hashing: a semaphore whose permit travels into the
+/// blocking task, so a slot stays taken until the hash has really finished (a caller that
+/// gives up does not free it early). One per [`crate::Db`], shared by its clones.
+#[derive(Debug)]
+pub struct HashSlots {
+    semaphore: Arc<Semaphore>,
+    size: u32,
+    wait: Duration,
+}
+
+impl HashSlots {
+    /// How long a caller waits for a slot before it is told [`CoreError::Busy`].
+    pub const WAIT: Duration = Duration::from_secs(2);
+
+    /// Twice the cores this process may use: argon2 is CPU-bound, so more would only queue
+    /// on the blocking pool holding 19 MiB each.
+    pub fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        HashSlots::new(u32::try_from(cores * 2).unwrap_or(u32::MAX), Self::WAIT)
+    }
+
+    /// `size` slots (at least one); a caller waits at most `wait` for one.
+    pub fn new(size: u32, wait: Duration) -> Self {
+        let size = size.max(1);
+        HashSlots {
+            semaphore: Arc::new(Semaphore::new(size as usize)),
+            size,
+            wait,
+        }
+    }
+
+    /// How many hashes may run at once.
+    pub fn size(&self) -> u32 {
+        self.size
+    }
+
+    async fn take(&self) -> Result<OwnedSemaphorePermit, CoreError> {
+        match tokio::time::timeout(self.wait, self.semaphore.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(closed)) => Err(CoreError::Internal(anyhow::anyhow!(
+                "password hashing slots closed: {closed}"
+            ))),
+            Err(_) => {
+                tracing::warn!(
+                    slots = self.size,
+                    "password hashing busy: every slot taken; caller told to try again"
+                );
+                Err(CoreError::Busy)
+            }
+        }
+    }
+
+    /// Takes every slot until the guard is dropped: tests use it to make the bound visible
+    /// without timing anything.
+    pub async fn hold_all(&self) -> OwnedSemaphorePermit {
+        self.semaphore
+            .clone()
+            .acquire_many_owned(self.size)
+            .await
+            .expect("the hashing semaphore is never closed")
+    }
+}
 
 /// Shortest password we accept.
 pub const MIN_LEN: usize = 10;
@@ -41,9 +114,12 @@ pub fn check_policy(password: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Hashes a password with a fresh salt, on the blocking thread pool.
-pub async fn hash(password: SecretString) -> Result<String, CoreError> {
+/// Hashes a password with a fresh salt, on the blocking thread pool, in one of `slots`
+/// ([`CoreError::Busy`] when none frees up in time).
+pub async fn hash(slots: &HashSlots, password: SecretString) -> Result<String, CoreError> {
+    let permit = slots.take().await?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let salt = SaltString::generate(&mut OsRng);
         hasher()
             .hash_password(password.expose_secret().as_bytes(), &salt)
@@ -55,10 +131,17 @@ pub async fn hash(password: SecretString) -> Result<String, CoreError> {
     .map_err(CoreError::from)
 }
 
-/// Verifies a password against a stored hash, on the blocking thread pool. `None` verifies
-/// against a dummy hash so that an unknown user costs the same time as a wrong password.
-pub async fn verify(password: SecretString, stored: Option<String>) -> Result<bool, CoreError> {
+/// Verifies a password against a stored hash, on the blocking thread pool, in one of
+/// `slots` ([`CoreError::Busy`] when none frees up in time). `None` verifies against a dummy
+/// hash so that an unknown user costs the same time as a wrong password.
+pub async fn verify(
+    slots: &HashSlots,
+    password: SecretString,
+    stored: Option<String>,
+) -> Result<bool, CoreError> {
+    let permit = slots.take().await?;
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| dummy_hash().to_owned());
         let parsed = PasswordHash::new(&stored)
@@ -96,21 +179,38 @@ mod tests {
 
     #[tokio::test]
     async fn hash_verifies_only_the_right_password() {
-        let h = hash(SecretString::from("correct horse battery"))
+        let slots = HashSlots::for_this_machine();
+        let h = hash(&slots, SecretString::from("correct horse battery"))
             .await
             .unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+        assert!(verify(
+            &slots,
+            SecretString::from("correct horse battery"),
+            Some(h.clone())
+        )
+        .await
+        .unwrap());
         assert!(
-            verify(SecretString::from("correct horse battery"), Some(h.clone()))
+            !verify(&slots, SecretString::from("wrong horse battery"), Some(h))
                 .await
                 .unwrap()
         );
-        assert!(!verify(SecretString::from("wrong horse battery"), Some(h))
+        assert!(!verify(&slots, SecretString::from("anything at all"), None)
             .await
             .unwrap());
-        assert!(!verify(SecretString::from("anything at all"), None)
+    }
+
+    #[tokio::test]
+    async fn with_every_slot_taken_a_hash_is_refused_as_busy() {
+        let slots = HashSlots::new(1, Duration::from_millis(50));
+        let held = slots.hold_all().await;
+        let refused = hash(&slots, SecretString::from("correct horse battery")).await;
+        assert!(matches!(refused, Err(CoreError::Busy)), "{refused:?}");
+        drop(held);
+        assert!(hash(&slots, SecretString::from("correct horse battery"))
             .await
-            .unwrap());
+            .is_ok());
     }
 
     #[test]

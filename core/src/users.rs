@@ -10,7 +10,7 @@ use sqlx::FromRow;
 
 use crate::audit::{self, action, Actor, Entry};
 use crate::error::is_unique_violation;
-use crate::{now_ms, password, CoreError, Db, Role, Username};
+use crate::{auth, now_ms, password, Backend, CoreError, Db, Role, Username};
 
 /// A staff account as the rest of the program sees it: no password hash in here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,7 +157,7 @@ pub async fn create(
     role: Role,
 ) -> Result<User, CoreError> {
     password::check_policy(password.expose_secret())?;
-    let hash = password::hash(password).await?;
+    let hash = password::hash(db.hash_slots(), password).await?;
     let now = now_ms();
     let mut tx = db.begin_write().await?;
     let id = sqlx::query_scalar::<_, i64>(
@@ -193,13 +193,45 @@ pub async fn create(
     get(db, id).await
 }
 
-/// How many active admins there are; paydesk never lets this reach zero.
-async fn active_admins(db: &Db) -> Result<i64, CoreError> {
-    Ok(sqlx::query_scalar::<_, i64>(
-        "select count(*) from users where role = 'admin' and disabled_at is null",
-    )
-    .fetch_one(db.writer())
-    .await?)
+/// Refuses a change that would leave no active admin: `target` is an active admin about to
+/// stop being one. Runs inside the change's write transaction, so two admins demoting or
+/// disabling each other at once cannot both pass: on SQLite the transaction holds the single
+/// write lock from its start (`BEGIN IMMEDIATE`); on PostgreSQL the active admins' rows are
+/// locked (`for update`), so the second transaction waits for the first to commit and then
+/// re-reads them without the one it changed.
+async fn keep_an_active_admin(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    target_id: i64,
+) -> Result<(), CoreError> {
+    let lock = match backend {
+        Backend::Sqlite => "",
+        Backend::Postgres => "for update",
+    };
+    let admins: Vec<i64> = sqlx::query_scalar(&format!(
+        "select id from users where role = 'admin' and disabled_at is null {lock}"
+    ))
+    .fetch_all(&mut **tx)
+    .await?;
+    if admins.contains(&target_id) && admins.len() <= 1 {
+        return Err(CoreError::Forbidden(
+            "this is the last active admin; make someone else admin first".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The user `id` as of inside `tx` (after any lock it waited for).
+async fn get_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    id: i64,
+) -> Result<User, CoreError> {
+    let row =
+        sqlx::query_as::<_, UserRow>(&format!("select {USER_COLUMNS} from users where id = $1"))
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    Ok(row.ok_or(CoreError::NotFound)?.into_user()?.0)
 }
 
 fn refuse_self(actor: &Actor, target: &User, what: &str) -> Result<(), CoreError> {
@@ -212,19 +244,17 @@ fn refuse_self(actor: &Actor, target: &User, what: &str) -> Result<(), CoreError
 }
 
 /// Changes a user's role. Nobody changes their own role, and the last active admin stays
-/// an admin.
+/// an admin (checked inside the write transaction: [`keep_an_active_admin`]).
 pub async fn set_role(db: &Db, actor: &Actor, id: i64, role: Role) -> Result<User, CoreError> {
-    let target = get(db, id).await?;
+    let mut tx = db.begin_write().await?;
+    let target = get_in(&mut tx, id).await?;
     refuse_self(actor, &target, "change the role of")?;
     if target.role == role {
         return Ok(target);
     }
-    if target.role == Role::Admin && target.is_active() && active_admins(db).await? <= 1 {
-        return Err(CoreError::Forbidden(
-            "this is the last active admin; make someone else admin first".into(),
-        ));
+    if target.role == Role::Admin && target.is_active() {
+        keep_an_active_admin(&mut tx, db.backend(), target.id).await?;
     }
-    let mut tx = db.begin_write().await?;
     sqlx::query("update users set role = $1, updated_at = $2 where id = $3")
         .bind(role.as_str())
         .bind(now_ms())
@@ -248,25 +278,25 @@ pub async fn set_role(db: &Db, actor: &Actor, id: i64, role: Role) -> Result<Use
 
 /// Disables or re-enables an account. A disabled account cannot sign in, and its open
 /// sessions stop working at their next request. Nobody disables themselves or the last
-/// active admin.
+/// active admin (checked inside the write transaction: [`keep_an_active_admin`]).
 pub async fn set_disabled(
     db: &Db,
     actor: &Actor,
     id: i64,
     disabled: bool,
 ) -> Result<User, CoreError> {
-    let target = get(db, id).await?;
+    let mut tx = db.begin_write().await?;
+    let target = get_in(&mut tx, id).await?;
     if target.is_active() != disabled {
         return Ok(target);
     }
     if disabled {
         refuse_self(actor, &target, "disable")?;
-        if target.role == Role::Admin && active_admins(db).await? <= 1 {
-            return Err(CoreError::Forbidden("this is the last active admin".into()));
+        if target.role == Role::Admin {
+            keep_an_active_admin(&mut tx, db.backend(), target.id).await?;
         }
     }
     let now = now_ms();
-    let mut tx = db.begin_write().await?;
     sqlx::query("update users set disabled_at = $1, updated_at = $2 where id = $3")
         .bind(disabled.then_some(now))
         .bind(now)
@@ -300,7 +330,7 @@ async fn store_password(
     act: &str,
 ) -> Result<(), CoreError> {
     password::check_policy(new.expose_secret())?;
-    let hash = password::hash(new).await?;
+    let hash = password::hash(db.hash_slots(), new).await?;
     let now = now_ms();
     let mut tx = db.begin_write().await?;
     sqlx::query("update users set password_hash = $1, password_changed_at = $2, updated_at = $2 where id = $3")
@@ -338,6 +368,10 @@ pub async fn reset_password(
 /// A signed-in user changes their own password; the current one must be given. Their
 /// other sessions end at their next request (`User::password_changed_at`); the caller
 /// renews the session the change was made from.
+///
+/// Throttled like sign-in, in the same count (it guesses the same secret): a wrong current
+/// password is a failed attempt of the account and the address, and past the limit the
+/// change is refused with [`CoreError::Throttled`] before any hashing.
 pub async fn change_own_password(
     db: &Db,
     user: &User,
@@ -345,13 +379,27 @@ pub async fn change_own_password(
     current: SecretString,
     new: SecretString,
 ) -> Result<(), CoreError> {
+    password::check_policy(new.expose_secret())?;
+    let attempt = match auth::begin_attempt(db, &user.username, ip.as_deref()).await? {
+        Ok(attempt) => attempt,
+        Err(minutes) => return Err(CoreError::Throttled { minutes }),
+    };
     let (_, hash) = get_with_hash(db, user.id).await?;
-    if !password::verify(current, Some(hash)).await? {
+    let current_ok = match password::verify(db.hash_slots(), current, Some(hash)).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            attempt.abandon(db).await?;
+            return Err(e);
+        }
+    };
+    if !current_ok {
+        attempt.failed();
         return Err(CoreError::invalid(
             "current_password",
             "the current password is not correct",
         ));
     }
+    attempt.succeeded(db).await?;
     store_password(
         db,
         &user.actor(ip),
