@@ -118,6 +118,18 @@ pub struct RefundRow {
     pub last_error: Option<String>,
     /// Whether the viewer may approve or reject it now (pending, manager+, not their own).
     pub can_decide: bool,
+    /// Whether the order was paid by one of the viewer's own openids (My account): then
+    /// the viewer may reject it but not approve it.
+    pub paid_by_you: bool,
+}
+
+/// One of the signed-in user's own openids (My account).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MyOpenid {
+    /// The openid.
+    pub openid: String,
+    /// When it was recorded (UTC ms).
+    pub created_at: i64,
 }
 
 /// The result of probing the refund channel (mutual TLS) without moving money.

@@ -58,6 +58,10 @@ pub mod action {
     pub const USER_PASSWORD_RESET: &str = "user.password_reset";
     /// A user changed their own password.
     pub const ACCOUNT_PASSWORD_CHANGE: &str = "account.password_change";
+    /// A user recorded one of their own openids (My account).
+    pub const ACCOUNT_OPENID_ADD: &str = "account.openid_add";
+    /// A user removed one of their own openids (My account).
+    pub const ACCOUNT_OPENID_REMOVE: &str = "account.openid_remove";
     /// A product was added to the catalogue.
     pub const PRODUCT_CREATE: &str = "product.create";
     /// A product's name, price or availability changed.
@@ -155,7 +159,7 @@ pub async fn list(
 }
 
 /// Every action, for the audit page's filter.
-pub const ACTIONS: [&str; 16] = [
+pub const ACTIONS: [&str; 18] = [
     action::LOGIN_SUCCESS,
     action::LOGIN_FAILURE,
     action::LOGIN_THROTTLED,
@@ -166,6 +170,8 @@ pub const ACTIONS: [&str; 16] = [
     action::USER_ENABLE,
     action::USER_PASSWORD_RESET,
     action::ACCOUNT_PASSWORD_CHANGE,
+    action::ACCOUNT_OPENID_ADD,
+    action::ACCOUNT_OPENID_REMOVE,
     action::PRODUCT_CREATE,
     action::PRODUCT_UPDATE,
     action::REFUND_REQUEST,

@@ -20,6 +20,7 @@ pub mod order_filter;
 mod order_keys;
 pub mod order_totals;
 pub mod orders;
+pub mod own_openids;
 pub mod password;
 pub mod products;
 pub mod refunds;

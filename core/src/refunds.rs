@@ -543,6 +543,9 @@ async fn decide(
             "nobody approves or rejects a refund they requested themselves".into(),
         ));
     }
+    if to == RefundStatus::Approved {
+        refuse_own_payment(&mut tx, actor, refund.order_id).await?;
+    }
     let now = now_ms();
     // Approved refunds are due for the refund job at once.
     let next_attempt_at = (to == RefundStatus::Approved).then_some(now);
@@ -590,6 +593,31 @@ async fn decide(
     tracing::info!(refund.out_refund_no = %refund.out_refund_no, status = %to, "refund decided");
     publish(events, &refund);
     Ok(refund)
+}
+
+/// Nobody approves the refund of an order paid by one of their own openids (recorded on My
+/// account, `own_openids`): [`CoreError::OwnPayment`]. Read inside the decision's
+/// transaction.
+async fn refuse_own_payment(
+    tx: &mut Transaction<'_, Any>,
+    actor: &Actor,
+    order_id: i64,
+) -> Result<(), CoreError> {
+    let Some(user_id) = actor.user_id else {
+        return Ok(());
+    };
+    let own: Option<String> = sqlx::query_scalar(
+        r#"select u.openid from user_openids u join orders o on o.openid = u.openid
+           where o.id = $1 and u.user_id = $2"#,
+    )
+    .bind(order_id)
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match own {
+        Some(openid) => Err(CoreError::OwnPayment { openid }),
+        None => Ok(()),
+    }
 }
 
 fn already_decided(refund: &Refund) -> CoreError {

@@ -1,14 +1,16 @@
-//! My account: who I am, change my password, my recent sign-ins.
+//! My account: who I am, change my password, my own openids, my recent sign-ins.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
-use crate::dto::Activity;
+use crate::dto::{Activity, MyOpenid};
 use crate::error::ErrorBanner;
 use crate::i18n::{role_name, use_lang, Lang, Msg};
 use crate::providers::auth::use_auth;
-use crate::server::account::{my_activity, ChangePassword};
+use crate::server::account::{
+    my_activity, my_openids, AddMyOpenid, ChangePassword, RemoveMyOpenid,
+};
 
 /// `/account`.
 #[component]
@@ -61,6 +63,7 @@ pub fn AccountPage() -> impl IntoView {
                 <button type="submit" class="button button--primary">{Msg::ChangePassword.text(lang)}</button>
             </ActionForm>
         </section>
+        <OpenidsCard/>
         <section class="card">
             <h2 class="card__title">{Msg::RecentActivity.text(lang)}</h2>
             <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
@@ -73,6 +76,80 @@ pub fn AccountPage() -> impl IntoView {
             </Transition>
         </section>
     }
+}
+
+/// The openids the signed-in user shops with: refunds of orders they paid are not theirs
+/// to approve (the server refuses it; the Refunds page says so).
+#[component]
+fn OpenidsCard() -> impl IntoView {
+    let lang = use_lang();
+    let add = ServerAction::<AddMyOpenid>::new();
+    let remove = ServerAction::<RemoveMyOpenid>::new();
+    let openids = Resource::new(
+        move || (add.version().get(), remove.version().get()),
+        |_| my_openids(),
+    );
+    let form = NodeRef::<leptos::html::Form>::new();
+    Effect::new(move |_| {
+        if let (Some(Ok(_)), Some(form)) = (add.value().get(), form.get()) {
+            form.reset();
+        }
+    });
+    view! {
+        <section class="card" data-testid="my-openids">
+            <h2 class="card__title">{Msg::MyOpenids.text(lang)}</h2>
+            <p class="page__note">{Msg::MyOpenidsIntro.text(lang)}</p>
+            {move || add.value().get().and_then(Result::err).map(|error| view! { <ErrorBanner error/> })}
+            {move || remove.value().get().and_then(Result::err).map(|error| view! { <ErrorBanner error/> })}
+            <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
+                {move || Suspend::new(async move {
+                    match openids.await {
+                        Ok(items) => view! { <OpenidList items remove/> }.into_any(),
+                        Err(error) => view! { <ErrorBanner error/> }.into_any(),
+                    }
+                })}
+            </Transition>
+            <ActionForm action=add node_ref=form attr:class="form form--inline" attr:data-testid="add-openid-form">
+                <label class="form__field">
+                    <span>"openid"</span>
+                    <input name="openid" required maxlength="128" autocomplete="off"/>
+                </label>
+                <button type="submit" class="button">{Msg::AddOpenid.text(lang)}</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn OpenidList(items: Vec<MyOpenid>, remove: ServerAction<RemoveMyOpenid>) -> impl IntoView {
+    let lang = use_lang();
+    if items.is_empty() {
+        return view! { <p class="empty">{Msg::NoOpenids.text(lang)}</p> }.into_any();
+    }
+    let rows = items
+        .into_iter()
+        .map(|o| {
+            view! {
+                <tr class="table__row">
+                    <td class="mono">{o.openid.clone()}</td>
+                    <td class="table__time">{format_shanghai(o.created_at)}</td>
+                    <td class="table__actions">
+                        <ActionForm action=remove attr:class="decide-form">
+                            <input type="hidden" name="openid" value=o.openid/>
+                            <button type="submit" class="button button--small">{Msg::RemoveOpenid.text(lang)}</button>
+                        </ActionForm>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <table class="table">
+            <thead><tr><th>"openid"</th><th>{Msg::Time.text(lang)}</th><th>{Msg::Actions.text(lang)}</th></tr></thead>
+            <tbody>{rows}</tbody>
+        </table>
+    }
+    .into_any()
 }
 
 fn event_name(action: &str, lang: Lang) -> &'static str {

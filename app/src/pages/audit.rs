@@ -42,6 +42,8 @@ crate::messages! {
         UserEnable => "启用用户", "Enabled a user";
         UserPasswordReset => "重置密码", "Reset a password";
         AccountPasswordChange => "修改自己的密码", "Changed own password";
+        AccountOpenidAdd => "登记自己的 openid", "Recorded an own openid";
+        AccountOpenidRemove => "删除自己的 openid", "Removed an own openid";
         ProductCreate => "新增商品", "Added a product";
         ProductUpdate => "修改商品", "Changed a product";
         RefundRequest => "申请退款", "Requested a refund";
@@ -52,7 +54,7 @@ crate::messages! {
 }
 
 /// Every action the filter offers, stored name first.
-const ACTIONS: [(&str, AuditMsg); 16] = [
+const ACTIONS: [(&str, AuditMsg); 18] = [
     ("login.success", AuditMsg::LoginSuccess),
     ("login.failure", AuditMsg::LoginFailure),
     ("login.throttled", AuditMsg::LoginThrottled),
@@ -63,6 +65,8 @@ const ACTIONS: [(&str, AuditMsg); 16] = [
     ("user.enable", AuditMsg::UserEnable),
     ("user.password_reset", AuditMsg::UserPasswordReset),
     ("account.password_change", AuditMsg::AccountPasswordChange),
+    ("account.openid_add", AuditMsg::AccountOpenidAdd),
+    ("account.openid_remove", AuditMsg::AccountOpenidRemove),
     ("product.create", AuditMsg::ProductCreate),
     ("product.update", AuditMsg::ProductUpdate),
     ("refund.request", AuditMsg::RefundRequest),

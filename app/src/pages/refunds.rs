@@ -203,12 +203,17 @@ fn RefundTable(
                         {detail.map(|d| view! { <div class="refund__detail" data-testid="refund-detail">{d}</div> })}
                     </td>
                     <td class="table__actions">
+                        {(r.can_decide && r.paid_by_you).then(|| view! {
+                            <p class="muted" data-testid="paid-by-you">{Msg::PaidByYouNote.text(lang)}</p>
+                        })}
                         {r.can_decide.then(|| view! {
-                            <ActionForm action=approve attr:class="decide-form">
-                                <input type="hidden" name="id" value=r.id/>
-                                <input name="reason" required maxlength="200" placeholder=Msg::DecisionReason.text(lang) aria-label=Msg::DecisionReason.text(lang)/>
-                                <button type="submit" class="button button--small button--primary">{Msg::Approve.text(lang)}</button>
-                            </ActionForm>
+                            {(!r.paid_by_you).then(|| view! {
+                                <ActionForm action=approve attr:class="decide-form">
+                                    <input type="hidden" name="id" value=r.id/>
+                                    <input name="reason" required maxlength="200" placeholder=Msg::DecisionReason.text(lang) aria-label=Msg::DecisionReason.text(lang)/>
+                                    <button type="submit" class="button button--small button--primary">{Msg::Approve.text(lang)}</button>
+                                </ActionForm>
+                            })}
                             <ActionForm action=reject attr:class="decide-form">
                                 <input type="hidden" name="id" value=r.id/>
                                 <input name="reason" required maxlength="200" placeholder=Msg::DecisionReason.text(lang) aria-label=Msg::DecisionReason.text(lang)/>

@@ -43,6 +43,7 @@ fn row(
         last_error_code: r.last_error_code,
         last_error: r.last_error,
         can_decide,
+        paid_by_you: false,
     }
 }
 
@@ -67,9 +68,22 @@ pub async fn list_refunds() -> Result<Vec<RefundRow>, AppError> {
         use super::ssr;
 
         let viewer = ssr::require_role(Role::Support).await?;
-        let views = paydesk_core::refunds::list_for_dashboard(&ssr::db().await?, 200).await?;
+        let db = ssr::db().await?;
+        let views = paydesk_core::refunds::list_for_dashboard(&db, 200).await?;
+        let own: Vec<String> = paydesk_core::own_openids::list(&db, viewer.id)
+            .await?
+            .into_iter()
+            .map(|o| o.openid)
+            .collect();
         let now = paydesk_core::now_ms();
-        Ok(views.into_iter().map(|v| row(v, &viewer, now)).collect())
+        Ok(views
+            .into_iter()
+            .map(|v| {
+                let mut r = row(v, &viewer, now);
+                r.paid_by_you = own.contains(&r.openid);
+                r
+            })
+            .collect())
     })
     .await
 }

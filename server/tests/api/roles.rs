@@ -70,6 +70,17 @@ const CALLS: &[Call] = &[
         AtLeast(Staff),
     ),
     call("account/activity", &[], AtLeast(Staff)),
+    call("account/openids", &[], AtLeast(Staff)),
+    call(
+        "account/add_openid",
+        &[("openid", "not an openid!")],
+        AtLeast(Staff),
+    ),
+    call(
+        "account/remove_openid",
+        &[("openid", "oNeverRecorded")],
+        AtLeast(Staff),
+    ),
     call("home/stats", &[], AtLeast(Staff)),
     call(
         "logs/notifications",
