@@ -36,6 +36,21 @@ pub struct Settings {
     /// `PAYDESK_SESSION_IDLE_MINUTES`, default 480 (a working day).
     #[serde(default = "default_session_idle_minutes")]
     pub session_idle_minutes: i64,
+    /// The longest a dashboard session lives, active or not, in hours from sign-in.
+    /// `PAYDESK_SESSION_MAX_HOURS`, default 12: a working day with overtime, so everyone
+    /// signs in once a day and a stolen session cookie is worth at most that.
+    #[serde(default = "default_session_max_hours")]
+    pub session_max_hours: i64,
+    /// The dashboard's public URL as browsers reach it, e.g. `https://pay.example.com`
+    /// (scheme and host, optionally a port; no path): cookie-authenticated mutations must
+    /// come from this origin. Set it behind a reverse proxy that rewrites `Host`.
+    /// `PAYDESK_PUBLIC_URL`, default unset (the request's `Host` is compared instead).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// The bearer token `/metrics` requires (`Authorization: Bearer …`).
+    /// `PAYDESK_METRICS_TOKEN`; unset, `/metrics` answers 404.
+    #[serde(default)]
+    pub metrics_token: Option<SecretString>,
     /// Where the built dashboard assets (`pkg/paydesk.js`, `.wasm`, `.css`) are.
     /// `PAYDESK_SITE_ROOT`, default `target/site` (what `scripts/build.sh` writes).
     #[serde(default = "default_site_root")]
@@ -214,6 +229,9 @@ fn default_site_root() -> PathBuf {
 fn default_session_idle_minutes() -> i64 {
     480
 }
+fn default_session_max_hours() -> i64 {
+    12
+}
 fn default_order_expire_minutes() -> i64 {
     30
 }
@@ -338,6 +356,19 @@ impl Settings {
         if self.session_idle_minutes < 5 {
             bail!("PAYDESK_SESSION_IDLE_MINUTES (session_idle_minutes) must be at least 5");
         }
+        if !(1..=24 * 30).contains(&self.session_max_hours)
+            || self.session_max_hours * 60 < self.session_idle_minutes
+        {
+            bail!("PAYDESK_SESSION_MAX_HOURS (session_max_hours) must be 1 to 720 hours and no shorter than PAYDESK_SESSION_IDLE_MINUTES");
+        }
+        self.public_url()?;
+        if let Some(token) = &self.metrics_token {
+            use secrecy::ExposeSecret;
+            let t = token.expose_secret();
+            if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!("PAYDESK_METRICS_TOKEN (metrics_token) must be non-empty, without spaces");
+            }
+        }
         if !(1..=21_600).contains(&self.order_expire_minutes) {
             bail!(
                 "PAYDESK_ORDER_EXPIRE_MINUTES (order_expire_minutes) must be 1 to 21600 (15 days)"
@@ -385,6 +416,38 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// `PAYDESK_PUBLIC_URL` parsed: an `http`/`https` URL with a host and no path, query,
+    /// fragment or credentials (only its origin is used).
+    pub fn public_url(&self) -> anyhow::Result<Option<reqwest::Url>> {
+        let Some(raw) = &self.public_url else {
+            return Ok(None);
+        };
+        let bad = |why: &str| anyhow::anyhow!("PAYDESK_PUBLIC_URL (public_url) {why}, got {raw:?}");
+        let url =
+            reqwest::Url::parse(raw.trim()).map_err(|e| bad(&format!("is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(bad("must be http:// or https:// with a host"));
+        }
+        if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(
+                "must be only scheme, host and port (no path beyond `/`)",
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(bad("must not carry credentials"));
+        }
+        Ok(Some(url))
+    }
+
+    /// The session lifetime server functions see (`app::server::ssr::SessionLifetime`).
+    pub fn session_lifetime(&self) -> app::server::ssr::SessionLifetime {
+        app::server::ssr::SessionLifetime {
+            max: std::time::Duration::from_secs(
+                u64::try_from(self.session_max_hours).unwrap_or(12) * 3600,
+            ),
+        }
     }
 
     /// The reverse proxies to believe, parsed.
@@ -446,12 +509,50 @@ mod tests {
     }
 
     #[test]
+    fn the_public_url_is_an_origin_only() {
+        for good in [
+            "https://pay.example.com",
+            "https://pay.example.com/",
+            "http://127.0.0.1:3000",
+        ] {
+            let mut s = base();
+            s.public_url = Some(good.into());
+            s.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "pay.example.com",
+            "ftp://pay.example.com",
+            "https://pay.example.com/dashboard",
+            "https://pay.example.com/?x=1",
+            "https://user:pw@pay.example.com",
+            "https://",
+        ] {
+            let mut s = base();
+            s.public_url = Some(bad.into());
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("PAYDESK_PUBLIC_URL"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_session_may_not_end_before_it_could_go_idle() {
+        let mut s = base();
+        assert_eq!(s.session_max_hours, 12);
+        s.session_max_hours = 2;
+        s.session_idle_minutes = 180;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("PAYDESK_SESSION_MAX_HOURS"), "{err}");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let mut s = base();
         s.wxpay.api_key = Some(SecretString::from("0123456789abcdef0123456789abcdef"));
         s.admin_password = Some(SecretString::from("hunter2hunter2"));
+        s.metrics_token = Some(SecretString::from("scrape-me-secretly"));
         let printed = format!("{s:?}");
         assert!(!printed.contains("0123456789abcdef"), "{printed}");
         assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("scrape-me"), "{printed}");
     }
 }

@@ -30,6 +30,25 @@ pub mod ssr {
     /// The session key holding when the user signed in (UTC ms): a session from before the
     /// user's password was last set is over (a stolen session dies with the password).
     pub const SIGNED_IN_AT_KEY: &str = "paydesk.signed_in_at";
+    /// The session key holding the session's absolute end (UTC ms), fixed at sign-in: past
+    /// it the session is over however active it has been.
+    pub const ENDS_AT_KEY: &str = "paydesk.ends_at";
+    /// The session key holding when the session's idle expiry was last pushed forward (UTC
+    /// ms).
+    pub const SEEN_AT_KEY: &str = "paydesk.seen_at";
+    /// How often activity pushes a session's idle expiry forward: each push is a write of
+    /// the session row, so at most one a minute per session, not one per request.
+    pub const TOUCH_EVERY_MS: i64 = 60_000;
+
+    /// How long a dashboard session may live, active or not (an axum `Extension` the
+    /// server puts on every request). The idle timeout is the session layer's own expiry,
+    /// which activity extends (see [`session_user`]).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct SessionLifetime {
+        /// A session ends this long after sign-in (`PAYDESK_SESSION_MAX_HOURS`); stored with
+        /// the session at sign-in as [`ENDS_AT_KEY`].
+        pub max: std::time::Duration,
+    }
 
     /// What a server function needs from its request, captured when it starts.
     ///
@@ -152,7 +171,11 @@ pub mod ssr {
     }
 
     /// The signed-in, still active user, if any. A disabled or deleted account's session,
-    /// and one signed in before the password was last set, is emptied on its next request.
+    /// one signed in before the password was last set, and one past its absolute end
+    /// ([`ENDS_AT_KEY`]) is emptied on its next request. A request on a live session is
+    /// activity: at most every [`TOUCH_EVERY_MS`] it marks the session changed, so the
+    /// session layer saves it with a fresh idle expiry (tower-sessions saves a session only
+    /// when it changed, so without this the idle timeout ran from sign-in).
     pub async fn current_user() -> Result<Option<User>, AppError> {
         session_user(&session().await?, &db().await?).await
     }
@@ -173,8 +196,30 @@ pub mod ssr {
             .await
             .map_err(session_error)?
             .unwrap_or(0);
+        // Sessions from before the absolute end existed have none: they end once.
+        let ends_at = session
+            .get::<i64>(ENDS_AT_KEY)
+            .await
+            .map_err(session_error)?
+            .unwrap_or(0);
+        let now = paydesk_core::now_ms();
+        if now >= ends_at {
+            session.flush().await.map_err(session_error)?;
+            return Ok(None);
+        }
         match users::get(db, id).await {
             Ok(user) if user.is_active() && user.password_changed_at <= signed_in_at => {
+                let seen_at = session
+                    .get::<i64>(SEEN_AT_KEY)
+                    .await
+                    .map_err(session_error)?
+                    .unwrap_or(0);
+                if now - seen_at >= TOUCH_EVERY_MS {
+                    session
+                        .insert(SEEN_AT_KEY, now)
+                        .await
+                        .map_err(session_error)?;
+                }
                 Ok(Some(user))
             }
             Ok(_) | Err(CoreError::NotFound) => {
@@ -186,17 +231,26 @@ pub mod ssr {
     }
 
     /// Makes `session` the signed-in session of `user_id` from now on, under a new id (a
-    /// new id at every sign-in, and after a password change, defeats session fixation).
+    /// new id at every sign-in, and after a password change, defeats session fixation),
+    /// ending at the latest [`SessionLifetime::max`] from now.
     pub async fn sign_in(session: &Session, user_id: i64) -> Result<(), AppError> {
+        let Some(axum::Extension(lifetime)) = extract::<axum::Extension<SessionLifetime>>().await
+        else {
+            tracing::error!("server function called without the session lifetime on the request");
+            return Err(AppError::Internal);
+        };
+        let now = paydesk_core::now_ms();
+        let max_ms = i64::try_from(lifetime.max.as_millis()).unwrap_or(i64::MAX);
         session.cycle_id().await.map_err(session_error)?;
-        session
-            .insert(USER_ID_KEY, user_id)
-            .await
-            .map_err(session_error)?;
-        session
-            .insert(SIGNED_IN_AT_KEY, paydesk_core::now_ms())
-            .await
-            .map_err(session_error)
+        for (key, value) in [
+            (USER_ID_KEY, user_id),
+            (SIGNED_IN_AT_KEY, now),
+            (SEEN_AT_KEY, now),
+            (ENDS_AT_KEY, now.saturating_add(max_ms)),
+        ] {
+            session.insert(key, value).await.map_err(session_error)?;
+        }
+        Ok(())
     }
 
     /// Runs a server function body with its request captured (see [`RequestContext`]) and,

@@ -1,10 +1,14 @@
-//! Operations endpoints: `/healthz` (alive), `/readyz` (database reachable), `/metrics`.
+//! Operations endpoints: `/healthz` (alive), `/readyz` (database reachable), `/metrics`
+//! (bearer token `PAYDESK_METRICS_TOKEN`; without one configured it does not exist).
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use secrecy::ExposeSecret as _;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
 use crate::AppState;
 
@@ -32,8 +36,27 @@ async fn get_readiness(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text exposition.
-async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus text exposition, for `Authorization: Bearer <PAYDESK_METRICS_TOKEN>` only:
+/// route names and request counts tell an outsider what is in use and how busy the shop
+/// is. Unset, the endpoint answers 404 as if it did not exist; a wrong or missing token
+/// gets 401.
+async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.settings.metrics_token else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same_secret(given, token.expose_secret()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a metrics token is required\n",
+        )
+            .into_response();
+    }
     (
         [(
             header::CONTENT_TYPE,
@@ -41,4 +64,26 @@ async fn get_metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
+}
+
+/// Compares in time independent of where the two differ and of their lengths: the
+/// SHA-256 digests (always 32 bytes) are compared in constant time.
+fn same_secret(given: &str, expected: &str) -> bool {
+    Sha256::digest(given.as_bytes())
+        .ct_eq(&Sha256::digest(expected.as_bytes()))
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn only_the_same_token_matches() {
+        assert!(same_secret("s3cret-token", "s3cret-token"));
+        assert!(!same_secret("s3cret-tokeN", "s3cret-token"));
+        assert!(!same_secret("", "s3cret-token"));
+        assert!(!same_secret("s3cret-token-and-more", "s3cret-token"));
+    }
 }

@@ -21,4 +21,5 @@ mod refunds;
 mod refunds_dashboard;
 mod roles;
 mod sync;
+mod throttles;
 mod users;

@@ -1,8 +1,10 @@
-use crate::helpers::spawn_apps;
+use crate::helpers::{spawn_apps, spawn_apps_with};
+
+const METRICS_TOKEN: &str = "metrics-token-for-tests";
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
-    for app in spawn_apps().await {
+    for app in spawn_apps_with(serde_json::json!({ "metrics_token": METRICS_TOKEN })).await {
         let client = app.client();
         let health = client.get(app.url("/healthz")).send().await.unwrap();
         assert_eq!(health.status(), 200);
@@ -17,7 +19,12 @@ async fn health_readiness_and_metrics_answer() {
             .unwrap();
         assert_eq!(callback.status(), 200, "{}", app.db.label);
 
-        let metrics = client.get(app.url("/metrics")).send().await.unwrap();
+        let metrics = client
+            .get(app.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(metrics.status(), 200);
         assert!(metrics.headers()["content-type"]
             .to_str()
@@ -37,6 +44,59 @@ async fn health_readiness_and_metrics_answer() {
             ),
             "{text}"
         );
+    }
+}
+
+#[tokio::test]
+async fn metrics_need_the_bearer_token_and_without_one_configured_do_not_exist() {
+    for app in spawn_apps_with(serde_json::json!({ "metrics_token": METRICS_TOKEN })).await {
+        let client = app.client();
+        // Arrange: a request of each kind, so the text has something to leak.
+        client.get(app.url("/healthz")).send().await.unwrap();
+
+        // Act / Assert
+        let missing = client.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(missing.status(), 401, "{}", app.db.label);
+        assert!(!missing.text().await.unwrap().contains("paydesk_http"));
+        for wrong in [
+            "",
+            "metrics-token-for-test",
+            "metrics-token-for-tests2",
+            "x",
+        ] {
+            let res = client
+                .get(app.url("/metrics"))
+                .bearer_auth(wrong)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 401, "{wrong:?} on {}", app.db.label);
+        }
+        let basic = client
+            .get(app.url("/metrics"))
+            .basic_auth(METRICS_TOKEN, Some(METRICS_TOKEN))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(basic.status(), 401, "{}", app.db.label);
+        let right = client
+            .get(app.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(right.status(), 200, "{}", app.db.label);
+        assert!(right.text().await.unwrap().contains("paydesk_http"));
+    }
+    for app in spawn_apps().await {
+        let res = app
+            .client()
+            .get(app.url("/metrics"))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{}", app.db.label);
     }
 }
 
