@@ -672,8 +672,8 @@ const EXPORT_BATCH: i64 = 500;
 ///
 /// UTF-8 with a byte-order mark (Excel on a Chinese Windows opens a BOM-less file as GBK),
 /// CRLF line ends (RFC 4180), amounts as yuan text (`12.34`), times in Asia/Shanghai
-/// (`YYYY-MM-DD HH:MM:SS`). Text that a spreadsheet would run as a formula (`=`, `+`, `-`,
-/// `@` first) is prefixed with `'`.
+/// (`YYYY-MM-DD HH:MM:SS`). Text that a spreadsheet would run as a formula (any of
+/// [`FORMULA_LEADS`] first) is prefixed with `'`.
 pub async fn export_csv<W>(db: &Db, filter: &OrderFilter, out: &mut W) -> Result<u64, CoreError>
 where
     W: AsyncWrite + Unpin + ?Sized,
@@ -726,12 +726,17 @@ async fn write<W: AsyncWrite + Unpin + ?Sized>(
     Ok(())
 }
 
+/// The first characters that make a spreadsheet read a cell as a formula (OWASP "CSV
+/// Injection"): `=`, `+`, `-`, `@`, and tab and carriage return, which Excel and LibreOffice
+/// skip before looking for the others.
+pub const FORMULA_LEADS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 fn push_csv_row(buf: &mut String, fields: impl Iterator<Item = String>) {
     for (i, field) in fields.enumerate() {
         if i > 0 {
             buf.push(',');
         }
-        let field = if field.starts_with(['=', '+', '-', '@']) {
+        let field = if field.starts_with(FORMULA_LEADS) {
             format!("'{field}")
         } else {
             field
@@ -923,6 +928,16 @@ mod tests {
                 .map(String::from),
         );
         assert_eq!(buf, "\"a,b\",\"say \"\"hi\"\"\",'=1+1,plain\r\n");
+    }
+
+    #[test]
+    fn every_formula_lead_character_is_defused() {
+        for lead in FORMULA_LEADS {
+            let mut buf = String::new();
+            push_csv_row(&mut buf, [format!("{lead}cmd|' /C calc'!A0")].into_iter());
+            let cell = buf.trim_end_matches("\r\n").trim_start_matches('"');
+            assert!(cell.starts_with('\''), "{lead:?}: {buf:?}");
+        }
     }
 
     #[test]
