@@ -18,6 +18,10 @@ pub enum CoreError {
     /// The operation is not allowed for this actor or in this state.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The request clashes with something already there (e.g. an open refund request of
+    /// the same order): trying again will not help until that is settled.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A database error; never shown to a client.
     #[error("database error")]
     Db(#[from] sqlx::Error),
