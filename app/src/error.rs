@@ -156,7 +156,7 @@ impl From<paydesk_core::CoreError> for AppError {
                 field: field.to_owned(),
                 message,
             },
-            CoreError::Forbidden(reason) => AppError::Forbidden {
+            CoreError::Forbidden(reason) | CoreError::Conflict(reason) => AppError::Forbidden {
                 reason: Some(reason),
             },
             CoreError::Throttled { minutes } => AppError::Throttled { minutes },

@@ -38,6 +38,10 @@ pub enum CoreError {
     /// may succeed a moment later.
     #[error("busy, try again")]
     Busy,
+    /// The request clashes with something already there (e.g. an open refund request of
+    /// the same order): trying again will not help until that is settled.
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// A database error; never shown to a client.
     #[error("database error")]
     Db(#[from] sqlx::Error),

@@ -507,6 +507,32 @@ pub async fn set_prepay(
     Ok(())
 }
 
+/// Claims the right to ask WeChat Pay's orderquery about an unpaid order now for a
+/// shopper's status call: true for exactly one caller per `min_interval_ms`, whichever
+/// instance it runs on — one conditional update of `orders.status_queried_at`, so two
+/// polls at once (here or on another instance sharing the database) make one call. A
+/// caller that gets false answers from the database. False too for an order no longer
+/// `NOTPAY` (nothing left to ask).
+pub async fn claim_status_query(
+    db: &Db,
+    id: i64,
+    now: i64,
+    min_interval_ms: i64,
+) -> Result<bool, CoreError> {
+    let claimed = sqlx::query(
+        r#"update orders set status_queried_at = $1
+           where id = $2 and status = 'NOTPAY'
+             and (status_queried_at is null or status_queried_at <= $3)"#,
+    )
+    .bind(now)
+    .bind(id)
+    .bind(now.saturating_sub(min_interval_ms))
+    .execute(db.writer())
+    .await?
+    .rows_affected();
+    Ok(claimed == 1)
+}
+
 /// One line of a stored order.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
 pub struct OrderItem {

@@ -47,6 +47,7 @@ use time::OffsetDateTime;
 use wxpay::{Api, OrderRef, RefundQuery, RefundQueryRequest, RefundRequest};
 
 use crate::audit::{self, action, Actor};
+use crate::error::is_unique_violation;
 use crate::events::{Event, EventBus};
 use crate::orders::OrderStatus;
 use crate::{now_ms, Backend, CoreError, Db};
@@ -161,6 +162,21 @@ impl RefundStatus {
 
 /// The statuses that do not count against the order, as an SQL list.
 const NOT_COUNTING: &str = "'REJECTED', 'FAILED', 'REFUNDCLOSE'";
+
+/// The statuses of a refund still open (not [final](RefundStatus::is_final)), as an SQL
+/// list: a customer may have one such request per order (the partial unique index
+/// `refunds_one_open_customer_request`, migration 20261207000040, lists the same).
+fn open_sql() -> String {
+    RefundStatus::ALL
+        .into_iter()
+        .filter(|s| !s.is_final())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The unique index that allows one open customer request per order.
+const ONE_OPEN_CUSTOMER_REQUEST: &str = "refunds_one_open_customer_request";
 
 impl fmt::Display for RefundStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -335,7 +351,10 @@ struct OrderForRefund {
 /// yuan). All of it is one transaction — the order row is locked on PostgreSQL and SQLite
 /// has a single writer — so concurrent requests never together exceed the total. The refund
 /// is stored `PENDING_APPROVAL` with a new `out_refund_no`, audited, and published.
-#[tracing::instrument(skip_all, fields(order.out_trade_no = %out_trade_no))]
+///
+/// A customer may have one open request per order (not yet final: waiting for a manager
+/// or on its way): another is [`CoreError::Conflict`], checked in the transaction and held
+/// by a partial unique index on both engines. Support can still file for the customer.
 pub async fn request(
     db: &Db,
     events: &EventBus,
@@ -344,6 +363,23 @@ pub async fn request(
     reason: &str,
     requester: Requester,
 ) -> Result<Refund, CoreError> {
+    file(db, events, out_trade_no, amount_fen, reason, requester)
+        .await
+        .map(|view| view.refund)
+}
+
+/// [`request`], answering the new refund as the dashboard shows it — read by its id inside
+/// the transaction that inserted it, so nothing after the commit can fail and the answer
+/// is this refund however many others are pending.
+#[tracing::instrument(skip_all, fields(order.out_trade_no = %out_trade_no))]
+pub async fn file(
+    db: &Db,
+    events: &EventBus,
+    out_trade_no: &str,
+    amount_fen: Option<i64>,
+    reason: &str,
+    requester: Requester,
+) -> Result<RefundView, CoreError> {
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(CoreError::invalid("reason", "say why the refund is needed"));
@@ -403,6 +439,11 @@ pub async fn request(
             ),
         ));
     }
+    if matches!(requester, Requester::Customer { .. })
+        && has_open_customer_request(&mut tx, order.id).await?
+    {
+        return Err(open_request_conflict());
+    }
     let (kind, name, user_id, actor) = match &requester {
         Requester::Customer { openid } => (
             "customer",
@@ -433,7 +474,21 @@ pub async fn request(
     .bind(user_id)
     .bind(now)
     .fetch_one(&mut *tx)
-    .await?;
+    .await
+    .map_err(|e| match &e {
+        // The check above already holds this on both engines (the order row is locked,
+        // SQLite has one writer); the index makes it a rule of the database. SQLite names
+        // no constraint; PostgreSQL names the index.
+        sqlx::Error::Database(d)
+            if is_unique_violation(&e)
+                && matches!(requester, Requester::Customer { .. })
+                && d.constraint()
+                    .is_none_or(|c| c == ONE_OPEN_CUSTOMER_REQUEST) =>
+        {
+            open_request_conflict()
+        }
+        _ => e.into(),
+    })?;
     let detail = format!("{} of order {out_trade_no}: {reason}", Fen(amount));
     audit::record(
         &mut *tx,
@@ -445,11 +500,32 @@ pub async fn request(
         },
     )
     .await?;
-    let refund = load(&mut tx, id).await?;
+    let view = load_view(&mut tx, id).await?;
     tx.commit().await?;
-    tracing::info!(refund.out_refund_no = %refund.out_refund_no, amount_fen = amount, "refund requested");
-    publish(events, &refund);
-    Ok(refund)
+    tracing::info!(refund.out_refund_no = %view.refund.out_refund_no, amount_fen = amount, "refund requested");
+    publish(events, &view.refund);
+    Ok(view)
+}
+
+/// Whether the customer already has an open request for this order.
+async fn has_open_customer_request(
+    tx: &mut Transaction<'_, Any>,
+    order_id: i64,
+) -> Result<bool, CoreError> {
+    let open: Option<i64> = sqlx::query_scalar(&format!(
+        r#"select id from refunds
+           where order_id = $1 and requester_kind = 'customer' and status in ({})
+           limit 1"#,
+        open_sql()
+    ))
+    .bind(order_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(open.is_some())
+}
+
+fn open_request_conflict() -> CoreError {
+    CoreError::Conflict("a refund request for this order is already open".into())
 }
 
 /// The fen of an order's refunds that count against it.
@@ -632,19 +708,34 @@ fn already_decided(refund: &Refund) -> CoreError {
     ))
 }
 
-/// Refunds for the dashboard: `PENDING_APPROVAL` first (oldest first, the queue), then the
-/// rest newest first; at most `limit` (1–1000).
-pub async fn list_for_dashboard(db: &Db, limit: i64) -> Result<Vec<RefundView>, CoreError> {
-    #[derive(FromRow)]
-    struct ViewRow {
-        #[sqlx(flatten)]
-        refund: RefundRow,
-        order_total_fee: i64,
-        committed: i64,
-        earlier_refunds: i64,
-        openid: String,
+/// A refund with what a manager weighs (`refunds r join orders o`), as [`RefundView`].
+#[derive(FromRow)]
+struct ViewRow {
+    #[sqlx(flatten)]
+    refund: RefundRow,
+    order_total_fee: i64,
+    committed: i64,
+    earlier_refunds: i64,
+    openid: String,
+}
+
+impl TryFrom<ViewRow> for RefundView {
+    type Error = CoreError;
+
+    fn try_from(r: ViewRow) -> Result<Self, CoreError> {
+        Ok(RefundView {
+            refund: r.refund.try_into()?,
+            order_total_fee: r.order_total_fee,
+            refundable_left: r.order_total_fee - r.committed,
+            earlier_refunds: r.earlier_refunds,
+            openid: r.openid,
+        })
     }
-    let rows = sqlx::query_as::<_, ViewRow>(&format!(
+}
+
+/// `select` of [`ViewRow`]s, then `rest` (`where …`, `order by …`).
+fn select_views(rest: &str) -> String {
+    format!(
         r#"select {REFUND_COLUMNS}, o.total_fee as order_total_fee, o.openid,
                (select cast(coalesce(sum(c.amount_fen), 0) as bigint) from refunds c
                 where c.order_id = r.order_id and c.status not in ({NOT_COUNTING}))
@@ -655,26 +746,31 @@ pub async fn list_for_dashboard(db: &Db, limit: i64) -> Result<Vec<RefundView>, 
                        or (e.created_at = r.created_at and e.id < r.id)))
                    as earlier_refunds
            from refunds r join orders o on o.id = r.order_id
-           order by case when r.status = 'PENDING_APPROVAL' then 0 else 1 end,
+           {rest}"#
+    )
+}
+
+/// Refunds for the dashboard: `PENDING_APPROVAL` first (oldest first, the queue), then the
+/// rest newest first; at most `limit` (1–1000).
+pub async fn list_for_dashboard(db: &Db, limit: i64) -> Result<Vec<RefundView>, CoreError> {
+    sqlx::query_as::<_, ViewRow>(&select_views(
+        r#"order by case when r.status = 'PENDING_APPROVAL' then 0 else 1 end,
                     case when r.status = 'PENDING_APPROVAL' then r.created_at
                          else -r.created_at end,
                     r.id
-           limit $1"#
+           limit $1"#,
     ))
     .bind(limit.clamp(1, 1000))
     .fetch_all(db.reader())
-    .await?;
-    rows.into_iter()
-        .map(|r| {
-            Ok(RefundView {
-                refund: r.refund.try_into()?,
-                order_total_fee: r.order_total_fee,
-                refundable_left: r.order_total_fee - r.committed,
-                earlier_refunds: r.earlier_refunds,
-                openid: r.openid,
-            })
-        })
-        .collect()
+    .await?
+    .into_iter()
+    .map(RefundView::try_from)
+    .collect()
+}
+
+/// One refund as the dashboard shows it, read inside a transaction.
+async fn load_view(tx: &mut Transaction<'_, Any>, id: i64) -> Result<RefundView, CoreError> {
+    load_row::<ViewRow, _>(tx, &select_views("where r.id = $1"), id).await
 }
 
 /// An order's refunds, oldest first.
@@ -712,7 +808,16 @@ pub async fn find_by_out_refund_no(db: &Db, no: &str) -> Result<Option<Refund>, 
 
 /// The refund as stored, read inside a transaction.
 async fn load(tx: &mut Transaction<'_, Any>, id: i64) -> Result<Refund, CoreError> {
-    sqlx::query_as::<_, RefundRow>(&select_refunds("where r.id = $1"))
+    load_row::<RefundRow, _>(tx, &select_refunds("where r.id = $1"), id).await
+}
+
+/// The one row `sql` (with `$1` = `id`) reads inside a transaction, converted.
+async fn load_row<R, T>(tx: &mut Transaction<'_, Any>, sql: &str, id: i64) -> Result<T, CoreError>
+where
+    R: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+    T: TryFrom<R, Error = CoreError>,
+{
+    sqlx::query_as::<_, R>(sql)
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?
@@ -1431,6 +1536,22 @@ fn millis(d: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_open_statuses_are_those_the_one_open_request_index_lists() {
+        for dir in ["sqlite", "postgres"] {
+            let migration = std::fs::read_to_string(format!(
+                "{}/../migrations/{dir}/20261207000040_mp_throttles.sql",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            let index = &migration[migration.find("create unique index").unwrap()..];
+            assert!(
+                index.contains(&format!("status in ({})", open_sql())),
+                "{dir}"
+            );
+        }
+    }
 
     #[test]
     fn status_names_round_trip_and_counting_excludes_the_dead_ends() {

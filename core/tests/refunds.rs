@@ -272,12 +272,23 @@ async fn concurrent_requests_never_sum_above_the_total() {
         let events = EventBus::new();
         paid_order(&t.db, "RQ4", 1000).await;
 
-        // Act: 20 requests of 1.50 yuan at once on a 10 yuan order.
+        // Act: 20 requests of 1.50 yuan at once on a 10 yuan order, filed by support (a
+        // customer has one open request at a time).
+        let support = staff(&t.db, "sue").await;
         let mut tasks = Vec::new();
         for _ in 0..20 {
             let (db, events) = (t.db.clone(), events.clone());
+            let actor = support.clone();
             tasks.push(tokio::spawn(async move {
-                refunds::request(&db, &events, "RQ4", Some(150), "race", customer()).await
+                refunds::request(
+                    &db,
+                    &events,
+                    "RQ4",
+                    Some(150),
+                    "race",
+                    Requester::Staff { actor },
+                )
+                .await
             }));
         }
         let mut ok = 0;
@@ -304,6 +315,83 @@ async fn concurrent_requests_never_sum_above_the_total() {
             .sum();
         assert_eq!(ok, 6, "{}", t.label);
         assert_eq!(sum, 900, "{}", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_customer_has_one_open_request_per_order_even_when_asking_twice_at_once() {
+    for t in databases().await {
+        // Arrange
+        let events = EventBus::new();
+        paid_order(&t.db, "RQ7", 1000).await;
+        let boss = staff(&t.db, "boss").await;
+
+        // Act: ten requests at once, then support files one, then the customer again
+        // after the open one was rejected
+        let mut tasks = Vec::new();
+        for _ in 0..10 {
+            let (db, events) = (t.db.clone(), events.clone());
+            tasks.push(tokio::spawn(async move {
+                refunds::request(&db, &events, "RQ7", Some(100), "twice", customer()).await
+            }));
+        }
+        let mut filed = Vec::new();
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(r) => filed.push(r),
+                Err(CoreError::Conflict(_)) => {}
+                Err(e) => panic!("{}: {e:?}", t.label),
+            }
+        }
+        let by_support = refunds::request(
+            &t.db,
+            &events,
+            "RQ7",
+            Some(100),
+            "called in",
+            Requester::Staff {
+                actor: boss.clone(),
+            },
+        )
+        .await;
+        let still_open =
+            refunds::request(&t.db, &events, "RQ7", Some(100), "again", customer()).await;
+        let other = staff(&t.db, "ann").await;
+        refunds::reject(&t.db, &events, &other, filed[0].id, "no")
+            .await
+            .unwrap();
+        let after = refunds::request(&t.db, &events, "RQ7", Some(100), "again", customer()).await;
+
+        // Assert
+        assert_eq!(filed.len(), 1, "{}", t.label);
+        assert!(by_support.is_ok(), "{}: {by_support:?}", t.label);
+        assert!(
+            matches!(still_open, Err(CoreError::Conflict(_))),
+            "{}: {still_open:?}",
+            t.label
+        );
+        assert!(after.is_ok(), "{}: {after:?}", t.label);
+        // The database holds the rule too, whatever the code above it does.
+        let order = orders::find_by_out_trade_no(&t.db, "RQ7")
+            .await
+            .unwrap()
+            .unwrap();
+        let now = now_ms();
+        let direct = sqlx::query(
+            r#"insert into refunds (out_refund_no, order_id, amount_fen, reason, requester_kind,
+                   requester, status, created_at, updated_at)
+               values ('RFDIRECT7', $1, 1, 'direct', 'customer', $2, 'APPROVED', $3, $3)"#,
+        )
+        .bind(order.id)
+        .bind(OPENID)
+        .bind(now)
+        .execute(t.db.writer())
+        .await;
+        assert!(
+            matches!(&direct, Err(e) if paydesk_core::error::is_unique_violation(e)),
+            "{}: {direct:?}",
+            t.label
+        );
     }
 }
 
@@ -379,10 +467,14 @@ async fn the_dashboard_list_puts_the_approval_queue_first() {
         let first = refunds::request(db, &events, "RQ6", Some(100), "a", customer())
             .await
             .unwrap();
-        let second = refunds::request(db, &events, "RQ6", Some(200), "b", customer())
+        let support = staff(db, "sue").await;
+        let by_support = || Requester::Staff {
+            actor: support.clone(),
+        };
+        let second = refunds::request(db, &events, "RQ6", Some(200), "b", by_support())
             .await
             .unwrap();
-        let third = refunds::request(db, &events, "RQ6", Some(300), "c", customer())
+        let third = refunds::request(db, &events, "RQ6", Some(300), "c", by_support())
             .await
             .unwrap();
         refunds::reject(db, &events, &boss, first.id, "no")

@@ -542,3 +542,50 @@ async fn a_failed_query_is_an_error_and_the_order_is_still_rescheduled() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_status_query_is_claimed_once_per_interval_however_many_ask_at_once() {
+    for t in databases().await {
+        // Arrange
+        let order = new_order(&t.db, "SQ1", None).await;
+        let paid = new_order(&t.db, "SQ2", None).await;
+        orders::transition(&t.db, paid.id, OrderStatus::Paid)
+            .await
+            .unwrap();
+        let now = now_ms();
+
+        // Act: twenty pollers at once, then within the interval, then after it
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let db = t.db.clone();
+            tasks.push(tokio::spawn(async move {
+                orders::claim_status_query(&db, order.id, now, 5000).await
+            }));
+        }
+        let mut claimed = 0;
+        for task in tasks {
+            if task.await.unwrap().unwrap() {
+                claimed += 1;
+            }
+        }
+        let within = orders::claim_status_query(&t.db, order.id, now + 4999, 5000)
+            .await
+            .unwrap();
+        let after = orders::claim_status_query(&t.db, order.id, now + 5000, 5000)
+            .await
+            .unwrap();
+        let not_unpaid = orders::claim_status_query(&t.db, paid.id, now, 5000)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(claimed, 1, "{}", t.label);
+        assert!(!within, "{}", t.label);
+        assert!(after, "{}", t.label);
+        assert!(
+            !not_unpaid,
+            "{}: nothing to ask about a paid order",
+            t.label
+        );
+    }
+}

@@ -89,6 +89,108 @@ pub struct Settings {
     /// How many demo orders per minute. `PAYDESK_DEMO_SHOPPERS_PER_MINUTE`, default 6.
     #[serde(default = "default_demo_per_minute")]
     pub demo_shoppers_per_minute: u32,
+    /// Throttles on the mini-program API (`PAYDESK_MP_LIMITS__…`).
+    #[serde(default)]
+    pub mp_limits: MpLimitSettings,
+}
+
+/// Throttles on the mini-program API (`routes::mp::limits`). Rates are requests per minute,
+/// refilled evenly; the burst is how many may come at once after a quiet spell. Limits are
+/// held in each instance's memory (a shopper's calls mostly reach one instance; N instances
+/// allow at most N times the rate), the orderquery interval in the database.
+#[derive(Debug, Deserialize)]
+pub struct MpLimitSettings {
+    /// Requests per minute with one bearer token (one shopper's mini program).
+    /// `PAYDESK_MP_LIMITS__PER_TOKEN_PER_MINUTE`, default 60.
+    #[serde(default = "default_per_token_per_minute")]
+    pub per_token_per_minute: u32,
+    /// Burst per token. `PAYDESK_MP_LIMITS__PER_TOKEN_BURST`, default 30.
+    #[serde(default = "default_per_token_burst")]
+    pub per_token_burst: u32,
+    /// Requests per minute from one client address (after the trusted-proxy rule; an IPv6
+    /// client counts by its /64). Generous: shoppers share carrier NAT addresses.
+    /// `PAYDESK_MP_LIMITS__PER_ADDRESS_PER_MINUTE`, default 1200.
+    #[serde(default = "default_per_address_per_minute")]
+    pub per_address_per_minute: u32,
+    /// Burst per address. `PAYDESK_MP_LIMITS__PER_ADDRESS_BURST`, default 300.
+    #[serde(default = "default_per_address_burst")]
+    pub per_address_burst: u32,
+    /// Logins (`POST /api/mp/login`, one jscode2session each) per minute from one address.
+    /// `PAYDESK_MP_LIMITS__LOGIN_PER_ADDRESS_PER_MINUTE`, default 30.
+    #[serde(default = "default_login_per_address_per_minute")]
+    pub login_per_address_per_minute: u32,
+    /// Burst of logins per address. `PAYDESK_MP_LIMITS__LOGIN_BURST`, default 10.
+    #[serde(default = "default_login_burst")]
+    pub login_burst: u32,
+    /// The least time between two orderquery calls for one order caused by the shopper's
+    /// status call, in seconds, across all instances; a poll in between is answered from
+    /// the database. `PAYDESK_MP_LIMITS__ORDER_QUERY_INTERVAL_SECONDS`, default 5 (0: ask
+    /// every time).
+    #[serde(default = "default_order_query_interval")]
+    pub order_query_interval_seconds: u64,
+}
+
+impl Default for MpLimitSettings {
+    fn default() -> Self {
+        MpLimitSettings {
+            per_token_per_minute: default_per_token_per_minute(),
+            per_token_burst: default_per_token_burst(),
+            per_address_per_minute: default_per_address_per_minute(),
+            per_address_burst: default_per_address_burst(),
+            login_per_address_per_minute: default_login_per_address_per_minute(),
+            login_burst: default_login_burst(),
+            order_query_interval_seconds: default_order_query_interval(),
+        }
+    }
+}
+
+impl MpLimitSettings {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (name, value) in [
+            ("PER_TOKEN_PER_MINUTE", self.per_token_per_minute),
+            ("PER_TOKEN_BURST", self.per_token_burst),
+            ("PER_ADDRESS_PER_MINUTE", self.per_address_per_minute),
+            ("PER_ADDRESS_BURST", self.per_address_burst),
+            (
+                "LOGIN_PER_ADDRESS_PER_MINUTE",
+                self.login_per_address_per_minute,
+            ),
+            ("LOGIN_BURST", self.login_burst),
+        ] {
+            if !(1..=1_000_000).contains(&value) {
+                bail!(
+                    "PAYDESK_MP_LIMITS__{name} (mp_limits.{}) must be 1 to 1000000, got {value}",
+                    name.to_ascii_lowercase()
+                );
+            }
+        }
+        if self.order_query_interval_seconds > 3600 {
+            bail!("PAYDESK_MP_LIMITS__ORDER_QUERY_INTERVAL_SECONDS (mp_limits.order_query_interval_seconds) must be 0 to 3600");
+        }
+        Ok(())
+    }
+}
+
+fn default_per_token_per_minute() -> u32 {
+    60
+}
+fn default_per_token_burst() -> u32 {
+    30
+}
+fn default_per_address_per_minute() -> u32 {
+    1200
+}
+fn default_per_address_burst() -> u32 {
+    300
+}
+fn default_login_per_address_per_minute() -> u32 {
+    30
+}
+fn default_login_burst() -> u32 {
+    10
+}
+fn default_order_query_interval() -> u64 {
+    5
 }
 
 /// The order sync job: asks orderquery about orders still `NOTPAY`, closes expired ones.
@@ -410,6 +512,7 @@ impl Settings {
                 bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
             }
         }
+        self.mp_limits.validate()?;
         if let Some(f) = &self.log_format {
             if !matches!(f.as_str(), "pretty" | "json") {
                 bail!("PAYDESK_LOG_FORMAT (log_format) must be `pretty` or `json`, got {f:?}");
@@ -542,6 +645,28 @@ mod tests {
         s.session_idle_minutes = 180;
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("PAYDESK_SESSION_MAX_HOURS"), "{err}");
+    }
+
+    #[test]
+    fn mp_limits_have_defaults_and_refuse_zero() {
+        let s = base();
+        assert_eq!(s.mp_limits.per_token_per_minute, 60);
+        assert_eq!(s.mp_limits.per_address_per_minute, 1200);
+        assert_eq!(s.mp_limits.login_per_address_per_minute, 30);
+        assert_eq!(s.mp_limits.order_query_interval_seconds, 5);
+
+        let mut s = base();
+        s.mp_limits.per_address_burst = 0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("PAYDESK_MP_LIMITS__PER_ADDRESS_BURST"),
+            "{err}"
+        );
+
+        let mut s = base();
+        s.mp_limits.order_query_interval_seconds = 3601;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("ORDER_QUERY_INTERVAL_SECONDS"), "{err}");
     }
 
     #[test]

@@ -117,7 +117,7 @@ pub fn router(state: AppState) -> Router {
     let dashboard = Router::new()
         .merge(routes::ops::router())
         .merge(routes::prefs::router())
-        .merge(routes::mp::router())
+        .merge(routes::mp::router(&state.settings.mp_limits))
         .merge(routes::events::router())
         .merge(routes::orders::router())
         // Registers every server function under /api/… as well as the pages.

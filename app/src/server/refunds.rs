@@ -88,8 +88,8 @@ pub async fn list_refunds() -> Result<Vec<RefundRow>, AppError> {
     .await
 }
 
-/// Files a refund request for a customer's paid order (support and up). `amount` is in
-/// yuan; empty means everything still refundable.
+/// Files a refund request for a customer's paid order (support and up) and answers the
+/// refund it created. `amount` is in yuan; empty means everything still refundable.
 #[server(endpoint = "refunds/request")]
 pub async fn request_refund(
     out_trade_no: String,
@@ -117,7 +117,9 @@ pub async fn request_refund(
         };
         let db = ssr::db().await?;
         let actor = staff.actor(ssr::client_ip().await);
-        let refund = refunds::request(
+        // The refund it created, read by its id inside the same transaction: nothing can
+        // fail after the commit, however many refunds are pending.
+        let view = refunds::file(
             &db,
             &ssr::events().await?,
             out_trade_no.trim(),
@@ -126,11 +128,6 @@ pub async fn request_refund(
             Requester::Staff { actor },
         )
         .await?;
-        let view = refunds::list_for_dashboard(&db, 500)
-            .await?
-            .into_iter()
-            .find(|v| v.refund.id == refund.id)
-            .ok_or(AppError::Internal)?;
         Ok(row(view, &staff, paydesk_core::now_ms()))
     })
     .await

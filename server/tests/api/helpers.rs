@@ -201,14 +201,20 @@ pub async fn spawn_apps_with(extra: serde_json::Value) -> Vec<TestApp> {
 /// A second instance on `first`'s database (same SQLite file or PostgreSQL database), with
 /// `extra` merged into its settings: for tests of what several instances do at once.
 pub async fn spawn_sibling(first: &TestApp, extra: serde_json::Value) -> SiblingApp {
-    let (_port, _state, shutdown) = launch(&first.db.url, extra).await;
+    let (port, state, shutdown) = launch(&first.db.url, extra).await;
     SiblingApp {
+        base: format!("http://127.0.0.1:{port}"),
+        state,
         shutdown: Some(shutdown),
     }
 }
 
 /// Another instance sharing a [`TestApp`]'s database; stops when dropped.
 pub struct SiblingApp {
+    /// Its own base URL.
+    pub base: String,
+    /// Its own state (its WeChat Pay client, call recorder).
+    pub state: AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 

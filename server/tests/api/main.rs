@@ -11,6 +11,7 @@ mod events;
 mod explain;
 mod logs;
 mod mp;
+mod mp_limits;
 mod notify;
 mod notify_failures;
 mod ops;

@@ -124,6 +124,22 @@ async fn request(app: &TestApp, no: &str, amount: Option<i64>) -> Refund {
     .unwrap()
 }
 
+/// A refund request filed by `support` for the customer.
+async fn filed_by(app: &TestApp, support: &Actor, no: &str, amount: Option<i64>) -> Refund {
+    refunds::request(
+        &app.db.db,
+        &app.state.events,
+        no,
+        amount,
+        "the customer called",
+        Requester::Staff {
+            actor: support.clone(),
+        },
+    )
+    .await
+    .unwrap()
+}
+
 /// A paid order of `fee` fen with a pending refund request of `amount`, and a manager.
 async fn requested(
     app: &TestApp,
@@ -216,6 +232,24 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
             json!({"amount_fen": 701, "reason": "too much"}),
         )
         .await;
+        // One open request per order: the rest waits until the first is final.
+        let (open_status, open) =
+            mp_call(&app, path, Some(&token), json!({"reason": "the rest"})).await;
+        let settle = |body: Value| {
+            let (app, manager) = (&app, &manager);
+            async move {
+                let no = body["out_refund_no"].as_str().unwrap();
+                sim.set_refund_outcome(no, RefundState::Success, None)
+                    .unwrap();
+                let refund = refunds::find_by_out_refund_no(&app.db.db, no)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                approve(app, manager, &refund).await;
+                wait_for_refund(app, refund.id, RefundStatus::Success).await;
+            }
+        };
+        settle(part.clone()).await;
         let (rest_status, rest) =
             mp_call(&app, path, Some(&token), json!({"reason": "the rest"})).await;
         let (none_status, _) = mp_call(&app, path, Some(&token), json!({"reason": "again"})).await;
@@ -226,16 +260,7 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
             json!({"reason": "x"}),
         )
         .await;
-        for body in [&part, &rest] {
-            let no = body["out_refund_no"].as_str().unwrap();
-            sim.set_refund_outcome(no, RefundState::Success, None)
-                .unwrap();
-            let refund = refunds::find_by_out_refund_no(&app.db.db, no)
-                .await
-                .unwrap()
-                .unwrap();
-            approve(&app, &manager, &refund).await;
-        }
+        settle(rest.clone()).await;
 
         // Assert
         assert_eq!(part_status, 201, "{}: {part}", app.db.label);
@@ -245,6 +270,8 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
             over["message"].as_str().unwrap().contains("¥7.00"),
             "{over}"
         );
+        assert_eq!(open_status, 409, "{}: {open}", app.db.label);
+        assert_eq!(open["code"], "REFUND_REQUEST_OPEN");
         assert_eq!(rest_status, 201);
         assert_eq!(rest["amount_fen"], 700);
         assert_eq!(none_status, 400);
@@ -500,7 +527,9 @@ async fn the_simulators_change_and_refundclose_outcomes_are_recorded() {
         paid_order(&app, sim, "RF-OUT-1", 1000, OPENID).await;
         let manager = staff(&app, "mia").await;
         let changed = request(&app, "RF-OUT-1", Some(400)).await;
-        let closed = request(&app, "RF-OUT-1", Some(600)).await;
+        // The shopper has one open request at a time; support files the second for them.
+        let sue = staff(&app, "sue").await;
+        let closed = filed_by(&app, &sue, "RF-OUT-1", Some(600)).await;
         sim.set_refund_outcome(&changed.out_refund_no, RefundState::Change, None)
             .unwrap();
         sim.set_refund_outcome(&closed.out_refund_no, RefundState::Refundclose, None)
@@ -519,7 +548,7 @@ async fn the_simulators_change_and_refundclose_outcomes_are_recorded() {
             OrderStatus::Paid
         );
         // A closed refund gives its amount back; a CHANGE one still holds its own.
-        let again = request(&app, "RF-OUT-1", None).await;
+        let again = filed_by(&app, &sue, "RF-OUT-1", None).await;
         assert_eq!(again.amount_fen, 600, "{}", app.db.label);
     }
 }

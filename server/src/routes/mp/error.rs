@@ -10,7 +10,7 @@ use paydesk_core::CoreError;
 use serde::Serialize;
 
 /// Every `code` the API answers with (the OpenAPI document lists the same).
-pub const CODES: [&str; 10] = [
+pub const CODES: [&str; 12] = [
     "INVALID_REQUEST",
     "METHOD_NOT_ALLOWED",
     "UNAUTHENTICATED",
@@ -19,6 +19,8 @@ pub const CODES: [&str; 10] = [
     "ORDER_NOT_FOUND",
     "IDEMPOTENCY_KEY_REUSED",
     "ORDER_STATE",
+    "REFUND_REQUEST_OPEN",
+    "RATE_LIMITED",
     "PAYMENT_UNAVAILABLE",
     "INTERNAL",
 ];
@@ -115,6 +117,26 @@ impl MpError {
     /// 409: the order cannot be refunded (not paid, or refunded in full).
     pub fn refund_not_allowed() -> MpError {
         MpError::new(StatusCode::CONFLICT, "ORDER_STATE", "该订单当前不能退款")
+    }
+
+    /// 409: the shopper already has an open refund request for this order (one at a time;
+    /// it is settled by a manager).
+    pub fn refund_request_open() -> MpError {
+        MpError::new(
+            StatusCode::CONFLICT,
+            "REFUND_REQUEST_OPEN",
+            "该订单已有一个退款申请正在处理，请等待处理结果",
+        )
+    }
+
+    /// 429: too many requests from this token or address (or logins from this address);
+    /// `Retry-After` says when to try again ([`super::limits`]).
+    pub fn rate_limited() -> MpError {
+        MpError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            "请求过于频繁，请稍后再试",
+        )
     }
 
     /// 502: WeChat Pay did not take the order now; trying again (same idempotency key) is

@@ -7,7 +7,7 @@
 
 use axum::extract::{FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -15,9 +15,11 @@ use paydesk_core::customers::{self, Customer};
 use paydesk_core::{products, Db};
 use serde::{Deserialize, Serialize};
 
+use crate::config::MpLimitSettings;
 use crate::startup::AppState;
 
 pub mod error;
+pub mod limits;
 mod orders;
 mod refunds;
 
@@ -26,13 +28,12 @@ use error::MpError;
 /// The OpenAPI document (kept beside the code; a test checks every route is in it).
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-/// The `/api/mp` routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/mp/openapi.json", get(openapi))
-        .route("/api/mp/login", post(login))
+/// The `/api/mp` routes, throttled ([`limits`]): every call per client address, the calls
+/// with a token per token, the login per address again.
+pub fn router(settings: &MpLimitSettings) -> Router<AppState> {
+    let limits = limits::Limits::new(settings);
+    let shopper = Router::new()
         .route("/api/mp/logout", post(logout))
-        .route("/api/mp/products", get(list_products))
         .route("/api/mp/orders", post(orders::create).get(orders::list))
         .route("/api/mp/orders/{out_trade_no}", get(orders::show))
         .route("/api/mp/orders/{out_trade_no}/cancel", post(orders::cancel))
@@ -40,8 +41,18 @@ pub fn router() -> Router<AppState> {
             "/api/mp/orders/{out_trade_no}/refund-requests",
             post(refunds::create),
         )
+        .layer(limits.per_token);
+    let login = Router::new()
+        .route("/api/mp/login", post(login))
+        .layer(limits.login);
+    Router::new()
+        .route("/api/mp/openapi.json", get(openapi))
+        .route("/api/mp/products", get(list_products))
         .route("/api/mp/{*rest}", axum::routing::any(no_such_endpoint))
+        .merge(shopper)
+        .merge(login)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(limits.per_address)
 }
 
 async fn method_not_allowed() -> MpError {
@@ -94,13 +105,7 @@ where
     type Rejection = MpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, MpError> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(MpError::unauthenticated)?;
+        let token = bearer_token(&parts.headers).ok_or_else(MpError::unauthenticated)?;
         let db = Db::from_ref(state);
         match customers::authenticate(&db, token).await? {
             Some(customer) => Ok(Shopper {
@@ -110,6 +115,15 @@ where
             None => Err(MpError::unauthenticated()),
         }
     }
+}
+
+/// The bearer token of `Authorization: Bearer …`, if any.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 #[derive(Deserialize)]

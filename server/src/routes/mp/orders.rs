@@ -346,14 +346,22 @@ pub(super) async fn list(
 }
 
 /// `GET /api/mp/orders/{out_trade_no}`: while `NOTPAY` (and known to WeChat Pay) it asks
-/// orderquery first, so the shopper sees the payment even before the notification.
+/// orderquery first, so the shopper sees the payment even before the notification — at
+/// most once per `PAYDESK_MP_LIMITS__ORDER_QUERY_INTERVAL_SECONDS` for one order, across
+/// every instance (a claim in the database); a poll in between answers what is stored.
 pub(super) async fn show(
     State(state): State<AppState>,
     shopper: Shopper,
     Path(no): Path<String>,
 ) -> Result<Json<OrderOut>, MpError> {
     let mut order = own_order(&state, &shopper, &no).await?;
-    if order.status == OrderStatus::NotPay && order.prepay_id.is_some() {
+    let interval_ms = i64::try_from(state.settings.mp_limits.order_query_interval_seconds)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    if order.status == OrderStatus::NotPay
+        && order.prepay_id.is_some()
+        && orders::claim_status_query(&state.db, order.id, now_ms(), interval_ms).await?
+    {
         match sync::refresh_order(&state.db, state.wxpay.as_ref(), &state.events, &order).await {
             Ok(fresh) => order = fresh,
             // The stored state is still right, only perhaps not the latest.

@@ -49,7 +49,8 @@ impl From<Refund> for RefundOut {
 /// `POST /api/mp/orders/{out_trade_no}/refund-requests {amount_fen?, reason}`: 201 with the
 /// request (`PENDING_APPROVAL`); 400 for an amount above what is refundable (the message
 /// names it) or a missing reason; 404 for an order that is not the shopper's; 409 for an
-/// order that cannot be refunded (unpaid, refunded in full).
+/// order that cannot be refunded (unpaid, refunded in full) or that already has an open
+/// request from the shopper (`REFUND_REQUEST_OPEN`).
 pub(super) async fn create(
     State(state): State<AppState>,
     shopper: Shopper,
@@ -75,6 +76,10 @@ pub(super) async fn create(
         CoreError::Forbidden(why) => {
             tracing::info!(order.out_trade_no = %no, why, "refund request refused");
             MpError::refund_not_allowed()
+        }
+        CoreError::Conflict(why) => {
+            tracing::info!(order.out_trade_no = %no, why, "refund request refused");
+            MpError::refund_request_open()
         }
         other => other.into(),
     })?;
