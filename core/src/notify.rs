@@ -6,7 +6,6 @@
 //! [`Verdict::Duplicate`], `FAIL` (WeChat resends) for everything else.
 
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -18,10 +17,19 @@ use wxpay::notify::{
 use wxpay::{ApiKey, SignType};
 
 use crate::events::{Event, EventBus, PaidVia};
+use backlog::Backlog;
+use flood::{Fate, Named, Refusals};
 use group_commit::GroupCommit;
 
+mod backlog;
+mod flood;
 mod group_commit;
 pub mod log;
+
+pub use flood::{
+    counted_since, sender_of, CountedRefusals, FloodPolicy, DEFAULT_BACKLOG_BYTES,
+    DEFAULT_REFUSED_BODY_BYTES, DEFAULT_REFUSED_PER_MINUTE, OTHER_SENDERS, PER_ORDER_PER_DAY,
+};
 
 use crate::orders::{self, OrderKey, OrderStatus, OutTradeNo};
 use crate::refunds::{self, RefundStatus};
@@ -171,13 +179,19 @@ pub struct NotificationOutcome {
     pub unrecorded: Option<Unrecorded>,
 }
 
-/// What goes into the `notifications` row besides the raw body.
+/// What goes into the `notifications` row besides the raw body, and what the flood limits
+/// need to know (flood.rs).
 #[derive(Debug, Default, Clone)]
 struct Findings {
     out_trade_no: Option<String>,
     transaction_id: Option<String>,
     total_fee: Option<i64>,
     order_id: Option<i64>,
+    /// The signature verified (a refund's `req_info` decrypted): stored whole, never
+    /// limited.
+    verified: bool,
+    /// What an unverified callback names of ours, in the clear.
+    named: Named,
 }
 
 struct Decision {
@@ -203,25 +217,52 @@ pub const MAX_BODY: usize = wxpay::xml::MAX_BODY;
 /// others [`Verdict::Duplicate`]. The notification row is written in the same transaction.
 /// Never returns an error: a database failure is [`Verdict::InternalError`] (reply `FAIL`),
 /// and a row the database refused comes back in [`NotificationOutcome::unrecorded`].
-#[tracing::instrument(skip_all, fields(peer = peer.as_deref().unwrap_or("-")))]
+///
+/// A body nothing verified is stored cut to [`DEFAULT_REFUSED_BODY_BYTES`] with its full
+/// length; [`Intake`] also limits how many of those each sender gets stored (flood.rs).
 pub async fn receive_payment_notification(
     db: &Db,
     merchant: &MerchantCredentials,
     peer: Option<String>,
     raw: &[u8],
 ) -> NotificationOutcome {
+    receive_payment(db, merchant, None, peer, raw).await
+}
+
+/// [`receive_payment_notification`], with the flood limits when `refusals` is given.
+#[tracing::instrument(skip_all, fields(peer = peer.as_deref().unwrap_or("-")))]
+async fn receive_payment(
+    db: &Db,
+    merchant: &MerchantCredentials,
+    refusals: Option<&Refusals>,
+    peer: Option<String>,
+    raw: &[u8],
+) -> NotificationOutcome {
     let started = Instant::now();
     let received_at = now_ms();
+    let mut findings = Findings::default();
+    let checked = match check(db, merchant, raw, &mut findings).await {
+        Ok(Checked::Done(decision)) if !findings.verified => {
+            let refusal = Refusal {
+                kind: "payment",
+                peer: peer.as_deref(),
+                received_at,
+                findings: &findings,
+                decision,
+                started,
+            };
+            return refuse(db, refusals, raw, refusal).await;
+        }
+        checked => checked,
+    };
     // One copy of the body, shared with the apply queue.
     let raw_text: Arc<str> = Arc::from(&*stored_text(raw));
-    let mut findings = Findings::default();
     let row = NotificationRow {
         received_at,
         peer: peer.as_deref(),
         raw_body: &raw_text,
+        raw_length: None,
     };
-
-    let checked = check(db, merchant, raw, &mut findings).await;
     let result = match checked {
         Ok(Checked::Done(decision)) => record(db.writer(), &row, &findings, &decision, started)
             .await
@@ -308,57 +349,164 @@ fn outcome(
     }
 }
 
-/// Records a body longer than [`MAX_BODY`] (cut at that size) as [`Verdict::Malformed`]
-/// without parsing it, and answers `FAIL`.
+/// Records a body longer than [`MAX_BODY`] (of which `prefix` is the first [`MAX_BODY`]
+/// bytes) as [`Verdict::Malformed`] without parsing it, cut like every refused body (and
+/// limited like them by [`Intake`]), and answers `FAIL`.
 pub async fn receive_oversize(
     db: &Db,
     kind: &'static str,
     peer: Option<String>,
     prefix: &[u8],
 ) -> NotificationOutcome {
-    let started = Instant::now();
-    let raw_text = stored_text(prefix);
-    let row = NotificationRow {
-        received_at: now_ms(),
-        peer: peer.as_deref(),
-        raw_body: &raw_text,
-    };
+    receive_oversize_limited(db, None, kind, peer, prefix).await
+}
+
+async fn receive_oversize_limited(
+    db: &Db,
+    refusals: Option<&Refusals>,
+    kind: &'static str,
+    peer: Option<String>,
+    prefix: &[u8],
+) -> NotificationOutcome {
     let findings = Findings::default();
-    let decision = decide(
-        Verdict::Malformed,
-        format!("the body is longer than {MAX_BODY} bytes; stored cut at that size"),
-    );
-    let (id, unrecorded) = match insert_row(
-        db.writer(),
+    let refusal = Refusal {
         kind,
-        &row,
-        &findings,
-        &decision,
-        elapsed_us(started),
-    )
-    .await
+        peer: peer.as_deref(),
+        received_at: now_ms(),
+        findings: &findings,
+        decision: decide(
+            Verdict::Malformed,
+            format!("the body is longer than {MAX_BODY} bytes; only its start was read"),
+        ),
+        started: Instant::now(),
+    };
+    refuse(db, refusals, prefix, refusal).await
+}
+
+/// A callback nothing verified, before it is stored or counted.
+struct Refusal<'a> {
+    kind: &'static str,
+    peer: Option<&'a str>,
+    received_at: i64,
+    findings: &'a Findings,
+    decision: Decision,
+    started: Instant,
+}
+
+impl Refusal<'_> {
+    /// Its `notifications` row.
+    async fn insert<'e, E>(&self, executor: E, row: &NotificationRow<'_>) -> Result<i64, CoreError>
+    where
+        E: Executor<'e, Database = Any>,
     {
-        Ok(id) => (Some(id), None),
+        insert_row(
+            executor,
+            self.kind,
+            row,
+            self.findings,
+            &self.decision,
+            elapsed_us(self.started),
+        )
+        .await
+    }
+}
+
+/// Stores a callback nothing verified cut to a prefix, within its sender's allowance when
+/// `refusals` limits it, or counts it (flood.rs); answers `FAIL`. The refused ones that are
+/// stored are logged and published; the counted ones only counted (one log line and one
+/// event per request would be a flood of their own).
+async fn refuse(
+    db: &Db,
+    refusals: Option<&Refusals>,
+    raw: &[u8],
+    refusal: Refusal<'_>,
+) -> NotificationOutcome {
+    let cap = refusals.map_or(DEFAULT_REFUSED_BODY_BYTES, |r| {
+        r.policy().refused_body_bytes
+    });
+    let (raw_text, raw_length) = cut(raw, cap);
+    let row = NotificationRow {
+        received_at: refusal.received_at,
+        peer: refusal.peer,
+        raw_body: &raw_text,
+        raw_length,
+    };
+    let sender = sender_of(refusal.peer);
+    let verdict = refusal.decision.verdict;
+    let fate = match refusals {
+        None => refusal.insert(db.writer(), &row).await.map(Fate::Stored),
+        Some(r) if r.known_over(&sender, refusal.received_at, &refusal.findings.named) => {
+            Ok(Fate::Counted)
+        }
+        Some(r) => r.store_within(db, &sender, &refusal, &row).await,
+    };
+    let (id, unrecorded) = match fate {
+        Ok(Fate::Stored(id)) => (Some(id), None),
+        Ok(Fate::Counted) => {
+            if let Some(r) = refusals {
+                r.count(&sender, verdict, refusal.received_at);
+            }
+            tracing::debug!(
+                kind = refusal.kind,
+                verdict = verdict.as_str(),
+                sender,
+                "refused callback counted"
+            );
+            return NotificationOutcome {
+                verdict,
+                reply_body: verdict.reply_body(),
+                notification_id: None,
+                events: Vec::new(),
+                unrecorded: None,
+            };
+        }
         Err(e) => {
-            tracing::error!(error = %e, "recording an oversize notification failed; kept in memory");
-            (
-                None,
-                Some(Unrecorded::new(kind, &row, &findings, &decision, started)),
-            )
+            tracing::error!(error = %e, "recording a refused callback failed; kept in memory");
+            let late = Unrecorded::new(
+                refusal.kind,
+                &row,
+                refusal.findings,
+                &refusal.decision,
+                refusal.started,
+            );
+            (None, Some(late))
         }
     };
-    NotificationOutcome {
-        verdict: Verdict::Malformed,
-        reply_body: Verdict::Malformed.reply_body(),
-        notification_id: id,
-        events: vec![Event::NotificationRejected {
-            notification_id: id,
-            kind: kind.into(),
-            verdict: Verdict::Malformed.as_str().into(),
-            out_trade_no: None,
-        }],
+    tracing::info!(
+        kind = refusal.kind,
+        verdict = verdict.as_str(),
+        order.out_trade_no = refusal.findings.out_trade_no.as_deref().unwrap_or("-"),
+        "callback refused"
+    );
+    outcome(
+        refusal.kind,
+        verdict,
+        id,
+        Vec::new(),
         unrecorded,
+        refusal.findings,
+    )
+}
+
+/// The body as stored when nothing verified it: at most `cap` bytes of it (cut at a
+/// character boundary of its stored text), and its full length when that is more.
+fn cut(raw: &[u8], cap: usize) -> (Cow<'_, str>, Option<i64>) {
+    if raw.len() <= cap {
+        return (stored_text(raw), None);
     }
+    let text = stored_text(&raw[..cap]);
+    let mut end = text.len().min(cap);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let text = match text {
+        Cow::Borrowed(t) => Cow::Borrowed(&t[..end]),
+        Cow::Owned(mut t) => {
+            t.truncate(end);
+            Cow::Owned(t)
+        }
+    };
+    (text, Some(i64::try_from(raw.len()).unwrap_or(i64::MAX)))
 }
 
 /// The body as stored: invalid UTF-8 becomes U+FFFD, and so does NUL, which PostgreSQL's
@@ -380,6 +528,7 @@ pub struct Unrecorded {
     received_at: i64,
     peer: Option<String>,
     raw_body: String,
+    raw_length: Option<i64>,
     out_trade_no: Option<String>,
     transaction_id: Option<String>,
     total_fee: Option<i64>,
@@ -387,6 +536,8 @@ pub struct Unrecorded {
     detail: String,
     duration_us: i64,
     order_id: Option<i64>,
+    /// Verified rows are kept before refused ones when memory runs short (backlog.rs).
+    verified: bool,
 }
 
 impl Unrecorded {
@@ -402,6 +553,7 @@ impl Unrecorded {
             received_at: row.received_at,
             peer: row.peer.map(str::to_owned),
             raw_body: row.raw_body.to_owned(),
+            raw_length: row.raw_length,
             out_trade_no: findings.out_trade_no.clone(),
             transaction_id: findings.transaction_id.clone(),
             total_fee: findings.total_fee,
@@ -409,6 +561,7 @@ impl Unrecorded {
             detail: decision.detail.clone(),
             duration_us: elapsed_us(started),
             order_id: findings.order_id,
+            verified: findings.verified,
         }
     }
 
@@ -418,12 +571,15 @@ impl Unrecorded {
             received_at: self.received_at,
             peer: self.peer.as_deref(),
             raw_body: &self.raw_body,
+            raw_length: self.raw_length,
         };
         let findings = Findings {
             out_trade_no: self.out_trade_no.clone(),
             transaction_id: self.transaction_id.clone(),
             total_fee: self.total_fee,
             order_id: self.order_id,
+            verified: self.verified,
+            named: Named::Nothing,
         };
         let decision = decide(
             self.verdict,
@@ -444,29 +600,39 @@ impl Unrecorded {
     }
 }
 
-/// How many unrecorded rows [`Intake`] keeps while the database is down; older ones are
-/// dropped (and logged) beyond this.
-pub const BACKLOG_LIMIT: usize = 10_000;
-
-/// Notifications as the server receives them: [`receive_payment_notification`] plus
-/// publishing its events after the commit and keeping rows the database refused until
-/// [`Intake::flush_backlog`] can write them.
+/// Notifications as the server receives them: [`receive_payment_notification`] plus the
+/// flood limits (flood.rs), publishing its events after the commit, and keeping rows the
+/// database refused (bounded in bytes, backlog.rs) until [`Intake::flush_backlog`] can
+/// write them.
 #[derive(Clone)]
 pub struct Intake {
     db: Db,
     merchant: Arc<MerchantCredentials>,
     events: EventBus,
-    backlog: Arc<Mutex<VecDeque<Unrecorded>>>,
+    refusals: Arc<Refusals>,
+    backlog: Arc<Mutex<Backlog>>,
 }
 
 impl Intake {
-    /// An intake for this database, merchant and event bus.
+    /// An intake for this database, merchant and event bus, with the default
+    /// [`FloodPolicy`].
     pub fn new(db: Db, merchant: Arc<MerchantCredentials>, events: EventBus) -> Intake {
+        Intake::with_policy(db, merchant, events, FloodPolicy::default())
+    }
+
+    /// [`Intake::new`] with these flood limits.
+    pub fn with_policy(
+        db: Db,
+        merchant: Arc<MerchantCredentials>,
+        events: EventBus,
+        policy: FloodPolicy,
+    ) -> Intake {
         Intake {
             db,
             merchant,
             events,
-            backlog: Arc::default(),
+            refusals: Arc::new(Refusals::new(policy)),
+            backlog: Arc::new(Mutex::new(Backlog::new(policy.backlog_bytes))),
         }
     }
 
@@ -477,13 +643,15 @@ impl Intake {
 
     /// Receives one payment notification (see [`receive_payment_notification`]).
     pub async fn payment(&self, peer: Option<String>, raw: &[u8]) -> NotificationOutcome {
-        let outcome = receive_payment_notification(&self.db, &self.merchant, peer, raw).await;
+        let outcome =
+            receive_payment(&self.db, &self.merchant, Some(&self.refusals), peer, raw).await;
         self.after(outcome)
     }
 
     /// Receives one refund notification (see [`receive_refund_notification`]).
     pub async fn refund(&self, peer: Option<String>, raw: &[u8]) -> NotificationOutcome {
-        let outcome = receive_refund_notification(&self.db, &self.merchant, peer, raw).await;
+        let outcome =
+            receive_refund(&self.db, &self.merchant, Some(&self.refusals), peer, raw).await;
         self.after(outcome)
     }
 
@@ -494,8 +662,13 @@ impl Intake {
         peer: Option<String>,
         prefix: &[u8],
     ) -> NotificationOutcome {
-        let outcome = receive_oversize(&self.db, kind, peer, prefix).await;
+        let outcome =
+            receive_oversize_limited(&self.db, Some(&self.refusals), kind, peer, prefix).await;
         self.after(outcome)
+    }
+
+    fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
+        self.backlog.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn after(&self, mut outcome: NotificationOutcome) -> NotificationOutcome {
@@ -503,42 +676,55 @@ impl Intake {
             self.events.publish(event);
         }
         if let Some(late) = outcome.unrecorded.take() {
-            let mut backlog = self.backlog.lock().unwrap_or_else(|p| p.into_inner());
-            if backlog.len() >= BACKLOG_LIMIT {
-                backlog.pop_front();
-                tracing::error!(
-                    "notification backlog full: the oldest unrecorded notification is lost"
+            let evicted = self.backlog().push(late);
+            // Refused rows that no longer fit in memory are counted instead.
+            for row in evicted {
+                self.refusals.count(
+                    &sender_of(row.peer.as_deref()),
+                    row.verdict,
+                    row.received_at,
                 );
             }
-            backlog.push_back(late);
         }
         outcome
     }
 
     /// Rows waiting for the database.
     pub fn backlog_len(&self) -> usize {
-        self.backlog.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.backlog().len()
     }
 
-    /// Writes the waiting rows, oldest first, stopping at the first failure. Returns how
-    /// many were written.
+    /// Bytes of rows waiting for the database (at most [`FloodPolicy::backlog_bytes`]).
+    pub fn backlog_bytes(&self) -> usize {
+        self.backlog().bytes()
+    }
+
+    /// Writes the waiting rows, verified ones first, stopping at the first failure.
+    /// Returns how many were written.
     pub async fn flush_backlog(&self) -> Result<usize, CoreError> {
         let mut written = 0;
         loop {
-            let next = self
-                .backlog
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .front()
-                .cloned();
-            let Some(late) = next else { return Ok(written) };
-            late.write(&self.db).await?;
-            self.backlog
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop_front();
+            let Some(late) = self.backlog().take() else {
+                return Ok(written);
+            };
+            if let Err(e) = late.write(&self.db).await {
+                self.backlog().put_back(late);
+                return Err(e);
+            }
             written += 1;
         }
+    }
+
+    /// Whether refusals counted in memory wait for [`Intake::flush_counts`].
+    pub fn has_counts(&self) -> bool {
+        self.refusals.has_tallies()
+    }
+
+    /// Adds the refusals counted since the last call to `refused_callback_counts` (the
+    /// server does this every second). Returns how many (sender, cause, minute) rows were
+    /// added to; what the database refuses is kept for the next call.
+    pub async fn flush_counts(&self) -> Result<usize, CoreError> {
+        self.refusals.flush(&self.db).await
     }
 }
 
@@ -572,6 +758,9 @@ async fn check(
         Some(Ok(no)) => orders::find_key_by_out_trade_no(db, no.as_str()).await?,
         _ => None,
     };
+    if let Some(o) = &order {
+        findings.named = Named::Order(o.out_trade_no.clone());
+    }
     let order_sign_type: Option<SignType> = order.as_ref().map(|o| o.sign_type);
     let n = match parsed.verify(&merchant.api_key, order_sign_type) {
         Ok(n) => n,
@@ -583,6 +772,7 @@ async fn check(
         ) => return Ok(Checked::Done(decide(Verdict::BadSignature, e.to_string()))),
         Err(e) => return Ok(Checked::Done(decide(Verdict::Malformed, e.to_string()))),
     };
+    findings.verified = true;
     findings.transaction_id = n.transaction_id.clone();
     findings.total_fee = Some(n.total_fee);
     match n.check_merchant(&merchant.appid, &merchant.mch_id) {
@@ -766,6 +956,8 @@ struct NotificationRow<'a> {
     received_at: i64,
     peer: Option<&'a str>,
     raw_body: &'a str,
+    /// The body's full length when `raw_body` is only its start.
+    raw_length: Option<i64>,
 }
 
 fn elapsed_us(started: Instant) -> i64 {
@@ -808,8 +1000,8 @@ where
     Ok(sqlx::query_scalar::<_, i64>(
         r#"insert into notifications (kind, received_at, peer, raw_body, out_trade_no,
                transaction_id, total_fee, verdict, detail, reply, duration_us, order_id,
-               created_at, updated_at)
-           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)
+               created_at, updated_at, raw_length)
+           values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)
            returning id"#,
     )
     .bind(kind)
@@ -825,6 +1017,7 @@ where
     .bind(duration_us)
     .bind(findings.order_id)
     .bind(now)
+    .bind(row.raw_length)
     .fetch_one(executor)
     .await?)
 }
@@ -840,8 +1033,11 @@ pub struct Notification {
     pub received_at: i64,
     /// The sender's address.
     pub peer: Option<String>,
-    /// The body as received (lossy UTF-8).
+    /// The body as received (lossy UTF-8), or only its start when nothing verified it (then
+    /// `raw_length` says how long it was).
     pub raw_body: String,
+    /// The body's full length in bytes when `raw_body` holds only its start.
+    pub raw_length: Option<i64>,
     /// `out_trade_no` as claimed (unverified unless the verdict says otherwise).
     pub out_trade_no: Option<String>,
     /// `transaction_id` from the verified notification.
@@ -867,6 +1063,7 @@ struct StoredRow {
     received_at: i64,
     peer: Option<String>,
     raw_body: String,
+    raw_length: Option<i64>,
     out_trade_no: Option<String>,
     transaction_id: Option<String>,
     total_fee: Option<i64>,
@@ -887,6 +1084,7 @@ impl TryFrom<StoredRow> for Notification {
             received_at: r.received_at,
             peer: r.peer,
             raw_body: r.raw_body,
+            raw_length: r.raw_length,
             out_trade_no: r.out_trade_no,
             transaction_id: r.transaction_id,
             total_fee: r.total_fee,
@@ -899,8 +1097,8 @@ impl TryFrom<StoredRow> for Notification {
     }
 }
 
-const NOTIFICATION_COLUMNS: &str = "id, kind, received_at, peer, raw_body, out_trade_no, \
-    transaction_id, total_fee, verdict, detail, reply, duration_us, order_id";
+const NOTIFICATION_COLUMNS: &str = "id, kind, received_at, peer, raw_body, raw_length, \
+    out_trade_no, transaction_id, total_fee, verdict, detail, reply, duration_us, order_id";
 
 /// The most recent notifications, newest first, optionally only those claiming
 /// `out_trade_no`.
@@ -950,23 +1148,52 @@ pub async fn recent(
 /// [`Verdict::Duplicate`]. A result older than what we know (a `CHANGE` after `SUCCESS`) is
 /// acknowledged as a duplicate and changes nothing. Never returns an error, like
 /// [`receive_payment_notification`].
-#[tracing::instrument(skip_all, fields(peer = peer.as_deref().unwrap_or("-")))]
+/// Until `req_info` decrypts nothing is authentic: such a body is stored cut, like a
+/// payment notification's that fails verification.
 pub async fn receive_refund_notification(
     db: &Db,
     merchant: &MerchantCredentials,
     peer: Option<String>,
     raw: &[u8],
 ) -> NotificationOutcome {
+    receive_refund(db, merchant, None, peer, raw).await
+}
+
+/// [`receive_refund_notification`], with the flood limits when `refusals` is given.
+#[tracing::instrument(skip_all, fields(peer = peer.as_deref().unwrap_or("-")))]
+async fn receive_refund(
+    db: &Db,
+    merchant: &MerchantCredentials,
+    refusals: Option<&Refusals>,
+    peer: Option<String>,
+    raw: &[u8],
+) -> NotificationOutcome {
     let started = Instant::now();
-    let raw_text = stored_text(raw);
-    let row = NotificationRow {
-        received_at: now_ms(),
-        peer: peer.as_deref(),
-        raw_body: &raw_text,
-    };
+    let received_at = now_ms();
     let mut findings = Findings::default();
     let mut ids = RefundIds::default();
-    let result = match check_refund(db, merchant, raw, &mut findings, &mut ids).await {
+    let checked = match check_refund(db, merchant, raw, &mut findings, &mut ids).await {
+        Ok(RefundChecked::Done(decision)) if !findings.verified => {
+            let refusal = Refusal {
+                kind: "refund",
+                peer: peer.as_deref(),
+                received_at,
+                findings: &findings,
+                decision,
+                started,
+            };
+            return refuse(db, refusals, raw, refusal).await;
+        }
+        checked => checked,
+    };
+    let raw_text = stored_text(raw);
+    let row = NotificationRow {
+        received_at,
+        peer: peer.as_deref(),
+        raw_body: &raw_text,
+        raw_length: None,
+    };
+    let result = match checked {
         Ok(RefundChecked::Done(decision)) => {
             record_refund(db, &row, &findings, &ids, &decision, started)
                 .await
@@ -1050,6 +1277,9 @@ async fn check_refund(
         }
         Err(e) => return done(Verdict::WrongMchId, e.to_string()),
     }
+    // Our appid and mch_id in the clear: a real refund notification, perhaps, even if
+    // `req_info` does not decrypt with our key (flood.rs).
+    findings.named = Named::Merchant;
     let info = match outer.decrypt(&merchant.api_key) {
         Ok(info) => info,
         Err(e @ wxpay::Error::DecryptFailed { .. }) => {
@@ -1058,6 +1288,8 @@ async fn check_refund(
         Err(e) if e.is_forbidden_xml() => return done(Verdict::ForbiddenXml, e.to_string()),
         Err(e) => return done(Verdict::Malformed, format!("decrypted req_info: {e}")),
     };
+    // `req_info` decrypted with our key: that is the authenticity (the envelope is unsigned).
+    findings.verified = true;
     findings.out_trade_no = Some(info.out_trade_no.clone());
     findings.transaction_id = Some(info.transaction_id.clone());
     findings.total_fee = Some(info.total_fee);

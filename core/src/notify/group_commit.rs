@@ -83,6 +83,7 @@ impl Request {
             received_at: self.received_at,
             peer: self.peer.as_deref(),
             raw_body: &self.raw_body,
+            raw_length: None,
         }
     }
 
