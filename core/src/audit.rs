@@ -78,6 +78,8 @@ pub mod action {
     pub const ORDER_SYNC: &str = "order.sync";
     /// Staff closed an unpaid order (closeorder from the order's page).
     pub const ORDER_CLOSE: &str = "order.close";
+    /// Old rows were pruned by the retention policy (the detail counts them per line).
+    pub const RETENTION_PRUNE: &str = "retention.prune";
 }
 
 /// One audit entry to write.

@@ -73,6 +73,8 @@ pub struct Db {
     /// SQLite: the write-ahead log's limits and state, shared with the background
     /// checkpointer and the notification committer (wal.rs).
     wal: Option<Arc<Wal>>,
+    /// SQLite: [`PoolSizes::max_pages`], for connections opened later (group commit's).
+    max_pages: Option<u64>,
     /// SQLite: while any clone holds this, a task checkpoints the WAL in the background.
     #[expect(
         dead_code,
@@ -91,6 +93,11 @@ pub struct PoolSizes {
     pub max_connections: u32,
     /// SQLite: when the write-ahead log is restarted (wal.rs).
     pub wal: WalLimits,
+    /// SQLite: the most pages the database file may hold (`pragma max_page_count` on every
+    /// connection; SQLite never lowers it below the file's size when the connection
+    /// opens). A write that needs more fails with `SQLITE_FULL`, exactly as on a full disk:
+    /// tests exercise that path with the real engine this way. `None`: SQLite's default.
+    pub max_pages: Option<u64>,
 }
 
 impl Default for PoolSizes {
@@ -98,6 +105,7 @@ impl Default for PoolSizes {
         PoolSizes {
             max_connections: 8,
             wal: WalLimits::default(),
+            max_pages: None,
         }
     }
 }
@@ -129,11 +137,11 @@ impl Db {
                     .with_context(|| format!("invalid database_url {url:?}"))?
                     .get_filename()
                     .to_owned();
-                let writer = sqlite_pool(1, sizes.wal)
+                let writer = sqlite_pool(1, sizes)
                     .connect_with(options.clone())
                     .await
                     .context("opening the SQLite database")?;
-                let reader = sqlite_pool(sizes.max_connections, sizes.wal)
+                let reader = sqlite_pool(sizes.max_connections, sizes)
                     .connect_with(options)
                     .await
                     .context("opening the SQLite database")?;
@@ -150,6 +158,7 @@ impl Db {
                     group_commit: Arc::default(),
                     order_keys: Arc::default(),
                     wal,
+                    max_pages: sizes.max_pages,
                     checkpointer,
                     hash_slots: Arc::new(HashSlots::for_this_machine()),
                 })
@@ -171,6 +180,7 @@ impl Db {
                     order_keys: Arc::default(),
                     key_readers: None,
                     wal: None,
+                    max_pages: None,
                     checkpointer: None,
                     hash_slots: Arc::new(HashSlots::for_this_machine()),
                 })
@@ -228,6 +238,11 @@ impl Db {
         self.wal.as_ref()
     }
 
+    /// SQLite: the page limit every connection gets ([`PoolSizes::max_pages`]).
+    pub(crate) fn max_pages(&self) -> Option<u64> {
+        self.max_pages
+    }
+
     /// SQLite: what the write-ahead log has done since this database was opened (`None` on
     /// PostgreSQL, and beside a server, which checkpoints it instead).
     pub fn wal_stats(&self) -> Option<WalStats> {
@@ -269,8 +284,14 @@ impl Db {
     }
 }
 
-fn sqlite_pool(max: u32, wal: WalLimits) -> AnyPoolOptions {
-    let journal_size_limit = format!("pragma journal_size_limit = {}", wal.journal_size_limit());
+fn sqlite_pool(max: u32, sizes: PoolSizes) -> AnyPoolOptions {
+    let journal_size_limit = format!(
+        "pragma journal_size_limit = {}",
+        sizes.wal.journal_size_limit()
+    );
+    let max_pages = sizes
+        .max_pages
+        .map(|n| format!("pragma max_page_count = {n}"));
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
@@ -281,6 +302,7 @@ fn sqlite_pool(max: u32, wal: WalLimits) -> AnyPoolOptions {
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _meta| {
             let journal_size_limit = journal_size_limit.clone();
+            let max_pages = max_pages.clone();
             Box::pin(async move {
                 for pragma in [
                     "pragma journal_mode = wal",
@@ -293,6 +315,9 @@ fn sqlite_pool(max: u32, wal: WalLimits) -> AnyPoolOptions {
                     // After a restart the log file is cut back to this size (wal.rs).
                     &journal_size_limit,
                 ] {
+                    sqlx::query(pragma).execute(&mut *conn).await?;
+                }
+                if let Some(pragma) = &max_pages {
                     sqlx::query(pragma).execute(&mut *conn).await?;
                 }
                 Ok(())

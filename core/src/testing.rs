@@ -174,6 +174,44 @@ pub fn new_order(no: &str, fee: i64) -> crate::orders::NewOrder {
     }
 }
 
+/// The API key of [`merchant`].
+pub const MERCHANT_KEY: &str = "192006250b4c09247ec02edce69f6a2d";
+
+/// The merchant of the spec's examples (appid `wx2421b1c4370ec43b`, mch_id `10000100`, key
+/// [`MERCHANT_KEY`]).
+pub fn merchant() -> crate::notify::MerchantCredentials {
+    crate::notify::MerchantCredentials {
+        appid: "wx2421b1c4370ec43b".into(),
+        mch_id: "10000100".into(),
+        api_key: wxpay::ApiKey::new(MERCHANT_KEY),
+    }
+}
+
+/// A successful payment notification from [`merchant`] for `no` and `fee` fen, MD5-signed
+/// (spec §8.8).
+pub fn paid_notification(no: &str, fee: i64) -> Vec<u8> {
+    let m = merchant();
+    let mut p = wxpay::Params::new();
+    for (k, v) in [
+        ("return_code", "SUCCESS"),
+        ("appid", m.appid.as_str()),
+        ("mch_id", m.mch_id.as_str()),
+        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
+        ("result_code", "SUCCESS"),
+        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
+        ("trade_type", "JSAPI"),
+        ("transaction_id", "4200000000202612061234567890"),
+        ("out_trade_no", no),
+        ("time_end", "20261206180000"),
+    ] {
+        p.insert(k.into(), v.into());
+    }
+    p.insert("total_fee".into(), fee.to_string());
+    let sign = wxpay::sign(&p, &m.api_key, wxpay::SignType::Md5);
+    p.insert("sign".into(), sign);
+    wxpay::xml::write(&p).into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -154,7 +154,7 @@ impl GroupCommit {
                 let journal_size_limit = wal.as_deref().map(Wal::journal_size_limit);
                 match db
                     .sqlite_file()
-                    .map(|file| sqlite::Connection::open(file, journal_size_limit))
+                    .map(|file| sqlite::Connection::open(file, journal_size_limit, db.max_pages()))
                 {
                     Some(Ok(conn)) => drop(tokio::spawn(run_sqlite(writer, conn, wal, rx))),
                     Some(Err(e)) => {

@@ -52,10 +52,12 @@ impl Connection {
     /// Opens the (existing, migrated) database file with the same settings as the pools'
     /// connections (db.rs) and prepares the statements.
     /// `journal_size_limit`: what the log file is cut back to when this connection restarts
-    /// it (wal.rs); `None` leaves SQLite's default.
+    /// it (wal.rs); `None` leaves SQLite's default. `max_pages`: the pools' page limit
+    /// (db.rs, `PoolSizes::max_pages`).
     pub(super) fn open(
         path: &Path,
         journal_size_limit: Option<i64>,
+        max_pages: Option<u64>,
     ) -> Result<Connection, CoreError> {
         // No busy timeout: SQLite's busy handler would sleep on this thread (a tokio
         // worker); the committing task waits for the lock itself (super::begin_sqlite).
@@ -65,6 +67,9 @@ impl Connection {
         );
         if let Some(limit) = journal_size_limit {
             setup.push_str(&format!(" pragma journal_size_limit = {limit};"));
+        }
+        if let Some(pages) = max_pages {
+            setup.push_str(&format!(" pragma max_page_count = {pages};"));
         }
         let mut handle = Handle::open(path, &setup)?;
         Ok(Connection {
