@@ -201,14 +201,17 @@ pub async fn spawn_apps_with(extra: serde_json::Value) -> Vec<TestApp> {
 /// A second instance on `first`'s database (same SQLite file or PostgreSQL database), with
 /// `extra` merged into its settings: for tests of what several instances do at once.
 pub async fn spawn_sibling(first: &TestApp, extra: serde_json::Value) -> SiblingApp {
-    let (_port, _state, shutdown) = launch(&first.db.url, extra).await;
+    let (port, _state, shutdown) = launch(&first.db.url, extra).await;
     SiblingApp {
+        base: format!("http://127.0.0.1:{port}"),
         shutdown: Some(shutdown),
     }
 }
 
 /// Another instance sharing a [`TestApp`]'s database; stops when dropped.
 pub struct SiblingApp {
+    /// Its own address, e.g. `http://127.0.0.1:PORT`.
+    pub base: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
