@@ -257,8 +257,26 @@ pub struct FailureRow {
     pub out_trade_no: Option<String>,
     /// What the handler wrote.
     pub detail: String,
+    /// The body's full length in bytes when only its start was stored.
+    pub raw_length: Option<i64>,
     /// The signature debugger, for signature and key problems.
     pub debugger: Option<SignatureDebug>,
+}
+
+/// Refused callbacks counted and not stored (their sender was over its allowance): one
+/// sender's, for one cause, in the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountedRow {
+    /// The sender's address (an IPv6 sender is its /64).
+    pub sender: String,
+    /// The verdict name.
+    pub cause: String,
+    /// How many.
+    pub count: i64,
+    /// First seen in the window (UTC ms).
+    pub first_seen: i64,
+    /// Last seen (UTC ms).
+    pub last_seen: i64,
 }
 
 /// The failures of one cause in the window.
@@ -283,6 +301,8 @@ pub struct FailuresView {
     pub window: String,
     /// The groups, most recently seen first.
     pub groups: Vec<FailureGroup>,
+    /// The refusals counted and not stored, per sender and cause, the most first.
+    pub counted: Vec<CountedRow>,
 }
 
 /// One order found by support's lookup.

@@ -357,6 +357,16 @@ impl BlockingConnection {
 
 /// One request; `Ok(true)` when the answer is exactly the SUCCESS reply (spec §8.8).
 async fn send(target: &Target, sender: &mut Sender, body: Bytes) -> anyhow::Result<bool> {
+    let (status, reply) = exchange(target, sender, body).await?;
+    Ok(is_success(status, &reply))
+}
+
+/// One request and its answer.
+async fn exchange(
+    target: &Target,
+    sender: &mut Sender,
+    body: Bytes,
+) -> anyhow::Result<(u16, Bytes)> {
     sender.ready().await?;
     let req = Request::post(target.path.as_str())
         .header(HOST, target.host.as_str())
@@ -365,7 +375,58 @@ async fn send(target: &Target, sender: &mut Sender, body: Bytes) -> anyhow::Resu
     let res = sender.send_request(req).await?;
     let status = res.status().as_u16();
     let reply = res.into_body().collect().await?.to_bytes();
-    Ok(is_success(status, &reply))
+    Ok((status, reply))
+}
+
+/// What a flood sent.
+pub struct Flooded {
+    /// Requests answered.
+    pub answered: usize,
+    /// Requests that failed in transport (then the connection is made again).
+    pub errors: usize,
+}
+
+/// A flood: `connections` connections, each posting the next of `bodies` (round and round)
+/// as soon as the previous answer is in, until `until`. The answers are not judged.
+pub async fn flood(
+    target: &Target,
+    bodies: Arc<Vec<Bytes>>,
+    connections: usize,
+    until: Instant,
+) -> anyhow::Result<Flooded> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut sender = connect(target).await?;
+        let (target, bodies, next) = (target.clone(), bodies.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut f = Flooded {
+                answered: 0,
+                errors: 0,
+            };
+            while Instant::now() < until {
+                let i = next.fetch_add(1, Ordering::Relaxed) % bodies.len();
+                match exchange(&target, &mut sender, bodies[i].clone()).await {
+                    Ok(_) => f.answered += 1,
+                    Err(_) => {
+                        f.errors += 1;
+                        sender = connect(&target).await?;
+                    }
+                }
+            }
+            anyhow::Ok(f)
+        }));
+    }
+    let mut total = Flooded {
+        answered: 0,
+        errors: 0,
+    };
+    for t in tasks {
+        let f = t.await.context("a flood task panicked")??;
+        total.answered += f.answered;
+        total.errors += f.errors;
+    }
+    Ok(total)
 }
 
 /// Whether an answer is exactly the SUCCESS reply (spec §8.8); the first one that is not

@@ -11,7 +11,10 @@
 //!
 //! Prints one markdown table row per scenario on stdout; progress goes to stderr. Exits
 //! non-zero if any reply is not SUCCESS or the database check fails.
+//!
+//! `--abuse` runs the callback flood instead (abuse.rs, `scripts/abuse.sh`).
 
+mod abuse;
 mod load;
 mod seed;
 mod verify;
@@ -82,6 +85,19 @@ struct Args {
     /// Tokio worker threads of the load generator (it shares the machine with the server).
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Run the callback flood (abuse.rs) instead of the scenarios: junk at full speed while
+    /// valid notifications arrive at `--rate` per second.
+    #[arg(long)]
+    abuse: bool,
+    /// How long the flood lasts, in seconds.
+    #[arg(long, default_value_t = 60)]
+    abuse_seconds: u64,
+    /// Connections posting junk as fast as the server answers.
+    #[arg(long, default_value_t = 32)]
+    junk_connections: usize,
+    /// The server's process id, to sample its resident memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -122,6 +138,22 @@ async fn bench(args: Args) -> anyhow::Result<()> {
     // Seconds since the epoch, in base 36: out_trade_no and transaction_id never repeat
     // across runs against the same database.
     let run = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    if args.abuse {
+        let options = abuse::Abuse {
+            label: args.label.clone(),
+            seconds: args.abuse_seconds,
+            rate: args.rate,
+            rate_connections: args.rate_connections,
+            junk_connections: args.junk_connections,
+            server_pid: args.server_pid,
+            database_url: args.database_url.clone(),
+        };
+        let prefix = format!("B{}V", base36(run));
+        let ok = abuse::run(&db, &target, &merchant, run, &prefix, &options).await?;
+        db.close().await;
+        ensure!(ok, "the flood found failures (see above)");
+        return Ok(());
+    }
     let scenarios = [
         Scenario {
             name: "warm-up".into(),

@@ -77,6 +77,9 @@ pub struct Settings {
     /// The refund job (`PAYDESK_REFUNDS__…`).
     #[serde(default)]
     pub refunds: RefundSettings,
+    /// What a refused WeChat Pay callback may cost (`PAYDESK_CALLBACKS__…`).
+    #[serde(default)]
+    pub callbacks: CallbackSettings,
     /// `on`: simulated shoppers log in, order and pay through `/api/mp` (sandbox mode only).
     /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
     #[serde(default)]
@@ -264,6 +267,59 @@ impl Default for RefundSettings {
 
 fn default_refund_retry_base() -> u64 {
     5000
+}
+
+/// What a callback that nothing verified may cost (paydesk_core::notify's flood.rs): a
+/// caller who is not WeChat Pay can post as fast as the network allows.
+#[derive(Debug, Deserialize)]
+pub struct CallbackSettings {
+    /// Refused callbacks stored per sender address per minute, across all instances;
+    /// beyond it they are only counted (per sender, cause and minute).
+    /// `PAYDESK_CALLBACKS__REFUSED_PER_MINUTE`, default 60.
+    #[serde(default = "default_refused_per_minute")]
+    pub refused_per_minute: u32,
+    /// How much of a refused body is stored, in bytes (its full length is recorded).
+    /// `PAYDESK_CALLBACKS__REFUSED_BODY_BYTES`, default 8192.
+    #[serde(default = "default_refused_body_bytes")]
+    pub refused_body_bytes: usize,
+    /// How many bytes of callback rows are kept in memory while the database refuses
+    /// writes; refused ones are let go (and counted) before verified ones.
+    /// `PAYDESK_CALLBACKS__BACKLOG_BYTES`, default 67108864 (64 MiB).
+    #[serde(default = "default_backlog_bytes")]
+    pub backlog_bytes: usize,
+}
+
+impl Default for CallbackSettings {
+    fn default() -> Self {
+        CallbackSettings {
+            refused_per_minute: default_refused_per_minute(),
+            refused_body_bytes: default_refused_body_bytes(),
+            backlog_bytes: default_backlog_bytes(),
+        }
+    }
+}
+
+impl CallbackSettings {
+    /// The limits as the intake takes them.
+    pub fn policy(&self) -> paydesk_core::notify::FloodPolicy {
+        paydesk_core::notify::FloodPolicy {
+            refused_per_minute: self.refused_per_minute,
+            refused_body_bytes: self.refused_body_bytes,
+            backlog_bytes: self.backlog_bytes,
+        }
+    }
+}
+
+fn default_refused_per_minute() -> u32 {
+    paydesk_core::notify::DEFAULT_REFUSED_PER_MINUTE
+}
+
+fn default_refused_body_bytes() -> usize {
+    paydesk_core::notify::DEFAULT_REFUSED_BODY_BYTES
+}
+
+fn default_backlog_bytes() -> usize {
+    paydesk_core::notify::DEFAULT_BACKLOG_BYTES
 }
 
 /// Merchant alerts: a POST to a webhook for each paid order.
@@ -482,6 +538,18 @@ impl Settings {
         if self.refunds.tick_millis == 0 || self.refunds.lease_seconds == 0 {
             bail!(
                 "PAYDESK_REFUNDS__TICK_MILLIS and PAYDESK_REFUNDS__LEASE_SECONDS must be positive"
+            );
+        }
+        if !(256..=paydesk_core::notify::MAX_BODY).contains(&self.callbacks.refused_body_bytes) {
+            bail!(
+                "PAYDESK_CALLBACKS__REFUSED_BODY_BYTES (callbacks.refused_body_bytes) must be 256 to {}",
+                paydesk_core::notify::MAX_BODY
+            );
+        }
+        if self.callbacks.backlog_bytes < 2 * paydesk_core::notify::MAX_BODY {
+            bail!(
+                "PAYDESK_CALLBACKS__BACKLOG_BYTES (callbacks.backlog_bytes) must be at least {} (two of the largest callbacks)",
+                2 * paydesk_core::notify::MAX_BODY
             );
         }
         if !matches!(self.sync.enabled.as_str(), "on" | "off") {

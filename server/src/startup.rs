@@ -296,7 +296,12 @@ impl Application {
             .context("setting up the WeChat Pay client")?
             .with_observer(api_calls.clone());
         let events = EventBus::new();
-        let intake = Intake::new(db.clone(), merchant.clone(), events.clone());
+        let intake = Intake::with_policy(
+            db.clone(),
+            merchant.clone(),
+            events.clone(),
+            settings.callbacks.policy(),
+        );
         let pay = pay_config(&settings, local)?;
         let trusted_proxies = Arc::new(settings.trusted_proxies()?);
         let summary = crate::summary::settings_summary(

@@ -147,6 +147,7 @@ mod convert {
             peer: n.peer,
             out_trade_no: n.out_trade_no,
             detail: n.detail,
+            raw_length: n.raw_length,
             debugger,
         }
     }
@@ -244,6 +245,10 @@ pub async fn get_notification(id: i64) -> Result<NotificationDetail, AppError> {
 #[cfg(feature = "ssr")]
 const FAILURES_PER_CAUSE: i64 = 20;
 
+/// How many (sender, cause) counts of refusals not stored the failures view shows.
+#[cfg(feature = "ssr")]
+const COUNTED_ROWS: i64 = 50;
+
 /// Verification failures in the last `window` (`24h`, `7d`, `30d`; empty = `24h`), grouped
 /// by cause, each with its newest failures and the signature debugger where it helps
 /// (support and up).
@@ -278,9 +283,21 @@ pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
                 failures: failures.into_iter().map(convert::failure).collect(),
             });
         }
+        let counted = paydesk_core::notify::counted_since(&db, since, COUNTED_ROWS)
+            .await?
+            .into_iter()
+            .map(|c| crate::dto::CountedRow {
+                sender: c.sender,
+                cause: c.cause.as_str().into(),
+                count: c.count,
+                first_seen: c.first_seen,
+                last_seen: c.last_seen,
+            })
+            .collect();
         let view = FailuresView {
             window: window.into(),
             groups,
+            counted,
         };
         // Defence in depth: the debugger masks the key; make sure nothing else let it out.
         let json = serde_json::to_string(&view).map_err(|_| AppError::Internal)?;

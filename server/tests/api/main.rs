@@ -9,6 +9,7 @@ mod dashboard_admin;
 mod demo;
 mod events;
 mod explain;
+mod flood;
 mod logs;
 mod mp;
 mod mp_limits;

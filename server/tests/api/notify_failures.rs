@@ -141,7 +141,8 @@ async fn a_body_over_the_limit_is_recorded_cut_and_answered_fail() {
         assert!(reply.contains("FAIL"), "{reply}");
         let row = notify::recent(&app.db.db, None, 1).await.unwrap().remove(0);
         assert_eq!(row.verdict, Verdict::Malformed);
-        assert_eq!(row.raw_body.len(), MAX_BODY);
+        assert_eq!(row.raw_body.len(), notify::DEFAULT_REFUSED_BODY_BYTES);
+        assert_eq!(row.raw_length, Some(MAX_BODY as i64));
         assert!(row.detail.contains("longer than"), "{}", row.detail);
     }
 }

@@ -9,7 +9,7 @@ use paydesk_types::format_shanghai;
 
 use super::{query_param, verdict_explanation, verdict_label, LogsMsg};
 use crate::components::live::use_live;
-use crate::dto::{FailureGroup, FailureRow, FailuresView, SignatureDebug};
+use crate::dto::{CountedRow, FailureGroup, FailureRow, FailuresView, SignatureDebug};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Msg};
 use crate::server::logs::list_failures;
@@ -56,6 +56,7 @@ fn Failures(v: FailuresView) -> impl IntoView {
         }
     })
     .collect_view();
+    let counted = (!v.counted.is_empty()).then(|| view! { <Counted rows=v.counted/> });
     let body = if v.groups.is_empty() {
         view! { <p class="empty" data-testid="no-failures">{LogsMsg::NoFailures.text(lang)}</p> }
             .into_any()
@@ -69,7 +70,46 @@ fn Failures(v: FailuresView) -> impl IntoView {
     view! {
         <nav class="tabs" aria-label="window">{windows}</nav>
         <div class="groups" data-testid="failure-groups">{body}</div>
+        {counted}
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
+    }
+}
+
+/// The refusals counted and not stored, per sender and cause.
+#[component]
+fn Counted(rows: Vec<CountedRow>) -> impl IntoView {
+    let lang = use_lang();
+    let rows = rows
+        .into_iter()
+        .map(|c| {
+            let (label, class) = verdict_label(&c.cause, lang);
+            let sender = c.sender.clone();
+            view! {
+                <tr data-sender=c.sender data-cause=c.cause>
+                    <td class="mono">{sender}</td>
+                    <td><span class=class>{label}</span></td>
+                    <td class="table__num" data-testid="counted-count">{c.count}</td>
+                    <td class="table__time">{format_shanghai(c.first_seen)}</td>
+                    <td class="table__time">{format_shanghai(c.last_seen)}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    view! {
+        <section class="card" data-testid="counted-refusals">
+            <h2 class="card__title">{LogsMsg::CountedTitle.text(lang)}</h2>
+            <p class="muted">{LogsMsg::CountedIntro.text(lang)}</p>
+            <table class="table">
+                <thead><tr>
+                    <th>{LogsMsg::Sender.text(lang)}</th>
+                    <th>{LogsMsg::Cause.text(lang)}</th>
+                    <th class="table__num">{LogsMsg::Count.text(lang)}</th>
+                    <th>{LogsMsg::FirstSeen.text(lang)}</th>
+                    <th>{LogsMsg::LastSeen.text(lang)}</th>
+                </tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </section>
     }
 }
 
@@ -121,6 +161,9 @@ fn Failure(f: FailureRow) -> impl IntoView {
                 <a href=format!("/notifications/{}", f.id)>{LogsMsg::Detail.text(lang)} " →"</a>
             </div>
             <p class="mono muted failure__detail">{f.detail.clone()}</p>
+            {f.raw_length.map(|n| view! {
+                <p class="muted" data-testid="body-cut">{LogsMsg::BodyCut.text(lang)} " " {n} " " {LogsMsg::Bytes.text(lang)}</p>
+            })}
             {f.debugger.map(|d| view! { <Debugger d/> }.into_any())}
         </article>
     }

@@ -55,6 +55,12 @@ pub enum LogsMsg {
     Last7d => "最近 7 天", "Last 7 days";
     Last30d => "最近 30 天", "Last 30 days";
     NoFailures => "该时间段内没有验证失败。", "No verification failures in this window.";
+    CountedTitle => "只计数、未保存的拒绝回调", "Refused callbacks counted, not stored";
+    CountedIntro => "同一来源地址每分钟只保存有限条被拒绝的回调，超出的按来源、原因和分钟计数，不再逐条保存，以免恶意请求占满磁盘。签名有效的回调从不受此限制；声称是我方订单的回调仍会保存。", "Each sender address gets only so many refused callbacks stored a minute; beyond that they are counted by sender, cause and minute instead of stored one by one, so a flood cannot fill the disk. Callbacks with a valid signature are never limited, and those naming one of our orders are still stored.";
+    Sender => "来源地址", "Sender";
+    Cause => "原因", "Cause";
+    BodyCut => "报文只保存了开头，原长", "Only the start of the body was stored; its full length was";
+    Bytes => "字节", "bytes";
     Count => "次数", "Count";
     FirstSeen => "首次", "First seen";
     LastSeen => "最近", "Last seen";
