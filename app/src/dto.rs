@@ -20,6 +20,10 @@ pub struct Me {
     /// (the top bar shows a badge on every page).
     #[serde(default)]
     pub sandbox: bool,
+    /// Free bytes on the database's disk when they are below the configured threshold (the
+    /// top bar shows a banner to every signed-in user); `None` otherwise.
+    #[serde(default)]
+    pub disk_low_free_bytes: Option<u64>,
 }
 
 /// One account on the Users page.
@@ -533,6 +537,44 @@ pub struct SettingsSummary {
     pub refunds_query_delay_seconds: u64,
     /// Refund job: the lease (s).
     pub refunds_lease_seconds: u64,
+    /// The retention policy and its last run.
+    #[serde(default)]
+    pub retention: RetentionSummary,
+}
+
+/// The retention policy as running (`paydesk_core::retention`), for the Settings page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionSummary {
+    /// Whether this instance runs the daily job.
+    pub enabled: bool,
+    /// When it runs, `HH:MM` Asia/Shanghai.
+    pub run_at: String,
+    /// Every line of the policy.
+    pub lines: Vec<RetentionLine>,
+    /// The last run (by the job or `paydesk prune`), as of the request.
+    pub last_run: Option<RetentionRun>,
+}
+
+/// One line of the retention policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionLine {
+    /// The line's name (`notifications.refused`, `orders`, …).
+    pub name: String,
+    /// What goes, or why it is kept, in Chinese.
+    pub zh: String,
+    /// The same in English.
+    pub en: String,
+    /// After how many days; `None`: kept.
+    pub days: Option<u32>,
+}
+
+/// What the last retention run did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionRun {
+    /// When it finished (UTC ms).
+    pub finished_at: i64,
+    /// Rows per line.
+    pub rows: Vec<(String, u64)>,
 }
 
 impl SettingsSummary {

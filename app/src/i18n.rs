@@ -124,6 +124,8 @@ pub enum Msg {
     NavAudit => "审计日志", "Audit log";
     NavSettings => "系统设置", "Settings";
     SandboxBadge => "沙箱 · 非真实资金", "Sandbox · no real money";
+    DiskLowPrefix => "磁盘空间不足：数据库所在磁盘仅剩 ", "Low disk space: the database's disk has only ";
+    DiskLowSuffix => " 可用。空间用尽时新订单和回调将无法写入（回调会答复 FAIL，微信支付会重发）。请尽快清理磁盘或扩容。", " free. When it runs out, new orders and callbacks cannot be written (callbacks are answered FAIL and WeChat Pay resends them). Free space or grow the disk soon.";
     SandboxBadgeTitle => "paydesk 正连接 WeChat Pay 模拟器或沙箱，而不是微信支付生产环境。", "paydesk is talking to the WeChat Pay simulator or a sandbox, not WeChat Pay production.";
     RoleStaff => "店员", "Staff";
     RoleSupport => "客服", "Support";

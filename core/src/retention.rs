@@ -206,6 +206,23 @@ pub fn rules() -> Vec<Rule> {
             zh: "被拒绝且未匹配到我方订单的回调（伪造、格式错误、签名错误、未知订单等）",
             en: "refused callbacks that matched none of our orders (forged, malformed, bad signature, unknown order, …)",
         },
+        // What the flood limit counted instead of storing (per sender, cause and minute): a
+        // few rows a minute under attack, read by the failures page's windows (30 days at
+        // most), so they go with the refused callbacks they stand for. `minute` is the
+        // batch key: one batch may take every sender of the minutes it selects.
+        Rule {
+            name: "refused_callback_counts",
+            table: "refused_callback_counts",
+            action: Action::Delete {
+                key: "minute",
+                column: "minute",
+                condition: None,
+                age: Age::RefusedNotifications,
+                sized: &[],
+            },
+            zh: "超出每个发送方限额、只计数未保存的被拒回调（按分钟计数）",
+            en: "refused callbacks over a sender's limit, counted per minute instead of stored",
+        },
         Rule::kept(
             "notifications",
             "保留：已处理（applied / duplicate）的回调，以及已验签并匹配到订单的被拒回调——它们是订单的付款凭证",

@@ -9,6 +9,7 @@
 //! paydesk user disable USERNAME [--enable]
 //! paydesk wxpay explain --key-file F [--sign-type T] < message.xml
 //! paydesk seed --orders N [--days D] [--yes-this-is-not-production]
+//! paydesk prune [--dry-run]
 //! ```
 
 use std::io::{BufRead as _, Write as _};
@@ -68,6 +69,13 @@ pub enum Command {
         /// only for a throwaway database).
         #[arg(long)]
         yes_this_is_not_production: bool,
+    },
+    /// Apply the retention policy now (PAYDESK_RETENTION__*): delete what has aged out, per
+    /// table. With --dry-run, only print what would go. Exit 0 = done, 1 = error.
+    Prune {
+        /// Print per table how many rows (and bytes of bodies) would go; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -193,7 +201,55 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             days,
             yes_this_is_not_production,
         } => seed(&settings, orders, days, yes_this_is_not_production).await,
+        Command::Prune { dry_run } => {
+            let db = connect(&settings).await?;
+            let result = prune(&db, &settings, dry_run).await;
+            db.close().await;
+            result
+        }
     }
+}
+
+/// `paydesk prune [--dry-run]`: the retention policy applied now (or, dry, counted), one line
+/// per table; kept tables are listed with their reason.
+async fn prune(db: &Db, settings: &Settings, dry_run: bool) -> anyhow::Result<ExitCode> {
+    use paydesk_core::retention;
+    let policy = settings.retention.policy();
+    let now = paydesk_core::now_ms();
+    let report = if dry_run {
+        retention::preview(db, &policy, now).await?
+    } else {
+        retention::run(db, &policy, &Actor::cli(), None).await?
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "paydesk: retention {} at {} (Asia/Shanghai){}",
+        if dry_run { "dry run" } else { "run" },
+        paydesk_types::format_shanghai(now),
+        if dry_run { ": nothing was changed" } else { "" }
+    )?;
+    let verb = if dry_run { "would go" } else { "gone" };
+    for rule in retention::rules() {
+        match rule.days(&policy) {
+            Some(days) => {
+                let line = report.lines.iter().find(|l| l.name == rule.name);
+                let rows = line.map_or(0, |l| l.rows);
+                let bytes = line
+                    .and_then(|l| l.bytes)
+                    .map(|b| format!(", {b} bytes"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "  {:<24} {rows} rows {verb}{bytes}  ({}; after {days} days)",
+                    rule.name, rule.en
+                )?;
+            }
+            None => writeln!(out, "  {:<24} {}", rule.name, rule.en)?,
+        }
+    }
+    writeln!(out, "paydesk: {} rows in all", report.total_rows())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `paydesk seed`: fake history into the configured database. Refused unless the server

@@ -80,6 +80,12 @@ pub struct Settings {
     /// What a refused WeChat Pay callback may cost (`PAYDESK_CALLBACKS__…`).
     #[serde(default)]
     pub callbacks: CallbackSettings,
+    /// The retention policy and its daily job (`PAYDESK_RETENTION__…`).
+    #[serde(default)]
+    pub retention: RetentionSettings,
+    /// The free-space check on the SQLite database's filesystem (`PAYDESK_DISK__…`).
+    #[serde(default)]
+    pub disk: DiskSettings,
     /// `on`: simulated shoppers log in, order and pay through `/api/mp` (sandbox mode only).
     /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
     #[serde(default)]
@@ -263,6 +269,118 @@ impl Default for RefundSettings {
             lease_seconds: default_sync_first_delay(),
         }
     }
+}
+
+/// The retention policy (`paydesk_core::retention`) and the daily job that applies it.
+#[derive(Debug, Deserialize)]
+pub struct RetentionSettings {
+    /// `off` stops the daily job on this instance (`paydesk prune` still works).
+    /// `PAYDESK_RETENTION__ENABLED`, default `on`.
+    #[serde(default = "default_on")]
+    pub enabled: String,
+    /// When the job runs each day, `HH:MM` in Asia/Shanghai (or as soon after as an
+    /// instance is up). `PAYDESK_RETENTION__RUN_AT`, default `04:00`.
+    #[serde(default = "default_retention_run_at")]
+    pub run_at: String,
+    /// Refused callbacks that matched none of our orders are deleted after this many days.
+    /// `PAYDESK_RETENTION__REFUSED_NOTIFICATIONS_DAYS`, default 90.
+    #[serde(default = "default_refused_notifications_days")]
+    pub refused_notifications_days: u32,
+    /// Request and response bodies of WeChat Pay calls are removed after this many days (the
+    /// rows stay). `PAYDESK_RETENTION__API_CALL_BODIES_DAYS`, default 30.
+    #[serde(default = "default_api_call_bodies_days")]
+    pub api_call_bodies_days: u32,
+    /// Dashboard sessions and mini-program tokens are deleted this many days after they
+    /// expire. `PAYDESK_RETENTION__EXPIRED_SESSIONS_DAYS`, default 1.
+    #[serde(default = "default_expired_sessions_days")]
+    pub expired_sessions_days: u32,
+    /// Merchant alert deliveries that ended (delivered or failed) are deleted this many days
+    /// after their last attempt. `PAYDESK_RETENTION__ALERT_DELIVERIES_DAYS`, default 30.
+    #[serde(default = "default_alert_deliveries_days")]
+    pub alert_deliveries_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            enabled: default_on(),
+            run_at: default_retention_run_at(),
+            refused_notifications_days: default_refused_notifications_days(),
+            api_call_bodies_days: default_api_call_bodies_days(),
+            expired_sessions_days: default_expired_sessions_days(),
+            alert_deliveries_days: default_alert_deliveries_days(),
+        }
+    }
+}
+
+impl RetentionSettings {
+    /// The policy these settings describe.
+    pub fn policy(&self) -> paydesk_core::retention::Policy {
+        paydesk_core::retention::Policy {
+            refused_notifications_days: self.refused_notifications_days,
+            api_call_bodies_days: self.api_call_bodies_days,
+            expired_sessions_days: self.expired_sessions_days,
+            alert_deliveries_days: self.alert_deliveries_days,
+        }
+    }
+
+    /// `run_at` as minutes after midnight, or an error naming the key.
+    pub fn run_at_minute(&self) -> anyhow::Result<i64> {
+        let parsed = self.run_at.split_once(':').and_then(|(h, m)| {
+            let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
+            ((0..24).contains(&h) && (0..60).contains(&m) && self.run_at.len() == 5)
+                .then_some(h * 60 + m)
+        });
+        parsed.ok_or_else(|| {
+            anyhow::anyhow!(
+                "PAYDESK_RETENTION__RUN_AT (retention.run_at) must be HH:MM (00:00 to 23:59, Asia/Shanghai), got {:?}",
+                self.run_at
+            )
+        })
+    }
+}
+
+fn default_retention_run_at() -> String {
+    "04:00".to_owned()
+}
+fn default_refused_notifications_days() -> u32 {
+    paydesk_core::retention::Policy::default().refused_notifications_days
+}
+fn default_api_call_bodies_days() -> u32 {
+    paydesk_core::retention::Policy::default().api_call_bodies_days
+}
+fn default_expired_sessions_days() -> u32 {
+    paydesk_core::retention::Policy::default().expired_sessions_days
+}
+fn default_alert_deliveries_days() -> u32 {
+    paydesk_core::retention::Policy::default().alert_deliveries_days
+}
+
+/// The free-space check on the filesystem that holds the SQLite database (PostgreSQL's disk
+/// is the database server's: not checked here).
+#[derive(Debug, Deserialize)]
+pub struct DiskSettings {
+    /// Below this much free space (MiB) `/readyz` and the dashboard say so.
+    /// `PAYDESK_DISK__LOW_FREE_MIB`, default 1024.
+    #[serde(default = "default_low_free_mib")]
+    pub low_free_mib: u64,
+    /// How often free space is checked, in seconds (never per request).
+    /// `PAYDESK_DISK__CHECK_SECONDS`, default 60.
+    #[serde(default = "default_sync_first_delay")]
+    pub check_seconds: u64,
+}
+
+impl Default for DiskSettings {
+    fn default() -> Self {
+        DiskSettings {
+            low_free_mib: default_low_free_mib(),
+            check_seconds: default_sync_first_delay(),
+        }
+    }
+}
+
+fn default_low_free_mib() -> u64 {
+    1024
 }
 
 fn default_refund_retry_base() -> u64 {
@@ -558,6 +676,35 @@ impl Settings {
         if self.sync.tick_millis == 0 || self.sync.max_delay_seconds == 0 {
             bail!("PAYDESK_SYNC__TICK_MILLIS and PAYDESK_SYNC__MAX_DELAY_SECONDS must be positive");
         }
+        if !matches!(self.retention.enabled.as_str(), "on" | "off") {
+            bail!("PAYDESK_RETENTION__ENABLED (retention.enabled) must be `on` or `off`");
+        }
+        self.retention.run_at_minute()?;
+        for (name, days) in [
+            (
+                "PAYDESK_RETENTION__REFUSED_NOTIFICATIONS_DAYS (retention.refused_notifications_days)",
+                self.retention.refused_notifications_days,
+            ),
+            (
+                "PAYDESK_RETENTION__API_CALL_BODIES_DAYS (retention.api_call_bodies_days)",
+                self.retention.api_call_bodies_days,
+            ),
+            (
+                "PAYDESK_RETENTION__EXPIRED_SESSIONS_DAYS (retention.expired_sessions_days)",
+                self.retention.expired_sessions_days,
+            ),
+            (
+                "PAYDESK_RETENTION__ALERT_DELIVERIES_DAYS (retention.alert_deliveries_days)",
+                self.retention.alert_deliveries_days,
+            ),
+        ] {
+            if !(1..=36_500).contains(&days) {
+                bail!("{name} must be 1 to 36500 days, got {days}");
+            }
+        }
+        if self.disk.check_seconds == 0 || self.disk.check_seconds > 3600 {
+            bail!("PAYDESK_DISK__CHECK_SECONDS (disk.check_seconds) must be 1 to 3600");
+        }
         if let Some(f) = &self.alerts.format {
             if !matches!(f.as_str(), "wecom" | "json") {
                 bail!(
@@ -735,6 +882,30 @@ mod tests {
         s.mp_limits.order_query_interval_seconds = 3601;
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("ORDER_QUERY_INTERVAL_SECONDS"), "{err}");
+    }
+
+    #[test]
+    fn retention_and_disk_settings_are_checked() {
+        let s = base();
+        assert_eq!(s.retention.run_at_minute().unwrap(), 4 * 60);
+        assert_eq!(
+            s.retention.policy(),
+            paydesk_core::retention::Policy::default()
+        );
+        assert_eq!(s.disk.low_free_mib, 1024);
+        for bad in ["4:00", "24:00", "04:60", "noon"] {
+            let mut s = base();
+            s.retention.run_at = bad.into();
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("PAYDESK_RETENTION__RUN_AT"), "{bad}: {err}");
+        }
+        let mut s = base();
+        s.retention.api_call_bodies_days = 0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("PAYDESK_RETENTION__API_CALL_BODIES_DAYS"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use leptos::config::LeptosOptions;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use paydesk_core::api_calls::ApiCallRecorder;
 use paydesk_core::db::PoolSizes;
+use paydesk_core::disk::DiskMonitor;
 use paydesk_core::events::EventBus;
 use paydesk_core::notify::{Intake, MerchantCredentials};
 use paydesk_core::sessions::DbSessionStore;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub summary: Arc<app::dto::SettingsSummary>,
     /// The reverse proxies whose `X-Forwarded-For` is believed (`crate::client_ip`).
     pub trusted_proxies: Arc<TrustedProxies>,
+    /// Free space on the SQLite database's disk, as last checked (`/readyz`, the banner).
+    pub disk: Arc<DiskMonitor>,
 }
 
 /// The pay flow's settings, resolved at start.
@@ -129,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::Extension(state.events.clone()))
         .layer(axum::Extension(state.wxpay.clone()))
         .layer(axum::Extension(state.summary.clone()))
+        .layer(axum::Extension(state.disk.clone()))
         .layer(axum::Extension(state.settings.session_lifetime()))
         .layer(middleware::from_fn_with_state(
             SameOrigin::new(state.settings.public_url.as_deref()),
@@ -304,6 +308,12 @@ impl Application {
         );
         let pay = pay_config(&settings, local)?;
         let trusted_proxies = Arc::new(settings.trusted_proxies()?);
+        let disk = Arc::new(DiskMonitor::new(
+            &db,
+            settings.disk.low_free_mib.saturating_mul(1024 * 1024),
+        ));
+        // Checked once before serving, so the first /readyz already knows.
+        disk.check();
         let summary = crate::summary::settings_summary(
             &settings,
             wxpay.config(),
@@ -327,6 +337,7 @@ impl Application {
             certificate: certificate.map(Arc::new),
             summary: Arc::new(summary),
             trusted_proxies,
+            disk,
         };
         let router = router(state.clone());
         Ok((

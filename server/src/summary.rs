@@ -71,6 +71,20 @@ pub fn settings_summary(
         refunds_retry_base_millis: settings.refunds.retry_base_millis,
         refunds_query_delay_seconds: settings.refunds.query_delay_seconds,
         refunds_lease_seconds: settings.refunds.lease_seconds,
+        retention: app::dto::RetentionSummary {
+            enabled: settings.retention.enabled == "on",
+            run_at: settings.retention.run_at.clone(),
+            lines: paydesk_core::retention::rules()
+                .into_iter()
+                .map(|rule| app::dto::RetentionLine {
+                    days: rule.days(&settings.retention.policy()),
+                    name: rule.name.into(),
+                    zh: rule.zh.into(),
+                    en: rule.en.into(),
+                })
+                .collect(),
+            last_run: None,
+        },
     }
 }
 

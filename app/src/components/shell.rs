@@ -154,6 +154,11 @@ fn Frame(me: Me) -> impl IntoView {
                         <button type="submit" class="button button--quiet">{Msg::SignOut.text(lang)}</button>
                     </ActionForm>
                 </header>
+                {me.disk_low_free_bytes.map(|free| view! {
+                    <p class="banner banner--error" role="alert" data-testid="disk-low-banner">
+                        {Msg::DiskLowPrefix.text(lang)}{mib(free)}{Msg::DiskLowSuffix.text(lang)}
+                    </p>
+                })}
                 <main class="page">
                     <Outlet/>
                 </main>
@@ -161,6 +166,11 @@ fn Frame(me: Me) -> impl IntoView {
             <Toasts/>
         </div>
     }
+}
+
+/// Bytes as whole MiB (`512 MiB`).
+fn mib(bytes: u64) -> String {
+    format!("{} MiB", bytes / (1024 * 1024))
 }
 
 /// `/path?query` from the router's location (whose `search` has no `?`).

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
-use crate::dto::{PayEnvironment, SettingsSummary};
+use crate::dto::{PayEnvironment, RetentionSummary, SettingsSummary};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::admin::get_settings;
@@ -65,6 +65,17 @@ crate::messages! {
         Lease => "租约", "Lease";
         Seconds => "秒", "s";
         Millis => "毫秒", "ms";
+        Retention => "数据保留策略", "Retention policy";
+        RetentionIntro => "每日任务按下列期限删除过期数据；未列期限的表永久保留（原因见右）。`paydesk prune --dry-run` 可预览将删除的内容。", "A daily job deletes what has aged out, line by line; tables without an age are kept for good (the reason is given). `paydesk prune --dry-run` shows what would go.";
+        RetentionJob => "每日清理任务", "Daily pruning job";
+        RunAt => "运行时间（北京时间）", "Runs at (Asia/Shanghai)";
+        Line => "数据", "Data";
+        Age => "保留期限", "Kept for";
+        Days => "天", "days";
+        KeptForGood => "永久保留", "kept for good";
+        LastRun => "上次运行", "Last run";
+        NeverRun => "尚未运行", "not run yet";
+        Rows => "行", "rows";
     }
 }
 
@@ -203,6 +214,64 @@ fn SettingsView(s: SettingsSummary, lang: Lang) -> impl IntoView {
                     <dt class="facts__sub">{t(SettingsMsg::Lease)}</dt><dd>{s.refunds_lease_seconds} " " {secs}</dd>
                 </dl>
             </section>
+            <RetentionCard r=s.retention.clone() lang/>
         </div>
+    }
+}
+
+/// The retention policy, line by line, and what its last run did.
+#[component]
+fn RetentionCard(r: RetentionSummary, lang: Lang) -> impl IntoView {
+    let t = |m: SettingsMsg| m.text(lang);
+    let words = move |zh: &str, en: &str| match lang {
+        Lang::Zh => zh.to_owned(),
+        Lang::En => en.to_owned(),
+    };
+    let lines = r
+        .lines
+        .iter()
+        .map(|l| {
+            let age = match l.days {
+                Some(days) => format!("{days} {}", t(SettingsMsg::Days)),
+                None => t(SettingsMsg::KeptForGood).to_owned(),
+            };
+            view! {
+                <tr data-testid="retention-line" data-name=l.name.clone()>
+                    <td class="mono">{l.name.clone()}</td>
+                    <td>{words(&l.zh, &l.en)}</td>
+                    <td>{age}</td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let last_run = match &r.last_run {
+        Some(run) => {
+            let rows = run
+                .rows
+                .iter()
+                .map(|(name, n)| format!("{name} {n} {}", t(SettingsMsg::Rows)))
+                .collect::<Vec<_>>()
+                .join(" · ");
+            format!("{} — {rows}", format_shanghai(run.finished_at))
+        }
+        None => t(SettingsMsg::NeverRun).to_owned(),
+    };
+    view! {
+        <section class="card card--span" data-testid="retention">
+            <h2 class="card__title">{t(SettingsMsg::Retention)}</h2>
+            <p class="muted">{t(SettingsMsg::RetentionIntro)}</p>
+            <dl class="facts">
+                <dt>{t(SettingsMsg::RetentionJob)}</dt>
+                <dd>{if r.enabled { t(SettingsMsg::On) } else { t(SettingsMsg::Off) }}</dd>
+                <dt class="facts__sub">{t(SettingsMsg::RunAt)}</dt><dd class="mono">{r.run_at.clone()}</dd>
+                <dt>{t(SettingsMsg::LastRun)}</dt><dd data-testid="retention-last-run">{last_run}</dd>
+            </dl>
+            <table class="table">
+                <thead><tr>
+                    <th>{t(SettingsMsg::Line)}</th><th></th><th>{t(SettingsMsg::Age)}</th>
+                </tr></thead>
+                <tbody>{lines}</tbody>
+            </table>
+        </section>
     }
 }

@@ -101,6 +101,12 @@ pub async fn get_settings() -> Result<SettingsSummary, AppError> {
             .certificate
             .as_ref()
             .map(|c| (c.not_after - now).div_euclid(24 * 3_600_000));
+        summary.retention.last_run = paydesk_core::retention::last_run(&ssr::db().await?)
+            .await?
+            .map(|(finished_at, report)| crate::dto::RetentionRun {
+                finished_at,
+                rows: report.lines.into_iter().map(|l| (l.name, l.rows)).collect(),
+            });
         Ok(summary)
     })
     .await

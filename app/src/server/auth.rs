@@ -76,6 +76,7 @@ pub async fn current_user() -> Result<Option<Me>, AppError> {
             role: u.role,
             last_login_at: u.last_login_at,
             sandbox,
+            disk_low_free_bytes: ssr::disk_low_free_bytes().await,
         }))
     })
     .await

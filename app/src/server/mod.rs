@@ -128,6 +128,21 @@ pub mod ssr {
 
     /// What the Settings page shows of this server's configuration, secrets already masked
     /// (an `Extension` the server builds once at start).
+    /// Bytes free on the database's disk when below the threshold (`paydesk_core::disk`, as
+    /// last checked by the server's job); `None` when there is room, unknown, or PostgreSQL.
+    pub async fn disk_low_free_bytes() -> Option<u64> {
+        let axum::Extension(disk) =
+            extract::<axum::Extension<std::sync::Arc<paydesk_core::disk::DiskMonitor>>>().await?;
+        match disk.status() {
+            status @ paydesk_core::disk::DiskStatus::Checked { free_bytes, .. }
+                if status.is_low() =>
+            {
+                Some(free_bytes)
+            }
+            _ => None,
+        }
+    }
+
     pub async fn settings_summary() -> Result<std::sync::Arc<crate::dto::SettingsSummary>, AppError>
     {
         match extract::<axum::Extension<std::sync::Arc<crate::dto::SettingsSummary>>>().await {

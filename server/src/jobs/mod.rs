@@ -12,7 +12,9 @@ use crate::startup::AppState;
 pub mod alerts;
 mod backlog;
 mod demo;
+mod disk;
 pub mod refunds;
+mod retention;
 mod sync;
 mod totals;
 
@@ -59,6 +61,19 @@ impl Jobs {
         );
         if state.db.backend() == paydesk_core::Backend::Postgres {
             jobs.add("order-totals", totals::run(state.db.clone(), stop.clone()));
+        }
+        if state.db.backend() == paydesk_core::Backend::Sqlite {
+            jobs.add(
+                "disk-space",
+                disk::run(
+                    state.disk.clone(),
+                    Duration::from_secs(state.settings.disk.check_seconds),
+                    stop.clone(),
+                ),
+            );
+        }
+        if state.settings.retention.enabled == "on" {
+            jobs.add("retention", retention::run(state.clone(), stop.clone()));
         }
         if state.settings.sync.enabled == "on" {
             jobs.add("order-sync", sync::run(state.clone(), stop.clone()));

@@ -1,11 +1,13 @@
-//! Operations endpoints: `/healthz` (alive), `/readyz` (database reachable), `/metrics`
-//! (bearer token `PAYDESK_METRICS_TOKEN`; without one configured it does not exist).
+//! Operations endpoints: `/healthz` (alive), `/readyz` (database reachable, and free space
+//! on its disk), `/metrics` (bearer token `PAYDESK_METRICS_TOKEN`; without one configured it
+//! does not exist).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use paydesk_core::disk::DiskStatus;
 use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
@@ -25,14 +27,40 @@ async fn get_health() -> &'static str {
     "ok\n"
 }
 
-/// The database answers; 503 otherwise, so a load balancer stops sending traffic.
+/// The database answers; 503 otherwise, so a load balancer stops sending traffic. The first
+/// line is `ready` as before; the lines after it report the database's disk as of the last
+/// check (`paydesk_core::disk`), one `key value` per line. A low disk stays 200: the server
+/// still works, and taking it out of rotation would stop callbacks too; the operator must act.
 async fn get_readiness(State(state): State<AppState>) -> impl IntoResponse {
     match state.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
+        Ok(()) => (
+            StatusCode::OK,
+            format!("ready\n{}", disk_report(state.disk.status())),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unreachable\n".to_owned(),
+            )
         }
+    }
+}
+
+/// `/readyz`'s lines about the disk.
+fn disk_report(status: DiskStatus) -> String {
+    match status {
+        DiskStatus::NotApplicable => {
+            "disk_check not_applicable (PostgreSQL: the database server's disk)\n".to_owned()
+        }
+        DiskStatus::Unknown => "disk_check unknown\n".to_owned(),
+        DiskStatus::Checked {
+            free_bytes,
+            threshold_bytes,
+        } => format!(
+            "disk_low {}\ndisk_free_bytes {free_bytes}\ndisk_low_threshold_bytes {threshold_bytes}\n",
+            status.is_low()
+        ),
     }
 }
 

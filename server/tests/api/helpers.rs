@@ -48,6 +48,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The server-rendered HTML of `path` for `client` (asserted 200).
+    pub async fn html(&self, client: &Client, path: &str) -> String {
+        let res = client
+            .get(self.url(path))
+            .headers(html_headers())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} on {}: {e}", self.db.label));
+        assert_eq!(res.status(), 200, "{path} on {}", self.db.label);
+        res.text().await.unwrap()
+    }
+
     /// Calls a server function the way the hydrated page does (form-encoded, JSON back).
     pub async fn call(&self, client: &Client, endpoint: &str, form: &[(&str, &str)]) -> Response {
         client

@@ -21,6 +21,7 @@ mod products;
 mod refund_crash;
 mod refunds;
 mod refunds_dashboard;
+mod retention;
 mod roles;
 mod sync;
 mod throttles;
