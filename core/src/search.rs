@@ -932,7 +932,7 @@ mod tests {
 
     #[test]
     fn every_formula_lead_character_is_defused() {
-        for lead in FORMULA_LEADS {
+        for lead in ['=', '+', '-', '@', '\t', '\r'] {
             let mut buf = String::new();
             push_csv_row(&mut buf, [format!("{lead}cmd|' /C calc'!A0")].into_iter());
             let cell = buf.trim_end_matches("\r\n").trim_start_matches('"');
