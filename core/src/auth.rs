@@ -163,7 +163,8 @@ async fn refused_for(
             until = until.max(ip_until);
         }
     }
-    Ok(until.map(|t| ((t - now).max(1) + 59_999) / 60_000))
+    // A parallel attempt may carry a later time than `now`: never say more than the window.
+    Ok(until.map(|t| ((t - now).clamp(1, WINDOW_MS) + 59_999) / 60_000))
 }
 
 /// Checks a username and password typed on the sign-in page.

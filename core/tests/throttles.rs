@@ -63,8 +63,10 @@ async fn parallel_wrong_passwords_reach_the_hash_at_most_the_limit_times() {
         // Assert: each attempt that reached the hash left a failure in the audit log.
         let hashed = audited(&t.db, action::LOGIN_FAILURE).await;
         assert_eq!(hashed, refused, "{}", t.label);
+        // At most the limit; a burst whose rows all land before any count may pass none
+        // (every attempt sees the whole burst): refused, never hashed.
         assert!(
-            (1..=USER_LIMIT as usize).contains(&hashed),
+            hashed <= USER_LIMIT as usize,
             "{}: {hashed} of {ATTEMPTS} parallel attempts reached the hash (limit {USER_LIMIT})",
             t.label
         );
