@@ -337,6 +337,26 @@ pub fn rules() -> Vec<Rule> {
             "保留：每天一行的已付款汇总",
             "kept: paid totals, one row per day",
         ),
+        // Sign-in and password-change attempts: the throttle counts a 15-minute window, and
+        // every attempt that matters for the record is in the audit log already.
+        Rule {
+            name: "login_attempts",
+            table: "login_attempts",
+            action: Action::Delete {
+                key: "id",
+                column: "created_at",
+                condition: None,
+                age: Age::ExpiredSessions,
+                sized: &[],
+            },
+            zh: "登录与改密尝试的计数记录（限流只看最近 15 分钟；审计日志另有记录）",
+            en: "sign-in and password-change attempts (the throttle reads the last 15 minutes; the audit log keeps the record)",
+        },
+        Rule::kept(
+            "user_openids",
+            "保留：员工自己登记的 openid（本人删除；用于禁止审批自己付款订单的退款）",
+            "kept: staff's own openids (removed by their owner; they stop anyone approving a refund of their own payment)",
+        ),
         Rule::kept(
             "job_leases",
             "保留：每个定时任务一行",

@@ -36,7 +36,7 @@ async fn refund(db: &Db, no: &str, status: &str) {
     sqlx::query(
         r#"insert into refunds (out_refund_no, order_id, amount_fen, reason, requester_kind,
                requester, status, created_at, updated_at)
-           values ($1, (select id from orders where out_trade_no = 'A'), 100, '多买了', 'customer',
+           values ($1, (select id from orders where out_trade_no = 'A'), 100, '多买了', 'staff',
                'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', $2, $3, $3)"#,
     )
     .bind(no)
