@@ -9,6 +9,7 @@ mod dashboard_admin;
 mod demo;
 mod events;
 mod explain;
+mod hostile_bodies;
 mod logs;
 mod mp;
 mod notify;
