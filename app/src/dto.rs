@@ -185,13 +185,21 @@ pub struct NotificationPage {
     pub next: Option<String>,
 }
 
-/// A body laid out for reading, and the same with personal and secret fields masked.
+/// A stored body for a page: its start laid out for reading (`paydesk_core::bodies::pretty`:
+/// at most the first 64 KiB, control characters made visible), and the whole text as
+/// stored for the copy button.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShownBody {
-    /// Indented XML, laid-out JSON, or the text as received.
+    /// Indented XML, laid-out JSON, or the text as received (its first `shown` bytes).
     pub pretty: String,
     /// `xml`, `json` or `text`.
     pub format: String,
+    /// The whole text as stored (what the copy button copies).
+    pub raw: String,
+    /// How many bytes of the body `pretty` shows.
+    pub shown: u64,
+    /// The body's length in bytes.
+    pub total: u64,
 }
 
 /// One notification in full.

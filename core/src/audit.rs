@@ -107,14 +107,20 @@ where
     )
     .bind(now_ms())
     .bind(entry.actor.user_id)
-    .bind(&entry.actor.name)
+    .bind(storable(&entry.actor.name))
     .bind(entry.action)
-    .bind(entry.target)
-    .bind(entry.detail)
+    .bind(entry.target.map(storable))
+    .bind(entry.detail.map(storable))
     .bind(entry.actor.ip.as_deref())
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// Text as stored: NUL, which PostgreSQL's text cannot hold, becomes U+FFFD (as in a
+/// stored callback body), so what a caller typed is written on either engine.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// An audit entry as read back.

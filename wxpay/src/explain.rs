@@ -2,8 +2,15 @@
 //!
 //! Exposed by the server as `paydesk wxpay explain --key-file F [--sign-type T]` (message on
 //! stdin). [`Explanation::exit_code`] gives that command's status: 0 = signature valid,
-//! 1 = invalid, 2 = refused as malformed or forbidden XML. The key itself never appears in
-//! the output: the canonical string ends in `&key=[API key, N chars]`.
+//! 1 = invalid, 2 = refused as malformed or forbidden XML, or too large to debug. The key
+//! itself never appears in the output: the canonical string ends in
+//! `&key=[API key, N chars]`.
+//!
+//! The debugger runs on bodies anyone can send (the dashboard explains every refused
+//! callback), and it signs a canonical string up to a dozen times and reports on every
+//! field. So it only works on a bounded input: at most [`MAX_DEBUG_BODY`] bytes,
+//! [`MAX_DEBUG_FIELDS`] fields and [`MAX_DEBUG_VALUE`] bytes per value; anything bigger is
+//! explained as too large to debug, without being parsed or signed.
 
 use std::fmt;
 
@@ -11,6 +18,20 @@ use serde::Serialize;
 
 use crate::sign::{self, is_signed_field, sign_canonical, SIGN_FIELD, SIGN_TYPE_FIELD};
 use crate::{notify, xml, ApiKey, Error, Params, SignType};
+
+/// The largest body the debugger explains: 32 KiB. A real v2 message is 1–3 KiB (a refund
+/// notification's encrypted `req_info` included), so every genuine one fits with room to
+/// spare, and the debugger's output (the canonical string, one line per field) stays a few
+/// times this at most.
+pub const MAX_DEBUG_BODY: usize = 32 * 1024;
+
+/// The most fields the debugger explains. The largest v2 message, a payment notification
+/// with several coupons (`coupon_fee_$n`, `coupon_id_$n`, `coupon_type_$n`), has about 60.
+pub const MAX_DEBUG_FIELDS: usize = 128;
+
+/// The longest value the debugger explains: 8 KiB. The longest v2 field is
+/// unifiedorder's `detail` (6,000 bytes at most).
+pub const MAX_DEBUG_VALUE: usize = 8 * 1024;
 
 /// Overall result (§5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,6 +115,11 @@ impl Explanation {
         self.verdict == Verdict::Valid
     }
 
+    /// The explanation of a body over one of the debugger's caps: refused unread.
+    fn too_large(why: String, key: &ApiKey) -> Self {
+        Self::unread(format!("too large to debug: {why}"), why, false, key)
+    }
+
     fn refused(e: &xml::XmlError, key: &ApiKey) -> Self {
         let forbidden = e.is_forbidden();
         let kind = if forbidden {
@@ -101,10 +127,20 @@ impl Explanation {
         } else {
             "malformed XML"
         };
+        Self::unread(
+            format!("refused as {kind}: {e}"),
+            e.to_string(),
+            forbidden,
+            key,
+        )
+    }
+
+    /// A body refused before its fields were read.
+    fn unread(diagnosis: String, refused: String, forbidden: bool, key: &ApiKey) -> Self {
         Explanation {
             verdict: Verdict::Refused,
-            diagnosis: format!("refused as {kind}: {e}"),
-            refused: Some(e.to_string()),
+            diagnosis,
+            refused: Some(refused),
             forbidden,
             sign_type: None,
             sign_type_source: None,
@@ -146,11 +182,36 @@ fn matches_any(canonical: &str, key: &ApiKey, received: &str) -> Option<SignType
 /// `expected` is the sign type the message should have been signed with (the order's or the
 /// request's); without it the §5.2 rule applies (`sign_type` field, else the sign length).
 /// A refund notification (no sign, `req_info`) is valid when `req_info` decrypts with the key.
+///
+/// A body over [`MAX_DEBUG_BODY`] bytes, [`MAX_DEBUG_FIELDS`] fields or with a value over
+/// [`MAX_DEBUG_VALUE`] bytes is refused as too large to debug (exit code 2).
 pub fn explain(body: &[u8], key: &ApiKey, expected: Option<SignType>) -> Explanation {
+    if body.len() > MAX_DEBUG_BODY {
+        let why = format!(
+            "the body has {} bytes; the debugger reads at most {MAX_DEBUG_BODY}",
+            body.len()
+        );
+        return Explanation::too_large(why, key);
+    }
     let params = match xml::parse(body) {
         Ok(p) => p,
         Err(e) => return Explanation::refused(&e, key),
     };
+    if params.len() > MAX_DEBUG_FIELDS {
+        let why = format!(
+            "the body has {} fields; the debugger reads at most {MAX_DEBUG_FIELDS}",
+            params.len()
+        );
+        return Explanation::too_large(why, key);
+    }
+    if let Some((name, value)) = params.iter().find(|(_, v)| v.len() > MAX_DEBUG_VALUE) {
+        let name: String = name.chars().take(64).collect();
+        let why = format!(
+            "the value of `{name}` has {} bytes; the debugger reads at most {MAX_DEBUG_VALUE}",
+            value.len()
+        );
+        return Explanation::too_large(why, key);
+    }
     let canonical = sign::canonical_string(&params);
     let mut skipped = Vec::new();
     let mut signed_fields = Vec::new();
@@ -487,6 +548,31 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.forbidden);
         assert_eq!(explain(b"<xml><a>", &ApiKey::new(KEY), None).exit_code(), 2);
+    }
+
+    #[test]
+    fn bodies_over_the_caps_are_too_large_to_debug() {
+        let key = ApiKey::new(KEY);
+        let fields: Params = (0..=MAX_DEBUG_FIELDS)
+            .map(|i| (format!("f{i}"), "1".to_owned()))
+            .collect();
+        let long_value = signed(&[("a", &"v".repeat(MAX_DEBUG_VALUE + 1))], SignType::Md5);
+        let big = format!("<xml>{}</xml>", "<a>1</a>".repeat(MAX_DEBUG_BODY / 8));
+        for (body, says) in [
+            (xml::write(&fields), "fields"),
+            (xml::write(&long_value), "the value of `a`"),
+            (big, "bytes; the debugger reads at most 32768"),
+        ] {
+            let e = explain(body.as_bytes(), &key, None);
+            assert_eq!(e.exit_code(), 2, "{e}");
+            assert!(e.diagnosis.starts_with("too large to debug: "), "{e}");
+            assert!(e.diagnosis.contains(says), "{e}");
+            assert_eq!(e.canonical_string, None);
+            assert!(e.to_string().len() < 200, "{e}");
+        }
+        // At the caps it is still explained.
+        let at_cap = signed(&[("a", &"v".repeat(MAX_DEBUG_VALUE))], SignType::Md5);
+        assert_eq!(run(&at_cap, None).exit_code(), 0);
     }
 
     #[test]

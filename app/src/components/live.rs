@@ -4,6 +4,12 @@
 //! so a payment, a rejected callback or a refund change refetches them in place; the
 //! [`Toasts`] in the shell announce each payment and each rejected callback. On the server
 //! the counters never move (no stream there); the stream starts after hydration.
+//!
+//! Events reach the counters through a [`Throttle`]: at most one delivery per
+//! [`REFETCH_INTERVAL_MS`], so each view refetches at most once a second however fast
+//! events come (a flood of junk callbacks must not turn every open dashboard into a
+//! refetch loop against the server), and the events of a busy second are delivered
+//! together when it ends, so the last one is never lost.
 
 use leptos::prelude::*;
 use paydesk_types::Fen;
@@ -61,8 +67,105 @@ pub enum LiveEvent {
     },
 }
 
-/// The live counters: each goes up by one per event of its kind. Read them (`.get()`) in a
-/// resource's source to refetch on change.
+/// How often the live counters move at most: once a second, so a view refetches at most
+/// once a second whatever the event rate. A person reading a page does not see a
+/// difference; a flood of a thousand events a second costs each open page one request a
+/// second instead of a thousand.
+pub const REFETCH_INTERVAL_MS: u64 = 1_000;
+
+/// At most this many events are kept for one delivery (the newest). Five toasts show at
+/// once; a view that picks out its own events (an order's page) refetches anyway when
+/// some were dropped ([`Batch::dropped`]).
+pub const MAX_BATCH: usize = 32;
+
+/// The events of one delivery.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Orders paid.
+    pub paid: u64,
+    /// Orders closed or failed.
+    pub closed: u64,
+    /// Callbacks rejected.
+    pub rejected: u64,
+    /// Refunds changed.
+    pub refunds: u64,
+    /// The stream lagged (events were missed): everything may be stale.
+    pub lagged: bool,
+    /// More than [`MAX_BATCH`] events came: the oldest are not in `events`.
+    pub dropped: bool,
+    /// The newest events, oldest first.
+    pub events: Vec<LiveEvent>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        !self.lagged && self.events.is_empty()
+    }
+
+    fn add(&mut self, event: Option<LiveEvent>) {
+        let Some(event) = event else {
+            self.lagged = true;
+            return;
+        };
+        match &event {
+            LiveEvent::OrderPaid { .. } => self.paid += 1,
+            LiveEvent::OrderClosed { .. } => self.closed += 1,
+            LiveEvent::NotificationRejected { .. } => self.rejected += 1,
+            LiveEvent::RefundChanged { .. } => self.refunds += 1,
+        }
+        if self.events.len() == MAX_BATCH {
+            self.events.remove(0);
+            self.dropped = true;
+        }
+        self.events.push(event);
+    }
+
+    /// Whether a view that cares about some events only should refetch: one of them is
+    /// here, or events were missed or dropped.
+    pub fn any(&self, concerns: impl Fn(&LiveEvent) -> bool) -> bool {
+        self.lagged || self.dropped || self.events.iter().any(concerns)
+    }
+}
+
+/// The refetch throttle: an event after a quiet interval is delivered at once (leading
+/// edge); events during the interval that follows are gathered and delivered together
+/// when it ends (trailing edge), and that starts another interval. So deliveries are at
+/// least an interval apart and every event is delivered at most an interval late. Pure
+/// state: the caller runs the timer ([`Throttle::push`] says when to start it,
+/// [`Throttle::tick`] is called when it fires).
+#[derive(Debug, Default)]
+pub struct Throttle {
+    /// An interval is running (the timer is set).
+    cooling: bool,
+    pending: Batch,
+}
+
+impl Throttle {
+    /// An event arrived (`None`: the stream lagged). Returns the batch to deliver now, if
+    /// the throttle was idle; the caller then starts the timer.
+    pub fn push(&mut self, event: Option<LiveEvent>) -> Option<Batch> {
+        self.pending.add(event);
+        if self.cooling {
+            return None;
+        }
+        self.cooling = true;
+        Some(std::mem::take(&mut self.pending))
+    }
+
+    /// The timer fired. Returns the batch gathered meanwhile, if any; the caller then
+    /// starts the timer again. With nothing gathered the throttle goes idle.
+    pub fn tick(&mut self) -> Option<Batch> {
+        if self.pending.is_empty() {
+            self.cooling = false;
+            return None;
+        }
+        Some(std::mem::take(&mut self.pending))
+    }
+}
+
+/// The live counters: each goes up once per delivery with events of its kind (at most
+/// once per [`REFETCH_INTERVAL_MS`]). Read them (`.get()`) in a resource's source to
+/// refetch on change.
 #[derive(Debug, Clone, Copy)]
 pub struct Live {
     /// Orders paid.
@@ -77,8 +180,11 @@ pub struct Live {
     pub any: RwSignal<u64>,
     /// The most recent event.
     pub last: RwSignal<Option<LiveEvent>>,
+    /// The latest delivery, for views that pick out their own events.
+    pub delivered: RwSignal<Batch>,
     /// Whether the stream is connected (false on the server and while reconnecting).
     pub connected: RwSignal<bool>,
+    throttle: StoredValue<Throttle>,
 }
 
 impl Live {
@@ -91,7 +197,9 @@ impl Live {
             refunds: RwSignal::new(0),
             any: RwSignal::new(0),
             last: RwSignal::new(None),
+            delivered: RwSignal::new(Batch::default()),
             connected: RwSignal::new(false),
+            throttle: StoredValue::new(Throttle::default()),
         };
         provide_context(live);
         #[cfg(feature = "hydrate")]
@@ -99,30 +207,53 @@ impl Live {
         live
     }
 
-    /// Counts one event.
+    /// Counts one event (through the throttle).
     pub fn record(&self, event: LiveEvent) {
-        let counter = match &event {
-            LiveEvent::OrderPaid { .. } => self.paid,
-            LiveEvent::OrderClosed { .. } => self.closed,
-            LiveEvent::NotificationRejected { .. } => self.rejected,
-            LiveEvent::RefundChanged { .. } => self.refunds,
-        };
-        counter.update(|n| *n += 1);
-        self.any.update(|n| *n += 1);
-        self.last.set(Some(event));
+        self.arrive(Some(event));
     }
 
-    /// Events were missed: bump every counter so every live view refetches.
+    /// Events were missed: every live view refetches (through the throttle).
     pub fn lagged(&self) {
-        for counter in [
-            self.paid,
-            self.closed,
-            self.rejected,
-            self.refunds,
-            self.any,
-        ] {
-            counter.update(|n| *n += 1);
+        self.arrive(None);
+    }
+
+    fn arrive(self, event: Option<LiveEvent>) {
+        if let Some(batch) = self.throttle.try_update_value(|t| t.push(event)).flatten() {
+            self.deliver(batch);
+            self.wait();
         }
+    }
+
+    /// Delivers what the interval gathered when it ends, and starts another if it did.
+    fn wait(self) {
+        set_timeout(
+            move || {
+                if let Some(batch) = self.throttle.try_update_value(Throttle::tick).flatten() {
+                    self.deliver(batch);
+                    self.wait();
+                }
+            },
+            std::time::Duration::from_millis(REFETCH_INTERVAL_MS),
+        );
+    }
+
+    /// Moves each counter the batch has events for (all of them when it lagged), once.
+    fn deliver(&self, batch: Batch) {
+        for (counter, n) in [
+            (self.paid, batch.paid),
+            (self.closed, batch.closed),
+            (self.rejected, batch.rejected),
+            (self.refunds, batch.refunds),
+        ] {
+            if n > 0 || batch.lagged {
+                counter.update(|c| *c += 1);
+            }
+        }
+        self.any.update(|c| *c += 1);
+        if let Some(event) = batch.events.last() {
+            self.last.set(Some(event.clone()));
+        }
+        self.delivered.set(batch);
     }
 
     #[cfg(feature = "hydrate")]
@@ -193,25 +324,32 @@ pub fn Toasts() -> impl IntoView {
     let toasts = RwSignal::new(Vec::<Toast>::new());
     let next_id = StoredValue::new(0u64);
     Effect::new(move |_| {
-        let Some(event) = live.last.get() else { return };
-        if !matches!(
-            event,
-            LiveEvent::OrderPaid { .. } | LiveEvent::NotificationRejected { .. }
-        ) {
-            return;
+        let batch = live.delivered.get();
+        let announced: Vec<LiveEvent> = batch
+            .events
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    LiveEvent::OrderPaid { .. } | LiveEvent::NotificationRejected { .. }
+                )
+            })
+            .collect();
+        // Only the newest fit on screen.
+        for event in announced.into_iter().rev().take(MAX_TOASTS).rev() {
+            let id = next_id.get_value();
+            next_id.set_value(id + 1);
+            toasts.update(|list| {
+                list.push(Toast { id, event });
+                if list.len() > MAX_TOASTS {
+                    list.remove(0);
+                }
+            });
+            set_timeout(
+                move || toasts.update(|list| list.retain(|t| t.id != id)),
+                std::time::Duration::from_millis(TOAST_MS),
+            );
         }
-        let id = next_id.get_value();
-        next_id.set_value(id + 1);
-        toasts.update(|list| {
-            list.push(Toast { id, event });
-            if list.len() > MAX_TOASTS {
-                list.remove(0);
-            }
-        });
-        set_timeout(
-            move || toasts.update(|list| list.retain(|t| t.id != id)),
-            std::time::Duration::from_millis(TOAST_MS),
-        );
     });
     view! {
         <div class="toasts" aria-live="polite" data-testid="toasts">
@@ -263,5 +401,95 @@ fn toast_view(event: LiveEvent, lang: Lang) -> AnyView {
             .into_any()
         }
         _ => ().into_any(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paid(n: i64) -> LiveEvent {
+        LiveEvent::OrderPaid {
+            order_id: n,
+            out_trade_no: format!("T{n}"),
+            total_fee: 1,
+            transaction_id: None,
+            paid_at: n,
+        }
+    }
+
+    /// Runs the throttle over events at the given times (ms) with a timer that fires
+    /// `REFETCH_INTERVAL_MS` after it is started; returns each delivery with its time.
+    fn simulate(times: &[u64]) -> Vec<(u64, Batch)> {
+        let mut throttle = Throttle::default();
+        let mut timer: Option<u64> = None;
+        let mut delivered = Vec::new();
+        let mut events = times.iter().enumerate().peekable();
+        loop {
+            let next_event = events.peek().map(|(_, &t)| t);
+            match (next_event, timer) {
+                (Some(e), Some(t)) if t <= e => {
+                    timer = None;
+                    if let Some(b) = throttle.tick() {
+                        delivered.push((t, b));
+                        timer = Some(t + REFETCH_INTERVAL_MS);
+                    }
+                }
+                (Some(e), _) => {
+                    let (i, _) = events.next().unwrap();
+                    if let Some(b) = throttle.push(Some(paid(i as i64))) {
+                        assert!(timer.is_none(), "delivered at once while cooling");
+                        delivered.push((e, b));
+                        timer = Some(e + REFETCH_INTERVAL_MS);
+                    }
+                }
+                (None, Some(t)) => {
+                    timer = None;
+                    if let Some(b) = throttle.tick() {
+                        delivered.push((t, b));
+                        timer = Some(t + REFETCH_INTERVAL_MS);
+                    }
+                }
+                (None, None) => return delivered,
+            }
+        }
+    }
+
+    #[test]
+    fn a_flood_is_delivered_once_a_second_and_the_last_event_is_not_lost() {
+        // 5,000 events a second for three seconds, then one more after a pause.
+        let mut times: Vec<u64> = (0..15_000).map(|i| i / 5).collect();
+        times.push(3_500);
+        let delivered = simulate(&times);
+        for pair in delivered.windows(2) {
+            assert!(
+                pair[1].0 - pair[0].0 >= REFETCH_INTERVAL_MS,
+                "{:?}",
+                (pair[0].0, pair[1].0)
+            );
+        }
+        assert!(delivered.len() <= 5, "{} deliveries", delivered.len());
+        let counted: u64 = delivered.iter().map(|(_, b)| b.paid).sum();
+        assert_eq!(counted, times.len() as u64);
+        // The last event is delivered within an interval of its arrival.
+        let (at, last) = delivered.last().unwrap();
+        assert!(*at >= 3_500 && *at <= 3_500 + REFETCH_INTERVAL_MS, "{at}");
+        assert_eq!(last.events.last(), Some(&paid(15_000)));
+        // A batch keeps the newest events and says it dropped the others.
+        assert!(delivered.iter().all(|(_, b)| b.events.len() <= MAX_BATCH));
+        assert!(delivered.iter().any(|(_, b)| b.dropped && b.any(|_| false)));
+    }
+
+    #[test]
+    fn a_quiet_event_is_delivered_at_once() {
+        let delivered = simulate(&[0, 5_000]);
+        assert_eq!(
+            delivered.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+            [0, 5_000]
+        );
+        let mut throttle = Throttle::default();
+        let batch = throttle.push(None).unwrap();
+        assert!(batch.lagged && batch.any(|_| false));
+        assert_eq!(throttle.tick(), None);
     }
 }

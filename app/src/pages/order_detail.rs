@@ -92,17 +92,18 @@ pub fn OrderDetailPage() -> impl IntoView {
     let live = use_live();
     let order_id = RwSignal::new(None::<i64>);
     let touched = RwSignal::new(0u64);
+    // Each delivery of live events (at most one a second) is looked through at once.
     Effect::new(move |_| {
-        let Some(event) = live.last.get() else { return };
+        let batch = live.delivered.get();
         let mine = no();
-        let concerns = match &event {
+        let concerns = batch.any(|event| match event {
             LiveEvent::OrderPaid { out_trade_no, .. }
             | LiveEvent::OrderClosed { out_trade_no, .. } => *out_trade_no == mine,
             LiveEvent::NotificationRejected { out_trade_no, .. } => {
                 out_trade_no.as_deref() == Some(mine.as_str())
             }
             LiveEvent::RefundChanged { order_id: id, .. } => order_id.get_untracked() == Some(*id),
-        };
+        });
         if concerns {
             touched.update(|n| *n += 1);
         }

@@ -23,6 +23,7 @@ pub async fn list_audit(
 ) -> Result<AuditList, AppError> {
     super::ssr::respond(async move {
         use paydesk_core::audit::{self, AuditCursor, AuditFilter};
+        use paydesk_core::bodies::clip;
         use paydesk_types::Role;
 
         use super::ssr;
@@ -70,13 +71,14 @@ pub async fn list_audit(
             entries: page
                 .entries
                 .into_iter()
+                // Actor, target and detail can hold what a caller typed: one line each.
                 .map(|e| AuditRow {
                     id: e.id,
                     created_at: e.created_at,
-                    actor: e.actor,
+                    actor: clip(&e.actor),
                     action: e.action,
-                    target: e.target,
-                    detail: e.detail,
+                    target: e.target.as_deref().map(clip),
+                    detail: e.detail.as_deref().map(clip),
                     ip: e.ip,
                 })
                 .collect(),

@@ -5,6 +5,10 @@
 //! The API key reaches the failures view only inside `wxpay::explain`, which masks it; the
 //! signatures it would give are cut short here, and the finished view is checked for the
 //! key before it leaves the server.
+//!
+//! Everything shown here was sent by someone else, so every stored text leaves through
+//! `paydesk_core::bodies`: a body laid out up to its display cap ([`bodies::pretty`]), a
+//! short field cut to a line ([`bodies::clip`]), control characters made visible.
 
 use leptos::prelude::*;
 
@@ -17,7 +21,7 @@ use crate::error::AppError;
 #[cfg(feature = "ssr")]
 mod convert {
     use paydesk_core::api_calls::{ApiCall, Outcome};
-    use paydesk_core::bodies::{self, BodyFormat};
+    use paydesk_core::bodies::{self, clip};
     use paydesk_core::notify::log::{Failure, LogEntry};
     use paydesk_core::notify::Notification;
     use paydesk_core::search::{shanghai_day, Cursor};
@@ -57,17 +61,20 @@ mod convert {
         set(after).and_then(Cursor::decode)
     }
 
+    /// A stored body: its start laid out, and the whole text for the copy button.
     pub fn shown(body: &str) -> ShownBody {
-        let (pretty, format) = bodies::pretty(body);
+        let pretty = bodies::pretty(body);
         ShownBody {
-            pretty,
-            format: match format {
-                BodyFormat::Xml => "xml",
-                BodyFormat::Json => "json",
-                BodyFormat::Text => "text",
-            }
-            .into(),
+            pretty: pretty.text,
+            format: pretty.format.as_str().into(),
+            raw: body.to_owned(),
+            shown: pretty.shown as u64,
+            total: pretty.total as u64,
         }
+    }
+
+    fn clip_opt(text: Option<&str>) -> Option<String> {
+        text.map(clip)
     }
 
     pub fn entry(e: LogEntry) -> NotificationRow {
@@ -80,11 +87,11 @@ mod convert {
             },
             kind: e.kind,
             received_at: e.received_at,
-            peer: e.peer,
-            out_trade_no: e.out_trade_no,
-            out_refund_no: e.out_refund_no,
+            peer: clip_opt(e.peer.as_deref()),
+            out_trade_no: clip_opt(e.out_trade_no.as_deref()),
+            out_refund_no: clip_opt(e.out_refund_no.as_deref()),
             verdict: e.verdict.as_str().into(),
-            detail: e.detail,
+            detail: clip(&e.detail),
             reply: e.reply,
         }
     }
@@ -98,16 +105,16 @@ mod convert {
             id: n.id,
             kind: n.kind.clone(),
             received_at: n.received_at,
-            peer: n.peer.clone(),
-            out_trade_no: n.out_trade_no.clone(),
-            out_refund_no,
+            peer: clip_opt(n.peer.as_deref()),
+            out_trade_no: clip_opt(n.out_trade_no.as_deref()),
+            out_refund_no: clip_opt(out_refund_no.as_deref()),
             amount_fen: if n.kind == "refund" {
                 refund_fee
             } else {
                 n.total_fee
             },
             verdict: n.verdict.as_str().into(),
-            detail: n.detail.clone(),
+            detail: clip(&n.detail),
             reply: n.reply.clone(),
         }
     }
@@ -119,8 +126,8 @@ mod convert {
     pub fn failure(f: Failure) -> FailureRow {
         let debugger = f.explanation.map(|e| SignatureDebug {
             valid: e.is_valid(),
-            diagnosis: e.diagnosis,
-            refused: e.refused,
+            diagnosis: clip(&e.diagnosis),
+            refused: clip_opt(e.refused.as_deref()),
             sign_type: e.sign_type.map(|t| t.to_string()),
             sign_type_source: e.sign_type_source.map(|s| {
                 match s {
@@ -131,10 +138,11 @@ mod convert {
                 .into()
             }),
             expected_sign_type: f.expected_sign_type.map(|t| t.to_string()),
-            received_sign: e.received_sign,
+            received_sign: clip_opt(e.received_sign.as_deref()),
             expected_md5: prefix(e.expected_md5),
             expected_hmac_sha256: prefix(e.expected_hmac_sha256),
-            canonical_string: e.canonical_string,
+            // Bounded by the debugger's caps (wxpay::explain::MAX_DEBUG_BODY).
+            canonical_string: e.canonical_string.as_deref().map(bodies::visible),
             skipped: e.skipped.into_iter().map(|s| (s.name, s.reason)).collect(),
             warnings: e.warnings,
             key_len: e.key_len,
@@ -144,9 +152,9 @@ mod convert {
             id: n.id,
             kind: n.kind,
             received_at: n.received_at,
-            peer: n.peer,
-            out_trade_no: n.out_trade_no,
-            detail: n.detail,
+            peer: clip_opt(n.peer.as_deref()),
+            out_trade_no: clip_opt(n.out_trade_no.as_deref()),
+            detail: clip(&n.detail),
             raw_length: n.raw_length,
             debugger,
         }
@@ -156,14 +164,14 @@ mod convert {
         ApiCallRow {
             id: c.id,
             endpoint: c.endpoint.clone(),
-            out_trade_no: c.out_trade_no.clone(),
-            out_refund_no: c.out_refund_no.clone(),
+            out_trade_no: clip_opt(c.out_trade_no.as_deref()),
+            out_refund_no: clip_opt(c.out_refund_no.as_deref()),
             http_status: c.http_status,
-            return_code: c.return_code.clone(),
-            result_code: c.result_code.clone(),
-            err_code: c.err_code.clone(),
+            return_code: clip_opt(c.return_code.as_deref()),
+            result_code: clip_opt(c.result_code.as_deref()),
+            err_code: clip_opt(c.err_code.as_deref()),
             latency_ms: c.latency_ms,
-            error: c.error.clone(),
+            error: clip_opt(c.error.as_deref()),
             created_at: c.created_at,
             outcome: Outcome::of(c).as_str().into(),
         }
@@ -216,7 +224,7 @@ pub async fn list_notifications(
 #[server(endpoint = "logs/notification")]
 pub async fn get_notification(id: i64) -> Result<NotificationDetail, AppError> {
     super::ssr::respond(async move {
-        use paydesk_core::bodies::sanitize;
+        use paydesk_core::bodies::{clip, sanitize};
         use paydesk_core::notify::log;
         use paydesk_types::Role;
 
@@ -230,7 +238,7 @@ pub async fn get_notification(id: i64) -> Result<NotificationDetail, AppError> {
         let n = &found.notification;
         Ok(NotificationDetail {
             row: notification_row(n, found.out_refund_no.clone(), found.refund_fee),
-            transaction_id: n.transaction_id.clone(),
+            transaction_id: n.transaction_id.as_deref().map(clip),
             matched_out_trade_no: found.matched_out_trade_no.clone(),
             duration_us: n.duration_us,
             reply_body: n.verdict.reply_body(),
@@ -412,7 +420,10 @@ pub async fn get_api_call(id: i64) -> Result<ApiCallDetail, AppError> {
             .ok_or(AppError::NotFound)?;
         Ok(ApiCallDetail {
             row: convert::call(&call),
-            transaction_id: call.transaction_id.clone(),
+            transaction_id: call
+                .transaction_id
+                .as_deref()
+                .map(paydesk_core::bodies::clip),
             request: convert::shown(call.request_body.as_deref().unwrap_or("")),
             response: convert::shown(call.response_body.as_deref().unwrap_or("")),
         })

@@ -220,6 +220,7 @@ fn detail(
 #[cfg(feature = "ssr")]
 fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::TimelineWhat {
     use crate::dto::orders::TimelineWhat as W;
+    use paydesk_core::bodies::clip;
     use paydesk_core::timeline::Event;
 
     match event {
@@ -231,7 +232,8 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
                 .clone()
                 .or_else(|| c.error.clone())
                 .or_else(|| c.result_code.clone())
-                .or_else(|| c.return_code.clone()),
+                .or_else(|| c.return_code.clone())
+                .map(|o| clip(&o)),
             id: c.id,
             endpoint: c.endpoint,
             out_refund_no: c.out_refund_no,
@@ -241,7 +243,8 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
             id: n.id,
             kind: n.kind,
             verdict: n.verdict.as_str().to_owned(),
-            detail: n.detail,
+            // A refused callback's detail can quote what its sender wrote.
+            detail: clip(&n.detail),
             reply: n.reply,
             out_refund_no: n.out_refund_no,
         },

@@ -411,7 +411,7 @@ pub async fn failure_groups(db: &Db, since: i64) -> Result<Vec<CauseGroup>, Core
 /// One failure with the signature debugger's findings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// The stored notification.
+    /// The stored notification (its `raw_body` only as much as the debugger reads).
     pub notification: Notification,
     /// Its cause.
     pub cause: Cause,
@@ -429,6 +429,8 @@ pub const MAX_FAILURES: i64 = 100;
 
 /// The newest failures of `cause` received at or after `since` (at most `limit`, clamped to
 /// [`MAX_FAILURES`]), each explained with `key` when the cause is about the signature.
+/// Each [`Failure::notification`]'s `raw_body` holds only the start of the body, enough
+/// for the debugger to explain it or to say it is too large to debug.
 pub async fn failures(
     db: &Db,
     cause: Cause,
@@ -436,8 +438,21 @@ pub async fn failures(
     key: &ApiKey,
     limit: i64,
 ) -> Result<Vec<Failure>, CoreError> {
+    // The debugger reads at most `MAX_DEBUG_BODY` bytes: read no more of a body than tells
+    // it the body is longer (characters, so one more than that many bytes at least).
+    let columns = NOTIFICATION_COLUMNS
+        .split(',')
+        .map(|c| match c.trim() {
+            "raw_body" => format!(
+                "substr(raw_body, 1, {}) as raw_body",
+                wxpay::explain::MAX_DEBUG_BODY + 1
+            ),
+            c => c.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let rows = sqlx::query_as::<_, StoredRow>(&format!(
-        "select {NOTIFICATION_COLUMNS} from notifications \
+        "select {columns} from notifications \
          where {} and received_at >= $1 order by received_at desc, id desc limit $2",
         cause.condition()
     ))

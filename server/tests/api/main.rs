@@ -10,6 +10,7 @@ mod demo;
 mod events;
 mod explain;
 mod flood;
+mod hostile_bodies;
 mod logs;
 mod mp;
 mod mp_limits;

@@ -50,6 +50,7 @@ pub enum LogsMsg {
     CopySanitized => "复制脱敏版", "Copy sanitized";
     Copied => "已复制", "Copied";
     BodyNotXml => "报文不是 XML，按原文显示。", "The body is not XML; shown as received.";
+    CopyCopiesAll => "复制按钮复制全文。", "The copy button copies all of it.";
     FailuresIntro => "未被接受的回调，按原因分组。每组可展开查看每一条失败、原因说明和签名调试信息。API 密钥不会出现在页面上。", "Callbacks we refused, grouped by cause. Open a group for each failure, what went wrong and what to check, and the signature debugger. The API key never appears on this page.";
     Last24h => "最近 24 小时", "Last 24 h";
     Last7d => "最近 7 天", "Last 7 days";
@@ -240,6 +241,28 @@ pub fn duration_text(us: i64) -> String {
     }
 }
 
+/// "Showing the first N bytes of M", for a body laid out only in part.
+pub fn cut_notice(shown: u64, total: u64, lang: Lang) -> String {
+    let (shown, total) = (grouped(shown), grouped(total));
+    match lang {
+        Lang::Zh => format!("报文较长：显示前 {shown} 字节，共 {total} 字节。"),
+        Lang::En => format!("A long body: showing the first {shown} bytes of {total}."),
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// Copies `text` to the clipboard (in the browser; nothing happens on the server).
 fn copy_to_clipboard(text: &str) {
     #[cfg(feature = "hydrate")]
@@ -264,7 +287,14 @@ pub fn BodyBlock(
 ) -> impl IntoView {
     let lang = use_lang();
     let copied = RwSignal::new(false);
-    let text = body.pretty.clone();
+    let text = body.raw.clone();
+    let cut = (body.shown < body.total).then(|| {
+        view! {
+            <p class="muted" data-testid=format!("{testid}-cut")>
+                {cut_notice(body.shown, body.total, lang)} " " {LogsMsg::CopyCopiesAll.text(lang)}
+            </p>
+        }
+    });
     view! {
         <section class="card body-block">
             <div class="body-block__head">
@@ -278,6 +308,7 @@ pub fn BodyBlock(
                 </button>
             </div>
             {(body.format == "text").then(|| view! { <p class="muted">{LogsMsg::BodyNotXml.text(lang)}</p> })}
+            {cut}
             <pre class="body" data-testid=testid data-format=body.format.clone()>{body.pretty}</pre>
         </section>
     }
@@ -358,6 +389,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_cut_body_says_how_much_is_shown() {
+        assert_eq!(
+            cut_notice(65_536, 1_048_576, Lang::Zh),
+            "报文较长：显示前 65,536 字节，共 1,048,576 字节。"
+        );
+        assert_eq!(
+            cut_notice(999, 1000, Lang::En),
+            "A long body: showing the first 999 bytes of 1,000."
+        );
     }
 
     #[test]
