@@ -27,8 +27,9 @@ mod group_commit;
 pub mod log;
 
 pub use flood::{
-    counted_since, sender_of, CountedRefusals, FloodPolicy, DEFAULT_BACKLOG_BYTES,
-    DEFAULT_REFUSED_BODY_BYTES, DEFAULT_REFUSED_PER_MINUTE, OTHER_SENDERS, PER_ORDER_PER_DAY,
+    counted_since, sender_of, CountedRefusals, FloodPolicy, ALL_SENDERS_FACTOR,
+    DEFAULT_BACKLOG_BYTES, DEFAULT_REFUSED_BODY_BYTES, DEFAULT_REFUSED_PER_MINUTE,
+    MAX_SENDERS_PER_MINUTE, OTHER_SENDERS, PER_ORDER_PER_DAY,
 };
 
 use crate::orders::{self, OrderKey, OrderStatus, OutTradeNo};
@@ -241,8 +242,10 @@ async fn receive_payment(
     let started = Instant::now();
     let received_at = now_ms();
     let mut findings = Findings::default();
-    let checked = match check(db, merchant, raw, &mut findings).await {
-        Ok(Checked::Done(decision)) if !findings.verified => {
+    let checked = check(db, merchant, raw, &mut findings).await;
+    let checked = match unverified(checked, findings.verified) {
+        Ok(checked) => checked,
+        Err(decision) => {
             let refusal = Refusal {
                 kind: "payment",
                 peer: peer.as_deref(),
@@ -253,7 +256,6 @@ async fn receive_payment(
             };
             return refuse(db, refusals, raw, refusal).await;
         }
-        checked => checked,
     };
     // One copy of the body, shared with the apply queue.
     let raw_text: Arc<str> = Arc::from(&*stored_text(raw));
@@ -408,6 +410,56 @@ impl Refusal<'_> {
             elapsed_us(self.started),
         )
         .await
+    }
+}
+
+/// What nothing verified takes the refused path: a decision reached before the signature
+/// checked, and equally a database error before it (the order lookup failing under load),
+/// so junk is stored cut and within its sender's allowance even then. Anything else goes on
+/// to be recorded or applied.
+trait Decided {
+    fn decided(self) -> Result<Decision, Self>
+    where
+        Self: Sized;
+}
+
+impl Decided for Checked {
+    fn decided(self) -> Result<Decision, Self> {
+        match self {
+            Checked::Done(decision) => Ok(decision),
+            other => Err(other),
+        }
+    }
+}
+
+impl Decided for RefundChecked {
+    fn decided(self) -> Result<Decision, Self> {
+        match self {
+            RefundChecked::Done(decision) => Ok(decision),
+            other => Err(other),
+        }
+    }
+}
+
+fn unverified<C: Decided>(
+    checked: Result<C, CoreError>,
+    verified: bool,
+) -> Result<Result<C, CoreError>, Decision> {
+    if verified {
+        return Ok(checked);
+    }
+    match checked {
+        Ok(c) => match c.decided() {
+            Ok(decision) => Err(decision),
+            Err(c) => Ok(Ok(c)),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "a callback nothing verified could not be checked");
+            Err(decide(
+                Verdict::InternalError,
+                "database error before the signature was checked; WeChat Pay will resend it",
+            ))
+        }
     }
 }
 
@@ -1172,8 +1224,10 @@ async fn receive_refund(
     let received_at = now_ms();
     let mut findings = Findings::default();
     let mut ids = RefundIds::default();
-    let checked = match check_refund(db, merchant, raw, &mut findings, &mut ids).await {
-        Ok(RefundChecked::Done(decision)) if !findings.verified => {
+    let checked = check_refund(db, merchant, raw, &mut findings, &mut ids).await;
+    let checked = match unverified(checked, findings.verified) {
+        Ok(checked) => checked,
+        Err(decision) => {
             let refusal = Refusal {
                 kind: "refund",
                 peer: peer.as_deref(),
@@ -1184,7 +1238,6 @@ async fn receive_refund(
             };
             return refuse(db, refusals, raw, refusal).await;
         }
-        checked => checked,
     };
     let raw_text = stored_text(raw);
     let row = NotificationRow {

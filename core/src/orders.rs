@@ -519,6 +519,17 @@ pub async fn claim_status_query(
     now: i64,
     min_interval_ms: i64,
 ) -> Result<bool, CoreError> {
+    let since = now.saturating_sub(min_interval_ms);
+    // A poll inside the interval costs a read, not the writer: on SQLite every write queues
+    // behind the one writer connection that payment notifications also need.
+    let last: Option<Option<i64>> =
+        sqlx::query_scalar("select status_queried_at from orders where id = $1")
+            .bind(id)
+            .fetch_optional(db.reader())
+            .await?;
+    if matches!(last, Some(Some(at)) if at > since) {
+        return Ok(false);
+    }
     let claimed = sqlx::query(
         r#"update orders set status_queried_at = $1
            where id = $2 and status = 'NOTPAY'
@@ -526,7 +537,7 @@ pub async fn claim_status_query(
     )
     .bind(now)
     .bind(id)
-    .bind(now.saturating_sub(min_interval_ms))
+    .bind(since)
     .execute(db.writer())
     .await?
     .rows_affected();

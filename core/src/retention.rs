@@ -197,9 +197,15 @@ pub fn rules() -> Vec<Rule> {
             action: Action::Delete {
                 key: "id",
                 column: "received_at",
-                // `+order_id`: not an index term, so SQLite walks the verdicts' age ranges
-                // (verdict, received_at) instead of every unmatched row by order_id.
-                condition: Some(format!("verdict in ({refused}) and +order_id is null")),
+                // `+order_id` and `coalesce(…)`: not index terms, so SQLite walks the
+                // verdicts' age ranges (verdict, received_at) instead of every unmatched row
+                // by order_id. A row with a transaction_id verified (a signed notification
+                // for an order we do not have, another appid or mch_id): it may be the only
+                // record of money received, so it is kept like the applied ones.
+                condition: Some(format!(
+                    "verdict in ({refused}) and +order_id is null \
+                     and coalesce(transaction_id, '') = ''"
+                )),
                 age: Age::RefusedNotifications,
                 sized: &["raw_body", "detail"],
             },
@@ -225,8 +231,8 @@ pub fn rules() -> Vec<Rule> {
         },
         Rule::kept(
             "notifications",
-            "保留：已处理（applied / duplicate）的回调，以及已验签并匹配到订单的被拒回调——它们是订单的付款凭证",
-            "kept: applied and duplicate callbacks, and refused ones verified for one of our orders — they are the orders' evidence of payment",
+            "保留：已处理（applied / duplicate）的回调、已验签并匹配到订单的被拒回调，以及已验签且带微信支付单号的回调（我方没有的订单、其他 appid 或商户号）——它们是收款凭证",
+            "kept: applied and duplicate callbacks, refused ones verified for one of our orders, and verified ones carrying a transaction_id (an order we do not have, another appid or mch_id) — they are evidence of payment",
         ),
         // The bodies are the bulk of each row (kilobytes of XML); the row itself (endpoint,
         // ids, codes, latency, error) stays, so the timeline and the API call log still

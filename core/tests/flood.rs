@@ -209,6 +209,42 @@ async fn beyond_the_allowance_refused_callbacks_are_counted_per_sender_not_store
 }
 
 #[tokio::test]
+async fn many_senders_together_store_at_most_the_all_senders_cap_a_minute() {
+    for t in databases().await {
+        // Arrange: 2 a minute per sender, so all senders together store 2 × the factor
+        fresh_minute().await;
+        let intake = intake(&t.db, 2);
+        let cap = 2 * paydesk_core::notify::ALL_SENDERS_FACTOR;
+        let senders = cap + 4;
+
+        // Act: every sender within its own allowance (an attacker rotating addresses)
+        for k in 0..senders {
+            for _ in 0..2 {
+                intake
+                    .payment(Some(format!("198.51.100.{}:4000", 100 + k)), JUNK)
+                    .await;
+            }
+        }
+        intake.flush_counts().await.unwrap();
+
+        // Assert: the cap stored, the rest counted, nothing lost
+        let stored: i64 =
+            sqlx::query_scalar("select count(*) from notifications where peer like '198.51.100.%'")
+                .fetch_one(t.db.reader())
+                .await
+                .unwrap();
+        let counted: i64 = sqlx::query_scalar(
+            "select cast(coalesce(sum(count), 0) as bigint) from refused_callback_counts",
+        )
+        .fetch_one(t.db.reader())
+        .await
+        .unwrap();
+        assert_eq!(stored, cap, "{}", t.label);
+        assert_eq!(stored + counted, 2 * senders, "{}", t.label);
+    }
+}
+
+#[tokio::test]
 async fn a_valid_signature_is_never_limited_even_from_a_flooding_sender() {
     for t in databases().await {
         // Arrange: the sender has used its allowance and more

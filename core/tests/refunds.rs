@@ -371,7 +371,8 @@ async fn a_customer_has_one_open_request_per_order_even_when_asking_twice_at_onc
             t.label
         );
         assert!(after.is_ok(), "{}: {after:?}", t.label);
-        // The database holds the rule too, whatever the code above it does.
+        // The database holds the rule too for requests waiting for a manager, whatever the
+        // code above it does.
         let order = orders::find_by_out_trade_no(&t.db, "RQ7")
             .await
             .unwrap()
@@ -380,7 +381,7 @@ async fn a_customer_has_one_open_request_per_order_even_when_asking_twice_at_onc
         let direct = sqlx::query(
             r#"insert into refunds (out_refund_no, order_id, amount_fen, reason, requester_kind,
                    requester, status, created_at, updated_at)
-               values ('RFDIRECT7', $1, 1, 'direct', 'customer', $2, 'APPROVED', $3, $3)"#,
+               values ('RFDIRECT7', $1, 1, 'direct', 'customer', $2, 'PENDING_APPROVAL', $3, $3)"#,
         )
         .bind(order.id)
         .bind(OPENID)
@@ -392,6 +393,46 @@ async fn a_customer_has_one_open_request_per_order_even_when_asking_twice_at_onc
             "{}: {direct:?}",
             t.label
         );
+    }
+}
+
+#[tokio::test]
+async fn a_failed_refund_adopting_wechats_processing_is_never_refused_by_the_one_open_request_rule()
+{
+    for t in databases().await {
+        // Arrange: the customer's first refund ended FAILED (an unknown outcome earlier), so
+        // they asked again and that request waits for a manager.
+        let events = EventBus::new();
+        paid_order(&t.db, "RQ-LATE", 1000).await;
+        let first = refunds::request(&t.db, &events, "RQ-LATE", Some(100), "a", customer())
+            .await
+            .unwrap();
+        sqlx::query("update refunds set status = 'FAILED' where id = $1")
+            .bind(first.id)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        let second = refunds::request(&t.db, &events, "RQ-LATE", Some(100), "b", customer())
+            .await
+            .unwrap();
+
+        // Act: WeChat Pay's late word on the first one (what a refund notification or
+        // refundquery applies) while the second still waits
+        let moved = sqlx::query(
+            "update refunds set status = 'PROCESSING' where id = $1 and status = 'FAILED'",
+        )
+        .bind(first.id)
+        .execute(t.db.writer())
+        .await;
+
+        // Assert: the database takes it; the waiting request is untouched
+        assert_eq!(
+            moved.map(|r| r.rows_affected()).map_err(|e| e.to_string()),
+            Ok(1),
+            "{}",
+            t.label
+        );
+        assert_eq!(second.status, RefundStatus::PendingApproval, "{}", t.label);
     }
 }
 

@@ -26,6 +26,11 @@ where requester_kind = 'customer'
         and e.requester_kind = 'customer'
         and e.status in ('PENDING_APPROVAL', 'APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE')
         and (e.status <> 'PENDING_APPROVAL' or e.id < refunds.id));
+--    The index holds the request stage only (two customer requests waiting at once): a
+--    refund already decided can still move (a FAILED one adopting WeChat Pay's PROCESSING
+--    from a late notification or refundquery), and that must never break a constraint, or
+--    the callback would be answered FAIL forever. The wider rule — no new request while
+--    one is on its way — is checked in the request's transaction
+--    (paydesk_core::refunds::file, order row locked on PostgreSQL, one writer on SQLite).
 create unique index refunds_one_open_customer_request on refunds (order_id)
-    where requester_kind = 'customer'
-      and status in ('PENDING_APPROVAL', 'APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE');
+    where requester_kind = 'customer' and status = 'PENDING_APPROVAL';

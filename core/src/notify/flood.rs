@@ -12,6 +12,11 @@
 //!   a second ([`Refusals::flush`], run by the server's backlog job), so a flood costs no
 //!   database write per request.
 //!
+//! All senders together store at most [`ALL_SENDERS_FACTOR`] times that a minute, and one
+//! instance tallies at most [`MAX_SENDERS_PER_MINUTE`] senders by name a minute (the rest as
+//! [`OTHER_SENDERS`]): an attacker with many addresses is bounded like one with a single
+//! address, in rows and in bytes.
+//!
 //! The allowance holds across instances: before storing one, an instance claims it in the
 //! database (`refused_callback_counts.stored`, in the transaction that stores the row). The
 //! in-process fast path only remembers, for the current minute, the senders the database
@@ -77,6 +82,18 @@ impl Default for FloodPolicy {
         }
     }
 }
+
+/// Refused callbacks stored per minute from all senders together, as a multiple of
+/// [`FloodPolicy::refused_per_minute`]: an attacker holding many addresses (an IPv6 /48 is
+/// 65,536 senders of /64) gets each one's allowance, so without this the disk would fill
+/// with 8 KiB prefixes as fast as they send. With the defaults, 240 a minute: at most
+/// about 2 MB a minute of prefixes, whatever the number of senders.
+pub const ALL_SENDERS_FACTOR: i64 = 4;
+
+/// Distinct senders tallied per minute by one instance; the rest of that minute's senders
+/// are counted together as [`OTHER_SENDERS`], so `refused_callback_counts` grows by a
+/// bounded number of rows a minute however many addresses a flood comes from.
+pub const MAX_SENDERS_PER_MINUTE: usize = 1024;
 
 /// Refused rows naming one order stored in 24 hours beyond the senders' allowances (see the
 /// module doc for why 32).
@@ -153,6 +170,11 @@ struct State {
     minute: i64,
     /// Senders the database said are over their allowance in `minute`.
     over: HashSet<String>,
+    /// Whether the database said every sender together is over [`ALL_SENDERS_FACTOR`]'s
+    /// cap in `minute`.
+    all_over: bool,
+    /// Senders tallied in `minute` (at most [`MAX_SENDERS_PER_MINUTE`]).
+    tallied: HashSet<String>,
     /// What [`Named`] allowances the database said are used up (checked in `minute`).
     used: HashSet<Named>,
     /// Refusals counted and not yet added to the database.
@@ -165,6 +187,8 @@ impl State {
             self.minute = minute;
             self.over.clear();
             self.used.clear();
+            self.all_over = false;
+            self.tallied.clear();
         }
         self
     }
@@ -205,13 +229,15 @@ impl Refusals {
     pub(crate) fn known_over(&self, sender: &str, at: i64, named: &Named) -> bool {
         let mut state = self.state();
         let state = state.at(minute_of(at));
-        state.over.contains(sender) && (*named == Named::Nothing || state.used.contains(named))
+        (state.all_over || state.over.contains(sender))
+            && (*named == Named::Nothing || state.used.contains(named))
     }
 
-    fn remember_over(&self, sender: &str, at: i64, named: &Named) {
+    fn remember_over(&self, sender: &str, at: i64, named: &Named, all: bool) {
         let mut state = self.state();
         let state = state.at(minute_of(at));
-        if state.over.len() < MAX_REMEMBERED {
+        state.all_over |= all;
+        if !all && state.over.len() < MAX_REMEMBERED {
             state.over.insert(sender.to_owned());
         }
         if *named != Named::Nothing && state.used.len() < MAX_REMEMBERED {
@@ -227,7 +253,18 @@ impl Refusals {
             last: at,
         };
         let mut state = self.state();
-        let key = (sender.to_owned(), cause, minute_of(at));
+        let minute = minute_of(at);
+        let state = state.at(minute);
+        let new_sender = !state.tallied.contains(sender);
+        let sender = if new_sender && state.tallied.len() >= MAX_SENDERS_PER_MINUTE {
+            OTHER_SENDERS
+        } else {
+            if new_sender {
+                state.tallied.insert(sender.to_owned());
+            }
+            sender
+        };
+        let key = (sender.to_owned(), cause, minute);
         let key = if state.tallies.len() >= MAX_TALLIES && !state.tallies.contains_key(&key) {
             (OTHER_SENDERS.to_owned(), cause, minute_of(at))
         } else {
@@ -295,10 +332,23 @@ impl Refusals {
         .fetch_one(&mut *tx)
         .await?;
         let limit = i64::from(self.policy.refused_per_minute);
-        let store = used < limit || named_allowance(&mut tx, named, at, limit).await?;
+        let mut all_over = false;
+        let mut store = used < limit;
+        if store {
+            let all: i64 = sqlx::query_scalar(
+                r#"select cast(coalesce(sum(stored), 0) as bigint) from refused_callback_counts
+                   where minute = $1"#,
+            )
+            .bind(minute)
+            .fetch_one(&mut *tx)
+            .await?;
+            all_over = all >= limit.saturating_mul(ALL_SENDERS_FACTOR);
+            store = !all_over;
+        }
+        let store = store || named_allowance(&mut tx, named, at, limit).await?;
         if !store {
             tx.rollback().await?;
-            self.remember_over(sender, at, named);
+            self.remember_over(sender, at, named, all_over);
             return Ok(Fate::Counted);
         }
         let now = now_ms();
@@ -322,7 +372,7 @@ impl Refusals {
         tx.commit().await?;
         if used + 1 >= limit && *named == Named::Nothing {
             // That was the last of its allowance: the next one need not ask.
-            self.remember_over(sender, at, named);
+            self.remember_over(sender, at, named, false);
         }
         Ok(Fate::Stored(id))
     }
