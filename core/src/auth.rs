@@ -167,6 +167,25 @@ async fn refused_for(
     Ok(until.map(|t| ((t - now).clamp(1, WINDOW_MS) + 59_999) / 60_000))
 }
 
+/// Whether a throttled sign-in for this account, or from this address, is already in the
+/// audit log within the window. The audit log is kept for good, so a caller hammering the
+/// sign-in page adds one row per account or address a window, not one per request.
+async fn throttle_recorded(db: &Db, username: &str, ip: Option<&str>) -> Result<bool, CoreError> {
+    let since = now_ms() - WINDOW_MS;
+    let found: Option<i64> = sqlx::query_scalar(
+        r#"select 1 from audit_log
+           where action = $1 and created_at > $2 and (target = $3 or ip = $4)
+           limit 1"#,
+    )
+    .bind(action::LOGIN_THROTTLED)
+    .bind(since)
+    .bind(username)
+    .bind(ip)
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Checks a username and password typed on the sign-in page.
 #[tracing::instrument(skip_all, fields(ip = ip.as_deref().unwrap_or("-")))]
 pub async fn authenticate(
@@ -183,21 +202,23 @@ pub async fn authenticate(
     let attempt = match begin_attempt(db, &username, ip.as_deref()).await? {
         Ok(attempt) => attempt,
         Err(minutes) => {
-            let actor = Actor {
-                user_id: None,
-                name: key.to_owned(),
-                ip: ip.clone(),
-            };
-            audit::record(
-                db.writer(),
-                Entry {
-                    actor: &actor,
-                    action: action::LOGIN_THROTTLED,
-                    target: Some(key),
-                    detail: None,
-                },
-            )
-            .await?;
+            if !throttle_recorded(db, key, ip.as_deref()).await? {
+                let actor = Actor {
+                    user_id: None,
+                    name: key.to_owned(),
+                    ip: ip.clone(),
+                };
+                audit::record(
+                    db.writer(),
+                    Entry {
+                        actor: &actor,
+                        action: action::LOGIN_THROTTLED,
+                        target: Some(key),
+                        detail: None,
+                    },
+                )
+                .await?;
+            }
             return Err(LoginError::Throttled { minutes });
         }
     };
