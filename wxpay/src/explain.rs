@@ -568,7 +568,8 @@ mod tests {
             assert!(e.diagnosis.starts_with("too large to debug: "), "{e}");
             assert!(e.diagnosis.contains(says), "{e}");
             assert_eq!(e.canonical_string, None);
-            assert!(e.to_string().len() < 200, "{e}");
+            // A few short lines whatever the body's size: nothing of it is echoed.
+            assert!(e.to_string().len() < 400, "{e}");
         }
         // At the caps it is still explained.
         let at_cap = signed(&[("a", &"v".repeat(MAX_DEBUG_VALUE))], SignType::Md5);
