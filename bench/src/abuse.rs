@@ -180,7 +180,7 @@ pub async fn run(
     }
     let after = junk_cost(db).await?;
     let size_after = sqlite_bytes(&a.database_url);
-    let check = verify::exactly_once(db, prefix, orders, 1).await;
+    let check = verify::exactly_once(db, prefix, orders, 1, true).await;
     let mib = |kib: u64| kib as f64 / 1024.0;
     let growth = match (size_before, size_after) {
         (Some(b), Some(a)) => format!("{:.1}", (a as f64 - b as f64) / 1_048_576.0),

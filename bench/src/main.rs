@@ -220,7 +220,7 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         if let (Some(path), Some(rate)) = (&args.latencies, s.rate) {
             write_latencies(path, &prefix, rate, &m)?;
         }
-        let check = verify::exactly_once(&db, &prefix, s.orders, s.copies).await;
+        let check = verify::exactly_once(&db, &prefix, s.orders, s.copies, false).await;
         if s.report {
             println!("{}", row(&args.label, &s.name, &m));
         }
