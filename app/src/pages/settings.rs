@@ -66,7 +66,7 @@ crate::messages! {
         Seconds => "秒", "s";
         Millis => "毫秒", "ms";
         Retention => "数据保留策略", "Retention policy";
-        RetentionIntro => "每日任务按下列期限删除过期数据；未列期限的表永久保留（原因见右）。`paydesk prune --dry-run` 可预览将删除的内容。", "A daily job deletes what has aged out, line by line; tables without an age are kept for good (the reason is given). `paydesk prune --dry-run` shows what would go.";
+        RetentionIntro => "每日任务按下列期限删除过期数据；未列期限的表永久保留（原因见右）。命令 paydesk prune --dry-run 可预览将删除的内容。", "A daily job deletes what has aged out, line by line; tables without an age are kept for good (the reason is given). The command paydesk prune --dry-run shows what would go.";
         RetentionJob => "每日清理任务", "Daily pruning job";
         RunAt => "运行时间（北京时间）", "Runs at (Asia/Shanghai)";
         Line => "数据", "Data";
