@@ -144,7 +144,8 @@ async fn a_simulator_payment_appears_live_on_home_with_a_toast_and_a_tampered_ca
     );
     b.screenshot("settings").await?;
     // The retention policy: a line per table that only grows, with its age or why it is kept.
-    b.wait_for_text("[data-testid=retention]", "api_calls").await?;
+    b.wait_for_text("[data-testid=retention]", "api_calls")
+        .await?;
     b.client
         .execute(
             "document.querySelector('[data-testid=retention]').scrollIntoView()",
