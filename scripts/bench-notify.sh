@@ -9,6 +9,10 @@
 #   scripts/bench-notify.sh --orders 20000 --connections 32   # extra notify-bench flags
 #   BENCH_SERVER=/tmp/paydesk-old scripts/bench-notify.sh   # another paydesk binary (A/B)
 #
+# scripts/abuse.sh runs the callback flood through this script: BENCH_NAME names the run
+# (messages, temp dir, PostgreSQL database) and BENCH_TABLE_HEADER replaces the table's
+# header for notify-bench's other rows.
+#
 # Leaves nothing behind: the server, PostgreSQL and the temp dirs go on exit, whatever
 # happens. Exits non-zero if a reply was not SUCCESS or a database check failed.
 set -euo pipefail
@@ -16,12 +20,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 BENCH_DBS=${BENCH_DBS:-sqlite postgres}
+NAME=${BENCH_NAME:-bench}
 
 cargo build --release -p server -p paydesk-bench
 BIN=$CARGO_TARGET_DIR/release
 SERVER=${BENCH_SERVER:-$BIN/paydesk}
 
-WORK=$(mktemp -d /tmp/paydesk-bench.XXXXXX)
+WORK=$(mktemp -d "/tmp/paydesk-$NAME.XXXXXX")
 SERVER_PID=""
 PG_DIR=""
 cleanup() {
@@ -56,17 +61,19 @@ run() {
   SERVER_PID=$!
   for _ in $(seq 1 300); do
     grep -q 'paydesk: listening on' "$log" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; echo "bench: paydesk exited" >&2; return 1; }
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; echo "$NAME: paydesk exited" >&2; return 1; }
     sleep 0.1
   done
-  grep -q 'paydesk: listening on' "$log" || { tail -n 20 "$log" >&2; echo "bench: paydesk did not start" >&2; return 1; }
-  echo "bench: $label: paydesk on 127.0.0.1:$port" >&2
-  PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --url "http://127.0.0.1:$port" --label "$label" "$@" \
+  grep -q 'paydesk: listening on' "$log" || { tail -n 20 "$log" >&2; echo "$NAME: paydesk did not start" >&2; return 1; }
+  echo "$NAME: $label: paydesk on 127.0.0.1:$port (pid $SERVER_PID); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --url "http://127.0.0.1:$port" --label "$label" \
+    --server-pid "$SERVER_PID" "$@" \
     | tee -a "$WORK/rows.md" || {
-    echo "bench: $label failed; the server's errors:" >&2
+    echo "$NAME: $label failed; the server's errors:" >&2
     grep -i '"level":"error"' "$log" | head -n 5 >&2 || true
     return 1
   }
+  echo "$NAME: $label: done; load: $(cut -d' ' -f1-3 /proc/loadavg); server log $(wc -c <"$log") bytes" >&2
   stop_server
 }
 
@@ -82,16 +89,22 @@ for db in $BENCH_DBS; do
       PG_DIR=$PAYDESK_PG_DIR
       psql=$PAYDESK_PG_BIN/psql
       [ -x "$psql" ] || psql=psql
-      "$psql" -q -d "$PAYDESK_TEST_POSTGRES_URL" -c 'create database paydesk_bench' >/dev/null
-      run postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_bench" "$@"
+      "$psql" -q -d "$PAYDESK_TEST_POSTGRES_URL" -c "create database paydesk_$NAME" >/dev/null
+      run postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_$NAME" "$@"
       scripts/pg-temp.sh stop "$PG_DIR"
       PG_DIR=""
       ;;
-    *) echo "bench: unknown database $db (sqlite, postgres)" >&2; exit 2 ;;
+    *) echo "$NAME: unknown database $db (sqlite, postgres)" >&2; exit 2 ;;
   esac
 done
 
 echo
-echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms | sent late p50 / p99 ms |"
-echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), load now $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+if [ -n "${BENCH_TABLE_HEADER:-}" ]; then
+  printf '%s\n' "$BENCH_TABLE_HEADER"
+else
+  echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms | sent late p50 / p99 ms |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+fi
 cat "$WORK/rows.md"
