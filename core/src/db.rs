@@ -17,7 +17,7 @@ use sqlx::AnyPool;
 use tokio::sync::mpsc;
 
 use crate::notify::GroupCommitSlot;
-use crate::order_keys::{KeyReaders, OrderKeys};
+use crate::orders::keys::{KeyReaders, OrderKeys};
 use crate::password::HashSlots;
 use crate::wal::{self, Wal, WalLimits, WalStats};
 

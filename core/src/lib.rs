@@ -16,10 +16,6 @@ pub mod disk;
 pub mod error;
 pub mod events;
 pub mod notify;
-pub mod order_actions;
-pub mod order_filter;
-mod order_keys;
-pub mod order_totals;
 pub mod orders;
 pub mod own_openids;
 pub mod password;
@@ -32,12 +28,15 @@ pub mod sessions;
 mod sqlite_raw;
 pub mod stats;
 pub mod sync;
-pub mod timeline;
 pub mod users;
 pub mod wal;
 
 pub use db::{Backend, Db};
+// The order modules' old paths, still used across the workspace.
 pub use error::CoreError;
+pub use orders::{
+    actions as order_actions, filter as order_filter, timeline, totals as order_totals,
+};
 pub use paydesk_types::{Fen, Role, Username};
 
 /// The current time as UTC milliseconds, the unit every timestamp column uses.

@@ -32,6 +32,7 @@ pub use flood::{
     MAX_SENDERS_PER_MINUTE, OTHER_SENDERS, PER_ORDER_PER_DAY,
 };
 
+use crate::orders::transitions::{self, Payment};
 use crate::orders::{self, OrderKey, OrderStatus, OutTradeNo};
 use crate::refunds::{self, RefundStatus};
 use crate::{now_ms, CoreError, Db};
@@ -884,17 +885,11 @@ async fn mark_payerror(
     started: Instant,
 ) -> Result<Applied, CoreError> {
     let mut tx = db.writer().begin().await?;
-    let updated = sqlx::query(
-        r#"update orders set status = 'PAYERROR', next_sync_at = null, updated_at = $1
-           where id = $2 and status = 'NOTPAY'"#,
-    )
-    .bind(now_ms())
-    .bind(order.id)
-    .execute(&mut *tx)
-    .await?;
+    let moved =
+        transitions::end_unpaid(&mut *tx, order.id, OrderStatus::PayError, now_ms()).await?;
     let id = record(&mut *tx, row, findings, &decision, started).await?;
     tx.commit().await?;
-    let event = (updated.rows_affected() == 1).then(|| Event::OrderClosed {
+    let event = moved.then(|| Event::OrderClosed {
         order_id: order.id,
         out_trade_no: order.out_trade_no.clone(),
         status: OrderStatus::PayError.as_str().into(),
@@ -917,20 +912,12 @@ async fn apply(
     let now = now_ms();
     let paid_at = paid_at(n, now);
     let mut tx = writer.begin().await?;
-    let updated = sqlx::query(
-        r#"update orders
-           set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3,
-               next_sync_at = null, updated_at = $4
-           where id = $5 and status = 'NOTPAY'"#,
-    )
-    .bind(transaction_id)
-    .bind(n.bank_type.as_deref())
-    .bind(paid_at)
-    .bind(now)
-    .bind(order.id)
-    .execute(&mut *tx)
-    .await?;
-    let (decision, event) = if updated.rows_affected() == 1 {
+    let payment = Payment {
+        transaction_id,
+        bank_type: n.bank_type.as_deref(),
+        paid_at,
+    };
+    let (decision, event) = if transitions::pay(&mut *tx, order.id, &payment, now).await? {
         applied(order, transaction_id, paid_at)
     } else {
         let (status, stored_tid): (String, Option<String>) =

@@ -49,6 +49,7 @@ use wxpay::{Api, OrderRef, RefundQuery, RefundQueryRequest, RefundRequest};
 use crate::audit::{self, action, Actor};
 use crate::error::is_unique_violation;
 use crate::events::{Event, EventBus};
+use crate::orders::transitions;
 use crate::orders::OrderStatus;
 use crate::{now_ms, Backend, CoreError, Db};
 
@@ -1509,18 +1510,8 @@ async fn settle_order(
     } else {
         OrderStatus::PartiallyRefunded
     };
-    match current.transition_to(next) {
-        Ok(next) => {
-            sqlx::query(
-                "update orders set status = $1, updated_at = $2 where id = $3 and status = $4",
-            )
-            .bind(next.as_str())
-            .bind(now_ms())
-            .bind(order_id)
-            .bind(current.as_str())
-            .execute(&mut **tx)
-            .await?;
-        }
+    match transitions::set_status(&mut **tx, order_id, current, next, now_ms()).await? {
+        Ok(_) => {}
         Err(e) => {
             tracing::warn!(order.id = order_id, error = %e, "a successful refund does not move the order");
         }

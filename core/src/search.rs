@@ -304,9 +304,9 @@ pub async fn list_orders(
 }
 
 /// How many orders match `filter` and the sum of their amounts (fen): from the running
-/// totals when they can answer it ([`crate::order_totals`]), otherwise from the orders.
+/// totals when they can answer it ([`crate::orders::totals`]), otherwise from the orders.
 pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<(i64, i64), CoreError> {
-    if let Some(found) = crate::order_totals::totals(db, filter).await? {
+    if let Some(found) = crate::orders::totals::totals(db, filter).await? {
         return Ok(found);
     }
     totals_from_orders(db, filter).await

@@ -402,7 +402,7 @@ pub async fn seed(
     tx.commit().await?;
     // PostgreSQL: fold the running totals' log (two rows per order here) now rather than
     // leave it to the first server's job.
-    crate::order_totals::fold(db).await?;
+    crate::orders::totals::fold(db).await?;
     progress(written);
     Ok(report)
 }

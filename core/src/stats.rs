@@ -1,6 +1,6 @@
 //! The home page's numbers: today's takings, the payment success rate, what is waiting for
 //! someone, a 14-day revenue chart and the latest payments — computed in three statements
-//! that read the running totals of [`crate::order_totals`] and a few index entries, so the
+//! that read the running totals of [`crate::orders::totals`] and a few index entries, so the
 //! page costs the same at a million orders as at a hundred.
 //!
 //! "Today" and the chart's days are Asia/Shanghai calendar days (UTC+8, no daylight saving
@@ -10,12 +10,12 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use crate::notify::Verdict;
-use crate::order_totals;
+use crate::orders::totals as order_totals;
 use crate::orders::OrderStatus;
 use crate::search::shanghai_day_start;
 use crate::{CoreError, Db};
 
-use crate::order_totals::DAY_MS;
+use crate::orders::totals::DAY_MS;
 /// Days in the revenue chart, today included.
 pub const CHART_DAYS: usize = 14;
 /// Latest payments shown.
@@ -103,7 +103,7 @@ fn sql_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 ///
 /// Three statements on the reader pool, none of which reads more than a few dozen rows
 /// whatever the number of orders: one row of counts (the success rate's two counts from
-/// the per-day totals of [`crate::order_totals`], pending refunds on `refunds (status,
+/// the per-day totals of [`crate::orders::totals`], pending refunds on `refunds (status,
 /// created_at)`, refused callbacks on `notifications (verdict, received_at)`), the
 /// fortnight's takings from the paid-per-day totals (today's takings are its last day), and
 /// the latest payments (the `paid_at` index backwards, ten entries).

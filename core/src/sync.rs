@@ -18,6 +18,7 @@ use std::time::Duration;
 use wxpay::{Api, OrderQuery, OrderQueryResponse, TradeState};
 
 use crate::events::{Event, EventBus, PaidVia};
+use crate::orders::transitions::{self, Payment};
 use crate::orders::{self, Order, OrderStatus};
 use crate::{now_ms, Backend, CoreError, Db};
 
@@ -303,21 +304,14 @@ async fn mark_paid(
         .time_end
         .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(now))
         .unwrap_or(now);
-    let updated = sqlx::query(
-        r#"update orders
-           set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3,
-               next_sync_at = null, updated_at = $4
-           where id = $5 and status = 'NOTPAY'"#,
-    )
-    .bind(transaction_id)
-    .bind(answer.bank_type.as_deref())
-    .bind(paid_at)
-    .bind(now)
-    .bind(order.id)
-    .execute(db.writer())
-    .await?;
+    let payment = Payment {
+        transaction_id,
+        bank_type: answer.bank_type.as_deref(),
+        paid_at,
+    };
+    let moved = transitions::pay(db.writer(), order.id, &payment, now).await?;
     let stored = reload(db, order).await?;
-    if updated.rows_affected() == 1 {
+    if moved {
         tracing::info!("orderquery: the order is paid");
         events.publish(Event::OrderPaid {
             order_id: order.id,
@@ -353,16 +347,7 @@ async fn end_unpaid(
     order: &Order,
     status: OrderStatus,
 ) -> Result<Order, CoreError> {
-    let updated = sqlx::query(
-        r#"update orders set status = $1, next_sync_at = null, updated_at = $2
-           where id = $3 and status = 'NOTPAY'"#,
-    )
-    .bind(status.as_str())
-    .bind(now_ms())
-    .bind(order.id)
-    .execute(db.writer())
-    .await?;
-    if updated.rows_affected() == 1 {
+    if transitions::end_unpaid(db.writer(), order.id, status, now_ms()).await? {
         tracing::info!(status = %status, "the order ended unpaid");
         events.publish(Event::OrderClosed {
             order_id: order.id,

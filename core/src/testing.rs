@@ -187,9 +187,10 @@ pub fn merchant() -> crate::notify::MerchantCredentials {
     }
 }
 
-/// A successful payment notification from [`merchant`] for `no` and `fee` fen, MD5-signed
-/// (spec §8.8).
-pub fn paid_notification(no: &str, fee: i64) -> Vec<u8> {
+/// The fields of a successful payment notification from [`merchant`] for `no` and `fee`
+/// fen (spec §8.8), unsigned: a test changes or adds the fields it is about, then
+/// [`signed`] makes the body.
+pub fn notification_params(no: &str, fee: i64) -> wxpay::Params {
     let m = merchant();
     let mut p = wxpay::Params::new();
     for (k, v) in [
@@ -207,9 +208,73 @@ pub fn paid_notification(no: &str, fee: i64) -> Vec<u8> {
         p.insert(k.into(), v.into());
     }
     p.insert("total_fee".into(), fee.to_string());
-    let sign = wxpay::sign(&p, &m.api_key, wxpay::SignType::Md5);
+    p
+}
+
+/// The notification body of `p`, MD5-signed with `key` (a `sign` already in `p` is
+/// replaced).
+pub fn signed(mut p: wxpay::Params, key: &str) -> Vec<u8> {
+    p.remove("sign");
+    let sign = wxpay::sign(&p, &wxpay::ApiKey::new(key), wxpay::SignType::Md5);
     p.insert("sign".into(), sign);
     wxpay::xml::write(&p).into_bytes()
+}
+
+/// A successful payment notification from [`merchant`] for `no` and `fee` fen, MD5-signed
+/// (spec §8.8).
+pub fn paid_notification(no: &str, fee: i64) -> Vec<u8> {
+    signed(notification_params(no, fee), MERCHANT_KEY)
+}
+
+/// The forms of `NOTPAY → PAID` in `orders::transitions`, for a test that runs one payment
+/// through each (the notification and orderquery paths run through their public functions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayPath {
+    /// One conditional update (a notification applied alone, orderquery).
+    Single,
+    /// The group commit's multi-row update.
+    Batched,
+    /// The group commit's statement through SQLite's C API (SQLite only).
+    RawSqlite,
+}
+
+/// Pays order `id` through `path` in a transaction of its own; true when it moved the order
+/// (false: it was no longer `NOTPAY`).
+pub async fn pay_via(
+    db: &Db,
+    path: PayPath,
+    id: i64,
+    transaction_id: &str,
+    bank_type: Option<&str>,
+    paid_at: i64,
+) -> anyhow::Result<bool> {
+    use crate::orders::transitions::{self, Payment};
+    let payment = Payment {
+        transaction_id,
+        bank_type,
+        paid_at,
+    };
+    let now = crate::now_ms();
+    Ok(match path {
+        PayPath::Single => transitions::pay(db.writer(), id, &payment, now).await?,
+        PayPath::Batched => {
+            let mut tx = db.writer().begin().await?;
+            let moved = transitions::batched::pay(&mut *tx, &[(id, payment)], now).await?;
+            tx.commit().await?;
+            moved.contains(&id)
+        }
+        PayPath::RawSqlite => {
+            let file = db.sqlite_file().context("the raw path is SQLite's")?;
+            let mut handle = crate::sqlite_raw::Handle::open(file, "pragma busy_timeout = 5000;")?;
+            let pay = transitions::raw_sqlite::Pay::prepare(&mut handle)?;
+            let begin = handle.prepare("begin immediate")?;
+            let commit = handle.prepare("commit")?;
+            handle.step(begin, &[], |_| ())?;
+            let moved = pay.run(&handle, id, &payment, now)?;
+            handle.step(commit, &[], |_| ())?;
+            moved
+        }
+    })
 }
 
 #[cfg(test)]

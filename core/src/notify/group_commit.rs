@@ -39,6 +39,7 @@ use super::{
     applied, apply, elapsed_us, not_applied, paid_at, Applied, Decision, Findings, NotificationRow,
 };
 use crate::events::Event;
+use crate::orders::transitions::{self, Payment};
 use crate::orders::OrderKey;
 use crate::wal::Wal;
 use crate::{now_ms, Backend, CoreError, Db};
@@ -89,6 +90,15 @@ impl Request {
 
     fn transaction_id(&self) -> &str {
         self.n.transaction_id.as_deref().unwrap_or_default()
+    }
+
+    /// What paying its order sets.
+    fn payment(&self, now: i64) -> Payment<'_> {
+        Payment {
+            transaction_id: self.transaction_id(),
+            bank_type: self.n.bank_type.as_deref(),
+            paid_at: paid_at(&self.n, now),
+        }
     }
 }
 
@@ -298,33 +308,12 @@ async fn commit(writer: &AnyPool, batch: &[Request]) -> Result<Vec<Applied>, Cor
 
     // 1. The conditional update, for the first request of each order.
     let mut seen = HashSet::with_capacity(batch.len());
-    let first: Vec<&Request> = batch.iter().filter(|r| seen.insert(r.order.id)).collect();
-    let mut sql = String::with_capacity(200 + first.len() * 90);
-    let mut cases = [String::new(), String::new(), String::new()];
-    let mut ids = String::new();
-    for k in 0..first.len() {
-        let p = 2 + 4 * k;
-        for (c, col) in cases.iter_mut().zip(1..) {
-            let _ = write!(c, " when ${p} then ${}", p + col);
-        }
-        let _ = write!(ids, "{}${p}", if k == 0 { "" } else { ", " });
-    }
-    let _ = write!(
-        sql,
-        "update orders set status = 'PAID', transaction_id = case id{} end, \
-         bank_type = case id{} end, paid_at = case id{} end, next_sync_at = null, \
-         updated_at = $1 where status = 'NOTPAY' and id in ({ids}) returning id",
-        cases[0], cases[1], cases[2]
-    );
-    let mut update = sqlx::query_scalar::<_, i64>(&sql).bind(now);
-    for r in &first {
-        update = update
-            .bind(r.order.id)
-            .bind(r.transaction_id())
-            .bind(r.n.bank_type.as_deref())
-            .bind(paid_at(&r.n, now));
-    }
-    let updated: HashSet<i64> = update.fetch_all(&mut *tx).await?.into_iter().collect();
+    let first: Vec<(i64, Payment<'_>)> = batch
+        .iter()
+        .filter(|r| seen.insert(r.order.id))
+        .map(|r| (r.order.id, r.payment(now)))
+        .collect();
+    let updated = transitions::batched::pay(&mut *tx, &first, now).await?;
 
     // 2. Decide each request: the first of an order that changed is applied; every other
     // one is judged from the order as it is now.

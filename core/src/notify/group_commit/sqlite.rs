@@ -22,8 +22,9 @@
 
 use std::path::Path;
 
-use super::super::{applied, elapsed_us, not_applied, paid_at, Applied};
+use super::super::{applied, elapsed_us, not_applied, Applied};
 use super::Request;
+use crate::orders::transitions::raw_sqlite;
 use crate::sqlite_raw::{Handle, StatementId, Stepped, Value};
 use crate::{now_ms, CoreError};
 
@@ -33,15 +34,13 @@ pub(super) struct Connection {
     begin: StatementId,
     commit: StatementId,
     rollback: StatementId,
-    update: StatementId,
+    /// The same conditional update as the one-by-one path: only `NOTPAY → PAID`.
+    pay: raw_sqlite::Pay,
     select: StatementId,
     insert: StatementId,
     checkpoint: StatementId,
 }
 
-/// The same conditional update as the one-by-one path: only `NOTPAY → PAID`.
-const UPDATE: &str = "update orders set status = 'PAID', transaction_id = ?1, bank_type = ?2, \
-     paid_at = ?3, next_sync_at = null, updated_at = ?4 where id = ?5 and status = 'NOTPAY'";
 const SELECT: &str = "select status, transaction_id from orders where id = ?1";
 const INSERT: &str = "insert into notifications (kind, received_at, peer, raw_body, \
      out_trade_no, transaction_id, total_fee, verdict, detail, reply, duration_us, order_id, \
@@ -76,7 +75,7 @@ impl Connection {
             begin: handle.prepare("begin immediate")?,
             commit: handle.prepare("commit")?,
             rollback: handle.prepare("rollback")?,
-            update: handle.prepare(UPDATE)?,
+            pay: raw_sqlite::Pay::prepare(&mut handle)?,
             select: handle.prepare(SELECT)?,
             insert: handle.prepare(INSERT)?,
             checkpoint: handle.prepare("pragma wal_checkpoint(passive)")?,
@@ -133,20 +132,10 @@ impl Connection {
         let h = &self.handle;
         let mut results = Vec::with_capacity(batch.len());
         for r in batch {
-            let transaction_id = r.transaction_id();
-            let paid_at = paid_at(&r.n, now);
-            h.step(
-                self.update,
-                &[
-                    Value::Text(transaction_id),
-                    Value::opt_text(r.n.bank_type.as_deref()),
-                    Value::Int(paid_at),
-                    Value::Int(now),
-                    Value::Int(r.order.id),
-                ],
-                |_| (),
-            )?;
-            let (decision, event) = if h.changes() == 1 {
+            let payment = r.payment(now);
+            let transaction_id = payment.transaction_id;
+            let paid_at = payment.paid_at;
+            let (decision, event) = if self.pay.run(h, r.order.id, &payment, now)? {
                 applied(&r.order, transaction_id, paid_at)
             } else {
                 let state = h.step(self.select, &[Value::Int(r.order.id)], |row| {

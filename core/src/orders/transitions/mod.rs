@@ -1,0 +1,152 @@
+//! The only writers of `orders.status`: every status change of an order is one of the
+//! functions here (and in [`batched`] and [`raw_sqlite`], the group commit's forms of
+//! `NOTPAY → PAID`). Each is one conditional update (`… where status = <from>`), so of two
+//! concurrent changes only one takes, whichever instance runs them, and each first asks
+//! [`OrderStatus::transition_to`] whether the state machine allows it.
+//!
+//! Who calls what:
+//! - `NOTPAY → PAID`: [`pay`] (a payment notification applied alone, and the sync job's
+//!   orderquery), [`batched::pay`] (the group commit on PostgreSQL, or on SQLite without a
+//!   connection of its own), [`raw_sqlite::Pay`] (the group commit on SQLite).
+//! - `NOTPAY → CLOSED | PAYERROR`: [`end_unpaid`] (a verified payment failure, closeorder,
+//!   orderquery).
+//! - `PAID | PARTIALLY_REFUNDED → PARTIALLY_REFUNDED | REFUNDED`: [`set_status`] (a refund
+//!   succeeded), and [`transition`] for any allowed move.
+//!
+//! Each takes an executor (a pool, or the caller's transaction), so the change commits
+//! together with whatever else the caller writes.
+
+use sqlx::{Any, Executor};
+
+use super::{Order, OrderRow, OrderStatus, ORDER_COLUMNS};
+use crate::{now_ms, CoreError, Db};
+
+pub(crate) mod batched;
+pub(crate) mod raw_sqlite;
+
+/// What a payment sets besides the status.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Payment<'a> {
+    /// WeChat Pay's `transaction_id`.
+    pub(crate) transaction_id: &'a str,
+    /// The payer's bank.
+    pub(crate) bank_type: Option<&'a str>,
+    /// When it was paid (UTC ms).
+    pub(crate) paid_at: i64,
+}
+
+/// The one guard every writer consults: the state machine's answer, as an internal error
+/// (a caller asking for a move the machine forbids is a bug, not a conflict).
+fn allowed(from: OrderStatus, to: OrderStatus) -> Result<(), CoreError> {
+    from.transition_to(to)
+        .map(drop)
+        .map_err(|e| CoreError::Internal(e.into()))
+}
+
+/// `NOTPAY → PAID` for one order, with its payment. True when this call moved it (false:
+/// it was no longer `NOTPAY`).
+pub(crate) async fn pay<'e, E>(
+    executor: E,
+    id: i64,
+    payment: &Payment<'_>,
+    now: i64,
+) -> Result<bool, CoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    allowed(OrderStatus::NotPay, OrderStatus::Paid)?;
+    let updated = sqlx::query(
+        r#"update orders
+           set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3,
+               next_sync_at = null, updated_at = $4
+           where id = $5 and status = 'NOTPAY'"#,
+    )
+    .bind(payment.transaction_id)
+    .bind(payment.bank_type)
+    .bind(payment.paid_at)
+    .bind(now)
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// `NOTPAY → CLOSED | PAYERROR` (the order ended unpaid; the sync job stops looking at it).
+/// True when this call moved it.
+pub(crate) async fn end_unpaid<'e, E>(
+    executor: E,
+    id: i64,
+    status: OrderStatus,
+    now: i64,
+) -> Result<bool, CoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    allowed(OrderStatus::NotPay, status)?;
+    let updated = sqlx::query(
+        r#"update orders set status = $1, next_sync_at = null, updated_at = $2
+           where id = $3 and status = 'NOTPAY'"#,
+    )
+    .bind(status.as_str())
+    .bind(now)
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// `from → next` for one order, if the state machine allows it; true when this call moved
+/// it (false: it was no longer `from`). A move the machine forbids is
+/// [`crate::orders::IllegalTransition`], left to the caller to judge.
+pub(crate) async fn set_status<'e, E>(
+    executor: E,
+    id: i64,
+    from: OrderStatus,
+    next: OrderStatus,
+    now: i64,
+) -> Result<Result<bool, super::IllegalTransition>, CoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    if let Err(e) = from.transition_to(next) {
+        return Ok(Err(e));
+    }
+    let updated =
+        sqlx::query("update orders set status = $1, updated_at = $2 where id = $3 and status = $4")
+            .bind(next.as_str())
+            .bind(now)
+            .bind(id)
+            .bind(from.as_str())
+            .execute(executor)
+            .await?;
+    Ok(Ok(updated.rows_affected() == 1))
+}
+
+/// Moves an order to `next` if the state machine allows it from its current status. The
+/// update is conditional on the status read (`where status = $current`), so of two
+/// concurrent changes only one wins; the loser gets [`CoreError::Forbidden`].
+#[tracing::instrument(skip_all, fields(order.id = id, order.next = %next))]
+pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, CoreError> {
+    let mut tx = db.begin_write().await?;
+    let current: String = sqlx::query_scalar("select status from orders where id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(CoreError::NotFound)?;
+    let current: OrderStatus = current.parse()?;
+    let moved = set_status(&mut *tx, id, current, next, now_ms())
+        .await?
+        .map_err(|e| CoreError::Forbidden(e.to_string()))?;
+    if !moved {
+        return Err(CoreError::Forbidden(format!(
+            "the order is no longer {current}"
+        )));
+    }
+    let updated =
+        sqlx::query_as::<_, OrderRow>(&format!("select {ORDER_COLUMNS} from orders where id = $1"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    updated.try_into()
+}

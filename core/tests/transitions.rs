@@ -1,0 +1,222 @@
+//! Every way an order's status changes (`orders::transitions`), run through the same
+//! scenario on SQLite and (when configured) PostgreSQL: an order is paid, a second payment
+//! with another transaction_id changes nothing, the order is refunded and stays refunded
+//! when paid again; an order closed unpaid stays closed when a payment arrives. Each path
+//! must leave the same end state: the notification (group commit: the raw SQLite statement
+//! on SQLite, the multi-row update on PostgreSQL), orderquery (the sync job), and each form
+//! of the update on its own.
+
+use paydesk_core::events::EventBus;
+use paydesk_core::notify::{self, Verdict};
+use paydesk_core::orders::{self, Order, OrderStatus};
+use paydesk_core::sync;
+use paydesk_core::testing::{self, databases, PayPath, TestDb};
+use paydesk_core::Db;
+use wxpay::{MockApi, OrderQueryResponse, Params};
+
+const FEE: i64 = 1280;
+const BANK: &str = "CMB_CREDIT";
+/// `time_end` 2026-12-06 18:00:00 Beijing time, in UTC milliseconds.
+const TIME_END: &str = "20261206180000";
+const PAID_AT: i64 = 1_796_551_200_000;
+
+/// One way of telling paydesk that an order was paid.
+#[derive(Debug, Clone, Copy)]
+enum Path {
+    Notification,
+    OrderQuery,
+    Transition(PayPath),
+}
+
+impl Path {
+    fn all(t: &TestDb) -> Vec<Path> {
+        let mut paths = vec![
+            Path::Notification,
+            Path::OrderQuery,
+            Path::Transition(PayPath::Single),
+            Path::Transition(PayPath::Batched),
+        ];
+        if t.label == "sqlite" {
+            paths.push(Path::Transition(PayPath::RawSqlite));
+        }
+        paths
+    }
+
+    /// Reports a payment of `order` with `tid`; whether paydesk took it as the order's
+    /// payment (the order moved, or it already had this payment).
+    async fn pay(self, db: &Db, order: &Order, tid: &str) -> bool {
+        match self {
+            Path::Notification => {
+                let mut p = testing::notification_params(&order.out_trade_no, FEE);
+                p.insert("transaction_id".into(), tid.into());
+                p.insert("bank_type".into(), BANK.into());
+                p.insert("time_end".into(), TIME_END.into());
+                let raw = testing::signed(p, testing::MERCHANT_KEY);
+                let outcome =
+                    notify::receive_payment_notification(db, &testing::merchant(), None, &raw)
+                        .await;
+                assert!(outcome.notification_id.is_some());
+                matches!(outcome.verdict, Verdict::Applied | Verdict::Duplicate)
+            }
+            Path::OrderQuery => {
+                let mut api = MockApi::new();
+                let answer = paid_answer(&order.out_trade_no, tid);
+                api.expect_order_query()
+                    .times(1)
+                    .returning(move |_| Ok(answer.clone()));
+                // The order as the job last saw it: NOTPAY, so it asks.
+                let stale = Order {
+                    status: OrderStatus::NotPay,
+                    ..order.clone()
+                };
+                sync::refresh_order(db, &api, &EventBus::new(), &stale)
+                    .await
+                    .is_ok()
+            }
+            Path::Transition(path) => {
+                let moved = testing::pay_via(db, path, order.id, tid, Some(BANK), PAID_AT)
+                    .await
+                    .unwrap();
+                // Not moved: taken only if it already is this payment (as a notification's
+                // `Duplicate`).
+                let now = stored(db, order).await;
+                moved || (now.status.was_paid() && now.transaction_id.as_deref() == Some(tid))
+            }
+        }
+    }
+}
+
+fn paid_answer(no: &str, tid: &str) -> OrderQueryResponse {
+    let mut p = Params::new();
+    for (k, v) in [
+        ("out_trade_no", no),
+        ("trade_state", "SUCCESS"),
+        ("transaction_id", tid),
+        ("bank_type", BANK),
+        ("time_end", TIME_END),
+    ] {
+        p.insert(k.into(), v.into());
+    }
+    p.insert("total_fee".into(), FEE.to_string());
+    OrderQueryResponse::from_params(p).unwrap()
+}
+
+async fn stored(db: &Db, order: &Order) -> Order {
+    orders::find_by_out_trade_no(db, &order.out_trade_no)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// A transaction_id of its own (they are unique across orders) for payment `n` of test
+/// order `k`.
+fn tid(n: u8, k: usize) -> String {
+    format!("42000000002026120{n}{k:010}")
+}
+
+fn assert_paid_once(order: &Order, status: OrderStatus, tid: &str, what: &str) {
+    assert_eq!(order.status, status, "{what}");
+    assert_eq!(order.transaction_id.as_deref(), Some(tid), "{what}");
+    assert_eq!(order.bank_type.as_deref(), Some(BANK), "{what}");
+    assert_eq!(order.paid_at, Some(PAID_AT), "{what}");
+    assert_eq!(order.next_sync_at, None, "{what}");
+}
+
+#[tokio::test]
+async fn every_payment_path_pays_once_and_never_moves_an_order_backwards() {
+    for t in databases().await {
+        for (k, path) in Path::all(&t).into_iter().enumerate() {
+            let what = format!("{} {path:?}", t.label);
+            let order = orders::create_order(
+                &t.db,
+                orders::NewOrder {
+                    next_sync_at: Some(paydesk_core::now_ms()),
+                    ..testing::new_order(&format!("TR-PAID-{k}"), FEE)
+                },
+            )
+            .await
+            .unwrap();
+            let (first, second) = (tid(1, k), tid(2, k));
+
+            // Paid: NOTPAY → PAID with the payment's fields.
+            assert!(path.pay(&t.db, &order, &first).await, "{what}");
+            assert_paid_once(
+                &stored(&t.db, &order).await,
+                OrderStatus::Paid,
+                &first,
+                &what,
+            );
+
+            // The same payment again is taken as a duplicate and changes nothing.
+            assert!(path.pay(&t.db, &order, &first).await, "{what}: duplicate");
+            assert_paid_once(
+                &stored(&t.db, &order).await,
+                OrderStatus::Paid,
+                &first,
+                &what,
+            );
+
+            // Another payment for a paid order is not taken and changes nothing.
+            assert!(!path.pay(&t.db, &order, &second).await, "{what}: second");
+            assert_paid_once(
+                &stored(&t.db, &order).await,
+                OrderStatus::Paid,
+                &first,
+                &what,
+            );
+
+            // Refunded, then paid again: still refunded, with the first payment.
+            orders::transition(&t.db, order.id, OrderStatus::Refunded)
+                .await
+                .unwrap();
+            assert!(!path.pay(&t.db, &order, &second).await, "{what}: refunded");
+            assert_paid_once(
+                &stored(&t.db, &order).await,
+                OrderStatus::Refunded,
+                &first,
+                &what,
+            );
+
+            // Closed unpaid, then paid: still closed, with no payment.
+            let closed =
+                orders::create_order(&t.db, testing::new_order(&format!("TR-CLOSED-{k}"), FEE))
+                    .await
+                    .unwrap();
+            orders::transition(&t.db, closed.id, OrderStatus::Closed)
+                .await
+                .unwrap();
+            assert!(
+                !path.pay(&t.db, &closed, &tid(3, k)).await,
+                "{what}: closed"
+            );
+            let after = stored(&t.db, &closed).await;
+            assert_eq!(after.status, OrderStatus::Closed, "{what}");
+            assert_eq!(after.transaction_id, None, "{what}");
+            assert_eq!(after.paid_at, None, "{what}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_forbidden_move_is_refused_and_changes_nothing() {
+    for t in databases().await {
+        let order = orders::create_order(&t.db, testing::new_order("TR-BACK", FEE))
+            .await
+            .unwrap();
+        assert!(orders::transition(&t.db, order.id, OrderStatus::Refunded)
+            .await
+            .is_err());
+        testing::pay_via(&t.db, PayPath::Single, order.id, &tid(1, 99), None, PAID_AT)
+            .await
+            .unwrap();
+        assert!(orders::transition(&t.db, order.id, OrderStatus::NotPay)
+            .await
+            .is_err());
+        assert_eq!(
+            stored(&t.db, &order).await.status,
+            OrderStatus::Paid,
+            "{}",
+            t.label
+        );
+    }
+}
