@@ -277,6 +277,42 @@ pub async fn pay_via(
     })
 }
 
+/// The most recent notifications, newest first, optionally only those claiming
+/// `out_trade_no` (what a test checks was recorded; the dashboard reads `notify::log`).
+pub async fn recent_notifications(
+    db: &Db,
+    out_trade_no: Option<&str>,
+    limit: i64,
+) -> Result<Vec<crate::notify::Notification>, crate::CoreError> {
+    use crate::notify::log::{StoredRow, NOTIFICATION_COLUMNS};
+    use crate::notify::Notification;
+    let rows = match out_trade_no {
+        Some(no) => {
+            sqlx::query_as::<_, StoredRow>(&format!(
+                r#"select {NOTIFICATION_COLUMNS} from notifications
+                   where out_trade_no = $1
+                   order by id desc
+                   limit $2"#
+            ))
+            .bind(no)
+            .bind(limit)
+            .fetch_all(db.reader())
+            .await?
+        }
+        None => {
+            sqlx::query_as::<_, StoredRow>(&format!(
+                r#"select {NOTIFICATION_COLUMNS} from notifications
+                   order by id desc
+                   limit $1"#
+            ))
+            .bind(limit)
+            .fetch_all(db.reader())
+            .await?
+        }
+    };
+    rows.into_iter().map(Notification::try_from).collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -7,7 +7,7 @@
 
 use paydesk_core::db::PoolSizes;
 use paydesk_core::events::EventBus;
-use paydesk_core::notify::{self, Intake, Verdict};
+use paydesk_core::notify::{Intake, Verdict};
 use paydesk_core::orders::{self, OrderStatus};
 use paydesk_core::testing::{self, TestDb};
 use paydesk_core::{Backend, Db};
@@ -128,7 +128,9 @@ async fn a_full_disk_answers_fail_keeps_the_verified_callback_and_writes_it_once
         assert_eq!(written, 1, "{label}");
         assert_eq!(intake.backlog_len(), 0, "{label}");
         assert_eq!(resent.verdict, Verdict::Applied, "{label}");
-        let rows = notify::recent(&db, Some("FULL-1"), 10).await.unwrap();
+        let rows = paydesk_core::testing::recent_notifications(&db, Some("FULL-1"), 10)
+            .await
+            .unwrap();
         let mut verdicts: Vec<_> = rows.iter().map(|r| r.verdict).collect();
         verdicts.sort_by_key(|v| v.as_str());
         assert_eq!(

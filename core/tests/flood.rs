@@ -106,7 +106,7 @@ async fn fresh_minute() {
 }
 
 async fn rows_from(db: &Db, address: &str) -> Vec<Notification> {
-    notify::recent(db, None, 1000)
+    paydesk_core::testing::recent_notifications(db, None, 1000)
         .await
         .unwrap()
         .into_iter()
@@ -145,7 +145,9 @@ async fn a_refused_body_is_stored_cut_to_its_start_with_its_full_length_and_a_ve
         let verified_out = notify::receive_payment_notification(&t.db, &m, None, &verified).await;
 
         // Assert
-        let rows = notify::recent(&t.db, None, 10).await.unwrap();
+        let rows = paydesk_core::testing::recent_notifications(&t.db, None, 10)
+            .await
+            .unwrap();
         let row = |id: Option<i64>| rows.iter().find(|r| Some(r.id) == id).unwrap();
         let junk_row = row(junk_out.notification_id);
         assert_eq!(junk_row.verdict, Verdict::Malformed, "{}", t.label);
@@ -317,10 +319,11 @@ async fn a_notification_naming_our_order_is_stored_beyond_the_allowance_within_i
         assert!(our_refund.notification_id.is_some(), "{}", t.label);
         assert_eq!(other_refund.verdict, Verdict::WrongMchId, "{}", t.label);
         assert!(other_refund.notification_id.is_none(), "{}", t.label);
-        let stored_for_order = notify::recent(&t.db, Some("OURS-1"), 1000)
-            .await
-            .unwrap()
-            .len() as i64;
+        let stored_for_order =
+            paydesk_core::testing::recent_notifications(&t.db, Some("OURS-1"), 1000)
+                .await
+                .unwrap()
+                .len() as i64;
         assert_eq!(stored_for_order, PER_ORDER_PER_DAY, "{}", t.label);
         assert_eq!(more.iter().filter(|s| !**s).count(), 4, "{}", t.label);
         assert_eq!(

@@ -175,7 +175,9 @@ async fn fifty_concurrent_copies_of_one_notification_apply_exactly_once() {
         assert_eq!(paid.bank_type.as_deref(), Some("CMB_CREDIT"));
         // time_end 2026-11-22 18:00:00 Beijing = 10:00:00 UTC
         assert_eq!(paid.paid_at, Some(1_795_341_600_000), "{}", t.label);
-        let rows = notify::recent(&t.db, Some("CONC-1"), 100).await.unwrap();
+        let rows = paydesk_core::testing::recent_notifications(&t.db, Some("CONC-1"), 100)
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 50, "{}", t.label);
         assert!(rows
             .iter()
@@ -262,7 +264,9 @@ async fn a_body_that_is_not_utf8_is_still_recorded_as_malformed() {
         )
         .await;
         assert_eq!(out.verdict, Verdict::Malformed, "{}", t.label);
-        let rows = notify::recent(&t.db, None, 10).await.unwrap();
+        let rows = paydesk_core::testing::recent_notifications(&t.db, None, 10)
+            .await
+            .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(Some(rows[0].id), out.notification_id);
         assert_eq!(

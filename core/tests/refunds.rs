@@ -884,7 +884,9 @@ async fn refund_notifications_apply_once_and_record_every_verdict() {
             .unwrap()
             .unwrap();
         assert_eq!(order.status, OrderStatus::Refunded);
-        let stored = notify::recent(db, None, 10).await.unwrap();
+        let stored = paydesk_core::testing::recent_notifications(db, None, 10)
+            .await
+            .unwrap();
         assert_eq!(stored.len(), 6, "{}", t.label);
         assert!(stored.iter().all(|n| n.kind == "refund"));
         let (no, fee): (Option<String>, Option<i64>) = sqlx::query_as(

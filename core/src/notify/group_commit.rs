@@ -35,9 +35,8 @@ use wxpay::notify::PaymentNotification;
 
 mod sqlite;
 
-use super::{
-    applied, apply, elapsed_us, not_applied, paid_at, Applied, Decision, Findings, NotificationRow,
-};
+use super::payment::{applied, apply, not_applied, paid_at, Applied};
+use super::{elapsed_us, Decision, Findings, NotificationRow};
 use crate::events::Event;
 use crate::orders::transitions::{self, Payment};
 use crate::orders::OrderKey;

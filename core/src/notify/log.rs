@@ -9,7 +9,7 @@ use sqlx::FromRow;
 use wxpay::explain::Explanation;
 use wxpay::{ApiKey, SignType};
 
-use super::{Notification, StoredRow, Verdict, NOTIFICATION_COLUMNS};
+use super::Verdict;
 use crate::search::{bind_all, finish_page, push_after, Arg, Conditions, Cursor};
 use crate::{CoreError, Db};
 
@@ -481,3 +481,81 @@ pub async fn failures(
     }
     Ok(out)
 }
+
+/// A stored notification (for the dashboard's logs and for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    /// Row id.
+    pub id: i64,
+    /// `payment` or `refund`.
+    pub kind: String,
+    /// When it arrived (UTC ms).
+    pub received_at: i64,
+    /// The sender's address.
+    pub peer: Option<String>,
+    /// The body as received (lossy UTF-8), or only its start when nothing verified it (then
+    /// `raw_length` says how long it was).
+    pub raw_body: String,
+    /// The body's full length in bytes when `raw_body` holds only its start.
+    pub raw_length: Option<i64>,
+    /// `out_trade_no` as claimed (unverified unless the verdict says otherwise).
+    pub out_trade_no: Option<String>,
+    /// `transaction_id` from the verified notification.
+    pub transaction_id: Option<String>,
+    /// `total_fee` from the verified notification.
+    pub total_fee: Option<i64>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, for people.
+    pub detail: String,
+    /// `SUCCESS` or `FAIL`.
+    pub reply: String,
+    /// Handling time in microseconds.
+    pub duration_us: i64,
+    /// The order it concerns, once verified.
+    pub order_id: Option<i64>,
+}
+
+#[derive(FromRow)]
+pub(crate) struct StoredRow {
+    id: i64,
+    kind: String,
+    received_at: i64,
+    peer: Option<String>,
+    raw_body: String,
+    raw_length: Option<i64>,
+    out_trade_no: Option<String>,
+    transaction_id: Option<String>,
+    total_fee: Option<i64>,
+    verdict: String,
+    detail: String,
+    reply: String,
+    duration_us: i64,
+    order_id: Option<i64>,
+}
+
+impl TryFrom<StoredRow> for Notification {
+    type Error = CoreError;
+
+    fn try_from(r: StoredRow) -> Result<Self, CoreError> {
+        Ok(Notification {
+            id: r.id,
+            kind: r.kind,
+            received_at: r.received_at,
+            peer: r.peer,
+            raw_body: r.raw_body,
+            raw_length: r.raw_length,
+            out_trade_no: r.out_trade_no,
+            transaction_id: r.transaction_id,
+            total_fee: r.total_fee,
+            verdict: r.verdict.parse()?,
+            detail: r.detail,
+            reply: r.reply,
+            duration_us: r.duration_us,
+            order_id: r.order_id,
+        })
+    }
+}
+
+pub(crate) const NOTIFICATION_COLUMNS: &str = "id, kind, received_at, peer, raw_body, raw_length, \
+    out_trade_no, transaction_id, total_fee, verdict, detail, reply, duration_us, order_id";

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use paydesk_core::notify::{self, Verdict};
+use paydesk_core::notify::Verdict;
 use paydesk_core::now_ms;
 use wxpay::notify::REPLY_SUCCESS;
 use wxpay::SignType;
@@ -83,7 +83,7 @@ async fn refusals_beyond_the_allowance_are_counted_across_instances_and_shown_on
         }
 
         // Assert: three stored in all, seven counted and shown
-        let stored = notify::recent(&app.db.db, None, 100)
+        let stored = paydesk_core::testing::recent_notifications(&app.db.db, None, 100)
             .await
             .unwrap()
             .into_iter()
@@ -120,7 +120,7 @@ async fn a_valid_notification_from_a_flooding_address_is_applied() {
 
         // Assert
         assert_eq!(reply, REPLY_SUCCESS, "{}", app.db.label);
-        let rows = notify::recent(&app.db.db, Some("FLOOD-VALID"), 10)
+        let rows = paydesk_core::testing::recent_notifications(&app.db.db, Some("FLOOD-VALID"), 10)
             .await
             .unwrap();
         assert_eq!(rows.len(), 1, "{}", app.db.label);

@@ -189,7 +189,7 @@ async fn every_page_showing_stored_input_stays_small_whatever_its_shape() {
         }
 
         // Act and assert: each notification's detail page
-        let stored = paydesk_core::notify::recent(&app.db.db, None, 100)
+        let stored = paydesk_core::testing::recent_notifications(&app.db.db, None, 100)
             .await
             .unwrap();
         assert!(

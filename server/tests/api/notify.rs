@@ -99,7 +99,10 @@ async fn order(app: &TestApp, no: &str) -> orders::Order {
 }
 
 async fn latest(app: &TestApp) -> notify::Notification {
-    notify::recent(&app.db.db, None, 1).await.unwrap().remove(0)
+    paydesk_core::testing::recent_notifications(&app.db.db, None, 1)
+        .await
+        .unwrap()
+        .remove(0)
 }
 
 fn is_fail(reply: &str) -> bool {
@@ -170,7 +173,7 @@ async fn fifty_parallel_copies_of_a_notification_are_applied_once_and_all_answer
             );
         }
         assert_eq!(order(&app, "N-PAR-1").await.status, OrderStatus::Paid);
-        let rows = notify::recent(&app.db.db, Some("N-PAR-1"), 100)
+        let rows = paydesk_core::testing::recent_notifications(&app.db.db, Some("N-PAR-1"), 100)
             .await
             .unwrap();
         let count = |v| rows.iter().filter(|r| r.verdict == v).count();

@@ -100,7 +100,7 @@ async fn a_database_that_refuses_writes_gets_fail_then_success_once_it_recovers_
         assert_eq!(paid.status, OrderStatus::Paid);
         let mut rows = Vec::new();
         for _ in 0..100 {
-            rows = notify::recent(&app.db.db, Some("DOWN-1"), 10)
+            rows = paydesk_core::testing::recent_notifications(&app.db.db, Some("DOWN-1"), 10)
                 .await
                 .unwrap();
             if rows.len() == 2 {
@@ -139,7 +139,10 @@ async fn a_body_over_the_limit_is_recorded_cut_and_answered_fail() {
         // Assert
         assert_eq!(status, 200, "{}", app.db.label);
         assert!(reply.contains("FAIL"), "{reply}");
-        let row = notify::recent(&app.db.db, None, 1).await.unwrap().remove(0);
+        let row = paydesk_core::testing::recent_notifications(&app.db.db, None, 1)
+            .await
+            .unwrap()
+            .remove(0);
         assert_eq!(row.verdict, Verdict::Malformed);
         assert_eq!(row.raw_body.len(), notify::DEFAULT_REFUSED_BODY_BYTES);
         assert_eq!(row.raw_length, Some(MAX_BODY as i64));

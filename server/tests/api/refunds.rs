@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use paydesk_core::audit::Actor;
-use paydesk_core::notify::{self, Verdict};
+use paydesk_core::notify::Verdict;
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
 use paydesk_core::refunds::{self, Refund, RefundStatus, Requester};
 use paydesk_core::{now_ms, Db};
@@ -292,7 +292,7 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
             assert!(r.refund_id.is_some());
         }
         // The simulator's notifications were applied (or found already applied by a query).
-        let applied = notify::recent(&app.db.db, None, 50)
+        let applied = paydesk_core::testing::recent_notifications(&app.db.db, None, 50)
             .await
             .unwrap()
             .into_iter()
@@ -511,7 +511,9 @@ async fn a_refund_notification_with_a_wrong_key_is_recorded_as_decrypt_failed() 
 
         assert_eq!(res.status(), 200);
         assert!(res.text().await.unwrap().contains("FAIL"));
-        let stored = notify::recent(&app.db.db, None, 5).await.unwrap();
+        let stored = paydesk_core::testing::recent_notifications(&app.db.db, None, 5)
+            .await
+            .unwrap();
         assert_eq!(stored[0].kind, "refund", "{}", app.db.label);
         assert_eq!(stored[0].verdict, Verdict::DecryptFailed);
         let refund = refunds::find(&app.db.db, r.id).await.unwrap().unwrap();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use paydesk_core::events::{Event, PaidVia};
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, Order, OrderStatus, OutTradeNo};
-use paydesk_core::{api_calls, notify, now_ms};
+use paydesk_core::{api_calls, now_ms};
 use paydesk_sim::{FaultPlan, OrderState, PayRequest, RunningSim};
 use serde_json::json;
 use tokio::sync::broadcast;
@@ -187,9 +187,10 @@ async fn a_dropped_payment_notification_is_recovered_by_orderquery() {
             "{}: the orderquery is in api_calls",
             app.db.label
         );
-        let received = notify::recent(&app.db.db, Some("SY-DROP-1"), 10)
-            .await
-            .unwrap();
+        let received =
+            paydesk_core::testing::recent_notifications(&app.db.db, Some("SY-DROP-1"), 10)
+                .await
+                .unwrap();
         assert!(
             received.is_empty(),
             "{}: no notification got through",

@@ -18,11 +18,12 @@
 //! ([`super::run_sqlite`]); other processes are handled by `BEGIN IMMEDIATE` and the busy
 //! timeout.
 //!
-//! [`apply`]: super::super::apply
+//! [`apply`]: super::super::payment::apply
 
 use std::path::Path;
 
-use super::super::{applied, elapsed_us, not_applied, Applied};
+use super::super::elapsed_us;
+use super::super::payment::{applied, not_applied, Applied};
 use super::Request;
 use crate::orders::transitions::raw_sqlite;
 use crate::sqlite_raw::{Handle, StatementId, Stepped, Value};
