@@ -282,7 +282,7 @@ pub struct CallPage {
     /// The calls (bodies left empty: they are read by [`get`]).
     pub calls: Vec<ApiCall>,
     /// The cursor for the next page.
-    pub next: Option<crate::search::Cursor>,
+    pub next: Option<crate::sql::Cursor>,
 }
 
 /// The largest page [`list`] returns.
@@ -293,10 +293,10 @@ pub const MAX_PAGE: i64 = 200;
 pub async fn list(
     db: &Db,
     filter: &CallFilter,
-    after: Option<&crate::search::Cursor>,
+    after: Option<&crate::sql::Cursor>,
     limit: i64,
 ) -> Result<CallPage, CoreError> {
-    use crate::search::{bind_all, finish_page, push_after, Arg, Conditions, Cursor};
+    use crate::sql::{bind_all, finish_page, push_after, Arg, Conditions, Cursor};
 
     let limit = limit.clamp(1, MAX_PAGE);
     let mut c = Conditions::default();

@@ -25,9 +25,11 @@ pub mod retention;
 pub mod search;
 pub mod seed;
 pub mod sessions;
+pub mod sql;
 mod sqlite_raw;
 pub mod stats;
 pub mod sync;
+pub mod time;
 pub mod users;
 pub mod wal;
 
@@ -38,12 +40,7 @@ pub use orders::{
     actions as order_actions, filter as order_filter, timeline, totals as order_totals,
 };
 pub use paydesk_types::{Fen, Role, Username};
-
-/// The current time as UTC milliseconds, the unit every timestamp column uses.
-pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
+pub use time::now_ms;
 
 #[cfg(feature = "testing")]
 pub mod testing;

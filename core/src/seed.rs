@@ -156,7 +156,7 @@ fn compact(ms: i64) -> String {
 /// A creation time in the last `days` days before `now`, following [`HOURLY_WEIGHT`].
 fn order_time(rng: &mut StdRng, now: i64, days: u32) -> i64 {
     let total: u32 = HOURLY_WEIGHT.iter().sum();
-    let today = crate::search::shanghai_day_start(now);
+    let today = crate::time::shanghai_day_start(now);
     loop {
         let day = i64::from(rng.gen_range(0..days.max(1)));
         let mut pick = rng.gen_range(0..total);

@@ -12,7 +12,7 @@ use sqlx::FromRow;
 use crate::notify::Verdict;
 use crate::orders::totals as order_totals;
 use crate::orders::OrderStatus;
-use crate::search::shanghai_day_start;
+use crate::time::shanghai_day_start;
 use crate::{CoreError, Db};
 
 use crate::orders::totals::DAY_MS;

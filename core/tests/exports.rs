@@ -2,7 +2,8 @@
 //! and (when configured) PostgreSQL.
 
 use paydesk_core::now_ms;
-use paydesk_core::search::{export_csv, OrderFilter};
+use paydesk_core::orders::export::export_csv;
+use paydesk_core::orders::filter::OrderFilter;
 use paydesk_core::testing::databases;
 
 /// OWASP's formula lead characters, written out here rather than taken from the code under

@@ -9,7 +9,7 @@ use paydesk_core::api_calls::{self, ApiCallRecorder, CallFilter, Outcome};
 use paydesk_core::notify::log::{self, Cause, NotificationFilter};
 use paydesk_core::notify::{self, MerchantCredentials, Verdict};
 use paydesk_core::orders::{self, NewOrder};
-use paydesk_core::search::Cursor;
+use paydesk_core::sql::Cursor;
 use paydesk_core::testing::{self, databases};
 use paydesk_core::{now_ms, Db};
 use wxpay::{ApiKey, CallObserver, CallRecord, Params, SignType};

@@ -5,8 +5,9 @@
 //! after the PostgreSQL log is folded, and while writers keep changing orders during folds.
 
 use paydesk_core::order_totals::{self, shanghai_day, DAY_MS};
+use paydesk_core::orders::filter::OrderFilter;
+use paydesk_core::orders::list;
 use paydesk_core::orders::OrderStatus;
-use paydesk_core::search::{self, OrderFilter};
 use paydesk_core::testing::databases;
 use paydesk_core::{Backend, Db};
 use rand::rngs::StdRng;
@@ -181,7 +182,7 @@ fn filters(rng: &mut StdRng) -> Vec<(OrderFilter, bool)> {
 /// should (an amount range narrower than one whole yuan is left to the orders too).
 async fn check(db: &Db, label: &str, filters: &[(OrderFilter, bool)]) {
     for (filter, answered) in filters {
-        let from_orders = search::totals_from_orders(db, filter).await.unwrap();
+        let from_orders = list::totals_from_orders(db, filter).await.unwrap();
         let from_totals = order_totals::totals(db, filter).await.unwrap();
         let narrow = matches!((filter.min_fee, filter.max_fee), (Some(a), Some(b)) if b - a < 199);
         if *answered && !narrow {
@@ -197,9 +198,9 @@ async fn check(db: &Db, label: &str, filters: &[(OrderFilter, bool)]) {
             );
         }
         assert_eq!(
-            search::totals(db, filter).await.unwrap(),
+            list::totals(db, filter).await.unwrap(),
             from_orders,
-            "{label}: {filter:?}: search::totals"
+            "{label}: {filter:?}: list::totals"
         );
     }
     // Paid per day, against the orders' paid_at.

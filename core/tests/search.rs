@@ -1,13 +1,15 @@
-//! Repository tests for finding orders (paydesk_core::search), on SQLite and (when
+//! Repository tests for finding orders (`orders::{list, lookup, export}`), on SQLite and (when
 //! configured) PostgreSQL: keyset pages cover every matching order exactly once and in
 //! order, totals agree with the pages, the search box finds every id kind, support's lookup
 //! by amount and time, and the CSV export.
 
 use paydesk_core::audit::{self, action, Actor};
+use paydesk_core::orders::export::{self, export_csv};
+use paydesk_core::orders::filter::OrderFilter;
+use paydesk_core::orders::list::{list_orders, totals};
+use paydesk_core::orders::lookup::{find_by_any_id, lookup, Found};
 use paydesk_core::orders::{Order, OrderStatus};
-use paydesk_core::search::{
-    self, export_csv, find_by_any_id, list_orders, lookup, totals, Cursor, Found, OrderFilter,
-};
+use paydesk_core::sql::Cursor;
 use paydesk_core::testing::databases;
 use paydesk_core::{now_ms, Db};
 
@@ -363,7 +365,7 @@ async fn csv_export_has_the_header_and_exactly_the_filtered_rows() {
             .strip_prefix('\u{feff}')
             .expect("a UTF-8 byte-order mark");
         let lines: Vec<&str> = text.split_terminator("\r\n").collect();
-        assert_eq!(lines[0], search::CSV_HEADER.join(","));
+        assert_eq!(lines[0], export::CSV_HEADER.join(","));
         let want = expected(&rows, &filter);
         assert_eq!(written as usize, want.len());
         let got: Vec<&str> = lines[1..]
@@ -406,7 +408,7 @@ async fn csv_export_has_the_header_and_exactly_the_filtered_rows() {
 
         // The route records the export.
         let actor = Actor::cli();
-        search::record_export(db, &actor, &filter).await.unwrap();
+        export::record_export(db, &actor, &filter).await.unwrap();
         let log = audit::list(db, None, Some(action::ORDER_EXPORT), 10)
             .await
             .unwrap();

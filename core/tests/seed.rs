@@ -1,7 +1,9 @@
 //! The fake-history generator (`paydesk seed`), on SQLite and (when configured)
 //! PostgreSQL: the numbers add up, the history is consistent, and search finds it.
 
-use paydesk_core::search::{self, find_by_any_id, Found, OrderFilter};
+use paydesk_core::orders::filter::OrderFilter;
+use paydesk_core::orders::list;
+use paydesk_core::orders::lookup::{find_by_any_id, Found};
 use paydesk_core::seed::{seed, SeedOptions};
 use paydesk_core::testing::databases;
 use paydesk_core::{now_ms, Db};
@@ -137,7 +139,7 @@ async fn seeded_history_is_consistent_and_searchable() {
             ),
             "{l}"
         );
-        let (count, _) = search::totals(db, &OrderFilter::default()).await.unwrap();
+        let (count, _) = list::totals(db, &OrderFilter::default()).await.unwrap();
         assert_eq!(count, 3_000, "{l}");
     }
 }

@@ -2,7 +2,7 @@
 //! one notification with the order it was matched to, and the verification failures
 //! grouped by cause with the signature debugger's view of each (design.md "notifications").
 //!
-//! Queries are built from the filters actually set (as in [`crate::search`]), so each engine
+//! Queries are built from the filters actually set (as in [`crate::sql`]), so each engine
 //! uses the `(kind, verdict, received_at, id)` family of indexes (migration `…_logs`).
 
 use sqlx::FromRow;
@@ -10,7 +10,7 @@ use wxpay::explain::Explanation;
 use wxpay::{ApiKey, SignType};
 
 use super::Verdict;
-use crate::search::{bind_all, finish_page, push_after, Arg, Conditions, Cursor};
+use crate::sql::{bind_all, finish_page, push_after, Arg, Conditions, Cursor};
 use crate::{CoreError, Db};
 
 /// What the notifications page filters on. `Default` is everything.
@@ -106,7 +106,7 @@ pub const MAX_PAGE: i64 = 200;
 
 /// The notifications matching `filter`, newest first (`received_at desc, id desc`), after
 /// `after`, at most `limit` (clamped to 1..=[`MAX_PAGE`]). Keyset pagination as in
-/// [`crate::search::list_orders`].
+/// [`crate::orders::list::list_orders`].
 pub async fn list(
     db: &Db,
     filter: &NotificationFilter,

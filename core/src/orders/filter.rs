@@ -9,9 +9,97 @@
 use time::{Date, Time};
 
 use crate::orders::OrderStatus;
-use crate::search::OrderFilter;
+use crate::sql::{Arg, Conditions};
 use crate::CoreError;
 use paydesk_types::{Fen, SHANGHAI};
+
+/// What the orders page filters on. `Default` is everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    /// Only these statuses (empty: any).
+    pub statuses: Vec<OrderStatus>,
+    /// Created at or after (UTC ms).
+    pub created_from: Option<i64>,
+    /// Created before (UTC ms): the range is `[from, to)`.
+    pub created_to: Option<i64>,
+    /// Amount at least (fen).
+    pub min_fee: Option<i64>,
+    /// Amount at most (fen).
+    pub max_fee: Option<i64>,
+    /// Only this customer's orders.
+    pub openid: Option<String>,
+}
+
+impl OrderFilter {
+    /// The conditions for every filter except the statuses (which [`list_orders`] may split
+    /// into one branch per status). `for_list`: an amount range is written `+total_fee`, which
+    /// keeps both planners off the `(total_fee, created_at)` index for a newest-first page:
+    /// that index would hand back every order in the range, to be sorted before the first 50
+    /// are known (SQLite chooses it without statistics), while walking `created_at`
+    /// backwards stops after a page. An exact amount (min = max) keeps the index: equal
+    /// amounts come out in `created_at` order.
+    pub(crate) fn conditions_without_status(&self, for_list: bool) -> Conditions {
+        let mut c = Conditions::default();
+        if let Some(openid) = &self.openid {
+            let p = c.bind(Arg::Text(openid.clone()));
+            c.push(format!("openid = {p}"));
+        }
+        if let Some(from) = self.created_from {
+            let p = c.bind(Arg::Int(from));
+            c.push(format!("created_at >= {p}"));
+        }
+        if let Some(to) = self.created_to {
+            let p = c.bind(Arg::Int(to));
+            c.push(format!("created_at < {p}"));
+        }
+        match (self.min_fee, self.max_fee) {
+            (Some(min), Some(max)) if min == max => {
+                let p = c.bind(Arg::Int(min));
+                c.push(format!("total_fee = {p}"));
+            }
+            (min, max) => {
+                let col = if for_list { "+total_fee" } else { "total_fee" };
+                if let Some(min) = min {
+                    let p = c.bind(Arg::Int(min));
+                    c.push(format!("{col} >= {p}"));
+                }
+                if let Some(max) = max {
+                    let p = c.bind(Arg::Int(max));
+                    c.push(format!("{col} <= {p}"));
+                }
+            }
+        }
+        c
+    }
+
+    /// The statuses as an SQL condition (`status = 'PAID'`, `status in ('A', 'B')`).
+    pub(crate) fn status_condition(statuses: &[OrderStatus]) -> Option<String> {
+        Self::status_condition_on("status", statuses)
+    }
+
+    /// [`Self::status_condition`] on another expression of the status column.
+    pub(crate) fn status_condition_on(expr: &str, statuses: &[OrderStatus]) -> Option<String> {
+        match statuses {
+            [] => None,
+            [one] => Some(format!("{expr} = '{}'", one.as_str())),
+            many => Some(format!(
+                "{expr} in ({})",
+                many.iter()
+                    .map(|s| format!("'{}'", s.as_str()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    /// The distinct statuses asked for, in a stable order.
+    pub(crate) fn distinct_statuses(&self) -> Vec<OrderStatus> {
+        OrderStatus::ALL
+            .into_iter()
+            .filter(|s| self.statuses.contains(s))
+            .collect()
+    }
+}
 
 /// The filter fields as typed (empty or absent: not set).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -10,8 +10,11 @@ use wxpay::SignType;
 use crate::CoreError;
 
 pub mod actions;
+pub mod export;
 pub mod filter;
 pub(crate) mod keys;
+pub mod list;
+pub mod lookup;
 mod repository;
 mod status;
 pub mod timeline;

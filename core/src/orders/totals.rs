@@ -11,11 +11,12 @@
 //! statement, so a sum is exact whether the log was folded a moment ago or never.
 //!
 //! [`totals`] answers only the filters the totals can answer exactly (whole Shanghai days,
-//! no customer) and returns `None` for the rest, which [`crate::search::totals`] then sums
+//! no customer) and returns `None` for the rest, which [`crate::orders::list::totals`] then sums
 //! from the orders themselves.
 
 use crate::db::Backend;
-use crate::search::{bind_all, Arg, Conditions, OrderFilter};
+use crate::orders::filter::OrderFilter;
+use crate::sql::{bind_all, Arg, Conditions};
 use crate::{CoreError, Db};
 
 /// One day in milliseconds.
