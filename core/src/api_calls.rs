@@ -125,7 +125,7 @@ async fn insert(db: &Db, batch: &[(Box<CallRecord>, i64)]) -> Result<(), CoreErr
         .bind(r.return_code.as_deref())
         .bind(r.result_code.as_deref())
         .bind(r.err_code.as_deref())
-        .bind(i64::try_from(r.latency.as_millis()).unwrap_or(i64::MAX))
+        .bind(crate::time::duration_ms(r.latency))
         .bind(r.request_body.replace('\0', "\u{FFFD}"))
         .bind(r.response_body.replace('\0', "\u{FFFD}"))
         .bind(r.error.as_deref())

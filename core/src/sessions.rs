@@ -25,7 +25,7 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 }
 
 fn expiry_ms(record: &Record) -> i64 {
-    i64::try_from(record.expiry_date.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    crate::time::unix_ms(record.expiry_date)
 }
 
 #[async_trait]

@@ -20,6 +20,7 @@ use wxpay::{Api, OrderQuery, OrderQueryResponse, TradeState};
 use crate::events::{Event, EventBus, PaidVia};
 use crate::orders::transitions::{self, Payment};
 use crate::orders::{self, Order, OrderStatus};
+use crate::time::duration_ms;
 use crate::{now_ms, Backend, CoreError, Db};
 
 /// How the sync job paces itself.
@@ -156,7 +157,7 @@ pub async fn claim_due_orders(
         Backend::Postgres => "for update skip locked",
         Backend::Sqlite => "",
     };
-    let until = now.saturating_add(millis(lease));
+    let until = now.saturating_add(duration_ms(lease));
     // updated_at stays: a lease is bookkeeping, not a change of the order.
     let claimed: Vec<String> = sqlx::query_scalar(&format!(
         r#"update orders set next_sync_at = $1
@@ -222,7 +223,7 @@ async fn reschedule(
 ) -> Result<Option<Order>, CoreError> {
     let attempts = claimed.sync_attempts.saturating_add(1);
     let now = now_ms();
-    let next = now.saturating_add(millis(policy.delay_after(attempts)));
+    let next = now.saturating_add(duration_ms(policy.delay_after(attempts)));
     let updated = sqlx::query(
         r#"update orders set next_sync_at = $1, sync_attempts = $2, updated_at = $3
            where id = $4 and status = 'NOTPAY' and next_sync_at = $5"#,
@@ -300,10 +301,7 @@ async fn mark_paid(
         .into());
     };
     let now = now_ms();
-    let paid_at = answer
-        .time_end
-        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(now))
-        .unwrap_or(now);
+    let paid_at = answer.time_end.map(crate::time::unix_ms).unwrap_or(now);
     let payment = Payment {
         transaction_id,
         bank_type: answer.bank_type.as_deref(),
@@ -363,10 +361,6 @@ async fn reload(db: &Db, order: &Order) -> Result<Order, CoreError> {
     orders::find_by_out_trade_no(db, &order.out_trade_no)
         .await?
         .ok_or(CoreError::NotFound)
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -3,11 +3,11 @@
 
 use ::time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
 use paydesk_types::SHANGHAI;
+pub use paydesk_types::{duration_ms, unix_ms};
 
 /// The current time as UTC milliseconds, the unit every timestamp column uses.
 pub fn now_ms() -> i64 {
-    let now = OffsetDateTime::now_utc();
-    i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    unix_ms(OffsetDateTime::now_utc())
 }
 
 /// The Asia/Shanghai day `YYYY-MM-DD` as `[start, end)` in UTC ms: a date filter's value.
@@ -127,7 +127,7 @@ pub(crate) fn parse_clock(text: &str) -> Option<Time> {
 
 pub(crate) fn shanghai_ms(date: Date, t: Time) -> Option<i64> {
     let at = PrimitiveDateTime::new(date, t).assume_offset(SHANGHAI);
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+    Some(unix_ms(at))
 }
 
 /// Today's start in Asia/Shanghai (UTC ms): the "today" of the orders page's date filter.

@@ -18,8 +18,7 @@ pub fn settings_summary(
     simulator: bool,
     backend: paydesk_core::Backend,
 ) -> SettingsSummary {
-    let ms =
-        |t: time::OffsetDateTime| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    let ms = paydesk_types::unix_ms;
     SettingsSummary {
         environment: environment(simulator, &client.base_url),
         database: match backend {

@@ -11,7 +11,9 @@ mod username;
 
 pub use money::{Fen, ParseFenError};
 pub use role::{ParseRoleError, Role};
-pub use time_fmt::{format_shanghai, format_shanghai_date, shanghai_date_to_ms, SHANGHAI};
+pub use time_fmt::{
+    duration_ms, format_shanghai, format_shanghai_date, shanghai_date_to_ms, unix_ms, SHANGHAI,
+};
 pub use username::{Username, UsernameError};
 
 /// A `next=` redirect target made safe: only a path on this site (`/orders?x=1`), never

@@ -9,6 +9,18 @@ pub const SHANGHAI: UtcOffset = match UtcOffset::from_hms(8, 0, 0) {
     Err(_) => panic!("UTC+8 is a valid offset"),
 };
 
+/// `t` as UTC milliseconds, the unit every stored time is in: the one conversion, for core,
+/// server and app alike. Every `OffsetDateTime` fits (i64 milliseconds span ±292 million
+/// years, the type at most ±999,999), so no caller needs a fallback of its own.
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// `d` in whole milliseconds, saturating at `i64::MAX` (292 million years).
+pub fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 fn at_shanghai(ms: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
@@ -36,8 +48,9 @@ pub fn format_shanghai_date(ms: i64) -> String {
 pub fn shanghai_date_to_ms(text: &str) -> Option<i64> {
     let fmt = format_description!("[year]-[month]-[day]");
     let date = time::Date::parse(text.trim(), &fmt).ok()?;
-    let start = date.with_time(time::Time::MIDNIGHT).assume_offset(SHANGHAI);
-    i64::try_from(start.unix_timestamp_nanos() / 1_000_000).ok()
+    Some(unix_ms(
+        date.with_time(time::Time::MIDNIGHT).assume_offset(SHANGHAI),
+    ))
 }
 
 #[cfg(test)]

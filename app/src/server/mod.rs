@@ -255,7 +255,7 @@ pub mod ssr {
             return Err(AppError::Internal);
         };
         let now = paydesk_core::now_ms();
-        let max_ms = i64::try_from(lifetime.max.as_millis()).unwrap_or(i64::MAX);
+        let max_ms = paydesk_types::duration_ms(lifetime.max);
         session.cycle_id().await.map_err(session_error)?;
         for (key, value) in [
             (USER_ID_KEY, user_id),

@@ -183,13 +183,13 @@ pub async fn check_refund_channel() -> Result<ChannelCheck, AppError> {
         let (subject, not_after) = match &cert {
             Some(c) => (
                 Some(c.subject.clone()),
-                i64::try_from(c.not_after.unix_timestamp_nanos() / 1_000_000).ok(),
+                Some(paydesk_types::unix_ms(c.not_after)),
             ),
             None => (None, None),
         };
         let started = std::time::Instant::now();
         let result = client.check_refund_channel().await;
-        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        let latency_ms = paydesk_types::duration_ms(started.elapsed());
         let (ok, detail) = match result {
             Ok(status) => (
                 true,

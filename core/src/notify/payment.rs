@@ -293,9 +293,7 @@ pub(super) type Applied = (Decision, i64, Option<Event>);
 
 /// `paid_at` from `time_end`, or now when WeChat sent none.
 pub(super) fn paid_at(n: &PaymentNotification, now: i64) -> i64 {
-    n.time_end
-        .map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(now))
-        .unwrap_or(now)
+    n.time_end.map(crate::time::unix_ms).unwrap_or(now)
 }
 
 /// The conditional update took: the order went `NOTPAY → PAID`.

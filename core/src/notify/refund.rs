@@ -223,7 +223,7 @@ async fn check_refund(
         status,
         refund_id: Some(info.refund_id),
         recv_accout: info.refund_recv_accout,
-        success_at: info.success_time.map(refunds::to_ms),
+        success_at: info.success_time.map(crate::time::unix_ms),
     };
     Ok(RefundChecked::Apply(Box::new(refund), result))
 }

@@ -227,8 +227,7 @@ fn day(field: &'static str, text: &str) -> Result<Option<Date>, CoreError> {
 
 /// The first millisecond of `date` in Asia/Shanghai (UTC ms).
 fn day_start(date: Date) -> i64 {
-    let at = date.with_time(Time::MIDNIGHT).assume_offset(SHANGHAI);
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+    crate::time::unix_ms(date.with_time(Time::MIDNIGHT).assume_offset(SHANGHAI))
 }
 
 fn yuan(field: &'static str, text: &str) -> Result<Option<i64>, CoreError> {

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use wxpay::{Api, OrderRef, RefundQuery, RefundQueryRequest, RefundRequest};
 
-use super::outcome::{apply_and_publish, from_wechat, to_ms, WxResult};
+use super::outcome::{apply_and_publish, from_wechat, WxResult};
 use super::{find, publish, reload, Refund, RefundStatus};
 use crate::events::EventBus;
+use crate::time::{duration_ms, unix_ms};
 use crate::{now_ms, Backend, CoreError, Db};
 
 // ---------------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ pub async fn claim_due(
         Backend::Postgres => "for update skip locked",
         Backend::Sqlite => "",
     };
-    let until = now.saturating_add(millis(lease));
+    let until = now.saturating_add(duration_ms(lease));
     let ids: Vec<i64> = sqlx::query_scalar(&format!(
         r#"update refunds set next_attempt_at = $1
            where status in ('APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE', 'FAILED')
@@ -214,7 +215,7 @@ async fn submit(
     let refund = &claimed.refund;
     let now = now_ms();
     // The lease is renewed with the mark, so it covers the call that follows.
-    let lease_until = now.saturating_add(millis(policy.lease));
+    let lease_until = now.saturating_add(duration_ms(policy.lease));
     let marked = sqlx::query(
         r#"update refunds
            set status = 'SUBMITTED', attempts = attempts + 1, next_attempt_at = $1,
@@ -412,7 +413,9 @@ async fn retry_later(
     failure: &Failure,
 ) -> Result<Refund, CoreError> {
     let now = now_ms();
-    let next = now.saturating_add(millis(policy.retry_after(claimed.refund.attempts.max(1))));
+    let next = now.saturating_add(duration_ms(
+        policy.retry_after(claimed.refund.attempts.max(1)),
+    ));
     sqlx::query(
         r#"update refunds
            set last_error_code = $1, last_error = $2, next_attempt_at = $3, updated_at = $4
@@ -439,8 +442,8 @@ async fn fail(
     failure: &Failure,
 ) -> Result<Refund, CoreError> {
     let now = now_ms();
-    let check =
-        (claimed.refund.attempts > 1).then(|| now.saturating_add(millis(policy.failed_checks[0])));
+    let check = (claimed.refund.attempts > 1)
+        .then(|| now.saturating_add(duration_ms(policy.failed_checks[0])));
     let updated = sqlx::query(
         r#"update refunds
            set status = 'FAILED', last_error_code = $1, last_error = $2,
@@ -474,7 +477,7 @@ async fn check_failed_later(
     let next = policy
         .failed_checks
         .iter()
-        .map(|d| failed_at.saturating_add(millis(*d)))
+        .map(|d| failed_at.saturating_add(duration_ms(*d)))
         .find(|at| *at > claimed.claimed_at);
     sqlx::query(
         r#"update refunds set next_attempt_at = $1
@@ -495,7 +498,7 @@ async fn reschedule(db: &Db, claimed: &Claimed, after: Duration) -> Result<Refun
         r#"update refunds set next_attempt_at = $1
            where id = $2 and status = $3 and next_attempt_at = $4"#,
     )
-    .bind(now_ms().saturating_add(millis(after)))
+    .bind(now_ms().saturating_add(duration_ms(after)))
     .bind(claimed.refund.id)
     .bind(claimed.refund.status.as_str())
     .bind(claimed.lease_until)
@@ -547,16 +550,12 @@ async fn query(api: &dyn Api, refund: &Refund) -> Queried {
                 status,
                 refund_id: Some(item.refund_id),
                 recv_accout: item.refund_recv_accout,
-                success_at: item.refund_success_time.map(to_ms),
+                success_at: item.refund_success_time.map(unix_ms),
             })
         }
         Err(e) if e.err_code() == Some("REFUNDNOTEXIST") => Queried::NotExist,
         Err(e) => Queried::Failed(e),
     }
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

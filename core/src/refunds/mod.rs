@@ -52,7 +52,7 @@ mod request;
 mod status;
 
 pub use job::{claim_due, process_claimed, Claimed, RefundPolicy};
-pub(crate) use outcome::{apply_result, from_wechat, to_ms, WxResult};
+pub(crate) use outcome::{apply_result, from_wechat, WxResult};
 pub use request::{approve, file, reject, request};
 pub use status::RefundStatus;
 

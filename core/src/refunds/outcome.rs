@@ -1,16 +1,14 @@
 //! Applying what WeChat Pay says about a refund — the refund call's answer, refundquery,
 //! the refund notification — through one conditional transition, and settling the order.
 
-use std::time::Duration;
-
 use sqlx::{Any, Transaction};
-use time::OffsetDateTime;
 
 use super::job::RefundPolicy;
 use super::{load, publish, Refund, RefundStatus};
 use crate::events::EventBus;
 use crate::orders::transitions;
 use crate::orders::OrderStatus;
+use crate::time::duration_ms;
 use crate::{now_ms, Backend, CoreError, Db};
 
 /// Our status for WeChat Pay's `refund_status` (§8.6); `None` for values we do not know
@@ -23,10 +21,6 @@ pub(crate) fn from_wechat(s: &wxpay::RefundStatus) -> Option<RefundStatus> {
         wxpay::RefundStatus::Change => Some(RefundStatus::Change),
         _ => None,
     }
-}
-
-pub(crate) fn to_ms(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 /// What WeChat Pay says about a refund (refund answer, refundquery, notification).
@@ -77,8 +71,8 @@ pub(crate) async fn apply_result(
 ) -> Result<Applied, CoreError> {
     let now = now_ms();
     let next_attempt_at = match result.status {
-        RefundStatus::Processing => Some(now.saturating_add(millis(policy.query_delay))),
-        RefundStatus::Change => Some(now.saturating_add(millis(policy.query_max))),
+        RefundStatus::Processing => Some(now.saturating_add(duration_ms(policy.query_delay))),
+        RefundStatus::Change => Some(now.saturating_add(duration_ms(policy.query_max))),
         _ => None,
     };
     let success_at =
@@ -146,8 +140,4 @@ async fn settle_order(
         }
     }
     Ok(())
-}
-
-fn millis(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -179,7 +179,7 @@ pub(super) async fn create(
         });
     }
     let now = now_ms();
-    let expire_ms = i64::try_from(state.pay.order_expire.as_millis()).unwrap_or(i64::MAX);
+    let expire_ms = paydesk_types::duration_ms(state.pay.order_expire);
     let first_sync_ms = i64::try_from(state.settings.sync.first_delay_seconds)
         .unwrap_or(60)
         .saturating_mul(1000);
