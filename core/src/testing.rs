@@ -201,21 +201,23 @@ pub fn notification_params(no: &str, fee: i64) -> wxpay::Params {
         ("result_code", "SUCCESS"),
         ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
         ("trade_type", "JSAPI"),
-        ("transaction_id", "4200000000202612061234567890"),
+        ("bank_type", "CMB_CREDIT"),
         ("out_trade_no", no),
-        ("time_end", "20261206180000"),
+        ("time_end", "20261122180000"),
     ] {
         p.insert(k.into(), v.into());
     }
+    // Unique per order, as WeChat Pay's are (`orders.transaction_id` is unique).
+    p.insert("transaction_id".into(), format!("4200000{no}"));
     p.insert("total_fee".into(), fee.to_string());
     p
 }
 
-/// The notification body of `p`, MD5-signed with `key` (a `sign` already in `p` is
-/// replaced).
-pub fn signed(mut p: wxpay::Params, key: &str) -> Vec<u8> {
+/// The notification body of `p`, signed with `key` by `sign_type` (a `sign` already in `p`
+/// is replaced).
+pub fn signed(mut p: wxpay::Params, key: &str, sign_type: wxpay::SignType) -> Vec<u8> {
     p.remove("sign");
-    let sign = wxpay::sign(&p, &wxpay::ApiKey::new(key), wxpay::SignType::Md5);
+    let sign = wxpay::sign(&p, &wxpay::ApiKey::new(key), sign_type);
     p.insert("sign".into(), sign);
     wxpay::xml::write(&p).into_bytes()
 }
@@ -223,7 +225,26 @@ pub fn signed(mut p: wxpay::Params, key: &str) -> Vec<u8> {
 /// A successful payment notification from [`merchant`] for `no` and `fee` fen, MD5-signed
 /// (spec §8.8).
 pub fn paid_notification(no: &str, fee: i64) -> Vec<u8> {
-    signed(notification_params(no, fee), MERCHANT_KEY)
+    signed(
+        notification_params(no, fee),
+        MERCHANT_KEY,
+        wxpay::SignType::Md5,
+    )
+}
+
+/// [`new_order`] stored.
+pub async fn create_order(db: &Db, no: &str, fee: i64) -> crate::orders::Order {
+    crate::orders::create_order(db, new_order(no, fee))
+        .await
+        .expect("creating a test order")
+}
+
+/// [`new_order`] stored and marked paid (without a payment's fields).
+pub async fn paid_order(db: &Db, no: &str, fee: i64) -> crate::orders::Order {
+    let order = create_order(db, no, fee).await;
+    crate::orders::transition(db, order.id, crate::orders::OrderStatus::Paid)
+        .await
+        .expect("paying a test order")
 }
 
 /// The forms of `NOTPAY → PAID` in `orders::transitions`, for a test that runs one payment

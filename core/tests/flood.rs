@@ -9,25 +9,13 @@ use std::time::Duration;
 
 use paydesk_core::db::PoolSizes;
 use paydesk_core::events::EventBus;
-use paydesk_core::notify::{
-    self, FloodPolicy, Intake, MerchantCredentials, Notification, Verdict, PER_ORDER_PER_DAY,
-};
-use paydesk_core::orders::{self, NewOrder};
-use paydesk_core::testing::{self, databases};
+use paydesk_core::notify::{self, FloodPolicy, Intake, Notification, Verdict, PER_ORDER_PER_DAY};
+use paydesk_core::testing::{self, databases, merchant};
 use paydesk_core::{now_ms, Db};
-use wxpay::{ApiKey, Params, SignType};
+use wxpay::SignType;
 
-const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
 const APPID: &str = "wx2421b1c4370ec43b";
 const MCH_ID: &str = "10000100";
-
-fn merchant() -> MerchantCredentials {
-    MerchantCredentials {
-        appid: APPID.into(),
-        mch_id: MCH_ID.into(),
-        api_key: ApiKey::new(KEY),
-    }
-}
 
 fn intake(db: &Db, refused_per_minute: u32) -> Intake {
     Intake::with_policy(
@@ -42,46 +30,23 @@ fn intake(db: &Db, refused_per_minute: u32) -> Intake {
 }
 
 async fn new_order(db: &Db, no: &str, fee: i64) {
-    let order = NewOrder {
-        sign_type: SignType::Md5,
-        client_ip: None,
-        ..testing::new_order(no, fee)
-    };
-    orders::create_order(db, order).await.unwrap();
+    testing::create_order(db, no, fee).await;
 }
 
 /// A paid notification for `no`, with `attach` of `attach_len` bytes, signed with our key
 /// (`signed`) or with another one.
 fn notification(no: &str, fee: i64, attach_len: usize, signed: bool) -> Vec<u8> {
-    let mut p = Params::new();
-    for (k, v) in [
-        ("return_code", "SUCCESS"),
-        ("appid", APPID),
-        ("mch_id", MCH_ID),
-        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
-        ("result_code", "SUCCESS"),
-        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
-        ("trade_type", "JSAPI"),
-        ("bank_type", "CMB_CREDIT"),
-        ("transaction_id", &format!("4200000{no}")),
-        ("out_trade_no", no),
-        ("time_end", "20261122180000"),
-        ("sign_type", "MD5"),
-    ] {
-        p.insert(k.into(), v.into());
-    }
-    p.insert("total_fee".into(), fee.to_string());
+    let mut p = testing::notification_params(no, fee);
+    p.insert("sign_type".into(), "MD5".into());
     if attach_len > 0 {
         p.insert("attach".into(), "a".repeat(attach_len));
     }
     let key = if signed {
-        ApiKey::new(KEY)
+        testing::MERCHANT_KEY
     } else {
-        ApiKey::new("00000000000000000000000000000000")
+        "00000000000000000000000000000000"
     };
-    let sign = wxpay::sign(&p, &key, SignType::Md5);
-    p.insert("sign".into(), sign);
-    wxpay::xml::write(&p).into_bytes()
+    testing::signed(p, key, SignType::Md5)
 }
 
 /// A refund envelope (spec §8.9) for `mch_id` whose `req_info` is not ours to decrypt.

@@ -7,29 +7,18 @@ use std::time::Duration;
 
 use paydesk_core::api_calls::{self, ApiCallRecorder, CallFilter, Outcome};
 use paydesk_core::notify::log::{self, Cause, NotificationFilter};
-use paydesk_core::notify::{self, MerchantCredentials, Verdict};
+use paydesk_core::notify::{self, Verdict};
 use paydesk_core::orders::{self, NewOrder};
 use paydesk_core::sql::Cursor;
-use paydesk_core::testing::{self, databases};
+use paydesk_core::testing::{self, databases, merchant};
 use paydesk_core::{now_ms, Db};
-use wxpay::{ApiKey, CallObserver, CallRecord, Params, SignType};
+use wxpay::{ApiKey, CallObserver, CallRecord, SignType};
 
-const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
-const APPID: &str = "wx2421b1c4370ec43b";
-const MCH_ID: &str = "10000100";
-
-fn merchant() -> MerchantCredentials {
-    MerchantCredentials {
-        appid: APPID.into(),
-        mch_id: MCH_ID.into(),
-        api_key: ApiKey::new(KEY),
-    }
-}
+const KEY: &str = testing::MERCHANT_KEY;
 
 async fn new_order(db: &Db, no: &str, fee: i64, sign_type: SignType) -> orders::Order {
     let order = NewOrder {
         sign_type,
-        client_ip: None,
         ..testing::new_order(no, fee)
     };
     orders::create_order(db, order).await.unwrap()
@@ -37,29 +26,14 @@ async fn new_order(db: &Db, no: &str, fee: i64, sign_type: SignType) -> orders::
 
 /// A paid notification for `no`, signed with `sign_type` (`None`: unsigned).
 fn notification(no: &str, fee: i64, sign_type: Option<SignType>) -> Vec<u8> {
-    let mut p = Params::new();
-    for (k, v) in [
-        ("return_code", "SUCCESS"),
-        ("appid", APPID),
-        ("mch_id", MCH_ID),
-        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
-        ("result_code", "SUCCESS"),
-        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
-        ("trade_type", "JSAPI"),
-        ("bank_type", "CMB_CREDIT"),
-        ("transaction_id", &format!("4200000{no}")),
-        ("out_trade_no", no),
-        ("time_end", "20261122180000"),
-    ] {
-        p.insert(k.into(), v.into());
+    let mut p = testing::notification_params(no, fee);
+    match sign_type {
+        Some(t) => {
+            p.insert("sign_type".into(), t.to_string());
+            testing::signed(p, KEY, t)
+        }
+        None => wxpay::xml::write(&p).into_bytes(),
     }
-    p.insert("total_fee".into(), fee.to_string());
-    if let Some(t) = sign_type {
-        p.insert("sign_type".into(), t.to_string());
-        let sign = wxpay::sign(&p, &ApiKey::new(KEY), t);
-        p.insert("sign".into(), sign);
-    }
-    wxpay::xml::write(&p).into_bytes()
 }
 
 /// One notification of each interesting cause, through the real receivers. Returns the

@@ -2,53 +2,26 @@
 //! PostgreSQL: the state machine in SQL and exactly-once application under concurrency.
 
 use paydesk_core::db::PoolSizes;
-use paydesk_core::notify::{self, MerchantCredentials, Verdict};
+use paydesk_core::notify::{self, Verdict};
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
-use paydesk_core::testing::{self, databases, TestDb};
+use paydesk_core::testing::{self, create_order as new_order, databases, merchant, TestDb};
 use paydesk_core::wal::WalLimits;
 use paydesk_core::{CoreError, Db};
-use wxpay::{ApiKey, Params, SignType};
+use wxpay::SignType;
 
-const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
-
-fn merchant() -> MerchantCredentials {
-    MerchantCredentials {
-        appid: "wx2421b1c4370ec43b".into(),
-        mch_id: "10000100".into(),
-        api_key: ApiKey::new(KEY),
-    }
-}
-
-async fn new_order(db: &Db, no: &str, fee: i64) -> orders::Order {
-    orders::create_order(db, testing::new_order(no, fee))
-        .await
-        .unwrap()
-}
-
-/// A payment notification signed with the test key (spec §8.8).
+/// A payment notification from the test merchant with this `result_code` and
+/// `transaction_id` (spec §8.8).
 fn notification(no: &str, fee: i64, result: &str, tid: &str) -> Vec<u8> {
-    let mut p = Params::new();
+    let mut p = testing::notification_params(no, fee);
     for (k, v) in [
-        ("return_code", "SUCCESS"),
-        ("appid", "wx2421b1c4370ec43b"),
-        ("mch_id", "10000100"),
-        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
         ("result_code", result),
-        ("openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"),
-        ("trade_type", "JSAPI"),
-        ("bank_type", "CMB_CREDIT"),
         ("fee_type", "CNY"),
         ("transaction_id", tid),
-        ("out_trade_no", no),
-        ("time_end", "20261122180000"),
     ] {
         p.insert(k.into(), v.into());
     }
-    p.insert("total_fee".into(), fee.to_string());
     p.insert("cash_fee".into(), fee.to_string());
-    let sign = wxpay::sign(&p, &ApiKey::new(KEY), SignType::Md5);
-    p.insert("sign".into(), sign);
-    wxpay::xml::write(&p).into_bytes()
+    testing::signed(p, testing::MERCHANT_KEY, SignType::Md5)
 }
 
 #[tokio::test]

@@ -9,51 +9,15 @@ use std::time::Duration;
 
 use paydesk_core::audit::Actor;
 use paydesk_core::events::EventBus;
-use paydesk_core::notify::{self, MerchantCredentials, Verdict};
-use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+use paydesk_core::notify::{self, Verdict};
+use paydesk_core::orders::{self, OrderStatus};
 use paydesk_core::refunds::{self, Refund, RefundPolicy, RefundStatus, Requester};
-use paydesk_core::testing::databases;
+use paydesk_core::testing::{self, databases, merchant, paid_order};
 use paydesk_core::{now_ms, CoreError, Db};
-use wxpay::{ApiKey, MockApi, Params, RefundQueryResponse, RefundResponse, SignType};
+use wxpay::{ApiKey, MockApi, Params, RefundQueryResponse, RefundResponse};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
-const KEY: &str = "192006250b4c09247ec02edce69f6a2d";
-
-fn merchant() -> MerchantCredentials {
-    MerchantCredentials {
-        appid: "wx2421b1c4370ec43b".into(),
-        mch_id: "10000100".into(),
-        api_key: ApiKey::new(KEY),
-    }
-}
-
-/// A paid order of `fee` fen.
-async fn paid_order(db: &Db, no: &str, fee: i64) -> orders::Order {
-    let order = orders::create_order(
-        db,
-        NewOrder {
-            out_trade_no: OutTradeNo::parse(no).unwrap(),
-            openid: OPENID.into(),
-            description: "paydesk refund test".into(),
-            items: vec![NewOrderItem {
-                product_id: None,
-                name: "tea".into(),
-                unit_price_fen: fee,
-                quantity: 1,
-            }],
-            sign_type: SignType::Md5,
-            client_ip: None,
-            idempotency_key: None,
-            expires_at: None,
-            next_sync_at: None,
-        },
-    )
-    .await
-    .unwrap();
-    orders::transition(db, order.id, OrderStatus::Paid)
-        .await
-        .unwrap()
-}
+const KEY: &str = testing::MERCHANT_KEY;
 
 /// A staff user (inserted directly: hashing a password is not what these tests are about).
 async fn staff(db: &Db, name: &str) -> Actor {
@@ -219,27 +183,7 @@ async fn only_paid_orders_of_the_shopper_can_be_refunded() {
     for t in databases().await {
         let (db, events) = (&t.db, EventBus::new());
         paid_order(db, "RQ2", 500).await;
-        orders::create_order(
-            db,
-            NewOrder {
-                out_trade_no: OutTradeNo::parse("RQ3").unwrap(),
-                openid: OPENID.into(),
-                description: "unpaid".into(),
-                items: vec![NewOrderItem {
-                    product_id: None,
-                    name: "tea".into(),
-                    unit_price_fen: 100,
-                    quantity: 1,
-                }],
-                sign_type: SignType::Md5,
-                client_ip: None,
-                idempotency_key: None,
-                expires_at: None,
-                next_sync_at: None,
-            },
-        )
-        .await
-        .unwrap();
+        testing::create_order(db, "RQ3", 100).await;
         let stranger = Requester::Customer {
             openid: "oSomebodyElse".into(),
         };

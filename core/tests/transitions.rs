@@ -51,7 +51,7 @@ impl Path {
                 p.insert("transaction_id".into(), tid.into());
                 p.insert("bank_type".into(), BANK.into());
                 p.insert("time_end".into(), TIME_END.into());
-                let raw = testing::signed(p, testing::MERCHANT_KEY);
+                let raw = testing::signed(p, testing::MERCHANT_KEY, wxpay::SignType::Md5);
                 let outcome =
                     notify::receive_payment_notification(db, &testing::merchant(), None, &raw)
                         .await;
