@@ -410,37 +410,16 @@ fn entry_id(event: &Event) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use wxpay::SignType;
 
     use super::*;
     use crate::audit::{self, action, Actor};
     use crate::events::EventBus;
-    use crate::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+    use crate::orders::{self, OrderStatus};
     use crate::refunds::Requester;
     use crate::testing;
 
     async fn order(db: &Db, no: &str) -> Order {
-        orders::create_order(
-            db,
-            NewOrder {
-                out_trade_no: OutTradeNo::parse(no).unwrap(),
-                openid: "oTimeline".into(),
-                description: "timeline test".into(),
-                items: vec![NewOrderItem {
-                    product_id: None,
-                    name: "oolong".into(),
-                    unit_price_fen: 3000,
-                    quantity: 1,
-                }],
-                sign_type: SignType::Md5,
-                client_ip: None,
-                idempotency_key: None,
-                expires_at: None,
-                next_sync_at: None,
-            },
-        )
-        .await
-        .unwrap()
+        testing::create_order(db, no, 3000).await
     }
 
     async fn call(db: &Db, endpoint: &str, no: Option<&str>, refund: Option<&str>, at: i64) {
