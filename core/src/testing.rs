@@ -298,6 +298,26 @@ pub async fn pay_via(
     })
 }
 
+/// A manager inserted directly (hashing a password is not what such tests are about), as
+/// the [`crate::audit::Actor`] their actions are recorded under.
+pub async fn manager(db: &Db, name: &str) -> crate::audit::Actor {
+    let now = crate::now_ms();
+    let id: i64 = sqlx::query_scalar(
+        r#"insert into users (username, password_hash, role, password_changed_at, created_at, updated_at)
+           values ($1, 'x', 'manager', $2, $2, $2) returning id"#,
+    )
+    .bind(name)
+    .bind(now)
+    .fetch_one(db.writer())
+    .await
+    .expect("inserting a test manager");
+    crate::audit::Actor {
+        user_id: Some(id),
+        name: name.into(),
+        ip: None,
+    }
+}
+
 /// The most recent notifications, newest first, optionally only those claiming
 /// `out_trade_no` (what a test checks was recorded; the dashboard reads `notify::log`).
 pub async fn recent_notifications(

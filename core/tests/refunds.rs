@@ -19,22 +19,11 @@ use wxpay::{ApiKey, MockApi, Params, RefundQueryResponse, RefundResponse};
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 const KEY: &str = testing::MERCHANT_KEY;
 
-/// A staff user (inserted directly: hashing a password is not what these tests are about).
+/// A manager, acting from the shop's own address.
 async fn staff(db: &Db, name: &str) -> Actor {
-    let now = now_ms();
-    let id: i64 = sqlx::query_scalar(
-        r#"insert into users (username, password_hash, role, password_changed_at, created_at, updated_at)
-           values ($1, 'x', 'manager', $2, $2, $2) returning id"#,
-    )
-    .bind(name)
-    .bind(now)
-    .fetch_one(db.writer())
-    .await
-    .unwrap();
     Actor {
-        user_id: Some(id),
-        name: name.into(),
         ip: Some("127.0.0.1".into()),
+        ..testing::manager(db, name).await
     }
 }
 

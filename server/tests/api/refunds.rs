@@ -90,23 +90,9 @@ async fn order_status(db: &Db, no: &str) -> OrderStatus {
         .status
 }
 
-/// A staff member (inserted directly; passwords are not what these tests are about).
+/// A manager (inserted directly; passwords are not what these tests are about).
 async fn staff(app: &TestApp, name: &str) -> Actor {
-    let now = now_ms();
-    let id: i64 = sqlx::query_scalar(
-        r#"insert into users (username, password_hash, role, password_changed_at, created_at, updated_at)
-           values ($1, 'x', 'manager', $2, $2, $2) returning id"#,
-    )
-    .bind(name)
-    .bind(now)
-    .fetch_one(app.db.db.writer())
-    .await
-    .unwrap();
-    Actor {
-        user_id: Some(id),
-        name: name.into(),
-        ip: None,
-    }
+    paydesk_core::testing::manager(&app.db.db, name).await
 }
 
 async fn request(app: &TestApp, no: &str, amount: Option<i64>) -> Refund {
