@@ -114,7 +114,9 @@ fn tid(n: u8, k: usize) -> String {
     format!("42000000002026120{n}{k:010}")
 }
 
-fn assert_paid_once(order: &Order, status: OrderStatus, tid: &str, what: &str) {
+/// The order as stored has `status` and exactly the payment `tid` (paid at [`PAID_AT`]).
+async fn assert_paid_once(db: &Db, order: &Order, status: OrderStatus, tid: &str, what: &str) {
+    let order = stored(db, order).await;
     assert_eq!(order.status, status, "{what}");
     assert_eq!(order.transaction_id.as_deref(), Some(tid), "{what}");
     assert_eq!(order.bank_type.as_deref(), Some(BANK), "{what}");
@@ -140,42 +142,22 @@ async fn every_payment_path_pays_once_and_never_moves_an_order_backwards() {
 
             // Paid: NOTPAY → PAID with the payment's fields.
             assert!(path.pay(&t.db, &order, &first).await, "{what}");
-            assert_paid_once(
-                &stored(&t.db, &order).await,
-                OrderStatus::Paid,
-                &first,
-                &what,
-            );
+            assert_paid_once(&t.db, &order, OrderStatus::Paid, &first, &what).await;
 
             // The same payment again is taken as a duplicate and changes nothing.
             assert!(path.pay(&t.db, &order, &first).await, "{what}: duplicate");
-            assert_paid_once(
-                &stored(&t.db, &order).await,
-                OrderStatus::Paid,
-                &first,
-                &what,
-            );
+            assert_paid_once(&t.db, &order, OrderStatus::Paid, &first, &what).await;
 
             // Another payment for a paid order is not taken and changes nothing.
             assert!(!path.pay(&t.db, &order, &second).await, "{what}: second");
-            assert_paid_once(
-                &stored(&t.db, &order).await,
-                OrderStatus::Paid,
-                &first,
-                &what,
-            );
+            assert_paid_once(&t.db, &order, OrderStatus::Paid, &first, &what).await;
 
             // Refunded, then paid again: still refunded, with the first payment.
             orders::transition(&t.db, order.id, OrderStatus::Refunded)
                 .await
                 .unwrap();
             assert!(!path.pay(&t.db, &order, &second).await, "{what}: refunded");
-            assert_paid_once(
-                &stored(&t.db, &order).await,
-                OrderStatus::Refunded,
-                &first,
-                &what,
-            );
+            assert_paid_once(&t.db, &order, OrderStatus::Refunded, &first, &what).await;
 
             // Closed unpaid, then paid: still closed, with no payment.
             let closed =
