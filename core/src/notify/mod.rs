@@ -265,6 +265,56 @@ struct NotificationRow<'a> {
     raw_length: Option<i64>,
 }
 
+/// How a verified callback's write ends when it failed: logged, answered
+/// [`Verdict::InternalError`] (WeChat Pay resends), and recorded on its own, or kept in memory
+/// when even that is refused. Payment and refund notifications share it.
+struct Failure<'a> {
+    kind: &'static str,
+    /// The row's `detail` after a failed write.
+    detail: &'static str,
+    row: &'a NotificationRow<'a>,
+    findings: &'a Findings,
+    started: Instant,
+}
+
+impl Failure<'_> {
+    /// The verdict, row id, events and unrecorded row of a callback whose write gave
+    /// `result`; after a failure, `record` writes the failure's row (and hands the decision
+    /// back with its outcome).
+    async fn settle<F, Fut>(
+        &self,
+        result: Result<(Decision, i64, Option<Event>), CoreError>,
+        record: F,
+    ) -> (Verdict, Option<i64>, Vec<Event>, Option<Unrecorded>)
+    where
+        F: FnOnce(Decision) -> Fut,
+        Fut: std::future::Future<Output = (Decision, Result<i64, CoreError>)>,
+    {
+        let e = match result {
+            Ok((decision, id, event)) => {
+                return (
+                    decision.verdict,
+                    Some(id),
+                    event.into_iter().collect(),
+                    None,
+                )
+            }
+            Err(e) => e,
+        };
+        tracing::error!(error = %e, "applying a {} notification failed", self.kind);
+        let (failure, recorded) = record(decide(Verdict::InternalError, self.detail)).await;
+        match recorded {
+            Ok(id) => (Verdict::InternalError, Some(id), Vec::new(), None),
+            Err(e) => {
+                tracing::error!(error = %e, "recording a {} notification failed; kept in memory", self.kind);
+                let late =
+                    Unrecorded::new(self.kind, self.row, self.findings, &failure, self.started);
+                (Verdict::InternalError, None, Vec::new(), Some(late))
+            }
+        }
+    }
+}
+
 fn elapsed_us(started: Instant) -> i64 {
     i64::try_from(started.elapsed().as_micros()).unwrap_or(i64::MAX)
 }

@@ -12,8 +12,8 @@ use super::flood::{Named, Refusals};
 use super::group_commit::GroupCommit;
 use super::refused::{refuse, unverified};
 use super::{
-    decide, elapsed_us, insert_row, outcome, stored_text, Decision, Findings, MerchantCredentials,
-    NotificationOutcome, NotificationRow, Refusal, Unrecorded, Verdict,
+    decide, elapsed_us, insert_row, outcome, stored_text, Decision, Failure, Findings,
+    MerchantCredentials, NotificationOutcome, NotificationRow, Refusal, Verdict,
 };
 use crate::events::{Event, PaidVia};
 use crate::orders::transitions::{self, Payment};
@@ -87,28 +87,20 @@ pub(super) async fn receive_payment(
         }
         Err(e) => Err(e),
     };
-    let mut events = Vec::new();
-    let (verdict, notification_id, unrecorded) = match result {
-        Ok((decision, id, event)) => {
-            events.extend(event);
-            (decision.verdict, Some(id), None)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "applying a payment notification failed");
-            let failure = decide(
-                Verdict::InternalError,
-                "database error while applying the notification; WeChat Pay will resend it",
-            );
-            match record(db.writer(), &row, &findings, &failure, started).await {
-                Ok(id) => (Verdict::InternalError, Some(id), None),
-                Err(e) => {
-                    tracing::error!(error = %e, "recording a payment notification failed; kept in memory");
-                    let late = Unrecorded::new("payment", &row, &findings, &failure, started);
-                    (Verdict::InternalError, None, Some(late))
-                }
-            }
-        }
+    let (row, findings) = (&row, &findings);
+    let failure = Failure {
+        kind: "payment",
+        detail: "database error while applying the notification; WeChat Pay will resend it",
+        row,
+        findings,
+        started,
     };
+    let (verdict, notification_id, events, unrecorded) = failure
+        .settle(result, |failed| async move {
+            let recorded = record(db.writer(), row, findings, &failed, started).await;
+            (failed, recorded)
+        })
+        .await;
     // Every notification is in the database with its verdict; the log gets the refused ones
     // (at `debug`, the accepted ones too: one line per payment is a cost at high rates).
     if verdict.acknowledged() {
@@ -130,7 +122,7 @@ pub(super) async fn receive_payment(
         notification_id,
         events,
         unrecorded,
-        &findings,
+        findings,
     )
 }
 

@@ -9,8 +9,8 @@ use wxpay::notify::RefundNotification;
 use super::flood::{Named, Refusals};
 use super::refused::{refuse, unverified};
 use super::{
-    decide, elapsed_us, insert_row, outcome, stored_text, Decision, Findings, MerchantCredentials,
-    NotificationOutcome, NotificationRow, Refusal, Unrecorded, Verdict,
+    decide, elapsed_us, insert_row, outcome, stored_text, Decision, Failure, Findings,
+    MerchantCredentials, NotificationOutcome, NotificationRow, Refusal, Verdict,
 };
 use crate::events::Event;
 use crate::refunds::{self, RefundStatus};
@@ -84,28 +84,20 @@ pub(super) async fn receive_refund(
         }
         Err(e) => Err(e),
     };
-    let mut events = Vec::new();
-    let (verdict, notification_id, unrecorded) = match result {
-        Ok((decision, id, event)) => {
-            events.extend(event);
-            (decision.verdict, Some(id), None)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "applying a refund notification failed");
-            let failure = decide(
-                Verdict::InternalError,
-                "database error while applying the refund notification; WeChat Pay will resend it",
-            );
-            match record_refund(db, &row, &findings, &ids, &failure, started).await {
-                Ok(id) => (Verdict::InternalError, Some(id), None),
-                Err(e) => {
-                    tracing::error!(error = %e, "recording a refund notification failed; kept in memory");
-                    let late = Unrecorded::new("refund", &row, &findings, &failure, started);
-                    (Verdict::InternalError, None, Some(late))
-                }
-            }
-        }
+    let (row, findings, refund_ids) = (&row, &findings, &ids);
+    let failure = Failure {
+        kind: "refund",
+        detail: "database error while applying the refund notification; WeChat Pay will resend it",
+        row,
+        findings,
+        started,
     };
+    let (verdict, notification_id, events, unrecorded) = failure
+        .settle(result, |failed| async move {
+            let recorded = record_refund(db, row, findings, refund_ids, &failed, started).await;
+            (failed, recorded)
+        })
+        .await;
     tracing::info!(
         verdict = verdict.as_str(),
         refund.out_refund_no = ids.out_refund_no.as_deref().unwrap_or("-"),
@@ -117,7 +109,7 @@ pub(super) async fn receive_refund(
         notification_id,
         events,
         unrecorded,
-        &findings,
+        findings,
     )
 }
 
