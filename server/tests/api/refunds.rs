@@ -9,7 +9,7 @@ use paydesk_core::audit::Actor;
 use paydesk_core::notify::Verdict;
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
 use paydesk_core::refunds::{self, Refund, RefundStatus, Requester};
-use paydesk_core::{now_ms, Db};
+use paydesk_core::Db;
 use paydesk_sim::{FaultPlan, PayRequest, RefundState, RunningSim, SimConfig};
 use serde_json::{json, Value};
 use wxpay::{SignType, UnifiedOrderRequest};
