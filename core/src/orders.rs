@@ -7,7 +7,7 @@ use std::str::FromStr;
 use sqlx::FromRow;
 use wxpay::SignType;
 
-use crate::error::is_unique_violation;
+use crate::error::{unique_violation, ConflictReason, UniqueKey};
 pub(crate) use crate::order_keys::OrderKey;
 use crate::{now_ms, CoreError, Db};
 
@@ -345,7 +345,12 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
     .await;
     let row = match inserted {
         Ok(row) => row,
-        Err(e) if is_unique_violation(&e) => {
+        Err(e)
+            if matches!(
+                unique_violation(&e),
+                Some(UniqueKey::OrderOutTradeNo | UniqueKey::OrderIdempotencyKey)
+            ) =>
+        {
             return Err(CoreError::invalid(
                 "out_trade_no",
                 "this order number or idempotency key is already in use",
@@ -431,7 +436,7 @@ pub async fn find_by_out_trade_no(db: &Db, out_trade_no: &str) -> Result<Option<
 
 /// Moves an order to `next` if the state machine allows it from its current status. The
 /// update is conditional on the status read (`where status = $current`), so of two
-/// concurrent changes only one wins; the loser gets [`CoreError::Forbidden`].
+/// concurrent changes only one wins; the loser gets [`CoreError::Conflict`].
 #[tracing::instrument(skip_all, fields(order.id = id, order.next = %next))]
 pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, CoreError> {
     let mut tx = db.begin_write().await?;
@@ -441,9 +446,12 @@ pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, Co
         .await?
         .ok_or(CoreError::NotFound)?;
     let current: OrderStatus = current.parse()?;
-    current
-        .transition_to(next)
-        .map_err(|e| CoreError::Forbidden(e.to_string()))?;
+    current.transition_to(next).map_err(|e| {
+        CoreError::Conflict(ConflictReason::IllegalTransition {
+            from: e.from.to_string(),
+            to: e.to.to_string(),
+        })
+    })?;
     let updated = sqlx::query_as::<_, OrderRow>(&format!(
         r#"update orders set status = $1, updated_at = $2
            where id = $3 and status = $4
@@ -455,7 +463,11 @@ pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, Co
     .bind(current.as_str())
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| CoreError::Forbidden(format!("the order is no longer {current}")))?;
+    .ok_or_else(|| {
+        CoreError::Conflict(ConflictReason::StatusChanged {
+            status: current.to_string(),
+        })
+    })?;
     tx.commit().await?;
     updated.try_into()
 }

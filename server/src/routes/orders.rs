@@ -54,7 +54,7 @@ async fn export_orders_csv(
     let query = FilterQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let filter = match query.parse() {
         Ok(filter) => filter,
-        Err(CoreError::Invalid { field, message }) => {
+        Err(CoreError::Invalid { field, message, .. }) => {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("{field}: {message}\n"),
