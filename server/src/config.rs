@@ -7,8 +7,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use secrecy::SecretString;
+use paydesk_core::notify::MerchantCredentials;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+
+use crate::middleware::client_ip::TrustedProxies;
+use crate::routes;
+use crate::state::PayConfig;
 
 /// Everything paydesk can be configured with.
 #[derive(Debug, Deserialize)]
@@ -90,7 +95,7 @@ pub struct Settings {
     /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
     #[serde(default)]
     pub demo_shoppers: Option<String>,
-    /// Reverse proxies whose `X-Forwarded-For` names the client (client_ip.rs): a
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`middleware::client_ip`): a
     /// comma-separated list of addresses and CIDR ranges, e.g. `127.0.0.1, 10.0.0.0/8`.
     /// `PAYDESK_TRUSTED_PROXIES`, default none (the TCP peer is the client).
     #[serde(default)]
@@ -484,6 +489,25 @@ pub struct WxpaySettings {
     pub ca_pem: Option<PathBuf>,
 }
 
+impl WxpaySettings {
+    /// The merchant client certificate from `PAYDESK_WXPAY__CERT_PEM` + `__KEY_PEM` or
+    /// `__P12` (password = mch_id), if configured.
+    pub fn identity(&self, mch_id: &str) -> anyhow::Result<Option<wxpay::MerchantIdentity>> {
+        Ok(match (&self.cert_pem, &self.key_pem, &self.p12) {
+            (Some(cert), Some(key), _) => Some(
+                wxpay::MerchantIdentity::from_pem_files(cert, key)
+                    .context("PAYDESK_WXPAY__CERT_PEM / __KEY_PEM")?,
+            ),
+            (None, None, Some(p12)) => Some(
+                wxpay::MerchantIdentity::from_pkcs12_file(p12, mch_id)
+                    .context("PAYDESK_WXPAY__P12 (the password is the mch_id)")?,
+            ),
+            (None, None, None) => None,
+            _ => bail!("PAYDESK_WXPAY__CERT_PEM and PAYDESK_WXPAY__KEY_PEM go together"),
+        })
+    }
+}
+
 /// Mini program settings.
 #[derive(Debug, Default, Deserialize)]
 pub struct MpSettings {
@@ -608,7 +632,6 @@ impl Settings {
             }
         }
         if let Some(key) = &self.wxpay.api_key {
-            use secrecy::ExposeSecret;
             if key.expose_secret().len() != 32 {
                 bail!("PAYDESK_WXPAY__API_KEY (wxpay.api_key) must be exactly 32 characters (it has {})", key.expose_secret().len());
             }
@@ -639,7 +662,6 @@ impl Settings {
         }
         self.public_url()?;
         if let Some(token) = &self.metrics_token {
-            use secrecy::ExposeSecret;
             let t = token.expose_secret();
             if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 bail!("PAYDESK_METRICS_TOKEN (metrics_token) must be non-empty, without spaces");
@@ -713,7 +735,6 @@ impl Settings {
             }
         }
         if let Some(url) = &self.alerts.webhook_url {
-            use secrecy::ExposeSecret;
             let u = url.expose_secret();
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 bail!("PAYDESK_ALERTS__WEBHOOK_URL (alerts.webhook_url) must be an http(s) URL");
@@ -769,9 +790,89 @@ impl Settings {
     }
 
     /// The reverse proxies to believe, parsed.
-    pub fn trusted_proxies(&self) -> anyhow::Result<crate::client_ip::TrustedProxies> {
-        crate::client_ip::TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or(""))
+    pub fn trusted_proxies(&self) -> anyhow::Result<TrustedProxies> {
+        TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or(""))
             .map_err(|e| anyhow::anyhow!("PAYDESK_TRUSTED_PROXIES (trusted_proxies): {e}"))
+    }
+
+    /// `wxpay.sign_type` parsed: the algorithm for new orders (MD5 when unset).
+    pub fn sign_type(&self) -> anyhow::Result<wxpay::SignType> {
+        match self.wxpay.sign_type.as_deref() {
+            None => Ok(wxpay::SignType::Md5),
+            Some(t) => t
+                .parse()
+                .map_err(|_| anyhow::anyhow!("PAYDESK_WXPAY__SIGN_TYPE (wxpay.sign_type): {t:?}")),
+        }
+    }
+
+    /// The pay flow's settings for a server listening on `local`: the callback URLs
+    /// (configured, or this server's own address: fine for the in-process simulator, never
+    /// for WeChat Pay, which needs a public HTTPS URL) and the order settings.
+    pub fn pay_config(&self, local: SocketAddr) -> anyhow::Result<PayConfig> {
+        let mut own = local;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let own_url = |path: &str| format!("http://{own}{path}");
+        let notify_url = self
+            .wxpay
+            .notify_url
+            .clone()
+            .unwrap_or_else(|| own_url(routes::wxpay::notify::PAYMENT_PATH));
+        let refund_notify_url = self
+            .wxpay
+            .refund_notify_url
+            .clone()
+            .unwrap_or_else(|| own_url(routes::wxpay::notify::REFUND_PATH));
+        Ok(PayConfig {
+            notify_url,
+            refund_notify_url,
+            order_expire: std::time::Duration::from_secs(
+                u64::try_from(self.order_expire_minutes).unwrap_or(30) * 60,
+            ),
+            sign_type: self.sign_type()?,
+            self_url: own_url(""),
+        })
+    }
+
+    /// The configured merchant (`PayMode::Merchant`): our credentials for verifying
+    /// callbacks and the WeChat Pay client's configuration (endpoints, extra CA, client
+    /// certificate, mini-program login), as zero2prod's settings build their clients.
+    pub fn merchant_client(&self) -> anyhow::Result<(MerchantCredentials, wxpay::ClientConfig)> {
+        let w = &self.wxpay;
+        let (Some(appid), Some(mch_id), Some(api_key)) = (&w.appid, &w.mch_id, &w.api_key) else {
+            bail!("PAYDESK_WXPAY__APPID, __MCH_ID and __API_KEY are required unless PAYDESK_SIMULATOR=on");
+        };
+        let api_key = wxpay::ApiKey::new(api_key.expose_secret());
+        let mut client = wxpay::ClientConfig::new(appid, mch_id, api_key.clone());
+        client.sign_type = self.sign_type()?;
+        if let Some(base) = &w.base_url {
+            client.base_url = base.trim_end_matches('/').to_owned();
+        }
+        if let Some(refund) = &w.refund_base_url {
+            client.refund_base_url = Some(refund.trim_end_matches('/').to_owned());
+        }
+        if let Some(ca) = &w.ca_pem {
+            client.extra_root_ca_pem = Some(
+                std::fs::read(ca)
+                    .with_context(|| format!("PAYDESK_WXPAY__CA_PEM: reading {}", ca.display()))?,
+            );
+        }
+        client.identity = w.identity(mch_id)?;
+        if let Some(login) = &self.mp.login_base_url {
+            client.login_base_url = login.trim_end_matches('/').to_owned();
+        }
+        client.app_secret = self
+            .mp
+            .app_secret
+            .as_ref()
+            .map(|s| wxpay::AppSecret::new(s.expose_secret()));
+        let merchant = MerchantCredentials {
+            appid: appid.clone(),
+            mch_id: mch_id.clone(),
+            api_key,
+        };
+        Ok((merchant, client))
     }
 
     /// Simulator when `simulator = on`, or when unset and no merchant id is configured.

@@ -7,7 +7,7 @@ use app::dto::{mask_secret, CertificateSummary, PayEnvironment, SettingsSummary}
 use secrecy::ExposeSecret as _;
 
 use crate::config::Settings;
-use crate::startup::PayConfig;
+use crate::state::PayConfig;
 
 /// Builds the summary. `simulator`: the in-process simulator is in use.
 pub fn settings_summary(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub mod alerts;
 mod backlog;
@@ -15,6 +15,7 @@ mod demo;
 mod disk;
 pub mod refunds;
 mod retention;
+mod sessions;
 mod sync;
 mod totals;
 
@@ -55,6 +56,10 @@ impl Jobs {
             handles: Vec::new(),
         };
         let stop = Stop(rx);
+        jobs.add(
+            "expired-sessions",
+            sessions::run(state.db.clone(), stop.clone()),
+        );
         jobs.add(
             "notification-backlog",
             backlog::run(state.intake.clone(), stop.clone()),

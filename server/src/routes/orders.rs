@@ -22,7 +22,7 @@ use paydesk_core::{search, CoreError, Db, Role};
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::Session;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Bytes buffered between the export and the client.
 const PIPE_BYTES: usize = 64 * 1024;

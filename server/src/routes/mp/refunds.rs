@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::MpError;
 use super::{MpJson, Shopper};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
