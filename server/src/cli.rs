@@ -172,7 +172,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }) {
         Command::Serve { demo_shoppers } => {
             if demo_shoppers {
-                settings.demo_shoppers = Some("on".into());
+                settings.demo_shoppers = true;
                 settings.validate()?;
             }
             serve(settings).await

@@ -30,8 +30,8 @@ pub struct Settings {
     pub admin_password: Option<SecretString>,
     /// `on`: start the WeChat Pay simulator in-process and point at it. `PAYDESK_SIMULATOR`,
     /// default `on` when no merchant id is configured.
-    #[serde(default)]
-    pub simulator: Option<String>,
+    #[serde(default, deserialize_with = "on_off::option")]
+    pub simulator: Option<bool>,
     /// Mark the session cookie `Secure` (set this when serving over HTTPS).
     /// `PAYDESK_COOKIE_SECURE`, default `false` (the default listen address is plain HTTP on
     /// loopback).
@@ -93,8 +93,8 @@ pub struct Settings {
     pub disk: DiskSettings,
     /// `on`: simulated shoppers log in, order and pay through `/api/mp` (sandbox mode only).
     /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
-    #[serde(default)]
-    pub demo_shoppers: Option<String>,
+    #[serde(default, deserialize_with = "on_off::required")]
+    pub demo_shoppers: bool,
     /// Reverse proxies whose `X-Forwarded-For` names the client (`middleware::client_ip`): a
     /// comma-separated list of addresses and CIDR ranges, e.g. `127.0.0.1, 10.0.0.0/8`.
     /// `PAYDESK_TRUSTED_PROXIES`, default none (the TCP peer is the client).
@@ -212,8 +212,8 @@ fn default_order_query_interval() -> u64 {
 pub struct SyncSettings {
     /// `off` stops the job (for instances that only serve the dashboard).
     /// `PAYDESK_SYNC__ENABLED`, default `on`.
-    #[serde(default = "default_on")]
-    pub enabled: String,
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
     /// How long after creation an unpaid order is first queried, in seconds.
     /// `PAYDESK_SYNC__FIRST_DELAY_SECONDS`, default 60.
     #[serde(default = "default_sync_first_delay")]
@@ -243,8 +243,8 @@ impl Default for SyncSettings {
 #[derive(Debug, Deserialize)]
 pub struct RefundSettings {
     /// `off` stops the job on this instance. `PAYDESK_REFUNDS__ENABLED`, default `on`.
-    #[serde(default = "default_on")]
-    pub enabled: String,
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
     /// How often the job looks for due refunds (an approval wakes it at once), in
     /// milliseconds. `PAYDESK_REFUNDS__TICK_MILLIS`, default 2000.
     #[serde(default = "default_sync_tick")]
@@ -281,8 +281,8 @@ impl Default for RefundSettings {
 pub struct RetentionSettings {
     /// `off` stops the daily job on this instance (`paydesk prune` still works).
     /// `PAYDESK_RETENTION__ENABLED`, default `on`.
-    #[serde(default = "default_on")]
-    pub enabled: String,
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
     /// When the job runs each day, `HH:MM` in Asia/Shanghai (or as soon after as an
     /// instance is up). `PAYDESK_RETENTION__RUN_AT`, default `04:00`.
     #[serde(default = "default_retention_run_at")]
@@ -538,8 +538,8 @@ fn default_order_expire_minutes() -> i64 {
 fn default_demo_per_minute() -> u32 {
     6
 }
-fn default_on() -> String {
-    "on".to_owned()
+fn default_on() -> bool {
+    true
 }
 fn default_sync_first_delay() -> u64 {
     60
@@ -549,6 +549,46 @@ fn default_sync_max_delay() -> u64 {
 }
 fn default_sync_tick() -> u64 {
     2000
+}
+
+/// On/off settings are `bool`s. The contract spells them `on`/`off` (`PAYDESK_SYNC__ENABLED=off`),
+/// environment variables arrive as strings, and a TOML file may write `true`/`false`: all
+/// of these are accepted, anything else names the accepted words (and the config crate
+/// adds the key).
+mod on_off {
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct OnOff;
+
+    impl Visitor<'_> for OnOff {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("`on` or `off` (or `true`/`false`)")
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match v.trim() {
+                "on" | "true" => Ok(true),
+                "off" | "false" => Ok(false),
+                _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+
+    /// A setting that is on or off.
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(OnOff)
+    }
+
+    /// A setting that is on, off, or left to a default worked out elsewhere.
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        required(d).map(Some)
+    }
 }
 
 /// Whether WeChat Pay is the real service or the in-process simulator.
@@ -611,11 +651,6 @@ impl Settings {
         paydesk_core::Backend::from_url(&self.database_url)
             .map_err(|e| anyhow::anyhow!("PAYDESK_DATABASE_URL (database_url): {e}"))?;
         self.trusted_proxies()?;
-        if let Some(s) = &self.simulator {
-            if !matches!(s.as_str(), "on" | "off") {
-                bail!("PAYDESK_SIMULATOR (simulator) must be `on` or `off`, got {s:?}");
-            }
-        }
         if let Some(t) = &self.wxpay.sign_type {
             if !matches!(t.as_str(), "MD5" | "HMAC-SHA256") {
                 bail!("PAYDESK_WXPAY__SIGN_TYPE (wxpay.sign_type) must be `MD5` or `HMAC-SHA256` (exact case), got {t:?}");
@@ -672,9 +707,6 @@ impl Settings {
                 "PAYDESK_ORDER_EXPIRE_MINUTES (order_expire_minutes) must be 1 to 21600 (15 days)"
             );
         }
-        if !matches!(self.refunds.enabled.as_str(), "on" | "off") {
-            bail!("PAYDESK_REFUNDS__ENABLED (refunds.enabled) must be `on` or `off`");
-        }
         if self.refunds.tick_millis == 0 || self.refunds.lease_seconds == 0 {
             bail!(
                 "PAYDESK_REFUNDS__TICK_MILLIS and PAYDESK_REFUNDS__LEASE_SECONDS must be positive"
@@ -692,14 +724,8 @@ impl Settings {
                 2 * paydesk_core::notify::MAX_BODY
             );
         }
-        if !matches!(self.sync.enabled.as_str(), "on" | "off") {
-            bail!("PAYDESK_SYNC__ENABLED (sync.enabled) must be `on` or `off`");
-        }
         if self.sync.tick_millis == 0 || self.sync.max_delay_seconds == 0 {
             bail!("PAYDESK_SYNC__TICK_MILLIS and PAYDESK_SYNC__MAX_DELAY_SECONDS must be positive");
-        }
-        if !matches!(self.retention.enabled.as_str(), "on" | "off") {
-            bail!("PAYDESK_RETENTION__ENABLED (retention.enabled) must be `on` or `off`");
         }
         self.retention.run_at_minute()?;
         for (name, days) in [
@@ -740,13 +766,8 @@ impl Settings {
                 bail!("PAYDESK_ALERTS__WEBHOOK_URL (alerts.webhook_url) must be an http(s) URL");
             }
         }
-        if let Some(d) = &self.demo_shoppers {
-            if !matches!(d.as_str(), "on" | "off") {
-                bail!("PAYDESK_DEMO_SHOPPERS (demo_shoppers) must be `on` or `off`, got {d:?}");
-            }
-            if d == "on" && self.pay_mode() != PayMode::Simulator {
-                bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
-            }
+        if self.demo_shoppers && self.pay_mode() != PayMode::Simulator {
+            bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
         }
         self.mp_limits.validate()?;
         if let Some(f) = &self.log_format {
@@ -877,9 +898,9 @@ impl Settings {
 
     /// Simulator when `simulator = on`, or when unset and no merchant id is configured.
     pub fn pay_mode(&self) -> PayMode {
-        match self.simulator.as_deref() {
-            Some("on") => PayMode::Simulator,
-            Some(_) => PayMode::Merchant,
+        match self.simulator {
+            Some(true) => PayMode::Simulator,
+            Some(false) => PayMode::Merchant,
             None if self.wxpay.mch_id.is_none() => PayMode::Simulator,
             None => PayMode::Merchant,
         }
@@ -1006,6 +1027,41 @@ mod tests {
         assert!(
             err.contains("PAYDESK_RETENTION__API_CALL_BODIES_DAYS"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn on_off_settings_are_bools_spelled_on_off_or_true_false() {
+        let s: Settings = serde_json::from_value(serde_json::json!({
+            "simulator": "off",
+            "sync": {"enabled": "off"},
+            "refunds": {"enabled": false},
+            "retention": {"enabled": "true"},
+            "demo_shoppers": "on",
+        }))
+        .unwrap();
+        assert_eq!(s.simulator, Some(false));
+        assert!(!s.sync.enabled && !s.refunds.enabled && s.retention.enabled);
+        assert!(s.demo_shoppers);
+        let d = base();
+        assert_eq!(d.simulator, None);
+        assert!(d.sync.enabled && d.refunds.enabled && d.retention.enabled && !d.demo_shoppers);
+
+        // Through the config crate (what env vars and the TOML file go through) a bad word
+        // is refused with its key.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("paydesk.toml");
+        std::fs::write(&file, "[sync]\nenabled = \"maybe\"\n").unwrap();
+        let err = format!("{:#}", Settings::load(Some(&file)).unwrap_err());
+        assert!(
+            err.contains("sync.enabled") && err.contains("`on` or `off`"),
+            "{err}"
+        );
+        std::fs::write(&file, "simulator = \"on\"\n[refunds]\nenabled = false\n").unwrap();
+        let s = Settings::load(Some(&file)).unwrap();
+        assert_eq!(
+            (s.pay_mode(), s.refunds.enabled),
+            (PayMode::Simulator, false)
         );
     }
 

@@ -77,13 +77,13 @@ impl Jobs {
                 ),
             );
         }
-        if state.settings.retention.enabled == "on" {
+        if state.settings.retention.enabled {
             jobs.add("retention", retention::run(state.clone(), stop.clone()));
         }
-        if state.settings.sync.enabled == "on" {
+        if state.settings.sync.enabled {
             jobs.add("order-sync", sync::run(state.clone(), stop.clone()));
         }
-        if state.settings.refunds.enabled == "on" {
+        if state.settings.refunds.enabled {
             jobs.add("refunds", refunds::run(state.clone(), stop.clone()));
         }
         if let Some(url) = &state.settings.alerts.webhook_url {
@@ -96,7 +96,7 @@ impl Jobs {
                 alerts::run(state.clone(), url.clone(), format, stop.clone()),
             );
         }
-        if state.settings.demo_shoppers.as_deref() == Some("on") {
+        if state.settings.demo_shoppers {
             if let Some(sim) = &state.simulator {
                 jobs.add(
                     "demo-shoppers",
