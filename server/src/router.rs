@@ -65,12 +65,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(session_layer)
         // Server functions find what they need on the request (see `app::server::ssr`).
-        .layer(axum::Extension(state.db.clone()))
-        .layer(axum::Extension(state.events.clone()))
-        .layer(axum::Extension(state.wxpay.clone()))
-        .layer(axum::Extension(state.summary.clone()))
-        .layer(axum::Extension(state.disk.clone()))
-        .layer(axum::Extension(state.settings.session_lifetime()))
+        .layer(axum::Extension(state.server_context()))
         .layer(middleware::from_fn_with_state(
             SameOrigin::new(state.settings.public_url.as_deref()),
             same_origin::refuse_cross_site,

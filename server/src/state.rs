@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use app::server::ssr::ServerContext;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use paydesk_core::api_calls::ApiCallRecorder;
@@ -66,4 +67,18 @@ pub struct PayConfig {
     pub sign_type: wxpay::SignType,
     /// This server's own base URL on loopback (the demo shoppers call it).
     pub self_url: String,
+}
+
+impl AppState {
+    /// What server functions find on every dashboard request (`app::server::ssr::context`).
+    pub fn server_context(&self) -> ServerContext {
+        ServerContext {
+            db: self.db.clone(),
+            events: self.events.clone(),
+            wxpay: self.wxpay.clone(),
+            summary: self.summary.clone(),
+            disk: self.disk.clone(),
+            session_lifetime: self.settings.session_lifetime(),
+        }
+    }
 }
