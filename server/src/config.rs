@@ -551,6 +551,31 @@ fn default_sync_tick() -> u64 {
     2000
 }
 
+/// `sim-certs` beside a SQLite database file, else `$TMPDIR/paydesk-sim-certs`.
+fn sim_cert_dir(database_url: &str) -> std::path::PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest));
+    match file.and_then(|f| std::path::Path::new(f).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("sim-certs"),
+        Some(_) => std::path::PathBuf::from("sim-certs"),
+        // One folder per database, so two servers (or two tests) on different PostgreSQL
+        // databases never write the same certificate files at once; the name is stable, so
+        // a restart finds its certificates again.
+        None => {
+            std::env::temp_dir().join(format!("paydesk-sim-certs-{:016x}", fnv1a(database_url)))
+        }
+    }
+}
+
+/// FNV-1a, 64 bit: a stable (not per-process seeded) hash for a folder name.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// On/off settings are `bool`s. The contract spells them `on`/`off` (`PAYDESK_SYNC__ENABLED=off`),
 /// environment variables arrive as strings, and a TOML file may write `true`/`false`: all
 /// of these are accepted, anything else names the accepted words (and the config crate
@@ -896,6 +921,25 @@ impl Settings {
         Ok((merchant, client))
     }
 
+    /// The in-process simulator's configuration (sandbox mode): its certificates go beside
+    /// the SQLite file, else into a temp folder named after the database.
+    pub fn sim_config(&self) -> paydesk_sim::SimConfig {
+        paydesk_sim::SimConfig {
+            cert_dir: sim_cert_dir(&self.database_url),
+            ..paydesk_sim::SimConfig::default()
+        }
+    }
+
+    /// Leptos' rendering options for a server listening on `addr`.
+    pub fn leptos_options(&self, addr: SocketAddr) -> leptos::config::LeptosOptions {
+        leptos::config::LeptosOptions::builder()
+            .output_name("paydesk")
+            .site_root(self.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build()
+    }
+
     /// Simulator when `simulator = on`, or when unset and no merchant id is configured.
     pub fn pay_mode(&self) -> PayMode {
         match self.simulator {
@@ -1062,6 +1106,28 @@ mod tests {
         assert_eq!(
             (s.pay_mode(), s.refunds.enabled),
             (PayMode::Simulator, false)
+        );
+    }
+
+    #[test]
+    fn simulator_certificates_go_beside_the_sqlite_file() {
+        assert_eq!(
+            sim_cert_dir("sqlite://data/paydesk.db?mode=rwc"),
+            std::path::PathBuf::from("data/sim-certs")
+        );
+        assert_eq!(
+            sim_cert_dir("sqlite:paydesk.db"),
+            std::path::PathBuf::from("sim-certs")
+        );
+        assert_eq!(
+            sim_cert_dir("postgres://u@h/db"),
+            sim_cert_dir("postgres://u@h/db"),
+            "stable across restarts"
+        );
+        assert_ne!(
+            sim_cert_dir("postgres://u@h/db1"),
+            sim_cert_dir("postgres://u@h/db2"),
+            "one folder per database"
         );
     }
 

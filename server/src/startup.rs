@@ -8,14 +8,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use leptos::config::LeptosOptions;
 use paydesk_core::api_calls::ApiCallRecorder;
 use paydesk_core::db::PoolSizes;
 use paydesk_core::disk::DiskMonitor;
 use paydesk_core::events::EventBus;
 use paydesk_core::notify::{Intake, MerchantCredentials};
 use paydesk_core::Db;
-use paydesk_sim::{RunningSim, SimConfig};
+use paydesk_sim::RunningSim;
 use tokio::net::TcpListener;
 
 use crate::config::{PayMode, Settings};
@@ -60,7 +59,7 @@ impl Application {
             .await
             .with_context(|| format!("binding PAYDESK_LISTEN (listen) {}", settings.listen))?;
         let local = listener.local_addr()?;
-        let leptos_options = leptos_options(&settings, local);
+        let leptos_options = settings.leptos_options(local);
         let (merchant, simulator, client_config) = merchant_and_simulator(&settings).await?;
         if simulator.is_some() {
             let added = paydesk_core::products::seed_demo(&db).await?;
@@ -170,11 +169,7 @@ async fn merchant_and_simulator(
     let sign_type = settings.sign_type()?;
     match settings.pay_mode() {
         PayMode::Simulator => {
-            let config = SimConfig {
-                cert_dir: sim_cert_dir(&settings.database_url),
-                ..SimConfig::default()
-            };
-            let sim = paydesk_sim::start(config)
+            let sim = paydesk_sim::start(settings.sim_config())
                 .await
                 .context("starting the WeChat Pay simulator (PAYDESK_SIMULATOR)")?;
             let merchant = MerchantCredentials {
@@ -221,40 +216,6 @@ fn certificate_report(config: &wxpay::ClientConfig) -> Option<wxpay::Certificate
     }
 }
 
-/// `sim-certs` beside a SQLite database file, else `$TMPDIR/paydesk-sim-certs`.
-fn sim_cert_dir(database_url: &str) -> std::path::PathBuf {
-    let file = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-        .map(|rest| rest.split('?').next().unwrap_or(rest));
-    match file.and_then(|f| std::path::Path::new(f).parent()) {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.join("sim-certs"),
-        Some(_) => std::path::PathBuf::from("sim-certs"),
-        // One folder per database, so two servers (or two tests) on different PostgreSQL
-        // databases never write the same certificate files at once; the name is stable, so
-        // a restart finds its certificates again.
-        None => {
-            std::env::temp_dir().join(format!("paydesk-sim-certs-{:016x}", fnv1a(database_url)))
-        }
-    }
-}
-
-/// FNV-1a, 64 bit: a stable (not per-process seeded) hash for a folder name.
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn leptos_options(settings: &Settings, addr: SocketAddr) -> LeptosOptions {
-    LeptosOptions::builder()
-        .output_name("paydesk")
-        .site_root(settings.site_root.to_string_lossy().into_owned())
-        .site_pkg_dir("pkg")
-        .site_addr(addr)
-        .build()
-}
-
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -276,31 +237,4 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown requested; finishing in-flight requests");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn simulator_certificates_go_beside_the_sqlite_file() {
-        assert_eq!(
-            sim_cert_dir("sqlite://data/paydesk.db?mode=rwc"),
-            std::path::PathBuf::from("data/sim-certs")
-        );
-        assert_eq!(
-            sim_cert_dir("sqlite:paydesk.db"),
-            std::path::PathBuf::from("sim-certs")
-        );
-        assert_eq!(
-            sim_cert_dir("postgres://u@h/db"),
-            sim_cert_dir("postgres://u@h/db"),
-            "stable across restarts"
-        );
-        assert_ne!(
-            sim_cert_dir("postgres://u@h/db1"),
-            sim_cert_dir("postgres://u@h/db2"),
-            "one folder per database"
-        );
-    }
 }
