@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use crate::audit::{self, action, Entry};
-use crate::error::is_unique_violation;
+use crate::error::{unique_violation, UniqueKey};
 use crate::users::User;
 use crate::{now_ms, CoreError, Db};
 
@@ -82,7 +82,7 @@ pub async fn add(
     .execute(&mut *tx)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
+        if unique_violation(&e) == Some(UniqueKey::UserOpenid) {
             CoreError::invalid("openid", "this openid is already recorded")
         } else {
             CoreError::from(e)

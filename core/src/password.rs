@@ -19,6 +19,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::error::InvalidReason;
 use crate::CoreError;
 
 /// The bound on concurrent password hashing: a semaphore whose permit travels into the
@@ -100,15 +101,15 @@ fn hasher() -> Argon2<'static> {
 pub fn check_policy(password: &str) -> Result<(), CoreError> {
     let len = password.chars().count();
     if len < MIN_LEN {
-        return Err(CoreError::invalid(
+        return Err(CoreError::invalid_because(
             "password",
-            format!("at least {MIN_LEN} characters"),
+            InvalidReason::PasswordTooShort { min: MIN_LEN },
         ));
     }
     if len > MAX_LEN {
-        return Err(CoreError::invalid(
+        return Err(CoreError::invalid_because(
             "password",
-            format!("at most {MAX_LEN} characters"),
+            InvalidReason::PasswordTooLong { max: MAX_LEN },
         ));
     }
     Ok(())

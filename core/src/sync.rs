@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use wxpay::{Api, OrderQuery, OrderQueryResponse, TradeState};
 
+use crate::error::ConflictReason;
 use crate::events::{Event, EventBus, PaidVia};
 use crate::orders::transitions::{self, Payment};
 use crate::orders::{self, Order, OrderStatus};
@@ -105,7 +106,7 @@ pub async fn refresh_order(
 /// [`CoreError::Internal`]: the order stays `NOTPAY` and is tried again later.
 ///
 /// An order already `CLOSED` is returned as stored; any other status is
-/// [`CoreError::Forbidden`] (only an unpaid order can be closed). Returns the order as
+/// [`CoreError::Conflict`] (only an unpaid order can be closed). Returns the order as
 /// stored afterwards.
 #[tracing::instrument(skip_all, fields(order.out_trade_no = %order.out_trade_no))]
 pub async fn close_order(
@@ -118,9 +119,9 @@ pub async fn close_order(
         OrderStatus::NotPay => {}
         OrderStatus::Closed => return reload(db, order).await,
         other => {
-            return Err(CoreError::Forbidden(format!(
-                "only an unpaid order can be closed; this one is {other}"
-            )))
+            return Err(CoreError::Conflict(ConflictReason::NotClosable {
+                status: other.to_string(),
+            }))
         }
     }
     match api.close_order(&order.out_trade_no).await {

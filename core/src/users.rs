@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::FromRow;
 
 use crate::audit::{self, action, Actor, Entry};
-use crate::error::is_unique_violation;
+use crate::error::{unique_violation, ConflictReason, ForbiddenReason, InvalidReason, UniqueKey};
 use crate::{auth, now_ms, password, Backend, CoreError, Db, Role, Username};
 
 /// A staff account as the rest of the program sees it: no password hash in here.
@@ -172,8 +172,8 @@ pub async fn create(
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| {
-        if is_unique_violation(&e) {
-            CoreError::invalid("username", "this username is already taken")
+        if unique_violation(&e) == Some(UniqueKey::Username) {
+            CoreError::invalid_because("username", InvalidReason::UsernameTaken)
         } else {
             CoreError::from(e)
         }
@@ -214,9 +214,7 @@ async fn keep_an_active_admin(
     .fetch_all(&mut **tx)
     .await?;
     if admins.contains(&target_id) && admins.len() <= 1 {
-        return Err(CoreError::Forbidden(
-            "this is the last active admin; make someone else admin first".into(),
-        ));
+        return Err(CoreError::Conflict(ConflictReason::LastActiveAdmin));
     }
     Ok(())
 }
@@ -234,11 +232,9 @@ async fn get_in(
     Ok(row.ok_or(CoreError::NotFound)?.into_user()?.0)
 }
 
-fn refuse_self(actor: &Actor, target: &User, what: &str) -> Result<(), CoreError> {
+fn refuse_self(actor: &Actor, target: &User) -> Result<(), CoreError> {
     if actor.user_id == Some(target.id) {
-        return Err(CoreError::Forbidden(format!(
-            "you cannot {what} your own account"
-        )));
+        return Err(CoreError::Forbidden(ForbiddenReason::OwnAccount));
     }
     Ok(())
 }
@@ -248,7 +244,7 @@ fn refuse_self(actor: &Actor, target: &User, what: &str) -> Result<(), CoreError
 pub async fn set_role(db: &Db, actor: &Actor, id: i64, role: Role) -> Result<User, CoreError> {
     let mut tx = db.begin_write().await?;
     let target = get_in(&mut tx, id).await?;
-    refuse_self(actor, &target, "change the role of")?;
+    refuse_self(actor, &target)?;
     if target.role == role {
         return Ok(target);
     }
@@ -291,7 +287,7 @@ pub async fn set_disabled(
         return Ok(target);
     }
     if disabled {
-        refuse_self(actor, &target, "disable")?;
+        refuse_self(actor, &target)?;
         if target.role == Role::Admin {
             keep_an_active_admin(&mut tx, db.backend(), target.id).await?;
         }
@@ -394,9 +390,9 @@ pub async fn change_own_password(
     };
     if !current_ok {
         attempt.failed();
-        return Err(CoreError::invalid(
+        return Err(CoreError::invalid_because(
             "current_password",
-            "the current password is not correct",
+            InvalidReason::WrongCurrentPassword,
         ));
     }
     attempt.succeeded(db).await?;

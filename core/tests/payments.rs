@@ -2,6 +2,7 @@
 //! PostgreSQL: the state machine in SQL and exactly-once application under concurrency.
 
 use paydesk_core::db::PoolSizes;
+use paydesk_core::error::ConflictReason;
 use paydesk_core::notify::{self, Verdict};
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
 use paydesk_core::testing::{self, create_order as new_order, databases, merchant, TestDb};
@@ -42,7 +43,10 @@ async fn the_order_state_machine_holds_in_sql() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, CoreError::Forbidden(_)),
+            matches!(
+                err,
+                CoreError::Conflict(ConflictReason::IllegalTransition { .. })
+            ),
             "{}: {err:?}",
             t.label
         );

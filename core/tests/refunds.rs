@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paydesk_core::audit::Actor;
+use paydesk_core::error::{ConflictReason, ForbiddenReason};
 use paydesk_core::events::EventBus;
 use paydesk_core::notify::{self, Verdict};
 use paydesk_core::orders::{self, OrderStatus};
@@ -140,7 +141,7 @@ async fn a_request_defaults_to_the_refundable_rest_and_never_exceeds_it() {
         assert_eq!(part.requester_user_id, support.user_id);
         assert!(part.out_refund_no.len() <= 32 && part.out_refund_no.starts_with("RF"));
         assert!(
-            matches!(&over, Err(CoreError::Invalid { field: "amount", message }) if message.contains("¥7.00")),
+            matches!(&over, Err(CoreError::Invalid { field: "amount", message, .. }) if message.contains("¥7.00")),
             "{}: {over:?}",
             t.label
         );
@@ -184,7 +185,7 @@ async fn only_paid_orders_of_the_shopper_can_be_refunded() {
 
         assert!(matches!(foreign, Err(CoreError::NotFound)), "{}", t.label);
         assert!(
-            matches!(&unpaid, Err(CoreError::Forbidden(m)) if m.contains("NOTPAY")),
+            matches!(&unpaid, Err(CoreError::Conflict(ConflictReason::NotRefundable { status })) if status == "NOTPAY"),
             "{unpaid:?}"
         );
         assert!(matches!(missing, Err(CoreError::NotFound)));
@@ -399,7 +400,10 @@ async fn a_request_is_decided_once_and_never_by_its_requester() {
 
         // Assert
         assert!(
-            matches!(&own, Err(CoreError::Forbidden(m)) if m.contains("themselves")),
+            matches!(
+                &own,
+                Err(CoreError::Forbidden(ForbiddenReason::OwnRefundRequest))
+            ),
             "{}: {own:?}",
             t.label
         );
@@ -417,14 +421,18 @@ async fn a_request_is_decided_once_and_never_by_its_requester() {
         assert_eq!(winner.status, RefundStatus::Approved);
         assert!(winner.decided_by.is_some() && winner.decided_at.is_some());
         assert!(
-            matches!(&loser, CoreError::Forbidden(m) if m.starts_with("already decided")),
+            matches!(&loser, CoreError::Conflict(ConflictReason::AlreadyDecided { status, by })
+                if status == "APPROVED" && by.is_some()),
             "{loser:?}"
         );
         let event = rx.try_recv().unwrap();
         assert_eq!(event.kind(), "refund_changed");
         assert!(rx.try_recv().is_err(), "{}: one event only", t.label);
         let late = refunds::reject(db, &events, &ann, filed.id, "no").await;
-        assert!(matches!(late, Err(CoreError::Forbidden(_))));
+        assert!(matches!(
+            late,
+            Err(CoreError::Conflict(ConflictReason::AlreadyDecided { .. }))
+        ));
         let audit = paydesk_core::audit::list(db, None, Some("refund.approve"), 10)
             .await
             .unwrap();

@@ -2,6 +2,7 @@
 
 use paydesk_core::audit::{self, action, Actor};
 use paydesk_core::auth::{self, LoginError, USER_LIMIT};
+use paydesk_core::error::{ConflictReason, ForbiddenReason};
 use paydesk_core::sessions::DbSessionStore;
 use paydesk_core::testing::databases;
 use paydesk_core::users::{self, FirstAdmin};
@@ -205,15 +206,15 @@ async fn the_last_active_admin_cannot_be_demoted_or_disabled_and_nobody_edits_th
 
         assert!(matches!(
             users::set_role(&t.db, &Actor::cli(), a.id, Role::Staff).await,
-            Err(CoreError::Forbidden(_))
+            Err(CoreError::Conflict(ConflictReason::LastActiveAdmin))
         ));
         assert!(matches!(
             users::set_disabled(&t.db, &Actor::cli(), a.id, true).await,
-            Err(CoreError::Forbidden(_))
+            Err(CoreError::Conflict(ConflictReason::LastActiveAdmin))
         ));
         assert!(matches!(
             users::set_role(&t.db, &a.actor(None), a.id, Role::Staff).await,
-            Err(CoreError::Forbidden(_))
+            Err(CoreError::Forbidden(ForbiddenReason::OwnAccount))
         ));
 
         let promoted = users::set_role(&t.db, &a.actor(None), m.id, Role::Admin)

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use paydesk_core::error::ConflictReason;
 use paydesk_core::events::{Event, EventBus, PaidVia};
 use paydesk_core::orders::{self, NewOrder, OrderStatus};
 use paydesk_core::sync::{self, SyncPolicy};
@@ -380,7 +381,10 @@ async fn closing_a_paid_order_is_refused_without_a_call() {
         let result = sync::close_order(&t.db, &MockApi::new(), &EventBus::new(), &paid).await;
 
         assert!(
-            matches!(result, Err(CoreError::Forbidden(_))),
+            matches!(
+                result,
+                Err(CoreError::Conflict(ConflictReason::NotClosable { .. }))
+            ),
             "{}",
             t.label
         );

@@ -4,6 +4,7 @@
 
 use paydesk_core::audit::{self, action, Actor};
 use paydesk_core::auth::{self, LoginError, USER_LIMIT};
+use paydesk_core::error::ConflictReason;
 use paydesk_core::testing::databases;
 use paydesk_core::users::{self, User};
 use paydesk_core::{CoreError, Db, Role, Username};
@@ -268,7 +269,7 @@ async fn two_admins_removing_each_other_at_once_leave_an_active_admin() {
             assert_eq!(active_admins, 1, "{} round {round}: {results:?}", t.label);
             let refused = results
                 .iter()
-                .filter(|r| matches!(r, Err(CoreError::Forbidden(m)) if m.contains("last active admin")))
+                .filter(|r| matches!(r, Err(CoreError::Conflict(ConflictReason::LastActiveAdmin))))
                 .count();
             assert_eq!(refused, 1, "{} round {round}: {results:?}", t.label);
             // The survivor: admins from the next round on are new; demote this one.

@@ -172,7 +172,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }) {
         Command::Serve { demo_shoppers } => {
             if demo_shoppers {
-                settings.demo_shoppers = Some("on".into());
+                settings.demo_shoppers = true;
                 settings.validate()?;
             }
             serve(settings).await
@@ -440,8 +440,9 @@ async fn find_user(db: &Db, username: &str) -> anyhow::Result<users::User> {
 
 fn domain(e: CoreError) -> anyhow::Error {
     match e {
-        CoreError::Invalid { field, message } => anyhow::anyhow!("{field}: {message}"),
+        CoreError::Invalid { field, message, .. } => anyhow::anyhow!("{field}: {message}"),
         CoreError::Forbidden(reason) => anyhow::anyhow!("refused: {reason}"),
+        CoreError::Conflict(reason) => anyhow::anyhow!("refused: {reason}"),
         CoreError::NotFound => anyhow::anyhow!("not found"),
         other => anyhow::Error::new(other),
     }

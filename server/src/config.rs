@@ -7,8 +7,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use secrecy::SecretString;
+use paydesk_core::notify::MerchantCredentials;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::Deserialize;
+
+use crate::middleware::client_ip::TrustedProxies;
+use crate::routes;
+use crate::state::PayConfig;
 
 /// Everything paydesk can be configured with.
 #[derive(Debug, Deserialize)]
@@ -25,8 +30,8 @@ pub struct Settings {
     pub admin_password: Option<SecretString>,
     /// `on`: start the WeChat Pay simulator in-process and point at it. `PAYDESK_SIMULATOR`,
     /// default `on` when no merchant id is configured.
-    #[serde(default)]
-    pub simulator: Option<String>,
+    #[serde(default, deserialize_with = "on_off::option")]
+    pub simulator: Option<bool>,
     /// Mark the session cookie `Secure` (set this when serving over HTTPS).
     /// `PAYDESK_COOKIE_SECURE`, default `false` (the default listen address is plain HTTP on
     /// loopback).
@@ -88,9 +93,9 @@ pub struct Settings {
     pub disk: DiskSettings,
     /// `on`: simulated shoppers log in, order and pay through `/api/mp` (sandbox mode only).
     /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
-    #[serde(default)]
-    pub demo_shoppers: Option<String>,
-    /// Reverse proxies whose `X-Forwarded-For` names the client (client_ip.rs): a
+    #[serde(default, deserialize_with = "on_off::required")]
+    pub demo_shoppers: bool,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`middleware::client_ip`): a
     /// comma-separated list of addresses and CIDR ranges, e.g. `127.0.0.1, 10.0.0.0/8`.
     /// `PAYDESK_TRUSTED_PROXIES`, default none (the TCP peer is the client).
     #[serde(default)]
@@ -207,8 +212,8 @@ fn default_order_query_interval() -> u64 {
 pub struct SyncSettings {
     /// `off` stops the job (for instances that only serve the dashboard).
     /// `PAYDESK_SYNC__ENABLED`, default `on`.
-    #[serde(default = "default_on")]
-    pub enabled: String,
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
     /// How long after creation an unpaid order is first queried, in seconds.
     /// `PAYDESK_SYNC__FIRST_DELAY_SECONDS`, default 60.
     #[serde(default = "default_sync_first_delay")]
@@ -238,8 +243,8 @@ impl Default for SyncSettings {
 #[derive(Debug, Deserialize)]
 pub struct RefundSettings {
     /// `off` stops the job on this instance. `PAYDESK_REFUNDS__ENABLED`, default `on`.
-    #[serde(default = "default_on")]
-    pub enabled: String,
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
     /// How often the job looks for due refunds (an approval wakes it at once), in
     /// milliseconds. `PAYDESK_REFUNDS__TICK_MILLIS`, default 2000.
     #[serde(default = "default_sync_tick")]
@@ -276,8 +281,8 @@ impl Default for RefundSettings {
 pub struct RetentionSettings {
     /// `off` stops the daily job on this instance (`paydesk prune` still works).
     /// `PAYDESK_RETENTION__ENABLED`, default `on`.
-    #[serde(default = "default_on")]
-    pub enabled: String,
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
     /// When the job runs each day, `HH:MM` in Asia/Shanghai (or as soon after as an
     /// instance is up). `PAYDESK_RETENTION__RUN_AT`, default `04:00`.
     #[serde(default = "default_retention_run_at")]
@@ -484,6 +489,25 @@ pub struct WxpaySettings {
     pub ca_pem: Option<PathBuf>,
 }
 
+impl WxpaySettings {
+    /// The merchant client certificate from `PAYDESK_WXPAY__CERT_PEM` + `__KEY_PEM` or
+    /// `__P12` (password = mch_id), if configured.
+    pub fn identity(&self, mch_id: &str) -> anyhow::Result<Option<wxpay::MerchantIdentity>> {
+        Ok(match (&self.cert_pem, &self.key_pem, &self.p12) {
+            (Some(cert), Some(key), _) => Some(
+                wxpay::MerchantIdentity::from_pem_files(cert, key)
+                    .context("PAYDESK_WXPAY__CERT_PEM / __KEY_PEM")?,
+            ),
+            (None, None, Some(p12)) => Some(
+                wxpay::MerchantIdentity::from_pkcs12_file(p12, mch_id)
+                    .context("PAYDESK_WXPAY__P12 (the password is the mch_id)")?,
+            ),
+            (None, None, None) => None,
+            _ => bail!("PAYDESK_WXPAY__CERT_PEM and PAYDESK_WXPAY__KEY_PEM go together"),
+        })
+    }
+}
+
 /// Mini program settings.
 #[derive(Debug, Default, Deserialize)]
 pub struct MpSettings {
@@ -514,8 +538,8 @@ fn default_order_expire_minutes() -> i64 {
 fn default_demo_per_minute() -> u32 {
     6
 }
-fn default_on() -> String {
-    "on".to_owned()
+fn default_on() -> bool {
+    true
 }
 fn default_sync_first_delay() -> u64 {
     60
@@ -525,6 +549,71 @@ fn default_sync_max_delay() -> u64 {
 }
 fn default_sync_tick() -> u64 {
     2000
+}
+
+/// `sim-certs` beside a SQLite database file, else `$TMPDIR/paydesk-sim-certs`.
+fn sim_cert_dir(database_url: &str) -> std::path::PathBuf {
+    let file = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+        .map(|rest| rest.split('?').next().unwrap_or(rest));
+    match file.and_then(|f| std::path::Path::new(f).parent()) {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.join("sim-certs"),
+        Some(_) => std::path::PathBuf::from("sim-certs"),
+        // One folder per database, so two servers (or two tests) on different PostgreSQL
+        // databases never write the same certificate files at once; the name is stable, so
+        // a restart finds its certificates again.
+        None => {
+            std::env::temp_dir().join(format!("paydesk-sim-certs-{:016x}", fnv1a(database_url)))
+        }
+    }
+}
+
+/// FNV-1a, 64 bit: a stable (not per-process seeded) hash for a folder name.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// On/off settings are `bool`s. The contract spells them `on`/`off` (`PAYDESK_SYNC__ENABLED=off`),
+/// environment variables arrive as strings, and a TOML file may write `true`/`false`: all
+/// of these are accepted, anything else names the accepted words (and the config crate
+/// adds the key).
+mod on_off {
+    use serde::de::{self, Deserializer, Visitor};
+
+    struct OnOff;
+
+    impl Visitor<'_> for OnOff {
+        type Value = bool;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("`on` or `off` (or `true`/`false`)")
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+            match v.trim() {
+                "on" | "true" => Ok(true),
+                "off" | "false" => Ok(false),
+                _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+
+    /// A setting that is on or off.
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(OnOff)
+    }
+
+    /// A setting that is on, off, or left to a default worked out elsewhere.
+    pub fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        required(d).map(Some)
+    }
 }
 
 /// Whether WeChat Pay is the real service or the in-process simulator.
@@ -587,11 +676,6 @@ impl Settings {
         paydesk_core::Backend::from_url(&self.database_url)
             .map_err(|e| anyhow::anyhow!("PAYDESK_DATABASE_URL (database_url): {e}"))?;
         self.trusted_proxies()?;
-        if let Some(s) = &self.simulator {
-            if !matches!(s.as_str(), "on" | "off") {
-                bail!("PAYDESK_SIMULATOR (simulator) must be `on` or `off`, got {s:?}");
-            }
-        }
         if let Some(t) = &self.wxpay.sign_type {
             if !matches!(t.as_str(), "MD5" | "HMAC-SHA256") {
                 bail!("PAYDESK_WXPAY__SIGN_TYPE (wxpay.sign_type) must be `MD5` or `HMAC-SHA256` (exact case), got {t:?}");
@@ -608,7 +692,6 @@ impl Settings {
             }
         }
         if let Some(key) = &self.wxpay.api_key {
-            use secrecy::ExposeSecret;
             if key.expose_secret().len() != 32 {
                 bail!("PAYDESK_WXPAY__API_KEY (wxpay.api_key) must be exactly 32 characters (it has {})", key.expose_secret().len());
             }
@@ -639,7 +722,6 @@ impl Settings {
         }
         self.public_url()?;
         if let Some(token) = &self.metrics_token {
-            use secrecy::ExposeSecret;
             let t = token.expose_secret();
             if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 bail!("PAYDESK_METRICS_TOKEN (metrics_token) must be non-empty, without spaces");
@@ -649,9 +731,6 @@ impl Settings {
             bail!(
                 "PAYDESK_ORDER_EXPIRE_MINUTES (order_expire_minutes) must be 1 to 21600 (15 days)"
             );
-        }
-        if !matches!(self.refunds.enabled.as_str(), "on" | "off") {
-            bail!("PAYDESK_REFUNDS__ENABLED (refunds.enabled) must be `on` or `off`");
         }
         if self.refunds.tick_millis == 0 || self.refunds.lease_seconds == 0 {
             bail!(
@@ -670,14 +749,8 @@ impl Settings {
                 2 * paydesk_core::notify::MAX_BODY
             );
         }
-        if !matches!(self.sync.enabled.as_str(), "on" | "off") {
-            bail!("PAYDESK_SYNC__ENABLED (sync.enabled) must be `on` or `off`");
-        }
         if self.sync.tick_millis == 0 || self.sync.max_delay_seconds == 0 {
             bail!("PAYDESK_SYNC__TICK_MILLIS and PAYDESK_SYNC__MAX_DELAY_SECONDS must be positive");
-        }
-        if !matches!(self.retention.enabled.as_str(), "on" | "off") {
-            bail!("PAYDESK_RETENTION__ENABLED (retention.enabled) must be `on` or `off`");
         }
         self.retention.run_at_minute()?;
         for (name, days) in [
@@ -713,19 +786,13 @@ impl Settings {
             }
         }
         if let Some(url) = &self.alerts.webhook_url {
-            use secrecy::ExposeSecret;
             let u = url.expose_secret();
             if !(u.starts_with("https://") || u.starts_with("http://")) {
                 bail!("PAYDESK_ALERTS__WEBHOOK_URL (alerts.webhook_url) must be an http(s) URL");
             }
         }
-        if let Some(d) = &self.demo_shoppers {
-            if !matches!(d.as_str(), "on" | "off") {
-                bail!("PAYDESK_DEMO_SHOPPERS (demo_shoppers) must be `on` or `off`, got {d:?}");
-            }
-            if d == "on" && self.pay_mode() != PayMode::Simulator {
-                bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
-            }
+        if self.demo_shoppers && self.pay_mode() != PayMode::Simulator {
+            bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
         }
         self.mp_limits.validate()?;
         if let Some(f) = &self.log_format {
@@ -769,16 +836,115 @@ impl Settings {
     }
 
     /// The reverse proxies to believe, parsed.
-    pub fn trusted_proxies(&self) -> anyhow::Result<crate::client_ip::TrustedProxies> {
-        crate::client_ip::TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or(""))
+    pub fn trusted_proxies(&self) -> anyhow::Result<TrustedProxies> {
+        TrustedProxies::parse(self.trusted_proxies.as_deref().unwrap_or(""))
             .map_err(|e| anyhow::anyhow!("PAYDESK_TRUSTED_PROXIES (trusted_proxies): {e}"))
+    }
+
+    /// `wxpay.sign_type` parsed: the algorithm for new orders (MD5 when unset).
+    pub fn sign_type(&self) -> anyhow::Result<wxpay::SignType> {
+        match self.wxpay.sign_type.as_deref() {
+            None => Ok(wxpay::SignType::Md5),
+            Some(t) => t
+                .parse()
+                .map_err(|_| anyhow::anyhow!("PAYDESK_WXPAY__SIGN_TYPE (wxpay.sign_type): {t:?}")),
+        }
+    }
+
+    /// The pay flow's settings for a server listening on `local`: the callback URLs
+    /// (configured, or this server's own address: fine for the in-process simulator, never
+    /// for WeChat Pay, which needs a public HTTPS URL) and the order settings.
+    pub fn pay_config(&self, local: SocketAddr) -> anyhow::Result<PayConfig> {
+        let mut own = local;
+        if own.ip().is_unspecified() {
+            own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let own_url = |path: &str| format!("http://{own}{path}");
+        let notify_url = self
+            .wxpay
+            .notify_url
+            .clone()
+            .unwrap_or_else(|| own_url(routes::wxpay::notify::PAYMENT_PATH));
+        let refund_notify_url = self
+            .wxpay
+            .refund_notify_url
+            .clone()
+            .unwrap_or_else(|| own_url(routes::wxpay::notify::REFUND_PATH));
+        Ok(PayConfig {
+            notify_url,
+            refund_notify_url,
+            order_expire: std::time::Duration::from_secs(
+                u64::try_from(self.order_expire_minutes).unwrap_or(30) * 60,
+            ),
+            sign_type: self.sign_type()?,
+            self_url: own_url(""),
+        })
+    }
+
+    /// The configured merchant (`PayMode::Merchant`): our credentials for verifying
+    /// callbacks and the WeChat Pay client's configuration (endpoints, extra CA, client
+    /// certificate, mini-program login), as zero2prod's settings build their clients.
+    pub fn merchant_client(&self) -> anyhow::Result<(MerchantCredentials, wxpay::ClientConfig)> {
+        let w = &self.wxpay;
+        let (Some(appid), Some(mch_id), Some(api_key)) = (&w.appid, &w.mch_id, &w.api_key) else {
+            bail!("PAYDESK_WXPAY__APPID, __MCH_ID and __API_KEY are required unless PAYDESK_SIMULATOR=on");
+        };
+        let api_key = wxpay::ApiKey::new(api_key.expose_secret());
+        let mut client = wxpay::ClientConfig::new(appid, mch_id, api_key.clone());
+        client.sign_type = self.sign_type()?;
+        if let Some(base) = &w.base_url {
+            client.base_url = base.trim_end_matches('/').to_owned();
+        }
+        if let Some(refund) = &w.refund_base_url {
+            client.refund_base_url = Some(refund.trim_end_matches('/').to_owned());
+        }
+        if let Some(ca) = &w.ca_pem {
+            client.extra_root_ca_pem = Some(
+                std::fs::read(ca)
+                    .with_context(|| format!("PAYDESK_WXPAY__CA_PEM: reading {}", ca.display()))?,
+            );
+        }
+        client.identity = w.identity(mch_id)?;
+        if let Some(login) = &self.mp.login_base_url {
+            client.login_base_url = login.trim_end_matches('/').to_owned();
+        }
+        client.app_secret = self
+            .mp
+            .app_secret
+            .as_ref()
+            .map(|s| wxpay::AppSecret::new(s.expose_secret()));
+        let merchant = MerchantCredentials {
+            appid: appid.clone(),
+            mch_id: mch_id.clone(),
+            api_key,
+        };
+        Ok((merchant, client))
+    }
+
+    /// The in-process simulator's configuration (sandbox mode): its certificates go beside
+    /// the SQLite file, else into a temp folder named after the database.
+    pub fn sim_config(&self) -> paydesk_sim::SimConfig {
+        paydesk_sim::SimConfig {
+            cert_dir: sim_cert_dir(&self.database_url),
+            ..paydesk_sim::SimConfig::default()
+        }
+    }
+
+    /// Leptos' rendering options for a server listening on `addr`.
+    pub fn leptos_options(&self, addr: SocketAddr) -> leptos::config::LeptosOptions {
+        leptos::config::LeptosOptions::builder()
+            .output_name("paydesk")
+            .site_root(self.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build()
     }
 
     /// Simulator when `simulator = on`, or when unset and no merchant id is configured.
     pub fn pay_mode(&self) -> PayMode {
-        match self.simulator.as_deref() {
-            Some("on") => PayMode::Simulator,
-            Some(_) => PayMode::Merchant,
+        match self.simulator {
+            Some(true) => PayMode::Simulator,
+            Some(false) => PayMode::Merchant,
             None if self.wxpay.mch_id.is_none() => PayMode::Simulator,
             None => PayMode::Merchant,
         }
@@ -905,6 +1071,63 @@ mod tests {
         assert!(
             err.contains("PAYDESK_RETENTION__API_CALL_BODIES_DAYS"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn on_off_settings_are_bools_spelled_on_off_or_true_false() {
+        let s: Settings = serde_json::from_value(serde_json::json!({
+            "simulator": "off",
+            "sync": {"enabled": "off"},
+            "refunds": {"enabled": false},
+            "retention": {"enabled": "true"},
+            "demo_shoppers": "on",
+        }))
+        .unwrap();
+        assert_eq!(s.simulator, Some(false));
+        assert!(!s.sync.enabled && !s.refunds.enabled && s.retention.enabled);
+        assert!(s.demo_shoppers);
+        let d = base();
+        assert_eq!(d.simulator, None);
+        assert!(d.sync.enabled && d.refunds.enabled && d.retention.enabled && !d.demo_shoppers);
+
+        // Through the config crate (what env vars and the TOML file go through) a bad word
+        // is refused with its key.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("paydesk.toml");
+        std::fs::write(&file, "[sync]\nenabled = \"maybe\"\n").unwrap();
+        let err = format!("{:#}", Settings::load(Some(&file)).unwrap_err());
+        assert!(
+            err.contains("sync.enabled") && err.contains("`on` or `off`"),
+            "{err}"
+        );
+        std::fs::write(&file, "simulator = \"on\"\n[refunds]\nenabled = false\n").unwrap();
+        let s = Settings::load(Some(&file)).unwrap();
+        assert_eq!(
+            (s.pay_mode(), s.refunds.enabled),
+            (PayMode::Simulator, false)
+        );
+    }
+
+    #[test]
+    fn simulator_certificates_go_beside_the_sqlite_file() {
+        assert_eq!(
+            sim_cert_dir("sqlite://data/paydesk.db?mode=rwc"),
+            std::path::PathBuf::from("data/sim-certs")
+        );
+        assert_eq!(
+            sim_cert_dir("sqlite:paydesk.db"),
+            std::path::PathBuf::from("sim-certs")
+        );
+        assert_eq!(
+            sim_cert_dir("postgres://u@h/db"),
+            sim_cert_dir("postgres://u@h/db"),
+            "stable across restarts"
+        );
+        assert_ne!(
+            sim_cert_dir("postgres://u@h/db1"),
+            sim_cert_dir("postgres://u@h/db2"),
+            "one folder per database"
         );
     }
 

@@ -5,13 +5,17 @@
 //! tests build exactly what production runs, bound to port 0 (style.md §2).
 
 pub mod cli;
-pub mod client_ip;
 pub mod config;
 pub mod jobs;
 pub mod metrics;
+pub mod middleware;
+pub mod router;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod summary;
 pub mod telemetry;
 
-pub use startup::{AppState, Application};
+pub use router::router;
+pub use startup::Application;
+pub use state::AppState;

@@ -7,7 +7,7 @@ use app::dto::{mask_secret, CertificateSummary, PayEnvironment, SettingsSummary}
 use secrecy::ExposeSecret as _;
 
 use crate::config::Settings;
-use crate::startup::PayConfig;
+use crate::state::PayConfig;
 
 /// Builds the summary. `simulator`: the in-process simulator is in use.
 pub fn settings_summary(
@@ -61,17 +61,17 @@ pub fn settings_summary(
             .clone()
             .unwrap_or_else(|| "wecom".to_owned()),
         order_expire_minutes: settings.order_expire_minutes,
-        sync_enabled: settings.sync.enabled == "on",
+        sync_enabled: settings.sync.enabled,
         sync_first_delay_seconds: settings.sync.first_delay_seconds,
         sync_max_delay_seconds: settings.sync.max_delay_seconds,
         sync_tick_millis: settings.sync.tick_millis,
-        refunds_enabled: settings.refunds.enabled == "on",
+        refunds_enabled: settings.refunds.enabled,
         refunds_tick_millis: settings.refunds.tick_millis,
         refunds_retry_base_millis: settings.refunds.retry_base_millis,
         refunds_query_delay_seconds: settings.refunds.query_delay_seconds,
         refunds_lease_seconds: settings.refunds.lease_seconds,
         retention: app::dto::RetentionSummary {
-            enabled: settings.retention.enabled == "on",
+            enabled: settings.retention.enabled,
             run_at: settings.retention.run_at.clone(),
             lines: paydesk_core::retention::rules()
                 .into_iter()

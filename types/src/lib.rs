@@ -5,11 +5,13 @@
 //! these types (style.md §1, §6).
 
 mod money;
+mod reason;
 mod role;
 mod time_fmt;
 mod username;
 
 pub use money::{Fen, ParseFenError};
+pub use reason::{ConflictReason, ForbiddenReason, InvalidReason};
 pub use role::{ParseRoleError, Role};
 pub use time_fmt::{
     duration_ms, format_shanghai, format_shanghai_date, shanghai_date_to_ms, unix_ms, SHANGHAI,

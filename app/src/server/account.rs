@@ -21,10 +21,10 @@ pub async fn change_password(
 
         let user = ssr::require_role(Role::Staff).await?;
         if new != confirm {
-            return Err(AppError::Invalid {
-                field: "confirm".into(),
-                message: "the new passwords do not match".into(),
-            });
+            return Err(AppError::invalid_because(
+                "confirm",
+                paydesk_types::InvalidReason::PasswordsDiffer,
+            ));
         }
         let ip = ssr::client_ip().await;
         paydesk_core::users::change_own_password(

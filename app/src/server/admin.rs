@@ -35,19 +35,14 @@ pub async fn list_audit(
         let action = non_empty(action);
         if let Some(a) = &action {
             if !audit::ACTIONS.contains(&a.as_str()) {
-                return Err(AppError::Invalid {
-                    field: "action".into(),
-                    message: "unknown action".into(),
-                });
+                return Err(AppError::invalid("action", "unknown action"));
             }
         }
         let day = |field: &str, s: Option<String>| -> Result<Option<i64>, AppError> {
             non_empty(s)
                 .map(|d| {
-                    paydesk_types::shanghai_date_to_ms(&d).ok_or_else(|| AppError::Invalid {
-                        field: field.into(),
-                        message: "a date as YYYY-MM-DD".into(),
-                    })
+                    paydesk_types::shanghai_date_to_ms(&d)
+                        .ok_or_else(|| AppError::invalid(field, "a date as YYYY-MM-DD"))
                 })
                 .transpose()
         };
@@ -60,10 +55,8 @@ pub async fn list_audit(
         };
         let after = non_empty(after)
             .map(|c| {
-                AuditCursor::decode(&c).ok_or_else(|| AppError::Invalid {
-                    field: "after".into(),
-                    message: "not a page cursor".into(),
-                })
+                AuditCursor::decode(&c)
+                    .ok_or_else(|| AppError::invalid("after", "not a page cursor"))
             })
             .transpose()?;
         let page = audit::search(&ssr::db().await?, &filter, after, AUDIT_PAGE_SIZE).await?;

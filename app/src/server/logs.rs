@@ -32,13 +32,6 @@ mod convert {
     /// How many characters of an expected signature the page shows.
     const SIGN_PREFIX: usize = 8;
 
-    pub fn invalid(field: &str, message: &str) -> AppError {
-        AppError::Invalid {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-
     pub fn set(text: &str) -> Option<&str> {
         Some(text.trim()).filter(|t| !t.is_empty())
     }
@@ -49,7 +42,7 @@ mod convert {
             None => Ok(None),
             Some(t) => shanghai_day(t)
                 .map(Some)
-                .ok_or_else(|| invalid(field, "a date as YYYY-MM-DD")),
+                .ok_or_else(|| AppError::invalid(field, "a date as YYYY-MM-DD")),
         };
         Ok((
             day("from", from)?.map(|(start, _)| start),
@@ -198,14 +191,17 @@ pub async fn list_notifications(
         use paydesk_types::Role;
 
         use super::ssr;
-        use convert::{cursor, dates, entry, invalid, set};
+        use convert::{cursor, dates, entry, set};
 
         ssr::require_role(Role::Staff).await?;
         let (from, to) = dates(&from, &to)?;
         let filter = NotificationFilter {
             kind: set(&kind).map(str::to_owned),
             verdict: set(&verdict)
-                .map(|v| v.parse().map_err(|_| invalid("verdict", "unknown verdict")))
+                .map(|v| {
+                    v.parse()
+                        .map_err(|_| AppError::invalid("verdict", "unknown verdict"))
+                })
                 .transpose()?,
             from,
             to,
@@ -274,7 +270,7 @@ pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
             "24h" => ("24h", 24),
             "7d" => ("7d", 7 * 24),
             "30d" => ("30d", 30 * 24),
-            _ => return Err(convert::invalid("window", "24h, 7d or 30d")),
+            _ => return Err(AppError::invalid("window", "24h, 7d or 30d")),
         };
         let since = paydesk_core::now_ms() - hours * 3_600_000;
         let db = ssr::db().await?;
@@ -338,7 +334,7 @@ pub async fn lookup(text: String) -> Result<LookupResult, AppError> {
             });
         }
         if text.chars().count() > 100 {
-            return Err(convert::invalid("text", "at most 100 characters"));
+            return Err(AppError::invalid("text", "at most 100 characters"));
         }
         let orders = search::lookup(&ssr::db().await?, text).await?;
         let amount = AmountQuery::parse(text, paydesk_core::now_ms());
@@ -381,7 +377,7 @@ pub async fn list_api_calls(
         use paydesk_types::Role;
 
         use super::ssr;
-        use convert::{cursor, dates, invalid, set};
+        use convert::{cursor, dates, set};
 
         ssr::require_role(Role::Support).await?;
         let (from, to) = dates(&from, &to)?;
@@ -389,7 +385,8 @@ pub async fn list_api_calls(
             endpoint: set(&endpoint).map(str::to_owned),
             outcome: set(&outcome)
                 .map(|o| {
-                    Outcome::parse(o).ok_or_else(|| invalid("outcome", "ok, business or transport"))
+                    Outcome::parse(o)
+                        .ok_or_else(|| AppError::invalid("outcome", "ok, business or transport"))
                 })
                 .transpose()?,
             from,

@@ -40,8 +40,7 @@ pub mod ssr {
     /// the session row, so at most one a minute per session, not one per request.
     pub const TOUCH_EVERY_MS: i64 = 60_000;
 
-    /// How long a dashboard session may live, active or not (an axum `Extension` the
-    /// server puts on every request). The idle timeout is the session layer's own expiry,
+    /// How long a dashboard session may live, active or not (in the [`ServerContext`]). The idle timeout is the session layer's own expiry,
     /// which activity extends (see [`session_user`]).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct SessionLifetime {
@@ -91,49 +90,55 @@ pub mod ssr {
         T::from_request_parts(&mut parts, &()).await.ok()
     }
 
-    /// The database: an axum `Extension` the server puts on every request.
-    pub async fn db() -> Result<Db, AppError> {
-        match extract::<axum::Extension<Db>>().await {
-            Some(axum::Extension(db)) => Ok(db),
+    /// What server functions need from the server, built once at start and put on every
+    /// dashboard request as one axum `Extension` (the server's `AppState::server_context`).
+    #[derive(Clone)]
+    pub struct ServerContext {
+        /// The database.
+        pub db: Db,
+        /// The event bus (changes are published after their commit).
+        pub events: paydesk_core::events::EventBus,
+        /// The WeChat Pay client.
+        pub wxpay: std::sync::Arc<wxpay::Client>,
+        /// What the Settings page shows of this server's configuration, secrets already
+        /// masked.
+        pub summary: std::sync::Arc<crate::dto::SettingsSummary>,
+        /// Free space on the SQLite database's disk, as last checked by the server's job.
+        pub disk: std::sync::Arc<paydesk_core::disk::DiskMonitor>,
+        /// How long a dashboard session may live.
+        pub session_lifetime: SessionLifetime,
+    }
+
+    /// The request's [`ServerContext`]; a request without one is a wiring bug, logged here.
+    pub async fn context() -> Result<ServerContext, AppError> {
+        match extract::<axum::Extension<ServerContext>>().await {
+            Some(axum::Extension(context)) => Ok(context),
             None => {
-                tracing::error!("server function called without a Db on the request");
+                tracing::error!("server function called without the server context on the request");
                 Err(AppError::Internal)
             }
         }
+    }
+
+    /// The database.
+    pub async fn db() -> Result<Db, AppError> {
+        Ok(context().await?.db)
     }
 
     /// The event bus (changes are published after their commit).
     pub async fn events() -> Result<paydesk_core::events::EventBus, AppError> {
-        match extract::<axum::Extension<paydesk_core::events::EventBus>>().await {
-            Some(axum::Extension(bus)) => Ok(bus),
-            None => {
-                tracing::error!("server function called without the event bus on the request");
-                Err(AppError::Internal)
-            }
-        }
+        Ok(context().await?.events)
     }
 
     /// The WeChat Pay client.
     pub async fn wxpay() -> Result<std::sync::Arc<wxpay::Client>, AppError> {
-        match extract::<axum::Extension<std::sync::Arc<wxpay::Client>>>().await {
-            Some(axum::Extension(client)) => Ok(client),
-            None => {
-                tracing::error!(
-                    "server function called without the WeChat Pay client on the request"
-                );
-                Err(AppError::Internal)
-            }
-        }
+        Ok(context().await?.wxpay)
     }
 
-    /// What the Settings page shows of this server's configuration, secrets already masked
-    /// (an `Extension` the server builds once at start).
     /// Bytes free on the database's disk when below the threshold (`paydesk_core::disk`, as
     /// last checked by the server's job); `None` when there is room, unknown, or PostgreSQL.
     pub async fn disk_low_free_bytes() -> Option<u64> {
-        let axum::Extension(disk) =
-            extract::<axum::Extension<std::sync::Arc<paydesk_core::disk::DiskMonitor>>>().await?;
-        match disk.status() {
+        match context().await.ok()?.disk.status() {
             status @ paydesk_core::disk::DiskStatus::Checked { free_bytes, .. }
                 if status.is_low() =>
             {
@@ -143,17 +148,10 @@ pub mod ssr {
         }
     }
 
+    /// What the Settings page shows of this server's configuration, secrets already masked.
     pub async fn settings_summary() -> Result<std::sync::Arc<crate::dto::SettingsSummary>, AppError>
     {
-        match extract::<axum::Extension<std::sync::Arc<crate::dto::SettingsSummary>>>().await {
-            Some(axum::Extension(summary)) => Ok(summary),
-            None => {
-                tracing::error!(
-                    "server function called without the settings summary on the request"
-                );
-                Err(AppError::Internal)
-            }
-        }
+        Ok(context().await?.summary)
     }
 
     /// The request's session.
@@ -249,11 +247,7 @@ pub mod ssr {
     /// new id at every sign-in, and after a password change, defeats session fixation),
     /// ending at the latest [`SessionLifetime::max`] from now.
     pub async fn sign_in(session: &Session, user_id: i64) -> Result<(), AppError> {
-        let Some(axum::Extension(lifetime)) = extract::<axum::Extension<SessionLifetime>>().await
-        else {
-            tracing::error!("server function called without the session lifetime on the request");
-            return Err(AppError::Internal);
-        };
+        let lifetime = context().await?.session_lifetime;
         let now = paydesk_core::now_ms();
         let max_ms = paydesk_types::duration_ms(lifetime.max);
         session.cycle_id().await.map_err(session_error)?;

@@ -24,10 +24,7 @@ fn parse_price(price: &str) -> Result<i64, AppError> {
         .trim_start_matches('¥')
         .parse::<paydesk_types::Fen>()
         .map(|f| f.0)
-        .map_err(|e| AppError::Invalid {
-            field: "price".into(),
-            message: e.to_string(),
-        })
+        .map_err(|e| AppError::invalid("price", e.to_string()))
 }
 
 /// Every product, active or not (admin only).

@@ -51,10 +51,10 @@ fn row(
 fn required_reason(reason: &str) -> Result<String, AppError> {
     let reason = reason.trim();
     if reason.is_empty() || reason.chars().count() > 200 {
-        return Err(AppError::Invalid {
-            field: "reason".into(),
-            message: "a reason of 1 to 200 characters is required".into(),
-        });
+        return Err(AppError::invalid(
+            "reason",
+            "a reason of 1 to 200 characters is required",
+        ));
     }
     Ok(reason.to_owned())
 }
@@ -109,10 +109,7 @@ pub async fn request_refund(
             text => Some(
                 text.parse::<Fen>()
                     .map(|f| f.0)
-                    .map_err(|e| AppError::Invalid {
-                        field: "amount".into(),
-                        message: e.to_string(),
-                    })?,
+                    .map_err(|e| AppError::invalid("amount", e.to_string()))?,
             ),
         };
         let db = ssr::db().await?;

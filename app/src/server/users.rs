@@ -20,11 +20,9 @@ fn summary(u: paydesk_core::users::User) -> UserSummary {
 
 #[cfg(feature = "ssr")]
 fn parse_role(role: &str) -> Result<paydesk_types::Role, AppError> {
-    role.parse()
-        .map_err(|e: paydesk_types::ParseRoleError| AppError::Invalid {
-            field: "role".into(),
-            message: e.to_string(),
-        })
+    role.parse().map_err(|_: paydesk_types::ParseRoleError| {
+        AppError::invalid_because("role", paydesk_types::InvalidReason::UnknownRole)
+    })
 }
 
 /// Every account (admin only).
@@ -54,10 +52,8 @@ pub async fn add_user(
         use super::ssr;
 
         let admin = ssr::require_role(Role::Admin).await?;
-        let username = Username::parse(&username).map_err(|e| AppError::Invalid {
-            field: "username".into(),
-            message: e.to_string(),
-        })?;
+        let username = Username::parse(&username)
+            .map_err(|e| AppError::invalid_because("username", e.into()))?;
         let role = parse_role(&role)?;
         let actor = admin.actor(ssr::client_ip().await);
         let user = paydesk_core::users::create(

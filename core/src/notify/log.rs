@@ -117,10 +117,7 @@ pub async fn list(
     let mut c = Conditions::default();
     if let Some(kind) = &filter.kind {
         if kind != "payment" && kind != "refund" {
-            return Err(CoreError::Invalid {
-                field: "kind",
-                message: "payment or refund".into(),
-            });
+            return Err(CoreError::invalid("kind", "payment or refund"));
         }
         let p = c.bind(Arg::Text(kind.clone()));
         c.push(format!("kind = {p}"));

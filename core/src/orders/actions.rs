@@ -7,6 +7,7 @@
 use wxpay::Api;
 
 use crate::audit::{self, action, Actor};
+use crate::error::ConflictReason;
 use crate::events::EventBus;
 use crate::orders::{self, Order, OrderStatus};
 use crate::{sync, CoreError, Db};
@@ -38,7 +39,7 @@ pub async fn sync_now(
 
 /// Closes the unpaid order (closeorder, see [`sync::close_order`]) and returns it as stored
 /// afterwards (`CLOSED`, or `PAID` if WeChat Pay says it was paid after all). An order that
-/// is not `NOTPAY` is [`CoreError::Forbidden`] and nothing is called or audited; an attempt
+/// is not `NOTPAY` is [`CoreError::Conflict`] and nothing is called or audited; an attempt
 /// that reached WeChat Pay is audited as `order.close`, failures included.
 #[tracing::instrument(skip_all, fields(order.out_trade_no = %out_trade_no))]
 pub async fn close_now(
@@ -50,10 +51,9 @@ pub async fn close_now(
 ) -> Result<Order, CoreError> {
     let order = find(db, out_trade_no).await?;
     if order.status != OrderStatus::NotPay {
-        return Err(CoreError::Forbidden(format!(
-            "only an unpaid order can be closed; this one is {}",
-            order.status
-        )));
+        return Err(CoreError::Conflict(ConflictReason::NotClosable {
+            status: order.status.to_string(),
+        }));
     }
     let result = sync::close_order(db, api, events, &order).await;
     let detail = match &result {

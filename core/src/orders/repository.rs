@@ -2,7 +2,7 @@
 //! (which only [`super::transitions`] changes).
 
 use super::{NewOrder, Order, OrderItem, OrderKey, OrderRow, ORDER_COLUMNS};
-use crate::error::is_unique_violation;
+use crate::error::{unique_violation, UniqueKey};
 use crate::{now_ms, CoreError, Db};
 /// Stores a new `NOTPAY` order with its items in one transaction. An `out_trade_no` or
 /// idempotency key already in use is [`CoreError::Invalid`].
@@ -49,7 +49,12 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
     .await;
     let row = match inserted {
         Ok(row) => row,
-        Err(e) if is_unique_violation(&e) => {
+        Err(e)
+            if matches!(
+                unique_violation(&e),
+                Some(UniqueKey::OrderOutTradeNo | UniqueKey::OrderIdempotencyKey)
+            ) =>
+        {
             return Err(CoreError::invalid(
                 "out_trade_no",
                 "this order number or idempotency key is already in use",

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 
 use super::{load, load_view, publish, Refund, RefundStatus, RefundView, Requester, NOT_COUNTING};
 use crate::audit::{self, action, Actor};
-use crate::error::is_unique_violation;
+use crate::error::{unique_violation, ConflictReason, ForbiddenReason, UniqueKey};
 use crate::events::EventBus;
 use crate::orders::OrderStatus;
 use crate::{now_ms, Backend, CoreError, Db};
@@ -28,9 +28,6 @@ fn open_sql() -> String {
         .join(", ")
 }
 
-/// The unique index that allows one open customer request per order.
-const ONE_OPEN_CUSTOMER_REQUEST: &str = "refunds_one_open_customer_request";
-
 #[derive(FromRow)]
 struct OrderForRefund {
     id: i64,
@@ -40,7 +37,7 @@ struct OrderForRefund {
 }
 
 /// Requests a refund of a paid order (design.md "Refund"): the order must be `PAID` or
-/// `PARTIALLY_REFUNDED` ([`CoreError::Forbidden`] otherwise); a customer may only ask about
+/// `PARTIALLY_REFUNDED` ([`CoreError::Conflict`] otherwise); a customer may only ask about
 /// their own order ([`CoreError::NotFound`] otherwise). The amount defaults to what is still
 /// refundable and must be 1 fen up to that ([`CoreError::Invalid`] `amount` naming it in
 /// yuan). All of it is one transaction — the order row is locked on PostgreSQL and SQLite
@@ -105,15 +102,11 @@ pub async fn file(
     let status: OrderStatus = order.status.parse()?;
     match status {
         OrderStatus::Paid | OrderStatus::PartiallyRefunded => {}
-        OrderStatus::Refunded => {
-            return Err(CoreError::Forbidden(
-                "the order has been refunded in full".into(),
-            ))
-        }
+        OrderStatus::Refunded => return Err(CoreError::Conflict(ConflictReason::RefundedInFull)),
         other => {
-            return Err(CoreError::Forbidden(format!(
-                "only a paid order can be refunded; this one is {other}"
-            )))
+            return Err(CoreError::Conflict(ConflictReason::NotRefundable {
+                status: other.to_string(),
+            }))
         }
     }
     let committed = committed_fen(&mut tx, order.id).await?;
@@ -170,18 +163,10 @@ pub async fn file(
     .bind(now)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| match &e {
+    .map_err(|e| match unique_violation(&e) {
         // The check above already holds this on both engines (the order row is locked,
-        // SQLite has one writer); the index makes it a rule of the database. SQLite names
-        // no constraint; PostgreSQL names the index.
-        sqlx::Error::Database(d)
-            if is_unique_violation(&e)
-                && matches!(requester, Requester::Customer { .. })
-                && d.constraint()
-                    .is_none_or(|c| c == ONE_OPEN_CUSTOMER_REQUEST) =>
-        {
-            open_request_conflict()
-        }
+        // SQLite has one writer); the index makes it a rule of the database.
+        Some(UniqueKey::OneOpenCustomerRequest) => open_request_conflict(),
         _ => e.into(),
     })?;
     let detail = format!("{} of order {out_trade_no}: {reason}", Fen(amount));
@@ -220,7 +205,7 @@ async fn has_open_customer_request(
 }
 
 fn open_request_conflict() -> CoreError {
-    CoreError::Conflict("a refund request for this order is already open".into())
+    CoreError::Conflict(ConflictReason::RefundRequestOpen)
 }
 
 /// The fen of an order's refunds that count against it.
@@ -310,9 +295,7 @@ async fn decide(
             _ => refund.requester == actor.name,
         };
     if own {
-        return Err(CoreError::Forbidden(
-            "nobody approves or rejects a refund they requested themselves".into(),
-        ));
+        return Err(CoreError::Forbidden(ForbiddenReason::OwnRefundRequest));
     }
     if to == RefundStatus::Approved {
         refuse_own_payment(&mut tx, actor, refund.order_id).await?;
@@ -392,15 +375,10 @@ async fn refuse_own_payment(
 }
 
 fn already_decided(refund: &Refund) -> CoreError {
-    CoreError::Forbidden(format!(
-        "already decided: the refund is {}{}",
-        refund.status,
-        refund
-            .decided_by
-            .as_deref()
-            .map(|by| format!(" (by {by})"))
-            .unwrap_or_default()
-    ))
+    CoreError::Conflict(ConflictReason::AlreadyDecided {
+        status: refund.status.to_string(),
+        by: refund.decided_by.clone(),
+    })
 }
 
 #[cfg(test)]

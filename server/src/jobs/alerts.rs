@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::Stop;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How often queued retries (and deliveries left by a restart) are looked for.
 const TICK: Duration = Duration::from_secs(2);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub mod alerts;
 mod backlog;
@@ -15,6 +15,7 @@ mod demo;
 mod disk;
 pub mod refunds;
 mod retention;
+mod sessions;
 mod sync;
 mod totals;
 
@@ -56,6 +57,10 @@ impl Jobs {
         };
         let stop = Stop(rx);
         jobs.add(
+            "expired-sessions",
+            sessions::run(state.db.clone(), stop.clone()),
+        );
+        jobs.add(
             "notification-backlog",
             backlog::run(state.intake.clone(), stop.clone()),
         );
@@ -72,13 +77,13 @@ impl Jobs {
                 ),
             );
         }
-        if state.settings.retention.enabled == "on" {
+        if state.settings.retention.enabled {
             jobs.add("retention", retention::run(state.clone(), stop.clone()));
         }
-        if state.settings.sync.enabled == "on" {
+        if state.settings.sync.enabled {
             jobs.add("order-sync", sync::run(state.clone(), stop.clone()));
         }
-        if state.settings.refunds.enabled == "on" {
+        if state.settings.refunds.enabled {
             jobs.add("refunds", refunds::run(state.clone(), stop.clone()));
         }
         if let Some(url) = &state.settings.alerts.webhook_url {
@@ -91,7 +96,7 @@ impl Jobs {
                 alerts::run(state.clone(), url.clone(), format, stop.clone()),
             );
         }
-        if state.settings.demo_shoppers.as_deref() == Some("on") {
+        if state.settings.demo_shoppers {
             if let Some(sim) = &state.simulator {
                 jobs.add(
                     "demo-shoppers",

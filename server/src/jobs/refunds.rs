@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 
 use super::Stop;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How many refunds one claim takes at most.
 const BATCH: i64 = 16;

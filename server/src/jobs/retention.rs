@@ -8,7 +8,7 @@ use std::time::Duration;
 use paydesk_core::retention;
 
 use super::Stop;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How often the job looks whether today's run is due.
 const EVERY: Duration = Duration::from_secs(60);

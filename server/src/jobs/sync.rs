@@ -11,7 +11,7 @@ use paydesk_core::sync::{self, SyncPolicy, DEFAULT_LEASE};
 use tokio::task::JoinSet;
 
 use super::Stop;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// How many orders one claim takes at most.
 const BATCH: i64 = 32;

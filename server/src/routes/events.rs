@@ -29,7 +29,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tower_sessions::session::Id;
 use tower_sessions::Session;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The live event route.
 pub fn router() -> Router<AppState> {

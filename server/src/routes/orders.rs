@@ -22,7 +22,7 @@ use paydesk_core::{search, CoreError, Db, Role};
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::Session;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Bytes buffered between the export and the client.
 const PIPE_BYTES: usize = 64 * 1024;
@@ -54,7 +54,7 @@ async fn export_orders_csv(
     let query = FilterQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let filter = match query.parse() {
         Ok(filter) => filter,
-        Err(CoreError::Invalid { field, message }) => {
+        Err(CoreError::Invalid { field, message, .. }) => {
             return (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("{field}: {message}\n"),

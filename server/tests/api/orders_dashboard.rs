@@ -192,7 +192,9 @@ async fn staff_list_and_search_orders_and_read_one_but_only_support_may_sync_or_
         let res = app
             .call(&support, "orders/close", &[("out_trade_no", "ACT-PAID")])
             .await;
-        assert_eq!(res.status(), 403);
+        assert_eq!(res.status(), 409);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(body["Conflict"]["reason"]["code"], "not_closable", "{body}");
         let res = app
             .call(&support, "orders/sync", &[("out_trade_no", "NOPE")])
             .await;

@@ -2,6 +2,8 @@
 //! the core rules reach the dashboard — support files, a manager decides, nobody decides
 //! their own request, over-refunds are refused with the refundable amount named.
 
+use app::error::AppError;
+use app::i18n::Lang;
 use paydesk_core::orders::{self, OrderStatus};
 use paydesk_core::refunds::{self, RefundStatus};
 use wxpay::SignType;
@@ -107,7 +109,27 @@ async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() 
                 &[("id", &id), ("reason", "晚了")],
             )
             .await;
-        assert_eq!(res.status(), 403, "already decided");
+        // Already decided: a conflict (409) with its reason as a code, worded by the page
+        assert_eq!(res.status(), 409, "already decided, {}", app.db.label);
+        let body: serde_json::Value = res.json().await.unwrap();
+        let reason = &body["Conflict"]["reason"];
+        assert_eq!(reason["code"], "already_decided", "{body}");
+        // (The refund job may have sent it on by now.)
+        let status = reason["status"].as_str().unwrap().to_owned();
+        assert!(
+            ["APPROVED", "SUBMITTED", "PROCESSING", "SUCCESS"].contains(&status.as_str()),
+            "{body}"
+        );
+        assert_eq!(reason["by"], "manager1", "{body}");
+        let error: AppError = serde_json::from_value(body).unwrap();
+        assert_eq!(
+            error.describe(Lang::Zh),
+            format!("该退款已被处理，当前状态：{status}，处理人：manager1。")
+        );
+        assert_eq!(
+            error.describe(Lang::En),
+            format!("This refund was already decided: it is {status} (by manager1).")
+        );
 
         // A manager's own request: they may not decide it, another manager may
         let own = app
@@ -133,6 +155,11 @@ async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() 
             )
             .await;
         assert_eq!(res.status(), 403);
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            body["Forbidden"]["reason"]["code"], "own_refund_request",
+            "{body}"
+        );
         let res = app
             .call(
                 &manager2,

@@ -19,6 +19,7 @@
 use sqlx::{Any, Executor};
 
 use super::{Order, OrderRow, OrderStatus, ORDER_COLUMNS};
+use crate::error::ConflictReason;
 use crate::{now_ms, CoreError, Db};
 
 pub(crate) mod batched;
@@ -124,7 +125,7 @@ where
 
 /// Moves an order to `next` if the state machine allows it from its current status. The
 /// update is conditional on the status read (`where status = $current`), so of two
-/// concurrent changes only one wins; the loser gets [`CoreError::Forbidden`].
+/// concurrent changes only one wins; the loser gets [`CoreError::Conflict`].
 #[tracing::instrument(skip_all, fields(order.id = id, order.next = %next))]
 pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, CoreError> {
     let mut tx = db.begin_write().await?;
@@ -136,11 +137,16 @@ pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, Co
     let current: OrderStatus = current.parse()?;
     let moved = set_status(&mut *tx, id, current, next, now_ms())
         .await?
-        .map_err(|e| CoreError::Forbidden(e.to_string()))?;
+        .map_err(|e| {
+            CoreError::Conflict(ConflictReason::IllegalTransition {
+                from: e.from.to_string(),
+                to: e.to.to_string(),
+            })
+        })?;
     if !moved {
-        return Err(CoreError::Forbidden(format!(
-            "the order is no longer {current}"
-        )));
+        return Err(CoreError::Conflict(ConflictReason::StatusChanged {
+            status: current.to_string(),
+        }));
     }
     let updated =
         sqlx::query_as::<_, OrderRow>(&format!("select {ORDER_COLUMNS} from orders where id = $1"))

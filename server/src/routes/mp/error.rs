@@ -175,7 +175,7 @@ impl IntoResponse for MpError {
 impl From<CoreError> for MpError {
     fn from(e: CoreError) -> MpError {
         match e {
-            CoreError::Invalid { field, message } => {
+            CoreError::Invalid { field, message, .. } => {
                 MpError::invalid(format!("{field}: {message}"))
             }
             CoreError::NotFound => MpError::order_not_found(),

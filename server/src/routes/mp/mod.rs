@@ -16,7 +16,7 @@ use paydesk_core::{products, Db};
 use serde::{Deserialize, Serialize};
 
 use crate::config::MpLimitSettings;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub mod error;
 pub mod limits;

@@ -18,7 +18,7 @@ use wxpay::{JsapiPayParams, UnifiedOrderRequest};
 
 use super::error::MpError;
 use super::{MpJson, Shopper};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Most lines in one order.
 const MAX_LINES: usize = 20;

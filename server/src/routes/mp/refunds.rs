@@ -5,6 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use paydesk_core::error::ConflictReason;
 use paydesk_core::orders::OutTradeNo;
 use paydesk_core::refunds::{self, Refund, Requester};
 use paydesk_core::CoreError;
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::MpError;
 use super::{MpJson, Shopper};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,13 +74,12 @@ pub(super) async fn create(
     )
     .await
     .map_err(|e| match e {
-        CoreError::Forbidden(why) => {
-            tracing::info!(order.out_trade_no = %no, why, "refund request refused");
-            MpError::refund_not_allowed()
-        }
         CoreError::Conflict(why) => {
-            tracing::info!(order.out_trade_no = %no, why, "refund request refused");
-            MpError::refund_request_open()
+            tracing::info!(order.out_trade_no = %no, %why, "refund request refused");
+            match why {
+                ConflictReason::RefundRequestOpen => MpError::refund_request_open(),
+                _ => MpError::refund_not_allowed(),
+            }
         }
         other => other.into(),
     })?;

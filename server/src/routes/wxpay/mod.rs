@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Router;
 use paydesk_core::notify::Intake;
 
-use crate::client_ip::TrustedProxies;
+use crate::middleware::client_ip::TrustedProxies;
 
 /// What the callback handlers get: the intake, and the proxies whose `X-Forwarded-For`
 /// names the sender.
@@ -15,7 +15,7 @@ use crate::client_ip::TrustedProxies;
 pub struct CallbackState {
     /// Records, verifies and applies the callbacks.
     pub intake: Intake,
-    /// The reverse proxies to believe (`crate::client_ip`).
+    /// The reverse proxies to believe (`crate::middleware::client_ip`).
     pub trusted_proxies: Arc<TrustedProxies>,
 }
 
