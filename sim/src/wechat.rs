@@ -1,4 +1,4 @@
-//! The WeChat Pay v2 surface (spec §2.3, §6, §7, §8): envelope checks with the wxpay
+//! The WeChat Pay v2 surface (docs/wechatpay-v2.md §2.3, §6, §7, §8): envelope checks with the wxpay
 //! parser and signer, then one function per endpoint that applies the business rules to the
 //! store and returns the payload fields or a failure.
 

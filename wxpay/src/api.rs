@@ -1,4 +1,4 @@
-//! Typed requests and responses of the v2 endpoints (spec §8) and the response evaluation of
+//! Typed requests and responses of the v2 endpoints (docs/wechatpay-v2.md §8) and the response evaluation of
 //! §6, as pure functions: [`evaluate_response`] turns a response body into verified
 //! parameters or a typed [`Error`]; each `*Response::from_params` reads the payload.
 

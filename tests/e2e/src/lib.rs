@@ -29,7 +29,7 @@ pub fn free_port() -> u16 {
 
 fn kill_group(child: &mut Child) {
     // The whole process group: killing chromedriver alone leaves Chromium running
-    // (build.md). `kill(1)` keeps this crate free of `unsafe`.
+    // (docs/build.md). `kill(1)` keeps this crate free of `unsafe`.
     let _ = Command::new("kill")
         .args(["-TERM", "--", &format!("-{}", child.id())])
         .stderr(Stdio::null())
@@ -412,7 +412,7 @@ impl Browser {
         let mut driver = cmd
             .spawn()
             .context("starting chromedriver (scripts/setup.sh test installs it)")?;
-        // canonicalize: a profile path with `..` makes Chromium hang (build.md).
+        // canonicalize: a profile path with `..` makes Chromium hang (docs/build.md).
         let profile = tempfile::tempdir()?;
         let profile_path = profile.path().canonicalize()?;
         let caps = serde_json::json!({
