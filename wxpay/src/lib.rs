@@ -15,10 +15,10 @@ pub mod wxtime;
 pub mod xml;
 
 pub use api::{
-    check_merchant, evaluate_response, verify_request, BillType, CloseOrderResponse, Code2Session,
-    OrderQuery, OrderQueryResponse, OrderRef, RefundQuery, RefundQueryRequest, RefundQueryResponse,
-    RefundRequest, RefundResponse, RefundStatus, SessionKey, TradeState, TradeType,
-    UnifiedOrderRequest, UnifiedOrderResponse,
+    check_merchant, evaluate_response, request_sign_type, verify_request, BillType,
+    CloseOrderResponse, Code2Session, OrderQuery, OrderQueryResponse, OrderRef, RefundQuery,
+    RefundQueryRequest, RefundQueryResponse, RefundRequest, RefundResponse, RefundStatus,
+    SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse,
 };
 pub use bill::{Bill, BillRecord, BillSummary};
 #[cfg(feature = "mock")]
