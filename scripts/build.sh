@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds paydesk: the wasm front end and the server in parallel, then the site folder
-# (build.md "The build pipeline"). Usage: scripts/build.sh [--release]
+# (docs/build.md "The build pipeline"). Usage: scripts/build.sh [--release]
 # Installs what it needs (wasm target, wasm-bindgen-cli at the pinned version) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -27,7 +27,7 @@ setup_build() {
   fi
   if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$WASM_BINDGEN_VERSION" ]; then
     echo "setup: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (a few minutes, once)"
-    # Without --locked: with it, a locked dependency is missing from the registry (build.md).
+    # Without --locked: with it, a locked dependency is missing from the registry (docs/build.md).
     cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
 }

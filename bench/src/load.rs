@@ -317,7 +317,7 @@ impl BlockingConnection {
         })
     }
 
-    /// One request; `Ok(true)` when the answer is exactly the SUCCESS reply (spec §8.8).
+    /// One request; `Ok(true)` when the answer is exactly the SUCCESS reply (docs/wechatpay-v2.md §8.8).
     fn send(&mut self, body: &[u8]) -> anyhow::Result<bool> {
         let mut request = Vec::with_capacity(self.head.len() + 16 + body.len());
         request.extend_from_slice(&self.head);
@@ -355,7 +355,7 @@ impl BlockingConnection {
     }
 }
 
-/// One request; `Ok(true)` when the answer is exactly the SUCCESS reply (spec §8.8).
+/// One request; `Ok(true)` when the answer is exactly the SUCCESS reply (docs/wechatpay-v2.md §8.8).
 async fn send(target: &Target, sender: &mut Sender, body: Bytes) -> anyhow::Result<bool> {
     let (status, reply) = exchange(target, sender, body).await?;
     Ok(is_success(status, &reply))
@@ -429,7 +429,7 @@ pub async fn flood(
     Ok(total)
 }
 
-/// Whether an answer is exactly the SUCCESS reply (spec §8.8); the first one that is not
+/// Whether an answer is exactly the SUCCESS reply (docs/wechatpay-v2.md §8.8); the first one that is not
 /// is shown on stderr.
 fn is_success(status: u16, reply: &[u8]) -> bool {
     let ok = (200..300).contains(&status) && reply == wxpay::notify::REPLY_SUCCESS.as_bytes();

@@ -72,7 +72,7 @@ pub async fn orders_and_bodies(
         .collect())
 }
 
-/// A successful payment notification as WeChat Pay sends it (spec §8.8), MD5-signed.
+/// A successful payment notification as WeChat Pay sends it (docs/wechatpay-v2.md §8.8), MD5-signed.
 fn body(merchant: &Merchant, no: &str, fee: i64, run: u64, scenario: u8, i: usize) -> String {
     let mut p = Params::new();
     for (k, v) in [

@@ -1,4 +1,4 @@
-//! downloadbill (spec §8.7): the trade bill of a Beijing date, built from the simulator's
+//! downloadbill (docs/wechatpay-v2.md §8.7): the trade bill of a Beijing date, built from the simulator's
 //! orders and refunds; text with backtick-prefixed cells, yuan amounts, the fee with 5
 //! decimals at 0.60%, a summary; gzip with `tar_type=GZIP`.
 

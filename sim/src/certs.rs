@@ -1,4 +1,4 @@
-//! Certificates (spec §3, §8.5): a CA, the simulator's server certificate and the merchant's
+//! Certificates (docs/wechatpay-v2.md §3, §8.5): a CA, the simulator's server certificate and the merchant's
 //! API client certificate, generated with rcgen on first start into the certificate directory
 //! and reused afterwards.
 //!
@@ -30,7 +30,7 @@ use serde::Serialize;
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
 
-/// Where the generated certificate files are (spec §3). Paydesk's configuration points at
+/// Where the generated certificate files are (docs/wechatpay-v2.md §3). Paydesk's configuration points at
 /// these paths: `ca` as the extra trusted root, `client_cert` + `client_key` (or
 /// `client_p12` with the mch_id as password) as the merchant identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -1,4 +1,4 @@
-//! The JSON control API under `/sim/` (design.md Contract, spec §10.3): test-only, clearly
+//! The JSON control API under `/sim/` (docs/design.md Contract, docs/wechatpay-v2.md §10.3): test-only, clearly
 //! separated from the WeChat surface. Handlers are thin: parse, call the same functions the
 //! in-process [`crate::RunningSim`] handles call, map the result.
 

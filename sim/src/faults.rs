@@ -1,4 +1,4 @@
-//! Fault injection (spec §10.3): a JSON fault plan whose entries each apply to the next
+//! Fault injection (docs/wechatpay-v2.md §10.3): a JSON fault plan whose entries each apply to the next
 //! `count` notification delivery attempts or API calls.
 
 use serde::{Deserialize, Serialize};

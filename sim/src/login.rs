@@ -1,4 +1,4 @@
-//! `GET /sns/jscode2session` (spec §8.10): JSON, codes map deterministically to openids (or
+//! `GET /sns/jscode2session` (docs/wechatpay-v2.md §8.10): JSON, codes map deterministically to openids (or
 //! to a mapping registered through the control API), each code works once.
 //!
 //! Special codes for negative tests: a code starting with `busy` answers `-1` (retry),

@@ -1,4 +1,4 @@
-//! `paydesk-sim`: the WeChat Pay v2 simulator as a standalone binary (design.md Contract).
+//! `paydesk-sim`: the WeChat Pay v2 simulator as a standalone binary (docs/design.md Contract).
 //! Flags (and `PAYDESK_SIM_*` environment variables) map one to one onto
 //! [`paydesk_sim::SimConfig`]; with no flags it runs with the demo credentials.
 

@@ -1,4 +1,4 @@
-//! The notification sender (spec §8.8, §8.9): payment notifications signed with the order's
+//! The notification sender (docs/wechatpay-v2.md §8.8, §8.9): payment notifications signed with the order's
 //! algorithm, refund notifications with an encrypted `req_info`, delivered to the notify URL
 //! with WeChat's retry schedule (time-scaled), every attempt recorded, faults applied.
 

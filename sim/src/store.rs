@@ -1,4 +1,4 @@
-//! The simulator's state: orders (spec §10.1), refunds with their per-order ledger (§10.2),
+//! The simulator's state: orders (docs/wechatpay-v2.md §10.1), refunds with their per-order ledger (§10.2),
 //! jscode2session codes (§8.10) and the merchant balance (`NOTENOUGH`, §7). Everything sits
 //! behind one mutex in [`crate::Sim`]; no lock is held across an `.await`.
 
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use wxpay::{Params, SignType};
 
-/// State of an order (spec §8.3 `trade_state`, §10.1).
+/// State of an order (docs/wechatpay-v2.md §8.3 `trade_state`, §10.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderState {
@@ -54,7 +54,7 @@ impl OrderState {
     }
 }
 
-/// State of a refund (spec §8.6 `refund_status`, §10.2).
+/// State of a refund (docs/wechatpay-v2.md §8.6 `refund_status`, §10.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RefundState {
@@ -84,7 +84,7 @@ fn ser_sign_type<S: serde::Serializer>(t: &SignType, s: S) -> Result<S::Ok, S::E
     s.serialize_str(t.as_str())
 }
 
-/// An order as the simulator holds it (spec §10.1); the JSON of `GET /sim/orders`.
+/// An order as the simulator holds it (docs/wechatpay-v2.md §10.1); the JSON of `GET /sim/orders`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Order {
     /// Merchant order id.
@@ -143,7 +143,7 @@ pub struct Order {
     pub(crate) seq: u64,
 }
 
-/// A refund (spec §8.5, §10.2); the JSON of `GET /sim/refunds`.
+/// A refund (docs/wechatpay-v2.md §8.5, §10.2); the JSON of `GET /sim/refunds`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Refund {
     /// Merchant refund id (the idempotency key).

@@ -1,4 +1,4 @@
-//! The WeChat Pay v2 surface (spec §2.3, §6, §7, §8): envelope checks with the wxpay
+//! The WeChat Pay v2 surface (docs/wechatpay-v2.md §2.3, §6, §7, §8): envelope checks with the wxpay
 //! parser and signer, then one function per endpoint that applies the business rules to the
 //! store and returns the payload fields or a failure.
 
@@ -375,12 +375,7 @@ fn check_envelope(
     if mch_id != sim.config.mch_id {
         return Err("商户号mch_id或sub_mch_id不存在".into());
     }
-    let sign_type = match params.get(wxpay::SIGN_TYPE_FIELD).map(String::as_str) {
-        None | Some("") => SignType::Md5,
-        Some(v) => v
-            .parse::<SignType>()
-            .map_err(|_| "签名类型不支持".to_owned())?,
-    };
+    let sign_type = wxpay::request_sign_type(&params).map_err(|_| "签名类型不支持".to_owned())?;
     if ep == Endpoint::GetSignKey && sign_type != SignType::Md5 {
         return Err("签名类型不支持".into());
     }

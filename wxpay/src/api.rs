@@ -1,4 +1,4 @@
-//! Typed requests and responses of the v2 endpoints (spec §8) and the response evaluation of
+//! Typed requests and responses of the v2 endpoints (docs/wechatpay-v2.md §8) and the response evaluation of
 //! §6, as pure functions: [`evaluate_response`] turns a response body into verified
 //! parameters or a typed [`Error`]; each `*Response::from_params` reads the payload.
 
@@ -56,19 +56,31 @@ pub fn evaluate_response(
     Ok(params)
 }
 
-/// Verify a signed **request** body (what the simulator receives, §5.2 request row): strict
-/// parse, `sign_type` exactly `MD5` / `HMAC-SHA256` (MD5 when absent), signature valid.
-/// Returns the parameters and the sign type, which the response must be signed with.
+/// Verify a signed **request** body in one call, as WeChat Pay's side of a test does (§5.2
+/// request row): strict parse, `sign_type` per [`request_sign_type`], signature valid.
+/// Returns the parameters and the sign type, which the response must be signed with. The
+/// simulator does not call it: it checks a request's envelope step by step in WeChat's
+/// order (`mch_id` before the signature, a lowercase `sign` accepted when configured, each
+/// failure with WeChat's own `return_msg`), using [`request_sign_type`] and [`verify`].
+///
+/// [`verify`]: crate::verify
 pub fn verify_request(body: &[u8], key: &ApiKey) -> Result<(Params, SignType), Error> {
     let params = xml::parse(body)?;
-    let sign_type = match params.get(sign::SIGN_TYPE_FIELD).map(String::as_str) {
-        None | Some("") => SignType::Md5,
-        Some(v) => v
-            .parse()
-            .map_err(|e: sign::UnknownSignType| Error::UnsupportedSignType { value: e.0 })?,
-    };
+    let sign_type = request_sign_type(&params)?;
     sign::verify(&params, key, sign_type)?;
     Ok((params, sign_type))
+}
+
+/// The sign type a request declares (§5.2 request row): `MD5` when `sign_type` is absent or
+/// empty, otherwise exactly `MD5` or `HMAC-SHA256` (a lowercase `md5` is refused, as WeChat
+/// Pay refuses it with `签名类型不支持`).
+pub fn request_sign_type(params: &Params) -> Result<SignType, Error> {
+    match params.get(sign::SIGN_TYPE_FIELD).map(String::as_str) {
+        None | Some("") => Ok(SignType::Md5),
+        Some(v) => v
+            .parse()
+            .map_err(|e: sign::UnknownSignType| Error::UnsupportedSignType { value: e.0 }),
+    }
 }
 
 /// Step 1 of §6: sniff for a non-XML body, then parse strictly.

@@ -1,4 +1,4 @@
-//! The trade bill of downloadbill (spec §8.7).
+//! The trade bill of downloadbill (docs/wechatpay-v2.md §8.7).
 //!
 //! Format: a header line of comma-separated Chinese column titles; detail lines whose cells
 //! each start with a backtick `` ` ``; a summary header line; a summary line (backticks

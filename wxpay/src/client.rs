@@ -1,4 +1,4 @@
-//! The HTTP client (spec §2, §6, §8): built once with its timeouts, holding one plain HTTPS
+//! The HTTP client (docs/wechatpay-v2.md §2, §6, §8): built once with its timeouts, holding one plain HTTPS
 //! client and, when a merchant identity is configured, one mutual-TLS client for
 //! `/secapi/pay/refund`.
 

@@ -2,7 +2,7 @@
 
 use crate::xml::XmlError;
 
-/// Everything that can go wrong talking API v2, evaluated in the order of spec §6: transport →
+/// Everything that can go wrong talking API v2, evaluated in the order of docs/wechatpay-v2.md §6: transport →
 /// `return_code` → signature / appid / mch_id → `result_code` / `err_code` → payload.
 ///
 /// [`Error::retry_safe`] says whether resending the **same** request (same `out_trade_no` /

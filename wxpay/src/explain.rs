@@ -1,4 +1,4 @@
-//! The signature debugger (spec §5, §5.4): explain why a message does or does not verify.
+//! The signature debugger (docs/wechatpay-v2.md §5, §5.4): explain why a message does or does not verify.
 //!
 //! Exposed by the server as `paydesk wxpay explain --key-file F [--sign-type T]` (message on
 //! stdin). [`Explanation::exit_code`] gives that command's status: 0 = signature valid,

@@ -1,4 +1,4 @@
-//! The merchant's API client certificate for `/secapi/` calls (spec §2.2, §3, §8.5).
+//! The merchant's API client certificate for `/secapi/` calls (docs/wechatpay-v2.md §2.2, §3, §8.5).
 //!
 //! rustls (the only TLS stack this crate uses) reads PEM but not PKCS#12, so a `.p12` is
 //! opened with the pure-Rust `p12-keystore` crate and converted to a PEM key + chain in

@@ -15,10 +15,10 @@ pub mod wxtime;
 pub mod xml;
 
 pub use api::{
-    check_merchant, evaluate_response, verify_request, BillType, CloseOrderResponse, Code2Session,
-    OrderQuery, OrderQueryResponse, OrderRef, RefundQuery, RefundQueryRequest, RefundQueryResponse,
-    RefundRequest, RefundResponse, RefundStatus, SessionKey, TradeState, TradeType,
-    UnifiedOrderRequest, UnifiedOrderResponse,
+    check_merchant, evaluate_response, request_sign_type, verify_request, BillType,
+    CloseOrderResponse, Code2Session, OrderQuery, OrderQueryResponse, OrderRef, RefundQuery,
+    RefundQueryRequest, RefundQueryResponse, RefundRequest, RefundResponse, RefundStatus,
+    SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse,
 };
 pub use bill::{Bill, BillRecord, BillSummary};
 #[cfg(feature = "mock")]
@@ -38,6 +38,6 @@ pub use sign::{
 };
 pub use xml::XmlError;
 
-/// Parameters of a message: name → value, both strings (spec §4.2 rule 8). `BTreeMap`
+/// Parameters of a message: name → value, both strings (docs/wechatpay-v2.md §4.2 rule 8). `BTreeMap`
 /// iteration order is byte order, which is exactly the signing order of §5.1 step 3.
 pub type Params = std::collections::BTreeMap<String, String>;

@@ -1,4 +1,4 @@
-//! Money (spec §9): amounts on the API are integer **fen** (`i64`); bills (§8.7) carry
+//! Money (docs/wechatpay-v2.md §9): amounts on the API are integer **fen** (`i64`); bills (§8.7) carry
 //! **yuan** as decimal text with 2 decimals, and the fee column (手续费) with 5.
 //!
 //! Conversion parses the decimal string exactly — never through a float (the classic

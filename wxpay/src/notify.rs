@@ -1,4 +1,4 @@
-//! Notifications WeChat POSTs to the merchant (spec §8.8 payment, §8.9 refund) and the exact
+//! Notifications WeChat POSTs to the merchant (docs/wechatpay-v2.md §8.8 payment, §8.9 refund) and the exact
 //! replies.
 //!
 //! Payment notifications are verified with the §5.2 rule (see [`crate::resolve_sign_type`]).

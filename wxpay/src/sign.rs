@@ -1,4 +1,4 @@
-//! Signatures (spec §5): canonical string, MD5 / HMAC-SHA256, constant-time verification,
+//! Signatures (docs/wechatpay-v2.md §5): canonical string, MD5 / HMAC-SHA256, constant-time verification,
 //! the sign-type resolution rule for notifications (§5.2) and `paySign` for
 //! `wx.requestPayment` (§5.5).
 

@@ -1,4 +1,4 @@
-//! Times on the wire (spec §9): `yyyyMMddHHmmss` (`time_start`, `time_expire`, `time_end`) and
+//! Times on the wire (docs/wechatpay-v2.md §9): `yyyyMMddHHmmss` (`time_start`, `time_expire`, `time_end`) and
 //! `yyyy-MM-dd HH:mm:ss` (`success_time`, `refund_success_time_$n`, bill 交易时间), both in
 //! Beijing time, UTC+8, a fixed offset (China has no DST). Local time is never used: a server
 //! in another zone sending its local time is a known cause of `交易有效截止时间非法` (§9).

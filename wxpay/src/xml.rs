@@ -1,4 +1,4 @@
-//! The strict flat XML codec (spec §4): one parser for responses, notifications and the
+//! The strict flat XML codec (docs/wechatpay-v2.md §4): one parser for responses, notifications and the
 //! simulator's request intake, and one writer.
 //!
 //! # Grammar accepted by [`parse`]

@@ -1,4 +1,4 @@
-//! downloadbill, jscode2session and the sandbox prefixes (spec §8.7, §8.10, §2.1).
+//! downloadbill, jscode2session and the sandbox prefixes (docs/wechatpay-v2.md §8.7, §8.10, §2.1).
 
 use std::io::Read as _;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! API faults and the control API over HTTP (design.md Contract, spec §10.3).
+//! API faults and the control API over HTTP (docs/design.md Contract, docs/wechatpay-v2.md §10.3).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Payment notifications: signing, the retry schedule (scaled), recorded attempts and the
-//! notification faults (spec §8.8, §10.3).
+//! notification faults (docs/wechatpay-v2.md §8.8, §10.3).
 
 use std::sync::Arc;
 use std::time::Duration;

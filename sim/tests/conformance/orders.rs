@@ -1,4 +1,4 @@
-//! unifiedorder, orderquery, closeorder and the envelope checks (spec §5, §6, §8.1–§8.4).
+//! unifiedorder, orderquery, closeorder and the envelope checks (docs/wechatpay-v2.md §5, §6, §8.1–§8.4).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! refund over mutual TLS, its rules, outcomes, refundquery and refund notifications
-//! (spec §8.5, §8.6, §8.9, §10.2).
+//! (docs/wechatpay-v2.md §8.5, §8.6, §8.9, §10.2).
 
 use std::sync::Arc;
 use std::time::Duration;

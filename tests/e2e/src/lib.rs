@@ -11,6 +11,15 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use fantoccini::{Client, ClientBuilder, Locator};
 
+/// The environment variable that asks the browser tests to save their screenshots into
+/// `docs/screenshots/` (`PAYDESK_SCREENSHOTS=1`, as `scripts/screenshots.sh` sets it).
+pub const SCREENSHOTS_ENV: &str = "PAYDESK_SCREENSHOTS";
+
+/// Whether this run saves screenshots: [`SCREENSHOTS_ENV`] is `1`.
+pub fn screenshots_wanted() -> bool {
+    std::env::var(SCREENSHOTS_ENV).is_ok_and(|v| v == "1")
+}
+
 /// The workspace root (this crate lives in `tests/e2e`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -29,7 +38,7 @@ pub fn free_port() -> u16 {
 
 fn kill_group(child: &mut Child) {
     // The whole process group: killing chromedriver alone leaves Chromium running
-    // (build.md). `kill(1)` keeps this crate free of `unsafe`.
+    // (docs/build.md). `kill(1)` keeps this crate free of `unsafe`.
     let _ = Command::new("kill")
         .args(["-TERM", "--", &format!("-{}", child.id())])
         .stderr(Stdio::null())
@@ -412,7 +421,7 @@ impl Browser {
         let mut driver = cmd
             .spawn()
             .context("starting chromedriver (scripts/setup.sh test installs it)")?;
-        // canonicalize: a profile path with `..` makes Chromium hang (build.md).
+        // canonicalize: a profile path with `..` makes Chromium hang (docs/build.md).
         let profile = tempfile::tempdir()?;
         let profile_path = profile.path().canonicalize()?;
         let caps = serde_json::json!({
@@ -616,14 +625,19 @@ impl Browser {
         Ok(())
     }
 
-    /// Saves a PNG screenshot as `docs/screenshots/{name}.png`: the README shows the pages
-    /// as the last test run saw them.
-    pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+    /// Saves a PNG screenshot as `docs/screenshots/{name}.png` when this run asks for
+    /// screenshots ([`screenshots_wanted`]) and says where; otherwise does nothing. The
+    /// README shows these files and git tracks them, so an ordinary test run must not
+    /// rewrite them: `scripts/screenshots.sh` refreshes them on purpose.
+    pub async fn screenshot(&self, name: &str) -> anyhow::Result<Option<PathBuf>> {
+        if !screenshots_wanted() {
+            return Ok(None);
+        }
         let dir = workspace_root().join("docs/screenshots");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, self.client.screenshot().await?)?;
-        Ok(path)
+        Ok(Some(path))
     }
 
     /// Ends the session and stops chromedriver and Chromium.

@@ -1,4 +1,4 @@
-//! Fuzz the notification entry points (spec §8.8, §8.9) and the signature debugger: they face
+//! Fuzz the notification entry points (docs/wechatpay-v2.md §8.8, §8.9) and the signature debugger: they face
 //! the internet and must never panic.
 #![no_main]
 

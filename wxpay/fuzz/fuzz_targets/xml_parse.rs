@@ -1,4 +1,4 @@
-//! Fuzz the strict XML parser (spec §4.2): never panic, and whatever it accepts must survive
+//! Fuzz the strict XML parser (docs/wechatpay-v2.md §4.2): never panic, and whatever it accepts must survive
 //! a write → parse round trip unchanged.
 #![no_main]
 
