@@ -212,6 +212,7 @@ pub async fn run(
         orders,
         m.quantile_ms(0.99)
     );
+    eprint!("{}", over_time(&m, a.rate));
     match check {
         Ok(()) => {
             eprintln!("notify-bench: abuse — database check passed");
@@ -222,4 +223,39 @@ pub async fn run(
             Ok(false)
         }
     }
+}
+
+/// The valid notifications' p99 and max for each second of the first five and each 5 s
+/// after, and how late the generator sent them (its own error, included in the latency):
+/// where in the flood the tail is.
+fn over_time(m: &Measured, rate: f64) -> String {
+    use std::fmt::Write as _;
+    let q = |v: &[u64], q: f64| {
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1] as f64 / 1000.0
+    };
+    let mut out = String::from(
+        "notify-bench: abuse — valid p99/max ms (generator late p99 ms) by second of the run:",
+    );
+    let (mut from, mut second) = (0usize, 0usize);
+    while from < m.requests.len() {
+        let span = if second < 5 { 1 } else { 5 };
+        let to = (from + (rate * span as f64) as usize)
+            .min(m.requests.len())
+            .max(from + 1);
+        let mut lat: Vec<u64> = m.requests[from..to].iter().map(|r| r.latency_us).collect();
+        let mut late: Vec<u64> = m.requests[from..to].iter().map(|r| r.late_us).collect();
+        lat.sort_unstable();
+        late.sort_unstable();
+        let _ = write!(
+            out,
+            " [{second}s {:.1}/{:.1} ({:.1})]",
+            q(&lat, 0.99),
+            q(&lat, 1.0),
+            q(&late, 0.99)
+        );
+        (from, second) = (to, second + span);
+    }
+    out.push('\n');
+    out
 }

@@ -410,6 +410,12 @@ pub struct CallbackSettings {
     /// `PAYDESK_CALLBACKS__BACKLOG_BYTES`, default 67108864 (64 MiB).
     #[serde(default = "default_backlog_bytes")]
     pub backlog_bytes: usize,
+    /// How long the answer to a refused callback that was only counted (its sender is over
+    /// its allowance) is held back, in milliseconds; 0 answers at once. A flood that waits
+    /// for its answers then costs a request per connection per hold.
+    /// `PAYDESK_CALLBACKS__HOLD_MS`, default 1000.
+    #[serde(default = "default_hold_ms")]
+    pub hold_ms: u64,
 }
 
 impl Default for CallbackSettings {
@@ -418,6 +424,7 @@ impl Default for CallbackSettings {
             refused_per_minute: default_refused_per_minute(),
             refused_body_bytes: default_refused_body_bytes(),
             backlog_bytes: default_backlog_bytes(),
+            hold_ms: default_hold_ms(),
         }
     }
 }
@@ -429,6 +436,7 @@ impl CallbackSettings {
             refused_per_minute: self.refused_per_minute,
             refused_body_bytes: self.refused_body_bytes,
             backlog_bytes: self.backlog_bytes,
+            hold_ms: self.hold_ms,
         }
     }
 }
@@ -443,6 +451,13 @@ fn default_refused_body_bytes() -> usize {
 
 fn default_backlog_bytes() -> usize {
     paydesk_core::notify::DEFAULT_BACKLOG_BYTES
+}
+
+/// The longest [`CallbackSettings::hold_ms`] accepted.
+const MAX_HOLD_MS: u64 = 3000;
+
+fn default_hold_ms() -> u64 {
+    paydesk_core::notify::DEFAULT_HOLD_MS
 }
 
 /// Merchant alerts: a POST to a webhook for each paid order.
@@ -747,6 +762,11 @@ impl Settings {
             bail!(
                 "PAYDESK_CALLBACKS__BACKLOG_BYTES (callbacks.backlog_bytes) must be at least {} (two of the largest callbacks)",
                 2 * paydesk_core::notify::MAX_BODY
+            );
+        }
+        if self.callbacks.hold_ms > MAX_HOLD_MS {
+            bail!(
+                "PAYDESK_CALLBACKS__HOLD_MS (callbacks.hold_ms) must be at most {MAX_HOLD_MS} (WeChat Pay waits only a few seconds for an answer)"
             );
         }
         if self.sync.tick_millis == 0 || self.sync.max_delay_seconds == 0 {

@@ -63,6 +63,9 @@ pub struct FloodPolicy {
     /// How many bytes of rows the in-memory backlog keeps while the database refuses
     /// writes (backlog.rs).
     pub backlog_bytes: usize,
+    /// How long the answer to a refusal that was only counted is held back (ms; 0 answers
+    /// at once): see [`Refusals::hold`].
+    pub hold_ms: u64,
 }
 
 /// [`FloodPolicy::refused_per_minute`] by default.
@@ -72,6 +75,13 @@ pub const DEFAULT_REFUSED_PER_MINUTE: u32 = 60;
 pub const DEFAULT_REFUSED_BODY_BYTES: usize = 8 * 1024;
 /// [`FloodPolicy::backlog_bytes`] by default: 64 MiB.
 pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
+/// [`FloodPolicy::hold_ms`] by default: one second, far below WeChat Pay's wait for an
+/// answer, far above what answering costs.
+pub const DEFAULT_HOLD_MS: u64 = 1000;
+
+/// Answers held back at once ([`Refusals::hold`]); beyond it they go out at once, so a
+/// flood on very many connections costs a bounded number of timers, not memory.
+pub const MAX_HELD: usize = 4096;
 
 impl Default for FloodPolicy {
     fn default() -> Self {
@@ -79,6 +89,7 @@ impl Default for FloodPolicy {
             refused_per_minute: DEFAULT_REFUSED_PER_MINUTE,
             refused_body_bytes: DEFAULT_REFUSED_BODY_BYTES,
             backlog_bytes: DEFAULT_BACKLOG_BYTES,
+            hold_ms: DEFAULT_HOLD_MS,
         }
     }
 }
@@ -198,6 +209,14 @@ impl State {
 pub(crate) struct Refusals {
     policy: FloodPolicy,
     state: Mutex<State>,
+    /// One refused callback is stored at a time: the writer (SQLite has one; PostgreSQL
+    /// serialises the claims on a sender's rows anyway) is shared with the verified
+    /// notifications, and a flood on many connections would otherwise queue dozens of
+    /// refused transactions, each with its own flush to disk, ahead of a real payment.
+    /// The junk waits here, on its own connections; a verified notification never does.
+    storing: tokio::sync::Semaphore,
+    /// The answers being held back ([`Refusals::hold`]), at most [`MAX_HELD`].
+    held: tokio::sync::Semaphore,
 }
 
 /// What became of a refused callback.
@@ -213,6 +232,8 @@ impl Refusals {
         Refusals {
             policy,
             state: Mutex::default(),
+            storing: tokio::sync::Semaphore::new(1),
+            held: tokio::sync::Semaphore::new(MAX_HELD),
         }
     }
 
@@ -277,6 +298,24 @@ impl Refusals {
             .or_insert(tally);
     }
 
+    /// Holds back the answer to a refusal that was only counted, for
+    /// [`FloodPolicy::hold_ms`]: its sender is over its allowance and it names nothing of
+    /// ours, so it is junk or a resend that cannot succeed, and the answer (`FAIL`) is the
+    /// same a second later. A flood that waits for each answer on its connections (as HTTP
+    /// clients do) then sends a request per connection per hold instead of as fast as the
+    /// server answers, so the junk stops taking the cores that verified notifications need;
+    /// a verified notification is never held. The caller drops the body first: a held
+    /// answer costs a timer, and at most [`MAX_HELD`] are held at once.
+    pub(crate) async fn hold(&self) {
+        if self.policy.hold_ms == 0 {
+            return;
+        }
+        let Ok(_slot) = self.held.try_acquire() else {
+            return;
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(self.policy.hold_ms)).await;
+    }
+
     /// Whether counts wait for [`Refusals::flush`].
     pub(crate) fn has_tallies(&self) -> bool {
         !self.state().tallies.is_empty()
@@ -321,6 +360,15 @@ impl Refusals {
             refusal.received_at,
             &refusal.findings.named,
         );
+        let _turn = self
+            .storing
+            .acquire()
+            .await
+            .map_err(|e| CoreError::Internal(e.into()))?;
+        // Another one may have used the allowance while this one waited.
+        if self.known_over(sender, at, named) {
+            return Ok(Fate::Counted);
+        }
         let mut tx = db.begin_write().await?;
         let minute = minute_of(at);
         let used: i64 = sqlx::query_scalar(
@@ -522,6 +570,30 @@ mod tests {
         assert_eq!(sender_of(Some("2001:db8:1:2:bbbb::9")), "2001:db8:1:2::/64");
         assert_eq!(sender_of(Some("[::ffff:10.0.0.1]:80")), "10.0.0.1");
         assert_eq!(sender_of(None), "-");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_counted_refusal_is_answered_after_the_hold_and_beyond_max_held_at_once() {
+        let r = Refusals::new(FloodPolicy::default());
+        let started = tokio::time::Instant::now();
+        r.hold().await;
+        assert_eq!(started.elapsed().as_millis(), u128::from(DEFAULT_HOLD_MS));
+
+        let _all = r.held.try_acquire_many(MAX_HELD as u32).unwrap();
+        let started = tokio::time::Instant::now();
+        r.hold().await;
+        assert_eq!(started.elapsed().as_millis(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_of_zero_answers_at_once() {
+        let r = Refusals::new(FloodPolicy {
+            hold_ms: 0,
+            ..FloodPolicy::default()
+        });
+        let started = tokio::time::Instant::now();
+        r.hold().await;
+        assert_eq!(started.elapsed().as_millis(), 0);
     }
 
     #[test]

@@ -78,6 +78,15 @@ impl Intake {
         self.after(outcome)
     }
 
+    /// Holds back the answer when the callback was only counted (flood.rs,
+    /// `Refusals::hold`); returns at once for every other outcome. Call it after letting
+    /// go of the body.
+    pub async fn hold(&self, outcome: &NotificationOutcome) {
+        if outcome.counted {
+            self.refusals.hold().await;
+        }
+    }
+
     fn backlog(&self) -> std::sync::MutexGuard<'_, Backlog> {
         self.backlog.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -32,8 +32,9 @@ mod verdict;
 
 pub use flood::{
     counted_since, sender_of, CountedRefusals, FloodPolicy, ALL_SENDERS_FACTOR,
-    DEFAULT_BACKLOG_BYTES, DEFAULT_REFUSED_BODY_BYTES, DEFAULT_REFUSED_PER_MINUTE,
-    MAX_SENDERS_PER_MINUTE, OTHER_SENDERS, PER_ORDER_PER_DAY,
+    DEFAULT_BACKLOG_BYTES, DEFAULT_HOLD_MS, DEFAULT_REFUSED_BODY_BYTES,
+    DEFAULT_REFUSED_PER_MINUTE, MAX_HELD, MAX_SENDERS_PER_MINUTE, OTHER_SENDERS,
+    PER_ORDER_PER_DAY,
 };
 pub(crate) use group_commit::Slot as GroupCommitSlot;
 pub use intake::Intake;
@@ -79,6 +80,9 @@ pub struct NotificationOutcome {
     pub events: Vec<Event>,
     /// The row that could not be written (the database refused it), to be written later.
     pub unrecorded: Option<Unrecorded>,
+    /// Refused and only counted, not stored (its sender is over its allowance, flood.rs):
+    /// the answer is held back by [`Intake::hold`].
+    pub counted: bool,
 }
 
 /// What goes into the `notifications` row besides the raw body, and what the flood limits
@@ -135,6 +139,7 @@ fn outcome(
         notification_id,
         events,
         unrecorded,
+        counted: false,
     }
 }
 

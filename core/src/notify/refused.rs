@@ -144,6 +144,7 @@ pub(super) async fn refuse(
                 notification_id: None,
                 events: Vec::new(),
                 unrecorded: None,
+                counted: true,
             };
         }
         Err(e) => {

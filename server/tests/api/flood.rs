@@ -70,7 +70,7 @@ async fn counted_on_the_page(app: &TestApp, expected: i64) -> Vec<(String, i64)>
 #[tokio::test]
 async fn refusals_beyond_the_allowance_are_counted_across_instances_and_shown_on_the_failures_page()
 {
-    let limits = serde_json::json!({"callbacks": {"refused_per_minute": 3}});
+    let limits = serde_json::json!({"callbacks": {"refused_per_minute": 3, "hold_ms": 0}});
     for app in spawn_apps_with(limits.clone()).await {
         // Arrange: a second instance on the same database
         fresh_minute().await;
@@ -101,12 +101,22 @@ async fn refusals_beyond_the_allowance_are_counted_across_instances_and_shown_on
 }
 
 #[tokio::test]
-async fn a_valid_notification_from_a_flooding_address_is_applied() {
-    for app in spawn_apps_with(serde_json::json!({"callbacks": {"refused_per_minute": 1}})).await {
-        // Arrange: the address (127.0.0.1) is over its allowance
+async fn a_valid_notification_from_a_flooding_address_is_applied_and_the_junk_is_held_back() {
+    let limits = serde_json::json!({"callbacks": {"refused_per_minute": 1, "hold_ms": 300}});
+    for app in spawn_apps_with(limits).await {
+        // Arrange: the address (127.0.0.1) is over its allowance; what is only counted is
+        // answered after the hold
         fresh_minute().await;
-        for _ in 0..4 {
-            post(&app.base, JUNK).await;
+        post(&app.base, JUNK).await;
+        for _ in 0..3 {
+            let started = std::time::Instant::now();
+            assert!(post(&app.base, JUNK).await.contains("FAIL"));
+            assert!(
+                started.elapsed() >= Duration::from_millis(300),
+                "a counted refusal was answered after {:?} ({})",
+                started.elapsed(),
+                app.db.label
+            );
         }
         create_order(&app, "FLOOD-VALID", 1200, SignType::Md5).await;
         let body = signed(

@@ -97,11 +97,13 @@ async fn receive(
         },
     );
     let body = request.into_body();
+    // Each arm lets go of the body before the answer may be held back.
     let outcome = match read_capped(body).await {
         Capped::Whole(raw) if kind == "refund" => intake.refund(peer, &raw).await,
         Capped::Whole(raw) => intake.payment(peer, &raw).await,
         Capped::Oversize(prefix) => intake.oversize(kind, peer, &prefix).await,
     };
+    intake.hold(&outcome).await;
     (
         [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
         outcome.reply_body,
