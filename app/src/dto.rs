@@ -1,5 +1,5 @@
 //! What crosses the wire between server functions and the browser. Nothing here holds a
-//! password hash or a secret (style.md §12).
+//! password hash or a secret (docs/style.md §12).
 
 use paydesk_types::Role;
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! `AppError`: what a server function can answer (style.md §5). Internals never cross the
+//! `AppError`: what a server function can answer (docs/style.md §5). Internals never cross the
 //! wire: a database failure is logged on the server and arrives as a bare `Internal`.
 
 use leptos::prelude::*;

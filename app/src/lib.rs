@@ -2,7 +2,7 @@
 //!
 //! Built twice from the same source: with feature `ssr` into the server (rendering pages
 //! and running server functions) and with feature `hydrate` into WebAssembly through the
-//! thin `frontend` crate (build.md). Layout follows style.md §12.
+//! thin `frontend` crate (docs/build.md). Layout follows docs/style.md §12.
 
 pub mod components;
 pub mod dto;
@@ -62,7 +62,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 ///
 /// Every route renders with `SsrMode::Async`: the server resolves the page's data before
 /// answering, so a signed-out visitor gets a real HTTP redirect and forms work before the
-/// WebAssembly has loaded (build.md "No-JS forms").
+/// WebAssembly has loaded (docs/build.md "No-JS forms").
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();

@@ -1,4 +1,4 @@
-//! The outbound call log (design.md "api_calls"): every call to WeChat Pay, as the wxpay
+//! The outbound call log (docs/design.md "api_calls"): every call to WeChat Pay, as the wxpay
 //! client reports it through [`wxpay::CallObserver`].
 //!
 //! The observer is called synchronously inside the client, so [`ApiCallRecorder`] only

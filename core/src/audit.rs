@@ -1,4 +1,4 @@
-//! The audit log: who did what, to what, when, from where (design.md "Data").
+//! The audit log: who did what, to what, when, from where (docs/design.md "Data").
 
 use serde::{Deserialize, Serialize};
 use sqlx::{Any, Executor, FromRow};

@@ -1,4 +1,4 @@
-//! Shoppers and their mini-program sessions (design.md "Data": customers).
+//! Shoppers and their mini-program sessions (docs/design.md "Data": customers).
 //!
 //! `POST /api/mp/login` trades a `wx.login` code for an openid (jscode2session), keeps the
 //! customer row and gives the mini program our own opaque bearer token. Only a SHA-256 of

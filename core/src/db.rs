@@ -24,7 +24,7 @@ use crate::wal::{self, Wal, WalLimits, WalStats};
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 
-/// Which database engine a [`Db`] talks to: the one named dialect switch of style.md §7.
+/// Which database engine a [`Db`] talks to: the one named dialect switch of docs/style.md §7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     /// A SQLite file (the default).

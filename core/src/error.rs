@@ -1,4 +1,4 @@
-//! The domain's error type. Callers map it to their own surface (style.md §5): the JSON API
+//! The domain's error type. Callers map it to their own surface (docs/style.md §5): the JSON API
 //! to `ApiError`, server functions to `AppError`. Refusals carry a reason as a small enum
 //! ([`ConflictReason`], [`ForbiddenReason`], [`InvalidReason`] from `paydesk-types`) that
 //! each surface words itself; the two unexpected kinds carry their cause in `Display`, so a

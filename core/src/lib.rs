@@ -2,7 +2,7 @@
 //!
 //! Both the axum routes (`server`) and the Leptos server functions (`app`, feature `ssr`)
 //! call into this crate; neither writes SQL. Queries are written once, as runtime
-//! `sqlx::query_as` over [`sqlx::Any`], and run on SQLite and PostgreSQL alike (style.md §7,
+//! `sqlx::query_as` over [`sqlx::Any`], and run on SQLite and PostgreSQL alike (docs/style.md §7,
 //! "Our decision"). Times are UTC milliseconds (`i64`), money is fen (`i64`).
 
 pub mod alerts;

@@ -1,4 +1,4 @@
-//! Argon2id password hashing, always off the async threads (style.md §14), and never more
+//! Argon2id password hashing, always off the async threads (docs/style.md §14), and never more
 //! of it at once than [`HashSlots`] allows.
 //!
 //! One argon2 run takes 19 MiB and tens of milliseconds of one core. Unbounded, a burst of

@@ -1,4 +1,4 @@
-//! The catalogue (design.md "Data": products). The mini program sends product ids and
+//! The catalogue (docs/design.md "Data": products). The mini program sends product ids and
 //! quantities; every price comes from here, never from the client.
 
 use sqlx::FromRow;

@@ -665,7 +665,7 @@ impl Detail {
 const APPID: &str = "wx2421b1c4370ec43b";
 const MCH_ID: &str = "10000100";
 
-/// A payment notification body as WeChat Pay sends it (spec §8.8), with a placeholder sign.
+/// A payment notification body as WeChat Pay sends it (docs/wechatpay-v2.md §8.8), with a placeholder sign.
 fn payment_body(
     rng: &mut StdRng,
     openid: &str,

@@ -1,4 +1,4 @@
-//! The tower-sessions store, in our own database and migrations (style.md §8), so sessions
+//! The tower-sessions store, in our own database and migrations (docs/style.md §8), so sessions
 //! survive restarts and are shared by every instance on PostgreSQL.
 
 use async_trait::async_trait;

@@ -1,4 +1,4 @@
-//! Order sync (design.md "Sync"; spec §8.3, §8.4, §10.1): notifications are not guaranteed,
+//! Order sync (docs/design.md "Sync"; docs/wechatpay-v2.md §8.3, §8.4, §10.1): notifications are not guaranteed,
 //! so orders still `NOTPAY` are asked about with orderquery, and expired ones are closed
 //! with closeorder, until each ends `PAID`, `CLOSED` or `PAYERROR`.
 //!
@@ -57,7 +57,7 @@ impl SyncPolicy {
     }
 }
 
-/// Asks WeChat Pay about an order (orderquery by `out_trade_no`, spec §8.3) and applies the
+/// Asks WeChat Pay about an order (orderquery by `out_trade_no`, docs/wechatpay-v2.md §8.3) and applies the
 /// answer:
 ///
 /// - `SUCCESS`, or a later paid state (`REFUND`), with our `total_fee` → `PAID` with
@@ -99,7 +99,7 @@ pub async fn refresh_order(
     apply_query(db, events, order, &answer).await
 }
 
-/// Closes an unpaid order (closeorder, spec §8.4) and applies the answer: success or
+/// Closes an unpaid order (closeorder, docs/wechatpay-v2.md §8.4) and applies the answer: success or
 /// `ORDERCLOSED` → `CLOSED` ([`Event::OrderClosed`]); `ORDERPAID` → it was paid after all,
 /// so [`refresh_order`] records the payment; `ORDERNOTEXIST` for an order that never got a
 /// `prepay_id` → closed locally. `SYSTEMERROR`, transport errors and anything else are

@@ -188,7 +188,7 @@ pub fn merchant() -> crate::notify::MerchantCredentials {
 }
 
 /// The fields of a successful payment notification from [`merchant`] for `no` and `fee`
-/// fen (spec §8.8), unsigned: a test changes or adds the fields it is about, then
+/// fen (docs/wechatpay-v2.md §8.8), unsigned: a test changes or adds the fields it is about, then
 /// [`signed`] makes the body.
 pub fn notification_params(no: &str, fee: i64) -> wxpay::Params {
     let m = merchant();
@@ -223,7 +223,7 @@ pub fn signed(mut p: wxpay::Params, key: &str, sign_type: wxpay::SignType) -> Ve
 }
 
 /// A successful payment notification from [`merchant`] for `no` and `fee` fen, MD5-signed
-/// (spec §8.8).
+/// (docs/wechatpay-v2.md §8.8).
 pub fn paid_notification(no: &str, fee: i64) -> Vec<u8> {
     signed(
         notification_params(no, fee),

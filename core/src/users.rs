@@ -1,4 +1,4 @@
-//! Staff accounts: create, list, change role, disable, passwords (design.md "Users").
+//! Staff accounts: create, list, change role, disable, passwords (docs/design.md "Users").
 //!
 //! Every change is written to the audit log in the same transaction as the change.
 

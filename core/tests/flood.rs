@@ -49,7 +49,7 @@ fn notification(no: &str, fee: i64, attach_len: usize, signed: bool) -> Vec<u8> 
     testing::signed(p, key, SignType::Md5)
 }
 
-/// A refund envelope (spec §8.9) for `mch_id` whose `req_info` is not ours to decrypt.
+/// A refund envelope (docs/wechatpay-v2.md §8.9) for `mch_id` whose `req_info` is not ours to decrypt.
 fn refund_envelope(mch_id: &str) -> Vec<u8> {
     format!(
         "<xml><return_code>SUCCESS</return_code><appid>{APPID}</appid>\

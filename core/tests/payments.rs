@@ -11,7 +11,7 @@ use paydesk_core::{CoreError, Db};
 use wxpay::SignType;
 
 /// A payment notification from the test merchant with this `result_code` and
-/// `transaction_id` (spec §8.8).
+/// `transaction_id` (docs/wechatpay-v2.md §8.8).
 fn notification(no: &str, fee: i64, result: &str, tid: &str) -> Vec<u8> {
     let mut p = testing::notification_params(no, fee);
     for (k, v) in [

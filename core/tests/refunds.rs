@@ -708,7 +708,7 @@ async fn a_refund_failed_after_an_unknown_outcome_is_checked_again_and_adopted_i
     }
 }
 
-/// A refund notification as WeChat Pay sends it (spec §8.9), encrypted with `key`.
+/// A refund notification as WeChat Pay sends it (docs/wechatpay-v2.md §8.9), encrypted with `key`.
 fn refund_notification(
     refund: &Refund,
     total_fee: i64,

@@ -1,5 +1,5 @@
 //! Order sync against a fake WeChat Pay (`wxpay::MockApi`), on SQLite and (when configured)
-//! PostgreSQL: how each `trade_state` and `err_code` is applied (spec §8.3, §8.4), the
+//! PostgreSQL: how each `trade_state` and `err_code` is applied (docs/wechatpay-v2.md §8.3, §8.4), the
 //! claim's lease, and the backoff.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The command line (design.md Contract "CLI").
+//! The command line (docs/design.md Contract "CLI").
 //!
 //! ```text
 //! paydesk [--config FILE] [serve [--demo-shoppers]]
@@ -326,7 +326,7 @@ async fn serve(settings: Settings) -> anyhow::Result<ExitCode> {
     let addr = format!("http://127.0.0.1:{}", app.port());
     match bootstrap {
         Bootstrap::AdminGenerated(password) => {
-            // Printed once, to the console only: never through tracing (style.md §15).
+            // Printed once, to the console only: never through tracing (docs/style.md §15).
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,

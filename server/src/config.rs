@@ -1,6 +1,6 @@
 //! Typed settings: built-in defaults, then a TOML file (`--config FILE`, else
 //! `./paydesk.toml` if present), then `PAYDESK_*` environment variables (`__` between
-//! levels), exactly as design.md's Contract names them. Secrets are `SecretString`s that
+//! levels), exactly as docs/design.md's Contract names them. Secrets are `SecretString`s that
 //! never print. A bad value stops the start with a message naming its key.
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! operations endpoints), background jobs and the command line.
 //!
 //! [`startup::Application::build`] constructs everything from [`config::Settings`] so the
-//! tests build exactly what production runs, bound to port 0 (style.md §2).
+//! tests build exactly what production runs, bound to port 0 (docs/style.md §2).
 
 pub mod cli;
 pub mod config;

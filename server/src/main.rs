@@ -1,4 +1,4 @@
-//! `paydesk`: the merchant back office. `main` stays boring (style.md §2): parse the
+//! `paydesk`: the merchant back office. `main` stays boring (docs/style.md §2): parse the
 //! command line and hand over to [`server::cli::run`].
 
 use std::process::ExitCode;

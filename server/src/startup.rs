@@ -1,7 +1,7 @@
 //! Builds the application: database, WeChat Pay client (or the in-process simulator),
 //! [`AppState`], [`router`], listener; then serves it with the [`crate::jobs`] beside it.
 //! Tests call [`Application::build`] with their own settings and port 0, exactly as
-//! `paydesk serve` does (style.md §2).
+//! `paydesk serve` does (docs/style.md §2).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

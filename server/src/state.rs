@@ -1,4 +1,4 @@
-//! The state every handler and job shares (style.md §3), and the pay flow's resolved
+//! The state every handler and job shares (docs/style.md §3), and the pay flow's resolved
 //! settings. Its own module so that routes and jobs depend on it, not on `startup`, which
 //! builds it.
 
@@ -18,7 +18,7 @@ use crate::config::Settings;
 use crate::metrics::Metrics;
 use crate::middleware::client_ip::TrustedProxies;
 
-/// Everything a request handler or server function may need (style.md §3).
+/// Everything a request handler or server function may need (docs/style.md §3).
 #[derive(Clone, FromRef)]
 pub struct AppState {
     /// Leptos' rendering options (output name, site root).

@@ -1,6 +1,6 @@
 //! Tracing setup: human-readable by default, JSON with `PAYDESK_LOG_FORMAT=json`, level from
 //! `RUST_LOG` (default `info`). Secrets are never logged: settings print redacted, spans use
-//! `skip_all`, and raw callback bodies are stored, not logged (style.md §15).
+//! `skip_all`, and raw callback bodies are stored, not logged (docs/style.md §15).
 
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;

@@ -2,7 +2,7 @@
 //!
 //! This crate has no features and no I/O so that `app` can use it when compiled to
 //! WebAssembly; everything touching the database lives in `paydesk-core`, which re-exports
-//! these types (style.md §1, §6).
+//! these types (docs/style.md §1, §6).
 
 mod money;
 mod reason;

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// An amount of money in fen. Never a float (wechatpay-v2.md §8.5: `intval(2257.68*100)`).
+/// An amount of money in fen. Never a float (docs/wechatpay-v2.md §8.5: `intval(2257.68*100)`).
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
 )]

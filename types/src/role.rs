@@ -1,4 +1,4 @@
-//! Staff roles. Roles are ordered: each includes every role below it (design.md "Users").
+//! Staff roles. Roles are ordered: each includes every role below it (docs/design.md "Users").
 
 use std::fmt;
 use std::str::FromStr;

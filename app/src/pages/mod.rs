@@ -1,4 +1,4 @@
-//! One routed page per module (style.md §12).
+//! One routed page per module (docs/style.md §12).
 
 pub mod account;
 pub mod audit;

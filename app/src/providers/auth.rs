@@ -1,5 +1,5 @@
 //! `AuthContext`: the signed-in user and the sign-in / sign-out actions, provided once at
-//! the top of the app (style.md §13). Hiding a link here is a courtesy; every server
+//! the top of the app (docs/style.md §13). Hiding a link here is a courtesy; every server
 //! function checks the role again.
 
 use leptos::prelude::*;

@@ -23,7 +23,7 @@ pub async fn login(
         let ip = ssr::client_ip().await;
         match auth::authenticate(&db, &username, SecretString::from(password), ip).await {
             Ok(user) => {
-                // A new session id at every sign-in defeats session fixation (style.md §14).
+                // A new session id at every sign-in defeats session fixation (docs/style.md §14).
                 ssr::sign_in(&session, user.id).await?;
                 let next = paydesk_types::safe_next(next.as_deref().unwrap_or("/"));
                 let next = if next.starts_with("/login") {

@@ -1,6 +1,6 @@
-//! Server functions, one file per domain (style.md §12). Each is a public endpoint: it
+//! Server functions, one file per domain (docs/style.md §12). Each is a public endpoint: it
 //! checks the session and role on the server first, then makes one call into
-//! `paydesk_core` (style.md §13). Endpoints have stable names under `/api/`.
+//! `paydesk_core` (docs/style.md §13). Endpoints have stable names under `/api/`.
 
 pub mod account;
 pub mod admin;

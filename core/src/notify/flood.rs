@@ -32,7 +32,7 @@
 //! even from a sender over its allowance — within their own bounds, since both can be
 //! forged by anyone who knows an order number or our (public) appid:
 //! - an order: at most [`PER_ORDER_PER_DAY`] refused rows naming it in 24 hours. WeChat Pay
-//!   sends one notification at most 16 times in 24 h (spec §8.8's retry schedule), so twice
+//!   sends one notification at most 16 times in 24 h (docs/wechatpay-v2.md §8.8's retry schedule), so twice
 //!   that keeps every real delivery and its duplicates; a forger naming every order we have
 //!   adds at most that many 8 KiB prefixes per real order a day, not per request.
 //! - refund envelopes for our merchant: at most [`FloodPolicy::refused_per_minute`] such

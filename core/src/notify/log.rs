@@ -1,6 +1,6 @@
 //! Reading the notification log for the dashboard: the filtered, keyset-paginated list,
 //! one notification with the order it was matched to, and the verification failures
-//! grouped by cause with the signature debugger's view of each (design.md "notifications").
+//! grouped by cause with the signature debugger's view of each (docs/design.md "notifications").
 //!
 //! Queries are built from the filters actually set (as in [`crate::sql`]), so each engine
 //! uses the `(kind, verdict, received_at, id)` family of indexes (migration `…_logs`).

@@ -1,11 +1,11 @@
-//! WeChat Pay callbacks: verify, apply exactly once, record every one (design.md "Notify",
-//! style.md §5 and §10, spec §8.8 and §11).
+//! WeChat Pay callbacks: verify, apply exactly once, record every one (docs/design.md "Notify",
+//! docs/style.md §5 and §10, docs/wechatpay-v2.md §8.8 and §11).
 //!
 //! Callbacks have no error type. Whatever arrives ends as a [`Verdict`], stored with the raw
 //! body in `notifications` and mapped to the reply: `SUCCESS` for [`Verdict::Applied`] and
 //! [`Verdict::Duplicate`], `FAIL` (WeChat resends) for everything else.
 //!
-//! Where: [`payment`] (spec §8.8, applied through [`group_commit`]), [`refund`] (§8.9),
+//! Where: [`payment`] (docs/wechatpay-v2.md §8.8, applied through [`group_commit`]), [`refund`] (§8.9),
 //! [`refused`] (what nothing verified), [`intake`] (the server's entry: flood limits
 //! ([`flood`]), events, and the [`backlog`] of rows the database refused), [`log`] (the
 //! dashboard's read side). Here: what they share — the row, the findings, the outcome.

@@ -1,4 +1,4 @@
-//! Payment notifications (spec §8.8): check, then apply through the group commit
+//! Payment notifications (docs/wechatpay-v2.md §8.8): check, then apply through the group commit
 //! (group_commit.rs) or alone, recording the row in the same transaction.
 
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::orders::transitions::{self, Payment};
 use crate::orders::{self, OrderKey, OrderStatus, OutTradeNo};
 use crate::{now_ms, CoreError, Db};
 
-/// Handles one payment notification (spec §8.8) end to end: records the raw body whatever
+/// Handles one payment notification (docs/wechatpay-v2.md §8.8) end to end: records the raw body whatever
 /// it is, parses it strictly (DTDs refused), verifies the signature with the order's sign
 /// type (an unknown order only after the signature verified by the §5.2 rule), checks appid,
 /// mch_id and total_fee, then marks the order `PAID` with one conditional update in one

@@ -1,4 +1,4 @@
-//! Refund notifications (spec §8.9): decrypt, match, then apply the refund's result in the
+//! Refund notifications (docs/wechatpay-v2.md §8.9): decrypt, match, then apply the refund's result in the
 //! same transaction as the row.
 
 use std::time::Instant;
@@ -16,7 +16,7 @@ use crate::events::Event;
 use crate::refunds::{self, RefundStatus};
 use crate::{now_ms, CoreError, Db};
 
-/// Handles one refund notification (spec §8.9) end to end: records the raw body whatever it
+/// Handles one refund notification (docs/wechatpay-v2.md §8.9) end to end: records the raw body whatever it
 /// is; parses the outer XML strictly; checks the outer `appid`/`mch_id`; decrypts `req_info`
 /// with the API key ([`Verdict::DecryptFailed`] if that fails: the envelope is unsigned,
 /// so the encryption is all the authenticity there is); matches `out_refund_no` to a refund

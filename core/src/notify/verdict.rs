@@ -12,21 +12,21 @@ pub enum Verdict {
     Applied,
     /// Verified, and already applied earlier: nothing changed.
     Duplicate,
-    /// The signature is missing, wrong, or uses a refused algorithm (spec §5.2, §5.3).
+    /// The signature is missing, wrong, or uses a refused algorithm (docs/wechatpay-v2.md §5.2, §5.3).
     BadSignature,
     /// Not a well-formed notification (not XML, fields missing or invalid).
     Malformed,
-    /// XML with a DOCTYPE or entity declaration (spec §11.1).
+    /// XML with a DOCTYPE or entity declaration (docs/wechatpay-v2.md §11.1).
     ForbiddenXml,
-    /// Signed, but for another appid (spec §11.2 item 4).
+    /// Signed, but for another appid (docs/wechatpay-v2.md §11.2 item 4).
     WrongAppid,
-    /// Signed, but for another merchant (spec §11.2 item 4).
+    /// Signed, but for another merchant (docs/wechatpay-v2.md §11.2 item 4).
     WrongMchId,
     /// Signed, but we have no order with this `out_trade_no`.
     UnknownOrder,
-    /// Signed, but `total_fee` differs from the order's (spec §8.8 item 2).
+    /// Signed, but `total_fee` differs from the order's (docs/wechatpay-v2.md §8.8 item 2).
     AmountMismatch,
-    /// A refund notification's `req_info` could not be decrypted (spec §8.9).
+    /// A refund notification's `req_info` could not be decrypted (docs/wechatpay-v2.md §8.9).
     DecryptFailed,
     /// Signed, `result_code=FAIL`: the payment failed.
     ResultFail,
@@ -70,7 +70,7 @@ impl Verdict {
     }
 
     /// Whether WeChat is told `SUCCESS` (stop sending): only when the notification is in
-    /// effect, i.e. applied now or before (spec §8.8).
+    /// effect, i.e. applied now or before (docs/wechatpay-v2.md §8.8).
     pub const fn acknowledged(self) -> bool {
         matches!(self, Verdict::Applied | Verdict::Duplicate)
     }
@@ -84,7 +84,7 @@ impl Verdict {
         }
     }
 
-    /// The exact reply body (spec §8.8). The FAIL message is the verdict name only: no
+    /// The exact reply body (docs/wechatpay-v2.md §8.8). The FAIL message is the verdict name only: no
     /// detail reaches the sender.
     pub fn reply_body(self) -> String {
         if self.acknowledged() {

@@ -1,5 +1,5 @@
 //! The orders page: a filtered, keyset-paginated list, newest first, and its totals
-//! (design.md "Users and what they need").
+//! (docs/design.md "Users and what they need").
 
 use super::filter::OrderFilter;
 use super::{Order, OrderRow, ORDER_COLUMNS};

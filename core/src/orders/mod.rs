@@ -1,5 +1,5 @@
-//! Orders: the merchant order number, the stored order and its lines (design.md "Data",
-//! "Pay"; spec §8.1, §10). The queries are in [`repository`], every change of
+//! Orders: the merchant order number, the stored order and its lines (docs/design.md "Data",
+//! "Pay"; docs/wechatpay-v2.md §8.1, §10). The queries are in [`repository`], every change of
 //! `orders.status` in [`transitions`], the state machine in [`status`].
 
 use std::fmt;
@@ -30,7 +30,7 @@ pub use repository::{
 pub use status::{IllegalTransition, OrderStatus};
 pub use transitions::transition;
 
-/// A merchant order number (`out_trade_no`, spec §8.1): 1–32 characters of
+/// A merchant order number (`out_trade_no`, docs/wechatpay-v2.md §8.1): 1–32 characters of
 /// `[0-9A-Za-z_-|*]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutTradeNo(String);
@@ -47,10 +47,10 @@ pub enum OutTradeNoError {
 }
 
 impl OutTradeNo {
-    /// The longest `out_trade_no` WeChat Pay accepts (spec §8.1).
+    /// The longest `out_trade_no` WeChat Pay accepts (docs/wechatpay-v2.md §8.1).
     pub const MAX_LEN: usize = 32;
 
-    /// Parses an order number (spec §8.1 field limits).
+    /// Parses an order number (docs/wechatpay-v2.md §8.1 field limits).
     pub fn parse(s: &str) -> Result<Self, OutTradeNoError> {
         if s.is_empty() || s.len() > Self::MAX_LEN {
             return Err(OutTradeNoError::Length);

@@ -1,11 +1,11 @@
-//! The order state machine (design.md "Data").
+//! The order state machine (docs/design.md "Data").
 
 use std::fmt;
 use std::str::FromStr;
 
-/// An order's status (design.md "Data"): `NOTPAY → PAID | CLOSED | PAYERROR`,
+/// An order's status (docs/design.md "Data"): `NOTPAY → PAID | CLOSED | PAYERROR`,
 /// `PAID → PARTIALLY_REFUNDED → REFUNDED`, `PAID → REFUNDED`. Nothing moves backwards, so a
-/// replayed payment notification can never undo a refund (spec §11.2 item 6).
+/// replayed payment notification can never undo a refund (docs/wechatpay-v2.md §11.2 item 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OrderStatus {
     /// Created, not paid yet.

@@ -1,4 +1,4 @@
-//! Executing approved refunds against WeChat Pay: the refund job (spec §8.5, §8.6).
+//! Executing approved refunds against WeChat Pay: the refund job (docs/wechatpay-v2.md §8.5, §8.6).
 
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ pub struct RefundPolicy {
     /// How long a claim keeps other instances away: longer than one call with the client's
     /// timeouts, so a lease only runs out when its holder died.
     pub lease: Duration,
-    /// The refund `notify_url` sent with every refund (spec §8.5).
+    /// The refund `notify_url` sent with every refund (docs/wechatpay-v2.md §8.5).
     pub notify_url: Option<String>,
     /// When a refund that ended `FAILED` after more than one call is asked about again
     /// with refundquery, counted from its failure: an earlier call's outcome was unknown,
@@ -293,7 +293,7 @@ struct Failure {
     message: String,
 }
 
-/// Sorts a refund call's error (spec §7): what is retried with the same number, and what
+/// Sorts a refund call's error (docs/wechatpay-v2.md §7): what is retried with the same number, and what
 /// ends the refund with a reason a person can act on.
 fn classify(e: &wxpay::Error) -> Failure {
     let fail = |code: &str, message: String| Failure {
@@ -362,7 +362,7 @@ fn classify(e: &wxpay::Error) -> Failure {
     }
 }
 
-/// The dashboard's words for WeChat Pay's refund `err_code`s (spec §7).
+/// The dashboard's words for WeChat Pay's refund `err_code`s (docs/wechatpay-v2.md §7).
 fn business_message(code: &str, des: &str) -> String {
     let plain = match code {
         "NOTENOUGH" => "the merchant account's refundable balance is too low: top it up, then file the refund again",
@@ -513,7 +513,7 @@ enum Queried {
     Failed(wxpay::Error),
 }
 
-/// refundquery by `out_refund_no` (spec §8.6), reduced to this refund's state. An answer
+/// refundquery by `out_refund_no` (docs/wechatpay-v2.md §8.6), reduced to this refund's state. An answer
 /// whose amount differs from ours is not adopted (it is logged and treated as a failure).
 async fn query(api: &dyn Api, refund: &Refund) -> Queried {
     let req = RefundQueryRequest::from(RefundQuery::ByOutRefundNo(refund.out_refund_no.clone()));

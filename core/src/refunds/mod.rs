@@ -1,4 +1,4 @@
-//! Refunds end to end (design.md "Data" refunds, "Refund"; spec §8.5, §8.6, §8.9, §10.2).
+//! Refunds end to end (docs/design.md "Data" refunds, "Refund"; docs/wechatpay-v2.md §8.5, §8.6, §8.9, §10.2).
 //!
 //! A refund is requested (by the shopper in the mini program, or by support for a
 //! customer), waits in `PENDING_APPROVAL`, is approved or rejected by a manager, and is then

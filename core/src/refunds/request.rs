@@ -1,4 +1,4 @@
-//! Asking for a refund, and a manager's decision on it (design.md "Refund").
+//! Asking for a refund, and a manager's decision on it (docs/design.md "Refund").
 
 use paydesk_types::Fen;
 use rand::Rng as _;
@@ -36,7 +36,7 @@ struct OrderForRefund {
     status: String,
 }
 
-/// Requests a refund of a paid order (design.md "Refund"): the order must be `PAID` or
+/// Requests a refund of a paid order (docs/design.md "Refund"): the order must be `PAID` or
 /// `PARTIALLY_REFUNDED` ([`CoreError::Conflict`] otherwise); a customer may only ask about
 /// their own order ([`CoreError::NotFound`] otherwise). The amount defaults to what is still
 /// refundable and must be 1 fen up to that ([`CoreError::Invalid`] `amount` naming it in

@@ -13,16 +13,16 @@ pub enum RefundStatus {
     /// Being sent to WeChat Pay (committed before each call), or the outcome of the last
     /// call is unknown: it is asked about before it is sent again.
     Submitted,
-    /// Accepted by WeChat Pay; the money is on its way (spec §8.5).
+    /// Accepted by WeChat Pay; the money is on its way (docs/wechatpay-v2.md §8.5).
     Processing,
-    /// Refunded (spec §8.6).
+    /// Refunded (docs/wechatpay-v2.md §8.6).
     Success,
     /// A manager said no.
     Rejected,
     /// Abnormal: e.g. the payer's card was cancelled; the money is parked with the merchant
-    /// and needs manual handling. Not final (spec §8.6): it is still asked about.
+    /// and needs manual handling. Not final (docs/wechatpay-v2.md §8.6): it is still asked about.
     Change,
-    /// Closed by WeChat Pay: failed, final; the amount is refundable again (spec §8.6).
+    /// Closed by WeChat Pay: failed, final; the amount is refundable again (docs/wechatpay-v2.md §8.6).
     RefundClose,
     /// WeChat Pay refused it (a business error such as `NOTENOUGH`), or it could not be sent
     /// at all (no or a refused client certificate). `last_error` says why in plain words.
@@ -59,7 +59,7 @@ impl RefundStatus {
     }
 
     /// Whether the amount is taken from what the order can still refund: everything but
-    /// `REJECTED`, `FAILED` and `REFUNDCLOSE` (design.md "Data": the sum of these never
+    /// `REJECTED`, `FAILED` and `REFUNDCLOSE` (docs/design.md "Data": the sum of these never
     /// exceeds the order's total_fee).
     pub const fn counts_against_order(self) -> bool {
         !matches!(

@@ -1,4 +1,4 @@
-//! Background jobs started with the server (style.md §2: they live beside the router and
+//! Background jobs started with the server (docs/style.md §2: they live beside the router and
 //! stop with it). Each job is a loop that ends when [`Stop`] fires; [`Jobs::stop`] waits for
 //! them to finish what they are doing, then aborts any that take too long.
 

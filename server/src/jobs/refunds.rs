@@ -1,4 +1,4 @@
-//! The refund job (design.md "Refund"): executes approved refunds over mutual TLS and
+//! The refund job (docs/design.md "Refund"): executes approved refunds over mutual TLS and
 //! settles those in flight with refundquery (`paydesk_core::refunds`). It wakes at once when
 //! a refund is approved, and every `tick_millis` for retries and queries that fell due.
 //! Claims are leases in the database (`next_attempt_at`), so any number of instances can run

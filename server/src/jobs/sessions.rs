@@ -1,4 +1,4 @@
-//! Deletes dashboard sessions past their expiry (tower-sessions' `ExpiredDeletion`, style.md
+//! Deletes dashboard sessions past their expiry (tower-sessions' `ExpiredDeletion`, docs/style.md
 //! §14): at start, then every ten minutes. An expired session is refused whether or not its
 //! row is gone; this keeps the table small.
 

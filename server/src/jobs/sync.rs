@@ -1,4 +1,4 @@
-//! The order sync job (design.md "Sync"): every `tick_millis` it claims the orders whose
+//! The order sync job (docs/design.md "Sync"): every `tick_millis` it claims the orders whose
 //! next look is due and, a few at a time, asks orderquery about them or closes the expired
 //! ones with closeorder (`paydesk_core::sync`), so that an order whose notification never
 //! arrived still ends `PAID` or `CLOSED`. Claims are leases in the database, so any number

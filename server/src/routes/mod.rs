@@ -1,5 +1,5 @@
 //! HTTP routes that are not dashboard pages. Each module exposes `router()`, merged in
-//! [`crate::router::router`] (style.md §9).
+//! [`crate::router::router`] (docs/style.md §9).
 
 pub mod events;
 pub mod mp;

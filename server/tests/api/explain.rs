@@ -1,4 +1,4 @@
-//! `paydesk wxpay explain`: the signature debugger on the command line (design.md Contract:
+//! `paydesk wxpay explain`: the signature debugger on the command line (docs/design.md Contract:
 //! exit 0 = valid, 1 = invalid, 2 = refused as malformed or forbidden XML).
 
 use std::io::Write as _;

@@ -1,5 +1,5 @@
 //! `POST /wxpay/notify/payment` against the running app, on every database backend: what
-//! is applied, what is refused, what is recorded (spec §8.8, §11; design.md "Notify").
+//! is applied, what is refused, what is recorded (docs/wechatpay-v2.md §8.8, §11; docs/design.md "Notify").
 
 use std::time::Duration;
 

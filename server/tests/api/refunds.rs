@@ -1,5 +1,5 @@
 //! Refunds end to end against the running app and a real simulator over real mutual TLS, on
-//! every database backend (issue "refunds end to end"; spec §8.5, §8.6, §8.9): requests from
+//! every database backend (issue "refunds end to end"; docs/wechatpay-v2.md §8.5, §8.6, §8.9): requests from
 //! the mini program, approval, execution, retries, certificate failures, refund
 //! notifications and the simulator's CHANGE / REFUNDCLOSE outcomes.
 

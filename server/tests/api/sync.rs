@@ -1,5 +1,5 @@
 //! The order sync job against the running app and its in-process simulator, on every
-//! database backend (design.md "Sync"; spec §8.3, §8.4): a lost notification still ends
+//! database backend (docs/design.md "Sync"; docs/wechatpay-v2.md §8.3, §8.4): a lost notification still ends
 //! PAID, an expired order ends CLOSED at both ends, and several instances share the work
 //! without querying an order twice per lease.
 

@@ -1,4 +1,4 @@
-//! The mini-program JSON API under `/api/mp` (issue "pay end to end"; design.md "Pay"),
+//! The mini-program JSON API under `/api/mp` (issue "pay end to end"; docs/design.md "Pay"),
 //! documented as OpenAPI 3.1 at `/api/mp/openapi.json`.
 //!
 //! Shoppers authenticate with our own opaque bearer token from `POST /api/mp/login`; the

@@ -24,7 +24,7 @@ use crate::state::AppState;
 const MAX_LINES: usize = 20;
 /// Most of one product in one order.
 const MAX_QUANTITY: i64 = 99;
-/// How long WeChat Pay keeps a prepay_id valid (spec §8.1).
+/// How long WeChat Pay keeps a prepay_id valid (docs/wechatpay-v2.md §8.1).
 const PREPAY_VALIDITY_MS: i64 = 2 * 3600 * 1000;
 /// A prepay_id this close to expiring is renewed rather than handed out.
 const PREPAY_MARGIN_MS: i64 = 60 * 1000;

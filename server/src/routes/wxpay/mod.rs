@@ -1,4 +1,4 @@
-//! WeChat Pay's callbacks (design.md "Notify"): `/wxpay/notify/…`.
+//! WeChat Pay's callbacks (docs/design.md "Notify"): `/wxpay/notify/…`.
 
 pub mod notify;
 

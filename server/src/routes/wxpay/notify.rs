@@ -1,5 +1,5 @@
-//! `POST /wxpay/notify/payment` (spec §8.8) and `POST /wxpay/notify/refund` (spec §8.9),
-//! style.md §10. Thin on purpose: the raw body and
+//! `POST /wxpay/notify/payment` (docs/wechatpay-v2.md §8.8) and `POST /wxpay/notify/refund` (docs/wechatpay-v2.md §8.9),
+//! docs/style.md §10. Thin on purpose: the raw body and
 //! the peer go to [`paydesk_core::notify::Intake`], which records, verifies and applies it,
 //! publishes what happened and says what to answer. The raw body is never logged.
 
@@ -58,7 +58,7 @@ pub(crate) async fn read_capped(body: Body) -> Capped {
 }
 
 /// Receives a payment notification and answers with the verdict's reply (HTTP 200,
-/// `text/xml`): `SUCCESS` only after the change is committed (spec §8.8).
+/// `text/xml`): `SUCCESS` only after the change is committed (docs/wechatpay-v2.md §8.8).
 async fn receive_payment_notification(
     State(state): State<CallbackState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -67,7 +67,7 @@ async fn receive_payment_notification(
     receive("payment", &state, peer, request).await
 }
 
-/// Receives a refund notification (encrypted `req_info`, spec §8.9) and answers with the
+/// Receives a refund notification (encrypted `req_info`, docs/wechatpay-v2.md §8.9) and answers with the
 /// verdict's reply: `SUCCESS` only after the change is committed.
 async fn receive_refund_notification(
     State(state): State<CallbackState>,
