@@ -65,3 +65,12 @@ impl CoreError {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
 }
+
+/// A stored name that is no status or verdict this build knows (`paydesk-types`
+/// parses them): the database holds something the code does not, an internal error as it
+/// was when the enums lived here.
+impl From<paydesk_types::UnknownName> for CoreError {
+    fn from(e: paydesk_types::UnknownName) -> Self {
+        CoreError::Internal(e.into())
+    }
+}

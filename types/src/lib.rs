@@ -4,15 +4,25 @@
 //! WebAssembly; everything touching the database lives in `paydesk-core`, which re-exports
 //! these types (style.md §1, §6).
 
+mod event;
 mod money;
+mod paid_order;
 mod role;
+mod status;
 mod time_fmt;
 mod username;
+mod verdict;
+mod wire;
 
+pub use event::{Event, PaidVia};
 pub use money::{Fen, ParseFenError};
+pub use paid_order::PaidOrder;
 pub use role::{ParseRoleError, Role};
+pub use status::{IllegalTransition, OrderStatus, RefundStatus};
 pub use time_fmt::{format_shanghai, format_shanghai_date, shanghai_date_to_ms, SHANGHAI};
 pub use username::{Username, UsernameError};
+pub use verdict::Verdict;
+pub use wire::UnknownName;
 
 /// A `next=` redirect target made safe: only a path on this site (`/orders?x=1`), never
 /// another origin (`//evil.example`, `https://…`, `/\evil`). Anything else becomes `/`.

@@ -8,12 +8,13 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
-use paydesk_types::{format_shanghai, Fen};
+use paydesk_types::{format_shanghai, Fen, OrderStatus};
 
 use crate::components::live::use_live;
+use crate::components::status::{Status, StatusBadge};
 use crate::dto::orders::{OrderListItem, OrdersView};
 use crate::error::Refused;
-use crate::i18n::{use_lang, Lang, Msg};
+use crate::i18n::{use_lang, Msg};
 use crate::server::orders::{list_orders, RECENT};
 
 crate::messages! {
@@ -44,38 +45,19 @@ pub enum OrdersMsg {
     Openid => "顾客 openid", "Customer openid";
     CreatedAt => "下单时间", "Created";
     PaidAt => "支付时间", "Paid";
-    NotPay => "未支付", "Unpaid";
-    Paid => "已支付", "Paid";
-    Closed => "已关闭", "Closed";
-    PayError => "支付失败", "Payment failed";
-    PartiallyRefunded => "部分退款", "Partially refunded";
-    Refunded => "已全额退款", "Refunded";
     DaysNote => "日期按北京时间（Asia/Shanghai）自然日计算，含首尾两天；金额含上下限。", "Days are Asia/Shanghai calendar days, both ends included; amounts include both limits.";
 }
 }
 
 /// Every order status, in the order the filter shows them.
-pub const STATUSES: [&str; 6] = [
-    "NOTPAY",
-    "PAID",
-    "PARTIALLY_REFUNDED",
-    "REFUNDED",
-    "CLOSED",
-    "PAYERROR",
+const FILTER_ORDER: [OrderStatus; 6] = [
+    OrderStatus::NotPay,
+    OrderStatus::Paid,
+    OrderStatus::PartiallyRefunded,
+    OrderStatus::Refunded,
+    OrderStatus::Closed,
+    OrderStatus::PayError,
 ];
-
-/// An order status's name in `lang` and its badge class.
-pub fn status_badge(status: &str, lang: Lang) -> (&'static str, &'static str) {
-    let (msg, class) = match status {
-        "NOTPAY" => (OrdersMsg::NotPay, "status status--warn"),
-        "PAID" => (OrdersMsg::Paid, "status status--ok"),
-        "CLOSED" => (OrdersMsg::Closed, "status status--off"),
-        "PAYERROR" => (OrdersMsg::PayError, "status status--bad"),
-        "PARTIALLY_REFUNDED" => (OrdersMsg::PartiallyRefunded, "status status--info"),
-        _ => (OrdersMsg::Refunded, "status status--info"),
-    };
-    (msg.text(lang), class)
-}
 
 /// `oUpF8u…WeS6o`: enough to recognise, short enough for a table cell.
 pub fn short_openid(openid: &str) -> String {
@@ -197,14 +179,14 @@ fn FilterForm() -> impl IntoView {
             .flat_map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
             .any(|s| s == status)
     };
-    let chips = STATUSES
+    let chips = FILTER_ORDER
         .into_iter()
         .map(|status| {
-            let (label, _) = status_badge(status, lang);
+            let name = status.as_str();
             view! {
                 <label class="chip">
-                    <input type="checkbox" name="status" value=status checked=move || checked(status)/>
-                    <span>{label}</span>
+                    <input type="checkbox" name="status" value=name checked=move || checked(name)/>
+                    <span>{Status::from(status).label(lang)}</span>
                 </label>
             }
         })
@@ -309,15 +291,14 @@ fn OrderTable(orders: Vec<OrderListItem>) -> impl IntoView {
     let rows = orders
         .into_iter()
         .map(|o| {
-            let (label, class) = status_badge(&o.status, lang);
             let href = format!("/orders/{}", o.out_trade_no);
             view! {
-                <tr class="table__row" data-order=o.out_trade_no.clone() data-status=o.status.clone()>
+                <tr class="table__row" data-order=o.out_trade_no.clone() data-status=o.status.as_str()>
                     <td class="mono"><a href=href>{o.out_trade_no.clone()}</a></td>
                     <td class="mono">{o.transaction_id.clone().unwrap_or_else(|| "—".into())}</td>
                     <td class="mono" title=o.openid.clone()>{short_openid(&o.openid)}</td>
                     <td class="table__money">{Fen(o.total_fee).display_yuan()}</td>
-                    <td><span class=class>{label}</span></td>
+                    <td><StatusBadge status=o.status/></td>
                     <td class="table__time">{format_shanghai(o.created_at)}</td>
                     <td class="table__time">{o.paid_at.map(format_shanghai).unwrap_or_else(|| "—".into())}</td>
                 </tr>

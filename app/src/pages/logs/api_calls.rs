@@ -7,6 +7,7 @@ use paydesk_types::format_shanghai;
 
 use super::{id_param, query_param, BodyBlock, DateFilters, LogsMsg, Pager, ENDPOINTS};
 use crate::components::live::use_live;
+use crate::components::status::Tone;
 use crate::dto::{ApiCallDetail, ApiCallPage, ApiCallRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -19,11 +20,11 @@ fn endpoint_label(endpoint: &str, lang: Lang) -> &'static str {
         .map_or("", |(_, label)| label.text(lang))
 }
 
-fn outcome_label(outcome: &str, lang: Lang) -> (&'static str, &'static str) {
+fn outcome_label(outcome: &str, lang: Lang) -> (&'static str, Tone) {
     match outcome {
-        "ok" => (LogsMsg::OutcomeOk.text(lang), "status status--ok"),
-        "business" => (LogsMsg::OutcomeBusiness.text(lang), "status status--warn"),
-        _ => (LogsMsg::OutcomeTransport.text(lang), "status status--bad"),
+        "ok" => (LogsMsg::OutcomeOk.text(lang), Tone::Ok),
+        "business" => (LogsMsg::OutcomeBusiness.text(lang), Tone::Warn),
+        _ => (LogsMsg::OutcomeTransport.text(lang), Tone::Bad),
     }
 }
 
@@ -123,7 +124,7 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
         .rows
         .into_iter()
         .map(|r| {
-            let (label, class) = outcome_label(&r.outcome, lang);
+            let (label, tone) = outcome_label(&r.outcome, lang);
             let href = format!("/api-calls/{}", r.id);
             let codes = codes(&r);
             view! {
@@ -135,7 +136,7 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
                         {r.out_refund_no.clone().map(|n| view! { <div class="muted mono">{n}</div> })}
                     </td>
                     <td>
-                        <span class=class>{label}</span>
+                        <span class=tone.class()>{label}</span>
                         <div class="muted mono">{codes}</div>
                     </td>
                     <td class="table__num">{r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</td>
@@ -190,7 +191,7 @@ pub fn ApiCallDetailPage() -> impl IntoView {
 fn CallDetail(d: ApiCallDetail) -> impl IntoView {
     let lang = use_lang();
     let r = d.row;
-    let (label, class) = outcome_label(&r.outcome, lang);
+    let (label, tone) = outcome_label(&r.outcome, lang);
     let order = r.out_trade_no.clone().map(|no| {
         view! {
             <dt>{LogsMsg::OrderNo.text(lang)}</dt>
@@ -200,7 +201,7 @@ fn CallDetail(d: ApiCallDetail) -> impl IntoView {
     view! {
         <h1 class="page__title">
             {LogsMsg::ApiCallTitle.text(lang)} " #" {r.id} " "
-            <span class=class data-testid="outcome">{label}</span>
+            <span class=tone.class() data-testid="outcome">{label}</span>
         </h1>
         <section class="card">
             <dl class="facts">

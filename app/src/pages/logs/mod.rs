@@ -9,8 +9,10 @@ pub mod notifications;
 
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use paydesk_types::Verdict;
 
 use crate::components::shell::urlencode;
+use crate::components::status::{Status, Tone};
 use crate::dto::ShownBody;
 use crate::i18n::{use_lang, Lang};
 
@@ -109,6 +111,10 @@ pub enum LogsMsg {
     EpRefundQuery => "查询退款", "Refund query";
     EpDownloadBill => "下载对账单", "Download bill";
     EpLogin => "小程序登录", "Mini-program login";
+    CauseSignTypeMismatch => "签名算法不符", "Sign type mismatch";
+    CauseMissingSign => "缺少签名", "No signature";
+    CauseOversize => "报文过大", "Too large";
+    CauseUnknown => "未知", "Unknown";
 }
 }
 
@@ -123,47 +129,20 @@ pub const ENDPOINTS: [(&str, LogsMsg); 7] = [
     ("/sns/jscode2session", LogsMsg::EpLogin),
 ];
 
-/// The verdict names, in the order the filter lists them.
-pub const VERDICTS: [&str; 12] = [
-    "applied",
-    "duplicate",
-    "bad_signature",
-    "malformed",
-    "forbidden_xml",
-    "wrong_appid",
-    "wrong_mch_id",
-    "unknown_order",
-    "amount_mismatch",
-    "decrypt_failed",
-    "result_fail",
-    "internal_error",
-];
-
-/// A verdict's or failure cause's short name, and its badge class.
-pub fn verdict_label(name: &str, lang: Lang) -> (&'static str, &'static str) {
-    let zh_en = |zh, en| if lang == Lang::Zh { zh } else { en };
-    let (label, class) = match name {
-        "applied" => (zh_en("已入账", "Applied"), "status status--ok"),
-        "duplicate" => (zh_en("重复通知", "Duplicate"), "status status--off"),
-        "bad_signature" => (zh_en("签名错误", "Bad signature"), "status status--bad"),
-        "sign_type_mismatch" => (
-            zh_en("签名算法不符", "Sign type mismatch"),
-            "status status--bad",
-        ),
-        "missing_sign" => (zh_en("缺少签名", "No signature"), "status status--bad"),
-        "malformed" => (zh_en("报文格式错误", "Malformed"), "status status--bad"),
-        "oversize" => (zh_en("报文过大", "Too large"), "status status--bad"),
-        "forbidden_xml" => (zh_en("禁止的 XML", "Forbidden XML"), "status status--bad"),
-        "wrong_appid" => (zh_en("AppID 不符", "Wrong appid"), "status status--bad"),
-        "wrong_mch_id" => (zh_en("商户号不符", "Wrong mch_id"), "status status--bad"),
-        "unknown_order" => (zh_en("订单不存在", "Unknown order"), "status status--warn"),
-        "amount_mismatch" => (zh_en("金额不符", "Amount mismatch"), "status status--bad"),
-        "decrypt_failed" => (zh_en("解密失败", "Decryption failed"), "status status--bad"),
-        "result_fail" => (zh_en("支付失败", "Payment failed"), "status status--warn"),
-        "internal_error" => (zh_en("内部错误", "Internal error"), "status status--warn"),
-        _ => (zh_en("未知", "Unknown"), "status status--off"),
+/// A failure cause's short name and its badge's tone: a verdict, or one of the finer causes
+/// the failures page groups refused callbacks by.
+pub fn cause_label(name: &str, lang: Lang) -> (&'static str, Tone) {
+    if let Ok(verdict) = name.parse::<Verdict>() {
+        let status = Status::from(verdict);
+        return (status.label(lang), status.tone());
+    }
+    let msg = match name {
+        "sign_type_mismatch" => LogsMsg::CauseSignTypeMismatch,
+        "missing_sign" => LogsMsg::CauseMissingSign,
+        "oversize" => LogsMsg::CauseOversize,
+        _ => return (LogsMsg::CauseUnknown.text(lang), Tone::Off),
     };
-    (label, class)
+    (msg.text(lang), Tone::Bad)
 }
 
 /// What a verdict or failure cause means and what to check, in plain words.
@@ -372,14 +351,15 @@ mod tests {
 
     #[test]
     fn every_verdict_has_a_label_and_an_explanation_in_both_languages() {
-        for name in VERDICTS
-            .iter()
-            .chain(&["sign_type_mismatch", "missing_sign", "oversize"])
-        {
+        for name in Verdict::ALL.iter().map(|v| v.as_str()).chain([
+            "sign_type_mismatch",
+            "missing_sign",
+            "oversize",
+        ]) {
             for lang in [Lang::Zh, Lang::En] {
                 assert_ne!(
-                    verdict_label(name, lang).0,
-                    verdict_label("?", lang).0,
+                    cause_label(name, lang).0,
+                    cause_label("?", lang).0,
                     "{name}"
                 );
                 assert_ne!(
