@@ -15,7 +15,7 @@ mod verdict;
 mod wire;
 
 pub use event::{Event, PaidVia};
-pub use money::{Fen, ParseFenError};
+pub use money::{grouped, Fen, ParseFenError};
 pub use paid_order::PaidOrder;
 pub use role::{ParseRoleError, Role};
 pub use status::{IllegalTransition, OrderStatus, RefundStatus};

@@ -10,7 +10,9 @@ use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
 use paydesk_types::{format_shanghai, Fen, OrderStatus};
 
+use crate::components::filtered_list::DateRange;
 use crate::components::live::use_live;
+use crate::components::pager::{PageLinks, PagerMsg};
 use crate::components::status::{Status, StatusBadge};
 use crate::dto::orders::{OrderListItem, OrdersView};
 use crate::error::Refused;
@@ -27,8 +29,6 @@ pub enum OrdersMsg {
     Search => "查找", "Find";
     NothingFound => "没有完全匹配的订单：", "No exact match for ";
     Statuses => "状态", "Status";
-    From => "开始日期", "From";
-    To => "结束日期", "To";
     MinYuan => "最低金额（元）", "Min (yuan)";
     MaxYuan => "最高金额（元）", "Max (yuan)";
     CustomerOnly => "仅此顾客", "Only this customer";
@@ -37,8 +37,6 @@ pub enum OrdersMsg {
     CountUnit => "笔订单", "orders";
     Total => "合计", "total";
     Export => "导出 CSV", "Export CSV";
-    Next => "下一页 →", "Next →";
-    Previous => "← 上一页", "← Previous";
     NoOrders => "没有符合条件的订单。", "No orders match.";
     OutTradeNo => "商户订单号", "Merchant order no.";
     TransactionId => "微信支付单号", "WeChat Pay transaction no.";
@@ -198,14 +196,7 @@ fn FilterForm() -> impl IntoView {
                 {chips}
             </fieldset>
             <div class="order-filter__row">
-                <label class="form__field">
-                    <span>{OrdersMsg::From.text(lang)}</span>
-                    <input type="date" name="from" value=move || field("from")/>
-                </label>
-                <label class="form__field">
-                    <span>{OrdersMsg::To.text(lang)}</span>
-                    <input type="date" name="to" value=move || field("to")/>
-                </label>
+                <DateRange from=Signal::derive(move || field("from")) to=Signal::derive(move || field("to"))/>
                 <label class="form__field">
                     <span>{OrdersMsg::MinYuan.text(lang)}</span>
                     <input name="min" inputmode="decimal" class="money-input" value=move || field("min")/>
@@ -273,10 +264,7 @@ fn OrdersResult(data: OrdersView, after: String, prev: Vec<String>) -> impl Into
             })}
         </div>
         <OrderTable orders=data.orders/>
-        <nav class="pager" aria-label="pages">
-            {prev_href.map(|href| view! { <a class="button button--small" href=href data-testid="prev-page">{OrdersMsg::Previous.text(lang)}</a> })}
-            {next_href.map(|href| view! { <a class="button button--small" href=href data-testid="next-page">{OrdersMsg::Next.text(lang)}</a> })}
-        </nav>
+        <PageLinks back=prev_href back_label=PagerMsg::Previous next=next_href next_label=PagerMsg::Next/>
         <p class="page__note">{OrdersMsg::DaysNote.text(lang)} " " {Msg::TimesNote.text(lang)}</p>
     }
 }

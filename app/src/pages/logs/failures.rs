@@ -7,7 +7,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
-use super::{cause_label, query_param, verdict_explanation, LogsMsg};
+use super::{cause_label, verdict_explanation, LogsMsg};
+use crate::components::filtered_list::query_param;
 use crate::components::live::use_live;
 use crate::dto::{CountedRow, FailureGroup, FailureRow, FailuresView, SignatureDebug};
 use crate::error::Refused;

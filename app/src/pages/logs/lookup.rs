@@ -5,7 +5,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Fen, OrderStatus};
 
-use super::{query_param, LogsMsg};
+use super::LogsMsg;
+use crate::components::filtered_list::query_param;
 use crate::dto::{LookupResult, LookupRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};

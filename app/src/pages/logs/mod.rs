@@ -8,13 +8,11 @@ pub mod lookup;
 pub mod notifications;
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_params_map;
 use paydesk_types::Verdict;
 
-use crate::components::shell::urlencode;
 use crate::components::status::{Status, Tone};
-use crate::dto::ShownBody;
-use crate::i18n::{use_lang, Lang};
+use crate::i18n::Lang;
 
 crate::messages! {
 /// The logs pages' words.
@@ -25,10 +23,6 @@ pub enum LogsMsg {
     KindRefund => "退款", "Refund";
     All => "全部", "All";
     Verdict => "处理结果", "Verdict";
-    From => "开始日期", "From";
-    To => "结束日期", "To";
-    Filter => "筛选", "Filter";
-    Reset => "清除筛选", "Clear";
     Received => "收到时间", "Received";
     OrderNo => "商户订单号", "Order no.";
     RefundNo => "商户退款单号", "Refund no.";
@@ -36,8 +30,6 @@ pub enum LogsMsg {
     Peer => "来源地址", "From address";
     Reply => "我们的回复", "Our reply";
     Detail => "详情", "Details";
-    Newer => "回到最新", "Back to newest";
-    Older => "更早 →", "Older →";
     NoNotifications => "没有符合条件的通知。", "No notifications match.";
     NotificationTitle => "回调通知", "Notification";
     MatchedOrder => "匹配的订单", "Matched order";
@@ -50,9 +42,6 @@ pub enum LogsMsg {
     SanitizedBody => "脱敏报文（openid、签名等已遮盖）", "Sanitized body (openid, sign and the like masked)";
     Copy => "复制", "Copy";
     CopySanitized => "复制脱敏版", "Copy sanitized";
-    Copied => "已复制", "Copied";
-    BodyNotXml => "报文不是 XML，按原文显示。", "The body is not XML; shown as received.";
-    CopyCopiesAll => "复制按钮复制全文。", "The copy button copies all of it.";
     FailuresIntro => "未被接受的回调，按原因分组。每组可展开查看每一条失败、原因说明和签名调试信息。API 密钥不会出现在页面上。", "Callbacks we refused, grouped by cause. Open a group for each failure, what went wrong and what to check, and the signature debugger. The API key never appears on this page.";
     Last24h => "最近 24 小时", "Last 24 h";
     Last7d => "最近 7 天", "Last 7 days";
@@ -184,27 +173,6 @@ pub fn verdict_explanation(name: &str, lang: Lang) -> &'static str {
     }
 }
 
-/// `page?k=v&…` with the empty values left out.
-pub fn href_with(path: &str, params: &[(&str, String)]) -> String {
-    let query = params
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{query}")
-    }
-}
-
-/// A query parameter of the current page (empty when absent).
-pub fn query_param(name: &'static str) -> Memo<String> {
-    let query = use_query_map();
-    Memo::new(move |_| query.with(|q| q.get(name).unwrap_or_default()))
-}
-
 /// The `{id}` of a detail page's path (0, which matches nothing, when it is not a number).
 pub fn id_param() -> Memo<i64> {
     let params = use_params_map();
@@ -217,131 +185,6 @@ pub fn duration_text(us: i64) -> String {
         format!("{us} µs")
     } else {
         format!("{:.1} ms", us as f64 / 1000.0)
-    }
-}
-
-/// "Showing the first N bytes of M", for a body laid out only in part.
-pub fn cut_notice(shown: u64, total: u64, lang: Lang) -> String {
-    let (shown, total) = (grouped(shown), grouped(total));
-    match lang {
-        Lang::Zh => format!("报文较长：显示前 {shown} 字节，共 {total} 字节。"),
-        Lang::En => format!("A long body: showing the first {shown} bytes of {total}."),
-    }
-}
-
-/// `1234567` as `1,234,567`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
-}
-
-/// Copies `text` to the clipboard (in the browser; nothing happens on the server).
-fn copy_to_clipboard(text: &str) {
-    #[cfg(feature = "hydrate")]
-    {
-        let _ = window().navigator().clipboard().write_text(text);
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = text;
-}
-
-/// A body in a `<pre>` (escaped like any text) with a copy button.
-#[component]
-pub fn BodyBlock(
-    /// The heading.
-    title: &'static str,
-    /// The body.
-    body: ShownBody,
-    /// The copy button's label.
-    copy_label: &'static str,
-    /// `data-testid` of the `<pre>`.
-    testid: &'static str,
-) -> impl IntoView {
-    let lang = use_lang();
-    let copied = RwSignal::new(false);
-    let text = body.raw.clone();
-    let cut = (body.shown < body.total).then(|| {
-        view! {
-            <p class="muted" data-testid=format!("{testid}-cut")>
-                {cut_notice(body.shown, body.total, lang)} " " {LogsMsg::CopyCopiesAll.text(lang)}
-            </p>
-        }
-    });
-    view! {
-        <section class="card body-block">
-            <div class="body-block__head">
-                <h2 class="card__title">{title}</h2>
-                <button type="button" class="button button--small" data-testid=format!("{testid}-copy")
-                    on:click=move |_| {
-                        copy_to_clipboard(&text);
-                        copied.set(true);
-                    }>
-                    {move || if copied.get() { LogsMsg::Copied.text(lang) } else { copy_label }}
-                </button>
-            </div>
-            {(body.format == "text").then(|| view! { <p class="muted">{LogsMsg::BodyNotXml.text(lang)}</p> })}
-            {cut}
-            <pre class="body" data-testid=testid data-format=body.format.clone()>{body.pretty}</pre>
-        </section>
-    }
-}
-
-/// The date range of a filter form, its submit button and a link that clears it.
-#[component]
-pub fn DateFilters(
-    /// The `from` date in effect.
-    from: Memo<String>,
-    /// The `to` date in effect.
-    to: Memo<String>,
-    /// The unfiltered list's path.
-    reset: &'static str,
-) -> impl IntoView {
-    let lang = use_lang();
-    view! {
-        <label class="form__field">
-            <span>{LogsMsg::From.text(lang)}</span>
-            <input type="date" name="from" value=move || from.get()/>
-        </label>
-        <label class="form__field">
-            <span>{LogsMsg::To.text(lang)}</span>
-            <input type="date" name="to" value=move || to.get()/>
-        </label>
-        <button type="submit" class="button button--primary">{LogsMsg::Filter.text(lang)}</button>
-        <a href=reset class="button button--quiet">{LogsMsg::Reset.text(lang)}</a>
-    }
-}
-
-/// "Back to newest" and "Older →" links of a keyset-paginated list.
-#[component]
-pub fn Pager(
-    /// The list's path.
-    path: &'static str,
-    /// The filters in effect (without `after`).
-    params: Vec<(&'static str, String)>,
-    /// Whether this is a later page.
-    paged: bool,
-    /// The next page's `after`.
-    next: Option<String>,
-) -> impl IntoView {
-    let lang = use_lang();
-    let first = href_with(path, &params);
-    let older = next.map(|n| {
-        let mut p = params.clone();
-        p.push(("after", n));
-        href_with(path, &p)
-    });
-    view! {
-        <nav class="pager" aria-label="pages">
-            {paged.then(|| view! { <a class="button button--small" href=first.clone()>{LogsMsg::Newer.text(lang)}</a> })}
-            {older.map(|h| view! { <a class="button button--small" href=h data-testid="older">{LogsMsg::Older.text(lang)}</a> })}
-        </nav>
     }
 }
 
@@ -369,37 +212,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn a_cut_body_says_how_much_is_shown() {
-        assert_eq!(
-            cut_notice(65_536, 1_048_576, Lang::Zh),
-            "报文较长：显示前 65,536 字节，共 1,048,576 字节。"
-        );
-        assert_eq!(
-            cut_notice(999, 1000, Lang::En),
-            "A long body: showing the first 999 bytes of 1,000."
-        );
-    }
-
-    #[test]
-    fn links_keep_only_the_filters_set() {
-        assert_eq!(
-            href_with(
-                "/notifications",
-                &[
-                    ("kind", "refund".into()),
-                    ("verdict", String::new()),
-                    ("from", "2026-11-20".into())
-                ]
-            ),
-            "/notifications?kind=refund&from=2026-11-20"
-        );
-        assert_eq!(
-            href_with("/lookup", &[("q", "12.34 昨天".into())]),
-            "/lookup?q=12.34%20%E6%98%A8%E5%A4%A9"
-        );
-        assert_eq!(href_with("/failures", &[]), "/failures");
     }
 }

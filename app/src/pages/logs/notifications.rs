@@ -6,11 +6,10 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Fen, Verdict};
 
-use super::{
-    duration_text, id_param, query_param, verdict_explanation, BodyBlock, DateFilters, LogsMsg,
-    Pager,
-};
-use crate::components::live::use_live;
+use super::{duration_text, id_param, verdict_explanation, LogsMsg};
+use crate::components::body::BodyBlock;
+use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::pager::Pager;
 use crate::components::status::{Badge, Status, StatusBadge, Tone};
 use crate::dto::{NotificationDetail, NotificationPage, NotificationRow};
 use crate::error::Refused;
@@ -28,32 +27,24 @@ fn kind_label(kind: &str, lang: Lang) -> &'static str {
 #[component]
 pub fn NotificationsPage() -> impl IntoView {
     let lang = use_lang();
-    let live = use_live();
-    let (kind, verdict, from, to, after) = (
-        query_param("kind"),
-        query_param("verdict"),
-        query_param("from"),
-        query_param("to"),
-        query_param("after"),
-    );
-    let page = Resource::new(
-        move || {
-            (
-                kind.get(),
-                verdict.get(),
-                from.get(),
-                to.get(),
-                after.get(),
-                live.any.get(),
-            )
-        },
-        |(kind, verdict, from, to, after, _)| list_notifications(kind, verdict, from, to, after),
-    );
+    let (kind, verdict) = (query_param("kind"), query_param("verdict"));
+    let fetch = |[kind, verdict]: [String; 2], from: String, to: String, after: String| {
+        list_notifications(kind, verdict, from, to, after)
+    };
+    let render = |page: NotificationPage, params, paged| {
+        view! { <NotificationTable page params paged/> }.into_any()
+    };
     view! {
-        <Title text=format!("{} · paydesk", Msg::NavNotifications.text(lang))/>
-        <h1 class="page__title">{Msg::NavNotifications.text(lang)}</h1>
-        <p class="page__intro">{LogsMsg::NotificationsIntro.text(lang)}</p>
-        <form method="get" action="/notifications" class="form form--row filters" data-testid="notification-filters">
+        <FilteredList
+            path="/notifications"
+            title=Msg::NavNotifications.text(lang)
+            intro=LogsMsg::NotificationsIntro.text(lang)
+            form_testid="notification-filters"
+            filters=["kind", "verdict"]
+            live=true
+            fetch
+            render
+        >
             <label class="form__field">
                 <span>{LogsMsg::Kind.text(lang)}</span>
                 <select name="kind">
@@ -72,25 +63,7 @@ pub fn NotificationsPage() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
-            <DateFilters from to reset="/notifications"/>
-        </form>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let params = vec![
-                            ("kind", kind.get_untracked()),
-                            ("verdict", verdict.get_untracked()),
-                            ("from", from.get_untracked()),
-                            ("to", to.get_untracked()),
-                        ];
-                        let paged = !after.get_untracked().is_empty();
-                        view! { <NotificationTable page=p params paged/> }.into_any()
-                    }
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        </FilteredList>
     }
 }
 
