@@ -1,7 +1,7 @@
 //! What crosses the wire between server functions and the browser. Nothing here holds a
 //! password hash or a secret (docs/style.md §12).
 
-use paydesk_types::Role;
+use paydesk_types::{OrderStatus, PaidOrder, RefundStatus, Role, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// The signed-in user.
@@ -96,8 +96,8 @@ pub struct RefundRow {
     pub refundable_left: i64,
     /// Earlier refunds on the same order that count.
     pub earlier_refunds: i64,
-    /// `PENDING_APPROVAL`, `APPROVED`, … (stored names).
-    pub status: String,
+    /// Where it is.
+    pub status: RefundStatus,
     /// Why it was asked for.
     pub reason: String,
     /// `customer` or `staff`.
@@ -168,8 +168,8 @@ pub struct NotificationRow {
     pub out_refund_no: Option<String>,
     /// The amount it carries (fen): `total_fee`, or `refund_fee` for a refund.
     pub amount_fen: Option<i64>,
-    /// The verdict's stored name (`applied`, `bad_signature`, …).
-    pub verdict: String,
+    /// What became of it.
+    pub verdict: Verdict,
     /// Why, as the handler wrote it (English, technical).
     pub detail: String,
     /// `SUCCESS` or `FAIL`.
@@ -322,8 +322,8 @@ pub struct FailuresView {
 pub struct LookupRow {
     /// The merchant order number.
     pub out_trade_no: String,
-    /// The stored status (`PAID`, …).
-    pub status: String,
+    /// Its status.
+    pub status: OrderStatus,
     /// Amount (fen).
     pub total_fee: i64,
     /// What was bought.
@@ -422,26 +422,9 @@ pub struct HomeStats {
     /// Fourteen Shanghai days, oldest first: (day start UTC ms, count, fen).
     pub days: Vec<(i64, i64, i64)>,
     /// The latest payments, newest first.
-    pub latest_paid: Vec<PaidOrderRow>,
+    pub latest_paid: Vec<PaidOrder>,
     /// The viewer's role: the links to pages they may not open are left out.
     pub viewer_role: paydesk_types::Role,
-}
-
-/// One recent payment on the home page.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PaidOrderRow {
-    /// The merchant order number.
-    pub out_trade_no: String,
-    /// The amount in fen.
-    pub total_fee: i64,
-    /// When it was paid (UTC ms).
-    pub paid_at: i64,
-    /// WeChat's transaction id.
-    pub transaction_id: Option<String>,
-    /// The status now.
-    pub status: String,
-    /// What was bought.
-    pub description: String,
 }
 
 /// One audit-log entry.

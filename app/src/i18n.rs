@@ -230,15 +230,6 @@ pub enum Msg {
     ChannelBroken => "退款通道不可用", "The refund channel is broken";
     ValidUntil => "有效期至", "valid until";
     NoCertificate => "未配置商户证书", "No merchant certificate configured";
-    StPending => "待审批", "Awaiting approval";
-    StApproved => "已批准", "Approved";
-    StSubmitted => "已提交", "Submitted";
-    StProcessing => "退款中", "Processing";
-    StSuccess => "退款成功", "Refunded";
-    StRejected => "已拒绝", "Rejected";
-    StChange => "退款异常", "Refund failed at the bank";
-    StRefundClose => "退款关闭", "Refund closed";
-    StFailed => "退款失败", "Failed";
     FailNotEnough => "商户账户可用余额不足：请充值（或等待结算资金到账）后重新申请退款。", "The merchant account has too little available balance: top it up (or wait for settlement), then file the refund again.";
     FailCertificate => "商户证书缺失或不被微信支付认可：检查 PAYDESK_WXPAY__CERT_PEM / __KEY_PEM（或 __P12）是否为本商户号的证书。申请已保留。", "The merchant certificate is missing or not accepted by WeChat Pay: check PAYDESK_WXPAY__CERT_PEM / __KEY_PEM (or __P12) belong to this merchant. The request is kept.";
     FailAccount => "顾客的收款账户异常（如已注销或冻结）：请联系顾客，改用其他方式退款。", "The customer's account cannot receive it (closed or frozen): contact the customer and refund another way.";

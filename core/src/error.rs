@@ -167,6 +167,15 @@ pub fn unique_violation(err: &sqlx::Error) -> Option<UniqueKey> {
         .find(|k| k.sqlite_columns() == columns)
 }
 
+/// A stored name that is no status or verdict this build knows (`paydesk-types`
+/// parses them): the database holds something the code does not, an internal error as it
+/// was when the enums lived here.
+impl From<paydesk_types::UnknownName> for CoreError {
+    fn from(e: paydesk_types::UnknownName) -> Self {
+        CoreError::Internal(e.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,21 +65,30 @@ pub struct DayRevenue {
     pub amount_fen: i64,
 }
 
-/// One recent payment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, FromRow)]
-pub struct PaidOrder {
-    /// The merchant order number.
-    pub out_trade_no: String,
-    /// The amount in fen.
-    pub total_fee: i64,
-    /// When it was paid (UTC ms).
-    pub paid_at: i64,
-    /// WeChat's transaction id.
-    pub transaction_id: Option<String>,
-    /// The order's status now (it may have been refunded since).
-    pub status: String,
-    /// What was bought.
-    pub description: String,
+pub use paydesk_types::PaidOrder;
+
+/// A [`PaidOrder`] as stored.
+#[derive(FromRow)]
+struct PaidRow {
+    out_trade_no: String,
+    total_fee: i64,
+    paid_at: i64,
+    transaction_id: Option<String>,
+    status: String,
+    description: String,
+}
+
+impl PaidRow {
+    fn parse(self) -> Result<PaidOrder, CoreError> {
+        Ok(PaidOrder {
+            out_trade_no: self.out_trade_no,
+            total_fee: self.total_fee,
+            paid_at: self.paid_at,
+            transaction_id: self.transaction_id,
+            status: self.status.parse()?,
+            description: self.description,
+        })
+    }
 }
 
 #[derive(FromRow)]
@@ -166,7 +175,7 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
         .map(|d| (d.count, d.amount_fen))
         .unwrap_or((0, 0));
 
-    let latest_paid = sqlx::query_as::<_, PaidOrder>(
+    let latest_paid = sqlx::query_as::<_, PaidRow>(
         r#"select out_trade_no, total_fee, paid_at, transaction_id, status, description
            from orders
            where paid_at is not null and paid_at < $1
@@ -176,7 +185,10 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
     .bind(tomorrow)
     .bind(LATEST_PAID)
     .fetch_all(db.reader())
-    .await?;
+    .await?
+    .into_iter()
+    .map(PaidRow::parse)
+    .collect::<Result<_, _>>()?;
 
     Ok(Dashboard {
         today_start,

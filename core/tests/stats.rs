@@ -150,7 +150,7 @@ async fn home_numbers_follow_the_shanghai_day_and_fill_fourteen_days() {
             .map(|o| o.out_trade_no.as_str())
             .collect();
         assert_eq!(latest, ["C", "A", "B", "H", "I"], "{label}: newest first");
-        assert_eq!(d.latest_paid[0].status, "REFUNDED", "{label}");
+        assert_eq!(d.latest_paid[0].status.as_str(), "REFUNDED", "{label}");
     }
 }
 

@@ -4,19 +4,29 @@
 //! WebAssembly; everything touching the database lives in `paydesk-core`, which re-exports
 //! these types (docs/style.md §1, §6).
 
+mod event;
 mod money;
+mod paid_order;
 mod reason;
 mod role;
+mod status;
 mod time_fmt;
 mod username;
+mod verdict;
+mod wire;
 
-pub use money::{Fen, ParseFenError};
+pub use event::{Event, PaidVia};
+pub use money::{grouped, Fen, ParseFenError};
+pub use paid_order::PaidOrder;
 pub use reason::{ConflictReason, ForbiddenReason, InvalidReason};
 pub use role::{ParseRoleError, Role};
+pub use status::{IllegalTransition, OrderStatus, RefundStatus};
 pub use time_fmt::{
     duration_ms, format_shanghai, format_shanghai_date, shanghai_date_to_ms, unix_ms, SHANGHAI,
 };
 pub use username::{Username, UsernameError};
+pub use verdict::Verdict;
+pub use wire::UnknownName;
 
 /// A `next=` redirect target made safe: only a path on this site (`/orders?x=1`), never
 /// another origin (`//evil.example`, `https://…`, `/\evil`). Anything else becomes `/`.

@@ -24,16 +24,21 @@ impl Fen {
         let abs = self.0.unsigned_abs();
         let yuan = abs / 100;
         let fen = abs % 100;
-        let digits = yuan.to_string();
-        let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-        for (i, ch) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i).is_multiple_of(3) {
-                grouped.push(',');
-            }
-            grouped.push(ch);
-        }
-        format!("{sign}¥{grouped}.{fen:02}")
+        format!("{sign}¥{}.{fen:02}", grouped(yuan))
     }
+}
+
+/// `1234567` as `1,234,567` (amounts, byte counts).
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 impl fmt::Display for Fen {

@@ -12,60 +12,9 @@
 //! together when it ends, so the last one is never lost.
 
 use leptos::prelude::*;
-use paydesk_types::Fen;
-use serde::Deserialize;
+use paydesk_types::{Event, Fen};
 
 use crate::i18n::{use_lang, Lang};
-
-/// One event from `/api/events` (the JSON of `paydesk_core::events::Event`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum LiveEvent {
-    /// An order became `PAID`.
-    OrderPaid {
-        /// Row id.
-        order_id: i64,
-        /// The merchant order number.
-        out_trade_no: String,
-        /// The amount in fen.
-        total_fee: i64,
-        /// WeChat's transaction id.
-        transaction_id: Option<String>,
-        /// When (UTC ms).
-        paid_at: i64,
-    },
-    /// An order ended unpaid.
-    OrderClosed {
-        /// Row id.
-        order_id: i64,
-        /// The merchant order number.
-        out_trade_no: String,
-        /// The new status.
-        status: String,
-    },
-    /// A callback was refused.
-    NotificationRejected {
-        /// The `notifications` row.
-        notification_id: Option<i64>,
-        /// `payment` or `refund`.
-        kind: String,
-        /// The verdict's stored name.
-        verdict: String,
-        /// The order number it claimed, unverified.
-        out_trade_no: Option<String>,
-    },
-    /// A refund changed status.
-    RefundChanged {
-        /// Row id of the refund.
-        refund_id: i64,
-        /// Its number.
-        out_refund_no: String,
-        /// The order it belongs to.
-        order_id: i64,
-        /// The new status.
-        status: String,
-    },
-}
 
 /// How often the live counters move at most: once a second, so a view refetches at most
 /// once a second whatever the event rate. A person reading a page does not see a
@@ -94,7 +43,7 @@ pub struct Batch {
     /// More than [`MAX_BATCH`] events came: the oldest are not in `events`.
     pub dropped: bool,
     /// The newest events, oldest first.
-    pub events: Vec<LiveEvent>,
+    pub events: Vec<Event>,
 }
 
 impl Batch {
@@ -102,16 +51,16 @@ impl Batch {
         !self.lagged && self.events.is_empty()
     }
 
-    fn add(&mut self, event: Option<LiveEvent>) {
+    fn add(&mut self, event: Option<Event>) {
         let Some(event) = event else {
             self.lagged = true;
             return;
         };
         match &event {
-            LiveEvent::OrderPaid { .. } => self.paid += 1,
-            LiveEvent::OrderClosed { .. } => self.closed += 1,
-            LiveEvent::NotificationRejected { .. } => self.rejected += 1,
-            LiveEvent::RefundChanged { .. } => self.refunds += 1,
+            Event::OrderPaid { .. } => self.paid += 1,
+            Event::OrderClosed { .. } => self.closed += 1,
+            Event::NotificationRejected { .. } => self.rejected += 1,
+            Event::RefundChanged { .. } => self.refunds += 1,
         }
         if self.events.len() == MAX_BATCH {
             self.events.remove(0);
@@ -122,7 +71,7 @@ impl Batch {
 
     /// Whether a view that cares about some events only should refetch: one of them is
     /// here, or events were missed or dropped.
-    pub fn any(&self, concerns: impl Fn(&LiveEvent) -> bool) -> bool {
+    pub fn any(&self, concerns: impl Fn(&Event) -> bool) -> bool {
         self.lagged || self.dropped || self.events.iter().any(concerns)
     }
 }
@@ -143,7 +92,7 @@ pub struct Throttle {
 impl Throttle {
     /// An event arrived (`None`: the stream lagged). Returns the batch to deliver now, if
     /// the throttle was idle; the caller then starts the timer.
-    pub fn push(&mut self, event: Option<LiveEvent>) -> Option<Batch> {
+    pub fn push(&mut self, event: Option<Event>) -> Option<Batch> {
         self.pending.add(event);
         if self.cooling {
             return None;
@@ -179,7 +128,7 @@ pub struct Live {
     /// Any of the above (and `lagged`: events were missed, so everything may be stale).
     pub any: RwSignal<u64>,
     /// The most recent event.
-    pub last: RwSignal<Option<LiveEvent>>,
+    pub last: RwSignal<Option<Event>>,
     /// The latest delivery, for views that pick out their own events.
     pub delivered: RwSignal<Batch>,
     /// Whether the stream is connected (false on the server and while reconnecting).
@@ -208,7 +157,7 @@ impl Live {
     }
 
     /// Counts one event (through the throttle).
-    pub fn record(&self, event: LiveEvent) {
+    pub fn record(&self, event: Event) {
         self.arrive(Some(event));
     }
 
@@ -217,7 +166,7 @@ impl Live {
         self.arrive(None);
     }
 
-    fn arrive(self, event: Option<LiveEvent>) {
+    fn arrive(self, event: Option<Event>) {
         if let Some(batch) = self.throttle.try_update_value(|t| t.push(event)).flatten() {
             self.deliver(batch);
             self.wait();
@@ -267,7 +216,7 @@ impl Live {
         let on_event =
             Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
                 if let Some(data) = e.data().as_string() {
-                    if let Ok(event) = serde_json::from_str::<LiveEvent>(&data) {
+                    if let Ok(event) = serde_json::from_str::<Event>(&data) {
                         self.record(event);
                     }
                 }
@@ -308,7 +257,7 @@ pub fn use_live() -> Live {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Toast {
     id: u64,
-    event: LiveEvent,
+    event: Event,
 }
 
 /// How long a toast stays (ms).
@@ -325,13 +274,13 @@ pub fn Toasts() -> impl IntoView {
     let next_id = StoredValue::new(0u64);
     Effect::new(move |_| {
         let batch = live.delivered.get();
-        let announced: Vec<LiveEvent> = batch
+        let announced: Vec<Event> = batch
             .events
             .into_iter()
             .filter(|e| {
                 matches!(
                     e,
-                    LiveEvent::OrderPaid { .. } | LiveEvent::NotificationRejected { .. }
+                    Event::OrderPaid { .. } | Event::NotificationRejected { .. }
                 )
             })
             .collect();
@@ -360,9 +309,9 @@ pub fn Toasts() -> impl IntoView {
     }
 }
 
-fn toast_view(event: LiveEvent, lang: Lang) -> AnyView {
+fn toast_view(event: Event, lang: Lang) -> AnyView {
     match event {
-        LiveEvent::OrderPaid {
+        Event::OrderPaid {
             out_trade_no,
             total_fee,
             ..
@@ -381,7 +330,7 @@ fn toast_view(event: LiveEvent, lang: Lang) -> AnyView {
             }
             .into_any()
         }
-        LiveEvent::NotificationRejected {
+        Event::NotificationRejected {
             verdict,
             kind,
             out_trade_no,
@@ -408,13 +357,14 @@ fn toast_view(event: LiveEvent, lang: Lang) -> AnyView {
 mod tests {
     use super::*;
 
-    fn paid(n: i64) -> LiveEvent {
-        LiveEvent::OrderPaid {
+    fn paid(n: i64) -> Event {
+        Event::OrderPaid {
             order_id: n,
             out_trade_no: format!("T{n}"),
             total_fee: 1,
             transaction_id: None,
             paid_at: n,
+            via: paydesk_types::PaidVia::Notification,
         }
     }
 

@@ -1,6 +1,7 @@
 //! What the Orders pages receive: a page of the filtered list with its totals, and one
 //! order with its timeline.
 
+use paydesk_types::{OrderStatus, RefundStatus, Verdict};
 use serde::{Deserialize, Serialize};
 
 /// One order in the list.
@@ -14,8 +15,8 @@ pub struct OrderListItem {
     pub openid: String,
     /// The amount in fen.
     pub total_fee: i64,
-    /// `NOTPAY`, `PAID`, …
-    pub status: String,
+    /// Its status.
+    pub status: OrderStatus,
     /// Created (UTC ms).
     pub created_at: i64,
     /// Paid (UTC ms).
@@ -70,8 +71,8 @@ pub struct OrderDetail {
     pub description: String,
     /// The amount in fen.
     pub total_fee: i64,
-    /// Status name.
-    pub status: String,
+    /// Its status.
+    pub status: OrderStatus,
     /// `MD5` or `HMAC-SHA256`.
     pub sign_type: String,
     /// `trade_type` sent to unifiedorder, when the call is on record.
@@ -144,8 +145,8 @@ pub enum TimelineWhat {
         id: i64,
         /// `payment` or `refund`.
         kind: String,
-        /// Verdict name (`applied`, `duplicate`, `bad_signature`, …).
-        verdict: String,
+        /// What became of it.
+        verdict: Verdict,
         /// Why, for people.
         detail: String,
         /// `SUCCESS` or `FAIL`.
@@ -186,8 +187,8 @@ pub enum TimelineWhat {
     RefundOutcome {
         /// Refund number.
         out_refund_no: String,
-        /// Refund status name.
-        status: String,
+        /// The refund's status.
+        status: RefundStatus,
         /// Amount in fen.
         amount_fen: i64,
         /// WeChat's refund id.

@@ -3,12 +3,11 @@
 //! URL is the query (shareable, and it works before the WebAssembly has loaded).
 
 use leptos::prelude::*;
-use leptos_meta::Title;
-use leptos_router::hooks::use_query_map;
 use paydesk_types::format_shanghai;
 
+use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::pager::Pager;
 use crate::dto::AuditList;
-use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::admin::list_audit;
 
@@ -21,17 +20,11 @@ crate::messages! {
         AnyAction => "全部操作", "All actions";
         Actor => "操作人", "Actor";
         ActorHint => "用户名、cli 或 system", "username, cli or system";
-        From => "开始日期", "From";
-        To => "结束日期（含）", "To (inclusive)";
-        Filter => "筛选", "Filter";
-        Clear => "清除", "Clear";
         Target => "对象", "Target";
         Detail => "详情", "Detail";
         Ip => "IP 地址", "IP address";
         Time => "时间", "Time";
         Empty => "没有符合条件的记录。", "No entries match.";
-        Older => "更早的记录 →", "Older entries →";
-        Newest => "← 回到最新", "← Newest";
         LoginSuccess => "登录成功", "Signed in";
         LoginFailure => "登录失败", "Failed sign-in";
         LoginThrottled => "登录被限流", "Sign-in throttled";
@@ -84,88 +77,43 @@ pub fn action_words(action: &str, lang: Lang) -> String {
         .unwrap_or_else(|| action.to_owned())
 }
 
-/// The query string for these filters (and a cursor).
-fn query_string(fields: &[(&str, String)]) -> String {
-    let parts: Vec<String> = fields
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", crate::components::shell::urlencode(v)))
-        .collect();
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", parts.join("&"))
-    }
-}
-
 /// `/audit`.
 #[component]
 pub fn AuditPage() -> impl IntoView {
     let lang = use_lang();
-    let query = use_query_map();
-    let field = move |name: &str| query.with(|q| q.get(name).unwrap_or_default());
-    let entries = Resource::new(
-        move || {
-            (
-                field("action"),
-                field("actor"),
-                field("from"),
-                field("to"),
-                field("after"),
-            )
-        },
-        |(action, actor, from, to, after)| {
-            let some = |s: String| (!s.is_empty()).then_some(s);
-            list_audit(some(action), some(actor), some(from), some(to), some(after))
-        },
-    );
+    let (action, actor) = (query_param("action"), query_param("actor"));
+    let fetch = |[action, actor]: [String; 2], from: String, to: String, after: String| {
+        let some = |s: String| (!s.is_empty()).then_some(s);
+        list_audit(some(action), some(actor), some(from), some(to), some(after))
+    };
+    let render = move |page: AuditList, filters, paged| {
+        view! { <AuditTable page filters paged lang/> }.into_any()
+    };
     view! {
-        <Title text=format!("{} · paydesk", AuditMsg::Title.text(lang))/>
-        <h1 class="page__title">{AuditMsg::Title.text(lang)}</h1>
-        <p class="page__intro">{AuditMsg::Intro.text(lang)}</p>
-        <form method="get" action="/audit" class="form form--row filters" data-testid="audit-filter">
+        <FilteredList
+            path="/audit"
+            title=AuditMsg::Title.text(lang)
+            intro=AuditMsg::Intro.text(lang)
+            form_testid="audit-filter"
+            filters=["action", "actor"]
+            fetch
+            render
+        >
             <label class="form__field">
                 <span>{AuditMsg::Action.text(lang)}</span>
                 <select name="action">
-                    <option value="" selected=move || field("action").is_empty()>{AuditMsg::AnyAction.text(lang)}</option>
+                    <option value="" selected=move || action.get().is_empty()>{AuditMsg::AnyAction.text(lang)}</option>
                     {ACTIONS.iter().map(|(name, msg)| {
                         let name = *name;
-                        view! { <option value=name selected=move || field("action") == name>{msg.text(lang)}</option> }
+                        view! { <option value=name selected=move || action.get() == name>{msg.text(lang)}</option> }
                     }).collect_view()}
                 </select>
             </label>
             <label class="form__field">
                 <span>{AuditMsg::Actor.text(lang)}</span>
-                <input name="actor" value=move || field("actor") placeholder=AuditMsg::ActorHint.text(lang) autocomplete="off"/>
+                <input name="actor" value=move || actor.get() placeholder=AuditMsg::ActorHint.text(lang) autocomplete="off"/>
             </label>
-            <label class="form__field">
-                <span>{AuditMsg::From.text(lang)}</span>
-                <input name="from" type="date" value=move || field("from")/>
-            </label>
-            <label class="form__field">
-                <span>{AuditMsg::To.text(lang)}</span>
-                <input name="to" type="date" value=move || field("to")/>
-            </label>
-            <button type="submit" class="button button--primary">{AuditMsg::Filter.text(lang)}</button>
-            <a class="button button--quiet" href="/audit">{AuditMsg::Clear.text(lang)}</a>
-        </form>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match entries.await {
-                    Ok(page) => {
-                        let filters = vec![
-                            ("action", field("action")),
-                            ("actor", field("actor")),
-                            ("from", field("from")),
-                            ("to", field("to")),
-                        ];
-                        let paged = !field("after").is_empty();
-                        view! { <AuditTable page filters paged lang/> }.into_any()
-                    }
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        </FilteredList>
     }
 }
 
@@ -176,20 +124,10 @@ fn AuditTable(
     paged: bool,
     lang: Lang,
 ) -> impl IntoView {
-    let newest = paged.then(|| {
-        let href = format!("/audit{}", query_string(&filters));
-        view! { <a class="button" href=href data-testid="audit-newest">{AuditMsg::Newest.text(lang)}</a> }
-    });
-    let older = page.next.clone().map(|cursor| {
-        let mut fields = filters.clone();
-        fields.push(("after", cursor));
-        let href = format!("/audit{}", query_string(&fields));
-        view! { <a class="button" href=href data-testid="audit-older">{AuditMsg::Older.text(lang)}</a> }
-    });
     if page.entries.is_empty() {
         return view! {
             <p class="empty" data-testid="audit-empty">{AuditMsg::Empty.text(lang)}</p>
-            <div class="pager">{newest}</div>
+            <Pager path="/audit" params=filters paged next=None/>
         }
         .into_any();
     }
@@ -223,7 +161,7 @@ fn AuditTable(
             </thead>
             <tbody>{rows}</tbody>
         </table>
-        <div class="pager">{newest}{older}</div>
+        <Pager path="/audit" params=filters paged next=page.next/>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
     .into_any()

@@ -4,10 +4,11 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use paydesk_types::{format_shanghai, format_shanghai_date, Fen, Role};
+use paydesk_types::{format_shanghai, format_shanghai_date, Fen, PaidOrder, Role};
 
 use crate::components::live::use_live;
-use crate::dto::{HomeStats, PaidOrderRow};
+use crate::components::status::StatusBadge;
+use crate::dto::HomeStats;
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::home::get_home_stats;
@@ -37,9 +38,6 @@ crate::messages! {
         Item => "商品", "Item";
         Amount => "金额", "Amount";
         Status => "状态", "Status";
-        StPaid => "已支付", "Paid";
-        StPartRefunded => "部分退款", "Partly refunded";
-        StRefunded => "已退款", "Refunded";
     }
 }
 
@@ -247,23 +245,14 @@ fn RevenueChart(days: Vec<(i64, i64, i64)>, lang: Lang) -> impl IntoView {
     }
 }
 
-fn paid_status(status: &str, lang: Lang) -> (&'static str, &'static str) {
-    match status {
-        "PARTIALLY_REFUNDED" => (HomeMsg::StPartRefunded.text(lang), "status status--warn"),
-        "REFUNDED" => (HomeMsg::StRefunded.text(lang), "status status--off"),
-        _ => (HomeMsg::StPaid.text(lang), "status status--ok"),
-    }
-}
-
 #[component]
-fn LatestPaid(rows: Vec<PaidOrderRow>, lang: Lang) -> impl IntoView {
+fn LatestPaid(rows: Vec<PaidOrder>, lang: Lang) -> impl IntoView {
     if rows.is_empty() {
         return view! { <p class="empty" data-testid="no-payments">{HomeMsg::NoPayments.text(lang)}</p> }.into_any();
     }
     let body = rows
         .into_iter()
         .map(|o| {
-            let (label, class) = paid_status(&o.status, lang);
             let href = format!("/orders/{}", o.out_trade_no);
             view! {
                 <tr class="table__row" data-order=o.out_trade_no.clone()>
@@ -271,7 +260,7 @@ fn LatestPaid(rows: Vec<PaidOrderRow>, lang: Lang) -> impl IntoView {
                     <td class="mono"><a href=href>{o.out_trade_no.clone()}</a></td>
                     <td>{o.description}</td>
                     <td class="table__money">{Fen(o.total_fee).display_yuan()}</td>
-                    <td><span class=class>{label}</span></td>
+                    <td><StatusBadge status=o.status/></td>
                 </tr>
             }
         })

@@ -6,13 +6,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
-use paydesk_types::{format_shanghai, Fen};
+use paydesk_types::{format_shanghai, Event, Fen, OrderStatus, RefundStatus, Verdict};
 
-use crate::components::live::{use_live, LiveEvent};
+use crate::components::live::use_live;
+use crate::components::status::{Badge, Status, StatusBadge, Tone};
 use crate::dto::orders::{OrderDetail, TimelineItem, TimelineWhat};
 use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{use_lang, Lang, Msg};
-use crate::pages::orders::{status_badge, OrdersMsg};
+use crate::pages::orders::OrdersMsg;
 use crate::server::orders::{get_order, CloseOrder, SyncOrder};
 use crate::server::refunds::RequestRefund;
 
@@ -97,12 +98,13 @@ pub fn OrderDetailPage() -> impl IntoView {
         let batch = live.delivered.get();
         let mine = no();
         let concerns = batch.any(|event| match event {
-            LiveEvent::OrderPaid { out_trade_no, .. }
-            | LiveEvent::OrderClosed { out_trade_no, .. } => *out_trade_no == mine,
-            LiveEvent::NotificationRejected { out_trade_no, .. } => {
+            Event::OrderPaid { out_trade_no, .. } | Event::OrderClosed { out_trade_no, .. } => {
+                *out_trade_no == mine
+            }
+            Event::NotificationRejected { out_trade_no, .. } => {
                 out_trade_no.as_deref() == Some(mine.as_str())
             }
-            LiveEvent::RefundChanged { order_id: id, .. } => order_id.get_untracked() == Some(*id),
+            Event::RefundChanged { order_id: id, .. } => order_id.get_untracked() == Some(*id),
         });
         if concerns {
             touched.update(|n| *n += 1);
@@ -173,7 +175,6 @@ fn Detail(
     request: ServerAction<RequestRefund>,
 ) -> impl IntoView {
     let lang = use_lang();
-    let (label, class) = status_badge(&order.status, lang);
     let item_rows = order
         .items
         .iter()
@@ -190,9 +191,11 @@ fn Detail(
         .collect_view();
     let entries = order.timeline.clone();
     let can_act = order.can_act;
-    let unpaid = order.status == "NOTPAY";
-    let refundable =
-        matches!(order.status.as_str(), "PAID" | "PARTIALLY_REFUNDED") && order.refundable_fen > 0;
+    let unpaid = order.status == OrderStatus::NotPay;
+    let refundable = matches!(
+        order.status,
+        OrderStatus::Paid | OrderStatus::PartiallyRefunded
+    ) && order.refundable_fen > 0;
     // Each section is type-erased: one nested view type for the whole page overflows the
     // compiler's query depth in the wasm build.
     let fields = view! {
@@ -204,7 +207,7 @@ fn Detail(
                         <dt>{DetailMsg::Amount.text(lang)}</dt><dd>{Fen(order.total_fee).display_yuan()}</dd>
                         <dt>{DetailMsg::Refunded.text(lang)}</dt><dd data-testid="refunded">{Fen(order.refunded_fen).display_yuan()}</dd>
                         <dt>{DetailMsg::Refundable.text(lang)}</dt><dd>{Fen(order.refundable_fen).display_yuan()}</dd>
-                        <dt>{Msg::Status.text(lang)}</dt><dd><span class=class>{label}</span> " " <span class="muted mono">{order.status.clone()}</span></dd>
+                        <dt>{Msg::Status.text(lang)}</dt><dd><StatusBadge status=order.status/> " " <span class="muted mono">{order.status.as_str()}</span></dd>
                         <dt>{DetailMsg::Description.text(lang)}</dt><dd>{order.description.clone()}</dd>
                         <dt>{DetailMsg::Openid.text(lang)}</dt><dd class="mono">{order.openid.clone()}</dd>
                         <dt>{DetailMsg::PrepayId.text(lang)}</dt><dd class="mono">{opt(order.prepay_id.clone())}</dd>
@@ -240,7 +243,7 @@ fn Detail(
     view! {
         <header class="order-head">
             <h1 class="page__title mono" data-testid="order-no">{order.out_trade_no.clone()}</h1>
-            <span class=class data-testid="order-status">{label}</span>
+            <StatusBadge status=order.status testid="order-status"/>
             <strong class="order-head__amount">{Fen(order.total_fee).display_yuan()}</strong>
         </header>
         <div class="order-layout">
@@ -268,10 +271,10 @@ fn Actions(
     request: ServerAction<RequestRefund>,
 ) -> impl IntoView {
     let lang = use_lang();
-    let status_result = move |r: Option<Result<String, AppError>>, done: DetailMsg| {
+    let status_result = move |r: Option<Result<OrderStatus, AppError>>, done: DetailMsg| {
         r.map(|r| match r {
             Ok(status) => {
-                let (label, _) = status_badge(&status, lang);
+                let label = Status::from(status).label(lang);
                 view! { <p class="banner banner--ok" role="status" data-testid="action-result">{done.text(lang)} {label}</p> }
                     .into_any()
             }
@@ -344,7 +347,7 @@ fn endpoint_name(endpoint: &str, lang: Lang) -> String {
 struct Shown {
     kind: &'static str,
     title: String,
-    badge: Option<(String, &'static str)>,
+    badge: Option<(String, Tone)>,
     lines: Vec<String>,
     link: Option<(String, String)>,
     marker: Option<String>,
@@ -380,11 +383,7 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
             s.title = format!("{} · {endpoint}", endpoint_name(&endpoint, lang));
             s.badge = Some((
                 outcome.unwrap_or_else(|| if ok { "SUCCESS".into() } else { "FAIL".into() }),
-                if ok {
-                    "status status--ok"
-                } else {
-                    "status status--bad"
-                },
+                Tone::of(ok),
             ));
             s.lines.push(format!("{latency_ms} ms"));
             s.lines.extend(out_refund_no);
@@ -410,12 +409,16 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
             }
             .text(lang)
             .to_owned();
-            let (word, class) = match verdict.as_str() {
-                "applied" => (DetailMsg::Applied, "status status--ok"),
-                "duplicate" => (DetailMsg::Duplicate, "status status--off"),
-                _ => (DetailMsg::Refused, "status status--bad"),
+            let word = match verdict {
+                Verdict::Applied => DetailMsg::Applied,
+                Verdict::Duplicate => DetailMsg::Duplicate,
+                _ => DetailMsg::Refused,
             };
-            s.badge = Some((format!("{} · {verdict}", word.text(lang)), class));
+            let tone = match verdict {
+                Verdict::Applied | Verdict::Duplicate => Status::from(verdict).tone(),
+                _ => Tone::Bad,
+            };
+            s.badge = Some((format!("{} · {verdict}", word.text(lang)), tone));
             s.lines.push(detail);
             s.lines
                 .push(format!("{} {reply}", DetailMsg::Reply.text(lang)));
@@ -424,7 +427,7 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
                 format!("/notifications/{id}"),
                 format!("{} #{id}", DetailMsg::RawRecord.text(lang)),
             ));
-            s.marker = Some(verdict);
+            s.marker = Some(verdict.as_str().to_owned());
         }
         TimelineWhat::Paid { transaction_id } => {
             s.kind = "paid";
@@ -485,18 +488,20 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
             last_error,
         } => {
             s.kind = "refund_outcome";
-            let (word, class) = match status.as_str() {
-                "SUCCESS" => (DetailMsg::RefundSuccess, "status status--ok"),
-                "REFUNDCLOSE" => (DetailMsg::RefundClosed, "status status--bad"),
-                "CHANGE" => (DetailMsg::RefundAbnormal, "status status--bad"),
-                _ => (DetailMsg::RefundFailed, "status status--bad"),
+            let word = match status {
+                RefundStatus::Success => DetailMsg::RefundSuccess,
+                RefundStatus::RefundClose => DetailMsg::RefundClosed,
+                RefundStatus::Change => DetailMsg::RefundAbnormal,
+                _ => DetailMsg::RefundFailed,
             };
+            // An outcome is SUCCESS, or one of the failed ones.
+            let tone = Status::from(status).tone();
             s.title = format!("{} · {}", word.text(lang), Fen(amount_fen).display_yuan());
-            s.badge = Some((status.clone(), class));
+            s.badge = Some((status.as_str().to_owned(), tone));
             s.lines.push(out_refund_no);
             s.lines.extend(refund_id);
             s.lines.extend(last_error);
-            s.marker = Some(status);
+            s.marker = Some(status.as_str().to_owned());
         }
         TimelineWhat::Staff {
             audit_id,
@@ -535,7 +540,7 @@ fn Timeline(entries: Vec<TimelineItem>) -> impl IntoView {
                     <div class="timeline__body">
                         <div class="timeline__title">
                             <strong>{s.title}</strong>
-                            {s.badge.map(|(text, class)| view! { " " <span class=class>{text}</span> })}
+                            {s.badge.map(|(text, tone)| view! { " " <Badge tone>{text}</Badge> })}
                         </div>
                         {s.lines.into_iter().map(|l| view! { <div class="timeline__line">{l}</div> }).collect_view()}
                         {s.link.map(|(href, text)| view! { <a class="timeline__link" href=href rel="external">{text}</a> })}

@@ -8,12 +8,15 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
-use paydesk_types::{format_shanghai, Fen};
+use paydesk_types::{format_shanghai, Fen, OrderStatus};
 
+use crate::components::filtered_list::DateRange;
 use crate::components::live::use_live;
+use crate::components::pager::{PageLinks, PagerMsg};
+use crate::components::status::{Status, StatusBadge};
 use crate::dto::orders::{OrderListItem, OrdersView};
 use crate::error::Refused;
-use crate::i18n::{use_lang, Lang, Msg};
+use crate::i18n::{use_lang, Msg};
 use crate::server::orders::{list_orders, RECENT};
 
 crate::messages! {
@@ -26,8 +29,6 @@ pub enum OrdersMsg {
     Search => "查找", "Find";
     NothingFound => "没有完全匹配的订单：", "No exact match for ";
     Statuses => "状态", "Status";
-    From => "开始日期", "From";
-    To => "结束日期", "To";
     MinYuan => "最低金额（元）", "Min (yuan)";
     MaxYuan => "最高金额（元）", "Max (yuan)";
     CustomerOnly => "仅此顾客", "Only this customer";
@@ -36,46 +37,25 @@ pub enum OrdersMsg {
     CountUnit => "笔订单", "orders";
     Total => "合计", "total";
     Export => "导出 CSV", "Export CSV";
-    Next => "下一页 →", "Next →";
-    Previous => "← 上一页", "← Previous";
     NoOrders => "没有符合条件的订单。", "No orders match.";
     OutTradeNo => "商户订单号", "Merchant order no.";
     TransactionId => "微信支付单号", "WeChat Pay transaction no.";
     Openid => "顾客 openid", "Customer openid";
     CreatedAt => "下单时间", "Created";
     PaidAt => "支付时间", "Paid";
-    NotPay => "未支付", "Unpaid";
-    Paid => "已支付", "Paid";
-    Closed => "已关闭", "Closed";
-    PayError => "支付失败", "Payment failed";
-    PartiallyRefunded => "部分退款", "Partially refunded";
-    Refunded => "已全额退款", "Refunded";
     DaysNote => "日期按北京时间（Asia/Shanghai）自然日计算，含首尾两天；金额含上下限。", "Days are Asia/Shanghai calendar days, both ends included; amounts include both limits.";
 }
 }
 
 /// Every order status, in the order the filter shows them.
-pub const STATUSES: [&str; 6] = [
-    "NOTPAY",
-    "PAID",
-    "PARTIALLY_REFUNDED",
-    "REFUNDED",
-    "CLOSED",
-    "PAYERROR",
+const FILTER_ORDER: [OrderStatus; 6] = [
+    OrderStatus::NotPay,
+    OrderStatus::Paid,
+    OrderStatus::PartiallyRefunded,
+    OrderStatus::Refunded,
+    OrderStatus::Closed,
+    OrderStatus::PayError,
 ];
-
-/// An order status's name in `lang` and its badge class.
-pub fn status_badge(status: &str, lang: Lang) -> (&'static str, &'static str) {
-    let (msg, class) = match status {
-        "NOTPAY" => (OrdersMsg::NotPay, "status status--warn"),
-        "PAID" => (OrdersMsg::Paid, "status status--ok"),
-        "CLOSED" => (OrdersMsg::Closed, "status status--off"),
-        "PAYERROR" => (OrdersMsg::PayError, "status status--bad"),
-        "PARTIALLY_REFUNDED" => (OrdersMsg::PartiallyRefunded, "status status--info"),
-        _ => (OrdersMsg::Refunded, "status status--info"),
-    };
-    (msg.text(lang), class)
-}
 
 /// `oUpF8u…WeS6o`: enough to recognise, short enough for a table cell.
 pub fn short_openid(openid: &str) -> String {
@@ -197,14 +177,14 @@ fn FilterForm() -> impl IntoView {
             .flat_map(|v| v.split(',').map(str::to_owned).collect::<Vec<_>>())
             .any(|s| s == status)
     };
-    let chips = STATUSES
+    let chips = FILTER_ORDER
         .into_iter()
         .map(|status| {
-            let (label, _) = status_badge(status, lang);
+            let name = status.as_str();
             view! {
                 <label class="chip">
-                    <input type="checkbox" name="status" value=status checked=move || checked(status)/>
-                    <span>{label}</span>
+                    <input type="checkbox" name="status" value=name checked=move || checked(name)/>
+                    <span>{Status::from(status).label(lang)}</span>
                 </label>
             }
         })
@@ -216,14 +196,7 @@ fn FilterForm() -> impl IntoView {
                 {chips}
             </fieldset>
             <div class="order-filter__row">
-                <label class="form__field">
-                    <span>{OrdersMsg::From.text(lang)}</span>
-                    <input type="date" name="from" value=move || field("from")/>
-                </label>
-                <label class="form__field">
-                    <span>{OrdersMsg::To.text(lang)}</span>
-                    <input type="date" name="to" value=move || field("to")/>
-                </label>
+                <DateRange from=Signal::derive(move || field("from")) to=Signal::derive(move || field("to"))/>
                 <label class="form__field">
                     <span>{OrdersMsg::MinYuan.text(lang)}</span>
                     <input name="min" inputmode="decimal" class="money-input" value=move || field("min")/>
@@ -291,10 +264,7 @@ fn OrdersResult(data: OrdersView, after: String, prev: Vec<String>) -> impl Into
             })}
         </div>
         <OrderTable orders=data.orders/>
-        <nav class="pager" aria-label="pages">
-            {prev_href.map(|href| view! { <a class="button button--small" href=href data-testid="prev-page">{OrdersMsg::Previous.text(lang)}</a> })}
-            {next_href.map(|href| view! { <a class="button button--small" href=href data-testid="next-page">{OrdersMsg::Next.text(lang)}</a> })}
-        </nav>
+        <PageLinks back=prev_href back_label=PagerMsg::Previous next=next_href next_label=PagerMsg::Next/>
         <p class="page__note">{OrdersMsg::DaysNote.text(lang)} " " {Msg::TimesNote.text(lang)}</p>
     }
 }
@@ -309,15 +279,14 @@ fn OrderTable(orders: Vec<OrderListItem>) -> impl IntoView {
     let rows = orders
         .into_iter()
         .map(|o| {
-            let (label, class) = status_badge(&o.status, lang);
             let href = format!("/orders/{}", o.out_trade_no);
             view! {
-                <tr class="table__row" data-order=o.out_trade_no.clone() data-status=o.status.clone()>
+                <tr class="table__row" data-order=o.out_trade_no.clone() data-status=o.status.as_str()>
                     <td class="mono"><a href=href>{o.out_trade_no.clone()}</a></td>
                     <td class="mono">{o.transaction_id.clone().unwrap_or_else(|| "—".into())}</td>
                     <td class="mono" title=o.openid.clone()>{short_openid(&o.openid)}</td>
                     <td class="table__money">{Fen(o.total_fee).display_yuan()}</td>
-                    <td><span class=class>{label}</span></td>
+                    <td><StatusBadge status=o.status/></td>
                     <td class="table__time">{format_shanghai(o.created_at)}</td>
                     <td class="table__time">{o.paid_at.map(format_shanghai).unwrap_or_else(|| "—".into())}</td>
                 </tr>

@@ -5,8 +5,9 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use paydesk_types::{format_shanghai, Fen};
+use paydesk_types::{format_shanghai, Fen, RefundStatus};
 
+use crate::components::status::StatusBadge;
 use crate::dto::{ChannelCheck, RefundRow};
 use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{use_lang, Lang, Msg};
@@ -76,22 +77,6 @@ fn DecisionResults(
     }
 }
 
-/// A status's name and badge class.
-fn status_label(status: &str, lang: Lang) -> (&'static str, &'static str) {
-    let (msg, class) = match status {
-        "PENDING_APPROVAL" => (Msg::StPending, "status status--warn"),
-        "APPROVED" => (Msg::StApproved, "status status--info"),
-        "SUBMITTED" => (Msg::StSubmitted, "status status--info"),
-        "PROCESSING" => (Msg::StProcessing, "status status--info"),
-        "SUCCESS" => (Msg::StSuccess, "status status--ok"),
-        "REJECTED" => (Msg::StRejected, "status status--off"),
-        "CHANGE" => (Msg::StChange, "status status--bad"),
-        "REFUNDCLOSE" => (Msg::StRefundClose, "status status--bad"),
-        _ => (Msg::StFailed, "status status--bad"),
-    };
-    (msg.text(lang), class)
-}
-
 /// What a failure means and what to do, in plain words.
 pub fn explain_failure(code: Option<&str>, lang: Lang) -> Option<&'static str> {
     let msg = match code? {
@@ -158,16 +143,15 @@ fn RefundTable(
     let rows = list
         .into_iter()
         .map(|r| {
-            let (label, class) = status_label(&r.status, lang);
             let asked = if r.requester_kind == "customer" {
                 format!("{} · {}", Msg::Customer.text(lang), short_openid(&r.requester))
             } else {
                 r.requester.clone()
             };
             let explanation = explain_failure(r.last_error_code.as_deref(), lang);
-            let detail = match r.status.as_str() {
-                "PENDING_APPROVAL" => None,
-                "FAILED" | "CHANGE" | "REFUNDCLOSE" => Some(
+            let detail = match r.status {
+                RefundStatus::PendingApproval => None,
+                RefundStatus::Failed | RefundStatus::Change | RefundStatus::RefundClose => Some(
                     explanation
                         .map(str::to_owned)
                         .or_else(|| r.last_error.clone())
@@ -178,11 +162,11 @@ fn RefundTable(
                     .clone()
                     .map(|d| format!("{} {}: {d}", r.decided_by.clone().unwrap_or_default(), Msg::Said.text(lang))),
             };
-            let retrying = (r.status == "SUBMITTED" && r.last_error.is_some()).then(|| {
+            let retrying = (r.status == RefundStatus::Submitted && r.last_error.is_some()).then(|| {
                 format!("{} ({} {})", Msg::Retrying.text(lang), r.attempts, Msg::Attempts.text(lang))
             });
             view! {
-                <tr class="table__row" data-refund=r.out_refund_no.clone() data-status=r.status.clone()>
+                <tr class="table__row" data-refund=r.out_refund_no.clone() data-status=r.status.as_str()>
                     <td>
                         <div class="mono">{r.out_trade_no.clone()}</div>
                         <div class="muted mono">{r.out_refund_no.clone()}</div>
@@ -197,7 +181,7 @@ fn RefundTable(
                     <td class="table__time" title=format_shanghai(r.created_at)>{age_text(r.age_ms, lang)}</td>
                     <td>{asked}<div class="muted">{r.reason.clone()}</div></td>
                     <td>
-                        <span class=class>{label}</span>
+                        <StatusBadge status=r.status/>
                         {r.refund_id.clone().map(|id| view! { <div class="muted mono">{id}</div> })}
                         {retrying.map(|t| view! { <div class="muted">{t}</div> })}
                         {detail.map(|d| view! { <div class="refund__detail" data-testid="refund-detail">{d}</div> })}

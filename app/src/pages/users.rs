@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Role};
 
+use crate::components::status::{Badge, Tone};
 use crate::dto::UserSummary;
 use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{role_name, use_lang, Lang, Msg};
@@ -130,7 +131,7 @@ fn UserTable(
                             <button type="submit" class="button button--small" disabled=is_me>{Msg::ChangeRole.text(lang)}</button>
                         </ActionForm>
                     </td>
-                    <td><span class=if u.active { "status status--ok" } else { "status status--off" }>{status.text(lang)}</span></td>
+                    <td><Badge tone=if u.active { Tone::Ok } else { Tone::Off }>{status.text(lang)}</Badge></td>
                     <td class="table__time">{last}</td>
                     <td class="table__time">{format_shanghai(u.created_at)}</td>
                     <td class="table__actions">

@@ -13,7 +13,6 @@ pub async fn get_home_stats() -> Result<HomeStats, AppError> {
         use paydesk_types::Role;
 
         use super::ssr;
-        use crate::dto::PaidOrderRow;
 
         let viewer = ssr::require_role(Role::Staff).await?;
         let d = paydesk_core::stats::dashboard(&ssr::db().await?, paydesk_core::now_ms()).await?;
@@ -31,18 +30,7 @@ pub async fn get_home_stats() -> Result<HomeStats, AppError> {
                 .iter()
                 .map(|day| (day.day_start, day.count, day.amount_fen))
                 .collect(),
-            latest_paid: d
-                .latest_paid
-                .into_iter()
-                .map(|o| PaidOrderRow {
-                    out_trade_no: o.out_trade_no,
-                    total_fee: o.total_fee,
-                    paid_at: o.paid_at,
-                    transaction_id: o.transaction_id,
-                    status: o.status,
-                    description: o.description,
-                })
-                .collect(),
+            latest_paid: d.latest_paid,
             viewer_role: viewer.role,
         })
     })

@@ -83,7 +83,7 @@ mod convert {
             peer: clip_opt(e.peer.as_deref()),
             out_trade_no: clip_opt(e.out_trade_no.as_deref()),
             out_refund_no: clip_opt(e.out_refund_no.as_deref()),
-            verdict: e.verdict.as_str().into(),
+            verdict: e.verdict,
             detail: clip(&e.detail),
             reply: e.reply,
         }
@@ -106,7 +106,7 @@ mod convert {
             } else {
                 n.total_fee
             },
-            verdict: n.verdict.as_str().into(),
+            verdict: n.verdict,
             detail: clip(&n.detail),
             reply: n.reply.clone(),
         }
@@ -237,7 +237,7 @@ pub async fn get_notification(id: i64) -> Result<NotificationDetail, AppError> {
             transaction_id: n.transaction_id.as_deref().map(clip),
             matched_out_trade_no: found.matched_out_trade_no.clone(),
             duration_us: n.duration_us,
-            reply_body: n.verdict.reply_body(),
+            reply_body: paydesk_core::notify::VerdictReply::reply_body(n.verdict),
             body: shown(&n.raw_body),
             sanitized: shown(&sanitize(&n.raw_body)),
         })
@@ -348,7 +348,7 @@ pub async fn lookup(text: String) -> Result<LookupResult, AppError> {
                 .into_iter()
                 .map(|o| LookupRow {
                     out_trade_no: o.out_trade_no,
-                    status: o.status.as_str().into(),
+                    status: o.status,
                     total_fee: o.total_fee,
                     description: o.description,
                     created_at: o.created_at,

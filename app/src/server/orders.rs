@@ -12,6 +12,7 @@
 )]
 
 use leptos::prelude::*;
+use paydesk_types::OrderStatus;
 
 use crate::dto::orders::{OrderDetail, OrdersView};
 use crate::error::AppError;
@@ -133,7 +134,7 @@ fn list_item(o: paydesk_core::orders::Order) -> crate::dto::orders::OrderListIte
         transaction_id: o.transaction_id,
         openid: o.openid,
         total_fee: o.total_fee,
-        status: o.status.as_str().to_owned(),
+        status: o.status,
         created_at: o.created_at,
         paid_at: o.paid_at,
     }
@@ -202,7 +203,7 @@ fn detail(
         openid: o.openid,
         description: o.description,
         total_fee: o.total_fee,
-        status: o.status.as_str().to_owned(),
+        status: o.status,
         sign_type: o.sign_type.as_str().to_owned(),
         prepay_id: o.prepay_id,
         prepay_expires_at: o.prepay_expires_at,
@@ -242,7 +243,7 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
         Event::Notification(n) => W::Notification {
             id: n.id,
             kind: n.kind,
-            verdict: n.verdict.as_str().to_owned(),
+            verdict: n.verdict,
             // A refused callback's detail can quote what its sender wrote.
             detail: clip(&n.detail),
             reply: n.reply,
@@ -281,7 +282,7 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
             last_error,
         } => W::RefundOutcome {
             out_refund_no,
-            status: status.as_str().to_owned(),
+            status,
             amount_fen,
             refund_id,
             last_error,
@@ -303,19 +304,19 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
 /// Asks WeChat Pay about the order now (orderquery; support and up; audited). Returns the
 /// status afterwards.
 #[server(endpoint = "orders/sync")]
-pub async fn sync_order(out_trade_no: String) -> Result<String, AppError> {
+pub async fn sync_order(out_trade_no: String) -> Result<OrderStatus, AppError> {
     super::ssr::respond(act(out_trade_no, false)).await
 }
 
 /// Closes the unpaid order at WeChat Pay (closeorder; support and up; audited). Returns the
 /// status afterwards.
 #[server(endpoint = "orders/close")]
-pub async fn close_order(out_trade_no: String) -> Result<String, AppError> {
+pub async fn close_order(out_trade_no: String) -> Result<OrderStatus, AppError> {
     super::ssr::respond(act(out_trade_no, true)).await
 }
 
 #[cfg(feature = "ssr")]
-async fn act(out_trade_no: String, close: bool) -> Result<String, AppError> {
+async fn act(out_trade_no: String, close: bool) -> Result<OrderStatus, AppError> {
     use paydesk_core::order_actions;
     use paydesk_types::Role;
 
@@ -329,5 +330,5 @@ async fn act(out_trade_no: String, close: bool) -> Result<String, AppError> {
     } else {
         order_actions::sync_now(&db, client.as_ref(), &events, &actor, &out_trade_no).await?
     };
-    Ok(order.status.as_str().to_owned())
+    Ok(order.status)
 }

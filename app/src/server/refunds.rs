@@ -30,7 +30,7 @@ fn row(
         order_total_fee: v.order_total_fee,
         refundable_left: v.refundable_left,
         earlier_refunds: v.earlier_refunds,
-        status: r.status.as_str().to_owned(),
+        status: r.status,
         reason: r.reason,
         requester_kind: r.requester_kind,
         requester: r.requester,

@@ -41,7 +41,7 @@ pub use log::Notification;
 pub use payment::receive_payment_notification;
 pub use refund::receive_refund_notification;
 pub use refused::receive_oversize;
-pub use verdict::Verdict;
+pub use verdict::{Verdict, VerdictReply};
 
 use crate::{now_ms, CoreError, Db};
 

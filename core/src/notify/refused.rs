@@ -9,7 +9,8 @@ use super::payment::Checked;
 use super::refund::RefundChecked;
 use super::{
     decide, outcome, sender_of, stored_text, Decision, Findings, NotificationOutcome,
-    NotificationRow, Refusal, Unrecorded, Verdict, DEFAULT_REFUSED_BODY_BYTES, MAX_BODY,
+    NotificationRow, Refusal, Unrecorded, Verdict, VerdictReply, DEFAULT_REFUSED_BODY_BYTES,
+    MAX_BODY,
 };
 use crate::{now_ms, CoreError, Db};
 

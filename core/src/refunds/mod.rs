@@ -55,6 +55,7 @@ pub use job::{claim_due, process_claimed, Claimed, RefundPolicy};
 pub(crate) use outcome::{apply_result, from_wechat, WxResult};
 pub use request::{approve, file, reject, request};
 pub use status::RefundStatus;
+pub(crate) use status::StatusSql;
 
 /// The statuses that do not count against the order, as an SQL list.
 const NOT_COUNTING: &str = "'REJECTED', 'FAILED', 'REFUNDCLOSE'";

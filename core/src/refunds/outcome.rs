@@ -4,7 +4,7 @@
 use sqlx::{Any, Transaction};
 
 use super::job::RefundPolicy;
-use super::{load, publish, Refund, RefundStatus};
+use super::{load, publish, Refund, RefundStatus, StatusSql};
 use crate::events::EventBus;
 use crate::orders::transitions;
 use crate::orders::OrderStatus;

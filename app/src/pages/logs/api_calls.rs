@@ -5,8 +5,11 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
-use super::{id_param, query_param, BodyBlock, DateFilters, LogsMsg, Pager, ENDPOINTS};
-use crate::components::live::use_live;
+use super::{id_param, LogsMsg, ENDPOINTS};
+use crate::components::body::BodyBlock;
+use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::pager::Pager;
+use crate::components::status::Tone;
 use crate::dto::{ApiCallDetail, ApiCallPage, ApiCallRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -19,11 +22,11 @@ fn endpoint_label(endpoint: &str, lang: Lang) -> &'static str {
         .map_or("", |(_, label)| label.text(lang))
 }
 
-fn outcome_label(outcome: &str, lang: Lang) -> (&'static str, &'static str) {
+fn outcome_label(outcome: &str, lang: Lang) -> (&'static str, Tone) {
     match outcome {
-        "ok" => (LogsMsg::OutcomeOk.text(lang), "status status--ok"),
-        "business" => (LogsMsg::OutcomeBusiness.text(lang), "status status--warn"),
-        _ => (LogsMsg::OutcomeTransport.text(lang), "status status--bad"),
+        "ok" => (LogsMsg::OutcomeOk.text(lang), Tone::Ok),
+        "business" => (LogsMsg::OutcomeBusiness.text(lang), Tone::Warn),
+        _ => (LogsMsg::OutcomeTransport.text(lang), Tone::Bad),
     }
 }
 
@@ -41,34 +44,23 @@ fn codes(r: &ApiCallRow) -> String {
 #[component]
 pub fn ApiCallsPage() -> impl IntoView {
     let lang = use_lang();
-    let live = use_live();
-    let (endpoint, outcome, from, to, after) = (
-        query_param("endpoint"),
-        query_param("outcome"),
-        query_param("from"),
-        query_param("to"),
-        query_param("after"),
-    );
-    let page = Resource::new(
-        move || {
-            (
-                endpoint.get(),
-                outcome.get(),
-                from.get(),
-                to.get(),
-                after.get(),
-                live.any.get(),
-            )
-        },
-        |(endpoint, outcome, from, to, after, _)| {
-            list_api_calls(endpoint, outcome, from, to, after)
-        },
-    );
+    let (endpoint, outcome) = (query_param("endpoint"), query_param("outcome"));
+    let fetch = |[endpoint, outcome]: [String; 2], from: String, to: String, after: String| {
+        list_api_calls(endpoint, outcome, from, to, after)
+    };
+    let render =
+        |page: ApiCallPage, params, paged| view! { <CallTable page params paged/> }.into_any();
     view! {
-        <Title text=format!("{} · paydesk", Msg::NavApiCalls.text(lang))/>
-        <h1 class="page__title">{Msg::NavApiCalls.text(lang)}</h1>
-        <p class="page__intro">{LogsMsg::ApiCallsIntro.text(lang)}</p>
-        <form method="get" action="/api-calls" class="form form--row filters" data-testid="api-call-filters">
+        <FilteredList
+            path="/api-calls"
+            title=Msg::NavApiCalls.text(lang)
+            intro=LogsMsg::ApiCallsIntro.text(lang)
+            form_testid="api-call-filters"
+            filters=["endpoint", "outcome"]
+            live=true
+            fetch
+            render
+        >
             <label class="form__field">
                 <span>{LogsMsg::Endpoint.text(lang)}</span>
                 <select name="endpoint">
@@ -87,25 +79,7 @@ pub fn ApiCallsPage() -> impl IntoView {
                     }).collect_view()}
                 </select>
             </label>
-            <DateFilters from to reset="/api-calls"/>
-        </form>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let params = vec![
-                            ("endpoint", endpoint.get_untracked()),
-                            ("outcome", outcome.get_untracked()),
-                            ("from", from.get_untracked()),
-                            ("to", to.get_untracked()),
-                        ];
-                        let paged = !after.get_untracked().is_empty();
-                        view! { <CallTable page=p params paged/> }.into_any()
-                    }
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        </FilteredList>
     }
 }
 
@@ -123,7 +97,7 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
         .rows
         .into_iter()
         .map(|r| {
-            let (label, class) = outcome_label(&r.outcome, lang);
+            let (label, tone) = outcome_label(&r.outcome, lang);
             let href = format!("/api-calls/{}", r.id);
             let codes = codes(&r);
             view! {
@@ -135,7 +109,7 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
                         {r.out_refund_no.clone().map(|n| view! { <div class="muted mono">{n}</div> })}
                     </td>
                     <td>
-                        <span class=class>{label}</span>
+                        <span class=tone.class()>{label}</span>
                         <div class="muted mono">{codes}</div>
                     </td>
                     <td class="table__num">{r.http_status.map(|s| s.to_string()).unwrap_or_else(|| "—".into())}</td>
@@ -190,7 +164,7 @@ pub fn ApiCallDetailPage() -> impl IntoView {
 fn CallDetail(d: ApiCallDetail) -> impl IntoView {
     let lang = use_lang();
     let r = d.row;
-    let (label, class) = outcome_label(&r.outcome, lang);
+    let (label, tone) = outcome_label(&r.outcome, lang);
     let order = r.out_trade_no.clone().map(|no| {
         view! {
             <dt>{LogsMsg::OrderNo.text(lang)}</dt>
@@ -200,7 +174,7 @@ fn CallDetail(d: ApiCallDetail) -> impl IntoView {
     view! {
         <h1 class="page__title">
             {LogsMsg::ApiCallTitle.text(lang)} " #" {r.id} " "
-            <span class=class data-testid="outcome">{label}</span>
+            <span class=tone.class() data-testid="outcome">{label}</span>
         </h1>
         <section class="card">
             <dl class="facts">

@@ -7,7 +7,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
-use super::{query_param, verdict_explanation, verdict_label, LogsMsg};
+use super::{cause_label, verdict_explanation, LogsMsg};
+use crate::components::filtered_list::query_param;
 use crate::components::live::use_live;
 use crate::dto::{CountedRow, FailureGroup, FailureRow, FailuresView, SignatureDebug};
 use crate::error::Refused;
@@ -82,12 +83,12 @@ fn Counted(rows: Vec<CountedRow>) -> impl IntoView {
     let rows = rows
         .into_iter()
         .map(|c| {
-            let (label, class) = verdict_label(&c.cause, lang);
+            let (label, tone) = cause_label(&c.cause, lang);
             let sender = c.sender.clone();
             view! {
                 <tr data-sender=c.sender data-cause=c.cause>
                     <td class="mono">{sender}</td>
-                    <td><span class=class>{label}</span></td>
+                    <td><span class=tone.class()>{label}</span></td>
                     <td class="table__num" data-testid="counted-count">{c.count}</td>
                     <td class="table__time">{format_shanghai(c.first_seen)}</td>
                     <td class="table__time">{format_shanghai(c.last_seen)}</td>
@@ -116,7 +117,7 @@ fn Counted(rows: Vec<CountedRow>) -> impl IntoView {
 #[component]
 fn Group(g: FailureGroup) -> impl IntoView {
     let lang = use_lang();
-    let (label, class) = verdict_label(&g.cause, lang);
+    let (label, tone) = cause_label(&g.cause, lang);
     let shown = g.failures.len() as i64;
     let more = (g.count > shown).then(|| {
         view! { <p class="muted">{LogsMsg::ShowingNewest.text(lang)} " " {shown} " / " {g.count}</p> }
@@ -129,7 +130,7 @@ fn Group(g: FailureGroup) -> impl IntoView {
     view! {
         <details class="group" data-cause=g.cause.clone()>
             <summary class="group__summary">
-                <span class=class>{label}</span>
+                <span class=tone.class()>{label}</span>
                 <span class="group__count" data-testid="group-count">{g.count}</span>
                 <span class="muted">{LogsMsg::FirstSeen.text(lang)} " " {format_shanghai(g.first_seen)}</span>
                 <span class="muted">{LogsMsg::LastSeen.text(lang)} " " {format_shanghai(g.last_seen)}</span>

@@ -3,9 +3,10 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use paydesk_types::{format_shanghai, Fen};
+use paydesk_types::{format_shanghai, Fen, OrderStatus};
 
-use super::{query_param, LogsMsg};
+use super::LogsMsg;
+use crate::components::filtered_list::query_param;
 use crate::dto::{LookupResult, LookupRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -41,21 +42,26 @@ pub fn status_sentence(r: &LookupRow, lang: Lang) -> String {
         (Lang::En, Some(p)) => format!("{en} {amount} on {p}, WeChat Pay transaction {tid}"),
         (Lang::En, None) => format!("{en} {amount}, ordered {created}"),
     };
-    match (r.status.as_str(), lang) {
-        ("PAID", _) => paid_part("已支付", "Paid"),
-        ("PARTIALLY_REFUNDED", _) => paid_part("已支付，部分已退款", "Partly refunded: paid"),
-        ("REFUNDED", _) => paid_part("已全额退款", "Refunded in full: paid"),
-        ("NOTPAY", Lang::Zh) => format!("未支付，{amount}，{created} 下单，顾客尚未付款"),
-        ("NOTPAY", Lang::En) => {
+    match (r.status, lang) {
+        (OrderStatus::Paid, _) => paid_part("已支付", "Paid"),
+        (OrderStatus::PartiallyRefunded, _) => {
+            paid_part("已支付，部分已退款", "Partly refunded: paid")
+        }
+        (OrderStatus::Refunded, _) => paid_part("已全额退款", "Refunded in full: paid"),
+        (OrderStatus::NotPay, Lang::Zh) => {
+            format!("未支付，{amount}，{created} 下单，顾客尚未付款")
+        }
+        (OrderStatus::NotPay, Lang::En) => {
             format!("Not paid: {amount}, ordered {created}, still awaiting payment")
         }
-        ("CLOSED", Lang::Zh) => format!("已关闭（未付款），{amount}，{created} 下单"),
-        ("CLOSED", Lang::En) => format!("Closed unpaid: {amount}, ordered {created}"),
-        ("PAYERROR", Lang::Zh) => format!("支付失败，{amount}，{created} 下单，顾客需重新下单"),
-        ("PAYERROR", Lang::En) => {
+        (OrderStatus::Closed, Lang::Zh) => format!("已关闭（未付款），{amount}，{created} 下单"),
+        (OrderStatus::Closed, Lang::En) => format!("Closed unpaid: {amount}, ordered {created}"),
+        (OrderStatus::PayError, Lang::Zh) => {
+            format!("支付失败，{amount}，{created} 下单，顾客需重新下单")
+        }
+        (OrderStatus::PayError, Lang::En) => {
             format!("Payment failed: {amount}, ordered {created}; the customer must order again")
         }
-        (other, _) => format!("{other} {amount} {created}"),
     }
 }
 
@@ -126,9 +132,9 @@ fn Results(r: LookupResult) -> impl IntoView {
         .rows
         .iter()
         .map(|o| {
-            let class = match o.status.as_str() {
-                "PAID" => "lookup__item lookup__item--ok",
-                "NOTPAY" => "lookup__item lookup__item--wait",
+            let class = match o.status {
+                OrderStatus::Paid => "lookup__item lookup__item--ok",
+                OrderStatus::NotPay => "lookup__item lookup__item--wait",
                 _ => "lookup__item",
             };
             view! {
@@ -152,10 +158,10 @@ fn Results(r: LookupResult) -> impl IntoView {
 mod tests {
     use super::*;
 
-    fn row(status: &str, paid: bool) -> LookupRow {
+    fn row(status: OrderStatus, paid: bool) -> LookupRow {
         LookupRow {
             out_trade_no: "PD1".into(),
-            status: status.into(),
+            status,
             total_fee: 1234,
             description: "拿铁".into(),
             created_at: 1_795_148_400_000, // 2026-11-20 12:20 +08
@@ -167,17 +173,19 @@ mod tests {
     #[test]
     fn statuses_read_as_sentences() {
         assert_eq!(
-            status_sentence(&row("PAID", true), Lang::Zh),
+            status_sentence(&row(OrderStatus::Paid, true), Lang::Zh),
             "已支付，¥12.34，11月20日 14:52 支付，微信支付单号 4200000001202611201234567890"
         );
         assert_eq!(
-            status_sentence(&row("PAID", true), Lang::En),
+            status_sentence(&row(OrderStatus::Paid, true), Lang::En),
             "Paid ¥12.34 on Nov 20, 14:52, WeChat Pay transaction 4200000001202611201234567890"
         );
         assert_eq!(
-            status_sentence(&row("NOTPAY", false), Lang::Zh),
+            status_sentence(&row(OrderStatus::NotPay, false), Lang::Zh),
             "未支付，¥12.34，11月20日 12:20 下单，顾客尚未付款"
         );
-        assert!(status_sentence(&row("REFUNDED", true), Lang::Zh).starts_with("已全额退款"));
+        assert!(
+            status_sentence(&row(OrderStatus::Refunded, true), Lang::Zh).starts_with("已全额退款")
+        );
     }
 }

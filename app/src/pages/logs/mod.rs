@@ -8,11 +8,11 @@ pub mod lookup;
 pub mod notifications;
 
 use leptos::prelude::*;
-use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::hooks::use_params_map;
+use paydesk_types::Verdict;
 
-use crate::components::shell::urlencode;
-use crate::dto::ShownBody;
-use crate::i18n::{use_lang, Lang};
+use crate::components::status::{Status, Tone};
+use crate::i18n::Lang;
 
 crate::messages! {
 /// The logs pages' words.
@@ -23,10 +23,6 @@ pub enum LogsMsg {
     KindRefund => "退款", "Refund";
     All => "全部", "All";
     Verdict => "处理结果", "Verdict";
-    From => "开始日期", "From";
-    To => "结束日期", "To";
-    Filter => "筛选", "Filter";
-    Reset => "清除筛选", "Clear";
     Received => "收到时间", "Received";
     OrderNo => "商户订单号", "Order no.";
     RefundNo => "商户退款单号", "Refund no.";
@@ -34,8 +30,6 @@ pub enum LogsMsg {
     Peer => "来源地址", "From address";
     Reply => "我们的回复", "Our reply";
     Detail => "详情", "Details";
-    Newer => "回到最新", "Back to newest";
-    Older => "更早 →", "Older →";
     NoNotifications => "没有符合条件的通知。", "No notifications match.";
     NotificationTitle => "回调通知", "Notification";
     MatchedOrder => "匹配的订单", "Matched order";
@@ -48,9 +42,6 @@ pub enum LogsMsg {
     SanitizedBody => "脱敏报文（openid、签名等已遮盖）", "Sanitized body (openid, sign and the like masked)";
     Copy => "复制", "Copy";
     CopySanitized => "复制脱敏版", "Copy sanitized";
-    Copied => "已复制", "Copied";
-    BodyNotXml => "报文不是 XML，按原文显示。", "The body is not XML; shown as received.";
-    CopyCopiesAll => "复制按钮复制全文。", "The copy button copies all of it.";
     FailuresIntro => "未被接受的回调，按原因分组。每组可展开查看每一条失败、原因说明和签名调试信息。API 密钥不会出现在页面上。", "Callbacks we refused, grouped by cause. Open a group for each failure, what went wrong and what to check, and the signature debugger. The API key never appears on this page.";
     Last24h => "最近 24 小时", "Last 24 h";
     Last7d => "最近 7 天", "Last 7 days";
@@ -109,6 +100,10 @@ pub enum LogsMsg {
     EpRefundQuery => "查询退款", "Refund query";
     EpDownloadBill => "下载对账单", "Download bill";
     EpLogin => "小程序登录", "Mini-program login";
+    CauseSignTypeMismatch => "签名算法不符", "Sign type mismatch";
+    CauseMissingSign => "缺少签名", "No signature";
+    CauseOversize => "报文过大", "Too large";
+    CauseUnknown => "未知", "Unknown";
 }
 }
 
@@ -123,47 +118,20 @@ pub const ENDPOINTS: [(&str, LogsMsg); 7] = [
     ("/sns/jscode2session", LogsMsg::EpLogin),
 ];
 
-/// The verdict names, in the order the filter lists them.
-pub const VERDICTS: [&str; 12] = [
-    "applied",
-    "duplicate",
-    "bad_signature",
-    "malformed",
-    "forbidden_xml",
-    "wrong_appid",
-    "wrong_mch_id",
-    "unknown_order",
-    "amount_mismatch",
-    "decrypt_failed",
-    "result_fail",
-    "internal_error",
-];
-
-/// A verdict's or failure cause's short name, and its badge class.
-pub fn verdict_label(name: &str, lang: Lang) -> (&'static str, &'static str) {
-    let zh_en = |zh, en| if lang == Lang::Zh { zh } else { en };
-    let (label, class) = match name {
-        "applied" => (zh_en("已入账", "Applied"), "status status--ok"),
-        "duplicate" => (zh_en("重复通知", "Duplicate"), "status status--off"),
-        "bad_signature" => (zh_en("签名错误", "Bad signature"), "status status--bad"),
-        "sign_type_mismatch" => (
-            zh_en("签名算法不符", "Sign type mismatch"),
-            "status status--bad",
-        ),
-        "missing_sign" => (zh_en("缺少签名", "No signature"), "status status--bad"),
-        "malformed" => (zh_en("报文格式错误", "Malformed"), "status status--bad"),
-        "oversize" => (zh_en("报文过大", "Too large"), "status status--bad"),
-        "forbidden_xml" => (zh_en("禁止的 XML", "Forbidden XML"), "status status--bad"),
-        "wrong_appid" => (zh_en("AppID 不符", "Wrong appid"), "status status--bad"),
-        "wrong_mch_id" => (zh_en("商户号不符", "Wrong mch_id"), "status status--bad"),
-        "unknown_order" => (zh_en("订单不存在", "Unknown order"), "status status--warn"),
-        "amount_mismatch" => (zh_en("金额不符", "Amount mismatch"), "status status--bad"),
-        "decrypt_failed" => (zh_en("解密失败", "Decryption failed"), "status status--bad"),
-        "result_fail" => (zh_en("支付失败", "Payment failed"), "status status--warn"),
-        "internal_error" => (zh_en("内部错误", "Internal error"), "status status--warn"),
-        _ => (zh_en("未知", "Unknown"), "status status--off"),
+/// A failure cause's short name and its badge's tone: a verdict, or one of the finer causes
+/// the failures page groups refused callbacks by.
+pub fn cause_label(name: &str, lang: Lang) -> (&'static str, Tone) {
+    if let Ok(verdict) = name.parse::<Verdict>() {
+        let status = Status::from(verdict);
+        return (status.label(lang), status.tone());
+    }
+    let msg = match name {
+        "sign_type_mismatch" => LogsMsg::CauseSignTypeMismatch,
+        "missing_sign" => LogsMsg::CauseMissingSign,
+        "oversize" => LogsMsg::CauseOversize,
+        _ => return (LogsMsg::CauseUnknown.text(lang), Tone::Off),
     };
-    (label, class)
+    (msg.text(lang), Tone::Bad)
 }
 
 /// What a verdict or failure cause means and what to check, in plain words.
@@ -205,27 +173,6 @@ pub fn verdict_explanation(name: &str, lang: Lang) -> &'static str {
     }
 }
 
-/// `page?k=v&…` with the empty values left out.
-pub fn href_with(path: &str, params: &[(&str, String)]) -> String {
-    let query = params
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", urlencode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-    if query.is_empty() {
-        path.to_owned()
-    } else {
-        format!("{path}?{query}")
-    }
-}
-
-/// A query parameter of the current page (empty when absent).
-pub fn query_param(name: &'static str) -> Memo<String> {
-    let query = use_query_map();
-    Memo::new(move |_| query.with(|q| q.get(name).unwrap_or_default()))
-}
-
 /// The `{id}` of a detail page's path (0, which matches nothing, when it is not a number).
 pub fn id_param() -> Memo<i64> {
     let params = use_params_map();
@@ -241,145 +188,21 @@ pub fn duration_text(us: i64) -> String {
     }
 }
 
-/// "Showing the first N bytes of M", for a body laid out only in part.
-pub fn cut_notice(shown: u64, total: u64, lang: Lang) -> String {
-    let (shown, total) = (grouped(shown), grouped(total));
-    match lang {
-        Lang::Zh => format!("报文较长：显示前 {shown} 字节，共 {total} 字节。"),
-        Lang::En => format!("A long body: showing the first {shown} bytes of {total}."),
-    }
-}
-
-/// `1234567` as `1,234,567`.
-fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(d);
-    }
-    out
-}
-
-/// Copies `text` to the clipboard (in the browser; nothing happens on the server).
-fn copy_to_clipboard(text: &str) {
-    #[cfg(feature = "hydrate")]
-    {
-        let _ = window().navigator().clipboard().write_text(text);
-    }
-    #[cfg(not(feature = "hydrate"))]
-    let _ = text;
-}
-
-/// A body in a `<pre>` (escaped like any text) with a copy button.
-#[component]
-pub fn BodyBlock(
-    /// The heading.
-    title: &'static str,
-    /// The body.
-    body: ShownBody,
-    /// The copy button's label.
-    copy_label: &'static str,
-    /// `data-testid` of the `<pre>`.
-    testid: &'static str,
-) -> impl IntoView {
-    let lang = use_lang();
-    let copied = RwSignal::new(false);
-    let text = body.raw.clone();
-    let cut = (body.shown < body.total).then(|| {
-        view! {
-            <p class="muted" data-testid=format!("{testid}-cut")>
-                {cut_notice(body.shown, body.total, lang)} " " {LogsMsg::CopyCopiesAll.text(lang)}
-            </p>
-        }
-    });
-    view! {
-        <section class="card body-block">
-            <div class="body-block__head">
-                <h2 class="card__title">{title}</h2>
-                <button type="button" class="button button--small" data-testid=format!("{testid}-copy")
-                    on:click=move |_| {
-                        copy_to_clipboard(&text);
-                        copied.set(true);
-                    }>
-                    {move || if copied.get() { LogsMsg::Copied.text(lang) } else { copy_label }}
-                </button>
-            </div>
-            {(body.format == "text").then(|| view! { <p class="muted">{LogsMsg::BodyNotXml.text(lang)}</p> })}
-            {cut}
-            <pre class="body" data-testid=testid data-format=body.format.clone()>{body.pretty}</pre>
-        </section>
-    }
-}
-
-/// The date range of a filter form, its submit button and a link that clears it.
-#[component]
-pub fn DateFilters(
-    /// The `from` date in effect.
-    from: Memo<String>,
-    /// The `to` date in effect.
-    to: Memo<String>,
-    /// The unfiltered list's path.
-    reset: &'static str,
-) -> impl IntoView {
-    let lang = use_lang();
-    view! {
-        <label class="form__field">
-            <span>{LogsMsg::From.text(lang)}</span>
-            <input type="date" name="from" value=move || from.get()/>
-        </label>
-        <label class="form__field">
-            <span>{LogsMsg::To.text(lang)}</span>
-            <input type="date" name="to" value=move || to.get()/>
-        </label>
-        <button type="submit" class="button button--primary">{LogsMsg::Filter.text(lang)}</button>
-        <a href=reset class="button button--quiet">{LogsMsg::Reset.text(lang)}</a>
-    }
-}
-
-/// "Back to newest" and "Older →" links of a keyset-paginated list.
-#[component]
-pub fn Pager(
-    /// The list's path.
-    path: &'static str,
-    /// The filters in effect (without `after`).
-    params: Vec<(&'static str, String)>,
-    /// Whether this is a later page.
-    paged: bool,
-    /// The next page's `after`.
-    next: Option<String>,
-) -> impl IntoView {
-    let lang = use_lang();
-    let first = href_with(path, &params);
-    let older = next.map(|n| {
-        let mut p = params.clone();
-        p.push(("after", n));
-        href_with(path, &p)
-    });
-    view! {
-        <nav class="pager" aria-label="pages">
-            {paged.then(|| view! { <a class="button button--small" href=first.clone()>{LogsMsg::Newer.text(lang)}</a> })}
-            {older.map(|h| view! { <a class="button button--small" href=h data-testid="older">{LogsMsg::Older.text(lang)}</a> })}
-        </nav>
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_verdict_has_a_label_and_an_explanation_in_both_languages() {
-        for name in VERDICTS
-            .iter()
-            .chain(&["sign_type_mismatch", "missing_sign", "oversize"])
-        {
+        for name in Verdict::ALL.iter().map(|v| v.as_str()).chain([
+            "sign_type_mismatch",
+            "missing_sign",
+            "oversize",
+        ]) {
             for lang in [Lang::Zh, Lang::En] {
                 assert_ne!(
-                    verdict_label(name, lang).0,
-                    verdict_label("?", lang).0,
+                    cause_label(name, lang).0,
+                    cause_label("?", lang).0,
                     "{name}"
                 );
                 assert_ne!(
@@ -389,37 +212,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    #[test]
-    fn a_cut_body_says_how_much_is_shown() {
-        assert_eq!(
-            cut_notice(65_536, 1_048_576, Lang::Zh),
-            "报文较长：显示前 65,536 字节，共 1,048,576 字节。"
-        );
-        assert_eq!(
-            cut_notice(999, 1000, Lang::En),
-            "A long body: showing the first 999 bytes of 1,000."
-        );
-    }
-
-    #[test]
-    fn links_keep_only_the_filters_set() {
-        assert_eq!(
-            href_with(
-                "/notifications",
-                &[
-                    ("kind", "refund".into()),
-                    ("verdict", String::new()),
-                    ("from", "2026-11-20".into())
-                ]
-            ),
-            "/notifications?kind=refund&from=2026-11-20"
-        );
-        assert_eq!(
-            href_with("/lookup", &[("q", "12.34 昨天".into())]),
-            "/lookup?q=12.34%20%E6%98%A8%E5%A4%A9"
-        );
-        assert_eq!(href_with("/failures", &[]), "/failures");
     }
 }

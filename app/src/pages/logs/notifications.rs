@@ -4,13 +4,13 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use paydesk_types::{format_shanghai, Fen};
+use paydesk_types::{format_shanghai, Fen, Verdict};
 
-use super::{
-    duration_text, id_param, query_param, verdict_explanation, verdict_label, BodyBlock,
-    DateFilters, LogsMsg, Pager, VERDICTS,
-};
-use crate::components::live::use_live;
+use super::{duration_text, id_param, verdict_explanation, LogsMsg};
+use crate::components::body::BodyBlock;
+use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::pager::Pager;
+use crate::components::status::{Badge, Status, StatusBadge, Tone};
 use crate::dto::{NotificationDetail, NotificationPage, NotificationRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -27,32 +27,24 @@ fn kind_label(kind: &str, lang: Lang) -> &'static str {
 #[component]
 pub fn NotificationsPage() -> impl IntoView {
     let lang = use_lang();
-    let live = use_live();
-    let (kind, verdict, from, to, after) = (
-        query_param("kind"),
-        query_param("verdict"),
-        query_param("from"),
-        query_param("to"),
-        query_param("after"),
-    );
-    let page = Resource::new(
-        move || {
-            (
-                kind.get(),
-                verdict.get(),
-                from.get(),
-                to.get(),
-                after.get(),
-                live.any.get(),
-            )
-        },
-        |(kind, verdict, from, to, after, _)| list_notifications(kind, verdict, from, to, after),
-    );
+    let (kind, verdict) = (query_param("kind"), query_param("verdict"));
+    let fetch = |[kind, verdict]: [String; 2], from: String, to: String, after: String| {
+        list_notifications(kind, verdict, from, to, after)
+    };
+    let render = |page: NotificationPage, params, paged| {
+        view! { <NotificationTable page params paged/> }.into_any()
+    };
     view! {
-        <Title text=format!("{} · paydesk", Msg::NavNotifications.text(lang))/>
-        <h1 class="page__title">{Msg::NavNotifications.text(lang)}</h1>
-        <p class="page__intro">{LogsMsg::NotificationsIntro.text(lang)}</p>
-        <form method="get" action="/notifications" class="form form--row filters" data-testid="notification-filters">
+        <FilteredList
+            path="/notifications"
+            title=Msg::NavNotifications.text(lang)
+            intro=LogsMsg::NotificationsIntro.text(lang)
+            form_testid="notification-filters"
+            filters=["kind", "verdict"]
+            live=true
+            fetch
+            render
+        >
             <label class="form__field">
                 <span>{LogsMsg::Kind.text(lang)}</span>
                 <select name="kind">
@@ -66,30 +58,12 @@ pub fn NotificationsPage() -> impl IntoView {
                 <span>{LogsMsg::Verdict.text(lang)}</span>
                 <select name="verdict">
                     <option value="">{LogsMsg::All.text(lang)}</option>
-                    {VERDICTS.into_iter().map(|v| view! {
-                        <option value=v selected=move || verdict.get() == v>{verdict_label(v, lang).0}</option>
+                    {Verdict::ALL.into_iter().map(|v| view! {
+                        <option value=v.as_str() selected=move || verdict.get() == v.as_str()>{Status::from(v).label(lang)}</option>
                     }).collect_view()}
                 </select>
             </label>
-            <DateFilters from to reset="/notifications"/>
-        </form>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match page.await {
-                    Ok(p) => {
-                        let params = vec![
-                            ("kind", kind.get_untracked()),
-                            ("verdict", verdict.get_untracked()),
-                            ("from", from.get_untracked()),
-                            ("to", to.get_untracked()),
-                        ];
-                        let paged = !after.get_untracked().is_empty();
-                        view! { <NotificationTable page=p params paged/> }.into_any()
-                    }
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        </FilteredList>
     }
 }
 
@@ -137,20 +111,19 @@ fn NotificationTable(
 #[component]
 fn NotificationLine(r: NotificationRow) -> impl IntoView {
     let lang = use_lang();
-    let (label, class) = verdict_label(&r.verdict, lang);
     let href = format!("/notifications/{}", r.id);
     view! {
-        <tr class="table__row" data-notification=r.id data-verdict=r.verdict.clone()>
+        <tr class="table__row" data-notification=r.id data-verdict=r.verdict.as_str()>
             <td class="table__time">{format_shanghai(r.received_at)}</td>
             <td>{kind_label(&r.kind, lang)}</td>
-            <td><span class=class title=r.detail.clone()>{label}</span></td>
+            <td><StatusBadge status=r.verdict title=r.detail.clone()/></td>
             <td class="mono">
                 {r.out_trade_no.clone().unwrap_or_else(|| "—".into())}
                 {r.out_refund_no.clone().map(|n| view! { <div class="muted mono">{n}</div> })}
             </td>
             <td class="table__money">{r.amount_fen.map(|f| Fen(f).display_yuan()).unwrap_or_default()}</td>
             <td class="mono muted">{r.peer.clone().unwrap_or_default()}</td>
-            <td><span class=if r.reply == "SUCCESS" { "status status--ok" } else { "status status--bad" }>{r.reply.clone()}</span></td>
+            <td><Badge tone=Tone::of(r.reply == "SUCCESS")>{r.reply.clone()}</Badge></td>
             <td><a href=href>{LogsMsg::Detail.text(lang)}</a></td>
         </tr>
     }
@@ -180,7 +153,6 @@ pub fn NotificationDetailPage() -> impl IntoView {
 fn Detail(d: NotificationDetail) -> impl IntoView {
     let lang = use_lang();
     let r = d.row;
-    let (label, class) = verdict_label(&r.verdict, lang);
     let matched = match (&d.matched_out_trade_no, &r.out_trade_no) {
         (Some(no), _) => view! {
             <a class="mono" href=format!("/orders/{no}") data-testid="matched-order">{no.clone()}</a>
@@ -196,9 +168,9 @@ fn Detail(d: NotificationDetail) -> impl IntoView {
     view! {
         <h1 class="page__title">
             {LogsMsg::NotificationTitle.text(lang)} " #" {r.id} " "
-            <span class=class data-testid="verdict">{label}</span>
+            <StatusBadge status=r.verdict testid="verdict"/>
         </h1>
-        <p class="explain" data-testid="verdict-explanation">{verdict_explanation(&r.verdict, lang)}</p>
+        <p class="explain" data-testid="verdict-explanation">{verdict_explanation(r.verdict.as_str(), lang)}</p>
         <section class="card">
             <dl class="facts">
                 <dt>{LogsMsg::Kind.text(lang)}</dt>
@@ -227,7 +199,7 @@ fn Detail(d: NotificationDetail) -> impl IntoView {
                 <dd class="mono" data-testid="technical-detail">{r.detail.clone()}</dd>
                 <dt>{LogsMsg::Reply.text(lang)}</dt>
                 <dd>
-                    <span class=if r.reply == "SUCCESS" { "status status--ok" } else { "status status--bad" }>{r.reply.clone()}</span>
+                    <Badge tone=Tone::of(r.reply == "SUCCESS")>{r.reply.clone()}</Badge>
                     <pre class="body body--inline" data-testid="reply-body">{d.reply_body.clone()}</pre>
                 </dd>
             </dl>

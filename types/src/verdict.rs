@@ -1,0 +1,52 @@
+//! What became of a WeChat Pay callback (style.md §5: callbacks have no error type, they
+//! end as a verdict). The reply body itself is built in `paydesk_core::notify`, which knows
+//! the protocol's XML.
+
+use crate::wire::wire_enum;
+
+wire_enum! {
+    /// What became of a notification (stored in `notifications.verdict`).
+    pub enum Verdict as "verdict" {
+        /// Verified and applied: the order is now paid.
+        Applied = "applied",
+        /// Verified, and already applied earlier: nothing changed.
+        Duplicate = "duplicate",
+        /// The signature is missing, wrong, or uses a refused algorithm (spec §5.2, §5.3).
+        BadSignature = "bad_signature",
+        /// Not a well-formed notification (not XML, fields missing or invalid).
+        Malformed = "malformed",
+        /// XML with a DOCTYPE or entity declaration (spec §11.1).
+        ForbiddenXml = "forbidden_xml",
+        /// Signed, but for another appid (spec §11.2 item 4).
+        WrongAppid = "wrong_appid",
+        /// Signed, but for another merchant (spec §11.2 item 4).
+        WrongMchId = "wrong_mch_id",
+        /// Signed, but we have no order with this `out_trade_no`.
+        UnknownOrder = "unknown_order",
+        /// Signed, but `total_fee` differs from the order's (spec §8.8 item 2).
+        AmountMismatch = "amount_mismatch",
+        /// A refund notification's `req_info` could not be decrypted (spec §8.9).
+        DecryptFailed = "decrypt_failed",
+        /// Signed, `result_code=FAIL`: the payment failed.
+        ResultFail = "result_fail",
+        /// We could not process it (database failure, inconsistent state).
+        InternalError = "internal_error",
+    }
+}
+
+impl Verdict {
+    /// Whether WeChat is told `SUCCESS` (stop sending): only when the notification is in
+    /// effect, i.e. applied now or before (spec §8.8).
+    pub const fn acknowledged(self) -> bool {
+        matches!(self, Verdict::Applied | Verdict::Duplicate)
+    }
+
+    /// `SUCCESS` or `FAIL`, as stored in `notifications.reply`.
+    pub const fn reply_code(self) -> &'static str {
+        if self.acknowledged() {
+            "SUCCESS"
+        } else {
+            "FAIL"
+        }
+    }
+}
