@@ -23,7 +23,8 @@
 //! already said no for, so a flooding sender costs one lookup in memory per request after
 //! its allowance is used. On PostgreSQL two claims of one sender for two causes at the same
 //! instant can both pass (each reads the other's row before it commits): the allowance is
-//! exceeded by at most the number of such concurrent transactions. SQLite has one writer.
+//! exceeded by at most the number of such concurrent transactions (one per instance: an
+//! instance stores one refused callback at a time). SQLite has one writer.
 //!
 //! **Beyond the allowance, what names us is still stored.** When a merchant's key is wrong
 //! every real callback fails verification, and those rows are what a person needs to see
@@ -78,6 +79,11 @@ pub const DEFAULT_BACKLOG_BYTES: usize = 64 * 1024 * 1024;
 /// [`FloodPolicy::hold_ms`] by default: one second, far below WeChat Pay's wait for an
 /// answer, far above what answering costs.
 pub const DEFAULT_HOLD_MS: u64 = 1000;
+
+/// How long a refused callback waits for its turn to be stored ([`Refusals::store_within`]):
+/// beyond it the database is too slow for the queue, and waiting longer would only keep
+/// connections and bodies.
+const STORING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Answers held back at once ([`Refusals::hold`]); beyond it they go out at once, so a
 /// flood on very many connections costs a bounded number of timers, not memory.
@@ -360,11 +366,13 @@ impl Refusals {
             refusal.received_at,
             &refusal.findings.named,
         );
-        let _turn = self
-            .storing
-            .acquire()
-            .await
-            .map_err(|e| CoreError::Internal(e.into()))?;
+        let _turn = match tokio::time::timeout(STORING_WAIT, self.storing.acquire()).await {
+            Ok(turn) => turn.map_err(|e| CoreError::Internal(e.into()))?,
+            // The database is slow and refusals queue up: what names nothing of ours is
+            // counted; what names us is kept in memory (the backlog) and written later.
+            Err(_) if *named == Named::Nothing => return Ok(Fate::Counted),
+            Err(_) => return Err(CoreError::Busy),
+        };
         // Another one may have used the allowance while this one waited.
         if self.known_over(sender, at, named) {
             return Ok(Fate::Counted);
