@@ -230,10 +230,7 @@ pub async fn run(
 /// where in the flood the tail is.
 fn over_time(m: &Measured, rate: f64) -> String {
     use std::fmt::Write as _;
-    let q = |v: &[u64], q: f64| {
-        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-        v[rank - 1] as f64 / 1000.0
-    };
+    let q = load::quantile_ms;
     let mut out = String::from(
         "notify-bench: abuse — valid p99/max ms (generator late p99 ms) by second of the run:",
     );

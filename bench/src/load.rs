@@ -87,7 +87,7 @@ impl Measured {
 }
 
 /// The `q`-quantile of sorted microseconds, in milliseconds (nearest rank).
-fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
+pub(crate) fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
     if sorted_us.is_empty() {
         return f64::NAN;
     }
