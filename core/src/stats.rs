@@ -131,7 +131,7 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
     let failing = sql_list(
         Verdict::ALL
             .into_iter()
-            .filter(|v| !v.acknowledged())
+            .filter(|v| v.is_failure())
             .map(Verdict::as_str),
     );
     let backend = db.backend();

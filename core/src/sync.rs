@@ -1,6 +1,7 @@
 //! Order sync (docs/design.md "Sync"; docs/wechatpay-v2.md §8.3, §8.4, §10.1): notifications are not guaranteed,
-//! so orders still `NOTPAY` are asked about with orderquery, and expired ones are closed
-//! with closeorder, until each ends `PAID`, `CLOSED` or `PAYERROR`.
+//! so orders still waiting for their payment (`NOTPAY`, or `PAYERROR` after a failed
+//! attempt: the shopper may still pay) are asked about with orderquery, and expired ones are
+//! closed with closeorder, until each ends `PAID` or `CLOSED`.
 //!
 //! [`refresh_order`] and [`close_order`] are also what the mini program's status and cancel
 //! calls use. Both may run at the same time as the job, a notification, or each other: every
@@ -19,7 +20,7 @@ use wxpay::{Api, OrderQuery, OrderQueryResponse, TradeState};
 
 use crate::error::ConflictReason;
 use crate::events::{Event, EventBus, PaidVia};
-use crate::orders::transitions::{self, Payment};
+use crate::orders::transitions::{self, awaiting_payment, Payment};
 use crate::orders::{self, Order, OrderStatus};
 use crate::time::duration_ms;
 use crate::{now_ms, Backend, CoreError, Db};
@@ -65,13 +66,14 @@ impl SyncPolicy {
 ///   [`Event::OrderPaid`] via [`PaidVia::Query`];
 /// - paid with another `total_fee` → nothing changes; logged as an error and returned as
 ///   [`CoreError::Internal`]: someone must look;
-/// - `CLOSED` / `REVOKED` → `CLOSED`; `PAYERROR` → `PAYERROR` ([`Event::OrderClosed`]);
+/// - `CLOSED` / `REVOKED` → `CLOSED`; `PAYERROR` → `PAYERROR` ([`Event::OrderClosed`]),
+///   still asked about until it expires (a later payment still marks it `PAID`);
 /// - `NOTPAY`, `USERPAYING`, `ACCEPT` → unchanged;
 /// - `ORDERNOTEXIST` for an order that never got a `prepay_id` → unchanged (WeChat never
 ///   heard of it; it is closed locally once expired, see [`close_order`]).
 ///
-/// An order that is not `NOTPAY` is returned as stored without a call. Returns the order as
-/// stored afterwards.
+/// An order that no longer awaits its payment ([`OrderStatus::awaits_payment`]) is returned
+/// as stored without a call. Returns the order as stored afterwards.
 #[tracing::instrument(skip_all, fields(order.out_trade_no = %order.out_trade_no))]
 pub async fn refresh_order(
     db: &Db,
@@ -79,7 +81,7 @@ pub async fn refresh_order(
     events: &EventBus,
     order: &Order,
 ) -> Result<Order, CoreError> {
-    if order.status != OrderStatus::NotPay {
+    if !order.status.awaits_payment() {
         return reload(db, order).await;
     }
     let answer = match api
@@ -102,10 +104,11 @@ pub async fn refresh_order(
 /// Closes an unpaid order (closeorder, docs/wechatpay-v2.md §8.4) and applies the answer: success or
 /// `ORDERCLOSED` → `CLOSED` ([`Event::OrderClosed`]); `ORDERPAID` → it was paid after all,
 /// so [`refresh_order`] records the payment; `ORDERNOTEXIST` for an order that never got a
-/// `prepay_id` → closed locally. `SYSTEMERROR`, transport errors and anything else are
-/// [`CoreError::Internal`]: the order stays `NOTPAY` and is tried again later.
+/// `prepay_id` → closed locally. `SYSTEMERROR`, transport errors and
+/// anything else are [`CoreError::Internal`]: the order stays as it is and is tried again
+/// later.
 ///
-/// An order already `CLOSED` is returned as stored; any other status is
+/// An order already `CLOSED` is returned as stored; any status but `NOTPAY` / `PAYERROR` is
 /// [`CoreError::Conflict`] (only an unpaid order can be closed). Returns the order as
 /// stored afterwards.
 #[tracing::instrument(skip_all, fields(order.out_trade_no = %order.out_trade_no))]
@@ -116,7 +119,7 @@ pub async fn close_order(
     order: &Order,
 ) -> Result<Order, CoreError> {
     match order.status {
-        OrderStatus::NotPay => {}
+        s if s.awaits_payment() => {}
         OrderStatus::Closed => return reload(db, order).await,
         other => {
             return Err(CoreError::Conflict(ConflictReason::NotClosable {
@@ -142,7 +145,7 @@ pub async fn close_order(
     }
 }
 
-/// Claims up to `limit` due orders (`NOTPAY`, `next_sync_at <= now`) for this instance by
+/// Claims up to `limit` due orders (awaiting payment, `next_sync_at <= now`) for this instance by
 /// moving their `next_sync_at` to `now + lease` in one statement, and returns them as
 /// claimed (their `next_sync_at` is the lease's end, which [`sync_claimed_order`] checks
 /// before it reschedules). On PostgreSQL rows another instance is claiming are skipped
@@ -160,11 +163,12 @@ pub async fn claim_due_orders(
     };
     let until = now.saturating_add(duration_ms(lease));
     // updated_at stays: a lease is bookkeeping, not a change of the order.
+    let awaiting = awaiting_payment!();
     let claimed: Vec<String> = sqlx::query_scalar(&format!(
         r#"update orders set next_sync_at = $1
-           where status = 'NOTPAY'
+           where status in ({awaiting})
              and id in (select id from orders
-                        where status = 'NOTPAY' and next_sync_at <= $2
+                        where status in ({awaiting}) and next_sync_at <= $2
                         order by next_sync_at
                         limit $3
                         {lock})
@@ -185,7 +189,7 @@ pub async fn claim_due_orders(
 
 /// Does the job's work on one order claimed by [`claim_due_orders`] at `now`: an expired
 /// order (`expires_at <= now`) is closed with [`close_order`], any other is refreshed with
-/// [`refresh_order`]. If it is still `NOTPAY` afterwards (unpaid, or the call failed), its
+/// [`refresh_order`]. If it still awaits its payment afterwards (unpaid, or the call failed), its
 /// `sync_attempts` grows by one and its next look is set [`SyncPolicy::delay_after`] from
 /// now, provided this instance still holds the lease. A failure is logged here, with the
 /// order number, and returned; the order is still scheduled (at worst by the lease).
@@ -215,8 +219,8 @@ pub async fn sync_claimed_order(
     Ok(rescheduled?.unwrap_or(order))
 }
 
-/// Sets the next look at a claimed order that is still `NOTPAY`; `None` when it is not (it
-/// ended) or another instance took it over after the lease ran out.
+/// Sets the next look at a claimed order that still awaits its payment; `None` when it
+/// does not (it ended) or another instance took it over after the lease ran out.
 async fn reschedule(
     db: &Db,
     policy: &SyncPolicy,
@@ -225,10 +229,12 @@ async fn reschedule(
     let attempts = claimed.sync_attempts.saturating_add(1);
     let now = now_ms();
     let next = now.saturating_add(duration_ms(policy.delay_after(attempts)));
-    let updated = sqlx::query(
-        r#"update orders set next_sync_at = $1, sync_attempts = $2, updated_at = $3
-           where id = $4 and status = 'NOTPAY' and next_sync_at = $5"#,
-    )
+    let updated = sqlx::query(concat!(
+        "update orders set next_sync_at = $1, sync_attempts = $2, updated_at = $3 ",
+        "where id = $4 and next_sync_at = $5 and status in (",
+        awaiting_payment!(),
+        ")"
+    ))
     .bind(next)
     .bind(attempts)
     .bind(now)
@@ -243,7 +249,7 @@ async fn reschedule(
     }
 }
 
-/// Applies an orderquery answer for a `NOTPAY` order (see [`refresh_order`]).
+/// Applies an orderquery answer for an order awaiting its payment (see [`refresh_order`]).
 async fn apply_query(
     db: &Db,
     events: &EventBus,
@@ -264,14 +270,17 @@ async fn apply_query(
         TradeState::Closed | TradeState::Revoked => {
             end_unpaid(db, events, order, OrderStatus::Closed).await
         }
-        TradeState::PayError => end_unpaid(db, events, order, OrderStatus::PayError).await,
+        TradeState::PayError if order.status == OrderStatus::NotPay => {
+            end_unpaid(db, events, order, OrderStatus::PayError).await
+        }
+        TradeState::PayError => reload(db, order).await,
         TradeState::NotPay | TradeState::UserPaying | TradeState::Accept | TradeState::Other(_) => {
             reload(db, order).await
         }
     }
 }
 
-/// `NOTPAY → PAID` from a verified orderquery answer, if the amount is ours.
+/// `NOTPAY | PAYERROR → PAID` from a verified orderquery answer, if the amount is ours.
 async fn mark_paid(
     db: &Db,
     events: &EventBus,
@@ -339,15 +348,21 @@ async fn mark_paid(
     Ok(stored)
 }
 
-/// `NOTPAY → CLOSED | PAYERROR`, publishing [`Event::OrderClosed`] if this call moved it.
+/// `NOTPAY | PAYERROR → CLOSED` or `NOTPAY → PAYERROR` (`status`), publishing
+/// [`Event::OrderClosed`] if this call moved it.
 async fn end_unpaid(
     db: &Db,
     events: &EventBus,
     order: &Order,
     status: OrderStatus,
 ) -> Result<Order, CoreError> {
-    if transitions::end_unpaid(db.writer(), order.id, status, now_ms()).await? {
-        tracing::info!(status = %status, "the order ended unpaid");
+    let moved = if status == OrderStatus::PayError {
+        transitions::payment_failed(db.writer(), order.id, now_ms()).await?
+    } else {
+        transitions::close(db.writer(), order.id, now_ms()).await?
+    };
+    if moved {
+        tracing::info!(status = %status, "the order is unpaid: {status}");
         events.publish(Event::OrderClosed {
             order_id: order.id,
             out_trade_no: order.out_trade_no.clone(),

@@ -195,7 +195,7 @@ async fn a_late_success_notification_never_moves_a_refunded_order_backwards() {
 }
 
 #[tokio::test]
-async fn a_failed_payment_marks_only_an_unpaid_order_payerror() {
+async fn a_failed_payment_marks_an_unpaid_order_payerror_and_a_later_success_pays_it() {
     for t in databases().await {
         new_order(&t.db, "FAIL-1", 300).await;
         let failed = notify::receive_payment_notification(
@@ -206,13 +206,14 @@ async fn a_failed_payment_marks_only_an_unpaid_order_payerror() {
         )
         .await;
         assert_eq!(failed.verdict, Verdict::ResultFail, "{}", t.label);
-        assert!(failed.reply_body.contains("FAIL"));
+        // Recorded and acknowledged: a resend cannot change a failed attempt (§8.8).
+        assert!(failed.reply_body.contains("SUCCESS"));
         let o = orders::find_by_out_trade_no(&t.db, "FAIL-1")
             .await
             .unwrap()
             .unwrap();
         assert_eq!(o.status, OrderStatus::PayError, "{}", t.label);
-        // A later success cannot pay a PAYERROR order (needs review, not a silent apply).
+        // The shopper tries again and pays: the order is paid after all.
         let success = notify::receive_payment_notification(
             &t.db,
             &merchant(),
@@ -220,12 +221,12 @@ async fn a_failed_payment_marks_only_an_unpaid_order_payerror() {
             &notification("FAIL-1", 300, "SUCCESS", "4200000004"),
         )
         .await;
-        assert_eq!(success.verdict, Verdict::InternalError, "{}", t.label);
+        assert_eq!(success.verdict, Verdict::Applied, "{}", t.label);
         let o = orders::find_by_out_trade_no(&t.db, "FAIL-1")
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(o.status, OrderStatus::PayError, "{}", t.label);
+        assert_eq!(o.status, OrderStatus::Paid, "{}", t.label);
     }
 }
 

@@ -114,6 +114,15 @@ fn tid(n: u8, k: usize) -> String {
     format!("42000000002026120{n}{k:010}")
 }
 
+/// A new order `no`, due for the sync job now.
+async fn due_order(db: &Db, no: &str) -> Order {
+    let order = orders::NewOrder {
+        next_sync_at: Some(paydesk_core::now_ms()),
+        ..testing::new_order(no, FEE)
+    };
+    orders::create_order(db, order).await.unwrap()
+}
+
 /// The order as stored has `status` and exactly the payment `tid` (paid at [`PAID_AT`]).
 async fn assert_paid_once(db: &Db, order: &Order, status: OrderStatus, tid: &str, what: &str) {
     let order = stored(db, order).await;
@@ -129,15 +138,7 @@ async fn every_payment_path_pays_once_and_never_moves_an_order_backwards() {
     for t in databases().await {
         for (k, path) in Path::all(&t).into_iter().enumerate() {
             let what = format!("{} {path:?}", t.label);
-            let order = orders::create_order(
-                &t.db,
-                orders::NewOrder {
-                    next_sync_at: Some(paydesk_core::now_ms()),
-                    ..testing::new_order(&format!("TR-PAID-{k}"), FEE)
-                },
-            )
-            .await
-            .unwrap();
+            let order = due_order(&t.db, &format!("TR-PAID-{k}")).await;
             let (first, second) = (tid(1, k), tid(2, k));
 
             // Paid: NOTPAY → PAID with the payment's fields.
@@ -200,5 +201,23 @@ async fn a_forbidden_move_is_refused_and_changes_nothing() {
             "{}",
             t.label
         );
+    }
+}
+
+#[tokio::test]
+async fn every_payment_path_pays_an_order_whose_first_attempt_failed() {
+    for t in databases().await {
+        for (k, path) in Path::all(&t).into_iter().enumerate() {
+            let what = format!("{} {path:?}", t.label);
+            let order = due_order(&t.db, &format!("TR-RETRY-{k}")).await;
+            // The shopper's first attempt failed at the bank (docs/wechatpay-v2.md §8.8).
+            orders::transition(&t.db, order.id, OrderStatus::PayError)
+                .await
+                .unwrap();
+
+            // The second attempt is paid: PAYERROR → PAID with the payment's fields.
+            assert!(path.pay(&t.db, &order, &tid(4, k)).await, "{what}");
+            assert_paid_once(&t.db, &order, OrderStatus::Paid, &tid(4, k), &what).await;
+        }
     }
 }

@@ -162,7 +162,9 @@ pub(crate) fn pay_order(
         .get_mut(out_trade_no)
         .ok_or_else(|| SimError::NotFound(format!("order {out_trade_no}")))?;
     match order.state {
-        OrderState::Notpay => {}
+        // A failed attempt does not end the order: the shopper may try again (another card,
+        // the balance) until it expires, and WeChat Pay then notifies the success too.
+        OrderState::Notpay | OrderState::Payerror => {}
         OrderState::Closed if now >= order.expires_at => {
             return Err(SimError::Conflict(
                 "该订单已过期，请重新下单 (order expired)".into(),
@@ -171,9 +173,6 @@ pub(crate) fn pay_order(
         OrderState::Closed => return Err(SimError::Conflict("order is closed".into())),
         OrderState::Success | OrderState::Refund => {
             return Err(SimError::Conflict("order is already paid".into()))
-        }
-        OrderState::Payerror => {
-            return Err(SimError::Conflict("order payment already failed".into()))
         }
     }
     if now >= order.prepay_expires_at {
@@ -189,6 +188,8 @@ pub(crate) fn pay_order(
     order.time_end = Some(now);
     if ok {
         order.state = OrderState::Success;
+        order.err_code = None;
+        order.err_code_des = None;
         order.cash_fee = Some(cash);
         let txn = crate::store::new_transaction_id(seq, now);
         order.transaction_id = Some(txn.clone());

@@ -48,6 +48,12 @@ impl OrderState {
         }
     }
 
+    /// Whether the shopper can still pay it (NOTPAY, or PAYERROR after a failed attempt)
+    /// until it expires.
+    pub fn is_payable(self) -> bool {
+        matches!(self, OrderState::Notpay | OrderState::Payerror)
+    }
+
     /// Whether the order was paid (SUCCESS or REFUND).
     pub fn is_paid(self) -> bool {
         matches!(self, OrderState::Success | OrderState::Refund)
@@ -226,7 +232,7 @@ impl Store {
     /// Close a NOTPAY order whose payable window has passed (§10.1 "expiry ► CLOSED").
     pub fn expire(&mut self, out_trade_no: &str, now: OffsetDateTime) {
         if let Some(o) = self.orders.get_mut(out_trade_no) {
-            if o.state == OrderState::Notpay && now >= o.expires_at {
+            if o.state.is_payable() && now >= o.expires_at {
                 o.state = OrderState::Closed;
             }
         }
@@ -235,7 +241,7 @@ impl Store {
     /// Apply expiry to every order (before listing them).
     pub fn expire_all(&mut self, now: OffsetDateTime) {
         for o in self.orders.values_mut() {
-            if o.state == OrderState::Notpay && now >= o.expires_at {
+            if o.state.is_payable() && now >= o.expires_at {
                 o.state = OrderState::Closed;
             }
         }

@@ -4,8 +4,10 @@ use crate::wire::wire_enum;
 
 wire_enum! {
     /// An order's status (design.md "Data"): `NOTPAY → PAID | CLOSED | PAYERROR`,
-    /// `PAID → PARTIALLY_REFUNDED → REFUNDED`, `PAID → REFUNDED`. Nothing moves backwards, so a
-    /// replayed payment notification can never undo a refund (spec §11.2 item 6).
+    /// `PAYERROR → PAID | CLOSED`, `PAID → PARTIALLY_REFUNDED → REFUNDED`, `PAID → REFUNDED`.
+    /// Nothing moves backwards, so a replayed payment notification can never undo a refund
+    /// (spec §11.2 item 6). A failed payment attempt does not end the order: the shopper
+    /// may pay again until it expires (spec §8.8), so `PAYERROR` can still become `PAID`.
     pub enum OrderStatus as "order status" {
         /// Created, not paid yet.
         NotPay = "NOTPAY",
@@ -13,7 +15,8 @@ wire_enum! {
         Paid = "PAID",
         /// Closed unpaid (closeorder or expiry).
         Closed = "CLOSED",
-        /// The payment failed.
+        /// A payment attempt failed (a verified `result_code=FAIL` notification or
+        /// orderquery's `PAYERROR`). Still payable until it expires, so still asked about.
         PayError = "PAYERROR",
         /// Part of the amount was refunded.
         PartiallyRefunded = "PARTIALLY_REFUNDED",
@@ -41,6 +44,13 @@ impl OrderStatus {
         )
     }
 
+    /// Whether the order still waits for its payment (`NOTPAY`, or `PAYERROR` after a failed
+    /// attempt): the sync job keeps asking orderquery about it until it is paid or expires,
+    /// and a verified payment still marks it `PAID`.
+    pub const fn awaits_payment(self) -> bool {
+        matches!(self, OrderStatus::NotPay | OrderStatus::PayError)
+    }
+
     /// The next status if the state machine allows it. A second partial refund keeps
     /// `PARTIALLY_REFUNDED`; every other self-transition is refused.
     pub fn transition_to(self, next: OrderStatus) -> Result<OrderStatus, IllegalTransition> {
@@ -48,6 +58,7 @@ impl OrderStatus {
         let allowed = matches!(
             (self, next),
             (NotPay, Paid | Closed | PayError)
+                | (PayError, Paid | Closed)
                 | (Paid, PartiallyRefunded | Refunded)
                 | (PartiallyRefunded, PartiallyRefunded | Refunded)
         );

@@ -27,7 +27,8 @@ wire_enum! {
         AmountMismatch = "amount_mismatch",
         /// A refund notification's `req_info` could not be decrypted (spec §8.9).
         DecryptFailed = "decrypt_failed",
-        /// Signed, `result_code=FAIL`: the payment failed.
+        /// Signed, `result_code=FAIL`: a payment attempt failed at the bank. Recorded and
+        /// acknowledged; the order is `PAYERROR` and still payable.
         ResultFail = "result_fail",
         /// We could not process it (database failure, inconsistent state).
         InternalError = "internal_error",
@@ -35,10 +36,24 @@ wire_enum! {
 }
 
 impl Verdict {
-    /// Whether WeChat is told `SUCCESS` (stop sending): only when the notification is in
-    /// effect, i.e. applied now or before (spec §8.8).
+    /// Whether WeChat is told `SUCCESS` (stop sending): when the notification is in effect
+    /// (applied now or before), and for a verified payment failure, which is recorded and
+    /// which no resend could change (spec §8.8). Everything else is `FAIL`: WeChat resends.
     pub const fn acknowledged(self) -> bool {
-        matches!(self, Verdict::Applied | Verdict::Duplicate)
+        matches!(
+            self,
+            Verdict::Applied | Verdict::Duplicate | Verdict::ResultFail
+        )
+    }
+
+    /// Whether the callback is a failure for a person to look at (the failures page, the
+    /// "callback rejected" event): every verdict but the applied, the duplicate and the
+    /// verified payment failure (news about an order, not a fault of the callback).
+    pub const fn is_failure(self) -> bool {
+        !matches!(
+            self,
+            Verdict::Applied | Verdict::Duplicate | Verdict::ResultFail
+        )
     }
 
     /// `SUCCESS` or `FAIL`, as stored in `notifications.reply`.

@@ -191,7 +191,7 @@ fn Detail(
         .collect_view();
     let entries = order.timeline.clone();
     let can_act = order.can_act;
-    let unpaid = order.status == OrderStatus::NotPay;
+    let unpaid = order.status.awaits_payment();
     let refundable = matches!(
         order.status,
         OrderStatus::Paid | OrderStatus::PartiallyRefunded

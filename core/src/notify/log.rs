@@ -352,9 +352,9 @@ impl Cause {
     }
 }
 
-/// The verdicts that are failures: everything WeChat Pay is not told SUCCESS for.
+/// The verdicts that are failures ([`Verdict::is_failure`]).
 pub fn failing_verdicts() -> impl Iterator<Item = Verdict> {
-    Verdict::ALL.into_iter().filter(|v| !v.acknowledged())
+    Verdict::ALL.into_iter().filter(|v| v.is_failure())
 }
 
 /// One cause's failures in a window.

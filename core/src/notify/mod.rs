@@ -2,8 +2,9 @@
 //! docs/style.md §5 and §10, docs/wechatpay-v2.md §8.8 and §11).
 //!
 //! Callbacks have no error type. Whatever arrives ends as a [`Verdict`], stored with the raw
-//! body in `notifications` and mapped to the reply: `SUCCESS` for [`Verdict::Applied`] and
-//! [`Verdict::Duplicate`], `FAIL` (WeChat resends) for everything else.
+//! body in `notifications` and mapped to the reply: `SUCCESS` for [`Verdict::Applied`],
+//! [`Verdict::Duplicate`] and [`Verdict::ResultFail`] ([`Verdict::acknowledged`]), `FAIL`
+//! (WeChat resends) for everything else.
 //!
 //! Where: [`payment`] (docs/wechatpay-v2.md §8.8, applied through [`group_commit`]), [`refund`] (§8.9),
 //! [`refused`] (what nothing verified), [`intake`] (the server's entry: flood limits
@@ -115,7 +116,7 @@ fn decide(verdict: Verdict, detail: impl Into<String>) -> Decision {
 pub const MAX_BODY: usize = wxpay::xml::MAX_BODY;
 
 /// What a receiver answers: the verdict's reply, and a `notification_rejected` event for
-/// every verdict WeChat Pay is not told SUCCESS for.
+/// every verdict that is a failure ([`Verdict::is_failure`]).
 fn outcome(
     kind: &str,
     verdict: Verdict,
@@ -124,7 +125,7 @@ fn outcome(
     unrecorded: Option<Unrecorded>,
     findings: &Findings,
 ) -> NotificationOutcome {
-    if !verdict.acknowledged() {
+    if verdict.is_failure() {
         events.push(Event::NotificationRejected {
             notification_id,
             kind: kind.into(),
@@ -365,10 +366,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_applied_and_duplicate_are_acknowledged() {
+    fn applied_duplicate_and_failed_payments_are_acknowledged() {
         for v in Verdict::ALL {
-            let ok = matches!(v, Verdict::Applied | Verdict::Duplicate);
+            let ok = matches!(
+                v,
+                Verdict::Applied | Verdict::Duplicate | Verdict::ResultFail
+            );
             assert_eq!(v.acknowledged(), ok, "{v}");
+            assert_eq!(v.is_failure(), !ok, "{v}");
             assert_eq!(v.reply_code(), if ok { "SUCCESS" } else { "FAIL" });
             assert_eq!(v.reply_body().contains("SUCCESS"), ok, "{v}");
             assert_eq!(v.as_str().parse::<Verdict>().unwrap(), v);

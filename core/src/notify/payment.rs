@@ -103,7 +103,7 @@ pub(super) async fn receive_payment(
         .await;
     // Every notification is in the database with its verdict; the log gets the refused ones
     // (at `debug`, the accepted ones too: one line per payment is a cost at high rates).
-    if verdict.acknowledged() {
+    if !verdict.is_failure() {
         tracing::debug!(
             verdict = verdict.as_str(),
             order.out_trade_no = findings.out_trade_no.as_deref().unwrap_or("-"),
@@ -129,7 +129,8 @@ pub(super) async fn receive_payment(
 pub(super) enum Checked {
     /// The verdict is known without writing to the order.
     Done(Decision),
-    /// Verified `result_code=FAIL`: mark the order `PAYERROR` if it is still `NOTPAY`.
+    /// Verified `result_code=FAIL`: mark the order `PAYERROR` if it is still `NOTPAY` (it
+    /// stays payable: a later verified payment still marks it `PAID`).
     Failed(OrderKey, Decision),
     /// Verified and matching this order: apply it.
     Apply(OrderKey, Box<PaymentNotification>),
@@ -220,7 +221,9 @@ async fn check(
 }
 
 /// A verified payment failure: `NOTPAY → PAYERROR` (never from any other status), and the
-/// notification row, in one transaction.
+/// notification row, in one transaction. Answered `SUCCESS` (resending cannot change a
+/// failed attempt, docs/wechatpay-v2.md §8.8); the order is still asked about until it
+/// expires, and a later verified payment marks it `PAID`.
 async fn mark_payerror(
     db: &Db,
     row: &NotificationRow<'_>,
@@ -230,8 +233,7 @@ async fn mark_payerror(
     started: Instant,
 ) -> Result<Applied, CoreError> {
     let mut tx = db.writer().begin().await?;
-    let moved =
-        transitions::end_unpaid(&mut *tx, order.id, OrderStatus::PayError, now_ms()).await?;
+    let moved = transitions::payment_failed(&mut *tx, order.id, now_ms()).await?;
     let id = record(&mut *tx, row, findings, &decision, started).await?;
     tx.commit().await?;
     let event = moved.then(|| Event::OrderClosed {

@@ -9,7 +9,7 @@ use wxpay::Api;
 use crate::audit::{self, action, Actor};
 use crate::error::ConflictReason;
 use crate::events::EventBus;
-use crate::orders::{self, Order, OrderStatus};
+use crate::orders::{self, Order};
 use crate::{sync, CoreError, Db};
 
 /// Asks WeChat Pay about the order now (orderquery, see [`sync::refresh_order`]) and returns
@@ -27,7 +27,7 @@ pub async fn sync_now(
     let order = find(db, out_trade_no).await?;
     let result = sync::refresh_order(db, api, events, &order).await;
     let detail = match (&result, order.status) {
-        (Ok(after), OrderStatus::NotPay) => {
+        (Ok(after), before) if before.awaits_payment() => {
             format!("orderquery: {} → {}", order.status, after.status)
         }
         (Ok(after), _) => format!("no orderquery: the order is {}", after.status),
@@ -39,7 +39,7 @@ pub async fn sync_now(
 
 /// Closes the unpaid order (closeorder, see [`sync::close_order`]) and returns it as stored
 /// afterwards (`CLOSED`, or `PAID` if WeChat Pay says it was paid after all). An order that
-/// is not `NOTPAY` is [`CoreError::Conflict`] and nothing is called or audited; an attempt
+/// no longer awaits its payment (`NOTPAY`, `PAYERROR`) is [`CoreError::Conflict`] and nothing is called or audited; an attempt
 /// that reached WeChat Pay is audited as `order.close`, failures included.
 #[tracing::instrument(skip_all, fields(order.out_trade_no = %out_trade_no))]
 pub async fn close_now(
@@ -50,7 +50,7 @@ pub async fn close_now(
     out_trade_no: &str,
 ) -> Result<Order, CoreError> {
     let order = find(db, out_trade_no).await?;
-    if order.status != OrderStatus::NotPay {
+    if !order.status.awaits_payment() {
         return Err(CoreError::Conflict(ConflictReason::NotClosable {
             status: order.status.to_string(),
         }));

@@ -109,7 +109,7 @@ pub struct Order {
     pub idempotency_key: Option<String>,
     /// When the order stops being payable (`time_expire`, UTC ms).
     pub expires_at: Option<i64>,
-    /// When the sync job next looks at it (UTC ms), while `NOTPAY`.
+    /// When the sync job next looks at it (UTC ms), while it awaits its payment.
     pub next_sync_at: Option<i64>,
     /// How many times the sync job has asked WeChat about it.
     pub sync_attempts: i64,
@@ -264,6 +264,8 @@ mod tests {
             (NotPay, Paid),
             (NotPay, Closed),
             (NotPay, PayError),
+            (PayError, Paid),
+            (PayError, Closed),
             (Paid, PartiallyRefunded),
             (Paid, Refunded),
             (PartiallyRefunded, Refunded),
@@ -280,7 +282,8 @@ mod tests {
             (Refunded, Paid),
             (PartiallyRefunded, Paid),
             (Closed, Paid),
-            (PayError, Paid),
+            (PayError, NotPay),
+            (PayError, Refunded),
             (NotPay, Refunded),
             (Paid, Paid),
         ] {
@@ -304,9 +307,10 @@ mod tests {
     fn rank(s: OrderStatus) -> u8 {
         match s {
             OrderStatus::NotPay => 0,
-            OrderStatus::Closed | OrderStatus::PayError | OrderStatus::Paid => 1,
-            OrderStatus::PartiallyRefunded => 2,
-            OrderStatus::Refunded => 3,
+            OrderStatus::PayError => 1,
+            OrderStatus::Closed | OrderStatus::Paid => 2,
+            OrderStatus::PartiallyRefunded => 3,
+            OrderStatus::Refunded => 4,
         }
     }
 
@@ -335,7 +339,7 @@ mod tests {
 
         #[test]
         fn terminal_statuses_have_no_way_out(next in status()) {
-            for terminal in [OrderStatus::Closed, OrderStatus::PayError, OrderStatus::Refunded] {
+            for terminal in [OrderStatus::Closed, OrderStatus::Refunded] {
                 prop_assert!(terminal.transition_to(next).is_err());
             }
         }

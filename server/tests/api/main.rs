@@ -19,6 +19,7 @@ mod notify_failures;
 mod ops;
 mod orders_dashboard;
 mod products;
+mod protocol;
 mod refund_crash;
 mod refunds;
 mod refunds_dashboard;

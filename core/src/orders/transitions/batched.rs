@@ -1,4 +1,4 @@
-//! `NOTPAY → PAID` for many orders in one statement: the group commit's form of
+//! `NOTPAY | PAYERROR → PAID` for many orders in one statement: the group commit's form of
 //! [`super::pay`] (notify/group_commit.rs), one conditional update with a `case` per
 //! column, so a batch of notifications costs one round trip instead of one per order.
 
@@ -7,12 +7,11 @@ use std::fmt::Write as _;
 
 use sqlx::{Any, Executor};
 
-use super::{allowed, Payment};
-use crate::orders::OrderStatus;
+use super::{awaiting_payment, payable, Payment};
 use crate::CoreError;
 
-/// `NOTPAY → PAID` for each `(order id, payment)` (ids distinct); returns the ids this
-/// call moved (the others were no longer `NOTPAY`).
+/// `NOTPAY | PAYERROR → PAID` for each `(order id, payment)` (ids distinct); returns the
+/// ids this call moved (the others were no longer waiting for their payment).
 pub(crate) async fn pay<'e, E>(
     executor: E,
     orders: &[(i64, Payment<'_>)],
@@ -21,7 +20,7 @@ pub(crate) async fn pay<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    allowed(OrderStatus::NotPay, OrderStatus::Paid)?;
+    payable()?;
     let mut sql = String::with_capacity(200 + orders.len() * 90);
     let mut cases = [String::new(), String::new(), String::new()];
     let mut ids = String::new();
@@ -36,8 +35,11 @@ where
         sql,
         "update orders set status = 'PAID', transaction_id = case id{} end, \
          bank_type = case id{} end, paid_at = case id{} end, next_sync_at = null, \
-         updated_at = $1 where status = 'NOTPAY' and id in ({ids}) returning id",
-        cases[0], cases[1], cases[2]
+         updated_at = $1 where status in ({}) and id in ({ids}) returning id",
+        cases[0],
+        cases[1],
+        cases[2],
+        awaiting_payment!()
     );
     let mut update = sqlx::query_scalar::<_, i64>(&sql).bind(now);
     for (id, payment) in orders {

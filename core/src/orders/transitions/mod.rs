@@ -5,11 +5,13 @@
 //! [`OrderStatus::transition_to`] whether the state machine allows it.
 //!
 //! Who calls what:
-//! - `NOTPAY → PAID`: [`pay`] (a payment notification applied alone, and the sync job's
-//!   orderquery), [`batched::pay`] (the group commit on PostgreSQL, or on SQLite without a
-//!   connection of its own), [`raw_sqlite::Pay`] (the group commit on SQLite).
-//! - `NOTPAY → CLOSED | PAYERROR`: [`end_unpaid`] (a verified payment failure, closeorder,
-//!   orderquery).
+//! - `NOTPAY | PAYERROR → PAID`: [`pay`] (a payment notification applied alone, and the sync
+//!   job's orderquery), [`batched::pay`] (the group commit on PostgreSQL, or on SQLite
+//!   without a connection of its own), [`raw_sqlite::Pay`] (the group commit on SQLite).
+//! - `NOTPAY → PAYERROR`: [`payment_failed`] (a verified `result_code=FAIL` notification,
+//!   orderquery's `PAYERROR`). The order keeps its place in the sync job: a failed attempt
+//!   does not end it (docs/wechatpay-v2.md §8.8), the shopper may still pay.
+//! - `NOTPAY | PAYERROR → CLOSED`: [`close`] (closeorder, orderquery, expiry).
 //! - `PAID | PARTIALLY_REFUNDED → PARTIALLY_REFUNDED | REFUNDED`: [`set_status`] (a refund
 //!   succeeded), and [`transition`] for any allowed move.
 //!
@@ -24,6 +26,17 @@ use crate::{now_ms, CoreError, Db};
 
 pub(crate) mod batched;
 pub(crate) mod raw_sqlite;
+
+/// The statuses an order still waits for its payment in
+/// ([`OrderStatus::awaits_payment`]), as the inside of a SQL `in (…)`: every statement that
+/// pays, closes or syncs an unpaid order uses it. A macro so that it can be `concat!`ed into
+/// the prepared statements' constant text.
+macro_rules! awaiting_payment {
+    () => {
+        "'NOTPAY', 'PAYERROR'"
+    };
+}
+pub(crate) use awaiting_payment;
 
 /// What a payment sets besides the status.
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +57,14 @@ fn allowed(from: OrderStatus, to: OrderStatus) -> Result<(), CoreError> {
         .map_err(|e| CoreError::Internal(e.into()))
 }
 
-/// `NOTPAY → PAID` for one order, with its payment. True when this call moved it (false:
-/// it was no longer `NOTPAY`).
+/// Whether a payment may mark an order `PAID` from every status that awaits one.
+fn payable() -> Result<(), CoreError> {
+    allowed(OrderStatus::NotPay, OrderStatus::Paid)?;
+    allowed(OrderStatus::PayError, OrderStatus::Paid)
+}
+
+/// `NOTPAY | PAYERROR → PAID` for one order, with its payment. True when this call moved it
+/// (false: it was no longer waiting for its payment).
 pub(crate) async fn pay<'e, E>(
     executor: E,
     id: i64,
@@ -55,13 +74,14 @@ pub(crate) async fn pay<'e, E>(
 where
     E: Executor<'e, Database = Any>,
 {
-    allowed(OrderStatus::NotPay, OrderStatus::Paid)?;
-    let updated = sqlx::query(
-        r#"update orders
-           set status = 'PAID', transaction_id = $1, bank_type = $2, paid_at = $3,
-               next_sync_at = null, updated_at = $4
-           where id = $5 and status = 'NOTPAY'"#,
-    )
+    payable()?;
+    let updated = sqlx::query(concat!(
+        "update orders set status = 'PAID', transaction_id = $1, bank_type = $2, ",
+        "paid_at = $3, next_sync_at = null, updated_at = $4 ",
+        "where id = $5 and status in (",
+        awaiting_payment!(),
+        ")"
+    ))
     .bind(payment.transaction_id)
     .bind(payment.bank_type)
     .bind(payment.paid_at)
@@ -72,23 +92,39 @@ where
     Ok(updated.rows_affected() == 1)
 }
 
-/// `NOTPAY → CLOSED | PAYERROR` (the order ended unpaid; the sync job stops looking at it).
-/// True when this call moved it.
-pub(crate) async fn end_unpaid<'e, E>(
-    executor: E,
-    id: i64,
-    status: OrderStatus,
-    now: i64,
-) -> Result<bool, CoreError>
+/// `NOTPAY → PAYERROR`: a payment attempt failed. The order stays due for the sync job
+/// (`next_sync_at` is kept), which asks about it until it is paid or expires. True when
+/// this call moved it.
+pub(crate) async fn payment_failed<'e, E>(executor: E, id: i64, now: i64) -> Result<bool, CoreError>
 where
     E: Executor<'e, Database = Any>,
 {
-    allowed(OrderStatus::NotPay, status)?;
+    allowed(OrderStatus::NotPay, OrderStatus::PayError)?;
     let updated = sqlx::query(
-        r#"update orders set status = $1, next_sync_at = null, updated_at = $2
-           where id = $3 and status = 'NOTPAY'"#,
+        r#"update orders set status = 'PAYERROR', updated_at = $1
+           where id = $2 and status = 'NOTPAY'"#,
     )
-    .bind(status.as_str())
+    .bind(now)
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// `NOTPAY | PAYERROR → CLOSED` (the order ended unpaid; the sync job stops looking at it).
+/// True when this call moved it.
+pub(crate) async fn close<'e, E>(executor: E, id: i64, now: i64) -> Result<bool, CoreError>
+where
+    E: Executor<'e, Database = Any>,
+{
+    allowed(OrderStatus::NotPay, OrderStatus::Closed)?;
+    allowed(OrderStatus::PayError, OrderStatus::Closed)?;
+    let updated = sqlx::query(concat!(
+        "update orders set status = 'CLOSED', next_sync_at = null, updated_at = $1 ",
+        "where id = $2 and status in (",
+        awaiting_payment!(),
+        ")"
+    ))
     .bind(now)
     .bind(id)
     .execute(executor)
@@ -155,4 +191,19 @@ pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, Co
             .await?;
     tx.commit().await?;
     updated.try_into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_list_names_exactly_the_statuses_awaiting_payment() {
+        let listed: Vec<String> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.awaits_payment())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(awaiting_payment!(), listed.join(", "));
+    }
 }

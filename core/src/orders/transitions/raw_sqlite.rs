@@ -1,15 +1,18 @@
-//! `NOTPAY → PAID` through SQLite's C API: the group commit's form of [`super::pay`] on
+//! `NOTPAY | PAYERROR → PAID` through SQLite's C API: the group commit's form of [`super::pay`] on
 //! SQLite (notify/group_commit/sqlite.rs says why it exists), the same conditional update
 //! as a statement prepared once on the committing task's own connection.
 
-use super::{allowed, Payment};
-use crate::orders::OrderStatus;
+use super::{awaiting_payment, payable, Payment};
 use crate::sqlite_raw::{Handle, StatementId, Value};
 use crate::CoreError;
 
 /// The statement, prepared once per connection ([`Pay::prepare`]).
-const UPDATE: &str = "update orders set status = 'PAID', transaction_id = ?1, bank_type = ?2, \
-     paid_at = ?3, next_sync_at = null, updated_at = ?4 where id = ?5 and status = 'NOTPAY'";
+const UPDATE: &str = concat!(
+    "update orders set status = 'PAID', transaction_id = ?1, bank_type = ?2, ",
+    "paid_at = ?3, next_sync_at = null, updated_at = ?4 where id = ?5 and status in (",
+    awaiting_payment!(),
+    ")"
+);
 
 /// [`UPDATE`] prepared on one connection.
 pub(crate) struct Pay(StatementId);
@@ -20,7 +23,7 @@ impl Pay {
         Ok(Pay(handle.prepare(UPDATE)?))
     }
 
-    /// `NOTPAY → PAID` for one order, in the transaction open on `handle`; true when this
+    /// `NOTPAY | PAYERROR → PAID` for one order, in the transaction open on `handle`; true when this
     /// call moved it.
     pub(crate) fn run(
         &self,
@@ -29,7 +32,7 @@ impl Pay {
         payment: &Payment<'_>,
         now: i64,
     ) -> Result<bool, CoreError> {
-        allowed(OrderStatus::NotPay, OrderStatus::Paid)?;
+        payable()?;
         handle.step(
             self.0,
             &[

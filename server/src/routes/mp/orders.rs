@@ -358,7 +358,7 @@ pub(super) async fn show(
     let interval_ms = i64::try_from(state.settings.mp_limits.order_query_interval_seconds)
         .unwrap_or(i64::MAX)
         .saturating_mul(1000);
-    if order.status == OrderStatus::NotPay
+    if order.status.awaits_payment()
         && order.prepay_id.is_some()
         && orders::claim_status_query(&state.db, order.id, now_ms(), interval_ms).await?
     {
@@ -383,7 +383,7 @@ pub(super) async fn cancel(
 ) -> Result<Json<OrderOut>, MpError> {
     let order = own_order(&state, &shopper, &no).await?;
     let order = match order.status {
-        OrderStatus::NotPay => sync::close_order(&state.db, state.wxpay.as_ref(), &state.events, &order)
+        s if s.awaits_payment() => sync::close_order(&state.db, state.wxpay.as_ref(), &state.events, &order)
             .await
             .map_err(|e| {
                 tracing::error!(order.out_trade_no = %order.out_trade_no, error = %e, "closeorder failed");
