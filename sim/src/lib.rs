@@ -70,7 +70,8 @@ pub struct SimConfig {
     /// harder case for the receiver, §5.2).
     pub notify_include_sign_type: bool,
     /// Answer a changed unifiedorder re-entry with `INVALID_REQUEST` "201 商户订单号重复"
-    /// instead of `OUT_TRADE_NO_USED` (both are observed, §8.1).
+    /// (default true: the form the real service commonly answers with, §7, §8.1) rather than
+    /// `OUT_TRADE_NO_USED` (false; also observed).
     pub reentry_invalid_request: bool,
     /// Refundable merchant balance in fen (`None` = unlimited); a refund above it is refused
     /// with `NOTENOUGH`. Payments add their cash amount to it.
@@ -103,7 +104,7 @@ impl Default for SimConfig {
             refund_delay: Duration::from_secs(60),
             order_lifetime: Duration::from_secs(2 * 3600),
             notify_include_sign_type: false,
-            reentry_invalid_request: false,
+            reentry_invalid_request: true,
             merchant_balance_fen: None,
             default_refund_notify_url: None,
             notify_timeout: Duration::from_secs(5),

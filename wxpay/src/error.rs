@@ -182,6 +182,10 @@ const RETRYABLE_ERR_CODES: &[&str] = &[
     "USERPAYING",
 ];
 
+/// The words of unifiedorder's `INVALID_REQUEST` for a re-entry with changed parameters
+/// ("201 商户订单号重复", §7).
+const DUPLICATE_NO: &str = "商户订单号重复";
+
 impl Error {
     /// Whether resending the **same** request (same `out_trade_no` / `out_refund_no`, same
     /// amounts) is safe and may succeed (§6 step 1, §7): transport errors, timeouts, HTTP 5xx
@@ -221,6 +225,29 @@ impl Error {
         match self {
             Error::ResultFail { err_code, .. } => Some(err_code),
             Error::BillFail { error_code, .. } => error_code.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether unifiedorder refused a re-entry because the `out_trade_no` was already used
+    /// with other parameters (§7, §8.1): `OUT_TRADE_NO_USED`, or `INVALID_REQUEST` with
+    /// "201 商户订单号重复" (the form the real service commonly answers with). Either way
+    /// the number exists at WeChat Pay: query it, then reuse it or take a new one. Other
+    /// `INVALID_REQUEST`s are bad parameters and stay errors.
+    pub fn is_out_trade_no_used(&self) -> bool {
+        match self.err_code() {
+            Some("OUT_TRADE_NO_USED") => true,
+            Some("INVALID_REQUEST") => self
+                .err_code_des()
+                .is_some_and(|d| d.contains(DUPLICATE_NO)),
+            _ => false,
+        }
+    }
+
+    /// The `err_code_des` of a `result_code=FAIL` answer.
+    pub fn err_code_des(&self) -> Option<&str> {
+        match self {
+            Error::ResultFail { err_code_des, .. } => Some(err_code_des),
             _ => None,
         }
     }
@@ -286,6 +313,22 @@ mod tests {
         .retry_safe());
         assert!(!Error::BadSignature.retry_safe());
         assert_eq!(fail("ORDERPAID").err_code(), Some("ORDERPAID"));
+    }
+
+    #[test]
+    fn a_refused_reentry_is_recognised_in_both_of_its_forms() {
+        let invalid = |des: &str| Error::ResultFail {
+            err_code: "INVALID_REQUEST".into(),
+            err_code_des: des.into(),
+        };
+        assert!(fail("OUT_TRADE_NO_USED").is_out_trade_no_used());
+        assert!(invalid("201 商户订单号重复").is_out_trade_no_used());
+        assert!(!invalid("time_expire时间过短，刷卡至少1分钟，其他5分钟").is_out_trade_no_used());
+        assert!(!fail("ORDERPAID").is_out_trade_no_used());
+        assert!(!Error::ReturnFail {
+            return_msg: "201 商户订单号重复".into()
+        }
+        .is_out_trade_no_used());
         assert!(Error::Xml(XmlError::Forbidden {
             what: "x".into(),
             offset: 0

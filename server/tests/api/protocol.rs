@@ -5,11 +5,12 @@ use std::time::Duration;
 
 use paydesk_core::orders::{self, Order, OrderStatus};
 use paydesk_core::{now_ms, testing};
-use paydesk_sim::{DeliveryAttempt, PayRequest, RunningSim};
-use serde_json::json;
+use paydesk_sim::{DeliveryAttempt, FaultPlan, PayRequest, RunningSim};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
 use wxpay::UnifiedOrderRequest;
 
-use crate::helpers::{spawn_apps_with, TestApp};
+use crate::helpers::{spawn_apps, spawn_apps_with, TestApp};
 
 /// The sync job at full speed: an order is first due a second after it was placed.
 fn fast_sync() -> serde_json::Value {
@@ -124,5 +125,78 @@ async fn a_failed_payment_is_acknowledged_and_the_order_can_still_be_paid() {
             );
             assert_eq!(order.next_sync_at, None, "{}: {no}", app.db.label);
         }
+    }
+}
+
+/// `POST /api/mp/{path}` with `body` (as the shopper with `token`, if any): the status and
+/// the JSON answer.
+async fn mp_post(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new().post(app.url(&format!("/api/mp/{path}")));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let res = req.json(&body).send().await.unwrap();
+    (res.status(), res.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_reentry_refused_as_201_duplicate_number_is_queried_like_out_trade_no_used() {
+    for app in spawn_apps().await {
+        // Arrange: a shopper's order, paid at WeChat Pay with the notification lost, whose
+        // prepay_id paydesk believes expired; WeChat Pay refuses the renewal as
+        // INVALID_REQUEST "201 商户订单号重复" (the form it commonly uses, §7).
+        let (_, login) = mp_post(&app, "login", None, json!({"code": "reentry-code"})).await;
+        let token = login["token"].as_str().unwrap().to_owned();
+        let catalogue: Value = reqwest::get(app.url("/api/mp/products"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let cart = json!({
+            "items": [{"product_id": catalogue["products"][0]["id"], "quantity": 1}],
+            "idempotency_key": "k-reentry",
+        });
+        let (created, first) = mp_post(&app, "orders", Some(&token), cart.clone()).await;
+        assert_eq!(created, 201, "{}: {first}", app.db.label);
+        let no = first["out_trade_no"].as_str().unwrap().to_owned();
+        let quiet = PayRequest {
+            notify: Some(false),
+            ..PayRequest::default()
+        };
+        let paid = sim(&app).pay_order(&no, &quiet).unwrap();
+        let order = orders::find_by_out_trade_no(&app.db.db, &no)
+            .await
+            .unwrap()
+            .unwrap();
+        let prepay_id = order.prepay_id.clone().unwrap();
+        orders::set_prepay(&app.db.db, order.id, &prepay_id, now_ms())
+            .await
+            .unwrap();
+        let refusal: FaultPlan = serde_json::from_value(json!({"api": [{
+            "fault": "err_code", "endpoint": "/pay/unifiedorder",
+            "err_code": "INVALID_REQUEST", "err_code_des": "201 商户订单号重复",
+        }]}))
+        .unwrap();
+        sim(&app).set_faults(refusal);
+
+        // Act: the mini program asks for the order's payment again.
+        let (status, again) = mp_post(&app, "orders", Some(&token), cart).await;
+
+        // Assert: paydesk asked orderquery and learnt the payment, instead of a 502.
+        assert_eq!(status, 200, "{}: {again}", app.db.label);
+        assert_eq!(again["status"], "PAID", "{}: {again}", app.db.label);
+        assert!(again.get("pay").is_none(), "{again}");
+        let stored = orders::find_by_out_trade_no(&app.db.db, &no)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, OrderStatus::Paid, "{}", app.db.label);
+        assert_eq!(stored.transaction_id, paid.transaction_id);
     }
 }

@@ -51,8 +51,8 @@ async fn unifiedorder_answers_a_signed_prepay_id_for_both_sign_types() {
 #[tokio::test]
 async fn unifiedorder_reentry_with_same_params_keeps_the_prepay_id_and_changed_params_are_refused()
 {
-    // Arrange
-    let sim = start_sim().await;
+    // Arrange: the OUT_TRADE_NO_USED form of the refusal (the default is INVALID_REQUEST).
+    let sim = start_sim_with(|c| c.reentry_invalid_request = false).await;
     let client = client(&sim);
     let first = client
         .unified_order(&order("RE-1", 100, NO_NOTIFY))
@@ -485,4 +485,25 @@ async fn request_payment_checks_the_pay_sign_like_the_mini_program() {
     );
     assert_eq!(over_http.status(), 200);
     assert_eq!(sim.order("RP-1").unwrap().state, OrderState::Success);
+}
+
+#[tokio::test]
+async fn by_default_a_changed_reentry_is_refused_as_invalid_request_201() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client(&sim);
+    client
+        .unified_order(&order("RE-3", 100, NO_NOTIFY))
+        .await
+        .unwrap();
+
+    // Act
+    let changed = client
+        .unified_order(&order("RE-3", 200, NO_NOTIFY))
+        .await
+        .unwrap_err();
+
+    // Assert: the real service's common answer, which a client must read as "number used".
+    assert_eq!(err_code(&changed), "INVALID_REQUEST");
+    assert!(changed.is_out_trade_no_used(), "{changed}");
 }

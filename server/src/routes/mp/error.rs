@@ -109,6 +109,9 @@ impl MpError {
             "PAID" | "PARTIALLY_REFUNDED" | "REFUNDED" => "订单已支付",
             "CLOSED" => "订单已关闭",
             "PAYERROR" => "订单支付失败，请重新下单",
+            // Unpaid, but WeChat Pay refused to renew its payment (a re-entry refused as
+            // "number used"): only a new order (a new number) can be paid.
+            "NOTPAY" => "该订单无法继续支付，请重新下单",
             _ => "订单状态不允许此操作",
         };
         MpError::new(StatusCode::CONFLICT, "ORDER_STATE", message)

@@ -291,10 +291,8 @@ async fn payable(
             Ok((order, Some(pay)))
         }
         Err(e)
-            if matches!(
-                e.err_code(),
-                Some("OUT_TRADE_NO_USED" | "ORDERPAID" | "ORDERCLOSED")
-            ) =>
+            if e.is_out_trade_no_used()
+                || matches!(e.err_code(), Some("ORDERPAID" | "ORDERCLOSED")) =>
         {
             // WeChat knows this order in another state: learn it, never show the code.
             tracing::warn!(order.out_trade_no = %order.out_trade_no, error = %e, "unifiedorder re-entry refused; asking orderquery");
