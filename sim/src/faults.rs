@@ -88,6 +88,10 @@ pub enum ApiFaultKind {
     /// Wait `hang_ms` real milliseconds (default 30000, past the client timeout), then
     /// process the request normally: the classic "unknown outcome".
     Hang,
+    /// Process the request normally, but answer a business refusal (`result_code=FAIL`:
+    /// `ORDERPAID`, `ORDERCLOSED`, `REFUNDNOTEXIST`, …) without `sign`, as WeChat Pay
+    /// sometimes does (§6). Successful answers stay signed.
+    UnsignedErrors,
 }
 
 /// One API fault entry.

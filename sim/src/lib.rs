@@ -84,6 +84,11 @@ pub struct SimConfig {
     /// Refuse closeorder on orders younger than this with `TRADE_STATE_ERROR` (WeChat asks
     /// for 5 minutes, §8.4; whether it enforces it is unconfirmed). Default `None`: accept.
     pub close_min_age: Option<Duration>,
+    /// Answer every business refusal (`result_code=FAIL`) without `sign` (default false:
+    /// signed). WeChat Pay sometimes leaves it out (§6); a client must still reach the
+    /// `err_code`, and must never accept a `SUCCESS` without a valid sign. The
+    /// `unsigned_errors` API fault does the same for chosen calls.
+    pub unsigned_business_errors: bool,
     /// Accept a request `sign` in lowercase hex (default false: refused with `签名错误`,
     /// §5.3 — whether WeChat accepts it is unconfirmed).
     pub accept_lowercase_sign: bool,
@@ -109,6 +114,7 @@ impl Default for SimConfig {
             default_refund_notify_url: None,
             notify_timeout: Duration::from_secs(5),
             close_min_age: None,
+            unsigned_business_errors: false,
             accept_lowercase_sign: false,
         }
     }

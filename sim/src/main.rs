@@ -53,6 +53,9 @@ struct Cli {
     /// Refundable merchant balance in fen (default unlimited); refunds above it get NOTENOUGH.
     #[arg(long, env = "PAYDESK_SIM_BALANCE_FEN")]
     balance_fen: Option<i64>,
+    /// Answer business refusals (result_code=FAIL) without sign, as WeChat Pay sometimes does.
+    #[arg(long, env = "PAYDESK_SIM_UNSIGNED_BUSINESS_ERRORS")]
+    unsigned_business_errors: bool,
 }
 
 fn mask(secret: &str) -> String {
@@ -82,6 +85,7 @@ async fn main() -> anyhow::Result<()> {
         notify_include_sign_type: cli.notify_include_sign_type,
         default_refund_notify_url: cli.refund_notify_url,
         merchant_balance_fen: cli.balance_fen,
+        unsigned_business_errors: cli.unsigned_business_errors,
         ..SimConfig::default()
     };
     let sim = paydesk_sim::start(config).await?;

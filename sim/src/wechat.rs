@@ -231,7 +231,10 @@ async fn answer(
                     )
                 };
                 return match check_envelope(&sim, ep, &method, &body) {
-                    Ok((params, sign_type)) => signed_reply(&sim, &params, sign_type, Err(failure)),
+                    Ok((params, sign_type)) => {
+                        let signing = Signing::of(&sim, sign_type, false);
+                        signed_reply(&sim, &params, signing, Err(failure))
+                    }
                     Err(msg) => fail_envelope(&msg),
                 };
             }
@@ -246,12 +249,37 @@ async fn answer(
             ApiFaultKind::Hang => {
                 tokio::time::sleep(Duration::from_millis(fault.hang_ms.unwrap_or(30_000))).await;
             }
+            ApiFaultKind::UnsignedErrors => return process(&sim, ep, &method, &body, true),
         }
     }
-    process(&sim, ep, &method, &body)
+    process(&sim, ep, &method, &body, false)
 }
 
-fn process(sim: &Arc<Sim>, ep: Endpoint, method: &Method, body: &[u8]) -> Response {
+/// How a business answer is signed: with the request's algorithm, except that a business
+/// refusal goes out without `sign` when the simulator is told to (the
+/// `unsigned_business_errors` profile switch, or the `unsigned_errors` fault).
+#[derive(Clone, Copy)]
+struct Signing {
+    sign_type: SignType,
+    unsigned_errors: bool,
+}
+
+impl Signing {
+    fn of(sim: &Sim, sign_type: SignType, unsigned_fault: bool) -> Signing {
+        Signing {
+            sign_type,
+            unsigned_errors: unsigned_fault || sim.config.unsigned_business_errors,
+        }
+    }
+}
+
+fn process(
+    sim: &Arc<Sim>,
+    ep: Endpoint,
+    method: &Method,
+    body: &[u8],
+    unsigned_errors: bool,
+) -> Response {
     let (params, sign_type) = match check_envelope(sim, ep, method, body) {
         Ok(v) => v,
         Err(msg) => {
@@ -259,6 +287,7 @@ fn process(sim: &Arc<Sim>, ep: Endpoint, method: &Method, body: &[u8]) -> Respon
             return fail_envelope(&msg);
         }
     };
+    let signing = Signing::of(sim, sign_type, unsigned_errors);
     let result = match ep {
         Endpoint::UnifiedOrder => unified_order(sim, &params, sign_type),
         Endpoint::OrderQuery => order_query(sim, &params),
@@ -275,7 +304,7 @@ fn process(sim: &Arc<Sim>, ep: Endpoint, method: &Method, body: &[u8]) -> Respon
         ]))),
     };
     match result {
-        Ok(Answer::Fields(fields)) => signed_reply(sim, &params, sign_type, Ok(fields)),
+        Ok(Answer::Fields(fields)) => signed_reply(sim, &params, signing, Ok(fields)),
         Ok(Answer::Raw { content_type, body }) => {
             (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
         }
@@ -299,16 +328,17 @@ fn process(sim: &Arc<Sim>, ep: Endpoint, method: &Method, body: &[u8]) -> Respon
             xml_response(StatusCode::OK, xml::write(&p))
         }
         Err(Failure::Envelope(msg)) => fail_envelope(&msg),
-        Err(f) => signed_reply(sim, &params, sign_type, Err(f)),
+        Err(f) => signed_reply(sim, &params, signing, Err(f)),
     }
 }
 
 /// The common business envelope, signed with the request's algorithm and without echoing
-/// `sign_type` (§5.2, §6).
+/// `sign_type` (§5.2, §6); a business refusal unsigned when `signing` says so (§6: some
+/// `result_code=FAIL` answers come without `sign`).
 fn signed_reply(
     sim: &Sim,
     request: &Params,
-    sign_type: SignType,
+    signing: Signing,
     result: Result<Params, Failure>,
 ) -> Response {
     let mut p = Params::new();
@@ -320,6 +350,7 @@ fn signed_reply(
     if let Some(d) = request.get("device_info").filter(|d| !d.is_empty()) {
         p.insert("device_info".into(), d.clone());
     }
+    let refused = result.is_err();
     match result {
         Ok(fields) => {
             p.insert("result_code".into(), "SUCCESS".into());
@@ -332,8 +363,10 @@ fn signed_reply(
         }
         Err(Failure::Envelope(msg)) => return fail_envelope(&msg),
     }
-    let sign = wxpay::sign(&p, &sim.config.api_key, sign_type);
-    p.insert("sign".into(), sign);
+    if !(refused && signing.unsigned_errors) {
+        let sign = wxpay::sign(&p, &sim.config.api_key, signing.sign_type);
+        p.insert("sign".into(), sign);
+    }
     xml_response(StatusCode::OK, xml::write(&p))
 }
 

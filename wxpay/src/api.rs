@@ -38,7 +38,10 @@ pub mod path {
 ///    are unsigned). The sandbox's `retcode`/`retmsg` variant is treated the same (§8.11).
 /// 3. `return_code=SUCCESS` → `sign` must be present ([`Error::MissingSign`]) and valid with the
 ///    algorithm **the request used** ([`Error::BadSignature`]); `appid` and `mch_id` must
-///    equal ours ([`Error::AppIdMismatch`], [`Error::MchIdMismatch`]).
+///    equal ours ([`Error::AppIdMismatch`], [`Error::MchIdMismatch`]). The one exception: a
+///    `result_code=FAIL` without any `sign` is [`Error::UnsignedResultFail`] (§6: WeChat Pay
+///    sometimes leaves the sign out of business refusals), so its `err_code` still reaches
+///    the caller; with a sign it must verify like any other answer.
 /// 4. `result_code=FAIL` → [`Error::ResultFail`] with `err_code` / `err_code_des` (§7).
 pub fn evaluate_response(
     endpoint: &str,
@@ -50,6 +53,7 @@ pub fn evaluate_response(
 ) -> Result<Params, Error> {
     let params = parse_response_xml(endpoint, body)?;
     check_return_code(&params)?;
+    unsigned_refusal(&params)?;
     sign::verify(&params, key, sign_type)?;
     check_merchant(&params, appid, mch_id)?;
     check_result_code(&params)?;
@@ -135,6 +139,20 @@ pub(crate) fn check_return_code(params: &Params) -> Result<(), Error> {
             reason: "expected SUCCESS or FAIL",
         }),
     }
+}
+
+/// Step 3's exception: a business refusal (`result_code=FAIL`) that carries no `sign` at all
+/// is [`Error::UnsignedResultFail`]; everything else goes on to the signature check (so a
+/// `SUCCESS` without `sign` is [`Error::MissingSign`]).
+fn unsigned_refusal(params: &Params) -> Result<(), Error> {
+    let unsigned = params.get("sign").is_none_or(String::is_empty);
+    if unsigned && params.get("result_code").map(String::as_str) == Some("FAIL") {
+        return Err(Error::UnsignedResultFail {
+            err_code: params.get("err_code").cloned().unwrap_or_default(),
+            err_code_des: params.get("err_code_des").cloned().unwrap_or_default(),
+        });
+    }
+    Ok(())
 }
 
 /// `appid` / `mch_id` must be ours (§6 step 3, §11.2 item 4).
@@ -1155,6 +1173,61 @@ mod tests {
         let err = evaluate(&signed_body(fail, SignType::Md5)).unwrap_err();
         assert_eq!(err.err_code(), Some("SYSTEMERROR"));
         assert!(err.retry_safe());
+    }
+
+    #[test]
+    fn an_unsigned_business_refusal_is_an_unverified_error_with_its_code() {
+        let refusal = p(&[
+            ("return_code", "SUCCESS"),
+            ("appid", "wx1"),
+            ("mch_id", "100"),
+            ("nonce_str", "n1"),
+            ("result_code", "FAIL"),
+            ("err_code", "ORDERPAID"),
+            ("err_code_des", "订单已支付，不能发起关单"),
+        ]);
+        let err = evaluate(xml::write(&refusal).as_bytes()).unwrap_err();
+        assert!(
+            matches!(&err, Error::UnsignedResultFail { err_code_des, .. } if err_code_des == "订单已支付，不能发起关单"),
+            "{err:?}"
+        );
+        assert_eq!(err.err_code(), Some("ORDERPAID"));
+        assert!(!err.retry_safe());
+        // A present sign must still verify: a refusal with a wrong one is not trusted.
+        let mut forged = refusal.clone();
+        forged.insert("sign".into(), "0".repeat(32));
+        assert!(matches!(
+            evaluate(xml::write(&forged).as_bytes()),
+            Err(Error::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn a_success_is_never_accepted_without_a_valid_sign() {
+        let success = p(&[
+            ("return_code", "SUCCESS"),
+            ("appid", "wx1"),
+            ("mch_id", "100"),
+            ("result_code", "SUCCESS"),
+            ("trade_state", "SUCCESS"),
+        ]);
+        assert!(matches!(
+            evaluate(xml::write(&success).as_bytes()),
+            Err(Error::MissingSign)
+        ));
+        let mut empty = success.clone();
+        empty.insert("sign".into(), String::new());
+        assert!(matches!(
+            evaluate(xml::write(&empty).as_bytes()),
+            Err(Error::MissingSign)
+        ));
+        // No result_code at all is not a refusal either.
+        let mut bare = success;
+        bare.remove("result_code");
+        assert!(matches!(
+            evaluate(xml::write(&bare).as_bytes()),
+            Err(Error::MissingSign)
+        ));
     }
 
     #[test]

@@ -58,6 +58,19 @@ pub enum Error {
         /// The `err_code_des` text.
         err_code_des: String,
     },
+    /// `result_code=FAIL` in an answer that carries **no `sign`** (§6: WeChat Pay sometimes
+    /// leaves it out of business refusals). Surfaced as the business error it claims to be
+    /// — [`Error::err_code`] gives the code, so `ORDERPAID`, `ORDERCLOSED`,
+    /// `REFUNDNOTEXIST`, … still reach their handling — but unverified: nothing in it is
+    /// ours to trust beyond "the call did not succeed". A `SUCCESS` without a valid sign is
+    /// never accepted ([`Error::MissingSign`]).
+    #[error("result_code=FAIL (unsigned): {err_code} ({err_code_des})")]
+    UnsignedResultFail {
+        /// The `err_code`, e.g. `ORDERPAID`.
+        err_code: String,
+        /// The `err_code_des` text.
+        err_code_des: String,
+    },
     /// The signature does not match (§5.1, §5.3).
     #[error("signature mismatch")]
     BadSignature,
@@ -197,7 +210,9 @@ impl Error {
         match self {
             Error::Transport { .. } | Error::Timeout { .. } | Error::NotXml { .. } => true,
             Error::HttpStatus { status, .. } => *status >= 500 || *status == 429,
-            Error::ResultFail { err_code, .. } => RETRYABLE_ERR_CODES.contains(&err_code.as_str()),
+            Error::ResultFail { err_code, .. } | Error::UnsignedResultFail { err_code, .. } => {
+                RETRYABLE_ERR_CODES.contains(&err_code.as_str())
+            }
             Error::BillFail { return_msg, .. } => {
                 let m = return_msg.to_ascii_uppercase();
                 m.contains("BILL CREATING") || m.contains("SYSTEMERROR")
@@ -214,16 +229,20 @@ impl Error {
         match self {
             Error::Transport { .. } | Error::Timeout { .. } | Error::NotXml { .. } => true,
             Error::HttpStatus { status, .. } => *status >= 500,
-            Error::ResultFail { err_code, .. } => err_code == "SYSTEMERROR",
+            Error::ResultFail { err_code, .. } | Error::UnsignedResultFail { err_code, .. } => {
+                err_code == "SYSTEMERROR"
+            }
             _ => false,
         }
     }
 
-    /// The `err_code` of a `result_code=FAIL` answer (or the `error_code` of a downloadbill
-    /// failure) (§7).
+    /// The `err_code` of a `result_code=FAIL` answer, signed or not (or the `error_code` of
+    /// a downloadbill failure) (§7).
     pub fn err_code(&self) -> Option<&str> {
         match self {
-            Error::ResultFail { err_code, .. } => Some(err_code),
+            Error::ResultFail { err_code, .. } | Error::UnsignedResultFail { err_code, .. } => {
+                Some(err_code)
+            }
             Error::BillFail { error_code, .. } => error_code.as_deref(),
             _ => None,
         }
@@ -247,7 +266,8 @@ impl Error {
     /// The `err_code_des` of a `result_code=FAIL` answer.
     pub fn err_code_des(&self) -> Option<&str> {
         match self {
-            Error::ResultFail { err_code_des, .. } => Some(err_code_des),
+            Error::ResultFail { err_code_des, .. }
+            | Error::UnsignedResultFail { err_code_des, .. } => Some(err_code_des),
             _ => None,
         }
     }

@@ -331,7 +331,12 @@ fn classify(e: &wxpay::Error) -> Failure {
             "CERTIFICATE_REFUSED",
             format!("WeChat Pay's gateway refused the client certificate: {body}"),
         ),
+        // A refusal without sign (§6) is sorted like a signed one: it still says "not done".
         wxpay::Error::ResultFail {
+            err_code,
+            err_code_des,
+        }
+        | wxpay::Error::UnsignedResultFail {
             err_code,
             err_code_des,
         } => match err_code.as_str() {

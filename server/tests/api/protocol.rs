@@ -23,11 +23,11 @@ fn sim(app: &TestApp) -> &RunningSim {
         .expect("sandbox mode starts the simulator")
 }
 
-/// Stores `no` (an hour to live, first due for the sync job in a second) and takes it to
-/// WeChat Pay with unifiedorder, as `POST /api/mp/orders` does.
-async fn order_at_wechat(app: &TestApp, no: &str, fee: i64) -> Order {
+/// Stores `no` (payable until `expires_at`, first due for the sync job in a second) and
+/// takes it to WeChat Pay with unifiedorder, as `POST /api/mp/orders` does.
+async fn order_at_wechat(app: &TestApp, no: &str, fee: i64, expires_at: i64) -> Order {
     let mut new = testing::new_order(no, fee);
-    new.expires_at = Some(now_ms() + 3_600_000);
+    new.expires_at = Some(expires_at);
     new.next_sync_at = Some(now_ms() + 1000);
     let order = orders::create_order(&app.db.db, new).await.unwrap();
     let request = UnifiedOrderRequest::jsapi(
@@ -93,7 +93,7 @@ async fn a_failed_payment_is_acknowledged_and_the_order_can_still_be_paid() {
         let sim = sim(&app);
         for (no, notified) in [("PAYERR-NOTIFIED", true), ("PAYERR-QUERIED", false)] {
             // Arrange: the shopper's first attempt fails at the bank.
-            order_at_wechat(&app, no, 880).await;
+            order_at_wechat(&app, no, 880, now_ms() + 3_600_000).await;
             sim.pay_order(no, &failed_at_the_bank()).unwrap();
             let attempts = answered_notifications(sim, no, 1).await;
 
@@ -198,5 +198,39 @@ async fn a_reentry_refused_as_201_duplicate_number_is_queried_like_out_trade_no_
             .unwrap();
         assert_eq!(stored.status, OrderStatus::Paid, "{}", app.db.label);
         assert_eq!(stored.transaction_id, paid.transaction_id);
+    }
+}
+
+#[tokio::test]
+async fn closing_a_paid_order_whose_orderpaid_refusal_is_unsigned_still_finds_the_payment() {
+    for app in spawn_apps_with(fast_sync()).await {
+        // Arrange: paid at WeChat Pay with the notification lost, expired for paydesk, and
+        // WeChat Pay's ORDERPAID refusal of closeorder comes without sign (§6).
+        let no = "UNSIGNED-PAID";
+        order_at_wechat(&app, no, 990, now_ms() - 1).await;
+        let quiet = PayRequest {
+            notify: Some(false),
+            ..PayRequest::default()
+        };
+        let paid = sim(&app).pay_order(no, &quiet).unwrap();
+        let unsigned: FaultPlan = serde_json::from_value(json!({"api": [
+            {"fault": "unsigned_errors", "endpoint": "/pay/closeorder", "count": 100}
+        ]}))
+        .unwrap();
+        sim(&app).set_faults(unsigned);
+
+        // Act: the sync job closes the expired order.
+        let order = order_when(&app, no, |o| o.status != OrderStatus::NotPay).await;
+
+        // Assert: ORDERPAID reached its handling (orderquery, then PAID).
+        assert_eq!(order.status, OrderStatus::Paid, "{}", app.db.label);
+        assert_eq!(order.transaction_id, paid.transaction_id);
+        let closes: Vec<_> = sim(&app)
+            .api_calls()
+            .into_iter()
+            .filter(|c| c.endpoint == "/pay/closeorder")
+            .collect();
+        assert_eq!(closes.len(), 1, "{}: {closes:?}", app.db.label);
+        assert_eq!(closes[0].err_code.as_deref(), Some("ORDERPAID"));
     }
 }

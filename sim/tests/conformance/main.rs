@@ -7,3 +7,4 @@ mod faults;
 mod notifications;
 mod orders;
 mod refunds;
+mod unsigned;
