@@ -736,6 +736,27 @@ pub enum OrderRef {
     TransactionId(String),
 }
 
+/// The most characters `refund_desc` may have (§8.5: `String(80)`; longer is refused).
+pub const REFUND_DESC_MAX_CHARS: usize = 80;
+
+/// `refund_desc` from a free-text refund reason (§8.5): WeChat Pay shows it in the refund
+/// message the shopper receives. Runs of whitespace (line breaks included) become one space
+/// and other control characters go (the request may carry neither), then the text is cut
+/// to [`REFUND_DESC_MAX_CHARS`] characters — never inside a character — and trimmed.
+/// `None` when nothing is left. The same reason always gives the same text, so a retry
+/// repeats the original request.
+pub fn refund_desc(reason: &str) -> Option<String> {
+    let words: Vec<&str> = reason.split_whitespace().collect();
+    let text: String = words
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(REFUND_DESC_MAX_CHARS)
+        .collect();
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
+}
+
 /// Request of `POST /secapi/pay/refund` (§8.5). Retry with the **same** `out_refund_no`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
@@ -749,7 +770,8 @@ pub struct RefundRequest {
     pub refund_fee: i64,
     /// `refund_fee_type`, `CNY`.
     pub refund_fee_type: Option<String>,
-    /// `refund_desc` shown to the user (≤ 80).
+    /// `refund_desc` shown to the user (≤ [`REFUND_DESC_MAX_CHARS`] characters; see
+    /// [`refund_desc`]).
     pub refund_desc: Option<String>,
     /// `refund_account`.
     pub refund_account: Option<String>,
@@ -800,6 +822,13 @@ impl RefundRequest {
         put(&mut p, "total_fee", self.total_fee.to_string());
         put(&mut p, "refund_fee", self.refund_fee.to_string());
         put_opt(&mut p, "refund_fee_type", &self.refund_fee_type);
+        if self
+            .refund_desc
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > REFUND_DESC_MAX_CHARS)
+        {
+            return Err(invalid("refund_desc", "longer than 80 characters"));
+        }
         put_opt(&mut p, "refund_desc", &self.refund_desc);
         put_opt(&mut p, "refund_account", &self.refund_account);
         put_opt(&mut p, "notify_url", &self.notify_url);
@@ -1228,6 +1257,25 @@ mod tests {
             evaluate(xml::write(&bare).as_bytes()),
             Err(Error::MissingSign)
         ));
+    }
+
+    #[test]
+    fn a_refund_reason_becomes_a_refund_desc_within_the_limit() {
+        assert_eq!(
+            refund_desc("  商品破损\r\n请退款 \t "),
+            Some("商品破损 请退款".into())
+        );
+        assert_eq!(refund_desc(" \n "), None);
+        assert_eq!(refund_desc("a\u{7}b"), Some("ab".into()));
+        let long = "退".repeat(100);
+        let cut = refund_desc(&long).unwrap();
+        assert_eq!(cut.chars().count(), REFUND_DESC_MAX_CHARS);
+        assert!(long.starts_with(&cut));
+        let mut req = RefundRequest::new(OrderRef::OutTradeNo("A1".into()), "R1", 100, 100);
+        req.refund_desc = refund_desc(&long);
+        assert_eq!(req.to_params().unwrap()["refund_desc"], cut);
+        req.refund_desc = Some(long);
+        assert!(req.to_params().is_err());
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod wxtime;
 pub mod xml;
 
 pub use api::{
-    check_merchant, evaluate_response, request_sign_type, verify_request, BillType,
+    check_merchant, evaluate_response, refund_desc, request_sign_type, verify_request, BillType,
     CloseOrderResponse, Code2Session, OrderQuery, OrderQueryResponse, OrderRef, RefundQuery,
     RefundQueryRequest, RefundQueryResponse, RefundRequest, RefundResponse, RefundStatus,
     SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse,

@@ -247,6 +247,8 @@ async fn submit(
         refund.amount_fen,
     );
     req.notify_url = policy.notify_url.clone();
+    // The shopper's WeChat refund message says why (§8.5).
+    req.refund_desc = wxpay::refund_desc(&refund.reason);
     let claimed = Claimed {
         refund: submitted,
         lease_until,

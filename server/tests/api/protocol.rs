@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use paydesk_core::orders::{self, Order, OrderStatus};
+use paydesk_core::refunds::{self, RefundStatus, Requester};
 use paydesk_core::{now_ms, testing};
 use paydesk_sim::{DeliveryAttempt, FaultPlan, PayRequest, RunningSim};
 use reqwest::StatusCode;
@@ -232,5 +233,50 @@ async fn closing_a_paid_order_whose_orderpaid_refusal_is_unsigned_still_finds_th
             .collect();
         assert_eq!(closes.len(), 1, "{}: {closes:?}", app.db.label);
         assert_eq!(closes[0].err_code.as_deref(), Some("ORDERPAID"));
+    }
+}
+
+#[tokio::test]
+async fn the_refund_reason_reaches_wechat_pay_as_refund_desc_cut_to_its_limit() {
+    let fast = json!({"refunds": {"tick_millis": 50, "retry_base_millis": 50}});
+    for app in spawn_apps_with(fast).await {
+        // Arrange: a paid order, and a refund asked for with a long, multi-line reason.
+        let no = "REFUND-DESC";
+        let order = order_at_wechat(&app, no, 1200, now_ms() + 3_600_000).await;
+        sim(&app).pay_order(no, &PayRequest::default()).unwrap();
+        order_when(&app, no, |o| o.status == OrderStatus::Paid).await;
+        let reason = format!("杯子碎了\n{}", "运输途中包装破损，".repeat(12));
+        let requester = Requester::Customer {
+            openid: order.openid.clone(),
+        };
+        let events = &app.state.events;
+        let refund = refunds::request(&app.db.db, events, no, None, &reason, requester)
+            .await
+            .unwrap();
+        let manager = testing::manager(&app.db.db, "mia").await;
+
+        // Act: approved, the refund job sends it.
+        refunds::approve(&app.db.db, events, &manager, refund.id, "ok")
+            .await
+            .unwrap();
+
+        // Assert: WeChat Pay accepted it with the reason, one line, 80 characters.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let sent = loop {
+            let stored = refunds::find(&app.db.db, refund.id).await.unwrap().unwrap();
+            if stored.status == RefundStatus::Processing || stored.status == RefundStatus::Success {
+                break sim(&app).refund(&refund.out_refund_no).unwrap();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{}: the refund stayed {stored:?}",
+                app.db.label
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let desc = sent.refund_desc.expect("refund_desc sent");
+        assert_eq!(desc.chars().count(), wxpay::api::REFUND_DESC_MAX_CHARS);
+        assert!(desc.starts_with("杯子碎了 运输途中"), "{desc}");
+        assert!(reason.replace('\n', " ").starts_with(&desc), "{desc}");
     }
 }

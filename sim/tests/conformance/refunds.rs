@@ -358,3 +358,31 @@ async fn a_tampered_refund_notification_fails_decryption_in_wxpay() {
         "{result:?}"
     );
 }
+
+#[tokio::test]
+async fn refund_desc_is_recorded_and_refused_over_80_characters() {
+    // Arrange
+    let sim = start_sim().await;
+    let client = client(&sim);
+    paid_order(&sim, &client, "R-DESC", 300).await;
+    let mut fits = refund("R-DESC", "RF-DESC-1", 300, 100);
+    fits.refund_desc = Some("退".repeat(80));
+    // Past the client's own check, as another client could send it.
+    let mut too_long = refund("R-DESC", "RF-DESC-2", 300, 100);
+    too_long.extra.insert("refund_desc".into(), "退".repeat(81));
+
+    // Act
+    client.refund(&fits).await.unwrap();
+    let refused = client.refund(&too_long).await.unwrap_err();
+
+    // Assert
+    assert_eq!(
+        sim.refund("RF-DESC-1").unwrap().refund_desc,
+        Some("退".repeat(80))
+    );
+    assert!(
+        matches!(&refused, Error::ReturnFail { return_msg } if return_msg == "refund_desc参数长度有误"),
+        "{refused:?}"
+    );
+    assert!(sim.refund("RF-DESC-2").is_none());
+}
