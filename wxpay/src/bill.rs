@@ -130,6 +130,8 @@ impl Bill {
             fee_type: col("货币种类"),
             settlement_total_fee: col("应结订单金额"),
             coupon_fee: col("代金券金额"),
+            refund_apply_time: col("退款申请时间"),
+            refund_success_time: col("退款成功时间"),
             refund_id: col("微信退款单号"),
             out_refund_no: col("商户退款单号"),
             settlement_refund_fee: col("退款金额"),
@@ -204,6 +206,8 @@ struct Columns {
     fee_type: Option<usize>,
     settlement_total_fee: Option<usize>,
     coupon_fee: Option<usize>,
+    refund_apply_time: Option<usize>,
+    refund_success_time: Option<usize>,
     refund_id: Option<usize>,
     out_refund_no: Option<usize>,
     settlement_refund_fee: Option<usize>,
@@ -232,16 +236,18 @@ impl Columns {
                 .map(|v| yuan_to_fen(v).map_err(|e| bill_err(line, e.to_string())))
                 .transpose()
         };
-        let trade_time = cell(self.trade_time)
-            .map(|v| {
-                // An old doc sample used full-width colons (`16：33：45`), §8.7.
-                let normalised = v.replace('：', ":");
-                wxtime::parse_display(&normalised)
-                    .map_err(|_| bill_err(line, format!("交易时间: {v:?}")))
-            })
-            .transpose()?;
+        let time = |c: Option<usize>, name: &str| {
+            cell(c)
+                .map(|v| {
+                    // An old doc sample used full-width colons (`16：33：45`), §8.7.
+                    let normalised = v.replace('：', ":");
+                    wxtime::parse_display(&normalised)
+                        .map_err(|_| bill_err(line, format!("{name}: {v:?}")))
+                })
+                .transpose()
+        };
         Ok(BillRecord {
-            trade_time,
+            trade_time: time(self.trade_time, "交易时间")?,
             appid: text(self.appid),
             mch_id: text(self.mch_id),
             sub_mch_id: text(self.sub_mch_id),
@@ -255,6 +261,8 @@ impl Columns {
             fee_type: text(self.fee_type),
             settlement_total_fee: fen(self.settlement_total_fee)?,
             coupon_fee: fen(self.coupon_fee)?,
+            refund_apply_time: time(self.refund_apply_time, "退款申请时间")?,
+            refund_success_time: time(self.refund_success_time, "退款成功时间")?,
             refund_id: text(self.refund_id),
             out_refund_no: text(self.out_refund_no),
             settlement_refund_fee: fen(self.settlement_refund_fee)?,
@@ -306,6 +314,11 @@ pub struct BillRecord {
     pub settlement_total_fee: Option<i64>,
     /// 代金券金额, fen.
     pub coupon_fee: Option<i64>,
+    /// 退款申请时间 (UTC+8): when the refund was asked for. `REFUND` bills only.
+    pub refund_apply_time: Option<OffsetDateTime>,
+    /// 退款成功时间 (UTC+8): when it succeeded; empty (`None`) while it is not done.
+    /// `REFUND` bills only.
+    pub refund_success_time: Option<OffsetDateTime>,
     /// 微信退款单号.
     pub refund_id: Option<String>,
     /// 商户退款单号.
@@ -372,6 +385,27 @@ mod tests {
         assert_eq!(rec.total_fee, Some(150));
         assert_eq!(rec.body.as_deref(), Some("a,b"));
         assert_eq!(bill.summary().unwrap().total_fee, Some(150));
+    }
+
+    #[test]
+    fn a_refund_bill_keeps_when_each_refund_was_asked_for_and_succeeded() {
+        let text = "交易时间,商户订单号,退款申请时间,退款成功时间,商户退款单号,申请退款金额\r\n\
+                    `2024-01-01 12:00:00,`A1,`2024-01-01 12:00:00,`2024-01-01 12:03:10,`R1,`1.00\r\n\
+                    `2024-01-01 13:00:00,`A2,`2024-01-01 13:00:00,`,`R2,`2.00\r\n\
+                    总交易单数,申请退款总金额\r\n`2,`3.00\r\n";
+        let records = Bill::parse(text).unwrap().records().unwrap();
+        let shown = |t: Option<OffsetDateTime>| t.map(wxtime::format_display);
+        assert_eq!(
+            shown(records[0].refund_apply_time).as_deref(),
+            Some("2024-01-01 12:00:00")
+        );
+        assert_eq!(
+            shown(records[0].refund_success_time).as_deref(),
+            Some("2024-01-01 12:03:10")
+        );
+        assert_eq!(records[1].refund_success_time, None, "still in progress");
+        let bad = "退款成功时间\n`yesterday\n总交易单数\n`1";
+        assert!(Bill::parse(bad).unwrap().records().is_err());
     }
 
     #[test]

@@ -187,3 +187,49 @@ async fn the_sandbox_prefixes_serve_the_same_api() {
     assert_eq!(key["return_code"], "SUCCESS");
     assert_eq!(key["sandbox_signkey"].len(), 32);
 }
+
+#[tokio::test]
+async fn the_refund_bill_says_when_each_refund_was_asked_for_and_when_it_succeeded() {
+    // Arrange: one refund succeeds at once, the other stays PROCESSING.
+    let sim = start_sim_with(|c| c.refund_delay = Duration::from_secs(3600 * 24 * 365)).await;
+    let client = client(&sim);
+    paid_order(&sim, &client, "BT-1", 500).await;
+    sim.set_refund_outcome("BTR-1", paydesk_sim::RefundState::Success, None)
+        .unwrap();
+    for (no, amount) in [("BTR-1", 100), ("BTR-2", 200)] {
+        let refund = RefundRequest::new(OrderRef::OutTradeNo("BT-1".into()), no, 500, amount);
+        client.refund(&refund).await.unwrap();
+    }
+    let today = wxpay::wxtime::today_in_beijing();
+    sim.advance_clock(Duration::from_secs(36 * 3600));
+
+    // Act
+    let bill = client.download_bill(today, BillType::Refund).await.unwrap();
+
+    // Assert: the typed records keep both times, as the simulator holds them.
+    let records = bill.records().unwrap();
+    assert_eq!(records.len(), 2);
+    for record in &records {
+        let no = record.out_refund_no.as_deref().unwrap();
+        let held = sim.refund(no).unwrap();
+        let seconds = |t: time::OffsetDateTime| t.unix_timestamp();
+        assert_eq!(
+            record.refund_apply_time.map(seconds),
+            Some(seconds(held.created_at)),
+            "{no}"
+        );
+        assert_eq!(
+            record.refund_success_time.map(seconds),
+            held.success_time.map(seconds),
+            "{no}"
+        );
+    }
+    let done = records
+        .iter()
+        .find(|r| r.out_refund_no.as_deref() == Some("BTR-1"));
+    assert!(done.unwrap().refund_success_time.is_some());
+    let waiting = records
+        .iter()
+        .find(|r| r.out_refund_no.as_deref() == Some("BTR-2"));
+    assert_eq!(waiting.unwrap().refund_success_time, None);
+}
