@@ -184,7 +184,7 @@ async fn the_policy_deletes_exactly_what_is_old_and_keeps_what_must_be_kept() {
         history(db, now).await;
         let notifications_before = count(db, "select count(*) from notifications").await;
         let policy = Policy::default();
-        let refused_verdicts = Verdict::ALL.iter().filter(|v| !v.acknowledged()).count();
+        let refused_verdicts = Verdict::ALL.iter().filter(|v| v.is_failure()).count();
 
         // Act: a dry run, then the real run in batches of two (so the loop must go on)
         let preview = retention::preview(db, &policy, now).await.unwrap();
@@ -225,7 +225,7 @@ async fn the_policy_deletes_exactly_what_is_old_and_keeps_what_must_be_kept() {
             "{label}"
         );
 
-        // Kept: everything acknowledged, the matched refusal, the recent refusals
+        // Kept: everything that is no failure, the matched refusal, the recent refusals
         let kept = |sql: &'static str| count(db, sql);
         assert_eq!(
             kept("select count(*) from notifications where verdict in ('applied', 'duplicate')")
@@ -240,7 +240,8 @@ async fn the_policy_deletes_exactly_what_is_old_and_keeps_what_must_be_kept() {
         );
         assert_eq!(
             kept(
-                "select count(*) from notifications where verdict not in ('applied', 'duplicate')"
+                "select count(*) from notifications \
+                 where verdict not in ('applied', 'duplicate', 'result_fail')"
             )
             .await,
             refused_verdicts as i64 + 2,

@@ -21,7 +21,9 @@ wire_enum! {
         WrongAppid = "wrong_appid",
         /// Signed, but for another merchant (spec §11.2 item 4).
         WrongMchId = "wrong_mch_id",
-        /// Signed, but we have no order with this `out_trade_no`.
+        /// Signed (a refund: decrypted), but we have no such order (or refund). Recorded,
+        /// acknowledged, and shown as a failure for a person: WeChat Pay took money for
+        /// something we do not know, and no resend can change that.
         UnknownOrder = "unknown_order",
         /// Signed, but `total_fee` differs from the order's (spec §8.8 item 2).
         AmountMismatch = "amount_mismatch",
@@ -37,18 +39,21 @@ wire_enum! {
 
 impl Verdict {
     /// Whether WeChat is told `SUCCESS` (stop sending): when the notification is in effect
-    /// (applied now or before), and for a verified payment failure, which is recorded and
-    /// which no resend could change (spec §8.8). Everything else is `FAIL`: WeChat resends.
+    /// (applied now or before), and when it is verified and recorded but no resend could
+    /// change what we do with it — a payment failure (spec §8.8), an order or refund we do
+    /// not have (README "Unknown orders": 24 h of resends would only repeat it). Everything
+    /// else is `FAIL`: WeChat resends.
     pub const fn acknowledged(self) -> bool {
         matches!(
             self,
-            Verdict::Applied | Verdict::Duplicate | Verdict::ResultFail
+            Verdict::Applied | Verdict::Duplicate | Verdict::ResultFail | Verdict::UnknownOrder
         )
     }
 
     /// Whether the callback is a failure for a person to look at (the failures page, the
     /// "callback rejected" event): every verdict but the applied, the duplicate and the
-    /// verified payment failure (news about an order, not a fault of the callback).
+    /// verified payment failure (news about an order, not a fault of the callback). An
+    /// unknown order is acknowledged *and* a failure: it needs a person.
     pub const fn is_failure(self) -> bool {
         !matches!(
             self,

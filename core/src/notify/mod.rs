@@ -3,8 +3,8 @@
 //!
 //! Callbacks have no error type. Whatever arrives ends as a [`Verdict`], stored with the raw
 //! body in `notifications` and mapped to the reply: `SUCCESS` for [`Verdict::Applied`],
-//! [`Verdict::Duplicate`] and [`Verdict::ResultFail`] ([`Verdict::acknowledged`]), `FAIL`
-//! (WeChat resends) for everything else.
+//! [`Verdict::Duplicate`], [`Verdict::ResultFail`] and [`Verdict::UnknownOrder`]
+//! ([`Verdict::acknowledged`]), `FAIL` (WeChat resends) for everything else.
 //!
 //! Where: [`payment`] (docs/wechatpay-v2.md §8.8, applied through [`group_commit`]), [`refund`] (§8.9),
 //! [`refused`] (what nothing verified), [`intake`] (the server's entry: flood limits
@@ -366,14 +366,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn applied_duplicate_and_failed_payments_are_acknowledged() {
+    fn what_is_in_effect_or_recorded_for_good_is_acknowledged() {
         for v in Verdict::ALL {
             let ok = matches!(
                 v,
-                Verdict::Applied | Verdict::Duplicate | Verdict::ResultFail
+                Verdict::Applied | Verdict::Duplicate | Verdict::ResultFail | Verdict::UnknownOrder
             );
             assert_eq!(v.acknowledged(), ok, "{v}");
-            assert_eq!(v.is_failure(), !ok, "{v}");
+            assert_eq!(v.is_failure(), !ok || v == Verdict::UnknownOrder, "{v}");
             assert_eq!(v.reply_code(), if ok { "SUCCESS" } else { "FAIL" });
             assert_eq!(v.reply_body().contains("SUCCESS"), ok, "{v}");
             assert_eq!(v.as_str().parse::<Verdict>().unwrap(), v);

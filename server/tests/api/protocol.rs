@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use paydesk_core::events::Event;
+use paydesk_core::notify::Verdict;
 use paydesk_core::orders::{self, Order, OrderStatus};
 use paydesk_core::refunds::{self, RefundStatus, Requester};
 use paydesk_core::{now_ms, testing};
@@ -278,5 +280,49 @@ async fn the_refund_reason_reaches_wechat_pay_as_refund_desc_cut_to_its_limit() 
         assert_eq!(desc.chars().count(), wxpay::api::REFUND_DESC_MAX_CHARS);
         assert!(desc.starts_with("杯子碎了 运输途中"), "{desc}");
         assert!(reason.replace('\n', " ").starts_with(&desc), "{desc}");
+    }
+}
+
+#[tokio::test]
+async fn a_payment_for_an_order_we_do_not_have_is_recorded_acknowledged_and_raised() {
+    for app in spawn_apps().await {
+        // Arrange: WeChat Pay knows an order paydesk has no row for (a restored backup, a
+        // second system sharing the notify URL) and takes the shopper's money.
+        let no = "UNKNOWN-TO-US";
+        let request = UnifiedOrderRequest::jsapi(
+            "paid elsewhere",
+            no,
+            660,
+            "127.0.0.1",
+            app.state.pay.notify_url.clone(),
+            "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+        );
+        app.state.wxpay.unified_order(&request).await.unwrap();
+        let mut events = app.state.events.subscribe();
+
+        // Act
+        sim(&app).pay_order(no, &PayRequest::default()).unwrap();
+        let attempts = answered_notifications(sim(&app), no, 1).await;
+
+        // Assert: answered SUCCESS at once (no 24 h of resends), recorded as unknown_order,
+        // and raised for a person (the failures page's verdict, a live event).
+        assert_eq!(attempts.len(), 1, "{}: {attempts:?}", app.db.label);
+        assert!(attempts[0].success, "{}: {attempts:?}", app.db.label);
+        let rows = testing::recent_notifications(&app.db.db, Some(no), 10)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1, "{}", app.db.label);
+        assert_eq!(rows[0].verdict, Verdict::UnknownOrder);
+        assert!(rows[0].verdict.is_failure());
+        let raised = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(Event::NotificationRejected { verdict, .. }) = events.recv().await {
+                    return verdict;
+                }
+            }
+        })
+        .await
+        .expect("an event for a person");
+        assert_eq!(raised, "unknown_order");
     }
 }
