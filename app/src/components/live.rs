@@ -12,8 +12,9 @@
 //! together when it ends, so the last one is never lost.
 
 use leptos::prelude::*;
-use paydesk_types::{Event, Fen};
+use paydesk_types::{Event, Fen, OrderStatus, Verdict};
 
+use crate::components::status::{Status, StatusMsg};
 use crate::i18n::{use_lang, Lang};
 
 /// How often the live counters move at most: once a second, so a view refetches at most
@@ -265,7 +266,19 @@ const TOAST_MS: u64 = 8_000;
 /// At most this many toasts at once; older ones make room.
 const MAX_TOASTS: usize = 5;
 
-/// Announces each payment and each rejected callback, bottom right, for a few seconds.
+/// Whether an event gets a toast: a payment, a payment that failed at the bank (an order
+/// marked `PAYERROR`: news about an order, not a refused callback), and a callback that
+/// needs a person.
+fn announced(event: &Event) -> bool {
+    match event {
+        Event::OrderPaid { .. } | Event::NotificationRejected { .. } => true,
+        Event::OrderClosed { status, .. } => status == OrderStatus::PayError.as_str(),
+        Event::RefundChanged { .. } => false,
+    }
+}
+
+/// Announces each payment, each failed payment and each callback that needs a person,
+/// bottom right, for a few seconds.
 #[component]
 pub fn Toasts() -> impl IntoView {
     let lang = use_lang();
@@ -274,16 +287,7 @@ pub fn Toasts() -> impl IntoView {
     let next_id = StoredValue::new(0u64);
     Effect::new(move |_| {
         let batch = live.delivered.get();
-        let announced: Vec<Event> = batch
-            .events
-            .into_iter()
-            .filter(|e| {
-                matches!(
-                    e,
-                    Event::OrderPaid { .. } | Event::NotificationRejected { .. }
-                )
-            })
-            .collect();
+        let announced: Vec<Event> = batch.events.into_iter().filter(announced).collect();
         // Only the newest fit on screen.
         for event in announced.into_iter().rev().take(MAX_TOASTS).rev() {
             let id = next_id.get_value();
@@ -330,20 +334,41 @@ fn toast_view(event: Event, lang: Lang) -> AnyView {
             }
             .into_any()
         }
+        Event::OrderClosed { out_trade_no, .. } => {
+            // Only PAYERROR is announced (see `announced`): the bank refused the payment.
+            let href = format!("/orders/{out_trade_no}");
+            view! {
+                <a class="toast toast--rejected" href=href data-testid="toast-payment-failed">
+                    <strong>{StatusMsg::PayError.text(lang)}</strong>
+                    <span class="toast__ref">{out_trade_no}</span>
+                </a>
+            }
+            .into_any()
+        }
         Event::NotificationRejected {
             verdict,
             kind,
             out_trade_no,
             ..
         } => {
-            let title = match lang {
-                Lang::Zh => "回调被拒绝",
-                Lang::En => "Callback rejected",
+            // The verdict in words, never its stored code.
+            let verdict = verdict.parse::<Verdict>().ok();
+            let title = match (verdict.is_some_and(Verdict::acknowledged), lang) {
+                // Acknowledged yet raised (an order we do not have): not refused.
+                (true, Lang::Zh) => "回调需要处理",
+                (true, Lang::En) => "Callback needs attention",
+                (false, Lang::Zh) => "回调被拒绝",
+                (false, Lang::En) => "Callback rejected",
+            };
+            let words = match (verdict, lang) {
+                (Some(v), _) => Status::from(v).label(lang),
+                (None, Lang::Zh) => "未知",
+                (None, Lang::En) => "Unknown",
             };
             view! {
                 <a class="toast toast--rejected" href="/failures" data-testid="toast-rejected">
                     <strong>{title}</strong>
-                    <span class="toast__verdict">{verdict}</span>
+                    <span class="toast__verdict">{words}</span>
                     <span class="toast__ref">{kind} " " {out_trade_no.unwrap_or_default()}</span>
                 </a>
             }
@@ -356,6 +381,18 @@ fn toast_view(event: Event, lang: Lang) -> AnyView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_payment_failed_at_the_bank_is_announced_and_a_closed_order_is_not() {
+        let closed = |status: OrderStatus| Event::OrderClosed {
+            order_id: 1,
+            out_trade_no: "T1".into(),
+            status: status.as_str().into(),
+        };
+        assert!(announced(&closed(OrderStatus::PayError)));
+        assert!(!announced(&closed(OrderStatus::Closed)));
+        assert!(announced(&paid(1)));
+    }
 
     fn paid(n: i64) -> Event {
         Event::OrderPaid {

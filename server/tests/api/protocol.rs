@@ -97,8 +97,21 @@ async fn a_failed_payment_is_acknowledged_and_the_order_can_still_be_paid() {
         for (no, notified) in [("PAYERR-NOTIFIED", true), ("PAYERR-QUERIED", false)] {
             // Arrange: the shopper's first attempt fails at the bank.
             order_at_wechat(&app, no, 880, now_ms() + 3_600_000).await;
+            let mut events = app.state.events.subscribe();
             sim.pay_order(no, &failed_at_the_bank()).unwrap();
             let attempts = answered_notifications(sim, no, 1).await;
+
+            // Announced as a failed payment, never as a refused callback.
+            let announced = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                .await
+                .expect("an event")
+                .unwrap();
+            assert!(
+                matches!(&announced, Event::OrderClosed { status, .. } if status == "PAYERROR"),
+                "{}: {announced:?}",
+                app.db.label
+            );
+            assert!(events.try_recv().is_err(), "{}: one event", app.db.label);
 
             // Assert: recorded, answered SUCCESS at once (a resend cannot help), PAYERROR,
             // and still due for the sync job.
