@@ -69,8 +69,10 @@ impl SyncPolicy {
 /// - `CLOSED` / `REVOKED` → `CLOSED`; `PAYERROR` → `PAYERROR` ([`Event::OrderClosed`]),
 ///   still asked about until it expires (a later payment still marks it `PAID`);
 /// - `NOTPAY`, `USERPAYING`, `ACCEPT` → unchanged;
-/// - `ORDERNOTEXIST` for an order that never got a `prepay_id` → unchanged (WeChat never
-///   heard of it; it is closed locally once expired, see [`close_order`]).
+/// - `ORDERNOTEXIST` → unchanged: a business answer, not a failure (WeChat Pay never took
+///   the order — its unifiedorder failed or never happened, or its state was lost — so
+///   nobody can pay it); the order waits for its expiry and is then closed locally (see
+///   [`close_order`]).
 ///
 /// An order that no longer awaits its payment ([`OrderStatus::awaits_payment`]) is returned
 /// as stored without a call. Returns the order as stored afterwards.
@@ -89,7 +91,11 @@ pub async fn refresh_order(
         .await
     {
         Ok(answer) => answer,
-        Err(e) if e.err_code() == Some("ORDERNOTEXIST") && order.prepay_id.is_none() => {
+        Err(e) if e.err_code() == Some("ORDERNOTEXIST") => {
+            tracing::info!(
+                prepay_id = order.prepay_id.is_some(),
+                "orderquery: WeChat Pay has no such order (ORDERNOTEXIST); it stays unpaid until it expires"
+            );
             return reload(db, order).await;
         }
         Err(e) => {
@@ -103,8 +109,8 @@ pub async fn refresh_order(
 
 /// Closes an unpaid order (closeorder, docs/wechatpay-v2.md §8.4) and applies the answer: success or
 /// `ORDERCLOSED` → `CLOSED` ([`Event::OrderClosed`]); `ORDERPAID` → it was paid after all,
-/// so [`refresh_order`] records the payment; `ORDERNOTEXIST` for an order that never got a
-/// `prepay_id` → closed locally. `SYSTEMERROR`, transport errors and
+/// so [`refresh_order`] records the payment; `ORDERNOTEXIST` → closed locally (WeChat Pay
+/// never took the order, so nobody can pay it). `SYSTEMERROR`, transport errors and
 /// anything else are [`CoreError::Internal`]: the order stays as it is and is tried again
 /// later.
 ///
@@ -135,7 +141,11 @@ pub async fn close_order(
                 tracing::info!("closeorder answered ORDERPAID: the order was paid after all");
                 refresh_order(db, api, events, order).await
             }
-            Some("ORDERNOTEXIST") if order.prepay_id.is_none() => {
+            Some("ORDERNOTEXIST") => {
+                tracing::info!(
+                    prepay_id = order.prepay_id.is_some(),
+                    "closeorder: WeChat Pay has no such order (ORDERNOTEXIST); closed here"
+                );
                 end_unpaid(db, events, order, OrderStatus::Closed).await
             }
             _ => Err(anyhow::Error::new(e)

@@ -221,7 +221,7 @@ async fn notpay_and_userpaying_answers_leave_the_order_as_it_is() {
 }
 
 #[tokio::test]
-async fn ordernotexist_leaves_an_order_without_prepay_id_alone_but_is_an_error_with_one() {
+async fn ordernotexist_is_a_business_answer_that_leaves_the_order_unpaid_prepay_id_or_not() {
     for t in databases().await {
         // Arrange
         let never_sent = new_order(&t.db, "S-NOEX-1", Some(now_ms())).await;
@@ -236,7 +236,7 @@ async fn ordernotexist_leaves_an_order_without_prepay_id_alone_but_is_an_error_w
             &never_sent,
         )
         .await;
-        let refused = sync::refresh_order(
+        let forgotten = sync::refresh_order(
             &t.db,
             &querying("S-NOEX-2", Err(result_fail("ORDERNOTEXIST"))),
             &EventBus::new(),
@@ -244,10 +244,9 @@ async fn ordernotexist_leaves_an_order_without_prepay_id_alone_but_is_an_error_w
         )
         .await;
 
-        // Assert
+        // Assert: unchanged, no error (it is closed once it expires).
         assert_eq!(unchanged.unwrap(), never_sent, "{}", t.label);
-        assert!(refused.is_err(), "{}", t.label);
-        assert_eq!(stored(&t.db, &sent).await, sent);
+        assert_eq!(forgotten.unwrap(), sent, "{}", t.label);
     }
 }
 
@@ -344,18 +343,24 @@ async fn closeorder_answering_orderpaid_records_the_payment_from_orderquery() {
 #[tokio::test]
 async fn closeorder_ordernotexist_closes_an_order_wechat_pay_never_saw() {
     for t in databases().await {
-        let order = new_order(&t.db, "S-CLNOEX-1", Some(now_ms())).await;
+        // Never sent, or sent and since forgotten (it has a prepay_id): closed either way.
+        for (no, sent) in [("S-CLNOEX-1", false), ("S-CLNOEX-2", true)] {
+            let mut order = new_order(&t.db, no, Some(now_ms())).await;
+            if sent {
+                order = with_prepay_id(&t.db, &order).await;
+            }
 
-        let after = sync::close_order(
-            &t.db,
-            &closing(Err(result_fail("ORDERNOTEXIST"))),
-            &EventBus::new(),
-            &order,
-        )
-        .await
-        .unwrap();
+            let after = sync::close_order(
+                &t.db,
+                &closing(Err(result_fail("ORDERNOTEXIST"))),
+                &EventBus::new(),
+                &order,
+            )
+            .await
+            .unwrap();
 
-        assert_eq!(after.status, OrderStatus::Closed, "{}", t.label);
+            assert_eq!(after.status, OrderStatus::Closed, "{} {no}", t.label);
+        }
     }
 }
 

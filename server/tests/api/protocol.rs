@@ -339,3 +339,63 @@ async fn a_payment_for_an_order_we_do_not_have_is_recorded_acknowledged_and_rais
         assert_eq!(raised, "unknown_order");
     }
 }
+
+#[tokio::test]
+async fn ordernotexist_leaves_an_order_unpaid_until_it_expires_then_closes_it() {
+    for app in spawn_apps_with(fast_sync()).await {
+        // Arrange: two orders paydesk gave a prepay_id that WeChat Pay does not know (seeded
+        // history, a simulator restarted with its state gone): one still payable, one
+        // expired.
+        for (no, expires_at) in [
+            ("FORGOTTEN-LIVE", now_ms() + 3_600_000),
+            ("FORGOTTEN-OLD", now_ms() - 1),
+        ] {
+            let mut new = testing::new_order(no, 700);
+            new.expires_at = Some(expires_at);
+            new.next_sync_at = Some(now_ms() + 1000);
+            let order = orders::create_order(&app.db.db, new).await.unwrap();
+            let prepay = "wx20261206120000abcdef0123456789";
+            orders::set_prepay(&app.db.db, order.id, prepay, expires_at)
+                .await
+                .unwrap();
+        }
+        let manager = testing::manager(&app.db.db, "mia").await;
+
+        // Act: a person asks about the live one now; the job gets to both.
+        let asked = orders::actions::sync_now(
+            &app.db.db,
+            app.state.wxpay.as_ref(),
+            &app.state.events,
+            &manager,
+            "FORGOTTEN-LIVE",
+        )
+        .await;
+        let old = order_when(&app, "FORGOTTEN-OLD", |o| o.status != OrderStatus::NotPay).await;
+        let live = order_when(&app, "FORGOTTEN-LIVE", |o| o.sync_attempts >= 1).await;
+
+        // Assert: ORDERNOTEXIST is an answer, not an error: the live order stays NOTPAY
+        // (and is asked about again), the expired one is closed here.
+        let asked = asked.expect("ORDERNOTEXIST is a business answer");
+        assert_eq!(asked.status, OrderStatus::NotPay, "{}", app.db.label);
+        assert_eq!(live.status, OrderStatus::NotPay, "{}", app.db.label);
+        assert!(live.next_sync_at.is_some(), "{}", app.db.label);
+        assert_eq!(old.status, OrderStatus::Closed, "{}", app.db.label);
+        assert_eq!(old.next_sync_at, None, "{}", app.db.label);
+        let sim_answers: Vec<_> = sim(&app)
+            .api_calls()
+            .into_iter()
+            .filter(|c| {
+                c.out_trade_no
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("FORGOTTEN"))
+            })
+            .collect();
+        assert!(
+            sim_answers
+                .iter()
+                .all(|c| c.err_code.as_deref() == Some("ORDERNOTEXIST")),
+            "{}: {sim_answers:?}",
+            app.db.label
+        );
+    }
+}
