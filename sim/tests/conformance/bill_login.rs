@@ -200,6 +200,13 @@ async fn the_refund_bill_says_when_each_refund_was_asked_for_and_when_it_succeed
         let refund = RefundRequest::new(OrderRef::OutTradeNo("BT-1".into()), no, 500, amount);
         client.refund(&refund).await.unwrap();
     }
+    // The chosen outcome is applied by a task of its own: wait for it.
+    for _ in 0..200 {
+        if sim.refund("BTR-1").unwrap().status == paydesk_sim::RefundState::Success {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let today = wxpay::wxtime::today_in_beijing();
     sim.advance_clock(Duration::from_secs(36 * 3600));
 
