@@ -116,7 +116,7 @@ pub struct TimelineItem {
     pub what: TimelineWhat,
 }
 
-/// What a timeline entry records (see `paydesk_core::timeline::Event`).
+/// What a timeline entry records (see `paydesk_core::orders::timeline::Event`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TimelineWhat {
     /// The order was stored.

@@ -24,7 +24,8 @@ mod convert {
     use paydesk_core::bodies::{self, clip};
     use paydesk_core::notify::log::{Failure, LogEntry};
     use paydesk_core::notify::Notification;
-    use paydesk_core::search::{shanghai_day, Cursor};
+    use paydesk_core::sql::Cursor;
+    use paydesk_core::time::shanghai_day;
 
     use crate::dto::{ApiCallRow, FailureRow, NotificationRow, ShownBody, SignatureDebug};
     use crate::error::AppError;
@@ -318,7 +319,7 @@ pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
 #[server(endpoint = "logs/lookup")]
 pub async fn lookup(text: String) -> Result<LookupResult, AppError> {
     super::ssr::respond(async move {
-        use paydesk_core::search::{self, AmountQuery};
+        use paydesk_core::orders::lookup::{self, AmountQuery};
         use paydesk_types::Role;
 
         use super::ssr;
@@ -336,9 +337,9 @@ pub async fn lookup(text: String) -> Result<LookupResult, AppError> {
         if text.chars().count() > 100 {
             return Err(AppError::invalid("text", "at most 100 characters"));
         }
-        let orders = search::lookup(&ssr::db().await?, text).await?;
+        let orders = lookup::lookup(&ssr::db().await?, text).await?;
         let amount = AmountQuery::parse(text, paydesk_core::now_ms());
-        // An id match wins (see `search::lookup`); the amount is only what was searched for
+        // An id match wins (see `lookup::lookup`); the amount is only what was searched for
         // when the text was read as one.
         let by_amount = amount.filter(|q| orders.iter().all(|o| o.total_fee == q.fen));
         Ok(LookupResult {

@@ -37,8 +37,12 @@ pub async fn list_orders(
     after: String,
 ) -> Result<OrdersView, AppError> {
     super::ssr::respond(async move {
-        use paydesk_core::order_filter::FilterQuery;
-        use paydesk_core::search::{self, Cursor, Found};
+        use paydesk_core::orders::filter::FilterQuery;
+        use paydesk_core::orders::{
+            list,
+            lookup::{self, Found},
+        };
+        use paydesk_core::sql::Cursor;
         use paydesk_types::Role;
 
         use super::ssr;
@@ -47,7 +51,7 @@ pub async fn list_orders(
         // A bare `/orders` opens on the last seven days (Asia/Shanghai, today included), what
         // staff look at most; the filter form shows the dates and "all time" is one click
         // away (`?all`). Either costs under a millisecond for the sum since the running
-        // totals (`paydesk_core::order_totals`, docs/benchmarks.md).
+        // totals (`paydesk_core::orders::totals`, docs/benchmarks.md).
         if from == RECENT {
             let today = paydesk_types::format_shanghai_date(paydesk_core::now_ms());
             let week_ago = paydesk_types::format_shanghai_date(
@@ -63,7 +67,7 @@ pub async fn list_orders(
         let db = ssr::db().await?;
         let mut not_found = None;
         if !q.trim().is_empty() {
-            match search::find_by_any_id(&db, &q).await? {
+            match lookup::find_by_any_id(&db, &q).await? {
                 Found::Order(order) => {
                     return Ok(jump(format!("/orders/{}", order.out_trade_no)));
                 }
@@ -88,8 +92,8 @@ pub async fn list_orders(
         let filter = query.parse()?;
         let after = Cursor::decode(&after);
         let (page, (count, sum_fen)) = tokio::try_join!(
-            search::list_orders(&db, &filter, after.as_ref(), PAGE_SIZE),
-            search::totals(&db, &filter),
+            list::list_orders(&db, &filter, after.as_ref(), PAGE_SIZE),
+            list::totals(&db, &filter),
         )?;
         Ok(OrdersView {
             jump: None,
@@ -144,7 +148,7 @@ fn list_item(o: paydesk_core::orders::Order) -> crate::dto::orders::OrderListIte
 #[server(endpoint = "orders/detail")]
 pub async fn get_order(out_trade_no: String) -> Result<OrderDetail, AppError> {
     super::ssr::respond(async move {
-        use paydesk_core::{orders, timeline};
+        use paydesk_core::orders::{self, timeline};
         use paydesk_types::Role;
 
         use super::ssr;
@@ -172,7 +176,7 @@ pub async fn get_order(out_trade_no: String) -> Result<OrderDetail, AppError> {
 fn detail(
     o: paydesk_core::orders::Order,
     items: Vec<paydesk_core::orders::OrderItem>,
-    history: paydesk_core::timeline::History,
+    history: paydesk_core::orders::timeline::History,
     can_act: bool,
 ) -> OrderDetail {
     use crate::dto::orders::{OrderLine, TimelineItem};
@@ -219,10 +223,10 @@ fn detail(
 }
 
 #[cfg(feature = "ssr")]
-fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::TimelineWhat {
+fn timeline_what(event: paydesk_core::orders::timeline::Event) -> crate::dto::orders::TimelineWhat {
     use crate::dto::orders::TimelineWhat as W;
     use paydesk_core::bodies::clip;
-    use paydesk_core::timeline::Event;
+    use paydesk_core::orders::timeline::Event;
 
     match event {
         Event::Created { total_fee } => W::Created { total_fee },
@@ -317,7 +321,7 @@ pub async fn close_order(out_trade_no: String) -> Result<OrderStatus, AppError> 
 
 #[cfg(feature = "ssr")]
 async fn act(out_trade_no: String, close: bool) -> Result<OrderStatus, AppError> {
-    use paydesk_core::order_actions;
+    use paydesk_core::orders::actions as order_actions;
     use paydesk_types::Role;
 
     use super::ssr;
