@@ -83,6 +83,11 @@ pub struct SimConfig {
     /// Refuse closeorder on orders younger than this with `TRADE_STATE_ERROR` (WeChat asks
     /// for 5 minutes, §8.4; whether it enforces it is unconfirmed). Default `None`: accept.
     pub close_min_age: Option<Duration>,
+    /// Accept `http://` and loopback/private notify URLs (default false: like WeChat Pay,
+    /// only public `https://` URLs without a query string, docs/wechatpay-v2.md §8.1). The
+    /// relaxation a simulator on the merchant's own machine needs (the in-process sandbox,
+    /// tests, benchmarks, a local cluster); `--allow-insecure-notify-urls`.
+    pub allow_insecure_notify_urls: bool,
     /// Accept a request `sign` in lowercase hex (default false: refused with `签名错误`,
     /// §5.3 — whether WeChat accepts it is unconfirmed).
     pub accept_lowercase_sign: bool,
@@ -109,6 +114,18 @@ impl Default for SimConfig {
             notify_timeout: Duration::from_secs(5),
             close_min_age: None,
             accept_lowercase_sign: false,
+            allow_insecure_notify_urls: false,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The notify URLs this simulator takes: WeChat Pay's own rule, unless relaxed.
+    pub fn notify_url_rules(&self) -> wxpay::NotifyUrlRules {
+        if self.allow_insecure_notify_urls {
+            wxpay::NotifyUrlRules::Loopback
+        } else {
+            wxpay::NotifyUrlRules::Public
         }
     }
 }

@@ -244,6 +244,7 @@ async fn merchant_settings_mask_known_secrets_and_show_production_without_a_badg
             "api_key": KEY,
             "sign_type": "HMAC-SHA256",
             "notify_url": "https://pay.example.com/wxpay/notify/payment",
+            "refund_notify_url": "https://pay.example.com/wxpay/notify/refund",
         },
         "mp": { "app_secret": SECRET },
         "alerts": { "webhook_url": format!("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={HOOK_KEY}") },

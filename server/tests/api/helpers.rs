@@ -151,6 +151,28 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     }
 }
 
+/// Merchant mode against a simulator on loopback (`allow_insecure_notify_urls` on, no
+/// notify URL given): the app listens on a port picked here and its notify URLs point at
+/// it, as an operator of such a setup would configure them.
+fn own_notify_urls(json: &mut serde_json::Value) {
+    let wxpay = &json["wxpay"];
+    let relaxed = matches!(
+        wxpay["allow_insecure_notify_urls"].as_str(),
+        Some("on" | "true")
+    );
+    if json["simulator"] != "off" || !relaxed || !wxpay["notify_url"].is_null() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    json["listen"] = format!("127.0.0.1:{port}").into();
+    json["wxpay"]["notify_url"] = format!("http://127.0.0.1:{port}/wxpay/notify/payment").into();
+    json["wxpay"]["refund_notify_url"] =
+        format!("http://127.0.0.1:{port}/wxpay/notify/refund").into();
+}
+
 /// Builds and starts the app on `database_url` with `extra` merged into the settings;
 /// returns its port, its state, and the sender that stops it.
 async fn launch(
@@ -164,6 +186,7 @@ async fn launch(
         "site_root": concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"),
     });
     merge(&mut json, extra);
+    own_notify_urls(&mut json);
     let settings: Settings = serde_json::from_value(json).unwrap();
     settings.validate().unwrap();
     let (app, _bootstrap) = Application::build(settings)

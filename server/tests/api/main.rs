@@ -16,6 +16,7 @@ mod mp;
 mod mp_limits;
 mod notify;
 mod notify_failures;
+mod notify_urls;
 mod ops;
 mod orders_dashboard;
 mod products;

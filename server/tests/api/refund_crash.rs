@@ -40,6 +40,16 @@ impl Paydesk {
             .env("PAYDESK_WXPAY__BASE_URL", sim.http_base_url())
             .env("PAYDESK_WXPAY__REFUND_BASE_URL", sim.tls_base_url())
             .env("PAYDESK_WXPAY__CA_PEM", &certs.ca)
+            // The refund's outcome is learnt by refundquery; its notification goes nowhere.
+            .env(
+                "PAYDESK_WXPAY__NOTIFY_URL",
+                "http://127.0.0.1:9/wxpay/notify/payment",
+            )
+            .env(
+                "PAYDESK_WXPAY__REFUND_NOTIFY_URL",
+                "http://127.0.0.1:9/wxpay/notify/refund",
+            )
+            .env("PAYDESK_WXPAY__ALLOW_INSECURE_NOTIFY_URLS", "on")
             .env("PAYDESK_WXPAY__CERT_PEM", &certs.client_cert)
             .env("PAYDESK_WXPAY__KEY_PEM", &certs.client_key)
             .env("PAYDESK_SYNC__ENABLED", "off")
@@ -169,6 +179,7 @@ async fn a_server_killed_right_after_submitted_refunds_exactly_once_after_restar
     let certs = tempfile::tempdir().unwrap();
     let sim = paydesk_sim::start(SimConfig {
         cert_dir: certs.path().to_path_buf(),
+        allow_insecure_notify_urls: true,
         ..SimConfig::default()
     })
     .await

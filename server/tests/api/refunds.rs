@@ -391,6 +391,7 @@ async fn a_business_error_ends_failed_with_the_reason_in_plain_words() {
 async fn standalone_sim(dir: &tempfile::TempDir) -> RunningSim {
     paydesk_sim::start(SimConfig {
         cert_dir: dir.path().to_path_buf(),
+        allow_insecure_notify_urls: true,
         ..SimConfig::default()
     })
     .await
@@ -450,6 +451,8 @@ async fn a_missing_certificate_ends_failed_with_a_clear_reason_and_keeps_the_req
             "base_url": sim.http_base_url(),
             "refund_base_url": sim.tls_base_url(),
             "ca_pem": sim.cert_paths().ca,
+            // The simulator and this app talk on loopback; the notify URLs point at the app.
+            "allow_insecure_notify_urls": "on",
         },
     });
     for app in spawn_apps_with(merged(fast_refunds(), merchant)).await {

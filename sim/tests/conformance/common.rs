@@ -30,6 +30,8 @@ pub async fn start_sim_with(f: impl FnOnce(&mut SimConfig)) -> TestSim {
     let mut config = SimConfig {
         cert_dir: dir.path().to_owned(),
         time_scale: 20_000.0,
+        // The tests' notification receivers listen on loopback.
+        allow_insecure_notify_urls: true,
         ..SimConfig::default()
     };
     f(&mut config);

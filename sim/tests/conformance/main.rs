@@ -5,5 +5,6 @@ mod bill_login;
 mod common;
 mod faults;
 mod notifications;
+mod notify_urls;
 mod orders;
 mod refunds;
