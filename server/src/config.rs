@@ -514,11 +514,7 @@ pub struct WxpaySettings {
 impl WxpaySettings {
     /// The rules the notify URLs are checked against: WeChat Pay's own, unless relaxed.
     pub fn notify_url_rules(&self) -> wxpay::NotifyUrlRules {
-        if self.allow_insecure_notify_urls {
-            wxpay::NotifyUrlRules::Loopback
-        } else {
-            wxpay::NotifyUrlRules::Public
-        }
+        wxpay::NotifyUrlRules::allowing_insecure(self.allow_insecure_notify_urls)
     }
 
     /// Merchant mode's (payment, refund) notify URLs: both set and such that WeChat Pay

@@ -122,11 +122,7 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The notify URLs this simulator takes: WeChat Pay's own rule, unless relaxed.
     pub fn notify_url_rules(&self) -> wxpay::NotifyUrlRules {
-        if self.allow_insecure_notify_urls {
-            wxpay::NotifyUrlRules::Loopback
-        } else {
-            wxpay::NotifyUrlRules::Public
-        }
+        wxpay::NotifyUrlRules::allowing_insecure(self.allow_insecure_notify_urls)
     }
 }
 

@@ -27,6 +27,18 @@ pub enum NotifyUrlRules {
     Loopback,
 }
 
+impl NotifyUrlRules {
+    /// [`Loopback`](Self::Loopback) when a setting allows insecure URLs, else
+    /// [`Public`](Self::Public).
+    pub fn allowing_insecure(allow: bool) -> Self {
+        if allow {
+            NotifyUrlRules::Loopback
+        } else {
+            NotifyUrlRules::Public
+        }
+    }
+}
+
 /// Why a `notify_url` would not work with WeChat Pay.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyUrlError {
