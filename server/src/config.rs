@@ -685,6 +685,14 @@ impl Settings {
     ///
     /// `file`: `--config FILE` (must exist); without it `./paydesk.toml` is read if present.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let settings = Settings::load_unchecked(file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// [`Settings::load`] without [`Settings::validate`]: for `paydesk doctor`, which reports
+    /// what validation finds as one line among its checks.
+    pub fn load_unchecked(file: Option<&Path>) -> anyhow::Result<Settings> {
         let mut builder = config::Config::builder();
         match file {
             Some(path) => {
@@ -722,7 +730,6 @@ impl Settings {
                 eprintln!("paydesk: warning: unknown configuration key `{key}` is ignored");
             }
         }
-        settings.validate()?;
         Ok(settings)
     }
 

@@ -7,6 +7,7 @@ mod alerts;
 mod auth;
 mod dashboard_admin;
 mod demo;
+mod doctor;
 mod events;
 mod explain;
 mod flood;
