@@ -6,3 +6,4 @@ pub mod live;
 pub mod pager;
 pub mod shell;
 pub mod status;
+pub mod table;

@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
+use crate::components::table::{Column, Table};
 use crate::dto::{Activity, MyOpenid};
 use crate::error::ErrorBanner;
 use crate::i18n::{role_name, use_lang, Lang, Msg};
@@ -144,10 +145,9 @@ fn OpenidList(items: Vec<MyOpenid>, remove: ServerAction<RemoveMyOpenid>) -> imp
         })
         .collect_view();
     view! {
-        <table class="table">
-            <thead><tr><th>"openid"</th><th>{Msg::Time.text(lang)}</th><th>{Msg::Actions.text(lang)}</th></tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns={["openid", Msg::Time.text(lang), Msg::Actions.text(lang)].map(Column::new)}>
+            {rows}
+        </Table>
     }
     .into_any()
 }
@@ -181,10 +181,7 @@ fn ActivityTable(items: Vec<Activity>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <table class="table">
-            <thead><tr><th>{Msg::Time.text(lang)}</th><th>{Msg::Event.text(lang)}</th><th>{Msg::Address.text(lang)}</th></tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns={[Msg::Time, Msg::Event, Msg::Address].map(|m| Column::new(m.text(lang)))}>{rows}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
 }

@@ -7,6 +7,7 @@ use paydesk_types::format_shanghai;
 
 use crate::components::filtered_list::{query_param, FilteredList};
 use crate::components::pager::Pager;
+use crate::components::table::{Column, Table};
 use crate::dto::AuditList;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::admin::list_audit;
@@ -147,20 +148,17 @@ fn AuditTable(
             }
         })
         .collect_view();
+    let columns = [
+        AuditMsg::Time,
+        AuditMsg::Actor,
+        AuditMsg::Action,
+        AuditMsg::Target,
+        AuditMsg::Detail,
+        AuditMsg::Ip,
+    ]
+    .map(|m| Column::new(m.text(lang)));
     view! {
-        <table class="table" data-testid="audit-table">
-            <thead>
-                <tr>
-                    <th>{AuditMsg::Time.text(lang)}</th>
-                    <th>{AuditMsg::Actor.text(lang)}</th>
-                    <th>{AuditMsg::Action.text(lang)}</th>
-                    <th>{AuditMsg::Target.text(lang)}</th>
-                    <th>{AuditMsg::Detail.text(lang)}</th>
-                    <th>{AuditMsg::Ip.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="audit-table">{rows}</Table>
         <Pager path="/audit" params=filters paged next=page.next/>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }

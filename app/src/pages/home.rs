@@ -8,6 +8,7 @@ use paydesk_types::{format_shanghai, format_shanghai_date, Fen, PaidOrder, Role}
 
 use crate::components::live::use_live;
 use crate::components::status::StatusBadge;
+use crate::components::table::{Column, Table};
 use crate::dto::HomeStats;
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -265,19 +266,15 @@ fn LatestPaid(rows: Vec<PaidOrder>, lang: Lang) -> impl IntoView {
             }
         })
         .collect_view();
+    let columns = [
+        Column::new(HomeMsg::PaidAt.text(lang)),
+        Column::new(HomeMsg::OrderNo.text(lang)),
+        Column::new(HomeMsg::Item.text(lang)),
+        Column::money(HomeMsg::Amount.text(lang)),
+        Column::new(HomeMsg::Status.text(lang)),
+    ];
     view! {
-        <table class="table" data-testid="latest-paid">
-            <thead>
-                <tr>
-                    <th>{HomeMsg::PaidAt.text(lang)}</th>
-                    <th>{HomeMsg::OrderNo.text(lang)}</th>
-                    <th>{HomeMsg::Item.text(lang)}</th>
-                    <th class="table__money">{HomeMsg::Amount.text(lang)}</th>
-                    <th>{HomeMsg::Status.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{body}</tbody>
-        </table>
+        <Table columns testid="latest-paid">{body}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
     .into_any()

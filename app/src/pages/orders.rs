@@ -14,6 +14,7 @@ use crate::components::filtered_list::DateRange;
 use crate::components::live::use_live;
 use crate::components::pager::{PageLinks, PagerMsg};
 use crate::components::status::{Status, StatusBadge};
+use crate::components::table::{Column, Table};
 use crate::dto::orders::{OrderListItem, OrdersView};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Msg};
@@ -293,21 +294,18 @@ fn OrderTable(orders: Vec<OrderListItem>) -> impl IntoView {
             }
         })
         .collect_view();
+    let columns = [
+        OrdersMsg::OutTradeNo.text(lang),
+        OrdersMsg::TransactionId.text(lang),
+        OrdersMsg::Openid.text(lang),
+        Msg::Amount.text(lang),
+        Msg::Status.text(lang),
+        OrdersMsg::CreatedAt.text(lang),
+        OrdersMsg::PaidAt.text(lang),
+    ]
+    .map(Column::new);
     view! {
-        <table class="table order-table" data-testid="orders-table">
-            <thead>
-                <tr>
-                    <th>{OrdersMsg::OutTradeNo.text(lang)}</th>
-                    <th>{OrdersMsg::TransactionId.text(lang)}</th>
-                    <th>{OrdersMsg::Openid.text(lang)}</th>
-                    <th>{Msg::Amount.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{OrdersMsg::CreatedAt.text(lang)}</th>
-                    <th>{OrdersMsg::PaidAt.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="orders-table" class="order-table">{rows}</Table>
     }
     .into_any()
 }

@@ -5,6 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::Fen;
 
+use crate::components::table::{Column, Table};
 use crate::dto::ProductSummary;
 use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{use_lang, Msg};
@@ -103,19 +104,15 @@ fn ProductTable(list: Vec<ProductSummary>, update: ServerAction<UpdateProduct>) 
             }
         })
         .collect_view();
+    let columns = [
+        Column::new("ID"),
+        Column::new(Msg::ProductName.text(lang)),
+        Column::new(Msg::Price.text(lang)),
+        Column::new(Msg::Status.text(lang)),
+        Column::new(Msg::Actions.text(lang)),
+    ];
     view! {
-        <table class="table" data-testid="products-table">
-            <thead>
-                <tr>
-                    <th>"ID"</th>
-                    <th>{Msg::ProductName.text(lang)}</th>
-                    <th>{Msg::Price.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{Msg::Actions.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="products-table">{rows}</Table>
     }
 }
 

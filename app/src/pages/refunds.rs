@@ -8,6 +8,7 @@ use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Fen, RefundStatus};
 
 use crate::components::status::StatusBadge;
+use crate::components::table::{Column, Table};
 use crate::dto::{ChannelCheck, RefundRow};
 use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{use_lang, Lang, Msg};
@@ -209,23 +210,20 @@ fn RefundTable(
             }
         })
         .collect_view();
+    let columns = [
+        Msg::OrderNo,
+        Msg::Customer,
+        Msg::Amount,
+        Msg::RefundableLeft,
+        Msg::EarlierRefunds,
+        Msg::Waiting,
+        Msg::AskedBy,
+        Msg::Status,
+        Msg::Actions,
+    ]
+    .map(|m| Column::new(m.text(lang)));
     view! {
-        <table class="table" data-testid="refunds-table">
-            <thead>
-                <tr>
-                    <th>{Msg::OrderNo.text(lang)}</th>
-                    <th>{Msg::Customer.text(lang)}</th>
-                    <th>{Msg::Amount.text(lang)}</th>
-                    <th>{Msg::RefundableLeft.text(lang)}</th>
-                    <th>{Msg::EarlierRefunds.text(lang)}</th>
-                    <th>{Msg::Waiting.text(lang)}</th>
-                    <th>{Msg::AskedBy.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{Msg::Actions.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="refunds-table">{rows}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
     .into_any()

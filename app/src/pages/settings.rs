@@ -7,6 +7,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
+use crate::components::table::{Column, Table};
 use crate::dto::{PayEnvironment, RetentionSummary, SettingsSummary};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -266,12 +267,7 @@ fn RetentionCard(r: RetentionSummary, lang: Lang) -> impl IntoView {
                 <dt class="facts__sub">{t(SettingsMsg::RunAt)}</dt><dd class="mono">{r.run_at.clone()}</dd>
                 <dt>{t(SettingsMsg::LastRun)}</dt><dd data-testid="retention-last-run">{last_run}</dd>
             </dl>
-            <table class="table">
-                <thead><tr>
-                    <th>{t(SettingsMsg::Line)}</th><th></th><th>{t(SettingsMsg::Age)}</th>
-                </tr></thead>
-                <tbody>{lines}</tbody>
-            </table>
+            <Table columns={[t(SettingsMsg::Line), "", t(SettingsMsg::Age)].map(Column::new)}>{lines}</Table>
         </section>
     }
 }

@@ -8,6 +8,7 @@ use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Role};
 
 use crate::components::status::{Badge, Tone};
+use crate::components::table::{Column, Table};
 use crate::dto::UserSummary;
 use crate::error::{AppError, ErrorBanner, Refused};
 use crate::i18n::{role_name, use_lang, Lang, Msg};
@@ -149,20 +150,17 @@ fn UserTable(
             }
         })
         .collect_view();
+    let columns = [
+        Msg::Username,
+        Msg::Role,
+        Msg::Status,
+        Msg::LastLogin,
+        Msg::Created,
+        Msg::Actions,
+    ]
+    .map(|m| Column::new(m.text(lang)));
     view! {
-        <table class="table" data-testid="users-table">
-            <thead>
-                <tr>
-                    <th>{Msg::Username.text(lang)}</th>
-                    <th>{Msg::Role.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{Msg::LastLogin.text(lang)}</th>
-                    <th>{Msg::Created.text(lang)}</th>
-                    <th>{Msg::Actions.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="users-table">{rows}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
 }

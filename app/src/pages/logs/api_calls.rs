@@ -10,6 +10,7 @@ use crate::components::body::BodyBlock;
 use crate::components::filtered_list::{query_param, FilteredList};
 use crate::components::pager::Pager;
 use crate::components::status::Tone;
+use crate::components::table::{Column, Table};
 use crate::dto::{ApiCallDetail, ApiCallPage, ApiCallRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -119,21 +120,17 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
             }
         })
         .collect_view();
+    let columns = [
+        Column::new(LogsMsg::CalledAt.text(lang)),
+        Column::new(LogsMsg::Endpoint.text(lang)),
+        Column::new(LogsMsg::OrderNo.text(lang)),
+        Column::new(LogsMsg::Outcome.text(lang)),
+        Column::num("HTTP"),
+        Column::num(LogsMsg::Latency.text(lang)),
+        Column::new(""),
+    ];
     view! {
-        <table class="table" data-testid="api-calls-table">
-            <thead>
-                <tr>
-                    <th>{LogsMsg::CalledAt.text(lang)}</th>
-                    <th>{LogsMsg::Endpoint.text(lang)}</th>
-                    <th>{LogsMsg::OrderNo.text(lang)}</th>
-                    <th>{LogsMsg::Outcome.text(lang)}</th>
-                    <th class="table__num">"HTTP"</th>
-                    <th class="table__num">{LogsMsg::Latency.text(lang)}</th>
-                    <th></th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="api-calls-table">{rows}</Table>
         <Pager path="/api-calls" params paged next=page.next/>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }

@@ -10,6 +10,7 @@ use paydesk_types::format_shanghai;
 use super::{cause_label, verdict_explanation, LogsMsg};
 use crate::components::filtered_list::query_param;
 use crate::components::live::use_live;
+use crate::components::table::{Column, Table};
 use crate::dto::{CountedRow, FailureGroup, FailureRow, FailuresView, SignatureDebug};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Msg};
@@ -96,20 +97,18 @@ fn Counted(rows: Vec<CountedRow>) -> impl IntoView {
             }
         })
         .collect_view();
+    let columns = [
+        Column::new(LogsMsg::Sender.text(lang)),
+        Column::new(LogsMsg::Cause.text(lang)),
+        Column::num(LogsMsg::Count.text(lang)),
+        Column::new(LogsMsg::FirstSeen.text(lang)),
+        Column::new(LogsMsg::LastSeen.text(lang)),
+    ];
     view! {
         <section class="card" data-testid="counted-refusals">
             <h2 class="card__title">{LogsMsg::CountedTitle.text(lang)}</h2>
             <p class="muted">{LogsMsg::CountedIntro.text(lang)}</p>
-            <table class="table">
-                <thead><tr>
-                    <th>{LogsMsg::Sender.text(lang)}</th>
-                    <th>{LogsMsg::Cause.text(lang)}</th>
-                    <th class="table__num">{LogsMsg::Count.text(lang)}</th>
-                    <th>{LogsMsg::FirstSeen.text(lang)}</th>
-                    <th>{LogsMsg::LastSeen.text(lang)}</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
+            <Table columns>{rows}</Table>
         </section>
     }
 }

@@ -11,6 +11,7 @@ use crate::components::body::BodyBlock;
 use crate::components::filtered_list::{query_param, FilteredList};
 use crate::components::pager::Pager;
 use crate::components::status::{Badge, Status, StatusBadge, Tone};
+use crate::components::table::{Column, Table};
 use crate::dto::{NotificationDetail, NotificationPage, NotificationRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -86,22 +87,18 @@ fn NotificationTable(
         .into_iter()
         .map(|r| view! { <NotificationLine r/> })
         .collect_view();
+    let columns = [
+        Column::new(LogsMsg::Received.text(lang)),
+        Column::new(LogsMsg::Kind.text(lang)),
+        Column::new(LogsMsg::Verdict.text(lang)),
+        Column::new(LogsMsg::OrderNo.text(lang)),
+        Column::money(LogsMsg::Amount.text(lang)),
+        Column::new(LogsMsg::Peer.text(lang)),
+        Column::new(LogsMsg::Reply.text(lang)),
+        Column::new(""),
+    ];
     view! {
-        <table class="table" data-testid="notifications-table">
-            <thead>
-                <tr>
-                    <th>{LogsMsg::Received.text(lang)}</th>
-                    <th>{LogsMsg::Kind.text(lang)}</th>
-                    <th>{LogsMsg::Verdict.text(lang)}</th>
-                    <th>{LogsMsg::OrderNo.text(lang)}</th>
-                    <th class="table__money">{LogsMsg::Amount.text(lang)}</th>
-                    <th>{LogsMsg::Peer.text(lang)}</th>
-                    <th>{LogsMsg::Reply.text(lang)}</th>
-                    <th></th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="notifications-table">{rows}</Table>
         <Pager path="/notifications" params paged next=page.next/>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
