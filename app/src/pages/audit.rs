@@ -5,7 +5,8 @@
 use leptos::prelude::*;
 use paydesk_types::format_shanghai;
 
-use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::filtered_list::{query_param, ChoiceFilter, FilteredList};
+use crate::components::form::Field;
 use crate::components::pager::Pager;
 use crate::components::table::{Column, Table};
 use crate::dto::AuditList;
@@ -100,20 +101,16 @@ pub fn AuditPage() -> impl IntoView {
             fetch
             render
         >
-            <label class="form__field">
-                <span>{AuditMsg::Action.text(lang)}</span>
-                <select name="action">
-                    <option value="" selected=move || action.get().is_empty()>{AuditMsg::AnyAction.text(lang)}</option>
-                    {ACTIONS.iter().map(|(name, msg)| {
-                        let name = *name;
-                        view! { <option value=name selected=move || action.get() == name>{msg.text(lang)}</option> }
-                    }).collect_view()}
-                </select>
-            </label>
-            <label class="form__field">
-                <span>{AuditMsg::Actor.text(lang)}</span>
+            <ChoiceFilter
+                label=AuditMsg::Action.text(lang)
+                name="action"
+                current=action
+                all=AuditMsg::AnyAction.text(lang)
+                options=ACTIONS.iter().map(|(name, msg)| (*name, msg.text(lang).to_owned())).collect()
+            />
+            <Field label=AuditMsg::Actor.text(lang)>
                 <input name="actor" value=move || actor.get() placeholder=AuditMsg::ActorHint.text(lang) autocomplete="off"/>
-            </label>
+            </Field>
         </FilteredList>
     }
 }

@@ -3,14 +3,13 @@
 //! arrives, a callback is refused or a refund changes (the live stream), without a reload.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::{format_shanghai, format_shanghai_date, Fen, PaidOrder, Role};
 
 use crate::components::live::use_live;
+use crate::components::page::{Loaded, PageHeader};
 use crate::components::status::StatusBadge;
 use crate::components::table::{Column, Table};
 use crate::dto::HomeStats;
-use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::home::get_home_stats;
 
@@ -61,17 +60,8 @@ pub fn HomePage() -> impl IntoView {
         |_| get_home_stats(),
     );
     view! {
-        <Title text=format!("{} · paydesk", HomeMsg::Title.text(lang))/>
-        <h1 class="page__title">{HomeMsg::Title.text(lang)}</h1>
-        <p class="page__intro">{HomeMsg::Intro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match stats.await {
-                    Ok(s) => view! { <Home s lang/> }.into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=HomeMsg::Title.text(lang) intro=HomeMsg::Intro.text(lang)/>
+        <Loaded resource=stats render=move |s| view! { <Home s lang/> }/>
     }
 }
 

@@ -4,15 +4,14 @@
 //! when a callback is rejected.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
 use super::{cause_label, verdict_explanation, LogsMsg};
 use crate::components::filtered_list::query_param;
 use crate::components::live::use_live;
+use crate::components::page::{Loaded, PageHeader};
 use crate::components::table::{Column, Table};
 use crate::dto::{CountedRow, FailureGroup, FailureRow, FailuresView, SignatureDebug};
-use crate::error::Refused;
 use crate::i18n::{use_lang, Msg};
 use crate::server::logs::list_failures;
 
@@ -27,17 +26,8 @@ pub fn FailuresPage() -> impl IntoView {
         |(window, _)| list_failures(window),
     );
     view! {
-        <Title text=format!("{} · paydesk", Msg::NavFailures.text(lang))/>
-        <h1 class="page__title">{Msg::NavFailures.text(lang)}</h1>
-        <p class="page__intro">{LogsMsg::FailuresIntro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match view_data.await {
-                    Ok(v) => view! { <Failures v/> }.into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=Msg::NavFailures.text(lang) intro=LogsMsg::FailuresIntro.text(lang)/>
+        <Loaded resource=view_data render=|v| view! { <Failures v/> }/>
     }
 }
 
