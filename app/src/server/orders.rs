@@ -36,14 +36,11 @@ pub async fn list_orders(
     openid: String,
     after: String,
 ) -> Result<OrdersView, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
         use paydesk_core::order_filter::FilterQuery;
         use paydesk_core::search::{self, Cursor, Found};
         use paydesk_types::Role;
 
-        use super::ssr;
-
-        let viewer = ssr::require_role(Role::Staff).await?;
         // A bare `/orders` opens on the last seven days (Asia/Shanghai, today included), what
         // staff look at most; the filter form shows the dates and "all time" is one click
         // away (`?all`). Either costs under a millisecond for the sum since the running
@@ -60,10 +57,10 @@ pub async fn list_orders(
             };
             return Ok(jump(format!("/orders?{}", query.to_query())));
         }
-        let db = ssr::db().await?;
+        let db = &viewer.server.db;
         let mut not_found = None;
         if !q.trim().is_empty() {
-            match search::find_by_any_id(&db, &q).await? {
+            match search::find_by_any_id(db, &q).await? {
                 Found::Order(order) => {
                     return Ok(jump(format!("/orders/{}", order.out_trade_no)));
                 }
@@ -88,8 +85,8 @@ pub async fn list_orders(
         let filter = query.parse()?;
         let after = Cursor::decode(&after);
         let (page, (count, sum_fen)) = tokio::try_join!(
-            search::list_orders(&db, &filter, after.as_ref(), PAGE_SIZE),
-            search::totals(&db, &filter),
+            search::list_orders(db, &filter, after.as_ref(), PAGE_SIZE),
+            search::totals(db, &filter),
         )?;
         Ok(OrdersView {
             jump: None,
@@ -99,7 +96,7 @@ pub async fn list_orders(
             count,
             sum_fen,
             filter_query: query.to_query(),
-            can_export: viewer.role.includes(Role::Manager),
+            can_export: viewer.user.role.includes(Role::Manager),
         })
     })
     .await
@@ -143,26 +140,21 @@ fn list_item(o: paydesk_core::orders::Order) -> crate::dto::orders::OrderListIte
 /// One order with every field and its timeline (staff and up); 404 when there is none.
 #[server(endpoint = "orders/detail")]
 pub async fn get_order(out_trade_no: String) -> Result<OrderDetail, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
         use paydesk_core::{orders, timeline};
         use paydesk_types::Role;
 
-        use super::ssr;
-
-        let viewer = ssr::require_role(Role::Staff).await?;
-        let db = ssr::db().await?;
-        let order = orders::find_by_out_trade_no(&db, out_trade_no.trim())
+        let db = &viewer.server.db;
+        let order = orders::find_by_out_trade_no(db, out_trade_no.trim())
             .await?
             .ok_or(AppError::NotFound)?;
-        let (items, history) = tokio::try_join!(
-            orders::items(&db, order.id),
-            timeline::for_order(&db, &order)
-        )?;
+        let (items, history) =
+            tokio::try_join!(orders::items(db, order.id), timeline::for_order(db, &order))?;
         Ok(detail(
             order,
             items,
             history,
-            viewer.role.includes(Role::Support),
+            viewer.user.role.includes(Role::Support),
         ))
     })
     .await
@@ -305,30 +297,31 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
 /// status afterwards.
 #[server(endpoint = "orders/sync")]
 pub async fn sync_order(out_trade_no: String) -> Result<OrderStatus, AppError> {
-    super::ssr::respond(act(out_trade_no, false)).await
+    act(out_trade_no, false).await
 }
 
 /// Closes the unpaid order at WeChat Pay (closeorder; support and up; audited). Returns the
 /// status afterwards.
 #[server(endpoint = "orders/close")]
 pub async fn close_order(out_trade_no: String) -> Result<OrderStatus, AppError> {
-    super::ssr::respond(act(out_trade_no, true)).await
+    act(out_trade_no, true).await
 }
 
 #[cfg(feature = "ssr")]
 async fn act(out_trade_no: String, close: bool) -> Result<OrderStatus, AppError> {
     use paydesk_core::order_actions;
-    use paydesk_types::Role;
 
-    use super::ssr;
-
-    let user = ssr::require_role(Role::Support).await?;
-    let actor = user.actor(ssr::client_ip().await);
-    let (db, events, client) = (ssr::db().await?, ssr::events().await?, ssr::wxpay().await?);
-    let order = if close {
-        order_actions::close_now(&db, client.as_ref(), &events, &actor, &out_trade_no).await?
-    } else {
-        order_actions::sync_now(&db, client.as_ref(), &events, &actor, &out_trade_no).await?
-    };
-    Ok(order.status)
+    super::ssr::as_role(paydesk_types::Role::Support, |support| async move {
+        let actor = support.actor().await;
+        let super::ssr::ServerContext {
+            db, events, wxpay, ..
+        } = &support.server;
+        let order = if close {
+            order_actions::close_now(db, wxpay.as_ref(), events, &actor, &out_trade_no).await?
+        } else {
+            order_actions::sync_now(db, wxpay.as_ref(), events, &actor, &out_trade_no).await?
+        };
+        Ok(order.status)
+    })
+    .await
 }
