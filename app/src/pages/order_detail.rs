@@ -6,12 +6,14 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
-use paydesk_types::{format_shanghai, Event, Fen, OrderStatus, RefundStatus, Verdict};
+use paydesk_types::{
+    format_shanghai, Event, Fen, NotificationSummary, OrderStatus, RefundStatus, Verdict,
+};
 
 use crate::components::form::{result_line, OkBanner};
 use crate::components::live::use_live;
 use crate::components::status::{Badge, Status, StatusBadge, Tone};
-use crate::dto::orders::{OrderDetail, TimelineItem, TimelineWhat};
+use crate::dto::orders::{OrderDetail, TimelineCall, TimelineItem, TimelineWhat};
 use crate::error::{AppError, Refused};
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::pages::orders::OrdersMsg;
@@ -360,14 +362,14 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
                 Fen(total_fee).display_yuan()
             );
         }
-        TimelineWhat::ApiCall {
+        TimelineWhat::ApiCall(TimelineCall {
             id,
             endpoint,
             ok,
             outcome,
             out_refund_no,
             latency_ms,
-        } => {
+        }) => {
             s.kind = "api_call";
             s.title = format!("{} · {endpoint}", endpoint_name(&endpoint, lang));
             s.badge = Some((
@@ -382,14 +384,14 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
             ));
             s.marker = Some(endpoint);
         }
-        TimelineWhat::Notification {
+        TimelineWhat::Notification(NotificationSummary {
             id,
             kind,
             verdict,
             detail,
             reply,
             out_refund_no,
-        } => {
+        }) => {
             s.kind = "notification";
             s.title = if kind == "refund" {
                 DetailMsg::RefundNote

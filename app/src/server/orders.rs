@@ -212,13 +212,11 @@ fn detail(
 
 #[cfg(feature = "ssr")]
 fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::TimelineWhat {
-    use crate::dto::orders::TimelineWhat as W;
+    use crate::dto::orders::TimelineCall;
     use paydesk_core::bodies::clip;
-    use paydesk_core::timeline::Event;
 
-    match event {
-        Event::Created { total_fee } => W::Created { total_fee },
-        Event::ApiCall(c) => W::ApiCall {
+    event.map(
+        |c| TimelineCall {
             ok: c.succeeded(),
             outcome: c
                 .err_code
@@ -232,65 +230,12 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
             out_refund_no: c.out_refund_no,
             latency_ms: c.latency_ms,
         },
-        Event::Notification(n) => W::Notification {
-            id: n.id,
-            kind: n.kind,
-            verdict: n.verdict,
-            // A refused callback's detail can quote what its sender wrote.
+        // A refused callback's detail can quote what its sender wrote.
+        |n| paydesk_types::NotificationSummary {
             detail: clip(&n.detail),
-            reply: n.reply,
-            out_refund_no: n.out_refund_no,
+            ..n
         },
-        Event::Paid { transaction_id } => W::Paid { transaction_id },
-        Event::RefundRequested {
-            out_refund_no,
-            amount_fen,
-            reason,
-            requester_kind,
-            requester,
-        } => W::RefundRequested {
-            out_refund_no,
-            amount_fen,
-            reason,
-            requester_kind,
-            requester,
-        },
-        Event::RefundDecided {
-            out_refund_no,
-            approved,
-            by,
-            reason,
-        } => W::RefundDecided {
-            out_refund_no,
-            approved,
-            by,
-            reason,
-        },
-        Event::RefundOutcome {
-            out_refund_no,
-            status,
-            amount_fen,
-            refund_id,
-            last_error,
-        } => W::RefundOutcome {
-            out_refund_no,
-            status,
-            amount_fen,
-            refund_id,
-            last_error,
-        },
-        Event::Staff {
-            audit_id,
-            actor,
-            action,
-            detail,
-        } => W::Staff {
-            audit_id,
-            actor,
-            action,
-            detail,
-        },
-    }
+    )
 }
 
 /// Asks WeChat Pay about the order now (orderquery; support and up; audited). Returns the
