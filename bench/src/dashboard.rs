@@ -1,5 +1,5 @@
 //! `dashboard-bench`: times the home page's numbers (`stats::dashboard`) and the queries the
-//! orders page and its search box run (`paydesk_core::search`) against a seeded database
+//! orders page and its search box run (`paydesk_core::orders::{list,lookup}`) against a seeded database
 //! (`paydesk seed --orders N`), and prints one markdown table row per query: p50, p95 and
 //! max over many runs. Every total is also read from the orders themselves and must agree
 //! with the running totals (`paydesk_core::orders::totals`), or the bench fails.
