@@ -1,9 +1,12 @@
+use paydesk_core::orders::{self, NewOrder};
 use paydesk_core::testing::{self, TestDb};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::redirect::Policy;
-use reqwest::{Client, Response};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{json, Value};
 use server::config::Settings;
 use server::{AppState, Application};
+use wxpay::UnifiedOrderRequest;
 
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
 
@@ -32,6 +35,47 @@ impl Drop for TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The app's in-process WeChat Pay simulator (sandbox mode starts it).
+    pub fn simulator(&self) -> &paydesk_sim::RunningSim {
+        self.sim
+            .as_deref()
+            .expect("sandbox mode starts the simulator")
+    }
+
+    /// Stores `order` and sends it to unifiedorder through the app's own client with the
+    /// app's notify_url, as `POST /api/mp/orders` does; the stored order.
+    pub async fn placed_at_wechat(&self, order: NewOrder) -> orders::Order {
+        let order = orders::create_order(&self.db.db, order).await.unwrap();
+        self.state
+            .wxpay
+            .unified_order(&UnifiedOrderRequest::jsapi(
+                order.description.clone(),
+                order.out_trade_no.clone(),
+                order.total_fee,
+                "127.0.0.1",
+                self.state.pay.notify_url.clone(),
+                order.openid.clone(),
+            ))
+            .await
+            .unwrap();
+        order
+    }
+
+    /// A shopper's bearer token: `/api/mp/login` with `code` (asserted 200).
+    pub async fn shopper_token(&self, code: &str) -> String {
+        let (status, _, body) = mp_call(
+            &self.base,
+            Method::POST,
+            "/api/mp/login",
+            None,
+            None,
+            Some(json!({ "code": code })),
+        )
+        .await;
+        assert_eq!(status, 200, "{}: {body}", self.db.label);
+        body["token"].as_str().unwrap().to_owned()
     }
 
     /// A browser-like client with its own cookie jar that does not follow redirects.
@@ -236,6 +280,47 @@ impl Drop for SiblingApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// One call to the mini-program API at `base` + `path`, from the client `forwarded_for` when
+/// set (for apps that trust 127.0.0.1 as a proxy): status, `Retry-After`, JSON body (`null`
+/// when empty; anything else that is not JSON fails the test).
+pub async fn mp_call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    forwarded_for: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Option<u64>, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(ip) = forwarded_for {
+        req = req.header("x-forwarded-for", ip);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let text = res.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+    };
+    (status, retry_after, value)
+}
+
+/// Sets `sim`'s fault plan from its JSON form (the simulator's `/sim/faults`).
+pub fn set_faults(sim: &paydesk_sim::RunningSim, plan: Value) {
+    sim.set_faults(serde_json::from_value(plan).unwrap());
 }
 
 pub fn html_headers() -> HeaderMap {

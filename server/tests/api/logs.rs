@@ -6,8 +6,8 @@
 use wxpay::api::OrderQuery;
 use wxpay::SignType;
 
+use crate::callbacks::{create_order, post_notification, signed_notification};
 use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
-use crate::notify::{create_order, fields, signed};
 
 /// A server function's form fields.
 type Form = Vec<(&'static str, String)>;
@@ -49,17 +49,6 @@ async fn users(app: &TestApp) -> (reqwest::Client, reqwest::Client) {
     )
 }
 
-async fn post_notification(app: &TestApp, body: String) {
-    let res = reqwest::Client::new()
-        .post(app.url("/wxpay/notify/payment"))
-        .header("content-type", "text/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-}
-
 async fn json(
     app: &TestApp,
     who: &reqwest::Client,
@@ -83,15 +72,9 @@ async fn the_logs_refuse_lower_roles_and_signed_out_visitors() {
         // Arrange: one notification and one outbound call to point the detail endpoints at
         let (clerk, support) = users(&app).await;
         create_order(&app, "LG-ROLE", 1234, SignType::Md5).await;
-        post_notification(
-            &app,
-            signed(
-                fields(&app, "LG-ROLE", 1234),
-                &app.merchant.api_key,
-                SignType::Md5,
-            ),
-        )
-        .await;
+        let (status, _) =
+            post_notification(&app.base, signed_notification(&app, "LG-ROLE", 1234)).await;
+        assert_eq!(status, 200);
         let _ = app
             .state
             .wxpay
@@ -155,11 +138,7 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         let (clerk, support) = users(&app).await;
         create_order(&app, "LG-TAMPER", 5000, SignType::Md5).await;
         let key = app.merchant.api_key.expose().to_owned();
-        let genuine = signed(
-            fields(&app, "LG-TAMPER", 5000),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let genuine = signed_notification(&app, "LG-TAMPER", 5000);
         let tampered = genuine.replace("<total_fee>5000</total_fee>", "<total_fee>1</total_fee>");
         assert_ne!(genuine, tampered);
         let full_md5 = wxpay::sign(
@@ -169,7 +148,8 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         );
 
         // Act
-        post_notification(&app, tampered).await;
+        let (status, _) = post_notification(&app.base, tampered).await;
+        assert_eq!(status, 200);
         let failures = json(&app, &support, "logs/failures", &[("window", "24h")]).await;
 
         // Assert: under bad_signature, with the debugger, and no key anywhere

@@ -10,8 +10,9 @@ use paydesk_sim::PayRequest;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_apps, TestApp};
+use crate::helpers::{mp_call, set_faults, spawn_apps, TestApp};
 
+/// [`mp_call`] from loopback, without `Retry-After`.
 async fn call(
     app: &TestApp,
     method: Method,
@@ -19,35 +20,8 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new().request(method, app.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
-    };
+    let (status, _, value) = mp_call(&app.base, method, path, token, None, body).await;
     (status, value)
-}
-
-async fn login(app: &TestApp, code: &str) -> String {
-    let (status, body) = call(
-        app,
-        Method::POST,
-        "/api/mp/login",
-        None,
-        Some(json!({ "code": code })),
-    )
-    .await;
-    assert_eq!(status, 200, "{}: {body}", app.db.label);
-    body["token"].as_str().unwrap().to_owned()
 }
 
 async fn first_product(app: &TestApp) -> (i64, i64) {
@@ -82,15 +56,11 @@ async fn wait_for_status(app: &TestApp, no: &str, want: OrderStatus) -> orders::
     panic!("{}: order {no} never became {want}", app.db.label);
 }
 
-fn sim(app: &TestApp) -> &paydesk_sim::RunningSim {
-    app.sim.as_deref().expect("the test app runs the simulator")
-}
-
 #[tokio::test]
 async fn a_shopper_logs_in_orders_pays_in_the_simulator_and_sees_the_order_paid() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "happy-path-code").await;
+        let token = app.shopper_token("happy-path-code").await;
         let (product, price) = first_product(&app).await;
 
         // Act: order two, pay with exactly the parameters we handed out
@@ -104,7 +74,7 @@ async fn a_shopper_logs_in_orders_pays_in_the_simulator_and_sees_the_order_paid(
         assert_eq!(status, 201, "{}: {created}", app.db.label);
         let no = created["out_trade_no"].as_str().unwrap().to_owned();
         let pay: wxpay::JsapiPayParams = serde_json::from_value(created["pay"].clone()).unwrap();
-        sim(&app)
+        app.simulator()
             .request_payment(&pay, &PayRequest::default())
             .expect("the simulator accepts our paySign");
 
@@ -158,7 +128,7 @@ async fn app_calls_include(app: &TestApp, no: &str, endpoint: &str) {
 async fn the_same_idempotency_key_returns_the_same_order_and_reuses_the_prepay_id() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "idem-code").await;
+        let token = app.shopper_token("idem-code").await;
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
 
@@ -182,7 +152,8 @@ async fn the_same_idempotency_key_returns_the_same_order_and_reuses_the_prepay_i
         assert_eq!(first["out_trade_no"], again["out_trade_no"]);
         assert_eq!(first["pay"]["package"], again["pay"]["package"]);
         let no = first["out_trade_no"].as_str().unwrap();
-        let unified = sim(&app)
+        let unified = app
+            .simulator()
             .api_calls()
             .into_iter()
             .filter(|c| c.endpoint == "/pay/unifiedorder" && c.out_trade_no.as_deref() == Some(no))
@@ -205,14 +176,14 @@ async fn the_same_idempotency_key_returns_the_same_order_and_reuses_the_prepay_i
 async fn a_failed_unifiedorder_is_a_clear_502_and_the_same_key_succeeds_later() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "retry-code").await;
+        let token = app.shopper_token("retry-code").await;
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
-        sim(&app).set_faults(
-            serde_json::from_value(json!({
+        set_faults(
+            app.simulator(),
+            json!({
                 "api": [{ "fault": "system_error", "endpoint": "/pay/unifiedorder" }]
-            }))
-            .unwrap(),
+            }),
         );
 
         // Act
@@ -240,7 +211,7 @@ async fn a_failed_unifiedorder_is_a_clear_502_and_the_same_key_succeeds_later() 
 async fn a_status_check_asks_orderquery_when_the_notification_is_missing() {
     for app in spawn_apps().await {
         // Arrange: every notification attempt dropped
-        let token = login(&app, "query-code").await;
+        let token = app.shopper_token("query-code").await;
         let (product, _) = first_product(&app).await;
         let (_, created) = order(
             &app,
@@ -250,11 +221,13 @@ async fn a_status_check_asks_orderquery_when_the_notification_is_missing() {
         )
         .await;
         let no = created["out_trade_no"].as_str().unwrap().to_owned();
-        sim(&app).set_faults(
-            serde_json::from_value(json!({ "notifications": [{ "fault": "drop", "count": 16 }] }))
-                .unwrap(),
+        set_faults(
+            app.simulator(),
+            json!({ "notifications": [{ "fault": "drop", "count": 16 }] }),
         );
-        sim(&app).pay_order(&no, &PayRequest::default()).unwrap();
+        app.simulator()
+            .pay_order(&no, &PayRequest::default())
+            .unwrap();
 
         // Act
         let (status, shown) = call(
@@ -278,7 +251,7 @@ async fn a_status_check_asks_orderquery_when_the_notification_is_missing() {
 async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "cancel-code").await;
+        let token = app.shopper_token("cancel-code").await;
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
         let (_, created) = order(&app, &token, items.clone(), "k-cancel").await;
@@ -312,7 +285,7 @@ async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
         );
         assert_eq!(cancelled["status"], "CLOSED");
         assert_eq!(
-            sim(&app).order(&no).unwrap().state,
+            app.simulator().order(&no).unwrap().state,
             paydesk_sim::OrderState::Closed
         );
         assert_eq!(s3, 409);
@@ -324,8 +297,8 @@ async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
 async fn shoppers_only_see_their_own_orders_and_errors_are_json() {
     for app in spawn_apps().await {
         // Arrange
-        let alice = login(&app, "alice-code").await;
-        let bob = login(&app, "bob-code").await;
+        let alice = app.shopper_token("alice-code").await;
+        let bob = app.shopper_token("bob-code").await;
         let (product, _) = first_product(&app).await;
         let (_, created) = order(
             &app,

@@ -6,8 +6,8 @@ use paydesk_core::audit;
 use paydesk_core::orders::{self, OrderStatus};
 use wxpay::{SignType, UnifiedOrderRequest};
 
+use crate::callbacks::create_order;
 use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
-use crate::notify::create_order;
 
 async fn users(app: &TestApp) {
     let admin = app.signed_in("admin", ADMIN_PASSWORD).await;

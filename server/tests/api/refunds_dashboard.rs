@@ -8,8 +8,8 @@ use paydesk_core::orders::{self, OrderStatus};
 use paydesk_core::refunds::{self, RefundStatus};
 use wxpay::SignType;
 
+use crate::callbacks::create_order;
 use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
-use crate::notify::create_order;
 
 async fn paid_order(app: &TestApp, no: &str, fee: i64) {
     let order = create_order(app, no, fee, SignType::Md5).await;
