@@ -298,6 +298,30 @@ pub async fn pay_via(
     })
 }
 
+/// Asserts that `err` refuses the input in `field` ([`crate::CoreError::Invalid`]); `label`
+/// names the database for the failure message.
+#[track_caller]
+pub fn assert_invalid(err: &crate::CoreError, field: &str, label: &str) {
+    assert!(
+        matches!(err, crate::CoreError::Invalid { field: f, .. } if *f == field),
+        "{label}: expected invalid {field}, got {err:?}"
+    );
+}
+
+/// A user `name` with `password` and `role`, added by the command line as `paydesk user add`
+/// does (the password really hashed, for tests that sign in).
+pub async fn user(db: &Db, name: &str, password: &str, role: crate::Role) -> crate::users::User {
+    crate::users::create(
+        db,
+        &crate::audit::Actor::cli(),
+        &crate::Username::parse(name).expect("a valid username"),
+        secrecy::SecretString::from(password.to_owned()),
+        role,
+    )
+    .await
+    .expect("creating a test user")
+}
+
 /// A manager inserted directly (hashing a password is not what such tests are about), as
 /// the [`crate::audit::Actor`] their actions are recorded under.
 pub async fn manager(db: &Db, name: &str) -> crate::audit::Actor {

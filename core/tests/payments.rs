@@ -5,7 +5,9 @@ use paydesk_core::db::PoolSizes;
 use paydesk_core::error::ConflictReason;
 use paydesk_core::notify::{self, Verdict};
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
-use paydesk_core::testing::{self, create_order as new_order, databases, merchant, TestDb};
+use paydesk_core::testing::{
+    self, assert_invalid, create_order as new_order, databases, merchant, TestDb,
+};
 use paydesk_core::wal::WalLimits;
 use paydesk_core::{CoreError, Db};
 use wxpay::SignType;
@@ -100,17 +102,7 @@ async fn an_out_trade_no_can_be_used_once() {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CoreError::Invalid {
-                    field: "out_trade_no",
-                    ..
-                }
-            ),
-            "{}: {err:?}",
-            t.label
-        );
+        assert_invalid(&err, "out_trade_no", t.label);
     }
 }
 
