@@ -10,6 +10,36 @@ use wxpay::UnifiedOrderRequest;
 
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
 
+/// The orders list's form with every filter unset, first page (`orders/list`).
+pub const ORDERS_LIST_FORM: &[(&str, &str)] = &[
+    ("q", ""),
+    ("status", ""),
+    ("from", ""),
+    ("to", ""),
+    ("min", ""),
+    ("max", ""),
+    ("openid", ""),
+    ("after", ""),
+];
+
+/// The notification log's form with every filter unset (`logs/notifications`).
+pub const NOTIFICATIONS_LIST_FORM: &[(&str, &str)] = &[
+    ("kind", ""),
+    ("verdict", ""),
+    ("from", ""),
+    ("to", ""),
+    ("after", ""),
+];
+
+/// The API call log's form with every filter unset (`logs/api_calls`).
+pub const API_CALLS_LIST_FORM: &[(&str, &str)] = &[
+    ("endpoint", ""),
+    ("outcome", ""),
+    ("from", ""),
+    ("to", ""),
+    ("after", ""),
+];
+
 pub struct TestApp {
     pub base: String,
     pub db: TestDb,
@@ -114,38 +144,58 @@ impl TestApp {
             .unwrap()
     }
 
+    /// [`Self::call`], asserting the answer's status (with its body when it is another).
+    pub async fn call_expect(
+        &self,
+        client: &Client,
+        endpoint: &str,
+        form: &[(&str, &str)],
+        status: u16,
+    ) -> Response {
+        let res = self.call(client, endpoint, form).await;
+        let got = res.status();
+        if got != status {
+            let body = res.text().await.unwrap_or_default();
+            panic!(
+                "{endpoint} on {}: {got}, not {status}: {body}",
+                self.db.label
+            );
+        }
+        res
+    }
+
     /// A client signed in as `username`.
     pub async fn signed_in(&self, username: &str, password: &str) -> Client {
         let client = self.client();
-        let res = self
-            .call(
-                &client,
-                "auth/login",
-                &[("username", username), ("password", password)],
-            )
-            .await;
-        assert_eq!(
-            res.status(),
+        self.call_expect(
+            &client,
+            "auth/login",
+            &[("username", username), ("password", password)],
             200,
-            "sign-in as {username} failed: {}",
-            res.text().await.unwrap()
-        );
+        )
+        .await;
         client
     }
 
     pub async fn add_user(&self, admin: &Client, username: &str, password: &str, role: &str) {
-        let res = self
-            .call(
-                admin,
-                "users/add",
-                &[
-                    ("username", username),
-                    ("password", password),
-                    ("role", role),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        self.call_expect(
+            admin,
+            "users/add",
+            &[
+                ("username", username),
+                ("password", password),
+                ("role", role),
+            ],
+            200,
+        )
+        .await;
+    }
+
+    /// Adds `name` with `role` (password `"{name} password"`) and signs them in.
+    pub async fn new_user_signed_in(&self, admin: &Client, name: &str, role: &str) -> Client {
+        let password = format!("{name} password");
+        self.add_user(admin, name, &password, role).await;
+        self.signed_in(name, &password).await
     }
 
     /// Signs the admin in, adds `clerk` (staff, password `clerk password 1`) and signs the
@@ -161,20 +211,13 @@ impl TestApp {
 
     /// Changes the signed-in user's own password (new and confirmation alike).
     pub async fn change_password(&self, client: &Client, current: &str, new: &str) {
-        let res = self
-            .call(
-                client,
-                "account/change_password",
-                &[("current", current), ("new", new), ("confirm", new)],
-            )
-            .await;
-        assert_eq!(
-            res.status(),
+        self.call_expect(
+            client,
+            "account/change_password",
+            &[("current", current), ("new", new), ("confirm", new)],
             200,
-            "{}: {}",
-            self.db.label,
-            res.text().await.unwrap()
-        );
+        )
+        .await;
     }
 }
 

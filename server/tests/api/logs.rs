@@ -7,7 +7,9 @@ use wxpay::api::OrderQuery;
 use wxpay::SignType;
 
 use crate::callbacks::{create_order, post_notification, signed_notification};
-use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    spawn_apps, TestApp, ADMIN_PASSWORD, API_CALLS_LIST_FORM, NOTIFICATIONS_LIST_FORM,
+};
 
 /// A server function's form fields.
 type Form = Vec<(&'static str, String)>;
@@ -39,13 +41,9 @@ fn endpoints(notification_id: &str, call_id: &str) -> Vec<(&'static str, Form, &
 
 async fn users(app: &TestApp) -> (reqwest::Client, reqwest::Client) {
     let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-    app.add_user(&admin, "clerk1", "clerk1 password", "staff")
-        .await;
-    app.add_user(&admin, "support1", "support1 password", "support")
-        .await;
     (
-        app.signed_in("clerk1", "clerk1 password").await,
-        app.signed_in("support1", "support1 password").await,
+        app.new_user_signed_in(&admin, "clerk1", "staff").await,
+        app.new_user_signed_in(&admin, "support1", "support").await,
     )
 }
 
@@ -55,14 +53,7 @@ async fn json(
     endpoint: &str,
     form: &[(&str, &str)],
 ) -> serde_json::Value {
-    let res = app.call(who, endpoint, form).await;
-    assert_eq!(
-        res.status(),
-        200,
-        "{endpoint} {}: {:?}",
-        app.db.label,
-        res.text().await
-    );
+    let res = app.call_expect(who, endpoint, form, 200).await;
     res.json().await.unwrap()
 }
 
@@ -81,33 +72,9 @@ async fn the_logs_refuse_lower_roles_and_signed_out_visitors() {
             .order_query(OrderQuery::ByOutTradeNo("LG-ROLE".into()))
             .await;
         app.state.api_calls.flush().await;
-        let page = json(
-            &app,
-            &clerk,
-            "logs/notifications",
-            &[
-                ("kind", ""),
-                ("verdict", ""),
-                ("from", ""),
-                ("to", ""),
-                ("after", ""),
-            ],
-        )
-        .await;
+        let page = json(&app, &clerk, "logs/notifications", NOTIFICATIONS_LIST_FORM).await;
         let nid = page["rows"][0]["id"].as_i64().unwrap().to_string();
-        let calls = json(
-            &app,
-            &support,
-            "logs/api_calls",
-            &[
-                ("endpoint", ""),
-                ("outcome", ""),
-                ("from", ""),
-                ("to", ""),
-                ("after", ""),
-            ],
-        )
-        .await;
+        let calls = json(&app, &support, "logs/api_calls", API_CALLS_LIST_FORM).await;
         let cid = calls["rows"][0]["id"].as_i64().unwrap().to_string();
         let anonymous = app.client();
 
@@ -200,14 +167,10 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         );
         assert!(!html.contains(&full_md5));
         // A window that is not offered is refused; staff may not look
-        let res = app
-            .call(&support, "logs/failures", &[("window", "1y")])
+        app.call_expect(&support, "logs/failures", &[("window", "1y")], 422)
             .await;
-        assert_eq!(res.status(), 422);
-        let res = app
-            .call(&clerk, "logs/failures", &[("window", "24h")])
+        app.call_expect(&clerk, "logs/failures", &[("window", "24h")], 403)
             .await;
-        assert_eq!(res.status(), 403);
 
         // The notification itself: verdict, claimed order, body raw and sanitized
         let page = json(
@@ -238,10 +201,8 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         assert!(!clean.contains("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "{clean}");
         assert!(clean.contains("<sign><![CDATA[***]]></sign>"), "{clean}");
         assert!(detail["reply_body"].as_str().unwrap().contains("FAIL"));
-        let res = app
-            .call(&clerk, "logs/notification", &[("id", "987654")])
+        app.call_expect(&clerk, "logs/notification", &[("id", "987654")], 404)
             .await;
-        assert_eq!(res.status(), 404);
     }
 }
 
@@ -313,19 +274,18 @@ async fn support_looks_up_orders_and_reads_the_api_call_log() {
             !detail.to_string().contains(&key),
             "the API key was stored or shown"
         );
-        let res = app
-            .call(
-                &support,
-                "logs/api_calls",
-                &[
-                    ("endpoint", ""),
-                    ("outcome", "maybe"),
-                    ("from", ""),
-                    ("to", ""),
-                    ("after", ""),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 422);
+        app.call_expect(
+            &support,
+            "logs/api_calls",
+            &[
+                ("endpoint", ""),
+                ("outcome", "maybe"),
+                ("from", ""),
+                ("to", ""),
+                ("after", ""),
+            ],
+            422,
+        )
+        .await;
     }
 }

@@ -42,6 +42,26 @@ async fn order(app: &TestApp, token: &str, items: Value, key: &str) -> (StatusCo
     .await
 }
 
+/// One of `product` ordered with idempotency key `key` (asserted created); its out_trade_no.
+async fn placed(app: &TestApp, token: &str, product: i64, key: &str) -> String {
+    let items = json!([{ "product_id": product, "quantity": 1 }]);
+    let (status, created) = order(app, token, items, key).await;
+    assert!(status.is_success(), "{}: {status} {created}", app.db.label);
+    created["out_trade_no"].as_str().unwrap().to_owned()
+}
+
+/// The order as `GET /api/mp/orders/{no}` shows it to the shopper holding `token`.
+async fn shown_order(app: &TestApp, token: &str, no: &str) -> (StatusCode, Value) {
+    let path = format!("/api/mp/orders/{no}");
+    call(app, Method::GET, &path, Some(token), None).await
+}
+
+/// `POST /api/mp/orders/{no}/cancel` by the shopper holding `token`.
+async fn cancel(app: &TestApp, token: &str, no: &str) -> (StatusCode, Value) {
+    let path = format!("/api/mp/orders/{no}/cancel");
+    call(app, Method::POST, &path, Some(token), None).await
+}
+
 async fn wait_for_status(app: &TestApp, no: &str, want: OrderStatus) -> orders::Order {
     for _ in 0..100 {
         let o = orders::find_by_out_trade_no(&app.db.db, no)
@@ -84,14 +104,7 @@ async fn a_shopper_logs_in_orders_pays_in_the_simulator_and_sees_the_order_paid(
         assert!(pay.package.starts_with("prepay_id="));
         let paid = wait_for_status(&app, &no, OrderStatus::Paid).await;
         assert!(paid.transaction_id.is_some());
-        let (status, shown) = call(
-            &app,
-            Method::GET,
-            &format!("/api/mp/orders/{no}"),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (status, shown) = shown_order(&app, &token, &no).await;
         assert_eq!(status, 200);
         assert_eq!(shown["status"], "PAID", "{}", app.db.label);
         assert_eq!(shown["items"][0]["quantity"], 2);
@@ -213,14 +226,7 @@ async fn a_status_check_asks_orderquery_when_the_notification_is_missing() {
         // Arrange: every notification attempt dropped
         let token = app.shopper_token("query-code").await;
         let (product, _) = first_product(&app).await;
-        let (_, created) = order(
-            &app,
-            &token,
-            json!([{ "product_id": product, "quantity": 1 }]),
-            "k-query",
-        )
-        .await;
-        let no = created["out_trade_no"].as_str().unwrap().to_owned();
+        let no = placed(&app, &token, product, "k-query").await;
         set_faults(
             app.simulator(),
             json!({ "notifications": [{ "fault": "drop", "count": 16 }] }),
@@ -230,14 +236,7 @@ async fn a_status_check_asks_orderquery_when_the_notification_is_missing() {
             .unwrap();
 
         // Act
-        let (status, shown) = call(
-            &app,
-            Method::GET,
-            &format!("/api/mp/orders/{no}"),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (status, shown) = shown_order(&app, &token, &no).await;
 
         // Assert
         assert_eq!(status, 200);
@@ -254,26 +253,11 @@ async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
         let token = app.shopper_token("cancel-code").await;
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
-        let (_, created) = order(&app, &token, items.clone(), "k-cancel").await;
-        let no = created["out_trade_no"].as_str().unwrap().to_owned();
+        let no = placed(&app, &token, product, "k-cancel").await;
 
         // Act
-        let (s1, cancelled) = call(
-            &app,
-            Method::POST,
-            &format!("/api/mp/orders/{no}/cancel"),
-            Some(&token),
-            None,
-        )
-        .await;
-        let (s2, _) = call(
-            &app,
-            Method::POST,
-            &format!("/api/mp/orders/{no}/cancel"),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (s1, cancelled) = cancel(&app, &token, &no).await;
+        let (s2, _) = cancel(&app, &token, &no).await;
         let (s3, pay_again) = order(&app, &token, items, "k-cancel").await;
 
         // Assert
@@ -300,37 +284,16 @@ async fn shoppers_only_see_their_own_orders_and_errors_are_json() {
         let alice = app.shopper_token("alice-code").await;
         let bob = app.shopper_token("bob-code").await;
         let (product, _) = first_product(&app).await;
-        let (_, created) = order(
-            &app,
-            &alice,
-            json!([{ "product_id": product, "quantity": 1 }]),
-            "k-own",
-        )
-        .await;
-        let no = created["out_trade_no"].as_str().unwrap();
+        let no = placed(&app, &alice, product, "k-own").await;
 
         // Act + Assert: each refusal has its status and code, and says nothing internal
         let cases: Vec<(StatusCode, Value, u16, &str)> = vec![
             {
-                let (s, b) = call(
-                    &app,
-                    Method::GET,
-                    &format!("/api/mp/orders/{no}"),
-                    Some(&bob),
-                    None,
-                )
-                .await;
+                let (s, b) = shown_order(&app, &bob, &no).await;
                 (s, b, 404, "ORDER_NOT_FOUND")
             },
             {
-                let (s, b) = call(
-                    &app,
-                    Method::POST,
-                    &format!("/api/mp/orders/{no}/cancel"),
-                    Some(&bob),
-                    None,
-                )
-                .await;
+                let (s, b) = cancel(&app, &bob, &no).await;
                 (s, b, 404, "ORDER_NOT_FOUND")
             },
             {

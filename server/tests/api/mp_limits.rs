@@ -262,14 +262,13 @@ async fn a_shopper_has_at_most_one_open_refund_request_per_order() {
         .unwrap()
         .map(|r| r.id.to_string());
         if let Some(id) = &id {
-            let res = app
-                .call(
-                    &admin,
-                    "refunds/reject",
-                    &[("id", id), ("reason", "photo please")],
-                )
-                .await;
-            assert_eq!(res.status(), 200, "{}", app.db.label);
+            app.call_expect(
+                &admin,
+                "refunds/reject",
+                &[("id", id), ("reason", "photo please")],
+                200,
+            )
+            .await;
         }
         let again = ask("here is the photo").await;
 
