@@ -71,27 +71,14 @@ async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() 
         let id = filed["id"].as_i64().unwrap().to_string();
 
         // Support cannot approve; a manager can; a second decision is refused
-        app.call_expect(
-            &support,
-            "refunds/approve",
-            &[("id", &id), ("reason", "ok")],
-            403,
-        )
-        .await;
-        app.call_expect(
-            &manager,
-            "refunds/approve",
-            &[("id", &id), ("reason", "")],
-            422,
-        )
-        .await;
-        app.call_expect(
-            &manager,
-            "refunds/approve",
-            &[("id", &id), ("reason", "核实属实")],
-            200,
-        )
-        .await;
+        for (who, reason, status) in [
+            (&support, "ok", 403),
+            (&manager, "", 422),
+            (&manager, "核实属实", 200),
+        ] {
+            let form = [("id", id.as_str()), ("reason", reason)];
+            app.call_expect(who, "refunds/approve", &form, status).await;
+        }
         let res = app
             .call(
                 &manager2,
