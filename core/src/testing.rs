@@ -239,6 +239,14 @@ pub async fn create_order(db: &Db, no: &str, fee: i64) -> crate::orders::Order {
         .expect("creating a test order")
 }
 
+/// The order `no` as stored now (a test that asks knows it exists).
+pub async fn stored_order(db: &Db, no: &str) -> crate::orders::Order {
+    crate::orders::find_by_out_trade_no(db, no)
+        .await
+        .expect("reading a test order")
+        .unwrap_or_else(|| panic!("order {no} is stored"))
+}
+
 /// [`new_order`] stored and marked paid (without a payment's fields).
 pub async fn paid_order(db: &Db, no: &str, fee: i64) -> crate::orders::Order {
     let order = create_order(db, no, fee).await;

@@ -11,7 +11,7 @@ use paydesk_core::audit::Actor;
 use paydesk_core::error::{ConflictReason, ForbiddenReason};
 use paydesk_core::events::EventBus;
 use paydesk_core::notify::{self, Verdict};
-use paydesk_core::orders::{self, OrderStatus};
+use paydesk_core::orders::OrderStatus;
 use paydesk_core::refunds::{self, Refund, RefundPolicy, RefundStatus, Requester};
 use paydesk_core::testing::{self, assert_invalid, databases, merchant, paid_order};
 use paydesk_core::{now_ms, CoreError, Db};
@@ -232,10 +232,7 @@ async fn concurrent_requests_never_sum_above_the_total() {
         }
 
         // Assert
-        let order = orders::find_by_out_trade_no(&t.db, "RQ4")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(&t.db, "RQ4").await;
         let sum: i64 = refunds::for_order(&t.db, order.id)
             .await
             .unwrap()
@@ -296,10 +293,7 @@ async fn a_customer_has_one_open_request_per_order_even_when_asking_twice_at_onc
         assert!(after.is_ok(), "{}: {after:?}", t.label);
         // The database holds the rule too for requests waiting for a manager, whatever the
         // code above it does.
-        let order = orders::find_by_out_trade_no(&t.db, "RQ7")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(&t.db, "RQ7").await;
         let now = now_ms();
         let direct = sqlx::query(
             r#"insert into refunds (out_refund_no, order_id, amount_fen, reason, requester_kind,
@@ -495,10 +489,7 @@ async fn an_approved_refund_is_accepted_then_settled_by_refundquery() {
         assert_eq!(after_call[0].attempts, 1);
         assert!(after_call[0].refund_id.is_some());
         assert_eq!(after_query[0].status, RefundStatus::Success, "{}", t.label);
-        let order = orders::find_by_out_trade_no(db, "EX1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(db, "EX1").await;
         assert_eq!(order.status, OrderStatus::Refunded, "{}", t.label);
     }
 }
@@ -667,10 +658,7 @@ async fn a_refund_failed_after_an_unknown_outcome_is_checked_again_and_adopted_i
         assert_eq!(checked.len(), 2, "{checked:?} {}", t.label);
         let made = find(made.id).await;
         assert_eq!(made.status, RefundStatus::Success, "{}", t.label);
-        let order = orders::find_by_out_trade_no(db, "EX6")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(db, "EX6").await;
         assert_eq!(order.status, OrderStatus::Refunded, "{}", t.label);
         let never_now = find(never.id).await;
         assert_eq!(never_now.status, RefundStatus::Failed);
@@ -803,10 +791,7 @@ async fn refund_notifications_apply_once_and_record_every_verdict() {
         let refund = refunds::find(db, r.id).await.unwrap().unwrap();
         assert_eq!(refund.status, RefundStatus::Success, "{}", t.label);
         assert!(refund.succeeded_at.is_some());
-        let order = orders::find_by_out_trade_no(db, "NT1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(db, "NT1").await;
         assert_eq!(order.status, OrderStatus::Refunded);
         let stored = paydesk_core::testing::recent_notifications(db, None, 10)
             .await
@@ -847,10 +832,7 @@ async fn partial_refunds_move_the_order_to_partially_refunded_then_refunded() {
             let body = refund_notification(&r, 1000, amount, "SUCCESS", KEY);
             let outcome = notify::receive_refund_notification(db, &m, None, &body).await;
             assert_eq!(outcome.verdict, Verdict::Applied, "{}", t.label);
-            let order = orders::find_by_out_trade_no(db, "PR1")
-                .await
-                .unwrap()
-                .unwrap();
+            let order = testing::stored_order(db, "PR1").await;
             statuses.push(order.status);
         }
         assert_eq!(

@@ -35,6 +35,13 @@ async fn due_order_in(db: &Db, no: &str, status: OrderStatus) -> orders::Order {
     orders::transition(db, order.id, status).await.unwrap()
 }
 
+/// `order` refreshed through `api`, with nobody listening for events.
+async fn refreshed(db: &Db, api: &MockApi, order: &orders::Order) -> orders::Order {
+    sync::refresh_order(db, api, &EventBus::new(), order)
+        .await
+        .unwrap()
+}
+
 /// Gives the order a prepay_id, as a successful unifiedorder would.
 async fn with_prepay_id(db: &Db, order: &orders::Order) -> orders::Order {
     sqlx::query("update orders set prepay_id = $1 where id = $2")
@@ -47,10 +54,7 @@ async fn with_prepay_id(db: &Db, order: &orders::Order) -> orders::Order {
 }
 
 async fn stored(db: &Db, order: &orders::Order) -> orders::Order {
-    orders::find_by_out_trade_no(db, &order.out_trade_no)
-        .await
-        .unwrap()
-        .unwrap()
+    testing::stored_order(db, &order.out_trade_no).await
 }
 
 /// An orderquery answer for `no` in `state`; paid states carry the payment fields.
@@ -146,9 +150,7 @@ async fn an_unpaid_order_already_refunded_at_wechat_pay_is_recorded_as_paid() {
         let order = due_order(&t.db, "S-REFUND-1").await;
         let api = answering("S-REFUND-1", "REFUND", FEE);
 
-        let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &order)
-            .await
-            .unwrap();
+        let after = refreshed(&t.db, &api, &order).await;
 
         assert_eq!(after.status, OrderStatus::Paid, "{}", t.label);
         assert_eq!(after.transaction_id.as_deref(), Some(TID));
@@ -220,9 +222,7 @@ async fn notpay_and_userpaying_answers_leave_the_order_as_it_is() {
             let order = due_order(&t.db, &no).await;
             let api = answering(&no, state, FEE);
 
-            let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &order)
-                .await
-                .unwrap();
+            let after = refreshed(&t.db, &api, &order).await;
 
             assert_eq!(after, order, "{} {state}", t.label);
         }
@@ -267,9 +267,7 @@ async fn refreshing_an_order_that_is_no_longer_unpaid_asks_nobody() {
         // No expectations: any call would fail the test.
         let api = MockApi::new();
 
-        let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &closed)
-            .await
-            .unwrap();
+        let after = refreshed(&t.db, &api, &closed).await;
 
         assert_eq!(after.status, OrderStatus::Closed, "{}", t.label);
     }
@@ -281,9 +279,7 @@ async fn a_query_after_the_notification_applied_the_same_payment_changes_nothing
         // Arrange: the job read the order while it was unpaid; then the notification won.
         let order = due_order(&t.db, "S-RACE-1").await;
         let first = answering("S-RACE-1", "SUCCESS", FEE);
-        let paid = sync::refresh_order(&t.db, &first, &EventBus::new(), &order)
-            .await
-            .unwrap();
+        let paid = refreshed(&t.db, &first, &order).await;
         let late = answering("S-RACE-1", "SUCCESS", FEE);
         let events = EventBus::new();
         let mut rx = events.subscribe();
@@ -476,10 +472,7 @@ async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
 
         // Assert
         assert_eq!(gaps, [120, 240, 480, 600, 600], "{}", t.label);
-        let o = orders::find_by_out_trade_no(&t.db, "S-BACKOFF-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let o = testing::stored_order(&t.db, "S-BACKOFF-1").await;
         assert_eq!(o.sync_attempts, 5, "{}", t.label);
         assert_eq!(o.status, OrderStatus::NotPay);
     }

@@ -173,15 +173,7 @@ async fn the_sign_in_page_renders_in_chinese_and_switches_to_english() {
             .unwrap();
         assert_eq!(res.status(), 303);
         assert_eq!(res.headers()["location"], "/login");
-        let html = client
-            .get(app.url("/login"))
-            .headers(html_headers())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.html(&client, "/login").await;
         assert!(html.contains("<html lang=\"en\""));
         assert!(html.contains("Sign in to paydesk"));
 

@@ -93,6 +93,11 @@ impl TestApp {
         order
     }
 
+    /// The order `no` as stored now (it must exist).
+    pub async fn stored_order(&self, no: &str) -> orders::Order {
+        testing::stored_order(&self.db.db, no).await
+    }
+
     /// A shopper's bearer token: `/api/mp/login` with `code` (asserted 200).
     pub async fn shopper_token(&self, code: &str) -> String {
         let (status, _, body) = mp_call(

@@ -148,14 +148,7 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
             "a whole valid signature would sign a forged body"
         );
         // The rendered page, too
-        let html = support
-            .get(app.url("/failures?window=24h"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.html(&support, "/failures?window=24h").await;
         assert!(
             html.contains("signature mismatch"),
             "the diagnosis is on the page"

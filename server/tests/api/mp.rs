@@ -64,10 +64,7 @@ async fn cancel(app: &TestApp, token: &str, no: &str) -> (StatusCode, Value) {
 
 async fn wait_for_status(app: &TestApp, no: &str, want: OrderStatus) -> orders::Order {
     for _ in 0..100 {
-        let o = orders::find_by_out_trade_no(&app.db.db, no)
-            .await
-            .unwrap()
-            .unwrap();
+        let o = app.stored_order(no).await;
         if o.status == want {
             return o;
         }

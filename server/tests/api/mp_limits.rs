@@ -278,10 +278,7 @@ async fn a_shopper_has_at_most_one_open_refund_request_per_order() {
         assert_eq!(sorted, [201, 409], "{}: {a:?} {b:?}", app.db.label);
         assert_eq!(refused["code"], "REFUND_REQUEST_OPEN", "{refused}");
         assert!(!refused["message"].as_str().unwrap().is_empty());
-        let order = orders::find_by_out_trade_no(&app.db.db, "LIM-RF-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.stored_order("LIM-RF-1").await;
         let refunds = paydesk_core::refunds::for_order(&app.db.db, order.id)
             .await
             .unwrap();
@@ -301,10 +298,7 @@ async fn filing_from_the_dashboard_answers_the_refund_it_created_however_many_ar
         // Arrange: 600 refunds of another order wait for approval, filed earlier by support
         paid_order_of(&app, "queue", "LIM-Q-1").await;
         paid_order_of(&app, "queue", "LIM-Q-2").await;
-        let other = orders::find_by_out_trade_no(&app.db.db, "LIM-Q-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let other = app.stored_order("LIM-Q-1").await;
         sqlx::query(
             r#"with recursive n (i) as (select 1 union all select i + 1 from n where i < 600)
                insert into refunds (out_refund_no, order_id, amount_fen, reason, requester_kind,
@@ -350,10 +344,7 @@ async fn filing_from_the_dashboard_answers_the_refund_it_created_however_many_ar
             assert_eq!(body["out_refund_no"], stored.out_refund_no.as_str());
             assert_eq!(body["amount_fen"], 100);
             assert_eq!(body["status"], "PENDING_APPROVAL");
-            let order = orders::find_by_out_trade_no(&app.db.db, no)
-                .await
-                .unwrap()
-                .unwrap();
+            let order = app.stored_order(no).await;
             let filed = paydesk_core::refunds::for_order(&app.db.db, order.id)
                 .await
                 .unwrap()

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use paydesk_core::notify::{self, Verdict};
-use paydesk_core::orders::{self, OrderStatus};
+use paydesk_core::orders::OrderStatus;
+use paydesk_core::testing;
 use paydesk_sim::PayRequest;
 use wxpay::notify::REPLY_SUCCESS;
 use wxpay::{ApiKey, SignType};
@@ -14,15 +15,8 @@ use crate::callbacks::{
 };
 use crate::helpers::{spawn_apps, spawn_apps_with, TestApp};
 
-async fn order(app: &TestApp, no: &str) -> orders::Order {
-    orders::find_by_out_trade_no(&app.db.db, no)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 async fn latest(app: &TestApp) -> notify::Notification {
-    paydesk_core::testing::recent_notifications(&app.db.db, None, 1)
+    testing::recent_notifications(&app.db.db, None, 1)
         .await
         .unwrap()
         .remove(0)
@@ -49,7 +43,7 @@ async fn signed_payment_notification_marks_the_order_paid_and_answers_success() 
             "{}",
             app.db.label
         );
-        let o = order(&app, "N-OK-1").await;
+        let o = app.stored_order("N-OK-1").await;
         assert_eq!(o.status, OrderStatus::Paid, "{}", app.db.label);
         assert_eq!(
             o.transaction_id.as_deref(),
@@ -89,8 +83,8 @@ async fn fifty_parallel_copies_of_a_notification_are_applied_once_and_all_answer
                 app.db.label
             );
         }
-        assert_eq!(order(&app, "N-PAR-1").await.status, OrderStatus::Paid);
-        let rows = paydesk_core::testing::recent_notifications(&app.db.db, Some("N-PAR-1"), 100)
+        assert_eq!(app.stored_order("N-PAR-1").await.status, OrderStatus::Paid);
+        let rows = testing::recent_notifications(&app.db.db, Some("N-PAR-1"), 100)
             .await
             .unwrap();
         let count = |v| rows.iter().filter(|r| r.verdict == v).count();
@@ -114,7 +108,10 @@ async fn tampered_signature_is_refused_and_leaves_the_order_unpaid() {
 
         assert_eq!(status, 200);
         assert!(is_fail(&reply), "{reply}");
-        assert_eq!(order(&app, "N-TAMP-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-TAMP-1").await.status,
+            OrderStatus::NotPay
+        );
         let row = latest(&app).await;
         assert_eq!(row.verdict, Verdict::BadSignature, "{}", app.db.label);
         assert_eq!(row.reply, "FAIL");
@@ -131,7 +128,10 @@ async fn validly_signed_notification_with_another_amount_is_an_amount_mismatch()
         let (_, reply) = post_notification(&app.base, body).await;
 
         assert!(is_fail(&reply), "{reply}");
-        assert_eq!(order(&app, "N-AMT-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-AMT-1").await.status,
+            OrderStatus::NotPay
+        );
         let row = latest(&app).await;
         assert_eq!(row.verdict, Verdict::AmountMismatch, "{}", app.db.label);
         assert_eq!(row.total_fee, Some(1));
@@ -181,7 +181,10 @@ async fn notifications_for_another_appid_or_mch_id_are_refused() {
             assert!(is_fail(&reply), "{reply}");
             assert_eq!(latest(&app).await.verdict, verdict, "{}", app.db.label);
         }
-        assert_eq!(order(&app, "N-MER-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-MER-1").await.status,
+            OrderStatus::NotPay
+        );
     }
 }
 
@@ -241,7 +244,10 @@ async fn an_md5_signature_is_refused_for_an_hmac_sha256_order() {
 
         assert!(is_fail(&reply), "{reply}");
         assert_eq!(latest(&app).await.verdict, Verdict::BadSignature);
-        assert_eq!(order(&app, "N-HMAC-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-HMAC-1").await.status,
+            OrderStatus::NotPay
+        );
 
         // The same notification signed with HMAC-SHA256 is applied.
         let body = signed(
@@ -251,7 +257,7 @@ async fn an_md5_signature_is_refused_for_an_hmac_sha256_order() {
         );
         let (_, reply) = post_notification(&app.base, body).await;
         assert_eq!(reply, REPLY_SUCCESS, "{}", app.db.label);
-        assert_eq!(order(&app, "N-HMAC-1").await.status, OrderStatus::Paid);
+        assert_eq!(app.stored_order("N-HMAC-1").await.status, OrderStatus::Paid);
     }
 }
 
@@ -289,7 +295,7 @@ async fn a_shopper_paying_in_the_simulator_pays_the_order_end_to_end() {
             .expect("a delivery attempt");
         assert_eq!(attempt.http_status, Some(200), "{}", app.db.label);
         assert_eq!(attempt.reply_body.as_deref(), Some(REPLY_SUCCESS));
-        let o = order(&app, "N-SIM-1").await;
+        let o = app.stored_order("N-SIM-1").await;
         assert_eq!(o.status, OrderStatus::Paid, "{}", app.db.label);
         let sim_order = sim.order("N-SIM-1").unwrap();
         assert_eq!(o.transaction_id, sim_order.transaction_id);

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use paydesk_core::notify::{self, Verdict, MAX_BODY};
-use paydesk_core::orders::{self, OrderStatus};
+use paydesk_core::orders::OrderStatus;
+use paydesk_core::testing;
 use paydesk_core::Backend;
 use wxpay::notify::REPLY_SUCCESS;
 use wxpay::SignType;
@@ -62,10 +63,7 @@ async fn a_database_that_refuses_writes_gets_fail_then_success_once_it_recovers_
 
         // Act: WeChat Pay delivers while the database refuses writes, then resends after
         let (status, while_down) = post_notification(&app.base, body.clone()).await;
-        let unpaid = orders::find_by_out_trade_no(&app.db.db, "DOWN-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let unpaid = app.stored_order("DOWN-1").await;
         allow_writes(&app).await;
         let (_, after) = post_notification(&app.base, body.clone()).await;
 
@@ -78,14 +76,11 @@ async fn a_database_that_refuses_writes_gets_fail_then_success_once_it_recovers_
         );
         assert_eq!(unpaid.status, OrderStatus::NotPay);
         assert_eq!(after, REPLY_SUCCESS, "{}", app.db.label);
-        let paid = orders::find_by_out_trade_no(&app.db.db, "DOWN-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let paid = app.stored_order("DOWN-1").await;
         assert_eq!(paid.status, OrderStatus::Paid);
         let mut rows = Vec::new();
         for _ in 0..100 {
-            rows = paydesk_core::testing::recent_notifications(&app.db.db, Some("DOWN-1"), 10)
+            rows = testing::recent_notifications(&app.db.db, Some("DOWN-1"), 10)
                 .await
                 .unwrap();
             if rows.len() == 2 {
@@ -124,7 +119,7 @@ async fn a_body_over_the_limit_is_recorded_cut_and_answered_fail() {
         // Assert
         assert_eq!(status, 200, "{}", app.db.label);
         assert!(reply.contains("FAIL"), "{reply}");
-        let row = paydesk_core::testing::recent_notifications(&app.db.db, None, 1)
+        let row = testing::recent_notifications(&app.db.db, None, 1)
             .await
             .unwrap()
             .remove(0);

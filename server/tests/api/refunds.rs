@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use paydesk_core::audit::Actor;
 use paydesk_core::notify::Verdict;
-use paydesk_core::orders::{self, NewOrder, OrderStatus};
+use paydesk_core::orders::{NewOrder, OrderStatus};
 use paydesk_core::refunds::{self, Refund, RefundStatus, Requester};
 use paydesk_core::{testing, Db};
 use paydesk_sim::{PayRequest, RefundState, RunningSim, SimConfig};
@@ -50,11 +50,7 @@ async fn paid_order(app: &TestApp, sim: &RunningSim, no: &str, fee: i64, openid:
 }
 
 async fn order_status(db: &Db, no: &str) -> OrderStatus {
-    orders::find_by_out_trade_no(db, no)
-        .await
-        .unwrap()
-        .unwrap()
-        .status
+    testing::stored_order(db, no).await.status
 }
 
 /// A manager (inserted directly; passwords are not what these tests are about).
@@ -225,10 +221,7 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
         .await;
         let at_sim = sim_refunds_of(sim, "RF-MP-1");
         assert_eq!(at_sim.len(), 2, "{}: {at_sim:?}", app.db.label);
-        let order = orders::find_by_out_trade_no(&app.db.db, "RF-MP-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.stored_order("RF-MP-1").await;
         for r in refunds::for_order(&app.db.db, order.id).await.unwrap() {
             let r = wait_for_refund(&app, r.id, RefundStatus::Success).await;
             assert_eq!(r.attempts, 1, "{}", app.db.label);

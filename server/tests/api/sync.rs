@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use paydesk_core::events::{Event, PaidVia};
-use paydesk_core::orders::{self, NewOrder, Order, OrderStatus};
+use paydesk_core::orders::{NewOrder, Order, OrderStatus};
 use paydesk_core::{api_calls, now_ms, testing};
 use paydesk_sim::{OrderState, PayRequest, RunningSim};
 use serde_json::json;
@@ -52,18 +52,11 @@ fn in_an_hour() -> i64 {
     now_ms() + 3_600_000
 }
 
-async fn order(app: &TestApp, no: &str) -> Order {
-    orders::find_by_out_trade_no(&app.db.db, no)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 /// Polls the order until `done` holds (10 s at most).
 async fn wait_for_order(app: &TestApp, no: &str, done: impl Fn(&Order) -> bool) -> Order {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let o = order(app, no).await;
+        let o = app.stored_order(no).await;
         if done(&o) {
             return o;
         }
@@ -288,7 +281,7 @@ async fn two_instances_on_one_database_query_each_due_order_once_per_lease() {
                 o.out_trade_no
             );
             assert_eq!(
-                order(&app, &o.out_trade_no).await.sync_attempts,
+                app.stored_order(&o.out_trade_no).await.sync_attempts,
                 1,
                 "{}",
                 app.db.label
