@@ -6,7 +6,7 @@ use paydesk_core::orders::{self, NewOrder};
 use paydesk_core::testing;
 use wxpay::{ApiKey, Params, SignType};
 
-use crate::helpers::TestApp;
+use crate::helpers::{header, TestApp};
 
 pub const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 
@@ -70,12 +70,7 @@ pub async fn post_notification(base: &str, body: impl Into<reqwest::Body>) -> (u
         .await
         .unwrap();
     let status = res.status().as_u16();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = header(&res, "content-type");
     assert!(content_type.starts_with("text/xml"), "{content_type}");
     (status, res.text().await.unwrap())
 }

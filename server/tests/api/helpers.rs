@@ -100,15 +100,7 @@ impl TestApp {
 
     /// A shopper's bearer token: `/api/mp/login` with `code` (asserted 200).
     pub async fn shopper_token(&self, code: &str) -> String {
-        let (status, _, body) = mp_call(
-            &self.base,
-            Method::POST,
-            "/api/mp/login",
-            None,
-            None,
-            Some(json!({ "code": code })),
-        )
-        .await;
+        let (status, body) = mp_login(&self.base, code, None).await;
         assert_eq!(status, 200, "{}: {body}", self.db.label);
         body["token"].as_str().unwrap().to_owned()
     }
@@ -369,6 +361,30 @@ pub async fn mp_call(
 /// Sets `sim`'s fault plan from its JSON form (the simulator's `/sim/faults`).
 pub fn set_faults(sim: &paydesk_sim::RunningSim, plan: Value) {
     sim.set_faults(serde_json::from_value(plan).unwrap());
+}
+
+/// `/api/mp/login` with `code` at `base`, from the client `forwarded_for` when set.
+pub async fn mp_login(base: &str, code: &str, forwarded_for: Option<&str>) -> (StatusCode, Value) {
+    let body = Some(json!({ "code": code }));
+    let (status, _, body) = mp_call(
+        base,
+        Method::POST,
+        "/api/mp/login",
+        None,
+        forwarded_for,
+        body,
+    )
+    .await;
+    (status, body)
+}
+
+/// The value of `res`'s header `name` as text (empty when it has none).
+pub fn header(res: &Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 pub fn html_headers() -> HeaderMap {

@@ -10,20 +10,7 @@ use paydesk_core::testing;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{mp_call, spawn_apps_with, spawn_sibling, TestApp, ADMIN_PASSWORD};
-
-async fn login(app: &TestApp, code: &str, forwarded_for: Option<&str>) -> (StatusCode, Value) {
-    let (status, _, body) = mp_call(
-        &app.base,
-        Method::POST,
-        "/api/mp/login",
-        None,
-        forwarded_for,
-        Some(json!({ "code": code })),
-    )
-    .await;
-    (status, body)
-}
+use crate::helpers::{mp_call, mp_login, spawn_apps_with, spawn_sibling, TestApp, ADMIN_PASSWORD};
 
 /// Asserts the API's own 429: `{code: RATE_LIMITED, message}` and a `Retry-After`.
 fn assert_rate_limited(
@@ -127,7 +114,7 @@ async fn logins_are_limited_per_address() {
         // Act
         let mut from_one = Vec::new();
         for i in 0..3 {
-            from_one.push(login(&app, &format!("login-{i}"), Some("192.0.2.10")).await);
+            from_one.push(mp_login(&app.base, &format!("login-{i}"), Some("192.0.2.10")).await);
         }
         let (refused_status, _, refused) = mp_call(
             &app.base,
@@ -138,7 +125,7 @@ async fn logins_are_limited_per_address() {
             Some(json!({ "code": "login-3" })),
         )
         .await;
-        let (elsewhere, body) = login(&app, "login-4", Some("192.0.2.11")).await;
+        let (elsewhere, body) = mp_login(&app.base, "login-4", Some("192.0.2.11")).await;
 
         // Assert
         assert_eq!(from_one[0].0, 200, "{}: {}", app.db.label, from_one[0].1);

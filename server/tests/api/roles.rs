@@ -12,7 +12,7 @@ use reqwest::redirect::Policy;
 use reqwest::Client;
 
 use crate::helpers::{
-    spawn_apps, TestApp, ADMIN_PASSWORD, API_CALLS_LIST_FORM, NOTIFICATIONS_LIST_FORM,
+    header, spawn_apps, TestApp, ADMIN_PASSWORD, API_CALLS_LIST_FORM, NOTIFICATIONS_LIST_FORM,
     ORDERS_LIST_FORM,
 };
 
@@ -296,12 +296,7 @@ async fn every_page_and_route_refuses_whom_it_must() {
                     .await
                     .unwrap();
                 let status = res.status().as_u16();
-                let location = res
-                    .headers()
-                    .get("location")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
+                let location = header(&res, "location");
                 let body = res.text().await.unwrap();
                 let refused = body.contains("data-testid=\"refused\"");
                 let ok = match (who, allowed(*access, *who)) {
