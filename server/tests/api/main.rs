@@ -1,6 +1,7 @@
 //! HTTP tests: the real application on a loopback port, a real database per test (SQLite,
 //! and PostgreSQL when the test command provides one), driven with reqwest.
 
+mod callbacks;
 mod helpers;
 
 mod alerts;

@@ -12,7 +12,7 @@ use paydesk_core::events::EventBus;
 use paydesk_core::now_ms;
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
 use paydesk_core::refunds::{self, RefundStatus, Requester};
-use paydesk_core::testing::{databases, TestDb};
+use paydesk_core::testing::{self, databases, TestDb};
 use paydesk_sim::{FaultPlan, PayRequest, RefundState, RunningSim, SimConfig};
 use serde_json::json;
 use wxpay::{SignType, UnifiedOrderRequest};
@@ -208,10 +208,7 @@ async fn a_server_killed_right_after_submitted_refunds_exactly_once_after_restar
             .collect();
         assert_eq!(at_sim.len(), 1, "{}: {at_sim:?}", db.label);
         assert_eq!(at_sim[0].refund_fee, 880);
-        let order = orders::find_by_out_trade_no(&db.db, &no)
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(&db.db, &no).await;
         assert_eq!(order.status, OrderStatus::Refunded, "{}", db.label);
     }
 }
