@@ -4,10 +4,11 @@
 //! serves from the runtime's other worker while a test waits for the process.
 
 use std::path::Path;
-use std::process::Command;
 
 use paydesk_core::testing;
 use paydesk_sim::{RunningSim, SimConfig};
+
+use crate::helpers::paydesk_against;
 
 const PAY: &str = "https://pay.example.com/wxpay/notify/payment";
 const REFUND: &str = "https://pay.example.com/wxpay/notify/refund";
@@ -40,21 +41,10 @@ impl Doctor {
 /// `paydesk doctor` with the merchant configuration of `sim` (its certificate, CA and
 /// listeners) on `database_url`, `overrides` applied last (an empty value unsets).
 fn doctor(sim: &RunningSim, database_url: &str, overrides: &[(&str, &str)]) -> Doctor {
-    let certs = sim.cert_paths();
     let cwd = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_paydesk"));
+    let mut cmd = paydesk_against(sim, database_url);
     cmd.arg("doctor")
         .current_dir(cwd.path())
-        .env("PAYDESK_DATABASE_URL", database_url)
-        .env("PAYDESK_SIMULATOR", "off")
-        .env("PAYDESK_WXPAY__APPID", sim.appid())
-        .env("PAYDESK_WXPAY__MCH_ID", sim.mch_id())
-        .env("PAYDESK_WXPAY__API_KEY", sim.api_key().expose())
-        .env("PAYDESK_WXPAY__BASE_URL", sim.http_base_url())
-        .env("PAYDESK_WXPAY__REFUND_BASE_URL", sim.tls_base_url())
-        .env("PAYDESK_WXPAY__CA_PEM", &certs.ca)
-        .env("PAYDESK_WXPAY__CERT_PEM", &certs.client_cert)
-        .env("PAYDESK_WXPAY__KEY_PEM", &certs.client_key)
         .env("PAYDESK_WXPAY__NOTIFY_URL", PAY)
         .env("PAYDESK_WXPAY__REFUND_NOTIFY_URL", REFUND)
         .env("RUST_LOG", "error");

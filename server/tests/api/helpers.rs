@@ -418,3 +418,21 @@ pub fn html_headers() -> HeaderMap {
     );
     h
 }
+
+/// A `paydesk` process in merchant mode against `sim`: its credentials, its API and
+/// mutual-TLS listeners, its CA and merchant certificate (`paydesk doctor`, crash tests).
+pub fn paydesk_against(sim: &paydesk_sim::RunningSim, database_url: &str) -> std::process::Command {
+    let certs = sim.cert_paths();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paydesk"));
+    cmd.env("PAYDESK_DATABASE_URL", database_url)
+        .env("PAYDESK_SIMULATOR", "off")
+        .env("PAYDESK_WXPAY__APPID", sim.appid())
+        .env("PAYDESK_WXPAY__MCH_ID", sim.mch_id())
+        .env("PAYDESK_WXPAY__API_KEY", sim.api_key().expose())
+        .env("PAYDESK_WXPAY__BASE_URL", sim.http_base_url())
+        .env("PAYDESK_WXPAY__REFUND_BASE_URL", sim.tls_base_url())
+        .env("PAYDESK_WXPAY__CA_PEM", &certs.ca)
+        .env("PAYDESK_WXPAY__CERT_PEM", &certs.client_cert)
+        .env("PAYDESK_WXPAY__KEY_PEM", &certs.client_key);
+    cmd
+}

@@ -4,7 +4,7 @@
 //! finish the refund without refunding twice (refundquery first, then the same number).
 //! The simulator runs in this test process, so it survives the paydesk process.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use paydesk_core::audit::Actor;
@@ -13,6 +13,8 @@ use paydesk_core::now_ms;
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
 use paydesk_core::refunds::{self, RefundStatus, Requester};
 use paydesk_core::testing::{self, databases, TestDb};
+
+use crate::helpers::paydesk_against;
 use paydesk_sim::{FaultPlan, PayRequest, RefundState, RunningSim, SimConfig};
 use serde_json::json;
 use wxpay::{SignType, UnifiedOrderRequest};
@@ -26,20 +28,11 @@ impl Paydesk {
     /// Starts the binary in merchant mode against `sim` (its certificate, its CA, its
     /// mutual-TLS listener for refunds) on `db`, with a 2 s refund lease.
     fn start(sim: &RunningSim, db: &TestDb, cwd: &std::path::Path) -> Paydesk {
-        let certs = sim.cert_paths();
-        let child = Command::new(env!("CARGO_BIN_EXE_paydesk"))
+        let child = paydesk_against(sim, &db.url)
             .arg("serve")
             .current_dir(cwd)
             .env("PAYDESK_LISTEN", "127.0.0.1:0")
-            .env("PAYDESK_DATABASE_URL", &db.url)
             .env("PAYDESK_ADMIN_PASSWORD", "admin password for tests")
-            .env("PAYDESK_SIMULATOR", "off")
-            .env("PAYDESK_WXPAY__APPID", sim.appid())
-            .env("PAYDESK_WXPAY__MCH_ID", sim.mch_id())
-            .env("PAYDESK_WXPAY__API_KEY", sim.api_key().expose())
-            .env("PAYDESK_WXPAY__BASE_URL", sim.http_base_url())
-            .env("PAYDESK_WXPAY__REFUND_BASE_URL", sim.tls_base_url())
-            .env("PAYDESK_WXPAY__CA_PEM", &certs.ca)
             // The refund's outcome is learnt by refundquery; its notification goes nowhere.
             .env(
                 "PAYDESK_WXPAY__NOTIFY_URL",
@@ -50,8 +43,6 @@ impl Paydesk {
                 "http://127.0.0.1:9/wxpay/notify/refund",
             )
             .env("PAYDESK_WXPAY__ALLOW_INSECURE_NOTIFY_URLS", "on")
-            .env("PAYDESK_WXPAY__CERT_PEM", &certs.client_cert)
-            .env("PAYDESK_WXPAY__KEY_PEM", &certs.client_key)
             .env("PAYDESK_SYNC__ENABLED", "off")
             .env("PAYDESK_REFUNDS__TICK_MILLIS", "100")
             .env("PAYDESK_REFUNDS__LEASE_SECONDS", "2")
