@@ -38,6 +38,8 @@ export PAYDESK_SIMULATOR=off
 export PAYDESK_WXPAY__APPID=wx2421b1c4370ec43b
 export PAYDESK_WXPAY__MCH_ID=10000100
 export PAYDESK_WXPAY__API_KEY=192006250b4c09247ec02edce69f6a2d
+export PAYDESK_WXPAY__NOTIFY_URL=https://pay.example.com/wxpay/notify/payment
+export PAYDESK_WXPAY__REFUND_NOTIFY_URL=https://pay.example.com/wxpay/notify/refund
 export PAYDESK_LOG_FORMAT=json
 
 # run LABEL DATABASE_URL [dashboard-bench flags...]

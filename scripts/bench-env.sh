@@ -7,5 +7,9 @@ export PAYDESK_WXPAY__APPID=wx2421b1c4370ec43b
 export PAYDESK_WXPAY__MCH_ID=10000100
 export PAYDESK_WXPAY__API_KEY=192006250b4c09247ec02edce69f6a2d
 export PAYDESK_SYNC__ENABLED=off
+# Merchant mode needs public notify URLs; the benchmark posts its notifications itself and
+# never calls WeChat Pay, so nothing is sent to them.
+export PAYDESK_WXPAY__NOTIFY_URL=https://pay.example.com/wxpay/notify/payment
+export PAYDESK_WXPAY__REFUND_NOTIFY_URL=https://pay.example.com/wxpay/notify/refund
 export PAYDESK_ADMIN_PASSWORD=bench-admin-password-not-secret
 export PAYDESK_LOG_FORMAT=json

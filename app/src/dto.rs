@@ -176,14 +176,17 @@ pub struct NotificationRow {
     pub reply: String,
 }
 
-/// A page of the notification log.
+/// A page of a log (notifications, API calls), newest first, with keyset pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NotificationPage {
-    /// The notifications, newest first.
-    pub rows: Vec<NotificationRow>,
+pub struct LogPage<Row> {
+    /// The rows, newest first.
+    pub rows: Vec<Row>,
     /// The `after` value for the next page, if there is one.
     pub next: Option<String>,
 }
+
+/// A page of the notification log.
+pub type NotificationPage = LogPage<NotificationRow>;
 
 /// A stored body for a page: its start laid out for reading (`paydesk_core::bodies::pretty`:
 /// at most the first 64 KiB, control characters made visible), and the whole text as
@@ -377,13 +380,7 @@ pub struct ApiCallRow {
 }
 
 /// A page of the API call log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiCallPage {
-    /// The calls, newest first.
-    pub rows: Vec<ApiCallRow>,
-    /// The `after` value for the next page.
-    pub next: Option<String>,
-}
+pub type ApiCallPage = LogPage<ApiCallRow>;
 
 /// One outbound call in full.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,8 +1,8 @@
 //! `dashboard-bench`: times the home page's numbers (`stats::dashboard`) and the queries the
-//! orders page and its search box run (`paydesk_core::search`) against a seeded database
+//! orders page and its search box run (`paydesk_core::orders::{list,lookup}`) against a seeded database
 //! (`paydesk seed --orders N`), and prints one markdown table row per query: p50, p95 and
 //! max over many runs. Every total is also read from the orders themselves and must agree
-//! with the running totals (`paydesk_core::order_totals`), or the bench fails.
+//! with the running totals (`paydesk_core::orders::totals`), or the bench fails.
 //!
 //! This is the data layer's server time — the call into `paydesk_core`, rows decoded, no
 //! HTTP and no rendering. Runs one query at a time on an idle database; sample ids are
@@ -14,9 +14,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use paydesk_core::db::PoolSizes;
+use paydesk_core::orders::filter::OrderFilter;
+use paydesk_core::orders::list;
+use paydesk_core::orders::lookup::{self, Found};
 use paydesk_core::orders::OrderStatus;
-use paydesk_core::search::{self, Cursor, Found, OrderFilter};
+use paydesk_core::sql::Cursor;
 use paydesk_core::stats;
+use paydesk_core::time::shanghai_day_start;
 use paydesk_core::{now_ms, Backend, Db};
 
 #[derive(Parser, Debug)]
@@ -122,7 +126,7 @@ async fn main() -> anyhow::Result<()> {
     let now = now_ms();
     // The page's dates are whole Asia/Shanghai days: "last 7 days" is six days ago 00:00
     // up to tomorrow 00:00, as the orders page's default view asks for it.
-    let today = search::shanghai_day_start(now);
+    let today = shanghai_day_start(now);
     let week_ago = today - 6 * 24 * 3_600_000;
     let tomorrow = today + 24 * 3_600_000;
     let filters: Vec<(&str, OrderFilter)> = vec![
@@ -226,9 +230,9 @@ async fn main() -> anyhow::Result<()> {
             },
             None => deep,
         };
-        let first = search::list_orders(&db, filter, None, args.page).await?;
+        let first = list::list_orders(&db, filter, None, args.page).await?;
         let t = time(args.runs, |_| async {
-            search::list_orders(&db, filter, None, args.page).await?;
+            list::list_orders(&db, filter, None, args.page).await?;
             Ok(())
         })
         .await?;
@@ -239,9 +243,9 @@ async fn main() -> anyhow::Result<()> {
             &t,
             50.0,
         );
-        let deep_page = search::list_orders(&db, filter, Some(&deep), args.page).await?;
+        let deep_page = list::list_orders(&db, filter, Some(&deep), args.page).await?;
         let t = time(args.runs, |_| async {
-            search::list_orders(&db, filter, Some(&deep), args.page).await?;
+            list::list_orders(&db, filter, Some(&deep), args.page).await?;
             Ok(())
         })
         .await?;
@@ -252,16 +256,16 @@ async fn main() -> anyhow::Result<()> {
             &t,
             50.0,
         );
-        let (count, sum) = search::totals(&db, filter).await?;
+        let (count, sum) = list::totals(&db, filter).await?;
         // The running totals must say what the orders say.
-        let scanned = search::totals_from_orders(&db, filter).await?;
+        let scanned = list::totals_from_orders(&db, filter).await?;
         anyhow::ensure!(
             (count, sum) == scanned,
             "{label} totals for {name}: {count}, {sum} fen from the running totals, \
              {scanned:?} from the orders"
         );
         let t = time(args.runs, |_| async {
-            search::totals(&db, filter).await?;
+            list::totals(&db, filter).await?;
             Ok(())
         })
         .await?;
@@ -322,7 +326,7 @@ async fn main() -> anyhow::Result<()> {
             let id = ids[i % ids.len()].clone();
             let db = &db;
             async move {
-                let found = search::find_by_any_id(db, &id).await?;
+                let found = lookup::find_by_any_id(db, &id).await?;
                 anyhow::ensure!(
                     matches!(found, Found::Nothing) == kind.starts_with("no match"),
                     "{id}: unexpected {found:?}"

@@ -223,13 +223,23 @@ impl Db {
         }
     }
 
+    /// Whether this database takes writes now (`paydesk doctor`): a table is created in a
+    /// write transaction that is then rolled back, so nothing remains.
+    pub async fn probe_writable(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("create table paydesk_doctor_probe (x integer)")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await
+    }
+
     /// The pool for read-only statements.
     pub fn reader(&self) -> &AnyPool {
         &self.reader
     }
 
     /// SQLite: the database file.
-    pub(crate) fn sqlite_file(&self) -> Option<&Path> {
+    pub fn sqlite_file(&self) -> Option<&Path> {
         self.sqlite_file.as_deref().map(PathBuf::as_path)
     }
 

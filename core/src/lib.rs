@@ -22,7 +22,6 @@ pub mod password;
 pub mod products;
 pub mod refunds;
 pub mod retention;
-pub mod search;
 pub mod seed;
 pub mod sessions;
 pub mod sql;
@@ -34,11 +33,7 @@ pub mod users;
 pub mod wal;
 
 pub use db::{Backend, Db};
-// The order modules' old paths, still used across the workspace.
 pub use error::CoreError;
-pub use orders::{
-    actions as order_actions, filter as order_filter, timeline, totals as order_totals,
-};
 pub use paydesk_types::{Fen, Role, Username};
 pub use time::now_ms;
 

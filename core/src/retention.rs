@@ -20,15 +20,11 @@ use sqlx::FromRow;
 
 use crate::audit::{self, Actor};
 use crate::notify::log::failing_verdicts;
+use crate::time::DAY_MS;
 use crate::{now_ms, Backend, CoreError, Db};
 
 /// Rows per delete (or update) statement.
 pub const BATCH: i64 = 5_000;
-
-/// One day in milliseconds.
-const DAY_MS: i64 = 86_400_000;
-/// Asia/Shanghai is UTC+8 all year (no daylight saving since 1991).
-const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
 
 /// The job's row in `job_leases`.
 pub const JOB: &str = "retention";
@@ -598,8 +594,7 @@ pub async fn prune_in_batches(
 /// The Asia/Shanghai calendar day of `ms` (days since 1970-01-01 there) and the minute of
 /// that day.
 pub fn shanghai_day_and_minute(ms: i64) -> (i64, i64) {
-    let local = ms + SHANGHAI_OFFSET_MS;
-    (local.div_euclid(DAY_MS), local.rem_euclid(DAY_MS) / 60_000)
+    (crate::time::day_number(ms), crate::time::minute_of_day(ms))
 }
 
 /// Claims today's run for `holder` when it is due: it is `run_at_minute` (minutes after

@@ -15,7 +15,7 @@ use crate::orders::OrderStatus;
 use crate::time::shanghai_day_start;
 use crate::{CoreError, Db};
 
-use crate::orders::totals::DAY_MS;
+use crate::time::DAY_MS;
 /// Days in the revenue chart, today included.
 pub const CHART_DAYS: usize = 14;
 /// Latest payments shown.
@@ -118,7 +118,7 @@ fn sql_list<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
 /// the latest payments (the `paid_at` index backwards, ten entries).
 pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
     let today_start = shanghai_day_start(now);
-    let today = order_totals::shanghai_day(today_start);
+    let today = crate::time::day_number(today_start);
     let tomorrow = today_start + DAY_MS;
     let first_day = today - (CHART_DAYS as i64 - 1);
     let paid = sql_list(
@@ -164,7 +164,7 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
                 .map(|(_, c, s)| (*c, *s))
                 .unwrap_or((0, 0));
             DayRevenue {
-                day_start: order_totals::day_start(day),
+                day_start: crate::time::day_number_start(day),
                 count,
                 amount_fen,
             }

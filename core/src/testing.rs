@@ -239,6 +239,14 @@ pub async fn create_order(db: &Db, no: &str, fee: i64) -> crate::orders::Order {
         .expect("creating a test order")
 }
 
+/// The order `no` as stored now (a test that asks knows it exists).
+pub async fn stored_order(db: &Db, no: &str) -> crate::orders::Order {
+    crate::orders::find_by_out_trade_no(db, no)
+        .await
+        .expect("reading a test order")
+        .unwrap_or_else(|| panic!("order {no} is stored"))
+}
+
 /// [`new_order`] stored and marked paid (without a payment's fields).
 pub async fn paid_order(db: &Db, no: &str, fee: i64) -> crate::orders::Order {
     let order = create_order(db, no, fee).await;
@@ -296,6 +304,30 @@ pub async fn pay_via(
             moved
         }
     })
+}
+
+/// Asserts that `err` refuses the input in `field` ([`crate::CoreError::Invalid`]); `label`
+/// names the database for the failure message.
+#[track_caller]
+pub fn assert_invalid(err: &crate::CoreError, field: &str, label: &str) {
+    assert!(
+        matches!(err, crate::CoreError::Invalid { field: f, .. } if *f == field),
+        "{label}: expected invalid {field}, got {err:?}"
+    );
+}
+
+/// A user `name` with `password` and `role`, added by the command line as `paydesk user add`
+/// does (the password really hashed, for tests that sign in).
+pub async fn user(db: &Db, name: &str, password: &str, role: crate::Role) -> crate::users::User {
+    crate::users::create(
+        db,
+        &crate::audit::Actor::cli(),
+        &crate::Username::parse(name).expect("a valid username"),
+        secrecy::SecretString::from(password.to_owned()),
+        role,
+    )
+    .await
+    .expect("creating a test user")
 }
 
 /// A manager inserted directly (hashing a password is not what such tests are about), as

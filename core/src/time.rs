@@ -5,6 +5,27 @@ use ::time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
 use paydesk_types::SHANGHAI;
 pub use paydesk_types::{duration_ms, unix_ms};
 
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+/// Asia/Shanghai is UTC+8 all year (no daylight saving).
+const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// The Asia/Shanghai calendar day of `ms` (UTC ms), numbered as days since 1970-01-01
+/// there: the key of the running totals and of a job's "today".
+pub fn day_number(ms: i64) -> i64 {
+    (ms + SHANGHAI_OFFSET_MS).div_euclid(DAY_MS)
+}
+
+/// When Shanghai day number `day` starts (UTC ms).
+pub fn day_number_start(day: i64) -> i64 {
+    day * DAY_MS - SHANGHAI_OFFSET_MS
+}
+
+/// The minute of its Shanghai day that `ms` (UTC ms) falls in.
+pub fn minute_of_day(ms: i64) -> i64 {
+    (ms + SHANGHAI_OFFSET_MS).rem_euclid(DAY_MS) / 60_000
+}
+
 /// The current time as UTC milliseconds, the unit every timestamp column uses.
 pub fn now_ms() -> i64 {
     unix_ms(OffsetDateTime::now_utc())
@@ -17,10 +38,12 @@ pub fn shanghai_day(text: &str) -> Option<(i64, i64)> {
 }
 
 pub(crate) fn day_range(day: Date) -> Option<(i64, i64)> {
-    Some((
-        shanghai_ms(day, Time::MIDNIGHT)?,
-        shanghai_ms(day.next_day()?, Time::MIDNIGHT)?,
-    ))
+    Some((date_start(day), date_start(day.next_day()?)))
+}
+
+/// The first millisecond of `date` in Asia/Shanghai (UTC ms).
+pub(crate) fn date_start(date: Date) -> i64 {
+    unix_ms(date.with_time(Time::MIDNIGHT).assume_offset(SHANGHAI))
 }
 
 /// A leading number of at most `max` digits and what follows it.
@@ -132,10 +155,7 @@ pub(crate) fn shanghai_ms(date: Date, t: Time) -> Option<i64> {
 
 /// Today's start in Asia/Shanghai (UTC ms): the "today" of the orders page's date filter.
 pub fn shanghai_day_start(now: i64) -> i64 {
-    let date = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
-        .map(|t| t.to_offset(SHANGHAI).date())
-        .unwrap_or(Date::MIN);
-    shanghai_ms(date, Time::MIDNIGHT).unwrap_or(0)
+    day_number_start(day_number(now))
 }
 
 /// `days` days before `now` (UTC ms).

@@ -113,10 +113,7 @@ async fn a_full_disk_answers_fail_keeps_the_verified_callback_and_writes_it_once
             out.reply_body
         );
         assert_eq!(intake.backlog_len(), 1, "{label}");
-        let still = orders::find_by_out_trade_no(&db, "FULL-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let still = testing::stored_order(&db, "FULL-1").await;
         assert_eq!(still.status, OrderStatus::NotPay, "{label}");
 
         // Act: room again; the kept row is written, and WeChat Pay's resend is applied
@@ -144,10 +141,7 @@ async fn a_full_disk_answers_fail_keeps_the_verified_callback_and_writes_it_once
             .unwrap();
         assert_eq!(late.raw_body.as_bytes(), body.as_slice(), "{label}");
         assert_eq!(late.order_id, Some(order.id), "{label}");
-        let paid_order = orders::find_by_out_trade_no(&db, "FULL-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let paid_order = testing::stored_order(&db, "FULL-1").await;
         assert_eq!(paid_order.status, OrderStatus::Paid, "{label}");
         if db.backend() == Backend::Sqlite {
             db.close().await;

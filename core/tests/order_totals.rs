@@ -1,14 +1,15 @@
-//! The running totals (paydesk_core::order_totals), on SQLite and (when configured)
+//! The running totals (paydesk_core::orders::totals), on SQLite and (when configured)
 //! PostgreSQL: after orders are created, paid across midnight, refunded, closed and
 //! deleted, every sum the totals answer equals the same sum over the orders — per day and
 //! status, per amount range with partial yuan at either end, paid per day — before and
 //! after the PostgreSQL log is folded, and while writers keep changing orders during folds.
 
-use paydesk_core::order_totals::{self, shanghai_day, DAY_MS};
 use paydesk_core::orders::filter::OrderFilter;
 use paydesk_core::orders::list;
+use paydesk_core::orders::totals as order_totals;
 use paydesk_core::orders::OrderStatus;
 use paydesk_core::testing::databases;
+use paydesk_core::time::{day_number, day_number_start, DAY_MS};
 use paydesk_core::{Backend, Db};
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
@@ -204,11 +205,11 @@ async fn check(db: &Db, label: &str, filters: &[(OrderFilter, bool)]) {
         );
     }
     // Paid per day, against the orders' paid_at.
-    let first = shanghai_day(DAY0) - 13;
-    let last = shanghai_day(DAY0) + 2;
+    let first = day_number(DAY0) - 13;
+    let last = day_number(DAY0) + 2;
     let by_day = order_totals::paid_by_day(db, first, last).await.unwrap();
     for day in first..=last {
-        let start = order_totals::day_start(day);
+        let start = day_number_start(day);
         let (n, fen): (i64, i64) = sqlx::query_as(
             "select count(*), cast(coalesce(sum(total_fee), 0) as bigint) from orders \
              where paid_at >= $1 and paid_at < $2",

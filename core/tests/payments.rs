@@ -5,7 +5,9 @@ use paydesk_core::db::PoolSizes;
 use paydesk_core::error::ConflictReason;
 use paydesk_core::notify::{self, Verdict};
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
-use paydesk_core::testing::{self, create_order as new_order, databases, merchant, TestDb};
+use paydesk_core::testing::{
+    self, assert_invalid, create_order as new_order, databases, merchant, TestDb,
+};
 use paydesk_core::wal::WalLimits;
 use paydesk_core::{CoreError, Db};
 use wxpay::SignType;
@@ -63,10 +65,7 @@ async fn the_order_state_machine_holds_in_sql() {
         for back in [OrderStatus::Paid, OrderStatus::NotPay] {
             assert!(orders::transition(&t.db, b.id, back).await.is_err());
         }
-        let b = orders::find_by_out_trade_no(&t.db, "SM-REFUND")
-            .await
-            .unwrap()
-            .unwrap();
+        let b = testing::stored_order(&t.db, "SM-REFUND").await;
         assert_eq!(b.status, OrderStatus::Refunded, "{}", t.label);
         assert!(orders::find_by_out_trade_no(&t.db, "NOPE")
             .await
@@ -100,17 +99,7 @@ async fn an_out_trade_no_can_be_used_once() {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CoreError::Invalid {
-                    field: "out_trade_no",
-                    ..
-                }
-            ),
-            "{}: {err:?}",
-            t.label
-        );
+        assert_invalid(&err, "out_trade_no", t.label);
     }
 }
 
@@ -140,10 +129,7 @@ async fn fifty_concurrent_copies_of_one_notification_apply_exactly_once() {
             .filter(|v| **v == Verdict::Duplicate)
             .count();
         assert_eq!((applied, duplicate), (1, 49), "{}: {verdicts:?}", t.label);
-        let paid = orders::find_by_out_trade_no(&t.db, "CONC-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let paid = testing::stored_order(&t.db, "CONC-1").await;
         assert_eq!(paid.status, OrderStatus::Paid, "{}", t.label);
         assert_eq!(
             paid.transaction_id.as_deref(),
@@ -186,10 +172,7 @@ async fn a_late_success_notification_never_moves_a_refunded_order_backwards() {
         // Assert
         assert_eq!(late.verdict, Verdict::Duplicate, "{}", t.label);
         assert_eq!(late.reply_body, wxpay::notify::REPLY_SUCCESS);
-        let o = orders::find_by_out_trade_no(&t.db, "LATE-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let o = testing::stored_order(&t.db, "LATE-1").await;
         assert_eq!(o.status, OrderStatus::Refunded, "{}", t.label);
     }
 }
@@ -208,10 +191,7 @@ async fn a_failed_payment_marks_an_unpaid_order_payerror_and_a_later_success_pay
         assert_eq!(failed.verdict, Verdict::ResultFail, "{}", t.label);
         // Recorded and acknowledged: a resend cannot change a failed attempt (§8.8).
         assert!(failed.reply_body.contains("SUCCESS"));
-        let o = orders::find_by_out_trade_no(&t.db, "FAIL-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let o = testing::stored_order(&t.db, "FAIL-1").await;
         assert_eq!(o.status, OrderStatus::PayError, "{}", t.label);
         // The shopper tries again and pays: the order is paid after all.
         let success = notify::receive_payment_notification(
@@ -222,10 +202,7 @@ async fn a_failed_payment_marks_an_unpaid_order_payerror_and_a_later_success_pay
         )
         .await;
         assert_eq!(success.verdict, Verdict::Applied, "{}", t.label);
-        let o = orders::find_by_out_trade_no(&t.db, "FAIL-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let o = testing::stored_order(&t.db, "FAIL-1").await;
         assert_eq!(o.status, OrderStatus::Paid, "{}", t.label);
     }
 }
@@ -277,7 +254,7 @@ async fn waits_for_the_lock_then_applies(
     // Assert
     assert!(waited, "the notification did not wait for the write lock");
     assert_eq!(outcome.verdict, Verdict::Applied);
-    let paid = orders::find_by_out_trade_no(db, no).await.unwrap().unwrap();
+    let paid = testing::stored_order(db, no).await;
     assert_eq!(paid.status, OrderStatus::Paid);
 }
 

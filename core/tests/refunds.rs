@@ -11,9 +11,9 @@ use paydesk_core::audit::Actor;
 use paydesk_core::error::{ConflictReason, ForbiddenReason};
 use paydesk_core::events::EventBus;
 use paydesk_core::notify::{self, Verdict};
-use paydesk_core::orders::{self, OrderStatus};
+use paydesk_core::orders::OrderStatus;
 use paydesk_core::refunds::{self, Refund, RefundPolicy, RefundStatus, Requester};
-use paydesk_core::testing::{self, databases, merchant, paid_order};
+use paydesk_core::testing::{self, assert_invalid, databases, merchant, paid_order};
 use paydesk_core::{now_ms, CoreError, Db};
 use wxpay::{ApiKey, MockApi, Params, RefundQueryResponse, RefundResponse};
 
@@ -43,6 +43,31 @@ async fn approved(db: &Db, events: &EventBus, no: &str, fee: i64) -> Refund {
     refunds::approve(db, events, &boss, r.id, "ok")
         .await
         .unwrap()
+}
+
+/// `n` requests of `amount` fen on order `no`, each by `requester()` on a task of its own,
+/// all at once; their results.
+async fn requests_at_once(
+    db: &Db,
+    events: &EventBus,
+    n: usize,
+    no: &'static str,
+    amount: i64,
+    requester: impl Fn() -> Requester,
+) -> Vec<Result<Refund, CoreError>> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (db, events, requester) = (db.clone(), events.clone(), requester());
+            tokio::spawn(async move {
+                refunds::request(&db, &events, no, Some(amount), "at once", requester).await
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
 }
 
 fn fast() -> RefundPolicy {
@@ -145,22 +170,10 @@ async fn a_request_defaults_to_the_refundable_rest_and_never_exceeds_it() {
             "{}: {over:?}",
             t.label
         );
-        assert!(matches!(
-            zero,
-            Err(CoreError::Invalid {
-                field: "amount",
-                ..
-            })
-        ));
+        assert_invalid(zero.as_ref().unwrap_err(), "amount", t.label);
         assert_eq!(rest.amount_fen, 700, "{}", t.label);
         assert_eq!(rest.requester_kind, "customer");
-        assert!(matches!(
-            nothing_left,
-            Err(CoreError::Invalid {
-                field: "amount",
-                ..
-            })
-        ));
+        assert_invalid(nothing_left.as_ref().unwrap_err(), "amount", t.label);
         let audit = paydesk_core::audit::list(db, None, Some("refund.request"), 10)
             .await
             .unwrap();
@@ -189,13 +202,7 @@ async fn only_paid_orders_of_the_shopper_can_be_refunded() {
             "{unpaid:?}"
         );
         assert!(matches!(missing, Err(CoreError::NotFound)));
-        assert!(matches!(
-            no_reason,
-            Err(CoreError::Invalid {
-                field: "reason",
-                ..
-            })
-        ));
+        assert_invalid(no_reason.as_ref().unwrap_err(), "reason", t.label);
     }
 }
 
@@ -209,25 +216,13 @@ async fn concurrent_requests_never_sum_above_the_total() {
         // Act: 20 requests of 1.50 yuan at once on a 10 yuan order, filed by support (a
         // customer has one open request at a time).
         let support = staff(&t.db, "sue").await;
-        let mut tasks = Vec::new();
-        for _ in 0..20 {
-            let (db, events) = (t.db.clone(), events.clone());
-            let actor = support.clone();
-            tasks.push(tokio::spawn(async move {
-                refunds::request(
-                    &db,
-                    &events,
-                    "RQ4",
-                    Some(150),
-                    "race",
-                    Requester::Staff { actor },
-                )
-                .await
-            }));
-        }
+        let results = requests_at_once(&t.db, &events, 20, "RQ4", 150, || Requester::Staff {
+            actor: support.clone(),
+        })
+        .await;
         let mut ok = 0;
-        for task in tasks {
-            match task.await.unwrap() {
+        for result in results {
+            match result {
                 Ok(_) => ok += 1,
                 Err(CoreError::Invalid {
                     field: "amount", ..
@@ -237,10 +232,7 @@ async fn concurrent_requests_never_sum_above_the_total() {
         }
 
         // Assert
-        let order = orders::find_by_out_trade_no(&t.db, "RQ4")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(&t.db, "RQ4").await;
         let sum: i64 = refunds::for_order(&t.db, order.id)
             .await
             .unwrap()
@@ -262,16 +254,10 @@ async fn a_customer_has_one_open_request_per_order_even_when_asking_twice_at_onc
 
         // Act: ten requests at once, then support files one, then the customer again
         // after the open one was rejected
-        let mut tasks = Vec::new();
-        for _ in 0..10 {
-            let (db, events) = (t.db.clone(), events.clone());
-            tasks.push(tokio::spawn(async move {
-                refunds::request(&db, &events, "RQ7", Some(100), "twice", customer()).await
-            }));
-        }
+        let results = requests_at_once(&t.db, &events, 10, "RQ7", 100, customer).await;
         let mut filed = Vec::new();
-        for task in tasks {
-            match task.await.unwrap() {
+        for result in results {
+            match result {
                 Ok(r) => filed.push(r),
                 Err(CoreError::Conflict(_)) => {}
                 Err(e) => panic!("{}: {e:?}", t.label),
@@ -307,10 +293,7 @@ async fn a_customer_has_one_open_request_per_order_even_when_asking_twice_at_onc
         assert!(after.is_ok(), "{}: {after:?}", t.label);
         // The database holds the rule too for requests waiting for a manager, whatever the
         // code above it does.
-        let order = orders::find_by_out_trade_no(&t.db, "RQ7")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(&t.db, "RQ7").await;
         let now = now_ms();
         let direct = sqlx::query(
             r#"insert into refunds (out_refund_no, order_id, amount_fen, reason, requester_kind,
@@ -407,13 +390,7 @@ async fn a_request_is_decided_once_and_never_by_its_requester() {
             "{}: {own:?}",
             t.label
         );
-        assert!(matches!(
-            no_reason,
-            Err(CoreError::Invalid {
-                field: "reason",
-                ..
-            })
-        ));
+        assert_invalid(no_reason.as_ref().unwrap_err(), "reason", t.label);
         let (winner, loser) = match (a, b) {
             (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
             other => panic!("{}: exactly one decision expected, got {other:?}", t.label),
@@ -512,10 +489,7 @@ async fn an_approved_refund_is_accepted_then_settled_by_refundquery() {
         assert_eq!(after_call[0].attempts, 1);
         assert!(after_call[0].refund_id.is_some());
         assert_eq!(after_query[0].status, RefundStatus::Success, "{}", t.label);
-        let order = orders::find_by_out_trade_no(db, "EX1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(db, "EX1").await;
         assert_eq!(order.status, OrderStatus::Refunded, "{}", t.label);
     }
 }
@@ -684,10 +658,7 @@ async fn a_refund_failed_after_an_unknown_outcome_is_checked_again_and_adopted_i
         assert_eq!(checked.len(), 2, "{checked:?} {}", t.label);
         let made = find(made.id).await;
         assert_eq!(made.status, RefundStatus::Success, "{}", t.label);
-        let order = orders::find_by_out_trade_no(db, "EX6")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(db, "EX6").await;
         assert_eq!(order.status, OrderStatus::Refunded, "{}", t.label);
         let never_now = find(never.id).await;
         assert_eq!(never_now.status, RefundStatus::Failed);
@@ -820,10 +791,7 @@ async fn refund_notifications_apply_once_and_record_every_verdict() {
         let refund = refunds::find(db, r.id).await.unwrap().unwrap();
         assert_eq!(refund.status, RefundStatus::Success, "{}", t.label);
         assert!(refund.succeeded_at.is_some());
-        let order = orders::find_by_out_trade_no(db, "NT1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(db, "NT1").await;
         assert_eq!(order.status, OrderStatus::Refunded);
         let stored = paydesk_core::testing::recent_notifications(db, None, 10)
             .await
@@ -864,10 +832,7 @@ async fn partial_refunds_move_the_order_to_partially_refunded_then_refunded() {
             let body = refund_notification(&r, 1000, amount, "SUCCESS", KEY);
             let outcome = notify::receive_refund_notification(db, &m, None, &body).await;
             assert_eq!(outcome.verdict, Verdict::Applied, "{}", t.label);
-            let order = orders::find_by_out_trade_no(db, "PR1")
-                .await
-                .unwrap()
-                .unwrap();
+            let order = testing::stored_order(db, "PR1").await;
             statuses.push(order.status);
         }
         assert_eq!(

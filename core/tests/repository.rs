@@ -4,7 +4,7 @@ use paydesk_core::audit::{self, action, Actor};
 use paydesk_core::auth::{self, LoginError, USER_LIMIT};
 use paydesk_core::error::{ConflictReason, ForbiddenReason};
 use paydesk_core::sessions::DbSessionStore;
-use paydesk_core::testing::databases;
+use paydesk_core::testing::{self, assert_invalid, databases};
 use paydesk_core::users::{self, FirstAdmin};
 use paydesk_core::{CoreError, Role, Username};
 use secrecy::{ExposeSecret, SecretString};
@@ -44,24 +44,8 @@ async fn first_start_creates_one_admin_with_a_generated_password_that_signs_in()
 #[tokio::test]
 async fn unknown_user_wrong_password_and_disabled_account_get_the_same_error() {
     for t in databases().await {
-        let admin = users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("boss"),
-            pw("boss password 1"),
-            Role::Admin,
-        )
-        .await
-        .unwrap();
-        let clerk = users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("clerk"),
-            pw("clerk password 1"),
-            Role::Staff,
-        )
-        .await
-        .unwrap();
+        let admin = testing::user(&t.db, "boss", "boss password 1", Role::Admin).await;
+        let clerk = testing::user(&t.db, "clerk", "clerk password 1", Role::Staff).await;
         users::set_disabled(&t.db, &admin.actor(None), clerk.id, true)
             .await
             .unwrap();
@@ -100,15 +84,7 @@ async fn unknown_user_wrong_password_and_disabled_account_get_the_same_error() {
 #[tokio::test]
 async fn five_failures_throttle_the_username_even_with_the_right_password() {
     for t in databases().await {
-        users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("alice"),
-            pw("alice password 1"),
-            Role::Staff,
-        )
-        .await
-        .unwrap();
+        testing::user(&t.db, "alice", "alice password 1", Role::Staff).await;
         for _ in 0..USER_LIMIT {
             let err =
                 auth::authenticate(&t.db, "Alice", pw("bad password"), Some("10.0.0.1".into()))
@@ -132,15 +108,7 @@ async fn five_failures_throttle_the_username_even_with_the_right_password() {
             other => panic!("{}: expected throttling, got {other:?}", t.label),
         }
         // Another username from the same address is not affected by alice's lock.
-        users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("bob"),
-            pw("bob password 12"),
-            Role::Staff,
-        )
-        .await
-        .unwrap();
+        testing::user(&t.db, "bob", "bob password 12", Role::Staff).await;
         auth::authenticate(&t.db, "bob", pw("bob password 12"), Some("10.0.0.1".into()))
             .await
             .unwrap();
@@ -150,15 +118,7 @@ async fn five_failures_throttle_the_username_even_with_the_right_password() {
 #[tokio::test]
 async fn usernames_are_unique_case_insensitively() {
     for t in databases().await {
-        users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("Carol"),
-            pw("carol password"),
-            Role::Staff,
-        )
-        .await
-        .unwrap();
+        testing::user(&t.db, "Carol", "carol password", Role::Staff).await;
         let err = users::create(
             &t.db,
             &Actor::cli(),
@@ -168,41 +128,15 @@ async fn usernames_are_unique_case_insensitively() {
         )
         .await
         .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                CoreError::Invalid {
-                    field: "username",
-                    ..
-                }
-            ),
-            "{}: {err:?}",
-            t.label
-        );
+        assert_invalid(&err, "username", t.label);
     }
 }
 
 #[tokio::test]
 async fn the_last_active_admin_cannot_be_demoted_or_disabled_and_nobody_edits_themselves() {
     for t in databases().await {
-        let a = users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("root1"),
-            pw("root password 1"),
-            Role::Admin,
-        )
-        .await
-        .unwrap();
-        let m = users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("mgr"),
-            pw("mgr password 12"),
-            Role::Manager,
-        )
-        .await
-        .unwrap();
+        let a = testing::user(&t.db, "root1", "root password 1", Role::Admin).await;
+        let m = testing::user(&t.db, "mgr", "mgr password 12", Role::Manager).await;
 
         assert!(matches!(
             users::set_role(&t.db, &Actor::cli(), a.id, Role::Staff).await,
@@ -239,15 +173,7 @@ async fn the_last_active_admin_cannot_be_demoted_or_disabled_and_nobody_edits_th
 #[tokio::test]
 async fn changing_ones_own_password_needs_the_current_one() {
     for t in databases().await {
-        let u = users::create(
-            &t.db,
-            &Actor::cli(),
-            &name("dave"),
-            pw("dave password 1"),
-            Role::Support,
-        )
-        .await
-        .unwrap();
+        let u = testing::user(&t.db, "dave", "dave password 1", Role::Support).await;
         let err = users::change_own_password(
             &t.db,
             &u,
@@ -257,23 +183,11 @@ async fn changing_ones_own_password_needs_the_current_one() {
         )
         .await
         .unwrap_err();
-        assert!(matches!(
-            err,
-            CoreError::Invalid {
-                field: "current_password",
-                ..
-            }
-        ));
+        assert_invalid(&err, "current_password", t.label);
         let err = users::change_own_password(&t.db, &u, None, pw("dave password 1"), pw("short"))
             .await
             .unwrap_err();
-        assert!(matches!(
-            err,
-            CoreError::Invalid {
-                field: "password",
-                ..
-            }
-        ));
+        assert_invalid(&err, "password", t.label);
         users::change_own_password(
             &t.db,
             &u,

@@ -24,6 +24,24 @@ async fn new_order(db: &Db, no: &str, next_sync_at: Option<i64>) -> orders::Orde
     orders::create_order(db, order).await.unwrap()
 }
 
+/// An order the sync job should ask about now.
+async fn due_order(db: &Db, no: &str) -> orders::Order {
+    new_order(db, no, Some(now_ms())).await
+}
+
+/// A due order that has meanwhile become `status` (the job's claim saw it unpaid).
+async fn due_order_in(db: &Db, no: &str, status: OrderStatus) -> orders::Order {
+    let order = due_order(db, no).await;
+    orders::transition(db, order.id, status).await.unwrap()
+}
+
+/// `order` refreshed through `api`, with nobody listening for events.
+async fn refreshed(db: &Db, api: &MockApi, order: &orders::Order) -> orders::Order {
+    sync::refresh_order(db, api, &EventBus::new(), order)
+        .await
+        .unwrap()
+}
+
 /// Gives the order a prepay_id, as a successful unifiedorder would.
 async fn with_prepay_id(db: &Db, order: &orders::Order) -> orders::Order {
     sqlx::query("update orders set prepay_id = $1 where id = $2")
@@ -36,10 +54,7 @@ async fn with_prepay_id(db: &Db, order: &orders::Order) -> orders::Order {
 }
 
 async fn stored(db: &Db, order: &orders::Order) -> orders::Order {
-    orders::find_by_out_trade_no(db, &order.out_trade_no)
-        .await
-        .unwrap()
-        .unwrap()
+    testing::stored_order(db, &order.out_trade_no).await
 }
 
 /// An orderquery answer for `no` in `state`; paid states carry the payment fields.
@@ -75,6 +90,11 @@ fn querying(no: &str, answer: Result<OrderQueryResponse, wxpay::Error>) -> MockA
     api
 }
 
+/// A fake whose orderquery says once that `no` is in `state` with `fee` fen.
+fn answering(no: &str, state: &str, fee: i64) -> MockApi {
+    querying(no, Ok(answer(no, state, fee)))
+}
+
 fn closing(answer: Result<CloseOrderResponse, wxpay::Error>) -> MockApi {
     let mut api = MockApi::new();
     let mut answer = Some(answer);
@@ -92,8 +112,8 @@ fn closed_ok() -> Result<CloseOrderResponse, wxpay::Error> {
 async fn query_answering_success_with_our_amount_marks_the_order_paid_via_query() {
     for t in databases().await {
         // Arrange
-        let order = new_order(&t.db, "S-PAID-1", Some(now_ms())).await;
-        let api = querying("S-PAID-1", Ok(answer("S-PAID-1", "SUCCESS", FEE)));
+        let order = due_order(&t.db, "S-PAID-1").await;
+        let api = answering("S-PAID-1", "SUCCESS", FEE);
         let events = EventBus::new();
         let mut rx = events.subscribe();
 
@@ -127,12 +147,10 @@ async fn query_answering_success_with_our_amount_marks_the_order_paid_via_query(
 #[tokio::test]
 async fn an_unpaid_order_already_refunded_at_wechat_pay_is_recorded_as_paid() {
     for t in databases().await {
-        let order = new_order(&t.db, "S-REFUND-1", Some(now_ms())).await;
-        let api = querying("S-REFUND-1", Ok(answer("S-REFUND-1", "REFUND", FEE)));
+        let order = due_order(&t.db, "S-REFUND-1").await;
+        let api = answering("S-REFUND-1", "REFUND", FEE);
 
-        let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &order)
-            .await
-            .unwrap();
+        let after = refreshed(&t.db, &api, &order).await;
 
         assert_eq!(after.status, OrderStatus::Paid, "{}", t.label);
         assert_eq!(after.transaction_id.as_deref(), Some(TID));
@@ -142,8 +160,8 @@ async fn an_unpaid_order_already_refunded_at_wechat_pay_is_recorded_as_paid() {
 #[tokio::test]
 async fn a_paid_answer_with_another_amount_changes_nothing_and_is_an_error() {
     for t in databases().await {
-        let order = new_order(&t.db, "S-AMOUNT-1", Some(now_ms())).await;
-        let api = querying("S-AMOUNT-1", Ok(answer("S-AMOUNT-1", "SUCCESS", FEE + 1)));
+        let order = due_order(&t.db, "S-AMOUNT-1").await;
+        let api = answering("S-AMOUNT-1", "SUCCESS", FEE + 1);
         let events = EventBus::new();
         let mut rx = events.subscribe();
 
@@ -171,8 +189,8 @@ async fn closed_revoked_and_payerror_answers_mark_the_order_unpaid() {
         .enumerate()
         {
             let no = format!("S-END-{i}");
-            let order = new_order(&t.db, &no, Some(now_ms())).await;
-            let api = querying(&no, Ok(answer(&no, state, FEE)));
+            let order = due_order(&t.db, &no).await;
+            let api = answering(&no, state, FEE);
             let events = EventBus::new();
             let mut rx = events.subscribe();
 
@@ -208,12 +226,10 @@ async fn notpay_and_userpaying_answers_leave_the_order_as_it_is() {
     for t in databases().await {
         for (i, state) in ["NOTPAY", "USERPAYING", "ACCEPT"].into_iter().enumerate() {
             let no = format!("S-WAIT-{i}");
-            let order = new_order(&t.db, &no, Some(now_ms())).await;
-            let api = querying(&no, Ok(answer(&no, state, FEE)));
+            let order = due_order(&t.db, &no).await;
+            let api = answering(&no, state, FEE);
 
-            let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &order)
-                .await
-                .unwrap();
+            let after = refreshed(&t.db, &api, &order).await;
 
             assert_eq!(after, order, "{} {state}", t.label);
         }
@@ -224,8 +240,8 @@ async fn notpay_and_userpaying_answers_leave_the_order_as_it_is() {
 async fn ordernotexist_is_a_business_answer_that_leaves_the_order_unpaid_prepay_id_or_not() {
     for t in databases().await {
         // Arrange
-        let never_sent = new_order(&t.db, "S-NOEX-1", Some(now_ms())).await;
-        let sent = new_order(&t.db, "S-NOEX-2", Some(now_ms())).await;
+        let never_sent = due_order(&t.db, "S-NOEX-1").await;
+        let sent = due_order(&t.db, "S-NOEX-2").await;
         let sent = with_prepay_id(&t.db, &sent).await;
 
         // Act
@@ -253,16 +269,11 @@ async fn ordernotexist_is_a_business_answer_that_leaves_the_order_unpaid_prepay_
 #[tokio::test]
 async fn refreshing_an_order_that_is_no_longer_unpaid_asks_nobody() {
     for t in databases().await {
-        let order = new_order(&t.db, "S-DONE-1", Some(now_ms())).await;
-        let closed = orders::transition(&t.db, order.id, OrderStatus::Closed)
-            .await
-            .unwrap();
+        let closed = due_order_in(&t.db, "S-DONE-1", OrderStatus::Closed).await;
         // No expectations: any call would fail the test.
         let api = MockApi::new();
 
-        let after = sync::refresh_order(&t.db, &api, &EventBus::new(), &closed)
-            .await
-            .unwrap();
+        let after = refreshed(&t.db, &api, &closed).await;
 
         assert_eq!(after.status, OrderStatus::Closed, "{}", t.label);
     }
@@ -272,12 +283,10 @@ async fn refreshing_an_order_that_is_no_longer_unpaid_asks_nobody() {
 async fn a_query_after_the_notification_applied_the_same_payment_changes_nothing() {
     for t in databases().await {
         // Arrange: the job read the order while it was unpaid; then the notification won.
-        let order = new_order(&t.db, "S-RACE-1", Some(now_ms())).await;
-        let first = querying("S-RACE-1", Ok(answer("S-RACE-1", "SUCCESS", FEE)));
-        let paid = sync::refresh_order(&t.db, &first, &EventBus::new(), &order)
-            .await
-            .unwrap();
-        let late = querying("S-RACE-1", Ok(answer("S-RACE-1", "SUCCESS", FEE)));
+        let order = due_order(&t.db, "S-RACE-1").await;
+        let first = answering("S-RACE-1", "SUCCESS", FEE);
+        let paid = refreshed(&t.db, &first, &order).await;
+        let late = answering("S-RACE-1", "SUCCESS", FEE);
         let events = EventBus::new();
         let mut rx = events.subscribe();
 
@@ -299,7 +308,7 @@ async fn closeorder_success_or_orderclosed_closes_the_order() {
             .into_iter()
             .enumerate()
         {
-            let order = new_order(&t.db, &format!("S-CLOSE-{i}"), Some(now_ms())).await;
+            let order = due_order(&t.db, &format!("S-CLOSE-{i}")).await;
             let events = EventBus::new();
             let mut rx = events.subscribe();
 
@@ -317,8 +326,8 @@ async fn closeorder_success_or_orderclosed_closes_the_order() {
 #[tokio::test]
 async fn closeorder_answering_orderpaid_records_the_payment_from_orderquery() {
     for t in databases().await {
-        let order = new_order(&t.db, "S-CLPAID-1", Some(now_ms())).await;
-        let mut api = querying("S-CLPAID-1", Ok(answer("S-CLPAID-1", "SUCCESS", FEE)));
+        let order = due_order(&t.db, "S-CLPAID-1").await;
+        let mut api = answering("S-CLPAID-1", "SUCCESS", FEE);
         api.expect_close_order()
             .times(1)
             .returning(|_| Err(result_fail("ORDERPAID")));
@@ -345,7 +354,7 @@ async fn closeorder_ordernotexist_closes_an_order_wechat_pay_never_saw() {
     for t in databases().await {
         // Never sent, or sent and since forgotten (it has a prepay_id): closed either way.
         for (no, sent) in [("S-CLNOEX-1", false), ("S-CLNOEX-2", true)] {
-            let mut order = new_order(&t.db, no, Some(now_ms())).await;
+            let mut order = due_order(&t.db, no).await;
             if sent {
                 order = with_prepay_id(&t.db, &order).await;
             }
@@ -367,7 +376,7 @@ async fn closeorder_ordernotexist_closes_an_order_wechat_pay_never_saw() {
 #[tokio::test]
 async fn closeorder_systemerror_is_an_error_and_the_order_stays_unpaid() {
     for t in databases().await {
-        let order = new_order(&t.db, "S-CLSYS-1", Some(now_ms())).await;
+        let order = due_order(&t.db, "S-CLSYS-1").await;
 
         let result = sync::close_order(
             &t.db,
@@ -385,10 +394,7 @@ async fn closeorder_systemerror_is_an_error_and_the_order_stays_unpaid() {
 #[tokio::test]
 async fn closing_a_paid_order_is_refused_without_a_call() {
     for t in databases().await {
-        let order = new_order(&t.db, "S-CLNO-1", Some(now_ms())).await;
-        let paid = orders::transition(&t.db, order.id, OrderStatus::Paid)
-            .await
-            .unwrap();
+        let paid = due_order_in(&t.db, "S-CLNO-1", OrderStatus::Paid).await;
 
         let result = sync::close_order(&t.db, &MockApi::new(), &EventBus::new(), &paid).await;
 
@@ -465,7 +471,7 @@ async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
                 .await
                 .unwrap();
             assert_eq!(claimed.len(), 1, "{}", t.label);
-            let api = querying("S-BACKOFF-1", Ok(answer("S-BACKOFF-1", "NOTPAY", FEE)));
+            let api = answering("S-BACKOFF-1", "NOTPAY", FEE);
             let before = now_ms();
             let after =
                 sync::sync_claimed_order(&t.db, &api, &EventBus::new(), &policy, &claimed[0], due)
@@ -478,10 +484,7 @@ async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
 
         // Assert
         assert_eq!(gaps, [120, 240, 480, 600, 600], "{}", t.label);
-        let o = orders::find_by_out_trade_no(&t.db, "S-BACKOFF-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let o = testing::stored_order(&t.db, "S-BACKOFF-1").await;
         assert_eq!(o.sync_attempts, 5, "{}", t.label);
         assert_eq!(o.status, OrderStatus::NotPay);
     }

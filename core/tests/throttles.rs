@@ -5,25 +5,13 @@
 use paydesk_core::audit::{self, action, Actor};
 use paydesk_core::auth::{self, LoginError, USER_LIMIT};
 use paydesk_core::error::ConflictReason;
-use paydesk_core::testing::databases;
-use paydesk_core::users::{self, User};
-use paydesk_core::{CoreError, Db, Role, Username};
+use paydesk_core::testing::{assert_invalid, databases, user};
+use paydesk_core::users;
+use paydesk_core::{CoreError, Db, Role};
 use secrecy::SecretString;
 
 fn pw(s: &str) -> SecretString {
     SecretString::from(s.to_owned())
-}
-
-async fn user(db: &Db, name: &str, password: &str, role: Role) -> User {
-    users::create(
-        db,
-        &Actor::cli(),
-        &Username::parse(name).unwrap(),
-        pw(password),
-        role,
-    )
-    .await
-    .unwrap()
 }
 
 async fn audited(db: &Db, act: &str) -> usize {
@@ -183,17 +171,7 @@ async fn changing_ones_own_password_is_throttled_in_the_sign_in_count() {
             )
             .await
             .unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    CoreError::Invalid {
-                        field: "current_password",
-                        ..
-                    }
-                ),
-                "{}: {err:?}",
-                t.label
-            );
+            assert_invalid(&err, "current_password", t.label);
         }
         let right = users::change_own_password(
             &t.db,

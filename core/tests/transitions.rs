@@ -102,10 +102,7 @@ fn paid_answer(no: &str, tid: &str) -> OrderQueryResponse {
 }
 
 async fn stored(db: &Db, order: &Order) -> Order {
-    orders::find_by_out_trade_no(db, &order.out_trade_no)
-        .await
-        .unwrap()
-        .unwrap()
+    testing::stored_order(db, &order.out_trade_no).await
 }
 
 /// A transaction_id of its own (they are unique across orders) for payment `n` of test

@@ -10,6 +10,7 @@
 //! paydesk wxpay explain --key-file F [--sign-type T] < message.xml
 //! paydesk seed --orders N [--days D] [--yes-this-is-not-production]
 //! paydesk prune [--dry-run]
+//! paydesk doctor
 //! ```
 
 use std::io::{BufRead as _, Write as _};
@@ -70,6 +71,10 @@ pub enum Command {
         #[arg(long)]
         yes_this_is_not_production: bool,
     },
+    /// Check the merchant configuration against WeChat Pay without moving money: credentials,
+    /// sign type, refund certificate and channel, notify URLs, clock, database, disk.
+    /// Exit 0 = every check that applies passed, 1 = one failed, 2 = could not run.
+    Doctor,
     /// Apply the retention policy now (PAYDESK_RETENTION__*): delete what has aged out, per
     /// table. With --dry-run, only print what would go. Exit 0 = done, 1 = error.
     Prune {
@@ -165,6 +170,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     {
         return explain(key_file, sign_type.as_deref());
     }
+    if let Some(Command::Doctor) = &cli.command {
+        return doctor(cli.config.as_deref()).await;
+    }
     let mut settings = Settings::load(cli.config.as_deref())?;
     crate::telemetry::init(settings.log_format.as_deref() == Some("json"));
     match cli.command.unwrap_or(Command::Serve {
@@ -201,11 +209,34 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             days,
             yes_this_is_not_production,
         } => seed(&settings, orders, days, yes_this_is_not_production).await,
+        Command::Doctor => doctor(cli.config.as_deref()).await,
         Command::Prune { dry_run } => {
             let db = connect(&settings).await?;
             let result = prune(&db, &settings, dry_run).await;
             db.close().await;
             result
+        }
+    }
+}
+
+/// `paydesk doctor`: the checklist on stdout; exit 2 (with the reason on stderr) when it
+/// could not run.
+async fn doctor(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let settings = match Settings::load_unchecked(config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("paydesk doctor: cannot run: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    match crate::doctor::run(&settings).await {
+        Ok(lines) => Ok(crate::doctor::report(
+            &lines,
+            &mut std::io::stdout().lock(),
+        )?),
+        Err(e) => {
+            eprintln!("paydesk doctor: cannot run: {e}");
+            Ok(ExitCode::from(2))
         }
     }
 }

@@ -491,10 +491,17 @@ pub struct WxpaySettings {
     pub key_pem: Option<PathBuf>,
     /// Or the PKCS#12 bundle (password = mch_id). `PAYDESK_WXPAY__P12`.
     pub p12: Option<PathBuf>,
-    /// Public payment notification URL. `PAYDESK_WXPAY__NOTIFY_URL`.
+    /// Public payment notification URL: absolute `https://`, reachable from the internet,
+    /// no query string; required in merchant mode. `PAYDESK_WXPAY__NOTIFY_URL`.
     pub notify_url: Option<String>,
-    /// Public refund notification URL. `PAYDESK_WXPAY__REFUND_NOTIFY_URL`.
+    /// Public refund notification URL, the same rules. `PAYDESK_WXPAY__REFUND_NOTIFY_URL`.
     pub refund_notify_url: Option<String>,
+    /// `on`: accept `http://` and loopback/private notify URLs in merchant mode, for a
+    /// WeChat Pay simulator on this machine (tests, benchmarks, a local cluster; the
+    /// simulator needs `--allow-insecure-notify-urls` too). Never for the real WeChat Pay,
+    /// which cannot reach them. `PAYDESK_WXPAY__ALLOW_INSECURE_NOTIFY_URLS`, default `off`.
+    #[serde(default, deserialize_with = "on_off::required")]
+    pub allow_insecure_notify_urls: bool,
     /// Base URL for `/secapi/pay/refund` when it is not `base_url` (a simulator's mutual-TLS
     /// listener). `PAYDESK_WXPAY__REFUND_BASE_URL`, default `base_url`.
     pub refund_base_url: Option<String>,
@@ -505,6 +512,39 @@ pub struct WxpaySettings {
 }
 
 impl WxpaySettings {
+    /// The rules the notify URLs are checked against: WeChat Pay's own, unless relaxed.
+    pub fn notify_url_rules(&self) -> wxpay::NotifyUrlRules {
+        wxpay::NotifyUrlRules::allowing_insecure(self.allow_insecure_notify_urls)
+    }
+
+    /// Merchant mode's (payment, refund) notify URLs: both set and such that WeChat Pay
+    /// takes them and can reach them (`wxpay::check_notify_url`), else an error that names
+    /// the variable. Host names are not resolved; only literal addresses are judged.
+    pub fn notify_urls(&self) -> anyhow::Result<(String, String)> {
+        let check = |url: &Option<String>, name: &str| -> anyhow::Result<String> {
+            let Some(url) = url else {
+                bail!("{name} is required when the simulator is off: the public https:// URL WeChat Pay sends its notifications to");
+            };
+            wxpay::check_notify_url(url, self.notify_url_rules()).map_err(|e| {
+                let hint = match e {
+                    wxpay::NotifyUrlError::NotHttps | wxpay::NotifyUrlError::NotPublic(_) => " (for a simulator on this machine only: PAYDESK_WXPAY__ALLOW_INSECURE_NOTIFY_URLS=on)",
+                    _ => "",
+                };
+                anyhow::anyhow!("{name} {e}{hint}: {url:?}")
+            })?;
+            Ok(url.clone())
+        };
+        Ok((
+            check(
+                &self.notify_url,
+                "PAYDESK_WXPAY__NOTIFY_URL (wxpay.notify_url)",
+            )?,
+            check(
+                &self.refund_notify_url,
+                "PAYDESK_WXPAY__REFUND_NOTIFY_URL (wxpay.refund_notify_url)",
+            )?,
+        ))
+    }
     /// The merchant client certificate from `PAYDESK_WXPAY__CERT_PEM` + `__KEY_PEM` or
     /// `__P12` (password = mch_id), if configured.
     pub fn identity(&self, mch_id: &str) -> anyhow::Result<Option<wxpay::MerchantIdentity>> {
@@ -645,6 +685,14 @@ impl Settings {
     ///
     /// `file`: `--config FILE` (must exist); without it `./paydesk.toml` is read if present.
     pub fn load(file: Option<&Path>) -> anyhow::Result<Settings> {
+        let settings = Settings::load_unchecked(file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// [`Settings::load`] without [`Settings::validate`]: for `paydesk doctor`, which reports
+    /// what validation finds as one line among its checks.
+    pub fn load_unchecked(file: Option<&Path>) -> anyhow::Result<Settings> {
         let mut builder = config::Config::builder();
         match file {
             Some(path) => {
@@ -682,7 +730,6 @@ impl Settings {
                 eprintln!("paydesk: warning: unknown configuration key `{key}` is ignored");
             }
         }
-        settings.validate()?;
         Ok(settings)
     }
 
@@ -726,6 +773,7 @@ impl Settings {
                     bail!("{name} is required when the simulator is off");
                 }
             }
+            self.wxpay.notify_urls()?;
         }
         if self.session_idle_minutes < 5 {
             bail!("PAYDESK_SESSION_IDLE_MINUTES (session_idle_minutes) must be at least 5");
@@ -871,25 +919,29 @@ impl Settings {
         }
     }
 
-    /// The pay flow's settings for a server listening on `local`: the callback URLs
-    /// (configured, or this server's own address: fine for the in-process simulator, never
-    /// for WeChat Pay, which needs a public HTTPS URL) and the order settings.
+    /// The pay flow's settings for a server listening on `local`: the callback URLs and the
+    /// order settings. Merchant mode takes the configured URLs, checked
+    /// ([`WxpaySettings::notify_urls`]); the sandbox defaults to this server's own address,
+    /// which its in-process simulator (and only it) accepts.
     pub fn pay_config(&self, local: SocketAddr) -> anyhow::Result<PayConfig> {
         let mut own = local;
         if own.ip().is_unspecified() {
             own.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         let own_url = |path: &str| format!("http://{own}{path}");
-        let notify_url = self
-            .wxpay
-            .notify_url
-            .clone()
-            .unwrap_or_else(|| own_url(routes::wxpay::notify::PAYMENT_PATH));
-        let refund_notify_url = self
-            .wxpay
-            .refund_notify_url
-            .clone()
-            .unwrap_or_else(|| own_url(routes::wxpay::notify::REFUND_PATH));
+        let (notify_url, refund_notify_url) = match self.pay_mode() {
+            PayMode::Merchant => self.wxpay.notify_urls()?,
+            PayMode::Simulator => (
+                self.wxpay
+                    .notify_url
+                    .clone()
+                    .unwrap_or_else(|| own_url(routes::wxpay::notify::PAYMENT_PATH)),
+                self.wxpay
+                    .refund_notify_url
+                    .clone()
+                    .unwrap_or_else(|| own_url(routes::wxpay::notify::REFUND_PATH)),
+            ),
+        };
         Ok(PayConfig {
             notify_url,
             refund_notify_url,
@@ -946,6 +998,8 @@ impl Settings {
     pub fn sim_config(&self) -> paydesk_sim::SimConfig {
         paydesk_sim::SimConfig {
             cert_dir: sim_cert_dir(&self.database_url),
+            // The sandbox's callbacks come to this server on loopback.
+            allow_insecure_notify_urls: true,
             ..paydesk_sim::SimConfig::default()
         }
     }
@@ -1092,6 +1146,88 @@ mod tests {
             err.contains("PAYDESK_RETENTION__API_CALL_BODIES_DAYS"),
             "{err}"
         );
+    }
+
+    fn merchant(urls: serde_json::Value) -> Settings {
+        let mut v = serde_json::json!({"simulator": "off", "wxpay": {
+            "appid": "wx2421b1c4370ec43b", "mch_id": "10000100",
+            "api_key": "192006250b4c09247ec02edce69f6a2d",
+        }});
+        for (k, x) in urls.as_object().unwrap() {
+            v["wxpay"][k] = x.clone();
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn merchant_mode_needs_both_notify_urls_public_https_and_without_parameters() {
+        let ok = "https://pay.example.com/wxpay/notify/payment";
+        let refund_ok = "https://pay.example.com/wxpay/notify/refund";
+        let s = merchant(serde_json::json!({"notify_url": ok, "refund_notify_url": refund_ok}));
+        s.validate().unwrap();
+        let pay = s.pay_config("127.0.0.1:3000".parse().unwrap()).unwrap();
+        assert_eq!(
+            (pay.notify_url.as_str(), pay.refund_notify_url.as_str()),
+            (ok, refund_ok)
+        );
+
+        for (urls, names, says) in [
+            (
+                serde_json::json!({"refund_notify_url": refund_ok}),
+                "PAYDESK_WXPAY__NOTIFY_URL",
+                "is required",
+            ),
+            (
+                serde_json::json!({"notify_url": ok}),
+                "PAYDESK_WXPAY__REFUND_NOTIFY_URL",
+                "is required",
+            ),
+            (
+                serde_json::json!({"notify_url": "http://pay.example.com/n", "refund_notify_url": refund_ok}),
+                "PAYDESK_WXPAY__NOTIFY_URL",
+                "https://",
+            ),
+            (
+                serde_json::json!({"notify_url": "https://127.0.0.1:3000/n", "refund_notify_url": refund_ok}),
+                "PAYDESK_WXPAY__NOTIFY_URL",
+                "cannot reach",
+            ),
+            (
+                serde_json::json!({"notify_url": ok, "refund_notify_url": "https://10.0.0.8/r"}),
+                "PAYDESK_WXPAY__REFUND_NOTIFY_URL",
+                "cannot reach",
+            ),
+            (
+                serde_json::json!({"notify_url": format!("{ok}?shop=1"), "refund_notify_url": refund_ok}),
+                "PAYDESK_WXPAY__NOTIFY_URL",
+                "query string",
+            ),
+        ] {
+            let err = merchant(urls.clone()).validate().unwrap_err().to_string();
+            assert!(err.contains(names) && err.contains(says), "{urls}: {err}");
+        }
+
+        // The explicit relaxation for a simulator on this machine: loopback http passes,
+        // parameters still do not.
+        let local = "http://127.0.0.1:3000/wxpay/notify/payment";
+        let s = merchant(
+            serde_json::json!({"notify_url": local, "refund_notify_url": local,
+            "allow_insecure_notify_urls": "on"}),
+        );
+        s.validate().unwrap();
+        let s = merchant(serde_json::json!({"notify_url": format!("{local}?x=1"),
+            "refund_notify_url": local, "allow_insecure_notify_urls": "on"}));
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("query string"));
+
+        // The sandbox defaults to this server's own address.
+        let pay = base()
+            .pay_config("127.0.0.1:3000".parse().unwrap())
+            .unwrap();
+        assert_eq!(pay.notify_url, "http://127.0.0.1:3000/wxpay/notify/payment");
     }
 
     #[test]

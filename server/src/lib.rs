@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod jobs;
 pub mod metrics;
 pub mod middleware;

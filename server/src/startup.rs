@@ -187,6 +187,9 @@ async fn merchant_and_simulator(
             Ok((merchant, Some(sim), client))
         }
         PayMode::Merchant => {
+            if settings.wxpay.allow_insecure_notify_urls {
+                tracing::warn!("PAYDESK_WXPAY__ALLOW_INSECURE_NOTIFY_URLS=on: http:// and loopback notify URLs are accepted; the real WeChat Pay cannot reach them (for a simulator on this machine only)");
+            }
             let (merchant, client) = settings.merchant_client()?;
             Ok((merchant, None, client))
         }

@@ -91,23 +91,23 @@ pub fn ensure(dir: &Path, mch_id: &str) -> anyhow::Result<CertPaths> {
     let paths = CertPaths::in_dir(dir);
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the certificate directory {}", dir.display()))?;
-    if !paths.complete() {
-        generate_locked(&paths)?;
+    if !paths.complete() || !client_cert_names(&paths, mch_id) {
+        generate_locked(&paths, mch_id)?;
     }
     write_p12(&paths, mch_id)?;
     Ok(paths)
 }
 
-fn generate_locked(paths: &CertPaths) -> anyhow::Result<()> {
+fn generate_locked(paths: &CertPaths, mch_id: &str) -> anyhow::Result<()> {
     let lock = paths.dir.join(".generating");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match std::fs::create_dir(&lock) {
             Ok(()) => {
-                let result = if paths.complete() {
+                let result = if paths.complete() && client_cert_names(paths, mch_id) {
                     Ok(())
                 } else {
-                    generate(paths)
+                    generate(paths, mch_id)
                 };
                 let _ = std::fs::remove_dir(&lock);
                 return result;
@@ -153,7 +153,59 @@ fn validity(params: &mut CertificateParams, days: i64) {
     params.not_after = now + time::Duration::days(days);
 }
 
-fn generate(paths: &CertPaths) -> anyhow::Result<()> {
+/// Whether the merchant certificate in `paths` names `mch_id` in its subject, as WeChat
+/// Pay's merchant certificates do (a set generated for another merchant number is replaced).
+fn client_cert_names(paths: &CertPaths, mch_id: &str) -> bool {
+    wxpay::MerchantIdentity::from_pem_files(&paths.client_cert, &paths.client_key)
+        .and_then(|identity| identity.certificate_info())
+        .is_ok_and(|info| info.subject.contains(&format!("CN={mch_id}")))
+}
+
+/// The merchant certificate's parameters: subject `CN=<mch_id>, OU=Tenpay.com CA Center`
+/// like WeChat Pay's, client authentication, valid from `not_before` to `not_after`.
+fn merchant_params(
+    mch_id: &str,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+) -> anyhow::Result<CertificateParams> {
+    let mut client = CertificateParams::new(Vec::<String>::new())?;
+    client.distinguished_name.push(DnType::CommonName, mch_id);
+    client
+        .distinguished_name
+        .push(DnType::OrganizationalUnitName, "Tenpay.com CA Center");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    client.not_before = not_before;
+    client.not_after = not_after;
+    Ok(client)
+}
+
+/// Issues another merchant certificate from this simulator's CA (for tests of what paydesk
+/// does with an expired or foreign-merchant certificate): writes `<name>_cert.pem` and
+/// `<name>_key.pem` into `out` and returns their paths.
+pub fn issue_merchant_certificate(
+    paths: &CertPaths,
+    mch_id: &str,
+    not_before: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+    out: &Path,
+    name: &str,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    let ca_key = KeyPair::from_pem(
+        &std::fs::read_to_string(&paths.ca_key)
+            .with_context(|| format!("cannot read {}", paths.ca_key.display()))?,
+    )?;
+    // The same CA name and key: what it signs verifies against the stored ca.pem.
+    let ca = ca_params()?.self_signed(&ca_key)?;
+    let key = KeyPair::generate()?;
+    let cert = merchant_params(mch_id, not_before, not_after)?.signed_by(&key, &ca, &ca_key)?;
+    let cert_path = out.join(format!("{name}_cert.pem"));
+    let key_path = out.join(format!("{name}_key.pem"));
+    write(&key_path, key.serialize_pem().as_bytes())?;
+    write(&cert_path, cert.pem().as_bytes())?;
+    Ok((cert_path, key_path))
+}
+
+fn generate(paths: &CertPaths, mch_id: &str) -> anyhow::Result<()> {
     let ca_key = KeyPair::generate()?;
     let ca = ca_params()?.self_signed(&ca_key)?;
 
@@ -171,16 +223,13 @@ fn generate(paths: &CertPaths) -> anyhow::Result<()> {
     let server = server.signed_by(&server_key, &ca, &ca_key)?;
 
     let client_key = KeyPair::generate()?;
-    let mut client = CertificateParams::new(Vec::<String>::new())?;
-    client
-        .distinguished_name
-        .push(DnType::CommonName, "paydesk-sim merchant");
-    client
-        .distinguished_name
-        .push(DnType::OrganizationalUnitName, "Tenpay.com CA Center");
-    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    validity(&mut client, 1825);
-    let client = client.signed_by(&client_key, &ca, &ca_key)?;
+    let now = time::OffsetDateTime::now_utc();
+    let client = merchant_params(
+        mch_id,
+        now - time::Duration::days(1),
+        now + time::Duration::days(1825),
+    )?
+    .signed_by(&client_key, &ca, &ca_key)?;
 
     // Keys first, certificates last: `complete()` only looks at all six.
     write(&paths.ca_key, ca_key.serialize_pem().as_bytes())?;

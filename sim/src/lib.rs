@@ -89,6 +89,11 @@ pub struct SimConfig {
     /// `err_code`, and must never accept a `SUCCESS` without a valid sign. The
     /// `unsigned_errors` API fault does the same for chosen calls.
     pub unsigned_business_errors: bool,
+    /// Accept `http://` and loopback/private notify URLs (default false: like WeChat Pay,
+    /// only public `https://` URLs without a query string, docs/wechatpay-v2.md §8.1). The
+    /// relaxation a simulator on the merchant's own machine needs (the in-process sandbox,
+    /// tests, benchmarks, a local cluster); `--allow-insecure-notify-urls`.
+    pub allow_insecure_notify_urls: bool,
     /// Accept a request `sign` in lowercase hex (default false: refused with `签名错误`,
     /// §5.3 — whether WeChat accepts it is unconfirmed).
     pub accept_lowercase_sign: bool,
@@ -116,7 +121,15 @@ impl Default for SimConfig {
             close_min_age: None,
             unsigned_business_errors: false,
             accept_lowercase_sign: false,
+            allow_insecure_notify_urls: false,
         }
+    }
+}
+
+impl SimConfig {
+    /// The notify URLs this simulator takes: WeChat Pay's own rule, unless relaxed.
+    pub fn notify_url_rules(&self) -> wxpay::NotifyUrlRules {
+        wxpay::NotifyUrlRules::allowing_insecure(self.allow_insecure_notify_urls)
     }
 }
 

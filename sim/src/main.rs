@@ -50,6 +50,11 @@ struct Cli {
     /// Refund notification URL for refunds requested without notify_url.
     #[arg(long, env = "PAYDESK_SIM_REFUND_NOTIFY_URL")]
     refund_notify_url: Option<String>,
+    /// Accept http:// and loopback/private notify URLs, for a paydesk on this machine
+    /// (WeChat Pay itself takes only public https:// URLs; so does the simulator without
+    /// this flag).
+    #[arg(long, env = "PAYDESK_SIM_ALLOW_INSECURE_NOTIFY_URLS")]
+    allow_insecure_notify_urls: bool,
     /// Refundable merchant balance in fen (default unlimited); refunds above it get NOTENOUGH.
     #[arg(long, env = "PAYDESK_SIM_BALANCE_FEN")]
     balance_fen: Option<i64>,
@@ -86,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         default_refund_notify_url: cli.refund_notify_url,
         merchant_balance_fen: cli.balance_fen,
         unsigned_business_errors: cli.unsigned_business_errors,
+        allow_insecure_notify_urls: cli.allow_insecure_notify_urls,
         ..SimConfig::default()
     };
     let sim = paydesk_sim::start(config).await?;

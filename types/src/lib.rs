@@ -11,6 +11,7 @@ mod reason;
 mod role;
 mod status;
 mod time_fmt;
+mod timeline;
 mod username;
 mod verdict;
 mod wire;
@@ -24,6 +25,7 @@ pub use status::{IllegalTransition, OrderStatus, RefundStatus};
 pub use time_fmt::{
     duration_ms, format_shanghai, format_shanghai_date, shanghai_date_to_ms, unix_ms, SHANGHAI,
 };
+pub use timeline::{NotificationSummary, OrderEvent};
 pub use username::{Username, UsernameError};
 pub use verdict::Verdict;
 pub use wire::UnknownName;

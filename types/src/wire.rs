@@ -1,6 +1,7 @@
 //! Enums whose names are a wire contract: stored in the database, sent in live events and
 //! server-function payloads, used in URLs. [`wire_enum!`] writes each name once and derives
-//! from it `ALL`, `as_str`, `Display`, `FromStr` and serde, so the five cannot disagree.
+//! from it `ALL`, `as_str`, `Display`, `FromStr`, `TryFrom<String>` and serde, so they cannot
+//! disagree.
 
 /// A string that is none of an enum's wire names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +68,15 @@ macro_rules! wire_enum {
                         name: s.to_owned(),
                     }),
                 }
+            }
+        }
+
+        /// For `#[sqlx(try_from = "String")]`: a stored name read straight into the enum.
+        impl ::std::convert::TryFrom<String> for $name {
+            type Error = $crate::wire::UnknownName;
+
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
             }
         }
 

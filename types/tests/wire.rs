@@ -2,7 +2,9 @@
 //! function payloads, used in URLs. Every variant is listed here with its exact name, so
 //! renaming one fails here before it fails in production.
 
-use paydesk_types::{Event, OrderStatus, PaidVia, RefundStatus, Verdict};
+use paydesk_types::{
+    Event, NotificationSummary, OrderEvent, OrderStatus, PaidVia, RefundStatus, Verdict,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::json;
@@ -153,5 +155,110 @@ fn live_events_keep_their_json() {
         assert_eq!(json, expected);
         assert_eq!(json["type"], event.kind());
         assert_eq!(serde_json::from_value::<Event>(json).unwrap(), event);
+    }
+}
+
+/// A call as a page might carry it: any struct with named fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+struct Record {
+    id: i64,
+}
+
+#[test]
+fn order_timeline_entries_keep_their_json() {
+    let entries: [(OrderEvent<Record, NotificationSummary>, serde_json::Value); 8] = [
+        (
+            OrderEvent::Created { total_fee: 3000 },
+            json!({"Created": {"total_fee": 3000}}),
+        ),
+        (
+            OrderEvent::ApiCall(Record { id: 1 }),
+            json!({"ApiCall": {"id": 1}}),
+        ),
+        (
+            OrderEvent::Notification(NotificationSummary {
+                id: 2,
+                kind: "payment".into(),
+                verdict: Verdict::BadSignature,
+                detail: "signature mismatch".into(),
+                reply: "FAIL".into(),
+                out_refund_no: None,
+            }),
+            json!({"Notification": {"id": 2, "kind": "payment", "verdict": "bad_signature",
+                   "detail": "signature mismatch", "reply": "FAIL", "out_refund_no": null}}),
+        ),
+        (
+            OrderEvent::Paid {
+                transaction_id: Some("4200".into()),
+            },
+            json!({"Paid": {"transaction_id": "4200"}}),
+        ),
+        (
+            OrderEvent::RefundRequested {
+                out_refund_no: "R1".into(),
+                amount_fen: 100,
+                reason: "broken".into(),
+                requester_kind: "staff".into(),
+                requester: "support1".into(),
+            },
+            json!({"RefundRequested": {"out_refund_no": "R1", "amount_fen": 100,
+                   "reason": "broken", "requester_kind": "staff", "requester": "support1"}}),
+        ),
+        (
+            OrderEvent::RefundDecided {
+                out_refund_no: "R1".into(),
+                approved: true,
+                by: "manager1".into(),
+                reason: None,
+            },
+            json!({"RefundDecided": {"out_refund_no": "R1", "approved": true, "by": "manager1",
+                   "reason": null}}),
+        ),
+        (
+            OrderEvent::RefundOutcome {
+                out_refund_no: "R1".into(),
+                status: RefundStatus::Success,
+                amount_fen: 100,
+                refund_id: Some("5000".into()),
+                last_error: None,
+            },
+            json!({"RefundOutcome": {"out_refund_no": "R1", "status": "SUCCESS", "amount_fen": 100,
+                   "refund_id": "5000", "last_error": null}}),
+        ),
+        (
+            OrderEvent::Staff {
+                audit_id: 7,
+                actor: "support1".into(),
+                action: "order.sync".into(),
+                detail: None,
+            },
+            json!({"Staff": {"audit_id": 7, "actor": "support1", "action": "order.sync",
+                   "detail": null}}),
+        ),
+    ];
+    for (entry, expected) in entries {
+        let json = serde_json::to_value(&entry).unwrap();
+        assert_eq!(json, expected);
+        assert_eq!(
+            serde_json::from_value::<OrderEvent<Record, NotificationSummary>>(json).unwrap(),
+            entry
+        );
+        // Turning the call and the callback into another form keeps every other entry and
+        // its place among entries of the same instant.
+        let mapped = entry.clone().map(
+            |c| Record { id: c.id + 10 },
+            |n| NotificationSummary {
+                detail: "cut".into(),
+                ..n
+            },
+        );
+        assert_eq!(mapped.rank(), entry.rank());
+        match (&entry, mapped) {
+            (OrderEvent::ApiCall(c), OrderEvent::ApiCall(m)) => assert_eq!(m.id, c.id + 10),
+            (OrderEvent::Notification(n), OrderEvent::Notification(m)) => {
+                assert_eq!((m.id, m.detail.as_str()), (n.id, "cut"))
+            }
+            (_, mapped) => assert_eq!(mapped, entry),
+        }
     }
 }

@@ -715,6 +715,25 @@ impl Client {
         result
     }
 
+    /// WeChat Pay's clock, as the HTTP `Date` header of a `GET` of the API base states it
+    /// (the answer's status does not matter). WeChat refuses requests whose times are far
+    /// off, so `paydesk doctor` compares it with ours. `None` when the answer has no
+    /// readable `Date`.
+    pub async fn server_time(&self) -> Result<Option<time::OffsetDateTime>, Error> {
+        let resp = self
+            .http
+            .get(&self.base_url)
+            .send()
+            .await
+            .map_err(|e| transport("/", e))?;
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ok(date.as_deref().and_then(parse_http_date))
+    }
+
     /// Probe the refund channel without moving money (§8.5): a signed request to
     /// `/secapi/pay/refund` over mutual TLS with only the common fields. The server refuses it
     /// for the missing refund fields; getting that XML answer proves the TLS handshake with
@@ -769,6 +788,16 @@ impl Client {
         );
         result
     }
+}
+
+/// An HTTP `Date` (RFC 9110 IMF-fixdate, `Sun, 06 Nov 1994 08:49:37 GMT`).
+fn parse_http_date(text: &str) -> Option<time::OffsetDateTime> {
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(text.trim(), &fmt)
+        .ok()
+        .map(time::PrimitiveDateTime::assume_utc)
 }
 
 /// Sniff a downloadbill body (§8.7): XML → failure envelope; otherwise UTF-8 bill text.
@@ -873,5 +902,18 @@ impl Api for Client {
     }
     fn sign_type(&self) -> SignType {
         Client::sign_type(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_dates_are_read_as_utc_and_anything_else_is_none() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.unix_timestamp(), 784_111_777);
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date(""), None);
     }
 }

@@ -96,6 +96,15 @@ impl FromStr for SignType {
     }
 }
 
+/// For reading a stored `sign_type` column straight into the enum.
+impl TryFrom<String> for SignType {
+    type Error = UnknownSignType;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 impl Serialize for SignType {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())

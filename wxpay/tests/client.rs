@@ -207,11 +207,7 @@ fn wechat(answer: fn(&str, &Params) -> Params) -> Handler {
         let (req, t) = match wxpay::verify_request(body, &key) {
             Ok(v) => v,
             Err(_) => {
-                let fail = Params::from([
-                    ("return_code".to_owned(), "FAIL".to_owned()),
-                    ("return_msg".to_owned(), "签名错误".to_owned()),
-                ]);
-                return (200, xml::write(&fail).into_bytes());
+                return (200, xml::write(&return_fail("签名错误")).into_bytes());
             }
         };
         let mut resp = answer(&path, &req);
@@ -236,18 +232,20 @@ fn ok(pairs: &[(&str, &str)]) -> Params {
     p
 }
 
+/// A communication failure (`return_code` FAIL) with its message (§6).
+fn return_fail(msg: &str) -> Params {
+    Params::from([
+        ("return_code".to_owned(), "FAIL".to_owned()),
+        ("return_msg".to_owned(), msg.to_owned()),
+    ])
+}
+
 fn refund_answer(path: &str, req: &Params) -> Params {
     if path != "/secapi/pay/refund" {
-        return Params::from([
-            ("return_code".to_owned(), "FAIL".to_owned()),
-            ("return_msg".to_owned(), "wrong path".to_owned()),
-        ]);
+        return return_fail("wrong path");
     }
     let Some(out_refund_no) = req.get("out_refund_no") else {
-        return Params::from([
-            ("return_code".to_owned(), "FAIL".to_owned()),
-            ("return_msg".to_owned(), "缺少参数out_refund_no".to_owned()),
-        ]);
+        return return_fail("缺少参数out_refund_no");
     };
     ok(&[
         ("out_refund_no", out_refund_no),
@@ -281,6 +279,49 @@ fn config(base: &str, ca: Option<&Ca>, identity: Option<MerchantIdentity>) -> Cl
     c
 }
 
+/// A client that records every call it makes.
+fn recorded(config: ClientConfig) -> (Client, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let client = Client::new(config).unwrap().with_observer(recorder.clone());
+    (client, recorder)
+}
+
+/// The refund host: HTTPS under `server_ca`, asking for a client certificate from
+/// `merchant_ca`, answering refunds like WeChat Pay.
+struct RefundHost {
+    server_ca: Ca,
+    merchant_ca: Ca,
+    base: String,
+}
+
+impl RefundHost {
+    fn config(&self, identity: Option<MerchantIdentity>) -> ClientConfig {
+        config(&self.base, Some(&self.server_ca), identity)
+    }
+
+    /// A recorded client presenting a merchant certificate issued by `issuer`.
+    fn client_certified_by(&self, issuer: &Ca) -> (Client, Arc<Recorder>) {
+        let (cert, key) = merchant_certificate(issuer);
+        recorded(self.config(Some(pem_identity(&cert, &key))))
+    }
+}
+
+async fn refund_host() -> RefundHost {
+    let server_ca = ca("server CA");
+    let merchant_ca = ca("merchant CA");
+    let base = start(Some((&server_ca, &merchant_ca)), wechat(refund_answer)).await;
+    RefundHost {
+        server_ca,
+        merchant_ca,
+        base,
+    }
+}
+
+/// A merchant's client certificate (CN = mch_id, as WeChat Pay issues them) signed by `ca`.
+fn merchant_certificate(ca: &Ca) -> (Certificate, KeyPair) {
+    leaf(ca, MCH_ID, vec![], ExtendedKeyUsagePurpose::ClientAuth)
+}
+
 fn refund_request() -> RefundRequest {
     RefundRequest::new(
         OrderRef::OutTradeNo("20150806125346".into()),
@@ -293,23 +334,8 @@ fn refund_request() -> RefundRequest {
 #[tokio::test]
 async fn refund_succeeds_with_the_merchant_certificate() {
     // Arrange
-    let server_ca = ca("server CA");
-    let merchant_ca = ca("merchant CA");
-    let base = start(Some((&server_ca, &merchant_ca)), wechat(refund_answer)).await;
-    let (cert, key) = leaf(
-        &merchant_ca,
-        MCH_ID,
-        vec![],
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
-    let recorder = Arc::new(Recorder::default());
-    let client = Client::new(config(
-        &base,
-        Some(&server_ca),
-        Some(pem_identity(&cert, &key)),
-    ))
-    .unwrap()
-    .with_observer(recorder.clone());
+    let host = refund_host().await;
+    let (client, recorder) = host.client_certified_by(&host.merchant_ca);
 
     // Act
     let resp = client.refund(&refund_request()).await.unwrap();
@@ -333,20 +359,13 @@ async fn refund_succeeds_with_the_merchant_certificate() {
 
 #[tokio::test]
 async fn refund_succeeds_with_a_pkcs12_identity_modern_and_legacy() {
-    let server_ca = ca("server CA");
-    let merchant_ca = ca("merchant CA");
-    let base = start(Some((&server_ca, &merchant_ca)), wechat(refund_answer)).await;
-    let (cert, key) = leaf(
-        &merchant_ca,
-        MCH_ID,
-        vec![],
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
+    let host = refund_host().await;
+    let (cert, key) = merchant_certificate(&host.merchant_ca);
     for legacy in [false, true] {
         let identity = p12_identity(&cert, &key, MCH_ID, legacy);
         let info = identity.certificate_info().unwrap();
         assert!(info.subject.contains(MCH_ID), "{}", info.subject);
-        let client = Client::new(config(&base, Some(&server_ca), Some(identity))).unwrap();
+        let client = Client::new(host.config(Some(identity))).unwrap();
         let resp = client.refund(&refund_request()).await.unwrap();
         assert_eq!(resp.refund_fee, 30, "legacy={legacy}");
     }
@@ -359,19 +378,17 @@ async fn refund_succeeds_with_a_pkcs12_identity_modern_and_legacy() {
         password: MCH_ID.to_owned().into(),
     };
     assert!(matches!(
-        Client::new(config(&base, Some(&server_ca), Some(bad))),
+        Client::new(host.config(Some(bad))),
         Err(Error::Identity { .. })
     ));
 }
 
 #[tokio::test]
 async fn refund_fails_without_or_with_a_foreign_certificate() {
-    let server_ca = ca("server CA");
-    let merchant_ca = ca("merchant CA");
-    let base = start(Some((&server_ca, &merchant_ca)), wechat(refund_answer)).await;
+    let host = refund_host().await;
 
     // No identity configured: refused before anything is sent.
-    let client = Client::new(config(&base, Some(&server_ca), None)).unwrap();
+    let client = Client::new(host.config(None)).unwrap();
     assert!(matches!(
         client.refund(&refund_request()).await,
         Err(Error::NoIdentity)
@@ -385,33 +402,19 @@ async fn refund_fails_without_or_with_a_foreign_certificate() {
     let bare = reqwest::Client::builder()
         .use_rustls_tls()
         .add_root_certificate(
-            reqwest::Certificate::from_pem(server_ca.cert.pem().as_bytes()).unwrap(),
+            reqwest::Certificate::from_pem(host.server_ca.cert.pem().as_bytes()).unwrap(),
         )
         .build()
         .unwrap();
     assert!(bare
-        .post(format!("{base}/secapi/pay/refund"))
+        .post(format!("{}/secapi/pay/refund", host.base))
         .body("<xml/>")
         .send()
         .await
         .is_err());
 
     // A certificate from another CA is refused in the handshake.
-    let foreign_ca = ca("foreign CA");
-    let (cert, key) = leaf(
-        &foreign_ca,
-        MCH_ID,
-        vec![],
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
-    let recorder = Arc::new(Recorder::default());
-    let client = Client::new(config(
-        &base,
-        Some(&server_ca),
-        Some(pem_identity(&cert, &key)),
-    ))
-    .unwrap()
-    .with_observer(recorder.clone());
+    let (client, recorder) = host.client_certified_by(&ca("foreign CA"));
     let err = client.refund(&refund_request()).await.unwrap_err();
     assert!(matches!(err, Error::Transport { .. }), "{err:?}");
     assert!(err.retry_safe());
@@ -422,21 +425,14 @@ async fn refund_fails_without_or_with_a_foreign_certificate() {
 
 #[tokio::test]
 async fn refund_channel_check_proves_the_handshake_without_a_refund() {
-    let server_ca = ca("server CA");
-    let merchant_ca = ca("merchant CA");
-    let base = start(Some((&server_ca, &merchant_ca)), wechat(refund_answer)).await;
-    let (cert, key) = leaf(
-        &merchant_ca,
-        MCH_ID,
-        vec![],
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
+    let host = refund_host().await;
+    let (cert, key) = merchant_certificate(&host.merchant_ca);
     let identity = pem_identity(&cert, &key);
     let info = identity.certificate_info().unwrap();
     assert!(info.subject.contains(MCH_ID));
     let now = time::OffsetDateTime::now_utc();
     assert!(info.not_after > now && !info.expires_within(30, now) && info.days_left(now) > 30);
-    let client = Client::new(config(&base, Some(&server_ca), Some(identity))).unwrap();
+    let client = Client::new(host.config(Some(identity))).unwrap();
     let status = client.check_refund_channel().await.unwrap();
     assert_eq!(status.http_status, 200);
     assert_eq!(status.return_code.as_deref(), Some("FAIL"));
@@ -544,10 +540,9 @@ async fn failover_to_the_backup_host_on_connect_error_and_5xx() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
     };
-    let recorder = Arc::new(Recorder::default());
     let mut c = config(&closed, None, None);
     c.backup_base_url = Some(backup.clone());
-    let client = Client::new(c).unwrap().with_observer(recorder.clone());
+    let (client, recorder) = recorded(c);
     assert!(client.unified_order(&order()).await.is_ok());
     {
         let records = recorder.0.lock().unwrap();
@@ -657,11 +652,10 @@ async fn jscode2session_keeps_secrets_out_of_the_record() {
         }
     });
     let base = start(None, login).await;
-    let recorder = Arc::new(Recorder::default());
     let mut c = config(&base, None, None);
     c.login_base_url = base.clone();
     c.app_secret = Some(wxpay::AppSecret::new("s3cr3t"));
-    let client = Client::new(c).unwrap().with_observer(recorder.clone());
+    let (client, recorder) = recorded(c);
     let session = client.jscode2session("code123").await.unwrap();
     assert_eq!(session.openid, "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
     assert_eq!(session.session_key.expose(), "SESSIONKEY==");

@@ -6,15 +6,16 @@
 use std::future::Future;
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::components::form::Field;
 use crate::components::live::use_live;
+use crate::components::page::{Loaded, PageHeader};
 use crate::components::shell::urlencode;
-use crate::error::{AppError, Refused};
-use crate::i18n::{use_lang, Msg};
+use crate::error::AppError;
+use crate::i18n::use_lang;
 
 crate::messages! {
 /// The filter form's words.
@@ -59,14 +60,43 @@ pub fn DateRange(
 ) -> impl IntoView {
     let lang = use_lang();
     view! {
-        <label class="form__field">
-            <span>{FilterMsg::From.text(lang)}</span>
+        <Field label=FilterMsg::From.text(lang)>
             <input type="date" name="from" value=move || from.get()/>
-        </label>
-        <label class="form__field">
-            <span>{FilterMsg::To.text(lang)}</span>
+        </Field>
+        <Field label=FilterMsg::To.text(lang)>
             <input type="date" name="to" value=move || to.get()/>
-        </label>
+        </Field>
+    }
+}
+
+/// A filter's drop-down: `all` first (the empty value: not filtered), then each of `options`
+/// (value, words), the one in effect selected.
+#[component]
+pub fn ChoiceFilter(
+    /// The label above it.
+    label: &'static str,
+    /// The query parameter.
+    name: &'static str,
+    /// Its value in effect.
+    current: Memo<String>,
+    /// The words for "not filtered".
+    all: &'static str,
+    /// The choices, by value.
+    options: Vec<(&'static str, String)>,
+) -> impl IntoView {
+    let options = options
+        .into_iter()
+        .map(|(value, words)| {
+            view! { <option value=value selected=move || current.get() == value>{words}</option> }
+        })
+        .collect_view();
+    view! {
+        <Field label>
+            <select name=name>
+                <option value="" selected=move || current.get().is_empty()>{all}</option>
+                {options}
+            </select>
+        </Field>
     }
 }
 
@@ -122,7 +152,6 @@ where
     F: Fn([String; N], String, String, String) -> Fut + Send + Sync + 'static,
     R: Fn(T, Vec<(&'static str, String)>, bool) -> AnyView + Clone + Send + Sync + 'static,
 {
-    let lang = use_lang();
     let events = use_live();
     let own: [Memo<String>; N] = filters.map(query_param);
     let (from, to, after) = (query_param("from"), query_param("to"), query_param("after"));
@@ -138,33 +167,23 @@ where
         },
         move |(values, from, to, after, _)| fetch(values, from, to, after),
     );
-    let shown = move || {
-        let render = render.clone();
-        Suspend::new(async move {
-            match page.await {
-                Ok(list) => {
-                    let mut params: Vec<(&'static str, String)> = filters
-                        .iter()
-                        .zip(own)
-                        .map(|(name, m)| (*name, m.get_untracked()))
-                        .collect();
-                    params.push(("from", from.get_untracked()));
-                    params.push(("to", to.get_untracked()));
-                    render(list, params, !after.get_untracked().is_empty())
-                }
-                Err(error) => view! { <Refused error/> }.into_any(),
-            }
-        })
+    let shown = move |list: T| {
+        let mut params: Vec<(&'static str, String)> = filters
+            .iter()
+            .zip(own)
+            .map(|(name, m)| (*name, m.get_untracked()))
+            .collect();
+        params.push(("from", from.get_untracked()));
+        params.push(("to", to.get_untracked()));
+        render(list, params, !after.get_untracked().is_empty())
     };
     view! {
-        <Title text=format!("{title} · paydesk")/>
-        <h1 class="page__title">{title}</h1>
-        <p class="page__intro">{intro}</p>
+        <PageHeader title intro/>
         <form method="get" action=path class="form form--row filters" data-testid=form_testid>
             {children()}
             <DateFilters from to reset=path/>
         </form>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>{shown}</Transition>
+        <Loaded resource=page render=shown/>
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the Orders pages receive: a page of the filtered list with its totals, and one
 //! order with its timeline.
 
-use paydesk_types::{OrderStatus, RefundStatus, Verdict};
+use paydesk_types::{NotificationSummary, OrderEvent, OrderStatus};
 use serde::{Deserialize, Serialize};
 
 /// One order in the list.
@@ -116,95 +116,23 @@ pub struct TimelineItem {
     pub what: TimelineWhat,
 }
 
-/// What a timeline entry records (see `paydesk_core::timeline::Event`).
+/// What a timeline entry records: the domain's entry (`paydesk_types::OrderEvent`) with a
+/// call as the page shows it (a callback's detail is cut to a line).
+pub type TimelineWhat = OrderEvent<TimelineCall, NotificationSummary>;
+
+/// A call to WeChat Pay on the timeline; raw record at `/api-calls/{id}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TimelineWhat {
-    /// The order was stored.
-    Created {
-        /// Amount in fen.
-        total_fee: i64,
-    },
-    /// A call to WeChat Pay; raw record at `/api-calls/{id}`.
-    ApiCall {
-        /// `api_calls.id`.
-        id: i64,
-        /// Endpoint path.
-        endpoint: String,
-        /// Answered SUCCESS.
-        ok: bool,
-        /// `err_code`, `result_code`, `return_code` or the error, whichever says most.
-        outcome: Option<String>,
-        /// The refund it concerned.
-        out_refund_no: Option<String>,
-        /// Round trip in milliseconds.
-        latency_ms: i64,
-    },
-    /// A callback; raw record at `/notifications/{id}`.
-    Notification {
-        /// `notifications.id`.
-        id: i64,
-        /// `payment` or `refund`.
-        kind: String,
-        /// What became of it.
-        verdict: Verdict,
-        /// Why, for people.
-        detail: String,
-        /// `SUCCESS` or `FAIL`.
-        reply: String,
-        /// The refund it was about.
-        out_refund_no: Option<String>,
-    },
-    /// The order was paid.
-    Paid {
-        /// 微信支付单号.
-        transaction_id: Option<String>,
-    },
-    /// A refund was requested.
-    RefundRequested {
-        /// Refund number.
-        out_refund_no: String,
-        /// Amount in fen.
-        amount_fen: i64,
-        /// Why.
-        reason: String,
-        /// `customer` or `staff`.
-        requester_kind: String,
-        /// Username or openid.
-        requester: String,
-    },
-    /// A manager decided on a refund.
-    RefundDecided {
-        /// Refund number.
-        out_refund_no: String,
-        /// Approved (else rejected).
-        approved: bool,
-        /// Who.
-        by: String,
-        /// Their reason.
-        reason: Option<String>,
-    },
-    /// A refund ended (or went abnormal).
-    RefundOutcome {
-        /// Refund number.
-        out_refund_no: String,
-        /// The refund's status.
-        status: RefundStatus,
-        /// Amount in fen.
-        amount_fen: i64,
-        /// WeChat's refund id.
-        refund_id: Option<String>,
-        /// Why it failed.
-        last_error: Option<String>,
-    },
-    /// A staff action from the audit log.
-    Staff {
-        /// `audit_log.id`.
-        audit_id: i64,
-        /// Who.
-        actor: String,
-        /// Audit action.
-        action: String,
-        /// Detail.
-        detail: Option<String>,
-    },
+pub struct TimelineCall {
+    /// `api_calls.id`.
+    pub id: i64,
+    /// Endpoint path.
+    pub endpoint: String,
+    /// Answered SUCCESS.
+    pub ok: bool,
+    /// `err_code`, `result_code`, `return_code` or the error, whichever says most.
+    pub outcome: Option<String>,
+    /// The refund it concerned.
+    pub out_refund_no: Option<String>,
+    /// Round trip in milliseconds.
+    pub latency_ms: i64,
 }

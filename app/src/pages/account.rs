@@ -1,9 +1,11 @@
 //! My account: who I am, change my password, my own openids, my recent sign-ins.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
+use crate::components::form::{reset_on_success, result_line, Field, OkBanner};
+use crate::components::page::{Loaded, PageHeader};
+use crate::components::table::{Column, Table};
 use crate::dto::{Activity, MyOpenid};
 use crate::error::ErrorBanner;
 use crate::i18n::{role_name, use_lang, Lang, Msg};
@@ -20,16 +22,10 @@ pub fn AccountPage() -> impl IntoView {
     let change = ServerAction::<ChangePassword>::new();
     let activity = Resource::new(move || change.version().get(), |_| my_activity());
     let me = move || auth.user.get().and_then(|r| r.ok()).flatten();
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if let (Some(Ok(())), Some(form)) = (change.value().get(), form.get()) {
-            form.reset();
-        }
-    });
+    let form = reset_on_success(change);
 
     view! {
-        <Title text=format!("{} · paydesk", Msg::AccountTitle.text(lang))/>
-        <h1 class="page__title">{Msg::AccountTitle.text(lang)}</h1>
+        <PageHeader title=Msg::AccountTitle.text(lang)/>
         {move || me().map(|me| view! {
             <dl class="facts">
                 <dt>{Msg::Username.text(lang)}</dt><dd data-testid="my-username">{me.username}</dd>
@@ -40,40 +36,29 @@ pub fn AccountPage() -> impl IntoView {
         })}
         <section class="card">
             <h2 class="card__title">{Msg::ChangePassword.text(lang)}</h2>
-            {move || change.value().get().map(|r| match r {
-                Ok(()) => view! { <p class="banner banner--ok" role="status">{Msg::PasswordChanged.text(lang)}</p> }.into_any(),
-                Err(error) => view! { <ErrorBanner error/> }.into_any(),
+            {move || result_line(change.value().get(), |()| {
+                view! { <OkBanner>{Msg::PasswordChanged.text(lang)}</OkBanner> }.into_any()
             })}
             <ActionForm action=change node_ref=form attr:class="form" attr:data-testid="change-password-form">
                 // Lets password managers tie the new password to this account.
                 <input type="text" autocomplete="username" hidden
                     value=move || me().map(|m| m.username).unwrap_or_default()/>
-                <label class="form__field">
-                    <span>{Msg::CurrentPassword.text(lang)}</span>
+                <Field label=Msg::CurrentPassword.text(lang)>
                     <input name="current" type="password" required autocomplete="current-password"/>
-                </label>
-                <label class="form__field">
-                    <span>{Msg::NewPassword.text(lang)}</span>
+                </Field>
+                <Field label=Msg::NewPassword.text(lang)>
                     <input name="new" type="password" required minlength="10" autocomplete="new-password"/>
-                </label>
-                <label class="form__field">
-                    <span>{Msg::ConfirmPassword.text(lang)}</span>
+                </Field>
+                <Field label=Msg::ConfirmPassword.text(lang)>
                     <input name="confirm" type="password" required minlength="10" autocomplete="new-password"/>
-                </label>
+                </Field>
                 <button type="submit" class="button button--primary">{Msg::ChangePassword.text(lang)}</button>
             </ActionForm>
         </section>
         <OpenidsCard/>
         <section class="card">
             <h2 class="card__title">{Msg::RecentActivity.text(lang)}</h2>
-            <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-                {move || Suspend::new(async move {
-                    match activity.await {
-                        Ok(items) => view! { <ActivityTable items/> }.into_any(),
-                        Err(error) => view! { <ErrorBanner error/> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <Loaded resource=activity render=|items| view! { <ActivityTable items/> } banner=true/>
         </section>
     }
 }
@@ -89,31 +74,18 @@ fn OpenidsCard() -> impl IntoView {
         move || (add.version().get(), remove.version().get()),
         |_| my_openids(),
     );
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if let (Some(Ok(_)), Some(form)) = (add.value().get(), form.get()) {
-            form.reset();
-        }
-    });
+    let form = reset_on_success(add);
     view! {
         <section class="card" data-testid="my-openids">
             <h2 class="card__title">{Msg::MyOpenids.text(lang)}</h2>
             <p class="page__note">{Msg::MyOpenidsIntro.text(lang)}</p>
             {move || add.value().get().and_then(Result::err).map(|error| view! { <ErrorBanner error/> })}
             {move || remove.value().get().and_then(Result::err).map(|error| view! { <ErrorBanner error/> })}
-            <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-                {move || Suspend::new(async move {
-                    match openids.await {
-                        Ok(items) => view! { <OpenidList items remove/> }.into_any(),
-                        Err(error) => view! { <ErrorBanner error/> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <Loaded resource=openids render=move |items| view! { <OpenidList items remove/> } banner=true/>
             <ActionForm action=add node_ref=form attr:class="form form--inline" attr:data-testid="add-openid-form">
-                <label class="form__field">
-                    <span>"openid"</span>
+                <Field label="openid">
                     <input name="openid" required maxlength="128" autocomplete="off"/>
-                </label>
+                </Field>
                 <button type="submit" class="button">{Msg::AddOpenid.text(lang)}</button>
             </ActionForm>
         </section>
@@ -144,10 +116,9 @@ fn OpenidList(items: Vec<MyOpenid>, remove: ServerAction<RemoveMyOpenid>) -> imp
         })
         .collect_view();
     view! {
-        <table class="table">
-            <thead><tr><th>"openid"</th><th>{Msg::Time.text(lang)}</th><th>{Msg::Actions.text(lang)}</th></tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns={["openid", Msg::Time.text(lang), Msg::Actions.text(lang)].map(Column::new)}>
+            {rows}
+        </Table>
     }
     .into_any()
 }
@@ -181,10 +152,7 @@ fn ActivityTable(items: Vec<Activity>) -> impl IntoView {
         })
         .collect_view();
     view! {
-        <table class="table">
-            <thead><tr><th>{Msg::Time.text(lang)}</th><th>{Msg::Event.text(lang)}</th><th>{Msg::Address.text(lang)}</th></tr></thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns={[Msg::Time, Msg::Event, Msg::Address].map(|m| Column::new(m.text(lang)))}>{rows}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
 }

@@ -5,8 +5,10 @@
 use leptos::prelude::*;
 use paydesk_types::format_shanghai;
 
-use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::filtered_list::{query_param, ChoiceFilter, FilteredList};
+use crate::components::form::Field;
 use crate::components::pager::Pager;
+use crate::components::table::{Column, Table};
 use crate::dto::AuditList;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::admin::list_audit;
@@ -99,20 +101,16 @@ pub fn AuditPage() -> impl IntoView {
             fetch
             render
         >
-            <label class="form__field">
-                <span>{AuditMsg::Action.text(lang)}</span>
-                <select name="action">
-                    <option value="" selected=move || action.get().is_empty()>{AuditMsg::AnyAction.text(lang)}</option>
-                    {ACTIONS.iter().map(|(name, msg)| {
-                        let name = *name;
-                        view! { <option value=name selected=move || action.get() == name>{msg.text(lang)}</option> }
-                    }).collect_view()}
-                </select>
-            </label>
-            <label class="form__field">
-                <span>{AuditMsg::Actor.text(lang)}</span>
+            <ChoiceFilter
+                label=AuditMsg::Action.text(lang)
+                name="action"
+                current=action
+                all=AuditMsg::AnyAction.text(lang)
+                options=ACTIONS.iter().map(|(name, msg)| (*name, msg.text(lang).to_owned())).collect()
+            />
+            <Field label=AuditMsg::Actor.text(lang)>
                 <input name="actor" value=move || actor.get() placeholder=AuditMsg::ActorHint.text(lang) autocomplete="off"/>
-            </label>
+            </Field>
         </FilteredList>
     }
 }
@@ -147,20 +145,17 @@ fn AuditTable(
             }
         })
         .collect_view();
+    let columns = [
+        AuditMsg::Time,
+        AuditMsg::Actor,
+        AuditMsg::Action,
+        AuditMsg::Target,
+        AuditMsg::Detail,
+        AuditMsg::Ip,
+    ]
+    .map(|m| Column::new(m.text(lang)));
     view! {
-        <table class="table" data-testid="audit-table">
-            <thead>
-                <tr>
-                    <th>{AuditMsg::Time.text(lang)}</th>
-                    <th>{AuditMsg::Actor.text(lang)}</th>
-                    <th>{AuditMsg::Action.text(lang)}</th>
-                    <th>{AuditMsg::Target.text(lang)}</th>
-                    <th>{AuditMsg::Detail.text(lang)}</th>
-                    <th>{AuditMsg::Ip.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="audit-table">{rows}</Table>
         <Pager path="/audit" params=filters paged next=page.next/>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }

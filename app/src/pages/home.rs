@@ -3,13 +3,13 @@
 //! arrives, a callback is refused or a refund changes (the live stream), without a reload.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::{format_shanghai, format_shanghai_date, Fen, PaidOrder, Role};
 
 use crate::components::live::use_live;
+use crate::components::page::{Loaded, PageHeader};
 use crate::components::status::StatusBadge;
+use crate::components::table::{Column, Table};
 use crate::dto::HomeStats;
-use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::home::get_home_stats;
 
@@ -60,17 +60,8 @@ pub fn HomePage() -> impl IntoView {
         |_| get_home_stats(),
     );
     view! {
-        <Title text=format!("{} · paydesk", HomeMsg::Title.text(lang))/>
-        <h1 class="page__title">{HomeMsg::Title.text(lang)}</h1>
-        <p class="page__intro">{HomeMsg::Intro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match stats.await {
-                    Ok(s) => view! { <Home s lang/> }.into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=HomeMsg::Title.text(lang) intro=HomeMsg::Intro.text(lang)/>
+        <Loaded resource=stats render=move |s| view! { <Home s lang/> }/>
     }
 }
 
@@ -265,19 +256,15 @@ fn LatestPaid(rows: Vec<PaidOrder>, lang: Lang) -> impl IntoView {
             }
         })
         .collect_view();
+    let columns = [
+        Column::new(HomeMsg::PaidAt.text(lang)),
+        Column::new(HomeMsg::OrderNo.text(lang)),
+        Column::new(HomeMsg::Item.text(lang)),
+        Column::money(HomeMsg::Amount.text(lang)),
+        Column::new(HomeMsg::Status.text(lang)),
+    ];
     view! {
-        <table class="table" data-testid="latest-paid">
-            <thead>
-                <tr>
-                    <th>{HomeMsg::PaidAt.text(lang)}</th>
-                    <th>{HomeMsg::OrderNo.text(lang)}</th>
-                    <th>{HomeMsg::Item.text(lang)}</th>
-                    <th class="table__money">{HomeMsg::Amount.text(lang)}</th>
-                    <th>{HomeMsg::Status.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{body}</tbody>
-        </table>
+        <Table columns testid="latest-paid">{body}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
     .into_any()

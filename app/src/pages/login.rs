@@ -4,6 +4,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
+use crate::components::form::Field;
 use crate::error::ErrorBanner;
 use crate::i18n::{use_lang, Lang, Msg};
 
@@ -34,14 +35,12 @@ pub fn LoginPage() -> impl IntoView {
                 {move || error().map(|error| view! { <ErrorBanner error/> })}
                 <ActionForm action=auth.login attr:class="form" attr:data-testid="login-form">
                     <input type="hidden" name="next" value=next/>
-                    <label class="form__field">
-                        <span>{Msg::Username.text(lang)}</span>
+                    <Field label=Msg::Username.text(lang)>
                         <input name="username" autocomplete="username" required autofocus/>
-                    </label>
-                    <label class="form__field">
-                        <span>{Msg::Password.text(lang)}</span>
+                    </Field>
+                    <Field label=Msg::Password.text(lang)>
                         <input name="password" type="password" autocomplete="current-password" required/>
-                    </label>
+                    </Field>
                     <button type="submit" class="button button--primary">{Msg::SignIn.text(lang)}</button>
                 </ActionForm>
                 <p class="login__lang"><a href=format!("/lang/{}?next=/login", other.0) rel="external" data-testid="lang-switch">{other.1}</a></p>

@@ -6,14 +6,18 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
-use paydesk_types::{format_shanghai, Event, Fen, OrderStatus, RefundStatus, Verdict};
+use paydesk_types::{
+    format_shanghai, Event, Fen, NotificationSummary, OrderStatus, RefundStatus, Verdict,
+};
 
+use crate::components::form::{result_line, OkBanner};
 use crate::components::live::use_live;
 use crate::components::status::{Badge, Status, StatusBadge, Tone};
-use crate::dto::orders::{OrderDetail, TimelineItem, TimelineWhat};
-use crate::error::{AppError, ErrorBanner, Refused};
+use crate::dto::orders::{OrderDetail, TimelineCall, TimelineItem, TimelineWhat};
+use crate::error::{AppError, Refused};
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::pages::orders::OrdersMsg;
+use crate::pages::refunds::RefundAmountAndReason;
 use crate::server::orders::{get_order, CloseOrder, SyncOrder};
 use crate::server::refunds::RequestRefund;
 
@@ -272,13 +276,10 @@ fn Actions(
 ) -> impl IntoView {
     let lang = use_lang();
     let status_result = move |r: Option<Result<OrderStatus, AppError>>, done: DetailMsg| {
-        r.map(|r| match r {
-            Ok(status) => {
-                let label = Status::from(status).label(lang);
-                view! { <p class="banner banner--ok" role="status" data-testid="action-result">{done.text(lang)} {label}</p> }
-                    .into_any()
-            }
-            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        result_line(r, |status| {
+            let label = Status::from(status).label(lang);
+            view! { <OkBanner testid="action-result">{done.text(lang)} {label}</OkBanner> }
+                .into_any()
         })
     };
     let no_sync = out_trade_no.clone();
@@ -306,24 +307,14 @@ fn Actions(
             <section class="card">
                 <h2 class="card__title">{DetailMsg::FileRefund.text(lang)}</h2>
                 <p class="muted">{DetailMsg::RefundHint.text(lang)}</p>
-                {move || request.value().get().map(|r| match r {
-                    Ok(row) => view! {
-                        <p class="banner banner--ok" role="status" data-testid="refund-filed">
-                            {DetailMsg::RefundFiled.text(lang)} <span class="mono">{row.out_refund_no}</span> " " {Fen(row.amount_fen).display_yuan()}
-                        </p>
-                    }.into_any(),
-                    Err(error) => view! { <ErrorBanner error/> }.into_any(),
-                })}
+                {move || result_line(request.value().get(), |row| view! {
+                    <OkBanner testid="refund-filed">
+                        {DetailMsg::RefundFiled.text(lang)} <span class="mono">{row.out_refund_no}</span> " " {Fen(row.amount_fen).display_yuan()}
+                    </OkBanner>
+                }.into_any())}
                 <ActionForm action=request attr:class="form" attr:data-testid="order-refund-form">
                     <input type="hidden" name="out_trade_no" value=no_refund/>
-                    <label class="form__field">
-                        <span>{Msg::RefundAmountYuan.text(lang)}</span>
-                        <input name="amount" inputmode="decimal" pattern="[0-9]+(\\.[0-9]{1,2})?" placeholder=Msg::AllRefundable.text(lang)/>
-                    </label>
-                    <label class="form__field">
-                        <span>{Msg::RefundReason.text(lang)}</span>
-                        <input name="reason" required maxlength="200"/>
-                    </label>
+                    <RefundAmountAndReason/>
                     <button type="submit" class="button button--primary">{DetailMsg::FileRefund.text(lang)}</button>
                 </ActionForm>
             </section>
@@ -371,14 +362,14 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
                 Fen(total_fee).display_yuan()
             );
         }
-        TimelineWhat::ApiCall {
+        TimelineWhat::ApiCall(TimelineCall {
             id,
             endpoint,
             ok,
             outcome,
             out_refund_no,
             latency_ms,
-        } => {
+        }) => {
             s.kind = "api_call";
             s.title = format!("{} · {endpoint}", endpoint_name(&endpoint, lang));
             s.badge = Some((
@@ -393,14 +384,14 @@ fn shown(what: TimelineWhat, lang: Lang) -> Shown {
             ));
             s.marker = Some(endpoint);
         }
-        TimelineWhat::Notification {
+        TimelineWhat::Notification(NotificationSummary {
             id,
             kind,
             verdict,
             detail,
             reply,
             out_refund_no,
-        } => {
+        }) => {
             s.kind = "notification";
             s.title = if kind == "refund" {
                 DetailMsg::RefundNote

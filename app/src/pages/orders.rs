@@ -5,15 +5,17 @@
 //! without JavaScript. The list refetches in place on live payments, closures and refunds.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use leptos_router::components::Redirect;
 use leptos_router::hooks::use_query_map;
 use paydesk_types::{format_shanghai, Fen, OrderStatus};
 
 use crate::components::filtered_list::DateRange;
+use crate::components::form::Field;
 use crate::components::live::use_live;
+use crate::components::page::PageHeader;
 use crate::components::pager::{PageLinks, PagerMsg};
 use crate::components::status::{Status, StatusBadge};
+use crate::components::table::{Column, Table};
 use crate::dto::orders::{OrderListItem, OrdersView};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Msg};
@@ -133,9 +135,7 @@ pub fn OrdersPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text=format!("{} · paydesk", OrdersMsg::Title.text(lang))/>
-        <h1 class="page__title">{OrdersMsg::Title.text(lang)}</h1>
-        <p class="page__intro">{OrdersMsg::Intro.text(lang)}</p>
+        <PageHeader title=OrdersMsg::Title.text(lang) intro=OrdersMsg::Intro.text(lang)/>
         <form method="get" action="/orders" class="order-search" data-testid="order-search">
             <label class="order-search__label" for="order-search-q">{OrdersMsg::SearchLabel.text(lang)}</label>
             <input id="order-search-q" name="q" class="order-search__input mono" autocomplete="off" spellcheck="false"
@@ -197,14 +197,12 @@ fn FilterForm() -> impl IntoView {
             </fieldset>
             <div class="order-filter__row">
                 <DateRange from=Signal::derive(move || field("from")) to=Signal::derive(move || field("to"))/>
-                <label class="form__field">
-                    <span>{OrdersMsg::MinYuan.text(lang)}</span>
+                <Field label=OrdersMsg::MinYuan.text(lang)>
                     <input name="min" inputmode="decimal" class="money-input" value=move || field("min")/>
-                </label>
-                <label class="form__field">
-                    <span>{OrdersMsg::MaxYuan.text(lang)}</span>
+                </Field>
+                <Field label=OrdersMsg::MaxYuan.text(lang)>
                     <input name="max" inputmode="decimal" class="money-input" value=move || field("max")/>
-                </label>
+                </Field>
                 {move || {
                     let openid = field("openid");
                     (!openid.is_empty()).then(|| view! {
@@ -293,21 +291,18 @@ fn OrderTable(orders: Vec<OrderListItem>) -> impl IntoView {
             }
         })
         .collect_view();
+    let columns = [
+        OrdersMsg::OutTradeNo.text(lang),
+        OrdersMsg::TransactionId.text(lang),
+        OrdersMsg::Openid.text(lang),
+        Msg::Amount.text(lang),
+        Msg::Status.text(lang),
+        OrdersMsg::CreatedAt.text(lang),
+        OrdersMsg::PaidAt.text(lang),
+    ]
+    .map(Column::new);
     view! {
-        <table class="table order-table" data-testid="orders-table">
-            <thead>
-                <tr>
-                    <th>{OrdersMsg::OutTradeNo.text(lang)}</th>
-                    <th>{OrdersMsg::TransactionId.text(lang)}</th>
-                    <th>{OrdersMsg::Openid.text(lang)}</th>
-                    <th>{Msg::Amount.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{OrdersMsg::CreatedAt.text(lang)}</th>
-                    <th>{OrdersMsg::PaidAt.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="orders-table" class="order-table">{rows}</Table>
     }
     .into_any()
 }

@@ -2,11 +2,13 @@
 //! (¥12.34) and stored as exact fen; an order keeps the price it was made with.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::Fen;
 
+use crate::components::form::{reset_on_success, result_line, Field, OkBanner};
+use crate::components::page::{Loaded, PageHeader};
+use crate::components::table::{Column, Table};
 use crate::dto::ProductSummary;
-use crate::error::{AppError, ErrorBanner, Refused};
+use crate::error::AppError;
 use crate::i18n::{use_lang, Msg};
 use crate::server::products::{list_products, AddProduct, UpdateProduct};
 
@@ -21,22 +23,15 @@ pub fn ProductsPage() -> impl IntoView {
         |_| list_products(),
     );
     view! {
-        <Title text=format!("{} · paydesk", Msg::ProductsTitle.text(lang))/>
-        <h1 class="page__title">{Msg::ProductsTitle.text(lang)}</h1>
-        <p class="page__intro">{Msg::ProductsIntro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match products.await {
-                    Ok(list) => view! {
-                        <ProductResults add update/>
-                        <ProductTable list update/>
-                        <AddProductForm add/>
-                    }
-                    .into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=Msg::ProductsTitle.text(lang) intro=Msg::ProductsIntro.text(lang)/>
+        <Loaded
+            resource=products
+            render=move |list| view! {
+                <ProductResults add update/>
+                <ProductTable list update/>
+                <AddProductForm add/>
+            }
+        />
     }
 }
 
@@ -47,14 +42,10 @@ fn ProductResults(
 ) -> impl IntoView {
     let lang = use_lang();
     let shown = move |r: Option<Result<ProductSummary, AppError>>| {
-        r.map(|r| match r {
-            Ok(p) => view! {
-                <p class="banner banner--ok" role="status">
-                    {Msg::Saved.text(lang)} " " {p.name} " " {Fen(p.price_fen).display_yuan()}
-                </p>
-            }
-            .into_any(),
-            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        result_line(r, |p| {
+            view! {
+            <OkBanner>{Msg::Saved.text(lang)} " " {p.name} " " {Fen(p.price_fen).display_yuan()}</OkBanner>
+        }.into_any()
         })
     };
     view! {
@@ -103,43 +94,32 @@ fn ProductTable(list: Vec<ProductSummary>, update: ServerAction<UpdateProduct>) 
             }
         })
         .collect_view();
+    let columns = [
+        Column::new("ID"),
+        Column::new(Msg::ProductName.text(lang)),
+        Column::new(Msg::Price.text(lang)),
+        Column::new(Msg::Status.text(lang)),
+        Column::new(Msg::Actions.text(lang)),
+    ];
     view! {
-        <table class="table" data-testid="products-table">
-            <thead>
-                <tr>
-                    <th>"ID"</th>
-                    <th>{Msg::ProductName.text(lang)}</th>
-                    <th>{Msg::Price.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{Msg::Actions.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="products-table">{rows}</Table>
     }
 }
 
 #[component]
 fn AddProductForm(add: ServerAction<AddProduct>) -> impl IntoView {
     let lang = use_lang();
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if let (Some(Ok(_)), Some(form)) = (add.value().get(), form.get()) {
-            form.reset();
-        }
-    });
+    let form = reset_on_success(add);
     view! {
         <section class="card">
             <h2 class="card__title">{Msg::AddProduct.text(lang)}</h2>
             <ActionForm action=add node_ref=form attr:class="form form--row" attr:data-testid="add-product-form">
-                <label class="form__field">
-                    <span>{Msg::ProductName.text(lang)}</span>
+                <Field label=Msg::ProductName.text(lang)>
                     <input name="name" required maxlength="40" autocomplete="off"/>
-                </label>
-                <label class="form__field">
-                    <span>{Msg::PriceYuan.text(lang)}</span>
+                </Field>
+                <Field label=Msg::PriceYuan.text(lang)>
                     <input name="price" required inputmode="decimal" pattern="[0-9]+(\\.[0-9]{1,2})?" placeholder="12.34"/>
-                </label>
+                </Field>
                 <button type="submit" class="button button--primary">{Msg::AddProduct.text(lang)}</button>
             </ActionForm>
         </section>

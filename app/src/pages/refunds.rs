@@ -4,12 +4,14 @@
 //! words, a form for support to file a request, and the refund-channel check.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Fen, RefundStatus};
 
+use crate::components::form::{reset_on_success, result_line, Field, OkBanner};
+use crate::components::page::{Loaded, PageHeader};
 use crate::components::status::StatusBadge;
+use crate::components::table::{Column, Table};
 use crate::dto::{ChannelCheck, RefundRow};
-use crate::error::{AppError, ErrorBanner, Refused};
+use crate::error::{AppError, ErrorBanner};
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::refunds::{
     list_refunds, ApproveRefund, CheckRefundChannel, RejectRefund, RequestRefund,
@@ -34,25 +36,18 @@ pub fn RefundsPage() -> impl IntoView {
         |_| list_refunds(),
     );
     view! {
-        <Title text=format!("{} · paydesk", Msg::RefundsTitle.text(lang))/>
-        <h1 class="page__title">{Msg::RefundsTitle.text(lang)}</h1>
-        <p class="page__intro">{Msg::RefundsIntro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match refunds.await {
-                    Ok(list) => view! {
-                        <DecisionResults approve reject/>
-                        <RefundTable list approve reject/>
-                        <div class="cards">
-                            <RequestForm request/>
-                            <ChannelCard check/>
-                        </div>
-                    }
-                    .into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=Msg::RefundsTitle.text(lang) intro=Msg::RefundsIntro.text(lang)/>
+        <Loaded
+            resource=refunds
+            render=move |list| view! {
+                <DecisionResults approve reject/>
+                <RefundTable list approve reject/>
+                <div class="cards">
+                    <RequestForm request/>
+                    <ChannelCard check/>
+                </div>
+            }
+        />
     }
 }
 
@@ -63,12 +58,8 @@ fn DecisionResults(
 ) -> impl IntoView {
     let lang = use_lang();
     let shown = move |r: Option<Result<String, AppError>>, done: Msg| {
-        r.map(|r| match r {
-            Ok(no) => {
-                view! { <p class="banner banner--ok" role="status">{done.text(lang)} " " {no}</p> }
-                    .into_any()
-            }
-            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        result_line(r, |no| {
+            view! { <OkBanner>{done.text(lang)} " " {no}</OkBanner> }.into_any()
         })
     };
     view! {
@@ -209,23 +200,20 @@ fn RefundTable(
             }
         })
         .collect_view();
+    let columns = [
+        Msg::OrderNo,
+        Msg::Customer,
+        Msg::Amount,
+        Msg::RefundableLeft,
+        Msg::EarlierRefunds,
+        Msg::Waiting,
+        Msg::AskedBy,
+        Msg::Status,
+        Msg::Actions,
+    ]
+    .map(|m| Column::new(m.text(lang)));
     view! {
-        <table class="table" data-testid="refunds-table">
-            <thead>
-                <tr>
-                    <th>{Msg::OrderNo.text(lang)}</th>
-                    <th>{Msg::Customer.text(lang)}</th>
-                    <th>{Msg::Amount.text(lang)}</th>
-                    <th>{Msg::RefundableLeft.text(lang)}</th>
-                    <th>{Msg::EarlierRefunds.text(lang)}</th>
-                    <th>{Msg::Waiting.text(lang)}</th>
-                    <th>{Msg::AskedBy.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{Msg::Actions.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="refunds-table">{rows}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
     .into_any()
@@ -234,39 +222,36 @@ fn RefundTable(
 #[component]
 fn RequestForm(request: ServerAction<RequestRefund>) -> impl IntoView {
     let lang = use_lang();
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if let (Some(Ok(_)), Some(form)) = (request.value().get(), form.get()) {
-            form.reset();
-        }
-    });
+    let form = reset_on_success(request);
     view! {
         <section class="card">
             <h2 class="card__title">{Msg::FileRefund.text(lang)}</h2>
-            {move || request.value().get().map(|r| match r {
-                Ok(row) => view! {
-                    <p class="banner banner--ok" role="status">
-                        {Msg::RefundFiled.text(lang)} " " {row.out_refund_no} " " {Fen(row.amount_fen).display_yuan()}
-                    </p>
-                }.into_any(),
-                Err(error) => view! { <ErrorBanner error/> }.into_any(),
-            })}
+            {move || result_line(request.value().get(), |row| view! {
+                <OkBanner>{Msg::RefundFiled.text(lang)} " " {row.out_refund_no} " " {Fen(row.amount_fen).display_yuan()}</OkBanner>
+            }.into_any())}
             <ActionForm action=request node_ref=form attr:class="form" attr:data-testid="refund-request-form">
-                <label class="form__field">
-                    <span>{Msg::OrderNo.text(lang)}</span>
+                <Field label=Msg::OrderNo.text(lang)>
                     <input name="out_trade_no" required maxlength="32" autocomplete="off" class="mono"/>
-                </label>
-                <label class="form__field">
-                    <span>{Msg::RefundAmountYuan.text(lang)}</span>
-                    <input name="amount" inputmode="decimal" pattern="[0-9]+(\\.[0-9]{1,2})?" placeholder=Msg::AllRefundable.text(lang)/>
-                </label>
-                <label class="form__field">
-                    <span>{Msg::RefundReason.text(lang)}</span>
-                    <input name="reason" required maxlength="200"/>
-                </label>
+                </Field>
+                <RefundAmountAndReason/>
                 <button type="submit" class="button button--primary">{Msg::FileRefund.text(lang)}</button>
             </ActionForm>
         </section>
+    }
+}
+
+/// The amount (empty: everything still refundable) and reason fields of a refund request,
+/// here and on an order's page.
+#[component]
+pub fn RefundAmountAndReason() -> impl IntoView {
+    let lang = use_lang();
+    view! {
+        <Field label=Msg::RefundAmountYuan.text(lang)>
+            <input name="amount" inputmode="decimal" pattern="[0-9]+(\\.[0-9]{1,2})?" placeholder=Msg::AllRefundable.text(lang)/>
+        </Field>
+        <Field label=Msg::RefundReason.text(lang)>
+            <input name="reason" required maxlength="200"/>
+        </Field>
     }
 }
 

@@ -4,12 +4,12 @@
 //! length, the AppSecret as set or not, the alert webhook as its host.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
+use crate::components::page::{Loaded, PageHeader};
+use crate::components::table::{Column, Table};
 use crate::dto::{PayEnvironment, RetentionSummary, SettingsSummary};
-use crate::error::Refused;
-use crate::i18n::{use_lang, Lang, Msg};
+use crate::i18n::{use_lang, Lang};
 use crate::server::admin::get_settings;
 
 crate::messages! {
@@ -94,17 +94,8 @@ pub fn SettingsPage() -> impl IntoView {
     let lang = use_lang();
     let settings = Resource::new(|| (), |_| get_settings());
     view! {
-        <Title text=format!("{} · paydesk", SettingsMsg::Title.text(lang))/>
-        <h1 class="page__title">{SettingsMsg::Title.text(lang)}</h1>
-        <p class="page__intro">{SettingsMsg::Intro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match settings.await {
-                    Ok(s) => view! { <SettingsView s lang/> }.into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=SettingsMsg::Title.text(lang) intro=SettingsMsg::Intro.text(lang)/>
+        <Loaded resource=settings render=move |s| view! { <SettingsView s lang/> }/>
     }
 }
 
@@ -266,12 +257,7 @@ fn RetentionCard(r: RetentionSummary, lang: Lang) -> impl IntoView {
                 <dt class="facts__sub">{t(SettingsMsg::RunAt)}</dt><dd class="mono">{r.run_at.clone()}</dd>
                 <dt>{t(SettingsMsg::LastRun)}</dt><dd data-testid="retention-last-run">{last_run}</dd>
             </dl>
-            <table class="table">
-                <thead><tr>
-                    <th>{t(SettingsMsg::Line)}</th><th></th><th>{t(SettingsMsg::Age)}</th>
-                </tr></thead>
-                <tbody>{lines}</tbody>
-            </table>
+            <Table columns={[t(SettingsMsg::Line), "", t(SettingsMsg::Age)].map(Column::new)}>{lines}</Table>
         </section>
     }
 }

@@ -4,12 +4,14 @@
 //! server's refusal. That is what the permission really is.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Role};
 
+use crate::components::form::{reset_on_success, result_line, Field, OkBanner};
+use crate::components::page::{Loaded, PageHeader};
 use crate::components::status::{Badge, Tone};
+use crate::components::table::{Column, Table};
 use crate::dto::UserSummary;
-use crate::error::{AppError, ErrorBanner, Refused};
+use crate::error::AppError;
 use crate::i18n::{role_name, use_lang, Lang, Msg};
 use crate::providers::auth::use_auth;
 use crate::server::users::{list_users, AddUser, ResetUserPassword, SetUserActive, SetUserRole};
@@ -42,24 +44,15 @@ pub fn UsersPage() -> impl IntoView {
     };
 
     view! {
-        <Title text=format!("{} · paydesk", Msg::UsersTitle.text(lang))/>
-        <h1 class="page__title">{Msg::UsersTitle.text(lang)}</h1>
-        <p class="page__intro">{Msg::UsersIntro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match users.await {
-                    Ok(list) => {
-                        view! {
-                            <ActionResults add set_role set_active reset/>
-                            <UserTable list me_id=me_id() set_role set_active reset/>
-                            <AddUserForm add/>
-                        }
-                            .into_any()
-                    }
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=Msg::UsersTitle.text(lang) intro=Msg::UsersIntro.text(lang)/>
+        <Loaded
+            resource=users
+            render=move |list| view! {
+                <ActionResults add set_role set_active reset/>
+                <UserTable list me_id=me_id() set_role set_active reset/>
+                <AddUserForm add/>
+            }
+        />
     }
 }
 
@@ -72,29 +65,21 @@ fn ActionResults(
 ) -> impl IntoView {
     let lang = use_lang();
     let saved = move |r: Option<Result<UserSummary, AppError>>| {
-        r.map(|r| match r {
-            Ok(_) => {
-                view! { <p class="banner banner--ok" role="status">{Msg::Saved.text(lang)}</p> }
-                    .into_any()
-            }
-            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        result_line(r, |_| {
+            view! { <OkBanner>{Msg::Saved.text(lang)}</OkBanner> }.into_any()
         })
     };
     view! {
-        {move || add.value().get().map(|r| match r {
-            Ok(u) => view! { <p class="banner banner--ok" role="status">{Msg::UserAdded.text(lang)} {u.username}</p> }.into_any(),
-            Err(error) => view! { <ErrorBanner error/> }.into_any(),
+        {move || result_line(add.value().get(), |u| {
+            view! { <OkBanner>{Msg::UserAdded.text(lang)} {u.username}</OkBanner> }.into_any()
         })}
         {move || saved(set_role.value().get())}
         {move || saved(set_active.value().get())}
-        {move || reset.value().get().map(|r| match r {
-            Ok(g) => view! {
-                <p class="banner banner--ok" role="status" data-testid="generated-password">
-                    {Msg::NewPasswordFor.text(lang)} <strong>{g.username}</strong> " " <code>{g.password}</code>
-                </p>
-            }.into_any(),
-            Err(error) => view! { <ErrorBanner error/> }.into_any(),
-        })}
+        {move || result_line(reset.value().get(), |g| view! {
+            <OkBanner testid="generated-password">
+                {Msg::NewPasswordFor.text(lang)} <strong>{g.username}</strong> " " <code>{g.password}</code>
+            </OkBanner>
+        }.into_any())}
     }
 }
 
@@ -149,20 +134,17 @@ fn UserTable(
             }
         })
         .collect_view();
+    let columns = [
+        Msg::Username,
+        Msg::Role,
+        Msg::Status,
+        Msg::LastLogin,
+        Msg::Created,
+        Msg::Actions,
+    ]
+    .map(|m| Column::new(m.text(lang)));
     view! {
-        <table class="table" data-testid="users-table">
-            <thead>
-                <tr>
-                    <th>{Msg::Username.text(lang)}</th>
-                    <th>{Msg::Role.text(lang)}</th>
-                    <th>{Msg::Status.text(lang)}</th>
-                    <th>{Msg::LastLogin.text(lang)}</th>
-                    <th>{Msg::Created.text(lang)}</th>
-                    <th>{Msg::Actions.text(lang)}</th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="users-table">{rows}</Table>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
 }
@@ -171,28 +153,20 @@ fn UserTable(
 fn AddUserForm(add: ServerAction<AddUser>) -> impl IntoView {
     let lang = use_lang();
     // Clear the form once the user exists, so the password does not linger on screen.
-    let form = NodeRef::<leptos::html::Form>::new();
-    Effect::new(move |_| {
-        if let (Some(Ok(_)), Some(form)) = (add.value().get(), form.get()) {
-            form.reset();
-        }
-    });
+    let form = reset_on_success(add);
     view! {
         <section class="card">
             <h2 class="card__title">{Msg::AddUser.text(lang)}</h2>
             <ActionForm action=add node_ref=form attr:class="form form--row" attr:data-testid="add-user-form">
-                <label class="form__field">
-                    <span>{Msg::Username.text(lang)}</span>
+                <Field label=Msg::Username.text(lang)>
                     <input name="username" required minlength="2" maxlength="32" autocomplete="off"/>
-                </label>
-                <label class="form__field">
-                    <span>{Msg::Role.text(lang)}</span>
+                </Field>
+                <Field label=Msg::Role.text(lang)>
                     <select name="role">{role_options(lang, Role::Staff)}</select>
-                </label>
-                <label class="form__field">
-                    <span>{Msg::InitialPassword.text(lang)}</span>
+                </Field>
+                <Field label=Msg::InitialPassword.text(lang)>
                     <input name="password" type="password" required minlength="10" autocomplete="new-password"/>
-                </label>
+                </Field>
                 <button type="submit" class="button button--primary">{Msg::AddUser.text(lang)}</button>
             </ActionForm>
         </section>

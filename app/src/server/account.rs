@@ -13,29 +13,25 @@ pub async fn change_password(
     new: String,
     confirm: String,
 ) -> Result<(), AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
+    super::ssr::as_role(paydesk_types::Role::Staff, |me| async move {
         use secrecy::SecretString;
 
-        use super::ssr;
-
-        let user = ssr::require_role(Role::Staff).await?;
         if new != confirm {
             return Err(AppError::invalid_because(
                 "confirm",
                 paydesk_types::InvalidReason::PasswordsDiffer,
             ));
         }
-        let ip = ssr::client_ip().await;
+        let ip = super::ssr::client_ip().await;
         paydesk_core::users::change_own_password(
-            &ssr::db().await?,
-            &user,
+            &me.server.db,
+            &me.user,
             ip,
             SecretString::from(current),
             SecretString::from(new),
         )
         .await?;
-        ssr::sign_in(&ssr::session().await?, user.id).await
+        super::ssr::sign_in(&super::ssr::session().await?, me.user.id).await
     })
     .await
 }
@@ -43,14 +39,10 @@ pub async fn change_password(
 /// The signed-in user's recent sign-ins, failures and password changes, newest first.
 #[server(endpoint = "account/activity")]
 pub async fn my_activity() -> Result<Vec<Activity>, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Staff, |me| async move {
         use paydesk_core::audit::{self, action};
-        use paydesk_types::Role;
 
-        use super::ssr;
-
-        let user = ssr::require_role(Role::Staff).await?;
-        let entries = audit::list(&ssr::db().await?, Some(user.id), None, 50).await?;
+        let entries = audit::list(&me.server.db, Some(me.user.id), None, 50).await?;
         Ok(entries
             .into_iter()
             .filter(|e| {
@@ -77,13 +69,8 @@ pub async fn my_activity() -> Result<Vec<Activity>, AppError> {
 /// The signed-in user's own openids (everyone, for themself only).
 #[server(endpoint = "account/openids")]
 pub async fn my_openids() -> Result<Vec<MyOpenid>, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let user = ssr::require_role(Role::Staff).await?;
-        let list = paydesk_core::own_openids::list(&ssr::db().await?, user.id).await?;
+    super::ssr::as_role(paydesk_types::Role::Staff, |me| async move {
+        let list = paydesk_core::own_openids::list(&me.server.db, me.user.id).await?;
         Ok(list
             .into_iter()
             .map(|o| MyOpenid {
@@ -99,14 +86,9 @@ pub async fn my_openids() -> Result<Vec<MyOpenid>, AppError> {
 /// theirs to approve. Audited.
 #[server(endpoint = "account/add_openid")]
 pub async fn add_my_openid(openid: String) -> Result<MyOpenid, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let user = ssr::require_role(Role::Staff).await?;
-        let ip = ssr::client_ip().await;
-        let added = paydesk_core::own_openids::add(&ssr::db().await?, &user, ip, &openid).await?;
+    super::ssr::as_role(paydesk_types::Role::Staff, |me| async move {
+        let ip = super::ssr::client_ip().await;
+        let added = paydesk_core::own_openids::add(&me.server.db, &me.user, ip, &openid).await?;
         Ok(MyOpenid {
             openid: added.openid,
             created_at: added.created_at,
@@ -118,14 +100,9 @@ pub async fn add_my_openid(openid: String) -> Result<MyOpenid, AppError> {
 /// Removes one of the signed-in user's own openids. Audited.
 #[server(endpoint = "account/remove_openid")]
 pub async fn remove_my_openid(openid: String) -> Result<(), AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let user = ssr::require_role(Role::Staff).await?;
-        let ip = ssr::client_ip().await;
-        paydesk_core::own_openids::remove(&ssr::db().await?, &user, ip, &openid).await?;
+    super::ssr::as_role(paydesk_types::Role::Staff, |me| async move {
+        let ip = super::ssr::client_ip().await;
+        paydesk_core::own_openids::remove(&me.server.db, &me.user, ip, &openid).await?;
         Ok(())
     })
     .await

@@ -21,15 +21,11 @@ pub async fn list_audit(
     to: Option<String>,
     after: Option<String>,
 ) -> Result<AuditList, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
+        use crate::dto::AuditRow;
         use paydesk_core::audit::{self, AuditCursor, AuditFilter};
         use paydesk_core::bodies::clip;
-        use paydesk_types::Role;
 
-        use super::ssr;
-        use crate::dto::AuditRow;
-
-        ssr::require_role(Role::Admin).await?;
         let non_empty =
             |s: Option<String>| s.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
         let action = non_empty(action);
@@ -59,7 +55,7 @@ pub async fn list_audit(
                     .ok_or_else(|| AppError::invalid("after", "not a page cursor"))
             })
             .transpose()?;
-        let page = audit::search(&ssr::db().await?, &filter, after, AUDIT_PAGE_SIZE).await?;
+        let page = audit::search(&admin.server.db, &filter, after, AUDIT_PAGE_SIZE).await?;
         Ok(AuditList {
             entries: page
                 .entries
@@ -84,19 +80,14 @@ pub async fn list_audit(
 /// The merchant configuration as this server runs it, secrets masked (admin only).
 #[server(endpoint = "settings/get")]
 pub async fn get_settings() -> Result<SettingsSummary, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        ssr::require_role(Role::Admin).await?;
-        let mut summary = ssr::settings_summary().await?.as_ref().clone();
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
+        let mut summary = admin.server.summary.as_ref().clone();
         let now = paydesk_core::now_ms();
         summary.certificate_days_left = summary
             .certificate
             .as_ref()
             .map(|c| (c.not_after - now).div_euclid(24 * 3_600_000));
-        summary.retention.last_run = paydesk_core::retention::last_run(&ssr::db().await?)
+        summary.retention.last_run = paydesk_core::retention::last_run(&admin.server.db)
             .await?
             .map(|(finished_at, report)| crate::dto::RetentionRun {
                 finished_at,

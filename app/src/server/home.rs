@@ -9,13 +9,8 @@ use crate::error::AppError;
 /// payments (staff and up).
 #[server(endpoint = "home/stats")]
 pub async fn get_home_stats() -> Result<HomeStats, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let viewer = ssr::require_role(Role::Staff).await?;
-        let d = paydesk_core::stats::dashboard(&ssr::db().await?, paydesk_core::now_ms()).await?;
+    super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
+        let d = paydesk_core::stats::dashboard(&viewer.server.db, paydesk_core::now_ms()).await?;
         Ok(HomeStats {
             today_start: d.today_start,
             today_paid_count: d.today_paid_count,
@@ -31,7 +26,7 @@ pub async fn get_home_stats() -> Result<HomeStats, AppError> {
                 .map(|day| (day.day_start, day.count, day.amount_fen))
                 .collect(),
             latest_paid: d.latest_paid,
-            viewer_role: viewer.role,
+            viewer_role: viewer.user.role,
         })
     })
     .await

@@ -24,7 +24,8 @@ mod convert {
     use paydesk_core::bodies::{self, clip};
     use paydesk_core::notify::log::{Failure, LogEntry};
     use paydesk_core::notify::Notification;
-    use paydesk_core::search::{shanghai_day, Cursor};
+    use paydesk_core::sql::Cursor;
+    use paydesk_core::time::shanghai_day;
 
     use crate::dto::{ApiCallRow, FailureRow, NotificationRow, ShownBody, SignatureDebug};
     use crate::error::AppError;
@@ -34,6 +35,19 @@ mod convert {
 
     pub fn set(text: &str) -> Option<&str> {
         Some(text.trim()).filter(|t| !t.is_empty())
+    }
+
+    /// An optional filter read by `parse`; text it cannot read is a field error saying what
+    /// the field takes.
+    pub fn choice<T>(
+        text: &str,
+        field: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, AppError> {
+        set(text)
+            .map(|t| parse(t).ok_or_else(|| AppError::invalid(field, expected)))
+            .transpose()
     }
 
     /// `from` and `to` dates (Asia/Shanghai, both days included) as `[from, to)` UTC ms.
@@ -186,27 +200,18 @@ pub async fn list_notifications(
     to: String,
     after: String,
 ) -> Result<NotificationPage, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
+        use convert::{choice, cursor, dates, entry, set};
         use paydesk_core::notify::log::{self, NotificationFilter};
-        use paydesk_types::Role;
 
-        use super::ssr;
-        use convert::{cursor, dates, entry, set};
-
-        ssr::require_role(Role::Staff).await?;
         let (from, to) = dates(&from, &to)?;
         let filter = NotificationFilter {
             kind: set(&kind).map(str::to_owned),
-            verdict: set(&verdict)
-                .map(|v| {
-                    v.parse()
-                        .map_err(|_| AppError::invalid("verdict", "unknown verdict"))
-                })
-                .transpose()?,
+            verdict: choice(&verdict, "verdict", "unknown verdict", |v| v.parse().ok())?,
             from,
             to,
         };
-        let page = log::list(&ssr::db().await?, &filter, cursor(&after).as_ref(), PAGE).await?;
+        let page = log::list(&viewer.server.db, &filter, cursor(&after).as_ref(), PAGE).await?;
         Ok(NotificationPage {
             rows: page.entries.into_iter().map(entry).collect(),
             next: page.next.map(|c| c.encode()),
@@ -219,16 +224,12 @@ pub async fn list_notifications(
 /// (staff and up).
 #[server(endpoint = "logs/notification")]
 pub async fn get_notification(id: i64) -> Result<NotificationDetail, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
+        use convert::{notification_row, shown};
         use paydesk_core::bodies::{clip, sanitize};
         use paydesk_core::notify::log;
-        use paydesk_types::Role;
 
-        use super::ssr;
-        use convert::{notification_row, shown};
-
-        ssr::require_role(Role::Staff).await?;
-        let found = log::get(&ssr::db().await?, id)
+        let found = log::get(&viewer.server.db, id)
             .await?
             .ok_or(AppError::NotFound)?;
         let n = &found.notification;
@@ -258,14 +259,10 @@ const COUNTED_ROWS: i64 = 50;
 /// (support and up).
 #[server(endpoint = "logs/failures")]
 pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_core::notify::log;
-        use paydesk_types::Role;
-
-        use super::ssr;
+    super::ssr::as_role(paydesk_types::Role::Support, |viewer| async move {
         use crate::dto::FailureGroup;
+        use paydesk_core::notify::log;
 
-        ssr::require_role(Role::Support).await?;
         let (window, hours) = match convert::set(&window).unwrap_or("24h") {
             "24h" => ("24h", 24),
             "7d" => ("7d", 7 * 24),
@@ -273,12 +270,12 @@ pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
             _ => return Err(AppError::invalid("window", "24h, 7d or 30d")),
         };
         let since = paydesk_core::now_ms() - hours * 3_600_000;
-        let db = ssr::db().await?;
-        let client = ssr::wxpay().await?;
+        let db = &viewer.server.db;
+        let client = &viewer.server.wxpay;
         let key = &client.config().api_key;
         let mut groups = Vec::new();
-        for g in log::failure_groups(&db, since).await? {
-            let failures = log::failures(&db, g.cause, since, key, FAILURES_PER_CAUSE).await?;
+        for g in log::failure_groups(db, since).await? {
+            let failures = log::failures(db, g.cause, since, key, FAILURES_PER_CAUSE).await?;
             groups.push(FailureGroup {
                 cause: g.cause.as_str().into(),
                 count: g.count,
@@ -287,7 +284,7 @@ pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
                 failures: failures.into_iter().map(convert::failure).collect(),
             });
         }
-        let counted = paydesk_core::notify::counted_since(&db, since, COUNTED_ROWS)
+        let counted = paydesk_core::notify::counted_since(db, since, COUNTED_ROWS)
             .await?
             .into_iter()
             .map(|c| crate::dto::CountedRow {
@@ -317,14 +314,10 @@ pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
 /// Support's lookup: an id, or an amount with an approximate time (support and up).
 #[server(endpoint = "logs/lookup")]
 pub async fn lookup(text: String) -> Result<LookupResult, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_core::search::{self, AmountQuery};
-        use paydesk_types::Role;
-
-        use super::ssr;
+    super::ssr::as_role(paydesk_types::Role::Support, |viewer| async move {
         use crate::dto::LookupRow;
+        use paydesk_core::orders::lookup::{self, AmountQuery};
 
-        ssr::require_role(Role::Support).await?;
         let text = text.trim();
         if text.is_empty() {
             return Ok(LookupResult {
@@ -336,9 +329,9 @@ pub async fn lookup(text: String) -> Result<LookupResult, AppError> {
         if text.chars().count() > 100 {
             return Err(AppError::invalid("text", "at most 100 characters"));
         }
-        let orders = search::lookup(&ssr::db().await?, text).await?;
+        let orders = lookup::lookup(&viewer.server.db, text).await?;
         let amount = AmountQuery::parse(text, paydesk_core::now_ms());
-        // An id match wins (see `search::lookup`); the amount is only what was searched for
+        // An id match wins (see `lookup::lookup`); the amount is only what was searched for
         // when the text was read as one.
         let by_amount = amount.filter(|q| orders.iter().all(|o| o.total_fee == q.fen));
         Ok(LookupResult {
@@ -372,28 +365,24 @@ pub async fn list_api_calls(
     to: String,
     after: String,
 ) -> Result<ApiCallPage, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Support, |viewer| async move {
+        use convert::{choice, cursor, dates, set};
         use paydesk_core::api_calls::{self, CallFilter, Outcome};
-        use paydesk_types::Role;
 
-        use super::ssr;
-        use convert::{cursor, dates, set};
-
-        ssr::require_role(Role::Support).await?;
         let (from, to) = dates(&from, &to)?;
         let filter = CallFilter {
             endpoint: set(&endpoint).map(str::to_owned),
-            outcome: set(&outcome)
-                .map(|o| {
-                    Outcome::parse(o)
-                        .ok_or_else(|| AppError::invalid("outcome", "ok, business or transport"))
-                })
-                .transpose()?,
+            outcome: choice(
+                &outcome,
+                "outcome",
+                "ok, business or transport",
+                Outcome::parse,
+            )?,
             from,
             to,
         };
         let page =
-            api_calls::list(&ssr::db().await?, &filter, cursor(&after).as_ref(), PAGE).await?;
+            api_calls::list(&viewer.server.db, &filter, cursor(&after).as_ref(), PAGE).await?;
         Ok(ApiCallPage {
             rows: page.calls.iter().map(convert::call).collect(),
             next: page.next.map(|c| c.encode()),
@@ -405,14 +394,10 @@ pub async fn list_api_calls(
 /// One outbound call with its request and response bodies (support and up).
 #[server(endpoint = "logs/api_call")]
 pub async fn get_api_call(id: i64) -> Result<ApiCallDetail, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Support, |viewer| async move {
         use paydesk_core::api_calls;
-        use paydesk_types::Role;
 
-        use super::ssr;
-
-        ssr::require_role(Role::Support).await?;
-        let call = api_calls::get(&ssr::db().await?, id)
+        let call = api_calls::get(&viewer.server.db, id)
             .await?
             .ok_or(AppError::NotFound)?;
         Ok(ApiCallDetail {

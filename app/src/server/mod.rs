@@ -125,16 +125,6 @@ pub mod ssr {
         Ok(context().await?.db)
     }
 
-    /// The event bus (changes are published after their commit).
-    pub async fn events() -> Result<paydesk_core::events::EventBus, AppError> {
-        Ok(context().await?.events)
-    }
-
-    /// The WeChat Pay client.
-    pub async fn wxpay() -> Result<std::sync::Arc<wxpay::Client>, AppError> {
-        Ok(context().await?.wxpay)
-    }
-
     /// Bytes free on the database's disk when below the threshold (`paydesk_core::disk`, as
     /// last checked by the server's job); `None` when there is room, unknown, or PostgreSQL.
     pub async fn disk_low_free_bytes() -> Option<u64> {
@@ -293,6 +283,41 @@ pub mod ssr {
             }
         }
         result
+    }
+
+    /// A server function's caller, past its role check: who they are, and what the server
+    /// offers them.
+    #[derive(Clone)]
+    pub struct Caller {
+        /// The signed-in user.
+        pub user: User,
+        /// The database, the event bus, the WeChat Pay client, ….
+        pub server: ServerContext,
+    }
+
+    impl Caller {
+        /// The caller as an audited change names them, with their address.
+        pub async fn actor(&self) -> paydesk_core::audit::Actor {
+            self.user.actor(client_ip().await)
+        }
+    }
+
+    /// Runs a server function body (see [`respond`]) for a caller whose role includes `min`:
+    /// the role is checked first (401 or 403, see [`require_role`]), then `body` gets the
+    /// [`Caller`].
+    pub async fn as_role<T, Fut>(min: Role, body: impl FnOnce(Caller) -> Fut) -> Result<T, AppError>
+    where
+        Fut: std::future::Future<Output = Result<T, AppError>>,
+    {
+        respond(async move {
+            let user = require_role(min).await?;
+            body(Caller {
+                user,
+                server: context().await?,
+            })
+            .await
+        })
+        .await
     }
 
     /// The signed-in user if their role includes `min`; otherwise 401 or 403.

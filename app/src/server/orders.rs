@@ -36,18 +36,19 @@ pub async fn list_orders(
     openid: String,
     after: String,
 ) -> Result<OrdersView, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_core::order_filter::FilterQuery;
-        use paydesk_core::search::{self, Cursor, Found};
+    super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
+        use paydesk_core::orders::filter::FilterQuery;
+        use paydesk_core::orders::{
+            list,
+            lookup::{self, Found},
+        };
+        use paydesk_core::sql::Cursor;
         use paydesk_types::Role;
 
-        use super::ssr;
-
-        let viewer = ssr::require_role(Role::Staff).await?;
         // A bare `/orders` opens on the last seven days (Asia/Shanghai, today included), what
         // staff look at most; the filter form shows the dates and "all time" is one click
         // away (`?all`). Either costs under a millisecond for the sum since the running
-        // totals (`paydesk_core::order_totals`, docs/benchmarks.md).
+        // totals (`paydesk_core::orders::totals`, docs/benchmarks.md).
         if from == RECENT {
             let today = paydesk_types::format_shanghai_date(paydesk_core::now_ms());
             let week_ago = paydesk_types::format_shanghai_date(
@@ -60,10 +61,10 @@ pub async fn list_orders(
             };
             return Ok(jump(format!("/orders?{}", query.to_query())));
         }
-        let db = ssr::db().await?;
+        let db = &viewer.server.db;
         let mut not_found = None;
         if !q.trim().is_empty() {
-            match search::find_by_any_id(&db, &q).await? {
+            match lookup::find_by_any_id(db, &q).await? {
                 Found::Order(order) => {
                     return Ok(jump(format!("/orders/{}", order.out_trade_no)));
                 }
@@ -88,8 +89,8 @@ pub async fn list_orders(
         let filter = query.parse()?;
         let after = Cursor::decode(&after);
         let (page, (count, sum_fen)) = tokio::try_join!(
-            search::list_orders(&db, &filter, after.as_ref(), PAGE_SIZE),
-            search::totals(&db, &filter),
+            list::list_orders(db, &filter, after.as_ref(), PAGE_SIZE),
+            list::totals(db, &filter),
         )?;
         Ok(OrdersView {
             jump: None,
@@ -99,7 +100,7 @@ pub async fn list_orders(
             count,
             sum_fen,
             filter_query: query.to_query(),
-            can_export: viewer.role.includes(Role::Manager),
+            can_export: viewer.user.role.includes(Role::Manager),
         })
     })
     .await
@@ -143,26 +144,21 @@ fn list_item(o: paydesk_core::orders::Order) -> crate::dto::orders::OrderListIte
 /// One order with every field and its timeline (staff and up); 404 when there is none.
 #[server(endpoint = "orders/detail")]
 pub async fn get_order(out_trade_no: String) -> Result<OrderDetail, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_core::{orders, timeline};
+    super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
+        use paydesk_core::orders::{self, timeline};
         use paydesk_types::Role;
 
-        use super::ssr;
-
-        let viewer = ssr::require_role(Role::Staff).await?;
-        let db = ssr::db().await?;
-        let order = orders::find_by_out_trade_no(&db, out_trade_no.trim())
+        let db = &viewer.server.db;
+        let order = orders::find_by_out_trade_no(db, out_trade_no.trim())
             .await?
             .ok_or(AppError::NotFound)?;
-        let (items, history) = tokio::try_join!(
-            orders::items(&db, order.id),
-            timeline::for_order(&db, &order)
-        )?;
+        let (items, history) =
+            tokio::try_join!(orders::items(db, order.id), timeline::for_order(db, &order))?;
         Ok(detail(
             order,
             items,
             history,
-            viewer.role.includes(Role::Support),
+            viewer.user.role.includes(Role::Support),
         ))
     })
     .await
@@ -172,7 +168,7 @@ pub async fn get_order(out_trade_no: String) -> Result<OrderDetail, AppError> {
 fn detail(
     o: paydesk_core::orders::Order,
     items: Vec<paydesk_core::orders::OrderItem>,
-    history: paydesk_core::timeline::History,
+    history: paydesk_core::orders::timeline::History,
     can_act: bool,
 ) -> OrderDetail {
     use crate::dto::orders::{OrderLine, TimelineItem};
@@ -219,14 +215,12 @@ fn detail(
 }
 
 #[cfg(feature = "ssr")]
-fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::TimelineWhat {
-    use crate::dto::orders::TimelineWhat as W;
+fn timeline_what(event: paydesk_core::orders::timeline::Event) -> crate::dto::orders::TimelineWhat {
+    use crate::dto::orders::TimelineCall;
     use paydesk_core::bodies::clip;
-    use paydesk_core::timeline::Event;
 
-    match event {
-        Event::Created { total_fee } => W::Created { total_fee },
-        Event::ApiCall(c) => W::ApiCall {
+    event.map(
+        |c| TimelineCall {
             ok: c.succeeded(),
             outcome: c
                 .err_code
@@ -240,95 +234,43 @@ fn timeline_what(event: paydesk_core::timeline::Event) -> crate::dto::orders::Ti
             out_refund_no: c.out_refund_no,
             latency_ms: c.latency_ms,
         },
-        Event::Notification(n) => W::Notification {
-            id: n.id,
-            kind: n.kind,
-            verdict: n.verdict,
-            // A refused callback's detail can quote what its sender wrote.
+        // A refused callback's detail can quote what its sender wrote.
+        |n| paydesk_types::NotificationSummary {
             detail: clip(&n.detail),
-            reply: n.reply,
-            out_refund_no: n.out_refund_no,
+            ..n
         },
-        Event::Paid { transaction_id } => W::Paid { transaction_id },
-        Event::RefundRequested {
-            out_refund_no,
-            amount_fen,
-            reason,
-            requester_kind,
-            requester,
-        } => W::RefundRequested {
-            out_refund_no,
-            amount_fen,
-            reason,
-            requester_kind,
-            requester,
-        },
-        Event::RefundDecided {
-            out_refund_no,
-            approved,
-            by,
-            reason,
-        } => W::RefundDecided {
-            out_refund_no,
-            approved,
-            by,
-            reason,
-        },
-        Event::RefundOutcome {
-            out_refund_no,
-            status,
-            amount_fen,
-            refund_id,
-            last_error,
-        } => W::RefundOutcome {
-            out_refund_no,
-            status,
-            amount_fen,
-            refund_id,
-            last_error,
-        },
-        Event::Staff {
-            audit_id,
-            actor,
-            action,
-            detail,
-        } => W::Staff {
-            audit_id,
-            actor,
-            action,
-            detail,
-        },
-    }
+    )
 }
 
 /// Asks WeChat Pay about the order now (orderquery; support and up; audited). Returns the
 /// status afterwards.
 #[server(endpoint = "orders/sync")]
 pub async fn sync_order(out_trade_no: String) -> Result<OrderStatus, AppError> {
-    super::ssr::respond(act(out_trade_no, false)).await
+    act(out_trade_no, false).await
 }
 
 /// Closes the unpaid order at WeChat Pay (closeorder; support and up; audited). Returns the
 /// status afterwards.
 #[server(endpoint = "orders/close")]
 pub async fn close_order(out_trade_no: String) -> Result<OrderStatus, AppError> {
-    super::ssr::respond(act(out_trade_no, true)).await
+    act(out_trade_no, true).await
 }
 
 #[cfg(feature = "ssr")]
 async fn act(out_trade_no: String, close: bool) -> Result<OrderStatus, AppError> {
-    use paydesk_core::order_actions;
-    use paydesk_types::Role;
+    use paydesk_core::orders::actions as order_actions;
 
-    use super::ssr;
-
-    let user = ssr::require_role(Role::Support).await?;
-    let actor = user.actor(ssr::client_ip().await);
-    let (db, events, client) = (ssr::db().await?, ssr::events().await?, ssr::wxpay().await?);
-    let order = if close {
-        order_actions::close_now(&db, client.as_ref(), &events, &actor, &out_trade_no).await?
-    } else {
-        order_actions::sync_now(&db, client.as_ref(), &events, &actor, &out_trade_no).await?
-    };
-    Ok(order.status)
+    super::ssr::as_role(paydesk_types::Role::Support, |support| async move {
+        let actor = support.actor().await;
+        let super::ssr::ServerContext {
+            db, events, wxpay, ..
+        } = &support.server;
+        let order = if close {
+            order_actions::close_now(db, wxpay.as_ref(), events, &actor, &out_trade_no).await?
+        } else {
+            order_actions::sync_now(db, wxpay.as_ref(), events, &actor, &out_trade_no).await?
+        };
+        Ok(order.status)
+    })
+    .await
 }

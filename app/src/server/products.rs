@@ -30,11 +30,8 @@ fn parse_price(price: &str) -> Result<i64, AppError> {
 /// Every product, active or not (admin only).
 #[server(endpoint = "products/list")]
 pub async fn list_products() -> Result<Vec<ProductSummary>, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        super::ssr::require_role(Role::Admin).await?;
-        let products = paydesk_core::products::list_all(&super::ssr::db().await?).await?;
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
+        let products = paydesk_core::products::list_all(&admin.server.db).await?;
         Ok(products.into_iter().map(summary).collect())
     })
     .await
@@ -43,16 +40,11 @@ pub async fn list_products() -> Result<Vec<ProductSummary>, AppError> {
 /// Adds a product; `price` in yuan, e.g. `12.34` (admin only).
 #[server(endpoint = "products/add")]
 pub async fn add_product(name: String, price: String) -> Result<ProductSummary, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let admin = ssr::require_role(Role::Admin).await?;
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
         let price_fen = parse_price(&price)?;
-        let actor = admin.actor(ssr::client_ip().await);
+        let actor = admin.actor().await;
         let product =
-            paydesk_core::products::create(&ssr::db().await?, &actor, &name, price_fen).await?;
+            paydesk_core::products::create(&admin.server.db, &actor, &name, price_fen).await?;
         Ok(summary(product))
     })
     .await
@@ -66,16 +58,11 @@ pub async fn update_product(
     price: String,
     active: bool,
 ) -> Result<ProductSummary, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let admin = ssr::require_role(Role::Admin).await?;
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
         let price_fen = parse_price(&price)?;
-        let actor = admin.actor(ssr::client_ip().await);
+        let actor = admin.actor().await;
         let product =
-            paydesk_core::products::update(&ssr::db().await?, &actor, id, &name, price_fen, active)
+            paydesk_core::products::update(&admin.server.db, &actor, id, &name, price_fen, active)
                 .await?;
         Ok(summary(product))
     })

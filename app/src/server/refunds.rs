@@ -62,15 +62,10 @@ fn required_reason(reason: &str) -> Result<String, AppError> {
 /// Refunds, pending ones first (support and up).
 #[server(endpoint = "refunds/list")]
 pub async fn list_refunds() -> Result<Vec<RefundRow>, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let viewer = ssr::require_role(Role::Support).await?;
-        let db = ssr::db().await?;
-        let views = paydesk_core::refunds::list_for_dashboard(&db, 200).await?;
-        let own: Vec<String> = paydesk_core::own_openids::list(&db, viewer.id)
+    super::ssr::as_role(paydesk_types::Role::Support, |viewer| async move {
+        let db = &viewer.server.db;
+        let views = paydesk_core::refunds::list_for_dashboard(db, 200).await?;
+        let own: Vec<String> = paydesk_core::own_openids::list(db, viewer.user.id)
             .await?
             .into_iter()
             .map(|o| o.openid)
@@ -79,7 +74,7 @@ pub async fn list_refunds() -> Result<Vec<RefundRow>, AppError> {
         Ok(views
             .into_iter()
             .map(|v| {
-                let mut r = row(v, &viewer, now);
+                let mut r = row(v, &viewer.user, now);
                 r.paid_by_you = own.contains(&r.openid);
                 r
             })
@@ -96,13 +91,10 @@ pub async fn request_refund(
     amount: String,
     reason: String,
 ) -> Result<RefundRow, AppError> {
-    super::ssr::respond(async move {
+    super::ssr::as_role(paydesk_types::Role::Support, |staff| async move {
         use paydesk_core::refunds::{self, Requester};
-        use paydesk_types::{Fen, Role};
+        use paydesk_types::Fen;
 
-        use super::ssr;
-
-        let staff = ssr::require_role(Role::Support).await?;
         let reason = required_reason(&reason)?;
         let amount_fen = match amount.trim() {
             "" => None,
@@ -112,20 +104,19 @@ pub async fn request_refund(
                     .map_err(|e| AppError::invalid("amount", e.to_string()))?,
             ),
         };
-        let db = ssr::db().await?;
-        let actor = staff.actor(ssr::client_ip().await);
+        let actor = staff.actor().await;
         // The refund it created, read by its id inside the same transaction: nothing can
         // fail after the commit, however many refunds are pending.
         let view = refunds::file(
-            &db,
-            &ssr::events().await?,
+            &staff.server.db,
+            &staff.server.events,
             out_trade_no.trim(),
             amount_fen,
             &reason,
             Requester::Staff { actor },
         )
         .await?;
-        Ok(row(view, &staff, paydesk_core::now_ms()))
+        Ok(row(view, &staff.user, paydesk_core::now_ms()))
     })
     .await
 }
@@ -133,45 +124,38 @@ pub async fn request_refund(
 /// Approves a pending refund (manager and up; never one's own request).
 #[server(endpoint = "refunds/approve")]
 pub async fn approve_refund(id: i64, reason: String) -> Result<String, AppError> {
-    super::ssr::respond(decide(id, reason, true)).await
+    decide(id, reason, true).await
 }
 
 /// Rejects a pending refund with a reason (manager and up; never one's own request).
 #[server(endpoint = "refunds/reject")]
 pub async fn reject_refund(id: i64, reason: String) -> Result<String, AppError> {
-    super::ssr::respond(decide(id, reason, false)).await
+    decide(id, reason, false).await
 }
 
 /// One decision on a pending refund; the core makes it exactly once.
 #[cfg(feature = "ssr")]
 async fn decide(id: i64, reason: String, approve: bool) -> Result<String, AppError> {
-    use paydesk_types::Role;
-
-    use super::ssr;
-
-    let manager = ssr::require_role(Role::Manager).await?;
-    let reason = required_reason(&reason)?;
-    let actor = manager.actor(ssr::client_ip().await);
-    let (db, events) = (ssr::db().await?, ssr::events().await?);
-    let refund = if approve {
-        paydesk_core::refunds::approve(&db, &events, &actor, id, &reason).await?
-    } else {
-        paydesk_core::refunds::reject(&db, &events, &actor, id, &reason).await?
-    };
-    Ok(refund.out_refund_no)
+    super::ssr::as_role(paydesk_types::Role::Manager, |manager| async move {
+        let reason = required_reason(&reason)?;
+        let actor = manager.actor().await;
+        let (db, events) = (&manager.server.db, &manager.server.events);
+        let refund = if approve {
+            paydesk_core::refunds::approve(db, events, &actor, id, &reason).await?
+        } else {
+            paydesk_core::refunds::reject(db, events, &actor, id, &reason).await?
+        };
+        Ok(refund.out_refund_no)
+    })
+    .await
 }
 
 /// Probes the refund endpoint over mutual TLS without moving money (manager and up): the
 /// handshake with our certificate, and WeChat Pay's answer to an empty request.
 #[server(endpoint = "refunds/check_channel")]
 pub async fn check_refund_channel() -> Result<ChannelCheck, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        ssr::require_role(Role::Manager).await?;
-        let client = ssr::wxpay().await?;
+    super::ssr::as_role(paydesk_types::Role::Manager, |manager| async move {
+        let client = manager.server.wxpay;
         let cert = client
             .config()
             .identity

@@ -28,11 +28,8 @@ fn parse_role(role: &str) -> Result<paydesk_types::Role, AppError> {
 /// Every account (admin only).
 #[server(endpoint = "users/list")]
 pub async fn list_users() -> Result<Vec<UserSummary>, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        super::ssr::require_role(Role::Admin).await?;
-        let users = paydesk_core::users::list(&super::ssr::db().await?).await?;
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
+        let users = paydesk_core::users::list(&admin.server.db).await?;
         Ok(users.into_iter().map(summary).collect())
     })
     .await
@@ -45,19 +42,16 @@ pub async fn add_user(
     password: String,
     role: String,
 ) -> Result<UserSummary, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::{Role, Username};
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
+        use paydesk_types::Username;
         use secrecy::SecretString;
 
-        use super::ssr;
-
-        let admin = ssr::require_role(Role::Admin).await?;
         let username = Username::parse(&username)
             .map_err(|e| AppError::invalid_because("username", e.into()))?;
         let role = parse_role(&role)?;
-        let actor = admin.actor(ssr::client_ip().await);
+        let actor = admin.actor().await;
         let user = paydesk_core::users::create(
-            &ssr::db().await?,
+            &admin.server.db,
             &actor,
             &username,
             SecretString::from(password),
@@ -72,16 +66,11 @@ pub async fn add_user(
 /// Changes an account's role (admin only; not one's own, not the last admin).
 #[server(endpoint = "users/set_role")]
 pub async fn set_user_role(id: i64, role: String) -> Result<UserSummary, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let admin = ssr::require_role(Role::Admin).await?;
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
         let role = parse_role(&role)?;
-        let actor = admin.actor(ssr::client_ip().await);
+        let actor = admin.actor().await;
         Ok(summary(
-            paydesk_core::users::set_role(&ssr::db().await?, &actor, id, role).await?,
+            paydesk_core::users::set_role(&admin.server.db, &actor, id, role).await?,
         ))
     })
     .await
@@ -90,15 +79,10 @@ pub async fn set_user_role(id: i64, role: String) -> Result<UserSummary, AppErro
 /// Disables (`active = false`) or re-enables an account (admin only).
 #[server(endpoint = "users/set_active")]
 pub async fn set_user_active(id: i64, active: bool) -> Result<UserSummary, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
-
-        use super::ssr;
-
-        let admin = ssr::require_role(Role::Admin).await?;
-        let actor = admin.actor(ssr::client_ip().await);
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
+        let actor = admin.actor().await;
         Ok(summary(
-            paydesk_core::users::set_disabled(&ssr::db().await?, &actor, id, !active).await?,
+            paydesk_core::users::set_disabled(&admin.server.db, &actor, id, !active).await?,
         ))
     })
     .await
@@ -107,18 +91,14 @@ pub async fn set_user_active(id: i64, active: bool) -> Result<UserSummary, AppEr
 /// Gives an account a new random password, returned once (admin only).
 #[server(endpoint = "users/reset_password")]
 pub async fn reset_user_password(id: i64) -> Result<GeneratedPassword, AppError> {
-    super::ssr::respond(async move {
-        use paydesk_types::Role;
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
         use secrecy::SecretString;
 
-        use super::ssr;
-
-        let admin = ssr::require_role(Role::Admin).await?;
-        let db = ssr::db().await?;
-        let target = paydesk_core::users::get(&db, id).await?;
+        let db = &admin.server.db;
+        let target = paydesk_core::users::get(db, id).await?;
         let password = paydesk_core::password::generate(16);
-        let actor = admin.actor(ssr::client_ip().await);
-        paydesk_core::users::reset_password(&db, &actor, id, SecretString::from(password.clone()))
+        let actor = admin.actor().await;
+        paydesk_core::users::reset_password(db, &actor, id, SecretString::from(password.clone()))
             .await?;
         Ok(GeneratedPassword {
             username: target.username.to_string(),

@@ -6,12 +6,13 @@
 //! Dates are Asia/Shanghai calendar days, both ends included (`to` covers the whole day);
 //! amounts are yuan, both ends included.
 
-use time::{Date, Time};
+use time::Date;
 
 use crate::orders::OrderStatus;
 use crate::sql::{Arg, Conditions};
+use crate::time::date_start;
 use crate::CoreError;
-use paydesk_types::{Fen, SHANGHAI};
+use paydesk_types::Fen;
 
 /// What the orders page filters on. `Default` is everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -154,9 +155,9 @@ impl FilterQuery {
                 statuses.push(status);
             }
         }
-        let created_from = day("from", &self.from)?.map(day_start);
+        let created_from = day("from", &self.from)?.map(date_start);
         let created_to =
-            day("to", &self.to)?.map(|d| d.next_day().map(day_start).unwrap_or(i64::MAX));
+            day("to", &self.to)?.map(|d| d.next_day().map(date_start).unwrap_or(i64::MAX));
         if let (Some(from), Some(to)) = (created_from, created_to) {
             if from >= to {
                 return Err(CoreError::invalid(
@@ -223,11 +224,6 @@ fn day(field: &'static str, text: &str) -> Result<Option<Date>, CoreError> {
     Date::parse(text, &fmt)
         .map(Some)
         .map_err(|_| CoreError::invalid(field, "a day is written YYYY-MM-DD"))
-}
-
-/// The first millisecond of `date` in Asia/Shanghai (UTC ms).
-fn day_start(date: Date) -> i64 {
-    crate::time::unix_ms(date.with_time(Time::MIDNIGHT).assume_offset(SHANGHAI))
 }
 
 fn yuan(field: &'static str, text: &str) -> Result<Option<i64>, CoreError> {

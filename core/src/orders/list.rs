@@ -2,7 +2,7 @@
 //! (docs/design.md "Users and what they need").
 
 use super::filter::OrderFilter;
-use super::{Order, OrderRow, ORDER_COLUMNS};
+use super::{Order, ORDER_COLUMNS};
 use crate::sql::{bind_all, Arg, Cursor};
 use crate::{CoreError, Db};
 
@@ -74,13 +74,9 @@ pub async fn list_orders(
             .join(" union all ");
         format!("select {ORDER_COLUMNS} from ({branches}) as u {order_by} limit {take}")
     };
-    let rows = bind_all!(sqlx::query_as::<_, OrderRow>(&sql), &c.args)
+    let mut orders = bind_all!(sqlx::query_as::<_, Order>(&sql), &c.args)
         .fetch_all(db.reader())
         .await?;
-    let mut orders = rows
-        .into_iter()
-        .map(Order::try_from)
-        .collect::<Result<Vec<_>, _>>()?;
     let next = if orders.len() as i64 > limit {
         orders.truncate(limit as usize);
         orders.last().map(Cursor::of)

@@ -4,7 +4,7 @@
 use ::time::OffsetDateTime;
 use paydesk_types::SHANGHAI;
 
-use super::{Order, OrderRow, ORDER_COLUMNS};
+use super::{Order, ORDER_COLUMNS};
 use crate::time::{day_range, parse_clock, parse_day, shanghai_ms};
 use crate::{now_ms, CoreError, Db};
 
@@ -57,12 +57,12 @@ pub async fn find_by_any_id(db: &Db, text: &str) -> Result<Found, CoreError> {
            (select order_id from refunds where refund_id = $1 limit 1)\
          ) as found order by probe limit 1"
     );
-    if let Some(row) = sqlx::query_as::<_, OrderRow>(&probes)
+    if let Some(order) = sqlx::query_as::<_, Order>(&probes)
         .bind(id)
         .fetch_optional(db.reader())
         .await?
     {
-        return Ok(Found::Order(row.try_into()?));
+        return Ok(Found::Order(order));
     }
     let orders = crate::orders::list_for_openid(db, id, CUSTOMER_ORDERS).await?;
     if !orders.is_empty() {
@@ -193,7 +193,7 @@ pub async fn lookup(db: &Db, text: &str) -> Result<Vec<Order>, CoreError> {
         return Ok(Vec::new());
     };
     // The (total_fee, created_at) index: one equality and one range.
-    let rows = sqlx::query_as::<_, OrderRow>(&format!(
+    Ok(sqlx::query_as::<_, Order>(&format!(
         r#"select {ORDER_COLUMNS} from orders
            where total_fee = $1 and created_at >= $2 and created_at < $3
            order by created_at desc, id desc limit $4"#
@@ -203,8 +203,7 @@ pub async fn lookup(db: &Db, text: &str) -> Result<Vec<Order>, CoreError> {
     .bind(q.to)
     .bind(LOOKUP_LIMIT)
     .fetch_all(db.reader())
-    .await?;
-    rows.into_iter().map(Order::try_from).collect()
+    .await?)
 }
 
 #[cfg(test)]

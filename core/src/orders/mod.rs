@@ -7,8 +7,6 @@ use std::fmt;
 use sqlx::FromRow;
 use wxpay::SignType;
 
-use crate::CoreError;
-
 pub mod actions;
 pub mod export;
 pub mod filter;
@@ -77,7 +75,7 @@ impl fmt::Display for OutTradeNo {
 }
 
 /// A stored order.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Order {
     /// Row id.
     pub id: i64,
@@ -90,8 +88,10 @@ pub struct Order {
     /// The amount in fen.
     pub total_fee: i64,
     /// Where the order is in its state machine.
+    #[sqlx(try_from = "String")]
     pub status: OrderStatus,
     /// The algorithm the order was created (and its notifications are verified) with.
+    #[sqlx(try_from = "String")]
     pub sign_type: SignType,
     /// `prepay_id` from unifiedorder.
     pub prepay_id: Option<String>,
@@ -117,59 +117,6 @@ pub struct Order {
     pub created_at: i64,
     /// Last changed (UTC ms).
     pub updated_at: i64,
-}
-
-#[derive(FromRow)]
-pub(crate) struct OrderRow {
-    id: i64,
-    out_trade_no: String,
-    openid: String,
-    description: String,
-    total_fee: i64,
-    status: String,
-    sign_type: String,
-    prepay_id: Option<String>,
-    prepay_expires_at: Option<i64>,
-    transaction_id: Option<String>,
-    bank_type: Option<String>,
-    paid_at: Option<i64>,
-    client_ip: Option<String>,
-    idempotency_key: Option<String>,
-    expires_at: Option<i64>,
-    next_sync_at: Option<i64>,
-    sync_attempts: i64,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<OrderRow> for Order {
-    type Error = CoreError;
-
-    fn try_from(r: OrderRow) -> Result<Self, CoreError> {
-        Ok(Order {
-            id: r.id,
-            out_trade_no: r.out_trade_no,
-            openid: r.openid,
-            description: r.description,
-            total_fee: r.total_fee,
-            status: r.status.parse()?,
-            sign_type: r.sign_type.parse().map_err(|e: wxpay::UnknownSignType| {
-                anyhow::anyhow!("stored sign_type {:?}", e.0)
-            })?,
-            prepay_id: r.prepay_id,
-            prepay_expires_at: r.prepay_expires_at,
-            transaction_id: r.transaction_id,
-            bank_type: r.bank_type,
-            paid_at: r.paid_at,
-            client_ip: r.client_ip,
-            idempotency_key: r.idempotency_key,
-            expires_at: r.expires_at,
-            next_sync_at: r.next_sync_at,
-            sync_attempts: r.sync_attempts,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-    }
 }
 
 pub(crate) const ORDER_COLUMNS: &str = "id, out_trade_no, openid, description, total_fee, \

@@ -1,7 +1,7 @@
 //! The order queries: create, find, list, and the columns an order has besides its status
 //! (which only [`super::transitions`] changes).
 
-use super::{NewOrder, Order, OrderItem, OrderKey, OrderRow, ORDER_COLUMNS};
+use super::{NewOrder, Order, OrderItem, OrderKey, ORDER_COLUMNS};
 use crate::error::{unique_violation, UniqueKey};
 use crate::{now_ms, CoreError, Db};
 /// Stores a new `NOTPAY` order with its items in one transaction. An `out_trade_no` or
@@ -29,7 +29,7 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
         .ok_or_else(|| CoreError::invalid("items", "the total is too large"))?;
     let now = now_ms();
     let mut tx = db.begin_write().await?;
-    let inserted = sqlx::query_as::<_, OrderRow>(&format!(
+    let inserted = sqlx::query_as::<_, Order>(&format!(
         r#"insert into orders (out_trade_no, openid, description, total_fee, status, sign_type,
                client_ip, idempotency_key, expires_at, next_sync_at, created_at, updated_at)
            values ($1, $2, $3, $4, 'NOTPAY', $5, $6, $7, $8, $9, $10, $10)
@@ -47,8 +47,8 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
     .bind(now)
     .fetch_one(&mut *tx)
     .await;
-    let row = match inserted {
-        Ok(row) => row,
+    let order = match inserted {
+        Ok(order) => order,
         Err(e)
             if matches!(
                 unique_violation(&e),
@@ -68,7 +68,7 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
                    created_at, updated_at)
                values ($1, $2, $3, $4, $5, $6, $6)"#,
         )
-        .bind(row.id)
+        .bind(order.id)
         .bind(item.product_id)
         .bind(&item.name)
         .bind(item.unit_price_fen)
@@ -78,7 +78,6 @@ pub async fn create_order(db: &Db, new: NewOrder) -> Result<Order, CoreError> {
         .await?;
     }
     tx.commit().await?;
-    let order: Order = row.try_into()?;
     // Committed: from now on its key is known to exist.
     db.order_keys().insert(&OrderKey {
         id: order.id,
@@ -128,41 +127,37 @@ pub(crate) async fn find_key_by_out_trade_no(
 
 /// The order with this merchant order number, if any.
 pub async fn find_by_out_trade_no(db: &Db, out_trade_no: &str) -> Result<Option<Order>, CoreError> {
-    sqlx::query_as::<_, OrderRow>(&format!(
+    sqlx::query_as::<_, Order>(&format!(
         "select {ORDER_COLUMNS} from orders where out_trade_no = $1"
     ))
     .bind(out_trade_no)
     .fetch_optional(db.reader())
-    .await?
-    .map(Order::try_from)
-    .transpose()
+    .await
+    .map_err(Into::into)
 }
 
 /// The order made with this idempotency key, if any.
 pub async fn find_by_idempotency_key(db: &Db, key: &str) -> Result<Option<Order>, CoreError> {
-    sqlx::query_as::<_, OrderRow>(&format!(
+    sqlx::query_as::<_, Order>(&format!(
         "select {ORDER_COLUMNS} from orders where idempotency_key = $1"
     ))
     .bind(key)
     .fetch_optional(db.reader())
-    .await?
-    .map(Order::try_from)
-    .transpose()
+    .await
+    .map_err(Into::into)
 }
 
 /// A shopper's orders, newest first.
 pub async fn list_for_openid(db: &Db, openid: &str, limit: i64) -> Result<Vec<Order>, CoreError> {
-    sqlx::query_as::<_, OrderRow>(&format!(
+    sqlx::query_as::<_, Order>(&format!(
         r#"select {ORDER_COLUMNS} from orders where openid = $1
            order by created_at desc, id desc limit $2"#
     ))
     .bind(openid)
     .bind(limit)
     .fetch_all(db.reader())
-    .await?
-    .into_iter()
-    .map(Order::try_from)
-    .collect()
+    .await
+    .map_err(Into::into)
 }
 
 /// Stores the `prepay_id` unifiedorder returned (only while the order is `NOTPAY`).

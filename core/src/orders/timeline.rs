@@ -18,89 +18,10 @@ use crate::orders::Order;
 use crate::refunds::{self, Refund, RefundStatus};
 use crate::{CoreError, Db};
 
-/// What happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The order was stored (`NOTPAY`).
-    Created {
-        /// The amount in fen.
-        total_fee: i64,
-    },
-    /// A call to WeChat Pay (raw record: `api_calls.id`).
-    ApiCall(CallSummary),
-    /// A callback that concerned (or claimed) the order (raw record: `notifications.id`).
-    Notification(NotificationSummary),
-    /// The order became paid (`time_end` from WeChat Pay).
-    Paid {
-        /// WeChat's transaction id.
-        transaction_id: Option<String>,
-    },
-    /// A refund was requested.
-    RefundRequested {
-        /// The refund number.
-        out_refund_no: String,
-        /// The amount in fen.
-        amount_fen: i64,
-        /// Why.
-        reason: String,
-        /// `customer` or `staff`.
-        requester_kind: String,
-        /// The username, or the customer's openid.
-        requester: String,
-    },
-    /// A manager approved or rejected a refund.
-    RefundDecided {
-        /// The refund number.
-        out_refund_no: String,
-        /// Approved (else rejected).
-        approved: bool,
-        /// Who decided.
-        by: String,
-        /// Their reason.
-        reason: Option<String>,
-    },
-    /// A refund reached an outcome: `SUCCESS`, or `FAILED` / `REFUNDCLOSE` / `CHANGE`.
-    RefundOutcome {
-        /// The refund number.
-        out_refund_no: String,
-        /// The refund's status.
-        status: RefundStatus,
-        /// The amount in fen.
-        amount_fen: i64,
-        /// WeChat's refund id.
-        refund_id: Option<String>,
-        /// Why it failed, in plain words.
-        last_error: Option<String>,
-    },
-    /// A staff action from the audit log (raw record: `audit_log.id`).
-    Staff {
-        /// The audit row.
-        audit_id: i64,
-        /// Who.
-        actor: String,
-        /// The audit action (`order.sync`, `order.close`, …).
-        action: String,
-        /// What the log says about it.
-        detail: Option<String>,
-    },
-}
-
-impl Event {
-    /// Orders entries with the same timestamp: what causes comes before what follows.
-    fn rank(&self) -> u8 {
-        match self {
-            Event::Created { .. } => 0,
-            Event::RefundRequested { .. } => 1,
-            Event::RefundDecided { .. } => 2,
-            Event::ApiCall(_) => 3,
-            Event::Notification(_) => 4,
-            Event::Paid { .. } => 5,
-            // Staff actions are audited once their call has answered.
-            Event::Staff { .. } => 6,
-            Event::RefundOutcome { .. } => 7,
-        }
-    }
-}
+/// What happened: a call to WeChat Pay and a callback as this module reads them (the
+/// variants and their order among entries of the same instant are `paydesk_types`', shared
+/// with the order's page).
+pub type Event = paydesk_types::OrderEvent<CallSummary, NotificationSummary>;
 
 /// One call to WeChat Pay, without its bodies (those are on the call's own page).
 #[derive(Debug, Clone, PartialEq, Eq, FromRow)]
@@ -136,22 +57,8 @@ impl CallSummary {
     }
 }
 
-/// One callback, without its raw body (that is on the notification's own page).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotificationSummary {
-    /// `notifications.id`.
-    pub id: i64,
-    /// `payment` or `refund`.
-    pub kind: String,
-    /// The verdict (`Duplicate` marks a repeat).
-    pub verdict: Verdict,
-    /// Why, for people.
-    pub detail: String,
-    /// What we answered.
-    pub reply: String,
-    /// The refund it was about (refund notifications).
-    pub out_refund_no: Option<String>,
-}
+/// One callback, without its raw body (the same on the order's page).
+pub use paydesk_types::NotificationSummary;
 
 /// One entry of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,29 +17,15 @@
 use crate::db::Backend;
 use crate::orders::filter::OrderFilter;
 use crate::sql::{bind_all, Arg, Conditions};
+use crate::time::{day_number, day_number_start};
 use crate::{CoreError, Db};
 
-/// One day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
-/// Asia/Shanghai is UTC+8 all year.
-const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
 /// Fen per amount band: the by-band totals are per whole yuan.
 const BAND_FEN: i64 = 100;
 
-/// The Asia/Shanghai calendar day of `ms` (UTC ms), as the totals number it: days since
-/// 1970-01-01 in Shanghai.
-pub fn shanghai_day(ms: i64) -> i64 {
-    (ms + SHANGHAI_OFFSET_MS).div_euclid(DAY_MS)
-}
-
-/// When Shanghai day `day` starts (UTC ms).
-pub fn day_start(day: i64) -> i64 {
-    day * DAY_MS - SHANGHAI_OFFSET_MS
-}
-
 /// Whether `ms` is the start of a Shanghai day.
 fn starts_a_day(ms: i64) -> bool {
-    (ms + SHANGHAI_OFFSET_MS).rem_euclid(DAY_MS) == 0
+    day_number_start(day_number(ms)) == ms
 }
 
 /// Count and sum of the orders `filter` selects, from the totals, or `None` when the totals
@@ -64,10 +50,10 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
         // Per day and status.
         let mut keys = Vec::new();
         if let Some(from) = filter.created_from {
-            keys.push(format!("day >= {}", c.bind(Arg::Int(shanghai_day(from)))));
+            keys.push(format!("day >= {}", c.bind(Arg::Int(day_number(from)))));
         }
         if let Some(to) = filter.created_to {
-            keys.push(format!("day < {}", c.bind(Arg::Int(shanghai_day(to)))));
+            keys.push(format!("day < {}", c.bind(Arg::Int(day_number(to)))));
         }
         keys.extend(status);
         parts.push(branch("order_totals_by_day", &keys));
@@ -248,15 +234,16 @@ pub async fn fold(db: &Db) -> Result<u64, CoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::time::DAY_MS;
 
     #[test]
     fn days_are_shanghai_calendar_days() {
         // 2026-11-23 00:00 in Shanghai is 2026-11-22 16:00 UTC.
         let midnight = 1_795_392_000_000 - 8 * 3_600_000;
         assert!(starts_a_day(midnight));
-        assert_eq!(shanghai_day(midnight), shanghai_day(midnight + DAY_MS - 1));
-        assert_eq!(shanghai_day(midnight) - 1, shanghai_day(midnight - 1));
-        assert_eq!(day_start(shanghai_day(midnight + 5)), midnight);
+        assert_eq!(day_number(midnight), day_number(midnight + DAY_MS - 1));
+        assert_eq!(day_number(midnight) - 1, day_number(midnight - 1));
+        assert_eq!(day_number_start(day_number(midnight + 5)), midnight);
         assert!(!starts_a_day(midnight + 1));
     }
 }

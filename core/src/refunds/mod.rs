@@ -76,7 +76,7 @@ pub enum Requester {
 }
 
 /// A stored refund.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct Refund {
     /// Row id.
     pub id: i64,
@@ -97,6 +97,7 @@ pub struct Refund {
     /// The requesting user's id (staff only).
     pub requester_user_id: Option<i64>,
     /// Where it is.
+    #[sqlx(try_from = "String")]
     pub status: RefundStatus,
     /// Who approved or rejected it.
     pub decided_by: Option<String>,
@@ -118,59 +119,6 @@ pub struct Refund {
     pub created_at: i64,
     /// Last changed (UTC ms).
     pub updated_at: i64,
-}
-
-#[derive(FromRow)]
-struct RefundRow {
-    id: i64,
-    out_refund_no: String,
-    order_id: i64,
-    out_trade_no: String,
-    amount_fen: i64,
-    reason: String,
-    requester_kind: String,
-    requester: String,
-    requester_user_id: Option<i64>,
-    status: String,
-    decided_by: Option<String>,
-    decided_at: Option<i64>,
-    decision_reason: Option<String>,
-    refund_id: Option<String>,
-    attempts: i64,
-    last_error_code: Option<String>,
-    last_error: Option<String>,
-    succeeded_at: Option<i64>,
-    created_at: i64,
-    updated_at: i64,
-}
-
-impl TryFrom<RefundRow> for Refund {
-    type Error = CoreError;
-
-    fn try_from(r: RefundRow) -> Result<Self, CoreError> {
-        Ok(Refund {
-            id: r.id,
-            out_refund_no: r.out_refund_no,
-            order_id: r.order_id,
-            out_trade_no: r.out_trade_no,
-            amount_fen: r.amount_fen,
-            reason: r.reason,
-            requester_kind: r.requester_kind,
-            requester: r.requester,
-            requester_user_id: r.requester_user_id,
-            status: r.status.parse()?,
-            decided_by: r.decided_by,
-            decided_at: r.decided_at,
-            decision_reason: r.decision_reason,
-            refund_id: r.refund_id,
-            attempts: r.attempts,
-            last_error_code: r.last_error_code,
-            last_error: r.last_error,
-            succeeded_at: r.succeeded_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-    }
 }
 
 /// A refund's columns, with the order's number (`refunds r join orders o`).
@@ -205,24 +153,22 @@ pub struct RefundView {
 #[derive(FromRow)]
 struct ViewRow {
     #[sqlx(flatten)]
-    refund: RefundRow,
+    refund: Refund,
     order_total_fee: i64,
     committed: i64,
     earlier_refunds: i64,
     openid: String,
 }
 
-impl TryFrom<ViewRow> for RefundView {
-    type Error = CoreError;
-
-    fn try_from(r: ViewRow) -> Result<Self, CoreError> {
-        Ok(RefundView {
-            refund: r.refund.try_into()?,
+impl From<ViewRow> for RefundView {
+    fn from(r: ViewRow) -> Self {
+        RefundView {
+            refund: r.refund,
             order_total_fee: r.order_total_fee,
             refundable_left: r.order_total_fee - r.committed,
             earlier_refunds: r.earlier_refunds,
             openid: r.openid,
-        })
+        }
     }
 }
 
@@ -246,7 +192,7 @@ fn select_views(rest: &str) -> String {
 /// Refunds for the dashboard: `PENDING_APPROVAL` first (oldest first, the queue), then the
 /// rest newest first; at most `limit` (1–1000).
 pub async fn list_for_dashboard(db: &Db, limit: i64) -> Result<Vec<RefundView>, CoreError> {
-    sqlx::query_as::<_, ViewRow>(&select_views(
+    Ok(sqlx::query_as::<_, ViewRow>(&select_views(
         r#"order by case when r.status = 'PENDING_APPROVAL' then 0 else 1 end,
                     case when r.status = 'PENDING_APPROVAL' then r.created_at
                          else -r.created_at end,
@@ -257,65 +203,63 @@ pub async fn list_for_dashboard(db: &Db, limit: i64) -> Result<Vec<RefundView>, 
     .fetch_all(db.reader())
     .await?
     .into_iter()
-    .map(RefundView::try_from)
-    .collect()
+    .map(RefundView::from)
+    .collect())
 }
 
 /// One refund as the dashboard shows it, read inside a transaction.
 async fn load_view(tx: &mut Transaction<'_, Any>, id: i64) -> Result<RefundView, CoreError> {
-    load_row::<ViewRow, _>(tx, &select_views("where r.id = $1"), id).await
+    Ok(
+        load_row::<ViewRow>(tx, &select_views("where r.id = $1"), id)
+            .await?
+            .into(),
+    )
 }
 
 /// An order's refunds, oldest first.
 pub async fn for_order(db: &Db, order_id: i64) -> Result<Vec<Refund>, CoreError> {
-    sqlx::query_as::<_, RefundRow>(&select_refunds(
+    sqlx::query_as::<_, Refund>(&select_refunds(
         "where r.order_id = $1 order by r.created_at, r.id",
     ))
     .bind(order_id)
     .fetch_all(db.reader())
-    .await?
-    .into_iter()
-    .map(Refund::try_from)
-    .collect()
+    .await
+    .map_err(Into::into)
 }
 
 /// The refund with this row id, if any.
 pub async fn find(db: &Db, id: i64) -> Result<Option<Refund>, CoreError> {
-    sqlx::query_as::<_, RefundRow>(&select_refunds("where r.id = $1"))
+    sqlx::query_as::<_, Refund>(&select_refunds("where r.id = $1"))
         .bind(id)
         .fetch_optional(db.reader())
-        .await?
-        .map(Refund::try_from)
-        .transpose()
+        .await
+        .map_err(Into::into)
 }
 
 /// The refund with this number, if any.
 pub async fn find_by_out_refund_no(db: &Db, no: &str) -> Result<Option<Refund>, CoreError> {
-    sqlx::query_as::<_, RefundRow>(&select_refunds("where r.out_refund_no = $1"))
+    sqlx::query_as::<_, Refund>(&select_refunds("where r.out_refund_no = $1"))
         .bind(no)
         .fetch_optional(db.reader())
-        .await?
-        .map(Refund::try_from)
-        .transpose()
+        .await
+        .map_err(Into::into)
 }
 
 /// The refund as stored, read inside a transaction.
 async fn load(tx: &mut Transaction<'_, Any>, id: i64) -> Result<Refund, CoreError> {
-    load_row::<RefundRow, _>(tx, &select_refunds("where r.id = $1"), id).await
+    load_row(tx, &select_refunds("where r.id = $1"), id).await
 }
 
-/// The one row `sql` (with `$1` = `id`) reads inside a transaction, converted.
-async fn load_row<R, T>(tx: &mut Transaction<'_, Any>, sql: &str, id: i64) -> Result<T, CoreError>
+/// The one row `sql` (with `$1` = `id`) reads inside a transaction.
+async fn load_row<R>(tx: &mut Transaction<'_, Any>, sql: &str, id: i64) -> Result<R, CoreError>
 where
     R: for<'r> FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
-    T: TryFrom<R, Error = CoreError>,
 {
     sqlx::query_as::<_, R>(sql)
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?
-        .ok_or(CoreError::NotFound)?
-        .try_into()
+        .ok_or(CoreError::NotFound)
 }
 
 fn publish(events: &EventBus, refund: &Refund) {

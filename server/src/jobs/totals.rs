@@ -1,6 +1,6 @@
 //! Folds the running totals' log into the totals (PostgreSQL only: SQLite's triggers keep
 //! the totals themselves). Reads are exact either way; folding keeps the log short so they
-//! stay fast (`paydesk_core::order_totals`).
+//! stay fast (`paydesk_core::orders::totals`).
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ pub(super) async fn run(db: Db, mut stop: Stop) {
         if stop.sleep(EVERY).await {
             break;
         }
-        match paydesk_core::order_totals::fold(&db).await {
+        match paydesk_core::orders::totals::fold(&db).await {
             Ok(n) if n > 0 => tracing::trace!(rows = n, "order totals folded"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "folding the order totals failed; will retry"),

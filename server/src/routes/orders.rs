@@ -3,7 +3,7 @@
 //! than a server function so the browser downloads it from a link. The session's user and
 //! role are checked here on the server: signed out → 401, a lower role → 403. The export is
 //! audited (`order.export`, with the filter) before the first byte, then streamed from
-//! `paydesk_core::search::export_csv` through a small pipe, so memory stays flat at a
+//! `paydesk_core::orders::export::export_csv` through a small pipe, so memory stays flat at a
 //! million rows; if the export fails midway the response is cut off (the client sees an
 //! incomplete download, never a short file that looks whole).
 
@@ -17,8 +17,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::Router;
-use paydesk_core::order_filter::FilterQuery;
-use paydesk_core::{search, CoreError, Db, Role};
+use paydesk_core::orders::export;
+use paydesk_core::orders::filter::FilterQuery;
+use paydesk_core::{CoreError, Db, Role};
 use tokio::io::AsyncReadExt as _;
 use tower_sessions::Session;
 
@@ -67,7 +68,7 @@ async fn export_orders_csv(
         }
     };
     let actor = user.actor(Some(client_ip.to_string()));
-    if let Err(e) = search::record_export(&db, &actor, &filter).await {
+    if let Err(e) = export::record_export(&db, &actor, &filter).await {
         tracing::error!(error = %e, "recording the order export failed; nothing exported");
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
@@ -75,7 +76,7 @@ async fn export_orders_csv(
     let (mut writer, reader) = tokio::io::duplex(PIPE_BYTES);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<bool>();
     tokio::spawn(async move {
-        let result = search::export_csv(&db, &filter, &mut writer).await;
+        let result = export::export_csv(&db, &filter, &mut writer).await;
         match &result {
             Ok(rows) => tracing::info!(rows, "orders exported"),
             Err(e) => tracing::error!(error = %e, "the order export failed midway"),

@@ -14,8 +14,8 @@ use tokio::sync::Semaphore;
 use wxpay::notify::REPLY_SUCCESS;
 use wxpay::SignType;
 
+use crate::callbacks::{create_order, post_notification, signed_notification};
 use crate::helpers::{spawn_apps_with, TestApp};
-use crate::notify::{create_order, fields, signed};
 
 /// A fake webhook: records every body; answers each request with the next scripted answer
 /// (the last one repeats), but only once `gate` has a permit.
@@ -56,19 +56,6 @@ async fn start_robot(answers: Vec<Value>, open: bool) -> (Robot, String) {
     (robot, url)
 }
 
-async fn post_notification(app: &TestApp, no: &str, fee: i64) -> String {
-    let body = signed(fields(app, no, fee), &app.merchant.api_key, SignType::Md5);
-    reqwest::Client::new()
-        .post(app.url("/wxpay/notify/payment"))
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn wait_for_delivery(
     app: &TestApp,
     order_id: i64,
@@ -104,7 +91,8 @@ async fn a_paid_order_alerts_the_wecom_robot_without_delaying_the_reply_and_retr
         let order = create_order(&app, "ALERT-1", 2350, SignType::Md5).await;
 
         // Act: the robot holds the first alert while the notification is answered
-        let reply = post_notification(&app, "ALERT-1", 2350).await;
+        let (_, reply) =
+            post_notification(&app.base, signed_notification(&app, "ALERT-1", 2350)).await;
         for _ in 0..200 {
             if !robot.bodies.lock().unwrap().is_empty() {
                 break;
@@ -166,7 +154,9 @@ async fn a_json_webhook_gets_the_paid_order_once_even_when_the_notification_repe
 
         // Act
         for _ in 0..3 {
-            assert_eq!(post_notification(&app, "ALERT-J", 990).await, REPLY_SUCCESS);
+            let (_, reply) =
+                post_notification(&app.base, signed_notification(&app, "ALERT-J", 990)).await;
+            assert_eq!(reply, REPLY_SUCCESS);
         }
         wait_for_delivery(&app, order.id, |d| d.status == "delivered").await;
         tokio::time::sleep(Duration::from_millis(300)).await;

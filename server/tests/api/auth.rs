@@ -25,13 +25,13 @@ async fn session_cookie_is_http_only_strict_and_its_id_changes_at_each_sign_in()
         let mut ids = Vec::new();
         for _ in 0..2 {
             let res = app
-                .call(
+                .call_expect(
                     &client,
                     "auth/login",
                     &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+                    200,
                 )
                 .await;
-            assert_eq!(res.status(), 200, "{}", app.db.label);
             let cookie = res.headers()["set-cookie"].to_str().unwrap().to_owned();
             assert!(cookie.starts_with("paydesk_session="), "{cookie}");
             assert!(cookie.contains("HttpOnly"), "{cookie}");
@@ -74,13 +74,13 @@ async fn unknown_user_and_wrong_password_get_the_same_answer_then_throttling_say
 
         // The right password is refused too while throttled, with the wait in minutes.
         let res = app
-            .call(
+            .call_expect(
                 &client,
                 "auth/login",
                 &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+                429,
             )
             .await;
-        assert_eq!(res.status(), 429, "{}", app.db.label);
         let body: serde_json::Value = res.json().await.unwrap();
         let minutes = body["Throttled"]["minutes"]
             .as_i64()
@@ -98,7 +98,7 @@ async fn next_redirect_after_sign_in_stays_on_this_site() {
             ("https://evil.example", "/"),
         ] {
             let res = app
-                .call(
+                .call_expect(
                     &app.client(),
                     "auth/login",
                     &[
@@ -106,9 +106,9 @@ async fn next_redirect_after_sign_in_stays_on_this_site() {
                         ("password", ADMIN_PASSWORD),
                         ("next", next),
                     ],
+                    200,
                 )
                 .await;
-            assert_eq!(res.status(), 200);
             assert_eq!(
                 res.headers()["location"],
                 expected,
@@ -139,10 +139,8 @@ async fn a_cross_site_server_function_call_is_refused_before_it_runs() {
 async fn sign_out_ends_the_session_and_is_audited() {
     for app in spawn_apps().await {
         let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        let res = app.call(&admin, "auth/logout", &[]).await;
-        assert_eq!(res.status(), 200);
-        let res = app.call(&admin, "users/list", &[]).await;
-        assert_eq!(res.status(), 401, "{}", app.db.label);
+        app.call_expect(&admin, "auth/logout", &[], 200).await;
+        app.call_expect(&admin, "users/list", &[], 401).await;
         let log = paydesk_core::audit::list(&app.db.db, None, Some("logout"), 5)
             .await
             .unwrap();
@@ -175,15 +173,7 @@ async fn the_sign_in_page_renders_in_chinese_and_switches_to_english() {
             .unwrap();
         assert_eq!(res.status(), 303);
         assert_eq!(res.headers()["location"], "/login");
-        let html = client
-            .get(app.url("/login"))
-            .headers(html_headers())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.html(&client, "/login").await;
         assert!(html.contains("<html lang=\"en\""));
         assert!(html.contains("Sign in to paydesk"));
 

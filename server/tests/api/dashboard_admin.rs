@@ -28,9 +28,7 @@ async fn with_roles(app: &TestApp) -> Vec<(&'static str, reqwest::Client)> {
         ("support1", "support"),
         ("manager1", "manager"),
     ] {
-        app.add_user(&admin, name, &format!("{name} password"), role)
-            .await;
-        out.push((role, app.signed_in(name, &format!("{name} password")).await));
+        out.push((role, app.new_user_signed_in(&admin, name, role).await));
     }
     out.push(("admin", admin));
     out
@@ -44,13 +42,11 @@ async fn audit_and_settings_are_for_admins_and_home_for_every_signed_in_user() {
 
         // Signed out: 401 everywhere
         for endpoint in ["home/stats", "audit/list", "settings/get"] {
-            let res = app.call(&app.client(), endpoint, &[]).await;
-            assert_eq!(res.status(), 401, "{endpoint} signed out on {label}");
+            app.call_expect(&app.client(), endpoint, &[], 401).await;
         }
         for (role, client) in &clients {
             // Home: every role
-            let res = app.call(client, "home/stats", &[]).await;
-            assert_eq!(res.status(), 200, "home/stats as {role} on {label}");
+            let res = app.call_expect(client, "home/stats", &[], 200).await;
             let stats: serde_json::Value = res.json().await.unwrap();
             assert_eq!(stats["days"].as_array().unwrap().len(), 14);
             // Audit and settings: admin only
@@ -97,9 +93,8 @@ async fn the_audit_log_filters_by_action_and_actor_newest_first() {
         let admin = &clients[3].1;
 
         let res = app
-            .call(admin, "audit/list", &[("action", "user.create")])
+            .call_expect(admin, "audit/list", &[("action", "user.create")], 200)
             .await;
-        assert_eq!(res.status(), 200, "{label}");
         let page: serde_json::Value = res.json().await.unwrap();
         let targets: Vec<&str> = page["entries"]
             .as_array()
@@ -127,14 +122,10 @@ async fn the_audit_log_filters_by_action_and_actor_newest_first() {
         let page: serde_json::Value = res.json().await.unwrap();
         assert_eq!(page["entries"].as_array().unwrap().len(), 1, "{label}");
 
-        let res = app
-            .call(admin, "audit/list", &[("action", "drop table")])
+        app.call_expect(admin, "audit/list", &[("action", "drop table")], 422)
             .await;
-        assert_eq!(res.status(), 422, "{label}");
-        let res = app
-            .call(admin, "audit/list", &[("from", "yesterday")])
+        app.call_expect(admin, "audit/list", &[("from", "yesterday")], 422)
             .await;
-        assert_eq!(res.status(), 422, "{label}");
     }
 }
 
@@ -142,8 +133,7 @@ async fn the_audit_log_filters_by_action_and_actor_newest_first() {
 /// rendered page.
 async fn settings_outputs(app: &TestApp) -> (serde_json::Value, String) {
     let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-    let res = app.call(&admin, "settings/get", &[]).await;
-    assert_eq!(res.status(), 200);
+    let res = app.call_expect(&admin, "settings/get", &[], 200).await;
     let json: serde_json::Value = res.json().await.unwrap();
     let html = page_html(app, &admin, "/settings").await;
     assert!(
@@ -244,6 +234,7 @@ async fn merchant_settings_mask_known_secrets_and_show_production_without_a_badg
             "api_key": KEY,
             "sign_type": "HMAC-SHA256",
             "notify_url": "https://pay.example.com/wxpay/notify/payment",
+            "refund_notify_url": "https://pay.example.com/wxpay/notify/refund",
         },
         "mp": { "app_secret": SECRET },
         "alerts": { "webhook_url": format!("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key={HOOK_KEY}") },

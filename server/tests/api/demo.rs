@@ -76,7 +76,9 @@ async fn demo_shoppers_are_refused_outside_the_sandbox() {
         "wxpay": {
             "appid": "wx2421b1c4370ec43b",
             "mch_id": "10000100",
-            "api_key": "192006250b4c09247ec02edce69f6a2d"
+            "api_key": "192006250b4c09247ec02edce69f6a2d",
+            "notify_url": "https://pay.example.com/wxpay/notify/payment",
+            "refund_notify_url": "https://pay.example.com/wxpay/notify/refund"
         }
     }))
     .unwrap();

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use wxpay::SignType;
 
+use crate::callbacks::{create_order, post_notification, signed_notification};
 use crate::helpers::{spawn_apps, ADMIN_PASSWORD};
-use crate::notify::{create_order, fields, signed};
 
 #[tokio::test]
 async fn signed_in_staff_see_payments_and_refused_callbacks_live() {
@@ -29,19 +29,10 @@ async fn signed_in_staff_see_payments_and_refused_callbacks_live() {
         create_order(&app, "LIVE-1", 1234, SignType::Md5).await;
 
         // Act: one good notification, one with a broken signature
-        let good = signed(
-            fields(&app, "LIVE-1", 1234),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let good = signed_notification(&app, "LIVE-1", 1234);
         let bad = good.replace("<sign>", "<sign>0");
         for body in [good, bad] {
-            reqwest::Client::new()
-                .post(app.url("/wxpay/notify/payment"))
-                .body(body)
-                .send()
-                .await
-                .unwrap();
+            post_notification(&app.base, body).await;
         }
         let mut text = String::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -117,18 +108,8 @@ async fn an_open_stream_ends_when_its_session_does_and_others_go_on() {
         // The admin's stream, checked meanwhile too, still carries events
         tokio::time::sleep_until(opened + Duration::from_secs(11)).await;
         create_order(&app, "LIVE-2", 500, SignType::Md5).await;
-        let bad = signed(
-            fields(&app, "LIVE-2", 500),
-            &app.merchant.api_key,
-            SignType::Md5,
-        )
-        .replace("<sign>", "<sign>0");
-        reqwest::Client::new()
-            .post(app.url("/wxpay/notify/payment"))
-            .body(bad)
-            .send()
-            .await
-            .unwrap();
+        let bad = signed_notification(&app, "LIVE-2", 500).replace("<sign>", "<sign>0");
+        post_notification(&app.base, bad).await;
         let (text, ended) = read_until(
             &mut admin_stream,
             tokio::time::Instant::now() + Duration::from_secs(10),

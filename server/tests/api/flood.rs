@@ -9,23 +9,10 @@ use paydesk_core::now_ms;
 use wxpay::notify::REPLY_SUCCESS;
 use wxpay::SignType;
 
+use crate::callbacks::{create_order, post_notification, signed_notification};
 use crate::helpers::{spawn_apps_with, spawn_sibling, TestApp, ADMIN_PASSWORD};
-use crate::notify::{create_order, fields, signed};
 
 const JUNK: &str = "<xml><not-a-notification/></xml> and then some";
-
-async fn post(base: &str, body: impl Into<reqwest::Body>) -> String {
-    reqwest::Client::new()
-        .post(format!("{base}/wxpay/notify/payment"))
-        .header("content-type", "text/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 /// Waits for a fresh minute when this one is nearly over (the allowance is per minute).
 async fn fresh_minute() {
@@ -78,8 +65,11 @@ async fn refusals_beyond_the_allowance_are_counted_across_instances_and_shown_on
 
         // Act: junk to both instances from one address
         for _ in 0..5 {
-            assert!(post(&app.base, JUNK).await.contains("FAIL"));
-            assert!(post(&sibling.base, JUNK).await.contains("FAIL"));
+            assert!(post_notification(&app.base, JUNK).await.1.contains("FAIL"));
+            assert!(post_notification(&sibling.base, JUNK)
+                .await
+                .1
+                .contains("FAIL"));
         }
 
         // Assert: three stored in all, seven counted and shown
@@ -107,10 +97,10 @@ async fn a_valid_notification_from_a_flooding_address_is_applied_and_the_junk_is
         // Arrange: the address (127.0.0.1) is over its allowance; what is only counted is
         // answered after the hold
         fresh_minute().await;
-        post(&app.base, JUNK).await;
+        post_notification(&app.base, JUNK).await;
         for _ in 0..3 {
             let started = std::time::Instant::now();
-            assert!(post(&app.base, JUNK).await.contains("FAIL"));
+            assert!(post_notification(&app.base, JUNK).await.1.contains("FAIL"));
             assert!(
                 started.elapsed() >= Duration::from_millis(300),
                 "a counted refusal was answered after {:?} ({})",
@@ -119,14 +109,10 @@ async fn a_valid_notification_from_a_flooding_address_is_applied_and_the_junk_is
             );
         }
         create_order(&app, "FLOOD-VALID", 1200, SignType::Md5).await;
-        let body = signed(
-            fields(&app, "FLOOD-VALID", 1200),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let body = signed_notification(&app, "FLOOD-VALID", 1200);
 
         // Act
-        let reply = post(&app.base, body).await;
+        let reply = post_notification(&app.base, body).await.1;
 
         // Assert
         assert_eq!(reply, REPLY_SUCCESS, "{}", app.db.label);

@@ -1,11 +1,44 @@
+use paydesk_core::orders::{self, NewOrder};
 use paydesk_core::testing::{self, TestDb};
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::redirect::Policy;
-use reqwest::{Client, Response};
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{json, Value};
 use server::config::Settings;
 use server::{AppState, Application};
+use wxpay::UnifiedOrderRequest;
 
 pub const ADMIN_PASSWORD: &str = "admin password for tests";
+
+/// The orders list's form with every filter unset, first page (`orders/list`).
+pub const ORDERS_LIST_FORM: &[(&str, &str)] = &[
+    ("q", ""),
+    ("status", ""),
+    ("from", ""),
+    ("to", ""),
+    ("min", ""),
+    ("max", ""),
+    ("openid", ""),
+    ("after", ""),
+];
+
+/// The notification log's form with every filter unset (`logs/notifications`).
+pub const NOTIFICATIONS_LIST_FORM: &[(&str, &str)] = &[
+    ("kind", ""),
+    ("verdict", ""),
+    ("from", ""),
+    ("to", ""),
+    ("after", ""),
+];
+
+/// The API call log's form with every filter unset (`logs/api_calls`).
+pub const API_CALLS_LIST_FORM: &[(&str, &str)] = &[
+    ("endpoint", ""),
+    ("outcome", ""),
+    ("from", ""),
+    ("to", ""),
+    ("after", ""),
+];
 
 pub struct TestApp {
     pub base: String,
@@ -32,6 +65,44 @@ impl Drop for TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// The app's in-process WeChat Pay simulator (sandbox mode starts it).
+    pub fn simulator(&self) -> &paydesk_sim::RunningSim {
+        self.sim
+            .as_deref()
+            .expect("sandbox mode starts the simulator")
+    }
+
+    /// Stores `order` and sends it to unifiedorder through the app's own client with the
+    /// app's notify_url, as `POST /api/mp/orders` does; the stored order.
+    pub async fn placed_at_wechat(&self, order: NewOrder) -> orders::Order {
+        let order = orders::create_order(&self.db.db, order).await.unwrap();
+        self.state
+            .wxpay
+            .unified_order(&UnifiedOrderRequest::jsapi(
+                order.description.clone(),
+                order.out_trade_no.clone(),
+                order.total_fee,
+                "127.0.0.1",
+                self.state.pay.notify_url.clone(),
+                order.openid.clone(),
+            ))
+            .await
+            .unwrap();
+        order
+    }
+
+    /// The order `no` as stored now (it must exist).
+    pub async fn stored_order(&self, no: &str) -> orders::Order {
+        testing::stored_order(&self.db.db, no).await
+    }
+
+    /// A shopper's bearer token: `/api/mp/login` with `code` (asserted 200).
+    pub async fn shopper_token(&self, code: &str) -> String {
+        let (status, body) = mp_login(&self.base, code, None).await;
+        assert_eq!(status, 200, "{}: {body}", self.db.label);
+        body["token"].as_str().unwrap().to_owned()
     }
 
     /// A browser-like client with its own cookie jar that does not follow redirects.
@@ -70,38 +141,58 @@ impl TestApp {
             .unwrap()
     }
 
+    /// [`Self::call`], asserting the answer's status (with its body when it is another).
+    pub async fn call_expect(
+        &self,
+        client: &Client,
+        endpoint: &str,
+        form: &[(&str, &str)],
+        status: u16,
+    ) -> Response {
+        let res = self.call(client, endpoint, form).await;
+        let got = res.status();
+        if got != status {
+            let body = res.text().await.unwrap_or_default();
+            panic!(
+                "{endpoint} on {}: {got}, not {status}: {body}",
+                self.db.label
+            );
+        }
+        res
+    }
+
     /// A client signed in as `username`.
     pub async fn signed_in(&self, username: &str, password: &str) -> Client {
         let client = self.client();
-        let res = self
-            .call(
-                &client,
-                "auth/login",
-                &[("username", username), ("password", password)],
-            )
-            .await;
-        assert_eq!(
-            res.status(),
+        self.call_expect(
+            &client,
+            "auth/login",
+            &[("username", username), ("password", password)],
             200,
-            "sign-in as {username} failed: {}",
-            res.text().await.unwrap()
-        );
+        )
+        .await;
         client
     }
 
     pub async fn add_user(&self, admin: &Client, username: &str, password: &str, role: &str) {
-        let res = self
-            .call(
-                admin,
-                "users/add",
-                &[
-                    ("username", username),
-                    ("password", password),
-                    ("role", role),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        self.call_expect(
+            admin,
+            "users/add",
+            &[
+                ("username", username),
+                ("password", password),
+                ("role", role),
+            ],
+            200,
+        )
+        .await;
+    }
+
+    /// Adds `name` with `role` (password `"{name} password"`) and signs them in.
+    pub async fn new_user_signed_in(&self, admin: &Client, name: &str, role: &str) -> Client {
+        let password = format!("{name} password");
+        self.add_user(admin, name, &password, role).await;
+        self.signed_in(name, &password).await
     }
 
     /// Signs the admin in, adds `clerk` (staff, password `clerk password 1`) and signs the
@@ -117,20 +208,13 @@ impl TestApp {
 
     /// Changes the signed-in user's own password (new and confirmation alike).
     pub async fn change_password(&self, client: &Client, current: &str, new: &str) {
-        let res = self
-            .call(
-                client,
-                "account/change_password",
-                &[("current", current), ("new", new), ("confirm", new)],
-            )
-            .await;
-        assert_eq!(
-            res.status(),
+        self.call_expect(
+            client,
+            "account/change_password",
+            &[("current", current), ("new", new), ("confirm", new)],
             200,
-            "{}: {}",
-            self.db.label,
-            res.text().await.unwrap()
-        );
+        )
+        .await;
     }
 }
 
@@ -151,6 +235,28 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
     }
 }
 
+/// Merchant mode against a simulator on loopback (`allow_insecure_notify_urls` on, no
+/// notify URL given): the app listens on a port picked here and its notify URLs point at
+/// it, as an operator of such a setup would configure them.
+fn own_notify_urls(json: &mut serde_json::Value) {
+    let wxpay = &json["wxpay"];
+    let relaxed = matches!(
+        wxpay["allow_insecure_notify_urls"].as_str(),
+        Some("on" | "true")
+    );
+    if json["simulator"] != "off" || !relaxed || !wxpay["notify_url"].is_null() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    json["listen"] = format!("127.0.0.1:{port}").into();
+    json["wxpay"]["notify_url"] = format!("http://127.0.0.1:{port}/wxpay/notify/payment").into();
+    json["wxpay"]["refund_notify_url"] =
+        format!("http://127.0.0.1:{port}/wxpay/notify/refund").into();
+}
+
 /// Builds and starts the app on `database_url` with `extra` merged into the settings;
 /// returns its port, its state, and the sender that stops it.
 async fn launch(
@@ -164,6 +270,7 @@ async fn launch(
         "site_root": concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"),
     });
     merge(&mut json, extra);
+    own_notify_urls(&mut json);
     let settings: Settings = serde_json::from_value(json).unwrap();
     settings.validate().unwrap();
     let (app, _bootstrap) = Application::build(settings)
@@ -238,6 +345,71 @@ impl Drop for SiblingApp {
     }
 }
 
+/// One call to the mini-program API at `base` + `path`, from the client `forwarded_for` when
+/// set (for apps that trust 127.0.0.1 as a proxy): status, `Retry-After`, JSON body (`null`
+/// when empty; anything else that is not JSON fails the test).
+pub async fn mp_call(
+    base: &str,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    forwarded_for: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Option<u64>, Value) {
+    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(ip) = forwarded_for {
+        req = req.header("x-forwarded-for", ip);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().parse().unwrap());
+    let text = res.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+    };
+    (status, retry_after, value)
+}
+
+/// Sets `sim`'s fault plan from its JSON form (the simulator's `/sim/faults`).
+pub fn set_faults(sim: &paydesk_sim::RunningSim, plan: Value) {
+    sim.set_faults(serde_json::from_value(plan).unwrap());
+}
+
+/// `/api/mp/login` with `code` at `base`, from the client `forwarded_for` when set.
+pub async fn mp_login(base: &str, code: &str, forwarded_for: Option<&str>) -> (StatusCode, Value) {
+    let body = Some(json!({ "code": code }));
+    let (status, _, body) = mp_call(
+        base,
+        Method::POST,
+        "/api/mp/login",
+        None,
+        forwarded_for,
+        body,
+    )
+    .await;
+    (status, body)
+}
+
+/// The value of `res`'s header `name` as text (empty when it has none).
+pub fn header(res: &Response, name: &str) -> String {
+    res.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 pub fn html_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert(
@@ -245,4 +417,22 @@ pub fn html_headers() -> HeaderMap {
         HeaderValue::from_static("text/html,application/xhtml+xml"),
     );
     h
+}
+
+/// A `paydesk` process in merchant mode against `sim`: its credentials, its API and
+/// mutual-TLS listeners, its CA and merchant certificate (`paydesk doctor`, crash tests).
+pub fn paydesk_against(sim: &paydesk_sim::RunningSim, database_url: &str) -> std::process::Command {
+    let certs = sim.cert_paths();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_paydesk"));
+    cmd.env("PAYDESK_DATABASE_URL", database_url)
+        .env("PAYDESK_SIMULATOR", "off")
+        .env("PAYDESK_WXPAY__APPID", sim.appid())
+        .env("PAYDESK_WXPAY__MCH_ID", sim.mch_id())
+        .env("PAYDESK_WXPAY__API_KEY", sim.api_key().expose())
+        .env("PAYDESK_WXPAY__BASE_URL", sim.http_base_url())
+        .env("PAYDESK_WXPAY__REFUND_BASE_URL", sim.tls_base_url())
+        .env("PAYDESK_WXPAY__CA_PEM", &certs.ca)
+        .env("PAYDESK_WXPAY__CERT_PEM", &certs.client_cert)
+        .env("PAYDESK_WXPAY__KEY_PEM", &certs.client_key);
+    cmd
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 use paydesk_core::audit::{self, Actor, Entry};
 use wxpay::{CallObserver, CallRecord, Params, SignType};
 
+use crate::callbacks::{create_order, fields};
 use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
-use crate::notify::{create_order, fields};
 
 const KIB: usize = 1024;
 

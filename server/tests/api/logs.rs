@@ -6,8 +6,10 @@
 use wxpay::api::OrderQuery;
 use wxpay::SignType;
 
-use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
-use crate::notify::{create_order, fields, signed};
+use crate::callbacks::{create_order, post_notification, signed_notification};
+use crate::helpers::{
+    spawn_apps, TestApp, ADMIN_PASSWORD, API_CALLS_LIST_FORM, NOTIFICATIONS_LIST_FORM,
+};
 
 /// A server function's form fields.
 type Form = Vec<(&'static str, String)>;
@@ -39,25 +41,10 @@ fn endpoints(notification_id: &str, call_id: &str) -> Vec<(&'static str, Form, &
 
 async fn users(app: &TestApp) -> (reqwest::Client, reqwest::Client) {
     let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-    app.add_user(&admin, "clerk1", "clerk1 password", "staff")
-        .await;
-    app.add_user(&admin, "support1", "support1 password", "support")
-        .await;
     (
-        app.signed_in("clerk1", "clerk1 password").await,
-        app.signed_in("support1", "support1 password").await,
+        app.new_user_signed_in(&admin, "clerk1", "staff").await,
+        app.new_user_signed_in(&admin, "support1", "support").await,
     )
-}
-
-async fn post_notification(app: &TestApp, body: String) {
-    let res = reqwest::Client::new()
-        .post(app.url("/wxpay/notify/payment"))
-        .header("content-type", "text/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
 }
 
 async fn json(
@@ -66,14 +53,7 @@ async fn json(
     endpoint: &str,
     form: &[(&str, &str)],
 ) -> serde_json::Value {
-    let res = app.call(who, endpoint, form).await;
-    assert_eq!(
-        res.status(),
-        200,
-        "{endpoint} {}: {:?}",
-        app.db.label,
-        res.text().await
-    );
+    let res = app.call_expect(who, endpoint, form, 200).await;
     res.json().await.unwrap()
 }
 
@@ -83,48 +63,18 @@ async fn the_logs_refuse_lower_roles_and_signed_out_visitors() {
         // Arrange: one notification and one outbound call to point the detail endpoints at
         let (clerk, support) = users(&app).await;
         create_order(&app, "LG-ROLE", 1234, SignType::Md5).await;
-        post_notification(
-            &app,
-            signed(
-                fields(&app, "LG-ROLE", 1234),
-                &app.merchant.api_key,
-                SignType::Md5,
-            ),
-        )
-        .await;
+        let (status, _) =
+            post_notification(&app.base, signed_notification(&app, "LG-ROLE", 1234)).await;
+        assert_eq!(status, 200);
         let _ = app
             .state
             .wxpay
             .order_query(OrderQuery::ByOutTradeNo("LG-ROLE".into()))
             .await;
         app.state.api_calls.flush().await;
-        let page = json(
-            &app,
-            &clerk,
-            "logs/notifications",
-            &[
-                ("kind", ""),
-                ("verdict", ""),
-                ("from", ""),
-                ("to", ""),
-                ("after", ""),
-            ],
-        )
-        .await;
+        let page = json(&app, &clerk, "logs/notifications", NOTIFICATIONS_LIST_FORM).await;
         let nid = page["rows"][0]["id"].as_i64().unwrap().to_string();
-        let calls = json(
-            &app,
-            &support,
-            "logs/api_calls",
-            &[
-                ("endpoint", ""),
-                ("outcome", ""),
-                ("from", ""),
-                ("to", ""),
-                ("after", ""),
-            ],
-        )
-        .await;
+        let calls = json(&app, &support, "logs/api_calls", API_CALLS_LIST_FORM).await;
         let cid = calls["rows"][0]["id"].as_i64().unwrap().to_string();
         let anonymous = app.client();
 
@@ -155,11 +105,7 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         let (clerk, support) = users(&app).await;
         create_order(&app, "LG-TAMPER", 5000, SignType::Md5).await;
         let key = app.merchant.api_key.expose().to_owned();
-        let genuine = signed(
-            fields(&app, "LG-TAMPER", 5000),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let genuine = signed_notification(&app, "LG-TAMPER", 5000);
         let tampered = genuine.replace("<total_fee>5000</total_fee>", "<total_fee>1</total_fee>");
         assert_ne!(genuine, tampered);
         let full_md5 = wxpay::sign(
@@ -169,7 +115,8 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         );
 
         // Act
-        post_notification(&app, tampered).await;
+        let (status, _) = post_notification(&app.base, tampered).await;
+        assert_eq!(status, 200);
         let failures = json(&app, &support, "logs/failures", &[("window", "24h")]).await;
 
         // Assert: under bad_signature, with the debugger, and no key anywhere
@@ -201,14 +148,7 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
             "a whole valid signature would sign a forged body"
         );
         // The rendered page, too
-        let html = support
-            .get(app.url("/failures?window=24h"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let html = app.html(&support, "/failures?window=24h").await;
         assert!(
             html.contains("signature mismatch"),
             "the diagnosis is on the page"
@@ -220,14 +160,10 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         );
         assert!(!html.contains(&full_md5));
         // A window that is not offered is refused; staff may not look
-        let res = app
-            .call(&support, "logs/failures", &[("window", "1y")])
+        app.call_expect(&support, "logs/failures", &[("window", "1y")], 422)
             .await;
-        assert_eq!(res.status(), 422);
-        let res = app
-            .call(&clerk, "logs/failures", &[("window", "24h")])
+        app.call_expect(&clerk, "logs/failures", &[("window", "24h")], 403)
             .await;
-        assert_eq!(res.status(), 403);
 
         // The notification itself: verdict, claimed order, body raw and sanitized
         let page = json(
@@ -258,10 +194,8 @@ async fn a_tampered_callback_is_a_bad_signature_explained_without_the_key() {
         assert!(!clean.contains("oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"), "{clean}");
         assert!(clean.contains("<sign><![CDATA[***]]></sign>"), "{clean}");
         assert!(detail["reply_body"].as_str().unwrap().contains("FAIL"));
-        let res = app
-            .call(&clerk, "logs/notification", &[("id", "987654")])
+        app.call_expect(&clerk, "logs/notification", &[("id", "987654")], 404)
             .await;
-        assert_eq!(res.status(), 404);
     }
 }
 
@@ -333,19 +267,18 @@ async fn support_looks_up_orders_and_reads_the_api_call_log() {
             !detail.to_string().contains(&key),
             "the API key was stored or shown"
         );
-        let res = app
-            .call(
-                &support,
-                "logs/api_calls",
-                &[
-                    ("endpoint", ""),
-                    ("outcome", "maybe"),
-                    ("from", ""),
-                    ("to", ""),
-                    ("after", ""),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 422);
+        app.call_expect(
+            &support,
+            "logs/api_calls",
+            &[
+                ("endpoint", ""),
+                ("outcome", "maybe"),
+                ("from", ""),
+                ("to", ""),
+                ("after", ""),
+            ],
+            422,
+        )
+        .await;
     }
 }

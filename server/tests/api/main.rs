@@ -1,12 +1,14 @@
 //! HTTP tests: the real application on a loopback port, a real database per test (SQLite,
 //! and PostgreSQL when the test command provides one), driven with reqwest.
 
+mod callbacks;
 mod helpers;
 
 mod alerts;
 mod auth;
 mod dashboard_admin;
 mod demo;
+mod doctor;
 mod events;
 mod explain;
 mod flood;
@@ -16,6 +18,7 @@ mod mp;
 mod mp_limits;
 mod notify;
 mod notify_failures;
+mod notify_urls;
 mod ops;
 mod orders_dashboard;
 mod products;

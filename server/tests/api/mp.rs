@@ -10,8 +10,9 @@ use paydesk_sim::PayRequest;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_apps, TestApp};
+use crate::helpers::{mp_call, set_faults, spawn_apps, TestApp};
 
+/// [`mp_call`] from loopback, without `Retry-After`.
 async fn call(
     app: &TestApp,
     method: Method,
@@ -19,35 +20,8 @@ async fn call(
     token: Option<&str>,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let mut req = reqwest::Client::new().request(method, app.url(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
-    };
+    let (status, _, value) = mp_call(&app.base, method, path, token, None, body).await;
     (status, value)
-}
-
-async fn login(app: &TestApp, code: &str) -> String {
-    let (status, body) = call(
-        app,
-        Method::POST,
-        "/api/mp/login",
-        None,
-        Some(json!({ "code": code })),
-    )
-    .await;
-    assert_eq!(status, 200, "{}: {body}", app.db.label);
-    body["token"].as_str().unwrap().to_owned()
 }
 
 async fn first_product(app: &TestApp) -> (i64, i64) {
@@ -68,12 +42,29 @@ async fn order(app: &TestApp, token: &str, items: Value, key: &str) -> (StatusCo
     .await
 }
 
+/// One of `product` ordered with idempotency key `key` (asserted created); its out_trade_no.
+async fn placed(app: &TestApp, token: &str, product: i64, key: &str) -> String {
+    let items = json!([{ "product_id": product, "quantity": 1 }]);
+    let (status, created) = order(app, token, items, key).await;
+    assert!(status.is_success(), "{}: {status} {created}", app.db.label);
+    created["out_trade_no"].as_str().unwrap().to_owned()
+}
+
+/// The order as `GET /api/mp/orders/{no}` shows it to the shopper holding `token`.
+async fn shown_order(app: &TestApp, token: &str, no: &str) -> (StatusCode, Value) {
+    let path = format!("/api/mp/orders/{no}");
+    call(app, Method::GET, &path, Some(token), None).await
+}
+
+/// `POST /api/mp/orders/{no}/cancel` by the shopper holding `token`.
+async fn cancel(app: &TestApp, token: &str, no: &str) -> (StatusCode, Value) {
+    let path = format!("/api/mp/orders/{no}/cancel");
+    call(app, Method::POST, &path, Some(token), None).await
+}
+
 async fn wait_for_status(app: &TestApp, no: &str, want: OrderStatus) -> orders::Order {
     for _ in 0..100 {
-        let o = orders::find_by_out_trade_no(&app.db.db, no)
-            .await
-            .unwrap()
-            .unwrap();
+        let o = app.stored_order(no).await;
         if o.status == want {
             return o;
         }
@@ -82,15 +73,11 @@ async fn wait_for_status(app: &TestApp, no: &str, want: OrderStatus) -> orders::
     panic!("{}: order {no} never became {want}", app.db.label);
 }
 
-fn sim(app: &TestApp) -> &paydesk_sim::RunningSim {
-    app.sim.as_deref().expect("the test app runs the simulator")
-}
-
 #[tokio::test]
 async fn a_shopper_logs_in_orders_pays_in_the_simulator_and_sees_the_order_paid() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "happy-path-code").await;
+        let token = app.shopper_token("happy-path-code").await;
         let (product, price) = first_product(&app).await;
 
         // Act: order two, pay with exactly the parameters we handed out
@@ -104,7 +91,7 @@ async fn a_shopper_logs_in_orders_pays_in_the_simulator_and_sees_the_order_paid(
         assert_eq!(status, 201, "{}: {created}", app.db.label);
         let no = created["out_trade_no"].as_str().unwrap().to_owned();
         let pay: wxpay::JsapiPayParams = serde_json::from_value(created["pay"].clone()).unwrap();
-        sim(&app)
+        app.simulator()
             .request_payment(&pay, &PayRequest::default())
             .expect("the simulator accepts our paySign");
 
@@ -114,14 +101,7 @@ async fn a_shopper_logs_in_orders_pays_in_the_simulator_and_sees_the_order_paid(
         assert!(pay.package.starts_with("prepay_id="));
         let paid = wait_for_status(&app, &no, OrderStatus::Paid).await;
         assert!(paid.transaction_id.is_some());
-        let (status, shown) = call(
-            &app,
-            Method::GET,
-            &format!("/api/mp/orders/{no}"),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (status, shown) = shown_order(&app, &token, &no).await;
         assert_eq!(status, 200);
         assert_eq!(shown["status"], "PAID", "{}", app.db.label);
         assert_eq!(shown["items"][0]["quantity"], 2);
@@ -158,7 +138,7 @@ async fn app_calls_include(app: &TestApp, no: &str, endpoint: &str) {
 async fn the_same_idempotency_key_returns_the_same_order_and_reuses_the_prepay_id() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "idem-code").await;
+        let token = app.shopper_token("idem-code").await;
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
 
@@ -182,7 +162,8 @@ async fn the_same_idempotency_key_returns_the_same_order_and_reuses_the_prepay_i
         assert_eq!(first["out_trade_no"], again["out_trade_no"]);
         assert_eq!(first["pay"]["package"], again["pay"]["package"]);
         let no = first["out_trade_no"].as_str().unwrap();
-        let unified = sim(&app)
+        let unified = app
+            .simulator()
             .api_calls()
             .into_iter()
             .filter(|c| c.endpoint == "/pay/unifiedorder" && c.out_trade_no.as_deref() == Some(no))
@@ -205,14 +186,14 @@ async fn the_same_idempotency_key_returns_the_same_order_and_reuses_the_prepay_i
 async fn a_failed_unifiedorder_is_a_clear_502_and_the_same_key_succeeds_later() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "retry-code").await;
+        let token = app.shopper_token("retry-code").await;
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
-        sim(&app).set_faults(
-            serde_json::from_value(json!({
+        set_faults(
+            app.simulator(),
+            json!({
                 "api": [{ "fault": "system_error", "endpoint": "/pay/unifiedorder" }]
-            }))
-            .unwrap(),
+            }),
         );
 
         // Act
@@ -240,31 +221,19 @@ async fn a_failed_unifiedorder_is_a_clear_502_and_the_same_key_succeeds_later() 
 async fn a_status_check_asks_orderquery_when_the_notification_is_missing() {
     for app in spawn_apps().await {
         // Arrange: every notification attempt dropped
-        let token = login(&app, "query-code").await;
+        let token = app.shopper_token("query-code").await;
         let (product, _) = first_product(&app).await;
-        let (_, created) = order(
-            &app,
-            &token,
-            json!([{ "product_id": product, "quantity": 1 }]),
-            "k-query",
-        )
-        .await;
-        let no = created["out_trade_no"].as_str().unwrap().to_owned();
-        sim(&app).set_faults(
-            serde_json::from_value(json!({ "notifications": [{ "fault": "drop", "count": 16 }] }))
-                .unwrap(),
+        let no = placed(&app, &token, product, "k-query").await;
+        set_faults(
+            app.simulator(),
+            json!({ "notifications": [{ "fault": "drop", "count": 16 }] }),
         );
-        sim(&app).pay_order(&no, &PayRequest::default()).unwrap();
+        app.simulator()
+            .pay_order(&no, &PayRequest::default())
+            .unwrap();
 
         // Act
-        let (status, shown) = call(
-            &app,
-            Method::GET,
-            &format!("/api/mp/orders/{no}"),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (status, shown) = shown_order(&app, &token, &no).await;
 
         // Assert
         assert_eq!(status, 200);
@@ -278,29 +247,14 @@ async fn a_status_check_asks_orderquery_when_the_notification_is_missing() {
 async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
     for app in spawn_apps().await {
         // Arrange
-        let token = login(&app, "cancel-code").await;
+        let token = app.shopper_token("cancel-code").await;
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
-        let (_, created) = order(&app, &token, items.clone(), "k-cancel").await;
-        let no = created["out_trade_no"].as_str().unwrap().to_owned();
+        let no = placed(&app, &token, product, "k-cancel").await;
 
         // Act
-        let (s1, cancelled) = call(
-            &app,
-            Method::POST,
-            &format!("/api/mp/orders/{no}/cancel"),
-            Some(&token),
-            None,
-        )
-        .await;
-        let (s2, _) = call(
-            &app,
-            Method::POST,
-            &format!("/api/mp/orders/{no}/cancel"),
-            Some(&token),
-            None,
-        )
-        .await;
+        let (s1, cancelled) = cancel(&app, &token, &no).await;
+        let (s2, _) = cancel(&app, &token, &no).await;
         let (s3, pay_again) = order(&app, &token, items, "k-cancel").await;
 
         // Assert
@@ -312,7 +266,7 @@ async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
         );
         assert_eq!(cancelled["status"], "CLOSED");
         assert_eq!(
-            sim(&app).order(&no).unwrap().state,
+            app.simulator().order(&no).unwrap().state,
             paydesk_sim::OrderState::Closed
         );
         assert_eq!(s3, 409);
@@ -324,40 +278,19 @@ async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
 async fn shoppers_only_see_their_own_orders_and_errors_are_json() {
     for app in spawn_apps().await {
         // Arrange
-        let alice = login(&app, "alice-code").await;
-        let bob = login(&app, "bob-code").await;
+        let alice = app.shopper_token("alice-code").await;
+        let bob = app.shopper_token("bob-code").await;
         let (product, _) = first_product(&app).await;
-        let (_, created) = order(
-            &app,
-            &alice,
-            json!([{ "product_id": product, "quantity": 1 }]),
-            "k-own",
-        )
-        .await;
-        let no = created["out_trade_no"].as_str().unwrap();
+        let no = placed(&app, &alice, product, "k-own").await;
 
         // Act + Assert: each refusal has its status and code, and says nothing internal
         let cases: Vec<(StatusCode, Value, u16, &str)> = vec![
             {
-                let (s, b) = call(
-                    &app,
-                    Method::GET,
-                    &format!("/api/mp/orders/{no}"),
-                    Some(&bob),
-                    None,
-                )
-                .await;
+                let (s, b) = shown_order(&app, &bob, &no).await;
                 (s, b, 404, "ORDER_NOT_FOUND")
             },
             {
-                let (s, b) = call(
-                    &app,
-                    Method::POST,
-                    &format!("/api/mp/orders/{no}/cancel"),
-                    Some(&bob),
-                    None,
-                )
-                .await;
+                let (s, b) = cancel(&app, &bob, &no).await;
                 (s, b, 404, "ORDER_NOT_FOUND")
             },
             {

@@ -10,61 +10,7 @@ use paydesk_core::testing;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_apps_with, spawn_sibling, TestApp, ADMIN_PASSWORD};
-
-/// One call to `base` + `path`, from the client `forwarded_for` when set (the tests trust
-/// 127.0.0.1 as a proxy): status, `Retry-After`, JSON body.
-async fn call(
-    base: &str,
-    method: Method,
-    path: &str,
-    token: Option<&str>,
-    forwarded_for: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Option<u64>, Value) {
-    let mut req = reqwest::Client::new().request(method, format!("{base}{path}"));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(ip) = forwarded_for {
-        req = req.header("x-forwarded-for", ip);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().parse().unwrap());
-    let text = res.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
-    };
-    (status, retry_after, value)
-}
-
-async fn login(app: &TestApp, code: &str, forwarded_for: Option<&str>) -> (StatusCode, Value) {
-    let (status, _, body) = call(
-        &app.base,
-        Method::POST,
-        "/api/mp/login",
-        None,
-        forwarded_for,
-        Some(json!({ "code": code })),
-    )
-    .await;
-    (status, body)
-}
-
-async fn token(app: &TestApp, code: &str) -> String {
-    let (status, body) = login(app, code, None).await;
-    assert_eq!(status, 200, "{}: {body}", app.db.label);
-    body["token"].as_str().unwrap().to_owned()
-}
+use crate::helpers::{mp_call, mp_login, spawn_apps_with, spawn_sibling, TestApp, ADMIN_PASSWORD};
 
 /// Asserts the API's own 429: `{code: RATE_LIMITED, message}` and a `Retry-After`.
 fn assert_rate_limited(
@@ -90,12 +36,15 @@ async fn a_token_beyond_its_limit_gets_429_and_another_token_behind_the_same_add
     let settings = limits(json!({ "per_token_per_minute": 1, "per_token_burst": 3 }));
     for app in spawn_apps_with(settings).await {
         // Arrange: two shoppers behind one carrier NAT address
-        let (ann, bob) = (token(&app, "ann-code").await, token(&app, "bob-code").await);
+        let (ann, bob) = (
+            app.shopper_token("ann-code").await,
+            app.shopper_token("bob-code").await,
+        );
         let nat = Some("203.0.113.7");
         let orders = |token: String| {
             let base = app.base.clone();
             async move {
-                call(
+                mp_call(
                     &base,
                     Method::GET,
                     "/api/mp/orders",
@@ -135,7 +84,7 @@ async fn the_address_limit_counts_the_forwarded_client_behind_a_trusted_proxy() 
         // Arrange
         let products = |ip: &'static str| {
             let base = app.base.clone();
-            async move { call(&base, Method::GET, "/api/mp/products", None, Some(ip), None).await }
+            async move { mp_call(&base, Method::GET, "/api/mp/products", None, Some(ip), None).await }
         };
 
         // Act: every request reaches us from the proxy (127.0.0.1)
@@ -165,9 +114,9 @@ async fn logins_are_limited_per_address() {
         // Act
         let mut from_one = Vec::new();
         for i in 0..3 {
-            from_one.push(login(&app, &format!("login-{i}"), Some("192.0.2.10")).await);
+            from_one.push(mp_login(&app.base, &format!("login-{i}"), Some("192.0.2.10")).await);
         }
-        let (refused_status, _, refused) = call(
+        let (refused_status, _, refused) = mp_call(
             &app.base,
             Method::POST,
             "/api/mp/login",
@@ -176,7 +125,7 @@ async fn logins_are_limited_per_address() {
             Some(json!({ "code": "login-3" })),
         )
         .await;
-        let (elsewhere, body) = login(&app, "login-4", Some("192.0.2.11")).await;
+        let (elsewhere, body) = mp_login(&app.base, "login-4", Some("192.0.2.11")).await;
 
         // Assert
         assert_eq!(from_one[0].0, 200, "{}: {}", app.db.label, from_one[0].1);
@@ -201,11 +150,11 @@ async fn status_polls_of_one_order_on_two_instances_make_one_orderquery_per_inte
     for app in spawn_apps_with(settings.clone()).await {
         // Arrange: an unpaid order with a prepay_id, a second instance on the same database
         let sibling = spawn_sibling(&app, settings.clone()).await;
-        let token = token(&app, "poller").await;
+        let token = app.shopper_token("poller").await;
         let (_, _, catalogue) =
-            call(&app.base, Method::GET, "/api/mp/products", None, None, None).await;
+            mp_call(&app.base, Method::GET, "/api/mp/products", None, None, None).await;
         let product = catalogue["products"][0]["id"].as_i64().unwrap();
-        let (status, _, created) = call(
+        let (status, _, created) = mp_call(
             &app.base,
             Method::POST,
             "/api/mp/orders",
@@ -226,7 +175,7 @@ async fn status_polls_of_one_order_on_two_instances_make_one_orderquery_per_inte
                 sibling.base.clone()
             };
             let (path, token) = (path.clone(), token.clone());
-            async move { call(&base, Method::GET, &path, Some(&token), None, None).await }
+            async move { mp_call(&base, Method::GET, &path, Some(&token), None, None).await }
         });
         let answers = futures::future::join_all(polls).await;
         app.state.api_calls.flush().await;
@@ -268,13 +217,13 @@ async fn paid_order_of(app: &TestApp, code: &str, no: &str) {
 async fn a_shopper_has_at_most_one_open_refund_request_per_order() {
     for app in spawn_apps_with(Value::Null).await {
         // Arrange
-        let token = token(&app, "one-open").await;
+        let token = app.shopper_token("one-open").await;
         paid_order_of(&app, "one-open", "LIM-RF-1").await;
         let path = "/api/mp/orders/LIM-RF-1/refund-requests";
         let ask = |reason: &'static str| {
             let (base, token) = (app.base.clone(), token.clone());
             async move {
-                call(
+                mp_call(
                     &base,
                     Method::POST,
                     path,
@@ -300,14 +249,13 @@ async fn a_shopper_has_at_most_one_open_refund_request_per_order() {
         .unwrap()
         .map(|r| r.id.to_string());
         if let Some(id) = &id {
-            let res = app
-                .call(
-                    &admin,
-                    "refunds/reject",
-                    &[("id", id), ("reason", "photo please")],
-                )
-                .await;
-            assert_eq!(res.status(), 200, "{}", app.db.label);
+            app.call_expect(
+                &admin,
+                "refunds/reject",
+                &[("id", id), ("reason", "photo please")],
+                200,
+            )
+            .await;
         }
         let again = ask("here is the photo").await;
 
@@ -317,10 +265,7 @@ async fn a_shopper_has_at_most_one_open_refund_request_per_order() {
         assert_eq!(sorted, [201, 409], "{}: {a:?} {b:?}", app.db.label);
         assert_eq!(refused["code"], "REFUND_REQUEST_OPEN", "{refused}");
         assert!(!refused["message"].as_str().unwrap().is_empty());
-        let order = orders::find_by_out_trade_no(&app.db.db, "LIM-RF-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.stored_order("LIM-RF-1").await;
         let refunds = paydesk_core::refunds::for_order(&app.db.db, order.id)
             .await
             .unwrap();
@@ -340,10 +285,7 @@ async fn filing_from_the_dashboard_answers_the_refund_it_created_however_many_ar
         // Arrange: 600 refunds of another order wait for approval, filed earlier by support
         paid_order_of(&app, "queue", "LIM-Q-1").await;
         paid_order_of(&app, "queue", "LIM-Q-2").await;
-        let other = orders::find_by_out_trade_no(&app.db.db, "LIM-Q-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let other = app.stored_order("LIM-Q-1").await;
         sqlx::query(
             r#"with recursive n (i) as (select 1 union all select i + 1 from n where i < 600)
                insert into refunds (out_refund_no, order_id, amount_fen, reason, requester_kind,
@@ -389,10 +331,7 @@ async fn filing_from_the_dashboard_answers_the_refund_it_created_however_many_ar
             assert_eq!(body["out_refund_no"], stored.out_refund_no.as_str());
             assert_eq!(body["amount_fen"], 100);
             assert_eq!(body["status"], "PENDING_APPROVAL");
-            let order = orders::find_by_out_trade_no(&app.db.db, no)
-                .await
-                .unwrap()
-                .unwrap();
+            let order = app.stored_order(no).await;
             let filed = paydesk_core::refunds::for_order(&app.db.db, order.id)
                 .await
                 .unwrap()

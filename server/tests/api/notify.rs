@@ -4,102 +4,19 @@
 use std::time::Duration;
 
 use paydesk_core::notify::{self, Verdict};
-use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+use paydesk_core::orders::OrderStatus;
+use paydesk_core::testing;
 use paydesk_sim::PayRequest;
 use wxpay::notify::REPLY_SUCCESS;
-use wxpay::{ApiKey, Params, SignType};
+use wxpay::{ApiKey, SignType};
 
+use crate::callbacks::{
+    create_order, fields, post_notification, signed, signed_notification, OPENID,
+};
 use crate::helpers::{spawn_apps, spawn_apps_with, TestApp};
 
-const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
-
-pub(crate) async fn create_order(
-    app: &TestApp,
-    no: &str,
-    fee: i64,
-    sign_type: SignType,
-) -> orders::Order {
-    orders::create_order(
-        &app.db.db,
-        NewOrder {
-            out_trade_no: OutTradeNo::parse(no).unwrap(),
-            openid: OPENID.into(),
-            description: "paydesk notify test".into(),
-            items: vec![NewOrderItem {
-                product_id: None,
-                name: "green tea".into(),
-                unit_price_fen: fee,
-                quantity: 1,
-            }],
-            sign_type,
-            client_ip: Some("127.0.0.1".into()),
-            idempotency_key: None,
-            expires_at: None,
-            next_sync_at: None,
-        },
-    )
-    .await
-    .unwrap()
-}
-
-/// The fields of a successful payment notification for `no` from the app's own merchant.
-pub(crate) fn fields(app: &TestApp, no: &str, fee: i64) -> Params {
-    let mut p = Params::new();
-    for (k, v) in [
-        ("return_code", "SUCCESS"),
-        ("appid", app.merchant.appid.as_str()),
-        ("mch_id", app.merchant.mch_id.as_str()),
-        ("nonce_str", "5K8264ILTKCH16CQ2502SI8ZNMTM67VS"),
-        ("result_code", "SUCCESS"),
-        ("openid", OPENID),
-        ("trade_type", "JSAPI"),
-        ("bank_type", "CFT"),
-        ("fee_type", "CNY"),
-        ("transaction_id", "4200000123202611221234567890"),
-        ("out_trade_no", no),
-        ("time_end", "20261122183000"),
-    ] {
-        p.insert(k.into(), v.into());
-    }
-    p.insert("total_fee".into(), fee.to_string());
-    p.insert("cash_fee".into(), fee.to_string());
-    p
-}
-
-pub(crate) fn signed(mut p: Params, key: &ApiKey, sign_type: SignType) -> String {
-    let sign = wxpay::sign(&p, key, sign_type);
-    p.insert("sign".into(), sign);
-    wxpay::xml::write(&p)
-}
-
-async fn post(app: &TestApp, body: impl Into<reqwest::Body>) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .post(app.url("/wxpay/notify/payment"))
-        .header("content-type", "text/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let content_type = res
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    assert!(content_type.starts_with("text/xml"), "{content_type}");
-    (status, res.text().await.unwrap())
-}
-
-async fn order(app: &TestApp, no: &str) -> orders::Order {
-    orders::find_by_out_trade_no(&app.db.db, no)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 async fn latest(app: &TestApp) -> notify::Notification {
-    paydesk_core::testing::recent_notifications(&app.db.db, None, 1)
+    testing::recent_notifications(&app.db.db, None, 1)
         .await
         .unwrap()
         .remove(0)
@@ -114,14 +31,10 @@ async fn signed_payment_notification_marks_the_order_paid_and_answers_success() 
     for app in spawn_apps().await {
         // Arrange
         let created = create_order(&app, "N-OK-1", 1999, SignType::Md5).await;
-        let body = signed(
-            fields(&app, "N-OK-1", 1999),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let body = signed_notification(&app, "N-OK-1", 1999);
 
         // Act
-        let (status, reply) = post(&app, body.clone()).await;
+        let (status, reply) = post_notification(&app.base, body.clone()).await;
 
         // Assert
         assert_eq!(
@@ -130,7 +43,7 @@ async fn signed_payment_notification_marks_the_order_paid_and_answers_success() 
             "{}",
             app.db.label
         );
-        let o = order(&app, "N-OK-1").await;
+        let o = app.stored_order("N-OK-1").await;
         assert_eq!(o.status, OrderStatus::Paid, "{}", app.db.label);
         assert_eq!(
             o.transaction_id.as_deref(),
@@ -154,14 +67,12 @@ async fn fifty_parallel_copies_of_a_notification_are_applied_once_and_all_answer
     for app in spawn_apps().await {
         // Arrange
         create_order(&app, "N-PAR-1", 880, SignType::Md5).await;
-        let body = signed(
-            fields(&app, "N-PAR-1", 880),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let body = signed_notification(&app, "N-PAR-1", 880);
 
         // Act
-        let replies = futures::future::join_all((0..50).map(|_| post(&app, body.clone()))).await;
+        let replies =
+            futures::future::join_all((0..50).map(|_| post_notification(&app.base, body.clone())))
+                .await;
 
         // Assert
         for (status, reply) in &replies {
@@ -172,8 +83,8 @@ async fn fifty_parallel_copies_of_a_notification_are_applied_once_and_all_answer
                 app.db.label
             );
         }
-        assert_eq!(order(&app, "N-PAR-1").await.status, OrderStatus::Paid);
-        let rows = paydesk_core::testing::recent_notifications(&app.db.db, Some("N-PAR-1"), 100)
+        assert_eq!(app.stored_order("N-PAR-1").await.status, OrderStatus::Paid);
+        let rows = testing::recent_notifications(&app.db.db, Some("N-PAR-1"), 100)
             .await
             .unwrap();
         let count = |v| rows.iter().filter(|r| r.verdict == v).count();
@@ -193,11 +104,14 @@ async fn tampered_signature_is_refused_and_leaves_the_order_unpaid() {
         p.insert("sign".into(), sign);
         p.insert("attach".into(), "added later".into());
 
-        let (status, reply) = post(&app, wxpay::xml::write(&p)).await;
+        let (status, reply) = post_notification(&app.base, wxpay::xml::write(&p)).await;
 
         assert_eq!(status, 200);
         assert!(is_fail(&reply), "{reply}");
-        assert_eq!(order(&app, "N-TAMP-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-TAMP-1").await.status,
+            OrderStatus::NotPay
+        );
         let row = latest(&app).await;
         assert_eq!(row.verdict, Verdict::BadSignature, "{}", app.db.label);
         assert_eq!(row.reply, "FAIL");
@@ -209,16 +123,15 @@ async fn tampered_signature_is_refused_and_leaves_the_order_unpaid() {
 async fn validly_signed_notification_with_another_amount_is_an_amount_mismatch() {
     for app in spawn_apps().await {
         create_order(&app, "N-AMT-1", 500, SignType::Md5).await;
-        let body = signed(
-            fields(&app, "N-AMT-1", 1),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let body = signed_notification(&app, "N-AMT-1", 1);
 
-        let (_, reply) = post(&app, body).await;
+        let (_, reply) = post_notification(&app.base, body).await;
 
         assert!(is_fail(&reply), "{reply}");
-        assert_eq!(order(&app, "N-AMT-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-AMT-1").await.status,
+            OrderStatus::NotPay
+        );
         let row = latest(&app).await;
         assert_eq!(row.verdict, Verdict::AmountMismatch, "{}", app.db.label);
         assert_eq!(row.total_fee, Some(1));
@@ -228,13 +141,9 @@ async fn validly_signed_notification_with_another_amount_is_an_amount_mismatch()
 #[tokio::test]
 async fn signed_notification_for_an_unknown_order_is_recorded_as_unknown_order_and_acknowledged() {
     for app in spawn_apps().await {
-        let body = signed(
-            fields(&app, "N-NONE-1", 500),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let body = signed_notification(&app, "N-NONE-1", 500);
 
-        let (_, reply) = post(&app, body).await;
+        let (_, reply) = post_notification(&app.base, body).await;
 
         // Recorded and acknowledged: a resend cannot make the order exist (README).
         assert!(!is_fail(&reply), "{reply}");
@@ -250,7 +159,7 @@ async fn unsigned_garbage_for_an_unknown_order_is_a_bad_signature_not_an_unknown
         let mut p = fields(&app, "N-NONE-2", 500);
         p.insert("sign".into(), "0".repeat(32));
 
-        let (_, reply) = post(&app, wxpay::xml::write(&p)).await;
+        let (_, reply) = post_notification(&app.base, wxpay::xml::write(&p)).await;
 
         assert!(is_fail(&reply), "{reply}");
         assert_eq!(latest(&app).await.verdict, Verdict::BadSignature);
@@ -267,12 +176,16 @@ async fn notifications_for_another_appid_or_mch_id_are_refused() {
         ] {
             let mut p = fields(&app, "N-MER-1", 500);
             p.insert(field.into(), "1999999999".into());
-            let (_, reply) = post(&app, signed(p, &app.merchant.api_key, SignType::Md5)).await;
+            let (_, reply) =
+                post_notification(&app.base, signed(p, &app.merchant.api_key, SignType::Md5)).await;
 
             assert!(is_fail(&reply), "{reply}");
             assert_eq!(latest(&app).await.verdict, verdict, "{}", app.db.label);
         }
-        assert_eq!(order(&app, "N-MER-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-MER-1").await.status,
+            OrderStatus::NotPay
+        );
     }
 }
 
@@ -291,7 +204,7 @@ async fn xxe_and_entity_expansion_bodies_are_refused_and_recorded() {
     assert!(hostile.len() >= 3, "the XXE and billion-laughs vectors");
     for app in spawn_apps().await {
         for xml in &hostile {
-            let (status, reply) = post(&app, xml.clone()).await;
+            let (status, reply) = post_notification(&app.base, xml.clone()).await;
 
             assert_eq!(status, 200);
             assert!(is_fail(&reply), "{reply}");
@@ -311,7 +224,7 @@ async fn xxe_and_entity_expansion_bodies_are_refused_and_recorded() {
 #[tokio::test]
 async fn a_body_that_is_not_xml_is_recorded_as_malformed() {
     for app in spawn_apps().await {
-        let (status, reply) = post(&app, "{\"return_code\":\"SUCCESS\"}").await;
+        let (status, reply) = post_notification(&app.base, "{\"return_code\":\"SUCCESS\"}").await;
 
         assert_eq!(status, 200);
         assert!(is_fail(&reply), "{reply}");
@@ -326,17 +239,16 @@ async fn an_md5_signature_is_refused_for_an_hmac_sha256_order() {
     for app in spawn_apps().await {
         create_order(&app, "N-HMAC-1", 700, SignType::HmacSha256).await;
         // Correctly signed with MD5, no sign_type field: the downgrade must not pass (§5.2).
-        let body = signed(
-            fields(&app, "N-HMAC-1", 700),
-            &app.merchant.api_key,
-            SignType::Md5,
-        );
+        let body = signed_notification(&app, "N-HMAC-1", 700);
 
-        let (_, reply) = post(&app, body).await;
+        let (_, reply) = post_notification(&app.base, body).await;
 
         assert!(is_fail(&reply), "{reply}");
         assert_eq!(latest(&app).await.verdict, Verdict::BadSignature);
-        assert_eq!(order(&app, "N-HMAC-1").await.status, OrderStatus::NotPay);
+        assert_eq!(
+            app.stored_order("N-HMAC-1").await.status,
+            OrderStatus::NotPay
+        );
 
         // The same notification signed with HMAC-SHA256 is applied.
         let body = signed(
@@ -344,9 +256,9 @@ async fn an_md5_signature_is_refused_for_an_hmac_sha256_order() {
             &app.merchant.api_key,
             SignType::HmacSha256,
         );
-        let (_, reply) = post(&app, body).await;
+        let (_, reply) = post_notification(&app.base, body).await;
         assert_eq!(reply, REPLY_SUCCESS, "{}", app.db.label);
-        assert_eq!(order(&app, "N-HMAC-1").await.status, OrderStatus::Paid);
+        assert_eq!(app.stored_order("N-HMAC-1").await.status, OrderStatus::Paid);
     }
 }
 
@@ -384,7 +296,7 @@ async fn a_shopper_paying_in_the_simulator_pays_the_order_end_to_end() {
             .expect("a delivery attempt");
         assert_eq!(attempt.http_status, Some(200), "{}", app.db.label);
         assert_eq!(attempt.reply_body.as_deref(), Some(REPLY_SUCCESS));
-        let o = order(&app, "N-SIM-1").await;
+        let o = app.stored_order("N-SIM-1").await;
         assert_eq!(o.status, OrderStatus::Paid, "{}", app.db.label);
         let sim_order = sim.order("N-SIM-1").unwrap();
         assert_eq!(o.transaction_id, sim_order.transaction_id);

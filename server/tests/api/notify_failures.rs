@@ -4,28 +4,14 @@
 use std::time::Duration;
 
 use paydesk_core::notify::{self, Verdict, MAX_BODY};
-use paydesk_core::orders::{self, OrderStatus};
+use paydesk_core::orders::OrderStatus;
+use paydesk_core::testing;
 use paydesk_core::Backend;
 use wxpay::notify::REPLY_SUCCESS;
 use wxpay::SignType;
 
+use crate::callbacks::{create_order, post_notification, signed_notification};
 use crate::helpers::{spawn_apps, TestApp};
-use crate::notify::{create_order, fields, signed};
-
-fn signed_notification(app: &TestApp, no: &str, fee: i64) -> String {
-    signed(fields(app, no, fee), &app.merchant.api_key, SignType::Md5)
-}
-
-async fn post(app: &TestApp, body: impl Into<reqwest::Body>) -> (u16, String) {
-    let res = reqwest::Client::new()
-        .post(app.url("/wxpay/notify/payment"))
-        .header("content-type", "text/xml")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    (res.status().as_u16(), res.text().await.unwrap())
-}
 
 /// Makes the database refuse every change to orders and every new notification row, as a
 /// full disk or a read-only failover would, until [`allow_writes`].
@@ -76,13 +62,10 @@ async fn a_database_that_refuses_writes_gets_fail_then_success_once_it_recovers_
         refuse_writes(&app).await;
 
         // Act: WeChat Pay delivers while the database refuses writes, then resends after
-        let (status, while_down) = post(&app, body.clone()).await;
-        let unpaid = orders::find_by_out_trade_no(&app.db.db, "DOWN-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let (status, while_down) = post_notification(&app.base, body.clone()).await;
+        let unpaid = app.stored_order("DOWN-1").await;
         allow_writes(&app).await;
-        let (_, after) = post(&app, body.clone()).await;
+        let (_, after) = post_notification(&app.base, body.clone()).await;
 
         // Assert: FAIL so WeChat retries, then SUCCESS; paid once; both deliveries recorded
         assert_eq!(status, 200, "{}", app.db.label);
@@ -93,14 +76,11 @@ async fn a_database_that_refuses_writes_gets_fail_then_success_once_it_recovers_
         );
         assert_eq!(unpaid.status, OrderStatus::NotPay);
         assert_eq!(after, REPLY_SUCCESS, "{}", app.db.label);
-        let paid = orders::find_by_out_trade_no(&app.db.db, "DOWN-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let paid = app.stored_order("DOWN-1").await;
         assert_eq!(paid.status, OrderStatus::Paid);
         let mut rows = Vec::new();
         for _ in 0..100 {
-            rows = paydesk_core::testing::recent_notifications(&app.db.db, Some("DOWN-1"), 10)
+            rows = testing::recent_notifications(&app.db.db, Some("DOWN-1"), 10)
                 .await
                 .unwrap();
             if rows.len() == 2 {
@@ -134,12 +114,12 @@ async fn a_body_over_the_limit_is_recorded_cut_and_answered_fail() {
         let huge = format!("<xml>{}</xml>", "A".repeat(MAX_BODY + 10));
 
         // Act
-        let (status, reply) = post(&app, huge).await;
+        let (status, reply) = post_notification(&app.base, huge).await;
 
         // Assert
         assert_eq!(status, 200, "{}", app.db.label);
         assert!(reply.contains("FAIL"), "{reply}");
-        let row = paydesk_core::testing::recent_notifications(&app.db.db, None, 1)
+        let row = testing::recent_notifications(&app.db.db, None, 1)
             .await
             .unwrap()
             .remove(0);

@@ -1,6 +1,17 @@
-use crate::helpers::{spawn_apps, spawn_apps_with};
+use crate::callbacks::post_notification;
+use crate::helpers::{spawn_apps, spawn_apps_with, TestApp};
 
 const METRICS_TOKEN: &str = "metrics-token-for-tests";
+
+/// `GET /metrics`, with `token` as the bearer token when there is one.
+async fn metrics(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    let req = app.client().get(app.url("/metrics"));
+    let req = match token {
+        Some(token) => req.bearer_auth(token),
+        None => req,
+    };
+    req.send().await.unwrap()
+}
 
 #[tokio::test]
 async fn health_readiness_and_metrics_answer() {
@@ -11,20 +22,10 @@ async fn health_readiness_and_metrics_answer() {
         let ready = client.get(app.url("/readyz")).send().await.unwrap();
         assert_eq!(ready.status(), 200, "{}", app.db.label);
         // WeChat Pay's callbacks skip the dashboard's layers, not the metrics.
-        let callback = client
-            .post(app.url("/wxpay/notify/payment"))
-            .body("not xml")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(callback.status(), 200, "{}", app.db.label);
+        let (callback, _) = post_notification(&app.base, "not xml").await;
+        assert_eq!(callback, 200, "{}", app.db.label);
 
-        let metrics = client
-            .get(app.url("/metrics"))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let metrics = metrics(&app, Some(METRICS_TOKEN)).await;
         assert_eq!(metrics.status(), 200);
         assert!(metrics.headers()["content-type"]
             .to_str()
@@ -55,7 +56,7 @@ async fn metrics_need_the_bearer_token_and_without_one_configured_do_not_exist()
         client.get(app.url("/healthz")).send().await.unwrap();
 
         // Act / Assert
-        let missing = client.get(app.url("/metrics")).send().await.unwrap();
+        let missing = metrics(&app, None).await;
         assert_eq!(missing.status(), 401, "{}", app.db.label);
         assert!(!missing.text().await.unwrap().contains("paydesk_http"));
         for wrong in [
@@ -64,12 +65,7 @@ async fn metrics_need_the_bearer_token_and_without_one_configured_do_not_exist()
             "metrics-token-for-tests2",
             "x",
         ] {
-            let res = client
-                .get(app.url("/metrics"))
-                .bearer_auth(wrong)
-                .send()
-                .await
-                .unwrap();
+            let res = metrics(&app, Some(wrong)).await;
             assert_eq!(res.status(), 401, "{wrong:?} on {}", app.db.label);
         }
         let basic = client
@@ -79,23 +75,12 @@ async fn metrics_need_the_bearer_token_and_without_one_configured_do_not_exist()
             .await
             .unwrap();
         assert_eq!(basic.status(), 401, "{}", app.db.label);
-        let right = client
-            .get(app.url("/metrics"))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let right = metrics(&app, Some(METRICS_TOKEN)).await;
         assert_eq!(right.status(), 200, "{}", app.db.label);
         assert!(right.text().await.unwrap().contains("paydesk_http"));
     }
     for app in spawn_apps().await {
-        let res = app
-            .client()
-            .get(app.url("/metrics"))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let res = metrics(&app, Some(METRICS_TOKEN)).await;
         assert_eq!(res.status(), 404, "{}", app.db.label);
     }
 }

@@ -6,8 +6,8 @@ use paydesk_core::audit;
 use paydesk_core::orders::{self, OrderStatus};
 use wxpay::{SignType, UnifiedOrderRequest};
 
-use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
-use crate::notify::create_order;
+use crate::callbacks::create_order;
+use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD, ORDERS_LIST_FORM};
 
 async fn users(app: &TestApp) {
     let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
@@ -103,19 +103,8 @@ async fn a_manager_exports_the_filtered_orders_as_streamed_csv_and_lower_roles_a
     }
 }
 
-const LIST_EMPTY: [(&str, &str); 8] = [
-    ("q", ""),
-    ("status", ""),
-    ("from", ""),
-    ("to", ""),
-    ("min", ""),
-    ("max", ""),
-    ("openid", ""),
-    ("after", ""),
-];
-
 fn list_form<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    LIST_EMPTY
+    ORDERS_LIST_FORM
         .iter()
         .map(|(k, v)| {
             overrides
@@ -151,9 +140,13 @@ async fn staff_list_and_search_orders_and_read_one_but_only_support_may_sync_or_
 
         // Staff see the list with its totals, and the search box jumps to an exact match
         let res = app
-            .call(&clerk, "orders/list", &list_form(&[("status", "PAID")]))
+            .call_expect(
+                &clerk,
+                "orders/list",
+                &list_form(&[("status", "PAID")]),
+                200,
+            )
             .await;
-        assert_eq!(res.status(), 200, "{}", app.db.label);
         let page: serde_json::Value = res.json().await.unwrap();
         assert_eq!(page["count"], 1);
         assert_eq!(page["sum_fen"], 1000);
@@ -164,48 +157,43 @@ async fn staff_list_and_search_orders_and_read_one_but_only_support_may_sync_or_
             .await;
         let page: serde_json::Value = res.json().await.unwrap();
         assert_eq!(page["jump"], "/orders/ACT-1");
-        let res = app
-            .call(&app.client(), "orders/list", &list_form(&[]))
+        app.call_expect(&app.client(), "orders/list", &list_form(&[]), 401)
             .await;
-        assert_eq!(res.status(), 401);
 
         // Staff may not act: refused on the server, nothing audited
         for endpoint in ["orders/sync", "orders/close"] {
-            let res = app
-                .call(&clerk, endpoint, &[("out_trade_no", "ACT-1")])
+            app.call_expect(&clerk, endpoint, &[("out_trade_no", "ACT-1")], 403)
                 .await;
-            assert_eq!(res.status(), 403, "{endpoint}");
         }
 
         // Act: support syncs (still unpaid at WeChat Pay), then closes
         let res = app
-            .call(&support, "orders/sync", &[("out_trade_no", "ACT-1")])
+            .call_expect(&support, "orders/sync", &[("out_trade_no", "ACT-1")], 200)
             .await;
-        assert_eq!(res.status(), 200, "{}", app.db.label);
         assert_eq!(res.json::<String>().await.unwrap(), "NOTPAY");
         let res = app
-            .call(&support, "orders/close", &[("out_trade_no", "ACT-1")])
+            .call_expect(&support, "orders/close", &[("out_trade_no", "ACT-1")], 200)
             .await;
-        assert_eq!(res.status(), 200);
         assert_eq!(res.json::<String>().await.unwrap(), "CLOSED");
         // A paid order cannot be closed; an unknown one is not found
         let res = app
-            .call(&support, "orders/close", &[("out_trade_no", "ACT-PAID")])
+            .call_expect(
+                &support,
+                "orders/close",
+                &[("out_trade_no", "ACT-PAID")],
+                409,
+            )
             .await;
-        assert_eq!(res.status(), 409);
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(body["Conflict"]["reason"]["code"], "not_closable", "{body}");
-        let res = app
-            .call(&support, "orders/sync", &[("out_trade_no", "NOPE")])
+        app.call_expect(&support, "orders/sync", &[("out_trade_no", "NOPE")], 404)
             .await;
-        assert_eq!(res.status(), 404);
 
         // Assert: the detail (staff may read it) tells the whole story, oldest first
         app.state.api_calls.flush().await;
         let res = app
-            .call(&clerk, "orders/detail", &[("out_trade_no", "ACT-1")])
+            .call_expect(&clerk, "orders/detail", &[("out_trade_no", "ACT-1")], 200)
             .await;
-        assert_eq!(res.status(), 200);
         let detail: serde_json::Value = res.json().await.unwrap();
         assert_eq!(detail["status"], "CLOSED");
         assert_eq!(detail["trade_type"], "JSAPI");
@@ -237,10 +225,8 @@ async fn staff_list_and_search_orders_and_read_one_but_only_support_may_sync_or_
             "{}",
             app.db.label
         );
-        let res = app
-            .call(&clerk, "orders/detail", &[("out_trade_no", "NOPE")])
+        app.call_expect(&clerk, "orders/detail", &[("out_trade_no", "NOPE")], 404)
             .await;
-        assert_eq!(res.status(), 404);
     }
 }
 

@@ -80,9 +80,7 @@ async fn only_admins_may_read_or_change_the_catalogue() {
     for app in spawn_apps().await {
         // Arrange
         let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        app.add_user(&admin, "manager1", "manager password 1", "manager")
-            .await;
-        let manager = app.signed_in("manager1", "manager password 1").await;
+        let manager = app.new_user_signed_in(&admin, "manager1", "manager").await;
         let anonymous = app.client();
 
         // Act + Assert

@@ -4,7 +4,7 @@
 //! finish the refund without refunding twice (refundquery first, then the same number).
 //! The simulator runs in this test process, so it survives the paydesk process.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use paydesk_core::audit::Actor;
@@ -12,7 +12,9 @@ use paydesk_core::events::EventBus;
 use paydesk_core::now_ms;
 use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
 use paydesk_core::refunds::{self, RefundStatus, Requester};
-use paydesk_core::testing::{databases, TestDb};
+use paydesk_core::testing::{self, databases, TestDb};
+
+use crate::helpers::paydesk_against;
 use paydesk_sim::{FaultPlan, PayRequest, RefundState, RunningSim, SimConfig};
 use serde_json::json;
 use wxpay::{SignType, UnifiedOrderRequest};
@@ -26,22 +28,21 @@ impl Paydesk {
     /// Starts the binary in merchant mode against `sim` (its certificate, its CA, its
     /// mutual-TLS listener for refunds) on `db`, with a 2 s refund lease.
     fn start(sim: &RunningSim, db: &TestDb, cwd: &std::path::Path) -> Paydesk {
-        let certs = sim.cert_paths();
-        let child = Command::new(env!("CARGO_BIN_EXE_paydesk"))
+        let child = paydesk_against(sim, &db.url)
             .arg("serve")
             .current_dir(cwd)
             .env("PAYDESK_LISTEN", "127.0.0.1:0")
-            .env("PAYDESK_DATABASE_URL", &db.url)
             .env("PAYDESK_ADMIN_PASSWORD", "admin password for tests")
-            .env("PAYDESK_SIMULATOR", "off")
-            .env("PAYDESK_WXPAY__APPID", sim.appid())
-            .env("PAYDESK_WXPAY__MCH_ID", sim.mch_id())
-            .env("PAYDESK_WXPAY__API_KEY", sim.api_key().expose())
-            .env("PAYDESK_WXPAY__BASE_URL", sim.http_base_url())
-            .env("PAYDESK_WXPAY__REFUND_BASE_URL", sim.tls_base_url())
-            .env("PAYDESK_WXPAY__CA_PEM", &certs.ca)
-            .env("PAYDESK_WXPAY__CERT_PEM", &certs.client_cert)
-            .env("PAYDESK_WXPAY__KEY_PEM", &certs.client_key)
+            // The refund's outcome is learnt by refundquery; its notification goes nowhere.
+            .env(
+                "PAYDESK_WXPAY__NOTIFY_URL",
+                "http://127.0.0.1:9/wxpay/notify/payment",
+            )
+            .env(
+                "PAYDESK_WXPAY__REFUND_NOTIFY_URL",
+                "http://127.0.0.1:9/wxpay/notify/refund",
+            )
+            .env("PAYDESK_WXPAY__ALLOW_INSECURE_NOTIFY_URLS", "on")
             .env("PAYDESK_SYNC__ENABLED", "off")
             .env("PAYDESK_REFUNDS__TICK_MILLIS", "100")
             .env("PAYDESK_REFUNDS__LEASE_SECONDS", "2")
@@ -169,6 +170,7 @@ async fn a_server_killed_right_after_submitted_refunds_exactly_once_after_restar
     let certs = tempfile::tempdir().unwrap();
     let sim = paydesk_sim::start(SimConfig {
         cert_dir: certs.path().to_path_buf(),
+        allow_insecure_notify_urls: true,
         ..SimConfig::default()
     })
     .await
@@ -197,10 +199,7 @@ async fn a_server_killed_right_after_submitted_refunds_exactly_once_after_restar
             .collect();
         assert_eq!(at_sim.len(), 1, "{}: {at_sim:?}", db.label);
         assert_eq!(at_sim[0].refund_fee, 880);
-        let order = orders::find_by_out_trade_no(&db.db, &no)
-            .await
-            .unwrap()
-            .unwrap();
+        let order = testing::stored_order(&db.db, &no).await;
         assert_eq!(order.status, OrderStatus::Refunded, "{}", db.label);
     }
 }

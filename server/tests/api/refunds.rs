@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use paydesk_core::audit::Actor;
 use paydesk_core::notify::Verdict;
-use paydesk_core::orders::{self, NewOrder, NewOrderItem, OrderStatus, OutTradeNo};
+use paydesk_core::orders::{NewOrder, OrderStatus};
 use paydesk_core::refunds::{self, Refund, RefundStatus, Requester};
-use paydesk_core::Db;
-use paydesk_sim::{FaultPlan, PayRequest, RefundState, RunningSim, SimConfig};
+use paydesk_core::{testing, Db};
+use paydesk_sim::{PayRequest, RefundState, RunningSim, SimConfig};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use wxpay::{SignType, UnifiedOrderRequest};
 
-use crate::helpers::{spawn_apps_with, TestApp};
+use crate::helpers::{mp_call, set_faults, spawn_apps_with, TestApp};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 
@@ -33,48 +33,15 @@ fn merged(mut a: Value, b: Value) -> Value {
     a
 }
 
-fn sim(app: &TestApp) -> &RunningSim {
-    app.sim
-        .as_deref()
-        .expect("sandbox mode starts the simulator")
-}
-
 /// An order of `fee` fen by `openid`, sent to unifiedorder and paid at the simulator, as
 /// stored once its payment notification arrived.
 async fn paid_order(app: &TestApp, sim: &RunningSim, no: &str, fee: i64, openid: &str) {
-    orders::create_order(
-        &app.db.db,
-        NewOrder {
-            out_trade_no: OutTradeNo::parse(no).unwrap(),
-            openid: openid.into(),
-            description: "paydesk refund test".into(),
-            items: vec![NewOrderItem {
-                product_id: None,
-                name: "jasmine tea".into(),
-                unit_price_fen: fee,
-                quantity: 1,
-            }],
-            sign_type: SignType::Md5,
-            client_ip: Some("127.0.0.1".into()),
-            idempotency_key: None,
-            expires_at: None,
-            next_sync_at: None,
-        },
-    )
-    .await
-    .unwrap();
-    app.state
-        .wxpay
-        .unified_order(&UnifiedOrderRequest::jsapi(
-            "paydesk refund test",
-            no,
-            fee,
-            "127.0.0.1",
-            app.state.pay.notify_url.clone(),
-            openid,
-        ))
-        .await
-        .unwrap();
+    app.placed_at_wechat(NewOrder {
+        openid: openid.into(),
+        description: "paydesk refund test".into(),
+        ..testing::new_order(no, fee)
+    })
+    .await;
     sim.pay_order(no, &PayRequest::default()).unwrap();
     wait_until(app, "the order to be paid", || async {
         order_status(&app.db.db, no).await == OrderStatus::Paid
@@ -83,16 +50,12 @@ async fn paid_order(app: &TestApp, sim: &RunningSim, no: &str, fee: i64, openid:
 }
 
 async fn order_status(db: &Db, no: &str) -> OrderStatus {
-    orders::find_by_out_trade_no(db, no)
-        .await
-        .unwrap()
-        .unwrap()
-        .status
+    testing::stored_order(db, no).await.status
 }
 
 /// A manager (inserted directly; passwords are not what these tests are about).
 async fn staff(app: &TestApp, name: &str) -> Actor {
-    paydesk_core::testing::manager(&app.db.db, name).await
+    testing::manager(&app.db.db, name).await
 }
 
 async fn request(app: &TestApp, no: &str, amount: Option<i64>) -> Refund {
@@ -177,50 +140,41 @@ fn sim_refunds_of(sim: &RunningSim, no: &str) -> Vec<paydesk_sim::Refund> {
         .collect()
 }
 
-fn faults(sim: &RunningSim, plan: Value) {
-    sim.set_faults(serde_json::from_value::<FaultPlan>(plan).unwrap());
-}
-
-async fn mp_call(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-    let mut req = reqwest::Client::new().post(app.url(path)).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+/// A shopper's POST to the mini-program API.
+async fn mp_post(app: &TestApp, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+    let (status, _, value) =
+        mp_call(&app.base, Method::POST, path, Some(token), None, Some(body)).await;
+    (status, value)
 }
 
 #[tokio::test]
 async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
     for app in spawn_apps_with(fast_refunds()).await {
         // Arrange
-        let sim = sim(&app);
-        let (_, login) = mp_call(&app, "/api/mp/login", None, json!({"code": "rf-1"})).await;
-        let token = login["token"].as_str().unwrap().to_owned();
+        let sim = app.simulator();
+        let token = app.shopper_token("rf-1").await;
         let openid = paydesk_sim::default_openid(sim.appid(), "rf-1");
         paid_order(&app, sim, "RF-MP-1", 1000, &openid).await;
         let manager = staff(&app, "mia").await;
         let path = "/api/mp/orders/RF-MP-1/refund-requests";
 
         // Act
-        let (part_status, part) = mp_call(
+        let (part_status, part) = mp_post(
             &app,
             path,
-            Some(&token),
+            &token,
             json!({"amount_fen": 300, "reason": "one cup broken"}),
         )
         .await;
-        let (over_status, over) = mp_call(
+        let (over_status, over) = mp_post(
             &app,
             path,
-            Some(&token),
+            &token,
             json!({"amount_fen": 701, "reason": "too much"}),
         )
         .await;
         // One open request per order: the rest waits until the first is final.
-        let (open_status, open) =
-            mp_call(&app, path, Some(&token), json!({"reason": "the rest"})).await;
+        let (open_status, open) = mp_post(&app, path, &token, json!({"reason": "the rest"})).await;
         let settle = |body: Value| {
             let (app, manager) = (&app, &manager);
             async move {
@@ -236,13 +190,12 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
             }
         };
         settle(part.clone()).await;
-        let (rest_status, rest) =
-            mp_call(&app, path, Some(&token), json!({"reason": "the rest"})).await;
-        let (none_status, _) = mp_call(&app, path, Some(&token), json!({"reason": "again"})).await;
-        let (foreign_status, foreign) = mp_call(
+        let (rest_status, rest) = mp_post(&app, path, &token, json!({"reason": "the rest"})).await;
+        let (none_status, _) = mp_post(&app, path, &token, json!({"reason": "again"})).await;
+        let (foreign_status, foreign) = mp_post(
             &app,
             "/api/mp/orders/NOT-MINE/refund-requests",
-            Some(&token),
+            &token,
             json!({"reason": "x"}),
         )
         .await;
@@ -268,10 +221,7 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
         .await;
         let at_sim = sim_refunds_of(sim, "RF-MP-1");
         assert_eq!(at_sim.len(), 2, "{}: {at_sim:?}", app.db.label);
-        let order = orders::find_by_out_trade_no(&app.db.db, "RF-MP-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let order = app.stored_order("RF-MP-1").await;
         for r in refunds::for_order(&app.db.db, order.id).await.unwrap() {
             let r = wait_for_refund(&app, r.id, RefundStatus::Success).await;
             assert_eq!(r.attempts, 1, "{}", app.db.label);
@@ -295,7 +245,7 @@ async fn a_shopper_refunds_up_to_the_total_and_each_refund_happens_once() {
 #[tokio::test]
 async fn two_managers_approving_at_once_make_one_refund_at_the_simulator() {
     for app in spawn_apps_with(fast_refunds()).await {
-        let sim = sim(&app);
+        let sim = app.simulator();
         paid_order(&app, sim, "RF-2M-1", 500, OPENID).await;
         let filed = refunds::request(
             &app.db.db,
@@ -343,11 +293,11 @@ async fn two_managers_approving_at_once_make_one_refund_at_the_simulator() {
 #[tokio::test]
 async fn a_system_error_then_success_makes_one_refund() {
     for app in spawn_apps_with(fast_refunds()).await {
-        let sim = sim(&app);
+        let sim = app.simulator();
         let (manager, r) = requested(&app, sim, "RF-SYS-1", 600, Some(250)).await;
         sim.set_refund_outcome(&r.out_refund_no, RefundState::Success, None)
             .unwrap();
-        faults(
+        set_faults(
             sim,
             json!({"api": [{"fault": "system_error", "endpoint": "/secapi/pay/refund", "count": 1}]}),
         );
@@ -367,9 +317,9 @@ async fn a_system_error_then_success_makes_one_refund() {
 #[tokio::test]
 async fn a_business_error_ends_failed_with_the_reason_in_plain_words() {
     for app in spawn_apps_with(fast_refunds()).await {
-        let sim = sim(&app);
+        let sim = app.simulator();
         let (manager, r) = requested(&app, sim, "RF-NE-1", 600, None).await;
-        faults(
+        set_faults(
             sim,
             json!({"api": [{"fault": "err_code", "err_code": "NOTENOUGH", "err_code_des": "基本账户余额不足", "endpoint": "/secapi/pay/refund"}]}),
         );
@@ -391,6 +341,7 @@ async fn a_business_error_ends_failed_with_the_reason_in_plain_words() {
 async fn standalone_sim(dir: &tempfile::TempDir) -> RunningSim {
     paydesk_sim::start(SimConfig {
         cert_dir: dir.path().to_path_buf(),
+        allow_insecure_notify_urls: true,
         ..SimConfig::default()
     })
     .await
@@ -431,7 +382,7 @@ async fn a_foreign_certificate_ends_failed_with_a_clear_reason_and_keeps_the_req
         "key_pem": other.cert_paths().client_key,
     }});
     for app in spawn_apps_with(merged(fast_refunds(), foreign)).await {
-        let sim = sim(&app);
+        let sim = app.simulator();
         approved_refund_fails(&app, sim, "RF-CERT-1", "CERTIFICATE_REFUSED").await;
     }
 }
@@ -450,6 +401,8 @@ async fn a_missing_certificate_ends_failed_with_a_clear_reason_and_keeps_the_req
             "base_url": sim.http_base_url(),
             "refund_base_url": sim.tls_base_url(),
             "ca_pem": sim.cert_paths().ca,
+            // The simulator and this app talk on loopback; the notify URLs point at the app.
+            "allow_insecure_notify_urls": "on",
         },
     });
     for app in spawn_apps_with(merged(fast_refunds(), merchant)).await {
@@ -461,7 +414,7 @@ async fn a_missing_certificate_ends_failed_with_a_clear_reason_and_keeps_the_req
 #[tokio::test]
 async fn a_refund_notification_with_a_wrong_key_is_recorded_as_decrypt_failed() {
     for app in spawn_apps_with(fast_refunds()).await {
-        let sim = sim(&app);
+        let sim = app.simulator();
         paid_order(&app, sim, "RF-KEY-1", 300, OPENID).await;
         let r = request(&app, "RF-KEY-1", None).await;
         let mut inner = wxpay::Params::new();
@@ -511,7 +464,7 @@ async fn a_refund_notification_with_a_wrong_key_is_recorded_as_decrypt_failed() 
 async fn the_simulators_change_and_refundclose_outcomes_are_recorded() {
     for app in spawn_apps_with(fast_refunds()).await {
         // Arrange
-        let sim = sim(&app);
+        let sim = app.simulator();
         paid_order(&app, sim, "RF-OUT-1", 1000, OPENID).await;
         let manager = staff(&app, "mia").await;
         let changed = request(&app, "RF-OUT-1", Some(400)).await;

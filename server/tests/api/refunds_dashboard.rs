@@ -8,8 +8,8 @@ use paydesk_core::orders::{self, OrderStatus};
 use paydesk_core::refunds::{self, RefundStatus};
 use wxpay::SignType;
 
+use crate::callbacks::create_order;
 use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
-use crate::notify::create_order;
 
 async fn paid_order(app: &TestApp, no: &str, fee: i64) {
     let order = create_order(app, no, fee, SignType::Md5).await;
@@ -23,34 +23,23 @@ async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() 
     for app in spawn_apps().await {
         // Arrange
         let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        for (name, role) in [
-            ("support1", "support"),
-            ("manager1", "manager"),
-            ("manager2", "manager"),
-            ("clerk1", "staff"),
-        ] {
-            app.add_user(&admin, name, &format!("{name} password"), role)
-                .await;
-        }
-        let support = app.signed_in("support1", "support1 password").await;
-        let manager = app.signed_in("manager1", "manager1 password").await;
-        let manager2 = app.signed_in("manager2", "manager2 password").await;
-        let clerk = app.signed_in("clerk1", "clerk1 password").await;
+        let support = app.new_user_signed_in(&admin, "support1", "support").await;
+        let manager = app.new_user_signed_in(&admin, "manager1", "manager").await;
+        let manager2 = app.new_user_signed_in(&admin, "manager2", "manager").await;
+        let clerk = app.new_user_signed_in(&admin, "clerk1", "staff").await;
         paid_order(&app, "RD-1", 5000).await;
 
         // Act + Assert: staff may not even look
         for endpoint in ["refunds/list", "refunds/check_channel"] {
-            let res = app.call(&clerk, endpoint, &[]).await;
-            assert_eq!(res.status(), 403, "{endpoint} {}", app.db.label);
+            app.call_expect(&clerk, endpoint, &[], 403).await;
         }
-        let res = app
-            .call(
-                &clerk,
-                "refunds/request",
-                &[("out_trade_no", "RD-1"), ("amount", ""), ("reason", "x")],
-            )
-            .await;
-        assert_eq!(res.status(), 403);
+        app.call_expect(
+            &clerk,
+            "refunds/request",
+            &[("out_trade_no", "RD-1"), ("amount", ""), ("reason", "x")],
+            403,
+        )
+        .await;
 
         // Support files ¥30 of ¥50; asking for more than the rest is refused with the amount
         let filed = app
@@ -82,26 +71,14 @@ async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() 
         let id = filed["id"].as_i64().unwrap().to_string();
 
         // Support cannot approve; a manager can; a second decision is refused
-        let res = app
-            .call(
-                &support,
-                "refunds/approve",
-                &[("id", &id), ("reason", "ok")],
-            )
-            .await;
-        assert_eq!(res.status(), 403);
-        let res = app
-            .call(&manager, "refunds/approve", &[("id", &id), ("reason", "")])
-            .await;
-        assert_eq!(res.status(), 422, "a reason is required");
-        let res = app
-            .call(
-                &manager,
-                "refunds/approve",
-                &[("id", &id), ("reason", "核实属实")],
-            )
-            .await;
-        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+        for (who, reason, status) in [
+            (&support, "ok", 403),
+            (&manager, "", 422),
+            (&manager, "核实属实", 200),
+        ] {
+            let form = [("id", id.as_str()), ("reason", reason)];
+            app.call_expect(who, "refunds/approve", &form, status).await;
+        }
         let res = app
             .call(
                 &manager2,
@@ -148,26 +125,25 @@ async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() 
         assert_eq!(own["can_decide"], false);
         let own_id = own["id"].as_i64().unwrap().to_string();
         let res = app
-            .call(
+            .call_expect(
                 &manager,
                 "refunds/approve",
                 &[("id", &own_id), ("reason", "ok")],
+                403,
             )
             .await;
-        assert_eq!(res.status(), 403);
         let body: serde_json::Value = res.json().await.unwrap();
         assert_eq!(
             body["Forbidden"]["reason"]["code"], "own_refund_request",
             "{body}"
         );
-        let res = app
-            .call(
-                &manager2,
-                "refunds/reject",
-                &[("id", &own_id), ("reason", "先处理第一笔")],
-            )
-            .await;
-        assert_eq!(res.status(), 200);
+        app.call_expect(
+            &manager2,
+            "refunds/reject",
+            &[("id", &own_id), ("reason", "先处理第一笔")],
+            200,
+        )
+        .await;
 
         let stored = refunds::find(&app.db.db, own_id.parse().unwrap())
             .await
@@ -189,8 +165,9 @@ async fn support_files_a_manager_decides_and_nobody_decides_their_own_request() 
 async fn the_refund_channel_check_does_a_real_mutual_tls_handshake_with_the_simulator() {
     for app in spawn_apps().await {
         let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        let res = app.call(&admin, "refunds/check_channel", &[]).await;
-        assert_eq!(res.status(), 200);
+        let res = app
+            .call_expect(&admin, "refunds/check_channel", &[], 200)
+            .await;
         let check: serde_json::Value = res.json().await.unwrap();
         assert_eq!(check["ok"], true, "{}: {check}", app.db.label);
         assert!(
@@ -207,9 +184,7 @@ async fn approving_works_as_a_plain_form_post_before_the_page_has_hydrated() {
     for app in spawn_apps().await {
         // Arrange
         let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        app.add_user(&admin, "manager1", "manager1 password", "manager")
-            .await;
-        let manager = app.signed_in("manager1", "manager1 password").await;
+        let manager = app.new_user_signed_in(&admin, "manager1", "manager").await;
         paid_order(&app, "RD-NOJS", 800).await;
         let filed: serde_json::Value = app
             .call(

@@ -11,7 +11,10 @@ use paydesk_types::Role;
 use reqwest::redirect::Policy;
 use reqwest::Client;
 
-use crate::helpers::{spawn_apps, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    header, spawn_apps, TestApp, ADMIN_PASSWORD, API_CALLS_LIST_FORM, NOTIFICATIONS_LIST_FORM,
+    ORDERS_LIST_FORM,
+};
 
 /// Who may call an endpoint or open a page.
 #[derive(Debug, Clone, Copy)]
@@ -84,13 +87,7 @@ const CALLS: &[Call] = &[
     call("home/stats", &[], AtLeast(Staff)),
     call(
         "logs/notifications",
-        &[
-            ("kind", ""),
-            ("verdict", ""),
-            ("from", ""),
-            ("to", ""),
-            ("after", ""),
-        ],
+        NOTIFICATIONS_LIST_FORM,
         AtLeast(Staff),
     ),
     call("logs/notification", &[("id", "999999")], AtLeast(Staff)),
@@ -100,34 +97,11 @@ const CALLS: &[Call] = &[
         &[("text", "NO-SUCH-ORDER")],
         AtLeast(Support),
     ),
-    call(
-        "logs/api_calls",
-        &[
-            ("endpoint", ""),
-            ("outcome", ""),
-            ("from", ""),
-            ("to", ""),
-            ("after", ""),
-        ],
-        AtLeast(Support),
-    ),
+    call("logs/api_calls", API_CALLS_LIST_FORM, AtLeast(Support)),
     call("logs/api_call", &[("id", "999999")], AtLeast(Support)),
     call("audit/list", &[], AtLeast(Admin)),
     call("settings/get", &[], AtLeast(Admin)),
-    call(
-        "orders/list",
-        &[
-            ("q", ""),
-            ("status", ""),
-            ("from", ""),
-            ("to", ""),
-            ("min", ""),
-            ("max", ""),
-            ("openid", ""),
-            ("after", ""),
-        ],
-        AtLeast(Staff),
-    ),
+    call("orders/list", ORDERS_LIST_FORM, AtLeast(Staff)),
     call(
         "orders/detail",
         &[("out_trade_no", "NO-SUCH-ORDER")],
@@ -244,9 +218,10 @@ async fn clients(app: &TestApp) -> Vec<(Option<Role>, Client)> {
     let mut out = vec![(None, no_redirects())];
     for role in [Staff, Support, Manager] {
         let name = format!("role-{}", role.as_str());
-        let password = format!("{name} password");
-        app.add_user(&admin, &name, &password, role.as_str()).await;
-        out.push((Some(role), app.signed_in(&name, &password).await));
+        out.push((
+            Some(role),
+            app.new_user_signed_in(&admin, &name, role.as_str()).await,
+        ));
     }
     out.push((Some(Admin), admin));
     out
@@ -321,12 +296,7 @@ async fn every_page_and_route_refuses_whom_it_must() {
                     .await
                     .unwrap();
                 let status = res.status().as_u16();
-                let location = res
-                    .headers()
-                    .get("location")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
+                let location = header(&res, "location");
                 let body = res.text().await.unwrap();
                 let refused = body.contains("data-testid=\"refused\"");
                 let ok = match (who, allowed(*access, *who)) {

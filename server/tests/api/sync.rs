@@ -6,16 +6,14 @@
 use std::time::Duration;
 
 use paydesk_core::events::{Event, PaidVia};
-use paydesk_core::orders::{self, NewOrder, NewOrderItem, Order, OrderStatus, OutTradeNo};
-use paydesk_core::{api_calls, now_ms};
-use paydesk_sim::{FaultPlan, OrderState, PayRequest, RunningSim};
+use paydesk_core::orders::{NewOrder, Order, OrderStatus};
+use paydesk_core::{api_calls, now_ms, testing};
+use paydesk_sim::{OrderState, PayRequest, RunningSim};
 use serde_json::json;
 use tokio::sync::broadcast;
-use wxpay::{SignType, UnifiedOrderRequest};
 
-use crate::helpers::{spawn_apps_with, spawn_sibling, TestApp};
+use crate::helpers::{set_faults, spawn_apps_with, spawn_sibling, TestApp};
 
-const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 const FEE: i64 = 2560;
 
 /// The job at full speed: an order is first due a second after it was placed, and due
@@ -30,74 +28,35 @@ fn first_due() -> i64 {
     now_ms() + 1000
 }
 
-fn sim(app: &TestApp) -> &RunningSim {
-    app.sim
-        .as_deref()
-        .expect("sandbox mode starts the simulator")
-}
-
 /// Stores an order and sends it to unifiedorder, as `POST /api/mp/orders` does.
 async fn place_order(app: &TestApp, no: &str, expires_at: i64, next_sync_at: i64) -> Order {
-    let order = orders::create_order(
-        &app.db.db,
-        NewOrder {
-            out_trade_no: OutTradeNo::parse(no).unwrap(),
-            openid: OPENID.into(),
-            description: "paydesk sync test".into(),
-            items: vec![NewOrderItem {
-                product_id: None,
-                name: "jasmine tea".into(),
-                unit_price_fen: FEE,
-                quantity: 1,
-            }],
-            sign_type: SignType::Md5,
-            client_ip: Some("127.0.0.1".into()),
-            idempotency_key: None,
-            expires_at: Some(expires_at),
-            next_sync_at: Some(next_sync_at),
-        },
-    )
+    app.placed_at_wechat(NewOrder {
+        description: "paydesk sync test".into(),
+        expires_at: Some(expires_at),
+        next_sync_at: Some(next_sync_at),
+        ..testing::new_order(no, FEE)
+    })
     .await
-    .unwrap();
-    app.state
-        .wxpay
-        .unified_order(&UnifiedOrderRequest::jsapi(
-            "paydesk sync test",
-            no,
-            FEE,
-            "127.0.0.1",
-            app.state.pay.notify_url.clone(),
-            OPENID,
-        ))
-        .await
-        .unwrap();
-    order
 }
 
 fn drop_payment_notifications(sim: &RunningSim) {
-    let plan: FaultPlan = serde_json::from_value(json!({
-        "notifications": [{"fault": "drop", "count": 100, "kind": "payment"}]
-    }))
-    .unwrap();
-    sim.set_faults(plan);
+    set_faults(
+        sim,
+        json!({
+            "notifications": [{"fault": "drop", "count": 100, "kind": "payment"}]
+        }),
+    );
 }
 
 fn in_an_hour() -> i64 {
     now_ms() + 3_600_000
 }
 
-async fn order(app: &TestApp, no: &str) -> Order {
-    orders::find_by_out_trade_no(&app.db.db, no)
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 /// Polls the order until `done` holds (10 s at most).
 async fn wait_for_order(app: &TestApp, no: &str, done: impl Fn(&Order) -> bool) -> Order {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let o = order(app, no).await;
+        let o = app.stored_order(no).await;
         if done(&o) {
             return o;
         }
@@ -152,7 +111,7 @@ async fn recorded(app: &TestApp, endpoint: &str, no: &str, result_code: &str) ->
 async fn a_dropped_payment_notification_is_recovered_by_orderquery() {
     for app in spawn_apps_with(fast_sync()).await {
         // Arrange: the shopper pays, but every notification is lost
-        let sim = sim(&app);
+        let sim = app.simulator();
         drop_payment_notifications(sim);
         let mut events = app.state.events.subscribe();
         place_order(&app, "SY-DROP-1", in_an_hour(), first_due()).await;
@@ -203,7 +162,7 @@ async fn a_dropped_payment_notification_is_recovered_by_orderquery() {
 async fn an_expired_order_is_closed_with_closeorder_at_both_ends() {
     for app in spawn_apps_with(fast_sync()).await {
         // Arrange: an order whose payment window has passed (WeChat Pay would still take it)
-        let sim = sim(&app);
+        let sim = app.simulator();
         let mut events = app.state.events.subscribe();
         place_order(&app, "SY-EXP-1", now_ms() - 1000, first_due()).await;
 
@@ -242,7 +201,7 @@ async fn an_expired_order_is_closed_with_closeorder_at_both_ends() {
 async fn an_expired_order_paid_at_the_last_moment_ends_paid_when_closeorder_says_orderpaid() {
     for app in spawn_apps_with(fast_sync()).await {
         // Arrange: expired at our side, paid at WeChat Pay's, the notification lost
-        let sim = sim(&app);
+        let sim = app.simulator();
         drop_payment_notifications(sim);
         let mut events = app.state.events.subscribe();
         place_order(&app, "SY-LATE-1", now_ms() - 1000, first_due()).await;
@@ -289,7 +248,7 @@ async fn an_expired_order_paid_at_the_last_moment_ends_paid_when_closeorder_says
 async fn two_instances_on_one_database_query_each_due_order_once_per_lease() {
     for app in spawn_apps_with(fast_sync()).await {
         // Arrange: a second instance on the same database, talking to the same simulator
-        let sim = sim(&app);
+        let sim = app.simulator();
         let mut second = fast_sync();
         second["simulator"] = json!("off");
         second["wxpay"] = json!({
@@ -322,7 +281,7 @@ async fn two_instances_on_one_database_query_each_due_order_once_per_lease() {
                 o.out_trade_no
             );
             assert_eq!(
-                order(&app, &o.out_trade_no).await.sync_attempts,
+                app.stored_order(&o.out_trade_no).await.sync_attempts,
                 1,
                 "{}",
                 app.db.label
@@ -337,7 +296,7 @@ async fn an_order_that_stays_unpaid_is_asked_about_with_growing_gaps_up_to_the_c
         json!({"sync": {"first_delay_seconds": 0, "max_delay_seconds": 3, "tick_millis": 50}});
     for app in spawn_apps_with(settings).await {
         // Arrange
-        let sim = sim(&app);
+        let sim = app.simulator();
         place_order(&app, "SY-BACK-1", in_an_hour(), first_due()).await;
 
         // Act: the order becomes due; nobody pays

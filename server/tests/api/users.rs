@@ -5,9 +5,7 @@ async fn staff_calling_the_users_server_functions_directly_gets_403_not_data() {
     for app in spawn_apps().await {
         // Arrange
         let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        app.add_user(&admin, "clerk", "clerk password 1", "staff")
-            .await;
-        let staff = app.signed_in("clerk", "clerk password 1").await;
+        let staff = app.new_user_signed_in(&admin, "clerk", "staff").await;
 
         // Act / Assert: every users function refuses, and nothing leaks in the body.
         for (endpoint, form) in [
@@ -24,8 +22,7 @@ async fn staff_calling_the_users_server_functions_directly_gets_403_not_data() {
             ("users/set_active", vec![("id", "1"), ("active", "false")]),
             ("users/reset_password", vec![("id", "1")]),
         ] {
-            let res = app.call(&staff, endpoint, &form).await;
-            assert_eq!(res.status(), 403, "{endpoint} on {}", app.db.label);
+            let res = app.call_expect(&staff, endpoint, &form, 403).await;
             let body = res.text().await.unwrap();
             assert!(!body.contains("admin\""), "{endpoint} leaked data: {body}");
         }
@@ -34,8 +31,7 @@ async fn staff_calling_the_users_server_functions_directly_gets_403_not_data() {
         assert!(users.iter().all(|u| u.username.as_str() != "mallory"));
 
         // Signed out: 401.
-        let res = app.call(&app.client(), "users/list", &[]).await;
-        assert_eq!(res.status(), 401);
+        app.call_expect(&app.client(), "users/list", &[], 401).await;
     }
 }
 
@@ -96,14 +92,13 @@ async fn admin_adds_changes_role_disables_and_resets_through_server_functions() 
             "null"
         );
 
-        let res = app
-            .call(
-                &admin,
-                "users/set_active",
-                &[("id", &id), ("active", "true")],
-            )
-            .await;
-        assert_eq!(res.status(), 200);
+        app.call_expect(
+            &admin,
+            "users/set_active",
+            &[("id", &id), ("active", "true")],
+            200,
+        )
+        .await;
         let generated: serde_json::Value = app
             .call(&admin, "users/reset_password", &[("id", &id)])
             .await
@@ -114,12 +109,15 @@ async fn admin_adds_changes_role_disables_and_resets_through_server_functions() 
         app.signed_in("sue", new_password).await;
 
         // A bad role and a taken username are 422 with the field named.
+        app.call_expect(
+            &admin,
+            "users/set_role",
+            &[("id", &id), ("role", "root")],
+            422,
+        )
+        .await;
         let res = app
-            .call(&admin, "users/set_role", &[("id", &id), ("role", "root")])
-            .await;
-        assert_eq!(res.status(), 422);
-        let res = app
-            .call(
+            .call_expect(
                 &admin,
                 "users/add",
                 &[
@@ -127,20 +125,19 @@ async fn admin_adds_changes_role_disables_and_resets_through_server_functions() 
                     ("password", "another password"),
                     ("role", "staff"),
                 ],
+                422,
             )
             .await;
-        assert_eq!(res.status(), 422);
         assert!(res.text().await.unwrap().contains("username"));
 
         // The admin cannot demote or disable themselves.
-        let res = app
-            .call(
-                &admin,
-                "users/set_active",
-                &[("id", "1"), ("active", "false")],
-            )
-            .await;
-        assert_eq!(res.status(), 403, "{}", app.db.label);
+        app.call_expect(
+            &admin,
+            "users/set_active",
+            &[("id", "1"), ("active", "false")],
+            403,
+        )
+        .await;
 
         let actions: Vec<String> = paydesk_core::audit::list(&app.db.db, None, None, 100)
             .await
@@ -168,42 +165,39 @@ async fn admin_adds_changes_role_disables_and_resets_through_server_functions() 
 async fn changing_my_password_needs_the_current_one_and_a_matching_confirmation() {
     for app in spawn_apps().await {
         let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        let res = app
-            .call(
-                &admin,
-                "account/change_password",
-                &[
-                    ("current", ADMIN_PASSWORD),
-                    ("new", "brand new password"),
-                    ("confirm", "different"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 422);
-        let res = app
-            .call(
-                &admin,
-                "account/change_password",
-                &[
-                    ("current", "not it"),
-                    ("new", "brand new password"),
-                    ("confirm", "brand new password"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 422);
-        let res = app
-            .call(
-                &admin,
-                "account/change_password",
-                &[
-                    ("current", ADMIN_PASSWORD),
-                    ("new", "brand new password"),
-                    ("confirm", "brand new password"),
-                ],
-            )
-            .await;
-        assert_eq!(res.status(), 200, "{}", app.db.label);
+        app.call_expect(
+            &admin,
+            "account/change_password",
+            &[
+                ("current", ADMIN_PASSWORD),
+                ("new", "brand new password"),
+                ("confirm", "different"),
+            ],
+            422,
+        )
+        .await;
+        app.call_expect(
+            &admin,
+            "account/change_password",
+            &[
+                ("current", "not it"),
+                ("new", "brand new password"),
+                ("confirm", "brand new password"),
+            ],
+            422,
+        )
+        .await;
+        app.call_expect(
+            &admin,
+            "account/change_password",
+            &[
+                ("current", ADMIN_PASSWORD),
+                ("new", "brand new password"),
+                ("confirm", "brand new password"),
+            ],
+            200,
+        )
+        .await;
         app.signed_in("admin", "brand new password").await;
 
         let activity: serde_json::Value = app
@@ -243,27 +237,22 @@ async fn a_password_change_ends_the_other_sessions_and_a_reset_ends_them_all() {
             .await;
 
         // Assert: the phone's session is over everywhere, the laptop's goes on
-        let res = app.call(&phone, "account/activity", &[]).await;
-        assert_eq!(res.status(), 401, "{}", app.db.label);
+        app.call_expect(&phone, "account/activity", &[], 401).await;
         let res = phone.get(app.url("/api/events")).send().await.unwrap();
         assert_eq!(res.status(), 401, "{}", app.db.label);
-        let res = app.call(&laptop, "account/activity", &[]).await;
-        assert_eq!(res.status(), 200, "{}", app.db.label);
+        app.call_expect(&laptop, "account/activity", &[], 200).await;
 
         // Act: an admin resets the clerk's password
-        let res = app
-            .call(
-                &admin,
-                "users/reset_password",
-                &[("id", &clerk.id.to_string())],
-            )
-            .await;
-        assert_eq!(res.status(), 200, "{}", app.db.label);
+        app.call_expect(
+            &admin,
+            "users/reset_password",
+            &[("id", &clerk.id.to_string())],
+            200,
+        )
+        .await;
 
         // Assert: now the laptop's session is over too, the admin's is not
-        let res = app.call(&laptop, "account/activity", &[]).await;
-        assert_eq!(res.status(), 401, "{}", app.db.label);
-        let res = app.call(&admin, "account/activity", &[]).await;
-        assert_eq!(res.status(), 200, "{}", app.db.label);
+        app.call_expect(&laptop, "account/activity", &[], 401).await;
+        app.call_expect(&admin, "account/activity", &[], 200).await;
     }
 }

@@ -14,10 +14,7 @@ async fn downloadbill_builds_the_days_bill_from_payments_and_refunds() {
     let client = client(&sim);
     paid_order(&sim, &client, "B-1", 12345).await;
     paid_order(&sim, &client, "B-2", 100).await;
-    client
-        .unified_order(&order("B-3", 100, NO_NOTIFY))
-        .await
-        .unwrap(); // unpaid: not billed
+    placed_order(&client, "B-3", 100, NO_NOTIFY).await; // unpaid: not billed
     client
         .refund(&RefundRequest::new(
             OrderRef::OutTradeNo("B-1".into()),

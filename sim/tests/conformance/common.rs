@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use paydesk_sim::{PayRequest, RunningSim, SimConfig};
-use wxpay::{Client, SignType, UnifiedOrderRequest};
+use wxpay::{Client, SignType, UnifiedOrderRequest, UnifiedOrderResponse};
 
 pub const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 
@@ -30,6 +30,8 @@ pub async fn start_sim_with(f: impl FnOnce(&mut SimConfig)) -> TestSim {
     let mut config = SimConfig {
         cert_dir: dir.path().to_owned(),
         time_scale: 20_000.0,
+        // The tests' notification receivers listen on loopback.
+        allow_insecure_notify_urls: true,
         ..SimConfig::default()
     };
     f(&mut config);
@@ -39,6 +41,13 @@ pub async fn start_sim_with(f: impl FnOnce(&mut SimConfig)) -> TestSim {
 
 pub async fn start_sim() -> TestSim {
     start_sim_with(|_| {}).await
+}
+
+/// A simulator, its MD5 client, and a receiver that accepts every notification.
+pub async fn sim_with_receiver() -> (TestSim, Client, Receiver) {
+    let sim = start_sim().await;
+    let client = client(&sim);
+    (sim, client, Receiver::always_success().await)
 }
 
 pub fn client_with(sim: &RunningSim, sign_type: SignType) -> Client {
@@ -65,17 +74,27 @@ pub fn order(out_trade_no: &str, total_fee: i64, notify_url: &str) -> UnifiedOrd
 
 pub const NO_NOTIFY: &str = "http://127.0.0.1:9/notify";
 
-/// Create and pay an order (without notification unless a URL is given).
+/// Place an order (unifiedorder), unpaid, that notifies `notify_url` once paid.
+pub async fn placed_order(
+    client: &Client,
+    out_trade_no: &str,
+    total_fee: i64,
+    notify_url: &str,
+) -> UnifiedOrderResponse {
+    client
+        .unified_order(&order(out_trade_no, total_fee, notify_url))
+        .await
+        .unwrap()
+}
+
+/// Create and pay an order, without a notification.
 pub async fn paid_order(
     sim: &RunningSim,
     client: &Client,
     out_trade_no: &str,
     total_fee: i64,
 ) -> paydesk_sim::Order {
-    client
-        .unified_order(&order(out_trade_no, total_fee, NO_NOTIFY))
-        .await
-        .unwrap();
+    placed_order(client, out_trade_no, total_fee, NO_NOTIFY).await;
     sim.pay_order(
         out_trade_no,
         &PayRequest {
@@ -150,6 +169,42 @@ impl Receiver {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+/// Sets the simulator's fault plan from its JSON form (the control API's `/sim/faults`).
+pub fn set_faults(sim: &RunningSim, plan: serde_json::Value) {
+    sim.set_faults(serde_json::from_value(plan).unwrap());
+}
+
+/// The simulator's control API over HTTP (`/sim/…`, docs/design.md Contract).
+pub struct Control {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Control {
+    pub fn of(sim: &RunningSim) -> Control {
+        Control {
+            http: reqwest::Client::new(),
+            base: sim.http_base_url(),
+        }
+    }
+
+    /// GET `path` and read its JSON answer.
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let resp = self.http.get(format!("{}{path}", self.base)).send().await;
+        resp.unwrap().json().await.unwrap()
+    }
+
+    /// POST to `path`, with a JSON body when one is given.
+    pub async fn post(&self, path: &str, json: Option<serde_json::Value>) -> reqwest::Response {
+        let req = self.http.post(format!("{}{path}", self.base));
+        let req = match json {
+            Some(json) => req.json(&json),
+            None => req,
+        };
+        req.send().await.unwrap()
     }
 }
 

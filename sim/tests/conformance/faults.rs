@@ -12,19 +12,13 @@ async fn systemerror_applies_to_the_next_n_calls_of_the_chosen_endpoint() {
     // Arrange
     let sim = start_sim().await;
     let client = client(&sim);
-    client
-        .unified_order(&order("F-1", 100, NO_NOTIFY))
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let active: Value = http
-        .post(format!("{}/sim/faults", sim.http_base_url()))
-        .json(
-            &json!({"api": [{"fault": "system_error", "endpoint": "/pay/orderquery", "count": 2}]}),
+    placed_order(&client, "F-1", 100, NO_NOTIFY).await;
+    let active: Value = Control::of(&sim)
+        .post(
+            "/sim/faults",
+            Some(json!({"api": [{"fault": "system_error", "endpoint": "/pay/orderquery", "count": 2}]})),
         )
-        .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -61,11 +55,9 @@ async fn http_5xx_faults_answer_an_html_page_without_processing() {
     // Arrange
     let sim = start_sim().await;
     let client = client(&sim);
-    sim.set_faults(
-        serde_json::from_value(
-            json!({"api": [{"fault": "http_status", "status": 503}, {"fault": "not_xml"}]}),
-        )
-        .unwrap(),
+    set_faults(
+        &sim,
+        json!({"api": [{"fault": "http_status", "status": 503}, {"fault": "not_xml"}]}),
     );
 
     // Act
@@ -95,11 +87,9 @@ async fn a_hang_outlasts_the_client_timeout_but_the_request_is_still_processed()
     let mut config = sim.client_config().unwrap();
     config.timeout = Duration::from_millis(300);
     let client = Client::new(config).unwrap();
-    sim.set_faults(
-        serde_json::from_value(
-            json!({"api": [{"fault": "hang", "hang_ms": 800, "endpoint": "/pay/unifiedorder"}]}),
-        )
-        .unwrap(),
+    set_faults(
+        &sim,
+        json!({"api": [{"fault": "hang", "hang_ms": 800, "endpoint": "/pay/unifiedorder"}]}),
     );
 
     // Act
@@ -125,9 +115,9 @@ async fn refund_faults_reach_the_mutual_tls_listener() {
     let sim = start_sim().await;
     let client = client(&sim);
     paid_order(&sim, &client, "F-5", 100).await;
-    sim.set_faults(
-        serde_json::from_value(json!({"api": [{"fault": "err_code", "err_code": "FREQUENCY_LIMITED", "err_code_des": "频率限制", "endpoint": "/secapi/pay/refund"}]}))
-            .unwrap(),
+    set_faults(
+        &sim,
+        json!({"api": [{"fault": "err_code", "err_code": "FREQUENCY_LIMITED", "err_code_des": "频率限制", "endpoint": "/secapi/pay/refund"}]}),
     );
     let req = wxpay::RefundRequest::new(wxpay::OrderRef::OutTradeNo("F-5".into()), "FR-5", 100, 1);
 
@@ -143,90 +133,43 @@ async fn refund_faults_reach_the_mutual_tls_listener() {
 #[tokio::test]
 async fn the_control_api_lists_orders_pays_them_and_shows_notification_attempts() {
     // Arrange
-    let sim = start_sim().await;
-    let client = client(&sim);
-    let receiver = Receiver::always_success().await;
-    client
-        .unified_order(&order("CTL-1", 100, &receiver.url))
-        .await
-        .unwrap();
-    let http = reqwest::Client::new();
-    let base = sim.http_base_url();
+    let (sim, client, receiver) = sim_with_receiver().await;
+    placed_order(&client, "CTL-1", 100, &receiver.url).await;
+    let control = Control::of(&sim);
 
     // Act
-    let health: Value = http
-        .get(format!("{base}/sim/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let paid = http
-        .post(format!("{base}/sim/orders/CTL-1/pay"))
-        .json(&json!({"result": "SUCCESS", "bank_type": "CFT"}))
-        .send()
-        .await
-        .unwrap();
+    let health = control.get("/sim/health").await;
+    let paid = control
+        .post(
+            "/sim/orders/CTL-1/pay",
+            Some(json!({"result": "SUCCESS", "bank_type": "CFT"})),
+        )
+        .await;
     let paid_status = paid.status();
     let paid: Value = paid.json().await.unwrap();
-    let again = http
-        .post(format!("{base}/sim/orders/CTL-1/pay"))
-        .send()
-        .await
-        .unwrap();
-    let missing = http
-        .post(format!("{base}/sim/orders/NOPE/pay"))
-        .send()
-        .await
-        .unwrap();
-    let bad = http
-        .post(format!("{base}/sim/orders/CTL-1/pay"))
-        .body("{\"result\":\"MAYBE\"}")
-        .send()
-        .await
-        .unwrap();
+    let again = control.post("/sim/orders/CTL-1/pay", None).await;
+    let missing = control.post("/sim/orders/NOPE/pay", None).await;
+    let (bad, _) = raw_post(
+        &sim,
+        "/sim/orders/CTL-1/pay",
+        b"{\"result\":\"MAYBE\"}".to_vec(),
+    )
+    .await;
     receiver.wait_for(1, Duration::from_secs(5)).await;
     sim.wait_for_notifications(Duration::from_secs(5), |a| !a.is_empty())
         .await;
-    let orders: Value = http
-        .get(format!("{base}/sim/orders"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let attempts: Value = http
-        .get(format!("{base}/sim/notifications?out_trade_no=CTL-1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let refunds: Value = http
-        .get(format!("{base}/sim/refunds"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let calls: Value = http
-        .get(format!("{base}/sim/api-calls?endpoint=/pay/unifiedorder"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let outcome = http
-        .post(format!("{base}/sim/refunds/LATER-1/outcome"))
-        .json(&json!({"outcome": "CHANGE", "delay_ms": 10}))
-        .send()
-        .await
-        .unwrap();
+    let orders = control.get("/sim/orders").await;
+    let attempts = control.get("/sim/notifications?out_trade_no=CTL-1").await;
+    let refunds = control.get("/sim/refunds").await;
+    let calls = control
+        .get("/sim/api-calls?endpoint=/pay/unifiedorder")
+        .await;
+    let outcome = control
+        .post(
+            "/sim/refunds/LATER-1/outcome",
+            Some(json!({"outcome": "CHANGE", "delay_ms": 10})),
+        )
+        .await;
 
     // Assert
     assert_eq!(health["status"], "ok");
@@ -236,7 +179,7 @@ async fn the_control_api_lists_orders_pays_them_and_shows_notification_attempts(
     assert_eq!(paid["bank_type"], "CFT");
     assert_eq!(again.status(), 409);
     assert_eq!(missing.status(), 404);
-    assert_eq!(bad.status(), 400);
+    assert_eq!(bad, 400);
     assert_eq!(orders[0]["out_trade_no"], "CTL-1");
     assert_eq!(orders[0]["state"], "SUCCESS");
     assert_eq!(attempts.as_array().unwrap().len(), 1);

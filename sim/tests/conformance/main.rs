@@ -5,6 +5,7 @@ mod bill_login;
 mod common;
 mod faults;
 mod notifications;
+mod notify_urls;
 mod orders;
 mod refunds;
 mod unsigned;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use paydesk_sim::{FaultPlan, NotifyFault, NotifyFaultKind, PayRequest, RETRY_SCHEDULE_SECS};
+use paydesk_sim::{
+    FaultPlan, NotifyFault, NotifyFaultKind, PayRequest, RunningSim, RETRY_SCHEDULE_SECS,
+};
 use wxpay::{notify::PaymentNotification, Error, SignType};
 
 use crate::common::*;
@@ -28,16 +30,18 @@ fn plan(faults: Vec<NotifyFault>) -> FaultPlan {
     }
 }
 
+/// A payment notification of an MD5 order, parsed and verified as paydesk does (§5.2).
+fn verify_md5(sim: &RunningSim, body: &[u8]) -> Result<PaymentNotification, Error> {
+    PaymentNotification::parse_and_verify(body, sim.api_key(), Some(SignType::Md5))
+}
+
 #[tokio::test]
 async fn payment_notification_of_an_hmac_order_verifies_in_wxpay_without_sign_type() {
     // Arrange
     let sim = start_sim().await;
     let client = client_with(&sim, SignType::HmacSha256);
     let receiver = Receiver::always_success().await;
-    client
-        .unified_order(&order("N-1", 123, &receiver.url))
-        .await
-        .unwrap();
+    placed_order(&client, "N-1", 123, &receiver.url).await;
 
     // Act
     let paid = sim.pay_order("N-1", &pay()).unwrap();
@@ -83,10 +87,7 @@ async fn retries_follow_the_scaled_schedule_and_stop_at_the_first_success() {
         _ => (StatusCode::OK, wxpay::REPLY_SUCCESS.to_owned()),
     }))
     .await;
-    client
-        .unified_order(&order("N-2", 100, &receiver.url))
-        .await
-        .unwrap();
+    placed_order(&client, "N-2", 100, &receiver.url).await;
 
     // Act
     sim.pay_order("N-2", &pay()).unwrap();
@@ -123,10 +124,7 @@ async fn the_sender_gives_up_after_sixteen_attempts() {
         (StatusCode::OK, wxpay::notify::reply_fail("no"))
     }))
     .await;
-    client
-        .unified_order(&order("N-3", 100, &receiver.url))
-        .await
-        .unwrap();
+    placed_order(&client, "N-3", 100, &receiver.url).await;
 
     // Act
     sim.pay_order("N-3", &pay()).unwrap();
@@ -149,13 +147,8 @@ async fn the_sender_gives_up_after_sixteen_attempts() {
 #[tokio::test]
 async fn a_tampered_sign_really_fails_verification_in_wxpay() {
     // Arrange
-    let sim = start_sim().await;
-    let client = client(&sim);
-    let receiver = Receiver::always_success().await;
-    client
-        .unified_order(&order("N-4", 100, &receiver.url))
-        .await
-        .unwrap();
+    let (sim, client, receiver) = sim_with_receiver().await;
+    placed_order(&client, "N-4", 100, &receiver.url).await;
     sim.set_faults(plan(vec![fault(NotifyFaultKind::TamperSign)]));
 
     // Act
@@ -163,8 +156,7 @@ async fn a_tampered_sign_really_fails_verification_in_wxpay() {
     let bodies = receiver.wait_for(1, Duration::from_secs(5)).await;
 
     // Assert
-    let result =
-        PaymentNotification::parse_and_verify(&bodies[0], sim.api_key(), Some(SignType::Md5));
+    let result = verify_md5(&sim, &bodies[0]);
     assert!(matches!(result, Err(Error::BadSignature)), "{result:?}");
     let attempts = sim.notifications();
     assert_eq!(attempts[0].faults, ["tamper_sign"]);
@@ -173,17 +165,9 @@ async fn a_tampered_sign_really_fails_verification_in_wxpay() {
 #[tokio::test]
 async fn tampered_amount_and_wrong_appid_are_validly_signed_but_caught_by_the_checks() {
     // Arrange
-    let sim = start_sim().await;
-    let client = client(&sim);
-    let receiver = Receiver::always_success().await;
-    client
-        .unified_order(&order("N-5", 100, &receiver.url))
-        .await
-        .unwrap();
-    client
-        .unified_order(&order("N-6", 100, &receiver.url))
-        .await
-        .unwrap();
+    let (sim, client, receiver) = sim_with_receiver().await;
+    placed_order(&client, "N-5", 100, &receiver.url).await;
+    placed_order(&client, "N-6", 100, &receiver.url).await;
 
     // Act
     sim.set_faults(plan(vec![fault(NotifyFaultKind::TamperAmount)]));
@@ -194,13 +178,9 @@ async fn tampered_amount_and_wrong_appid_are_validly_signed_but_caught_by_the_ch
     let bodies = receiver.wait_for(2, Duration::from_secs(5)).await;
 
     // Assert
-    let amount =
-        PaymentNotification::parse_and_verify(&bodies[0], sim.api_key(), Some(SignType::Md5))
-            .unwrap();
+    let amount = verify_md5(&sim, &bodies[0]).unwrap();
     assert_eq!(amount.params["total_fee"], "101");
-    let appid =
-        PaymentNotification::parse_and_verify(&bodies[1], sim.api_key(), Some(SignType::Md5))
-            .unwrap();
+    let appid = verify_md5(&sim, &bodies[1]).unwrap();
     assert!(matches!(
         appid.check_merchant(sim.appid(), sim.mch_id()),
         Err(Error::AppIdMismatch { .. })
@@ -210,17 +190,9 @@ async fn tampered_amount_and_wrong_appid_are_validly_signed_but_caught_by_the_ch
 #[tokio::test]
 async fn duplicates_arrive_in_parallel_and_a_dropped_attempt_is_retried() {
     // Arrange
-    let sim = start_sim().await;
-    let client = client(&sim);
-    let receiver = Receiver::always_success().await;
-    client
-        .unified_order(&order("N-7", 100, &receiver.url))
-        .await
-        .unwrap();
-    client
-        .unified_order(&order("N-8", 100, &receiver.url))
-        .await
-        .unwrap();
+    let (sim, client, receiver) = sim_with_receiver().await;
+    placed_order(&client, "N-7", 100, &receiver.url).await;
+    placed_order(&client, "N-8", 100, &receiver.url).await;
     let mut dup = fault(NotifyFaultKind::Duplicate);
     dup.copies = Some(3);
 
@@ -257,14 +229,9 @@ async fn duplicates_arrive_in_parallel_and_a_dropped_attempt_is_retried() {
 #[tokio::test]
 async fn reordered_notifications_arrive_in_reverse_order() {
     // Arrange
-    let sim = start_sim().await;
-    let client = client(&sim);
-    let receiver = Receiver::always_success().await;
+    let (sim, client, receiver) = sim_with_receiver().await;
     for otn in ["N-9", "N-10"] {
-        client
-            .unified_order(&order(otn, 100, &receiver.url))
-            .await
-            .unwrap();
+        placed_order(&client, otn, 100, &receiver.url).await;
     }
     let mut reorder = fault(NotifyFaultKind::Reorder);
     reorder.count = 2;
@@ -288,10 +255,7 @@ async fn a_failed_payment_is_notified_with_result_code_fail() {
     let sim = start_sim_with(|c| c.notify_include_sign_type = true).await;
     let client = client(&sim);
     let receiver = Receiver::always_success().await;
-    client
-        .unified_order(&order("N-11", 100, &receiver.url))
-        .await
-        .unwrap();
+    placed_order(&client, "N-11", 100, &receiver.url).await;
 
     // Act
     sim.pay_order(
@@ -307,8 +271,7 @@ async fn a_failed_payment_is_notified_with_result_code_fail() {
     let bodies = receiver.wait_for(1, Duration::from_secs(5)).await;
 
     // Assert
-    let n = PaymentNotification::parse_and_verify(&bodies[0], sim.api_key(), Some(SignType::Md5))
-        .unwrap();
+    let n = verify_md5(&sim, &bodies[0]).unwrap();
     assert!(!n.is_paid());
     assert_eq!(n.params["sign_type"], "MD5");
     assert_eq!(n.params["err_code"], "BANKERROR");

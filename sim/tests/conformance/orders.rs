@@ -30,10 +30,7 @@ async fn unifiedorder_answers_a_signed_prepay_id_for_both_sign_types() {
         let client = client_with(&sim, sign_type);
 
         // Act (the client verifies the response with the request's algorithm)
-        let resp = client
-            .unified_order(&order(&format!("UO-{n}"), 100, NO_NOTIFY))
-            .await
-            .unwrap();
+        let resp = placed_order(&client, &format!("UO-{n}"), 100, NO_NOTIFY).await;
 
         // Assert
         assert!(resp.prepay_id.starts_with("wx") && resp.prepay_id.len() == 36);
@@ -54,16 +51,10 @@ async fn unifiedorder_reentry_with_same_params_keeps_the_prepay_id_and_changed_p
     // Arrange: the OUT_TRADE_NO_USED form of the refusal (the default is INVALID_REQUEST).
     let sim = start_sim_with(|c| c.reentry_invalid_request = false).await;
     let client = client(&sim);
-    let first = client
-        .unified_order(&order("RE-1", 100, NO_NOTIFY))
-        .await
-        .unwrap();
+    let first = placed_order(&client, "RE-1", 100, NO_NOTIFY).await;
 
     // Act
-    let again = client
-        .unified_order(&order("RE-1", 100, NO_NOTIFY))
-        .await
-        .unwrap();
+    let again = placed_order(&client, "RE-1", 100, NO_NOTIFY).await;
     let changed = client
         .unified_order(&order("RE-1", 101, NO_NOTIFY))
         .await
@@ -107,10 +98,7 @@ async fn paid_and_closed_orders_refuse_unifiedorder_with_orderpaid_and_orderclos
     let sim = start_sim().await;
     let client = client(&sim);
     paid_order(&sim, &client, "PAID-1", 100).await;
-    client
-        .unified_order(&order("CLOSED-1", 100, NO_NOTIFY))
-        .await
-        .unwrap();
+    placed_order(&client, "CLOSED-1", 100, NO_NOTIFY).await;
     client.close_order("CLOSED-1").await.unwrap();
 
     // Act
@@ -133,10 +121,7 @@ async fn orderquery_reports_notpay_then_success_with_transaction_id_and_beijing_
     // Arrange
     let sim = start_sim().await;
     let client = client_with(&sim, SignType::HmacSha256);
-    client
-        .unified_order(&order("Q-1", 250, NO_NOTIFY))
-        .await
-        .unwrap();
+    placed_order(&client, "Q-1", 250, NO_NOTIFY).await;
     let before = client
         .order_query(OrderQuery::ByOutTradeNo("Q-1".into()))
         .await
@@ -188,10 +173,7 @@ async fn closeorder_closes_unpaid_orders_and_refuses_paid_closed_and_unknown_one
     // Arrange
     let sim = start_sim().await;
     let client = client(&sim);
-    client
-        .unified_order(&order("C-1", 100, NO_NOTIFY))
-        .await
-        .unwrap();
+    placed_order(&client, "C-1", 100, NO_NOTIFY).await;
     paid_order(&sim, &client, "C-2", 100).await;
 
     // Act
@@ -404,10 +386,7 @@ async fn closeorder_can_enforce_the_five_minute_rule() {
     // Arrange
     let sim = start_sim_with(|c| c.close_min_age = Some(Duration::from_secs(300))).await;
     let client = client(&sim);
-    client
-        .unified_order(&order("C5-1", 100, NO_NOTIFY))
-        .await
-        .unwrap();
+    placed_order(&client, "C5-1", 100, NO_NOTIFY).await;
 
     // Act
     let early = client.close_order("C5-1").await.unwrap_err();
@@ -447,10 +426,7 @@ async fn request_payment_checks_the_pay_sign_like_the_mini_program() {
     // Arrange
     let sim = start_sim().await;
     let client = client_with(&sim, SignType::HmacSha256);
-    let prepay = client
-        .unified_order(&order("RP-1", 100, NO_NOTIFY))
-        .await
-        .unwrap();
+    let prepay = placed_order(&client, "RP-1", 100, NO_NOTIFY).await;
     let good = client.jsapi_pay_params(&prepay.prepay_id);
     let mut forged = good.clone();
     forged.pay_sign = forged.pay_sign.to_ascii_lowercase();
@@ -459,20 +435,19 @@ async fn request_payment_checks_the_pay_sign_like_the_mini_program() {
         notify: Some(false),
         ..pay()
     };
-    let http = reqwest::Client::new();
 
     // Act
     let bad_sign = sim.request_payment(&forged, &quiet);
     let wrong_type = sim.request_payment(&md5, &quiet);
-    let over_http = http
-        .post(format!("{}/sim/request-payment", sim.http_base_url()))
-        .json(&serde_json::json!({
-            "timeStamp": good.time_stamp, "nonceStr": good.nonce_str, "package": good.package,
-            "signType": "HMAC-SHA256", "paySign": good.pay_sign, "notify": false
-        }))
-        .send()
-        .await
-        .unwrap();
+    let over_http = Control::of(&sim)
+        .post(
+            "/sim/request-payment",
+            Some(serde_json::json!({
+                "timeStamp": good.time_stamp, "nonceStr": good.nonce_str, "package": good.package,
+                "signType": "HMAC-SHA256", "paySign": good.pay_sign, "notify": false
+            })),
+        )
+        .await;
 
     // Assert
     assert!(

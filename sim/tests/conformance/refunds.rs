@@ -135,10 +135,7 @@ async fn refund_rules_total_fee_mismatch_over_refund_unpaid_and_notenough() {
     let sim = start_sim().await;
     let client = client(&sim);
     paid_order(&sim, &client, "R-3", 100).await;
-    client
-        .unified_order(&order("R-4", 100, NO_NOTIFY))
-        .await
-        .unwrap();
+    placed_order(&client, "R-4", 100, NO_NOTIFY).await;
 
     // Act
     let mismatch = client
@@ -202,20 +199,14 @@ async fn fifty_refunds_per_order_at_most_and_refundquery_pages_by_ten() {
         .refund_query(RefundQuery::ByOutTradeNo("R-50".into()))
         .await
         .unwrap();
-    let last = client
-        .refund_query(RefundQueryRequest {
+    let page_from = |offset| {
+        client.refund_query(RefundQueryRequest {
             query: RefundQuery::ByOutTradeNo("R-50".into()),
-            offset: Some(40),
+            offset: Some(offset),
         })
-        .await
-        .unwrap();
-    let beyond = client
-        .refund_query(RefundQueryRequest {
-            query: RefundQuery::ByOutTradeNo("R-50".into()),
-            offset: Some(50),
-        })
-        .await
-        .unwrap_err();
+    };
+    let last = page_from(40).await.unwrap();
+    let beyond = page_from(50).await.unwrap_err();
     let one = client
         .refund_query(RefundQuery::ByOutRefundNo("RF50-07".into()))
         .await
@@ -249,9 +240,7 @@ async fn fifty_refunds_per_order_at_most_and_refundquery_pages_by_ten() {
 #[tokio::test]
 async fn refunds_succeed_after_the_scaled_delay_with_an_encrypted_notification() {
     // Arrange: 60 simulated seconds at 20000x = 3 ms
-    let sim = start_sim().await;
-    let client = client(&sim);
-    let receiver = Receiver::always_success().await;
+    let (sim, client, receiver) = sim_with_receiver().await;
     let order = paid_order(&sim, &client, "R-6", 500).await;
     let mut req = refund("R-6", "RF-6", 500, 200);
     req.notify_url = Some(receiver.url.clone());
@@ -334,15 +323,13 @@ async fn a_chosen_refundclose_outcome_is_notified_and_frees_the_amount() {
 #[tokio::test]
 async fn a_tampered_refund_notification_fails_decryption_in_wxpay() {
     // Arrange
-    let sim = start_sim().await;
-    let client = client(&sim);
-    let receiver = Receiver::always_success().await;
+    let (sim, client, receiver) = sim_with_receiver().await;
     paid_order(&sim, &client, "R-8", 100).await;
-    sim.set_faults(
-        serde_json::from_value(serde_json::json!({
+    set_faults(
+        &sim,
+        serde_json::json!({
             "notifications": [{"fault": "tamper_sign", "kind": "refund"}]
-        }))
-        .unwrap(),
+        }),
     );
     let mut req = refund("R-8", "RF-80", 100, 10);
     req.notify_url = Some(receiver.url.clone());

@@ -7,11 +7,12 @@ use paydesk_types::format_shanghai;
 
 use super::{id_param, LogsMsg, ENDPOINTS};
 use crate::components::body::BodyBlock;
-use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::filtered_list::{query_param, ChoiceFilter, FilteredList};
+use crate::components::page::Loaded;
 use crate::components::pager::Pager;
 use crate::components::status::Tone;
+use crate::components::table::{Column, Table};
 use crate::dto::{ApiCallDetail, ApiCallPage, ApiCallRow};
-use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::logs::{get_api_call, list_api_calls};
 
@@ -61,24 +62,20 @@ pub fn ApiCallsPage() -> impl IntoView {
             fetch
             render
         >
-            <label class="form__field">
-                <span>{LogsMsg::Endpoint.text(lang)}</span>
-                <select name="endpoint">
-                    <option value="">{LogsMsg::All.text(lang)}</option>
-                    {ENDPOINTS.into_iter().map(|(path, label)| view! {
-                        <option value=path selected=move || endpoint.get() == path>{label.text(lang)} " " {path}</option>
-                    }).collect_view()}
-                </select>
-            </label>
-            <label class="form__field">
-                <span>{LogsMsg::Outcome.text(lang)}</span>
-                <select name="outcome">
-                    <option value="">{LogsMsg::All.text(lang)}</option>
-                    {["ok", "business", "transport"].into_iter().map(|o| view! {
-                        <option value=o selected=move || outcome.get() == o>{outcome_label(o, lang).0}</option>
-                    }).collect_view()}
-                </select>
-            </label>
+            <ChoiceFilter
+                label=LogsMsg::Endpoint.text(lang)
+                name="endpoint"
+                current=endpoint
+                all=LogsMsg::All.text(lang)
+                options=ENDPOINTS.into_iter().map(|(path, label)| (path, format!("{} {path}", label.text(lang)))).collect()
+            />
+            <ChoiceFilter
+                label=LogsMsg::Outcome.text(lang)
+                name="outcome"
+                current=outcome
+                all=LogsMsg::All.text(lang)
+                options=["ok", "business", "transport"].into_iter().map(|o| (o, outcome_label(o, lang).0.to_owned())).collect()
+            />
         </FilteredList>
     }
 }
@@ -119,21 +116,17 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
             }
         })
         .collect_view();
+    let columns = [
+        Column::new(LogsMsg::CalledAt.text(lang)),
+        Column::new(LogsMsg::Endpoint.text(lang)),
+        Column::new(LogsMsg::OrderNo.text(lang)),
+        Column::new(LogsMsg::Outcome.text(lang)),
+        Column::num("HTTP"),
+        Column::num(LogsMsg::Latency.text(lang)),
+        Column::new(""),
+    ];
     view! {
-        <table class="table" data-testid="api-calls-table">
-            <thead>
-                <tr>
-                    <th>{LogsMsg::CalledAt.text(lang)}</th>
-                    <th>{LogsMsg::Endpoint.text(lang)}</th>
-                    <th>{LogsMsg::OrderNo.text(lang)}</th>
-                    <th>{LogsMsg::Outcome.text(lang)}</th>
-                    <th class="table__num">"HTTP"</th>
-                    <th class="table__num">{LogsMsg::Latency.text(lang)}</th>
-                    <th></th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="api-calls-table">{rows}</Table>
         <Pager path="/api-calls" params paged next=page.next/>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
@@ -149,14 +142,7 @@ pub fn ApiCallDetailPage() -> impl IntoView {
     view! {
         <Title text=format!("{} #{} · paydesk", LogsMsg::ApiCallTitle.text(lang), id.get_untracked())/>
         <p><a href="/api-calls">"← " {Msg::NavApiCalls.text(lang)}</a></p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match detail.await {
-                    Ok(d) => view! { <CallDetail d/> }.into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <Loaded resource=detail render=|d| view! { <CallDetail d/> }/>
     }
 }
 

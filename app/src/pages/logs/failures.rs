@@ -4,14 +4,14 @@
 //! when a callback is rejected.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::format_shanghai;
 
 use super::{cause_label, verdict_explanation, LogsMsg};
 use crate::components::filtered_list::query_param;
 use crate::components::live::use_live;
+use crate::components::page::{Loaded, PageHeader};
+use crate::components::table::{Column, Table};
 use crate::dto::{CountedRow, FailureGroup, FailureRow, FailuresView, SignatureDebug};
-use crate::error::Refused;
 use crate::i18n::{use_lang, Msg};
 use crate::server::logs::list_failures;
 
@@ -26,17 +26,8 @@ pub fn FailuresPage() -> impl IntoView {
         |(window, _)| list_failures(window),
     );
     view! {
-        <Title text=format!("{} · paydesk", Msg::NavFailures.text(lang))/>
-        <h1 class="page__title">{Msg::NavFailures.text(lang)}</h1>
-        <p class="page__intro">{LogsMsg::FailuresIntro.text(lang)}</p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match view_data.await {
-                    Ok(v) => view! { <Failures v/> }.into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <PageHeader title=Msg::NavFailures.text(lang) intro=LogsMsg::FailuresIntro.text(lang)/>
+        <Loaded resource=view_data render=|v| view! { <Failures v/> }/>
     }
 }
 
@@ -96,20 +87,18 @@ fn Counted(rows: Vec<CountedRow>) -> impl IntoView {
             }
         })
         .collect_view();
+    let columns = [
+        Column::new(LogsMsg::Sender.text(lang)),
+        Column::new(LogsMsg::Cause.text(lang)),
+        Column::num(LogsMsg::Count.text(lang)),
+        Column::new(LogsMsg::FirstSeen.text(lang)),
+        Column::new(LogsMsg::LastSeen.text(lang)),
+    ];
     view! {
         <section class="card" data-testid="counted-refusals">
             <h2 class="card__title">{LogsMsg::CountedTitle.text(lang)}</h2>
             <p class="muted">{LogsMsg::CountedIntro.text(lang)}</p>
-            <table class="table">
-                <thead><tr>
-                    <th>{LogsMsg::Sender.text(lang)}</th>
-                    <th>{LogsMsg::Cause.text(lang)}</th>
-                    <th class="table__num">{LogsMsg::Count.text(lang)}</th>
-                    <th>{LogsMsg::FirstSeen.text(lang)}</th>
-                    <th>{LogsMsg::LastSeen.text(lang)}</th>
-                </tr></thead>
-                <tbody>{rows}</tbody>
-            </table>
+            <Table columns>{rows}</Table>
         </section>
     }
 }

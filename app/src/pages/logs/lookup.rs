@@ -2,11 +2,11 @@
 //! time) and reads each matching order's status as one sentence, linking to the order.
 
 use leptos::prelude::*;
-use leptos_meta::Title;
 use paydesk_types::{format_shanghai, Fen, OrderStatus};
 
 use super::LogsMsg;
 use crate::components::filtered_list::query_param;
+use crate::components::page::PageHeader;
 use crate::dto::{LookupResult, LookupRow};
 use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
@@ -80,9 +80,7 @@ pub fn LookupPage() -> impl IntoView {
         },
     );
     view! {
-        <Title text=format!("{} · paydesk", Msg::NavLookup.text(lang))/>
-        <h1 class="page__title">{Msg::NavLookup.text(lang)}</h1>
-        <p class="page__intro">{LogsMsg::LookupIntro.text(lang)}</p>
+        <PageHeader title=Msg::NavLookup.text(lang) intro=LogsMsg::LookupIntro.text(lang)/>
         <form method="get" action="/lookup" class="form form--row lookup-form" data-testid="lookup-form">
             <input name="q" class="lookup-form__input" value=move || q.get() autofocus
                 placeholder=LogsMsg::LookupPlaceholder.text(lang) aria-label=LogsMsg::LookupPlaceholder.text(lang) maxlength="100"/>

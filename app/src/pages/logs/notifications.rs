@@ -8,11 +8,12 @@ use paydesk_types::{format_shanghai, Fen, Verdict};
 
 use super::{duration_text, id_param, verdict_explanation, LogsMsg};
 use crate::components::body::BodyBlock;
-use crate::components::filtered_list::{query_param, FilteredList};
+use crate::components::filtered_list::{query_param, ChoiceFilter, FilteredList};
+use crate::components::page::Loaded;
 use crate::components::pager::Pager;
 use crate::components::status::{Badge, Status, StatusBadge, Tone};
+use crate::components::table::{Column, Table};
 use crate::dto::{NotificationDetail, NotificationPage, NotificationRow};
-use crate::error::Refused;
 use crate::i18n::{use_lang, Lang, Msg};
 use crate::server::logs::{get_notification, list_notifications};
 
@@ -45,24 +46,20 @@ pub fn NotificationsPage() -> impl IntoView {
             fetch
             render
         >
-            <label class="form__field">
-                <span>{LogsMsg::Kind.text(lang)}</span>
-                <select name="kind">
-                    <option value="">{LogsMsg::All.text(lang)}</option>
-                    {["payment", "refund"].into_iter().map(|k| view! {
-                        <option value=k selected=move || kind.get() == k>{kind_label(k, lang)}</option>
-                    }).collect_view()}
-                </select>
-            </label>
-            <label class="form__field">
-                <span>{LogsMsg::Verdict.text(lang)}</span>
-                <select name="verdict">
-                    <option value="">{LogsMsg::All.text(lang)}</option>
-                    {Verdict::ALL.into_iter().map(|v| view! {
-                        <option value=v.as_str() selected=move || verdict.get() == v.as_str()>{Status::from(v).label(lang)}</option>
-                    }).collect_view()}
-                </select>
-            </label>
+            <ChoiceFilter
+                label=LogsMsg::Kind.text(lang)
+                name="kind"
+                current=kind
+                all=LogsMsg::All.text(lang)
+                options=["payment", "refund"].into_iter().map(|k| (k, kind_label(k, lang).to_owned())).collect()
+            />
+            <ChoiceFilter
+                label=LogsMsg::Verdict.text(lang)
+                name="verdict"
+                current=verdict
+                all=LogsMsg::All.text(lang)
+                options=Verdict::ALL.into_iter().map(|v| (v.as_str(), Status::from(v).label(lang).to_owned())).collect()
+            />
         </FilteredList>
     }
 }
@@ -86,22 +83,18 @@ fn NotificationTable(
         .into_iter()
         .map(|r| view! { <NotificationLine r/> })
         .collect_view();
+    let columns = [
+        Column::new(LogsMsg::Received.text(lang)),
+        Column::new(LogsMsg::Kind.text(lang)),
+        Column::new(LogsMsg::Verdict.text(lang)),
+        Column::new(LogsMsg::OrderNo.text(lang)),
+        Column::money(LogsMsg::Amount.text(lang)),
+        Column::new(LogsMsg::Peer.text(lang)),
+        Column::new(LogsMsg::Reply.text(lang)),
+        Column::new(""),
+    ];
     view! {
-        <table class="table" data-testid="notifications-table">
-            <thead>
-                <tr>
-                    <th>{LogsMsg::Received.text(lang)}</th>
-                    <th>{LogsMsg::Kind.text(lang)}</th>
-                    <th>{LogsMsg::Verdict.text(lang)}</th>
-                    <th>{LogsMsg::OrderNo.text(lang)}</th>
-                    <th class="table__money">{LogsMsg::Amount.text(lang)}</th>
-                    <th>{LogsMsg::Peer.text(lang)}</th>
-                    <th>{LogsMsg::Reply.text(lang)}</th>
-                    <th></th>
-                </tr>
-            </thead>
-            <tbody>{rows}</tbody>
-        </table>
+        <Table columns testid="notifications-table">{rows}</Table>
         <Pager path="/notifications" params paged next=page.next/>
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
@@ -138,14 +131,7 @@ pub fn NotificationDetailPage() -> impl IntoView {
     view! {
         <Title text=format!("{} #{} · paydesk", LogsMsg::NotificationTitle.text(lang), id.get_untracked())/>
         <p><a href="/notifications">"← " {Msg::NavNotifications.text(lang)}</a></p>
-        <Transition fallback=move || view! { <p>{Msg::Loading.text(lang)}</p> }>
-            {move || Suspend::new(async move {
-                match detail.await {
-                    Ok(d) => view! { <Detail d/> }.into_any(),
-                    Err(error) => view! { <Refused error/> }.into_any(),
-                }
-            })}
-        </Transition>
+        <Loaded resource=detail render=|d| view! { <Detail d/> }/>
     }
 }
 

@@ -20,7 +20,7 @@
 
 use sqlx::{Any, Executor};
 
-use super::{Order, OrderRow, OrderStatus, ORDER_COLUMNS};
+use super::{Order, OrderStatus, ORDER_COLUMNS};
 use crate::error::ConflictReason;
 use crate::{now_ms, CoreError, Db};
 
@@ -185,12 +185,12 @@ pub async fn transition(db: &Db, id: i64, next: OrderStatus) -> Result<Order, Co
         }));
     }
     let updated =
-        sqlx::query_as::<_, OrderRow>(&format!("select {ORDER_COLUMNS} from orders where id = $1"))
+        sqlx::query_as::<_, Order>(&format!("select {ORDER_COLUMNS} from orders where id = $1"))
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
     tx.commit().await?;
-    updated.try_into()
+    Ok(updated)
 }
 
 #[cfg(test)]
