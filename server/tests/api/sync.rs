@@ -257,6 +257,9 @@ async fn two_instances_on_one_database_query_each_due_order_once_per_lease() {
             "api_key": sim.api_key().expose(),
             "base_url": sim.http_base_url(),
             "notify_url": app.url("/wxpay/notify/payment"),
+            "refund_notify_url": app.url("/wxpay/notify/refund"),
+            // The in-process simulator on loopback: the explicit relaxation.
+            "allow_insecure_notify_urls": "on",
         });
         let _second = spawn_sibling(&app, second).await;
         let numbers: Vec<String> = (0..12).map(|i| format!("SY-TWO-{i}")).collect();
