@@ -94,6 +94,10 @@ async fn main() -> anyhow::Result<()> {
         allow_insecure_notify_urls: cli.allow_insecure_notify_urls,
         ..SimConfig::default()
     };
+    if config.allow_insecure_notify_urls {
+        // Said by the binary only: the in-process sandbox and the tests opt in by design.
+        tracing::warn!("--allow-insecure-notify-urls: http:// and loopback notify URLs are accepted, which WeChat Pay refuses; for a paydesk on this machine only");
+    }
     let sim = paydesk_sim::start(config).await?;
     let paths = sim.cert_paths();
     // The one place the credentials are shown: the startup banner, secrets masked.

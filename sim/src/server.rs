@@ -137,9 +137,6 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
         wxpay::check_notify_url(url, config.notify_url_rules())
             .map_err(|e| anyhow::anyhow!("the refund notify URL {e}"))?;
     }
-    if config.allow_insecure_notify_urls {
-        tracing::warn!("notify URLs are not checked as WeChat Pay checks them (allow_insecure_notify_urls): http:// and loopback addresses are accepted; for a simulator on this machine only");
-    }
     let dir = config.cert_dir.clone();
     let mch_id = config.mch_id.clone();
     let cert_paths = tokio::task::spawn_blocking(move || certs::ensure(&dir, &mch_id))
