@@ -159,6 +159,8 @@ pub enum ReasonMsg {
     NotRefundablePrefix => "只有已支付的订单可以退款；该订单当前状态：", "Only a paid order can be refunded; this one is ";
     RefundRequestOpen => "该订单已有一个退款申请正在处理，请等待处理结果。", "A refund request for this order is already open.";
     NotClosablePrefix => "只有未支付的订单可以关闭；该订单当前状态：", "Only an unpaid order can be closed; this one is ";
+    TooEarlyToClosePrefix => "微信支付规定订单创建 5 分钟后才能关闭；该订单将于 ", "WeChat Pay closes an order only 5 minutes after it was created; this one closes by itself at ";
+    TooEarlyToCloseSuffix => " 自动关闭（除非在此之前已支付）", " unless it is paid before";
     IllegalTransitionPrefix => "订单状态不能这样变更：", "An order cannot go from ";
     IllegalTransitionTo => " → ", " to ";
     StatusChangedPrefix => "订单状态已被其他操作改变（不再是 ", "The order changed meanwhile (it is no longer ";
@@ -222,6 +224,12 @@ fn conflict_text(reason: &ConflictReason, lang: Lang) -> String {
             t(ReasonMsg::StatusChangedSuffix)
         ),
         ConflictReason::LastActiveAdmin => t(ReasonMsg::LastActiveAdmin).to_owned(),
+        ConflictReason::TooEarlyToClose { closes_at } => format!(
+            "{}{}{}{end}",
+            t(ReasonMsg::TooEarlyToClosePrefix),
+            paydesk_types::format_shanghai(*closes_at),
+            t(ReasonMsg::TooEarlyToCloseSuffix)
+        ),
     }
 }
 

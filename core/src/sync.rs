@@ -115,8 +115,9 @@ pub async fn refresh_order(
 /// later.
 ///
 /// An order already `CLOSED` is returned as stored; any status but `NOTPAY` / `PAYERROR` is
-/// [`CoreError::Conflict`] (only an unpaid order can be closed). Returns the order as
-/// stored afterwards.
+/// [`CoreError::Conflict`] (only an unpaid order can be closed), and so is one younger than
+/// [`wxpay::CLOSE_AFTER`] (`TooEarlyToClose`, nothing is called: WeChat Pay would refuse;
+/// the sync job closes it once it may). Returns the order as stored afterwards.
 #[tracing::instrument(skip_all, fields(order.out_trade_no = %order.out_trade_no))]
 pub async fn close_order(
     db: &Db,
@@ -132,6 +133,12 @@ pub async fn close_order(
                 status: other.to_string(),
             }))
         }
+    }
+    let closes_at = closable_from(order);
+    if now_ms() < closes_at {
+        return Err(CoreError::Conflict(ConflictReason::TooEarlyToClose {
+            closes_at,
+        }));
     }
     match api.close_order(&order.out_trade_no).await {
         Ok(_) => end_unpaid(db, events, order, OrderStatus::Closed).await,
@@ -153,6 +160,14 @@ pub async fn close_order(
                 .into()),
         },
     }
+}
+
+/// When `order` can first be closed: WeChat Pay refuses closeorder within
+/// [`wxpay::CLOSE_AFTER`] of creation (docs/wechatpay-v2.md §8.4).
+pub fn closable_from(order: &Order) -> i64 {
+    order
+        .created_at
+        .saturating_add(duration_ms(wxpay::CLOSE_AFTER))
 }
 
 /// Claims up to `limit` due orders (awaiting payment, `next_sync_at <= now`) for this instance by
@@ -212,7 +227,8 @@ pub async fn sync_claimed_order(
     claimed: &Order,
     now: i64,
 ) -> Result<Order, CoreError> {
-    let expired = claimed.expires_at.is_some_and(|at| at <= now);
+    // Expired, and old enough for WeChat Pay to close it; a younger one is asked about.
+    let expired = claimed.expires_at.is_some_and(|at| at <= now) && closable_from(claimed) <= now;
     let outcome = if expired {
         close_order(db, api, events, claimed).await
     } else {

@@ -239,6 +239,22 @@ pub async fn create_order(db: &Db, no: &str, fee: i64) -> crate::orders::Order {
         .expect("creating a test order")
 }
 
+/// Moves order `no`'s creation `by` into the past (and returns it as stored): an order
+/// old enough for closeorder (WeChat Pay takes it only 5 minutes after creation).
+pub async fn backdate(db: &Db, no: &str, by: std::time::Duration) -> crate::orders::Order {
+    sqlx::query("update orders set created_at = created_at - $1 where out_trade_no = $2")
+        .bind(crate::time::duration_ms(by))
+        .bind(no)
+        .execute(db.writer())
+        .await
+        .expect("backdating a test order");
+    stored_order(db, no).await
+}
+
+/// How far [`backdate`] moves an order that a test closes: past WeChat Pay's 5 minutes.
+pub const OLD_ENOUGH_TO_CLOSE: std::time::Duration =
+    std::time::Duration::from_secs(wxpay::CLOSE_AFTER.as_secs() + 60);
+
 /// The order `no` as stored now (a test that asks knows it exists).
 pub async fn stored_order(db: &Db, no: &str) -> crate::orders::Order {
     crate::orders::find_by_out_trade_no(db, no)

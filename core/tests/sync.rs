@@ -16,12 +16,14 @@ use wxpay::{CloseOrderResponse, MockApi, OrderQuery, OrderQueryResponse, Params}
 const FEE: i64 = 1280;
 const TID: &str = "4200000123202611231234567890";
 
+/// An order created a little over 5 minutes ago, so closeorder may be called for it.
 async fn new_order(db: &Db, no: &str, next_sync_at: Option<i64>) -> orders::Order {
     let order = NewOrder {
         next_sync_at,
         ..testing::new_order(no, FEE)
     };
-    orders::create_order(db, order).await.unwrap()
+    orders::create_order(db, order).await.unwrap();
+    testing::backdate(db, no, testing::OLD_ENOUGH_TO_CLOSE).await
 }
 
 /// An order the sync job should ask about now.
@@ -604,6 +606,64 @@ async fn a_status_query_is_claimed_once_per_interval_however_many_ask_at_once() 
         assert!(
             !not_unpaid,
             "{}: nothing to ask about a paid order",
+            t.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_young_order_is_not_closed_at_wechat_pay_and_the_job_asks_about_it_instead() {
+    for t in databases().await {
+        // Arrange: created just now (WeChat Pay takes closeorder only after 5 minutes),
+        // and already past its end.
+        let now = now_ms();
+        let order = orders::create_order(
+            &t.db,
+            NewOrder {
+                next_sync_at: Some(now),
+                expires_at: Some(now - 1),
+                ..testing::new_order("S-YOUNG-1", FEE)
+            },
+        )
+        .await
+        .unwrap();
+        let policy = SyncPolicy {
+            first_delay: Duration::from_secs(60),
+            max_delay: Duration::from_secs(600),
+            lease: Duration::from_secs(60),
+        };
+
+        // Act: closing it calls nothing (MockApi without expectations panics on a call)
+        let early = sync::close_order(&t.db, &MockApi::new(), &EventBus::new(), &order).await;
+        let claimed = sync::claim_due_orders(&t.db, now, policy.lease, 10)
+            .await
+            .unwrap();
+        let synced = sync::sync_claimed_order(
+            &t.db,
+            &answering("S-YOUNG-1", "NOTPAY", FEE),
+            &EventBus::new(),
+            &policy,
+            &claimed[0],
+            now,
+        )
+        .await
+        .unwrap();
+
+        // Assert
+        let closes_at = sync::closable_from(&order);
+        assert!(
+            matches!(
+                early,
+                Err(CoreError::Conflict(ConflictReason::TooEarlyToClose { closes_at: at })) if at == closes_at
+            ),
+            "{}: {early:?}",
+            t.label
+        );
+        assert_eq!(closes_at, order.created_at + 5 * 60_000);
+        assert_eq!(synced.status, OrderStatus::NotPay, "{}", t.label);
+        assert!(
+            synced.next_sync_at.is_some(),
+            "{}: still scheduled",
             t.label
         );
     }

@@ -70,7 +70,7 @@ pub struct Settings {
     #[serde(default)]
     pub mp: MpSettings,
     /// How long a new order can be paid, in minutes (`time_expire`).
-    /// `PAYDESK_ORDER_EXPIRE_MINUTES`, default 30 (WeChat Pay allows 1 to 2 h·24·15).
+    /// `PAYDESK_ORDER_EXPIRE_MINUTES`, default 30, 5 to 21600 (WeChat Pay refuses `time_expire` within 5 minutes).
     #[serde(default = "default_order_expire_minutes")]
     pub order_expire_minutes: i64,
     /// The order sync job (`PAYDESK_SYNC__…`).
@@ -790,9 +790,9 @@ impl Settings {
                 bail!("PAYDESK_METRICS_TOKEN (metrics_token) must be non-empty, without spaces");
             }
         }
-        if !(1..=21_600).contains(&self.order_expire_minutes) {
+        if !(5..=21_600).contains(&self.order_expire_minutes) {
             bail!(
-                "PAYDESK_ORDER_EXPIRE_MINUTES (order_expire_minutes) must be 1 to 21600 (15 days)"
+                "PAYDESK_ORDER_EXPIRE_MINUTES (order_expire_minutes) must be 5 to 21600 (15 days): WeChat Pay refuses an order that expires within 5 minutes"
             );
         }
         if self.refunds.tick_millis == 0 || self.refunds.lease_seconds == 0 {
@@ -1157,6 +1157,16 @@ mod tests {
             v["wxpay"][k] = x.clone();
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn orders_live_at_least_the_five_minutes_wechat_pay_requires() {
+        let mut s = base();
+        s.order_expire_minutes = 5;
+        s.validate().unwrap();
+        s.order_expire_minutes = 4;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("PAYDESK_ORDER_EXPIRE_MINUTES"), "{err}");
     }
 
     #[test]

@@ -82,7 +82,8 @@ pub struct SimConfig {
     /// How long the sender waits for a notification reply (real time, default 5 s).
     pub notify_timeout: Duration,
     /// Refuse closeorder on orders younger than this with `TRADE_STATE_ERROR` (WeChat asks
-    /// for 5 minutes, §8.4; whether it enforces it is unconfirmed). Default `None`: accept.
+    /// for 5 minutes, §8.4). Default 5 minutes (`wxpay::CLOSE_AFTER`), the strict reading;
+    /// `None` accepts at once.
     pub close_min_age: Option<Duration>,
     /// Answer every business refusal (`result_code=FAIL`) without `sign` (default false:
     /// signed). WeChat Pay sometimes leaves it out (§6); a client must still reach the
@@ -118,7 +119,7 @@ impl Default for SimConfig {
             merchant_balance_fen: None,
             default_refund_notify_url: None,
             notify_timeout: Duration::from_secs(5),
-            close_min_age: None,
+            close_min_age: Some(wxpay::CLOSE_AFTER),
             unsigned_business_errors: false,
             accept_lowercase_sign: false,
             allow_insecure_notify_urls: false,

@@ -583,7 +583,7 @@ fn unified_order(sim: &Sim, p: &Params, sign_type: SignType) -> Result<Answer, F
     }
 
     if let Some(expire) = time_expire {
-        if expire < now + Duration::from_secs(60) {
+        if expire < now + wxpay::MIN_ORDER_LIFETIME {
             return Err(biz(
                 "INVALID_REQUEST",
                 "time_expire时间过短，刷卡至少1分钟，其他5分钟",

@@ -55,6 +55,13 @@ pub enum ConflictReason {
     /// The change would leave no active admin.
     #[error("this is the last active admin; make someone else admin first")]
     LastActiveAdmin,
+    /// WeChat Pay closes an order only 5 minutes after it was created (closeorder); until
+    /// then it stays payable, and it is closed at `closes_at` by the sync job.
+    #[error("WeChat Pay closes an order only 5 minutes after it was created; this one closes at {}", crate::format_shanghai(*closes_at))]
+    TooEarlyToClose {
+        /// When it can be (and will be) closed, UTC ms.
+        closes_at: i64,
+    },
 }
 
 /// Signed in with the right role, yet this actor may not do this (HTTP 403 with a reason).

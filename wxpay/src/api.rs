@@ -736,6 +736,14 @@ pub enum OrderRef {
     TransactionId(String),
 }
 
+/// The shortest order lifetime unifiedorder takes: `time_expire` at least this far after
+/// the request (§8.1: "刷卡至少1分钟，其他5分钟"; Mini Program orders are JSAPI).
+pub const MIN_ORDER_LIFETIME: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// How long after its creation an order can first be closed (§8.4: "订单生成后不能马上调用关单
+/// 接口，最短调用时间间隔为5分钟").
+pub const CLOSE_AFTER: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// The most characters `refund_desc` may have (§8.5: `String(80)`; longer is refused).
 pub const REFUND_DESC_MAX_CHARS: usize = 80;
 

@@ -19,7 +19,8 @@ pub use api::{
     check_merchant, evaluate_response, refund_desc, request_sign_type, verify_request, BillType,
     CloseOrderResponse, Code2Session, OrderQuery, OrderQueryResponse, OrderRef, RefundQuery,
     RefundQueryRequest, RefundQueryResponse, RefundRequest, RefundResponse, RefundStatus,
-    SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse,
+    SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse, CLOSE_AFTER,
+    MIN_ORDER_LIFETIME,
 };
 pub use bill::{Bill, BillRecord, BillSummary};
 #[cfg(feature = "mock")]

@@ -55,6 +55,13 @@ pub async fn close_now(
             status: order.status.to_string(),
         }));
     }
+    // Too young for WeChat Pay's closeorder: refused here, nothing called or audited.
+    let closes_at = sync::closable_from(&order);
+    if crate::now_ms() < closes_at {
+        return Err(CoreError::Conflict(ConflictReason::TooEarlyToClose {
+            closes_at,
+        }));
+    }
     let result = sync::close_order(db, api, events, &order).await;
     let detail = match &result {
         Ok(after) => format!("closeorder: {} → {}", order.status, after.status),

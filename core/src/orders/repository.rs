@@ -180,6 +180,27 @@ pub async fn set_prepay(
     Ok(())
 }
 
+/// Brings an unpaid order's end forward to `at` (UTC ms): it expires then and the sync job
+/// looks at it then, so it is closed as soon as WeChat Pay allows (a shopper's cancel within
+/// 5 minutes of creation). A later end already set stays earlier; paid orders are untouched.
+pub async fn close_at(db: &Db, id: i64, at: i64) -> Result<(), CoreError> {
+    sqlx::query(
+        r#"update orders
+           set expires_at = case when expires_at is null or expires_at > $1 then $1
+                                 else expires_at end,
+               next_sync_at = case when next_sync_at is null or next_sync_at > $1 then $1
+                                   else next_sync_at end,
+               updated_at = $2
+           where id = $3 and status in ('NOTPAY', 'PAYERROR')"#,
+    )
+    .bind(at)
+    .bind(now_ms())
+    .bind(id)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
 /// Claims the right to ask WeChat Pay's orderquery about an unpaid order now for a
 /// shopper's status call: true for exactly one caller per `min_interval_ms`, whichever
 /// instance it runs on — one conditional update of `orders.status_queried_at`, so two

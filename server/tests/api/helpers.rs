@@ -67,6 +67,13 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// Makes order `no` older than WeChat Pay's 5 minutes before closeorder, at both ends:
+    /// created 6 minutes earlier here, and the simulator's clock 6 minutes on.
+    pub async fn age_order(&self, no: &str) -> paydesk_core::orders::Order {
+        self.simulator().advance_clock(testing::OLD_ENOUGH_TO_CLOSE);
+        testing::backdate(&self.db.db, no, testing::OLD_ENOUGH_TO_CLOSE).await
+    }
+
     /// The app's in-process WeChat Pay simulator (sandbox mode starts it).
     pub fn simulator(&self) -> &paydesk_sim::RunningSim {
         self.sim

@@ -251,6 +251,21 @@ async fn a_shopper_cancels_an_unpaid_order_and_cannot_pay_it_afterwards() {
         let (product, _) = first_product(&app).await;
         let items = json!([{ "product_id": product, "quantity": 1 }]);
         let no = placed(&app, &token, product, "k-cancel").await;
+        // Within 5 minutes of creation WeChat Pay takes no closeorder: the cancel is
+        // answered 409 and the order is set to close by itself at that moment.
+        let (early, scheduled) = cancel(&app, &token, &no).await;
+        assert_eq!(early, 409, "{}: {scheduled}", app.db.label);
+        assert_eq!(scheduled["code"], "CLOSE_SCHEDULED", "{scheduled}");
+        let young = app.stored_order(&no).await;
+        let closes_at = young.created_at + 5 * 60_000;
+        assert_eq!(young.status, OrderStatus::NotPay);
+        assert_eq!(young.expires_at, Some(closes_at), "{}", app.db.label);
+        assert!(young.next_sync_at.is_some_and(|at| at <= closes_at));
+        assert_eq!(
+            app.simulator().order(&no).unwrap().state,
+            paydesk_sim::OrderState::Notpay
+        );
+        app.age_order(&no).await;
 
         // Act
         let (s1, cancelled) = cancel(&app, &token, &no).await;

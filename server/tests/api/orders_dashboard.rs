@@ -171,6 +171,16 @@ async fn staff_list_and_search_orders_and_read_one_but_only_support_may_sync_or_
             .call_expect(&support, "orders/sync", &[("out_trade_no", "ACT-1")], 200)
             .await;
         assert_eq!(res.json::<String>().await.unwrap(), "NOTPAY");
+        // Within 5 minutes of creation: refused with when it can be closed, nothing called
+        let res = app
+            .call_expect(&support, "orders/close", &[("out_trade_no", "ACT-1")], 409)
+            .await;
+        let body: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(
+            body["Conflict"]["reason"]["code"], "too_early_to_close",
+            "{body}"
+        );
+        app.age_order("ACT-1").await;
         let res = app
             .call_expect(&support, "orders/close", &[("out_trade_no", "ACT-1")], 200)
             .await;

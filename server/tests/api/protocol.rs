@@ -42,7 +42,8 @@ async fn order_at_wechat(app: &TestApp, no: &str, fee: i64, expires_at: i64) -> 
         order.openid.clone(),
     );
     app.state.wxpay.unified_order(&request).await.unwrap();
-    order
+    // Placed over 5 minutes ago: the sync job may close it once it expires.
+    app.age_order(no).await
 }
 
 /// The order as stored once `done` holds (10 s at most).
@@ -358,6 +359,8 @@ async fn ordernotexist_leaves_an_order_unpaid_until_it_expires_then_closes_it() 
             orders::set_prepay(&app.db.db, order.id, prepay, expires_at)
                 .await
                 .unwrap();
+            // Placed over 5 minutes ago, so an expired one may be closed.
+            testing::backdate(&app.db.db, no, testing::OLD_ENOUGH_TO_CLOSE).await;
         }
         let manager = testing::manager(&app.db.db, "mia").await;
 

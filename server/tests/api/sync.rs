@@ -29,6 +29,7 @@ fn first_due() -> i64 {
 }
 
 /// Stores an order and sends it to unifiedorder, as `POST /api/mp/orders` does.
+/// An order placed at WeChat Pay over 5 minutes ago (so closeorder may be called for it).
 async fn place_order(app: &TestApp, no: &str, expires_at: i64, next_sync_at: i64) -> Order {
     app.placed_at_wechat(NewOrder {
         description: "paydesk sync test".into(),
@@ -36,7 +37,8 @@ async fn place_order(app: &TestApp, no: &str, expires_at: i64, next_sync_at: i64
         next_sync_at: Some(next_sync_at),
         ..testing::new_order(no, FEE)
     })
-    .await
+    .await;
+    app.age_order(no).await
 }
 
 fn drop_payment_notifications(sim: &RunningSim) {

@@ -99,6 +99,7 @@ async fn paid_and_closed_orders_refuse_unifiedorder_with_orderpaid_and_orderclos
     let client = client(&sim);
     paid_order(&sim, &client, "PAID-1", 100).await;
     placed_order(&client, "CLOSED-1", 100, NO_NOTIFY).await;
+    sim.advance_clock(wxpay::CLOSE_AFTER);
     client.close_order("CLOSED-1").await.unwrap();
 
     // Act
@@ -175,6 +176,7 @@ async fn closeorder_closes_unpaid_orders_and_refuses_paid_closed_and_unknown_one
     let client = client(&sim);
     placed_order(&client, "C-1", 100, NO_NOTIFY).await;
     paid_order(&sim, &client, "C-2", 100).await;
+    sim.advance_clock(wxpay::CLOSE_AFTER);
 
     // Act
     let closed = client.close_order("C-1").await;
@@ -205,7 +207,7 @@ async fn orders_expire_at_time_expire_and_can_no_longer_be_paid() {
     req.time_expire = Some(time::OffsetDateTime::now_utc() + Duration::from_secs(600));
     client.unified_order(&req).await.unwrap();
     let mut too_short = order("EXP-2", 100, NO_NOTIFY);
-    too_short.time_expire = Some(time::OffsetDateTime::now_utc() + Duration::from_secs(20));
+    too_short.time_expire = Some(time::OffsetDateTime::now_utc() + Duration::from_secs(240));
 
     // Act
     sim.advance_clock(Duration::from_secs(601));
@@ -382,9 +384,9 @@ async fn field_limits_are_checked_at_the_envelope() {
 }
 
 #[tokio::test]
-async fn closeorder_can_enforce_the_five_minute_rule() {
+async fn by_default_closeorder_enforces_the_five_minute_rule() {
     // Arrange
-    let sim = start_sim_with(|c| c.close_min_age = Some(Duration::from_secs(300))).await;
+    let sim = start_sim().await;
     let client = client(&sim);
     placed_order(&client, "C5-1", 100, NO_NOTIFY).await;
 

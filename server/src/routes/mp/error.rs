@@ -117,6 +117,19 @@ impl MpError {
         MpError::new(StatusCode::CONFLICT, "ORDER_STATE", message)
     }
 
+    /// 409: a cancel within 5 minutes of creation, which WeChat Pay does not take: the
+    /// order closes by itself at `closes_at` (UTC ms) unless it is paid before.
+    pub fn close_scheduled(closes_at: i64) -> MpError {
+        MpError::new(
+            StatusCode::CONFLICT,
+            "CLOSE_SCHEDULED",
+            format!(
+                "订单创建5分钟后才能关闭，将于 {} 自动关闭",
+                paydesk_types::format_shanghai(closes_at)
+            ),
+        )
+    }
+
     /// 409: the order cannot be refunded (not paid, or refunded in full).
     pub fn refund_not_allowed() -> MpError {
         MpError::new(StatusCode::CONFLICT, "ORDER_STATE", "该订单当前不能退款")

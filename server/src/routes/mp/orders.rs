@@ -7,6 +7,7 @@ use app::server::ssr::ClientIp;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use paydesk_core::error::ConflictReason;
 use paydesk_core::orders::{
     self, NewOrder, NewOrderItem, Order, OrderItem, OrderStatus, OutTradeNo,
 };
@@ -381,12 +382,21 @@ pub(super) async fn cancel(
 ) -> Result<Json<OrderOut>, MpError> {
     let order = own_order(&state, &shopper, &no).await?;
     let order = match order.status {
-        s if s.awaits_payment() => sync::close_order(&state.db, state.wxpay.as_ref(), &state.events, &order)
-            .await
-            .map_err(|e| {
-                tracing::error!(order.out_trade_no = %order.out_trade_no, error = %e, "closeorder failed");
-                MpError::payment_unavailable()
-            })?,
+        s if s.awaits_payment() => {
+            match sync::close_order(&state.db, state.wxpay.as_ref(), &state.events, &order).await {
+                Ok(order) => order,
+                Err(CoreError::Conflict(ConflictReason::TooEarlyToClose { closes_at })) => {
+                    // WeChat Pay takes closeorder only 5 minutes after creation: closed then.
+                    orders::close_at(&state.db, order.id, closes_at).await?;
+                    tracing::info!(order.out_trade_no = %order.out_trade_no, closes_at, "cancel within 5 minutes of creation: the order closes by itself then");
+                    return Err(MpError::close_scheduled(closes_at));
+                }
+                Err(e) => {
+                    tracing::error!(order.out_trade_no = %order.out_trade_no, error = %e, "closeorder failed");
+                    return Err(MpError::payment_unavailable());
+                }
+            }
+        }
         OrderStatus::Closed => order,
         s => return Err(MpError::order_state(s.as_str())),
     };
