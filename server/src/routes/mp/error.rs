@@ -10,7 +10,7 @@ use paydesk_core::CoreError;
 use serde::Serialize;
 
 /// Every `code` the API answers with (the OpenAPI document lists the same).
-pub const CODES: [&str; 12] = [
+pub const CODES: [&str; 13] = [
     "INVALID_REQUEST",
     "METHOD_NOT_ALLOWED",
     "UNAUTHENTICATED",
@@ -19,6 +19,7 @@ pub const CODES: [&str; 12] = [
     "ORDER_NOT_FOUND",
     "IDEMPOTENCY_KEY_REUSED",
     "ORDER_STATE",
+    "CLOSE_SCHEDULED",
     "REFUND_REQUEST_OPEN",
     "RATE_LIMITED",
     "PAYMENT_UNAVAILABLE",
