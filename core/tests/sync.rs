@@ -16,6 +16,15 @@ use wxpay::{CloseOrderResponse, MockApi, OrderQuery, OrderQueryResponse, Params}
 const FEE: i64 = 1280;
 const TID: &str = "4200000123202611231234567890";
 
+/// The job's policy in these tests: a minute's first delay and lease, ten minutes' cap.
+fn job_policy() -> SyncPolicy {
+    SyncPolicy {
+        first_delay: Duration::from_secs(60),
+        max_delay: Duration::from_secs(600),
+        lease: Duration::from_secs(60),
+    }
+}
+
 /// An order created a little over 5 minutes ago, so closeorder may be called for it.
 async fn new_order(db: &Db, no: &str, next_sync_at: Option<i64>) -> orders::Order {
     let order = NewOrder {
@@ -457,11 +466,7 @@ async fn a_claim_takes_only_due_unpaid_orders_and_concurrent_claims_never_share_
 async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
     for t in databases().await {
         // Arrange
-        let policy = SyncPolicy {
-            first_delay: Duration::from_secs(60),
-            max_delay: Duration::from_secs(600),
-            lease: Duration::from_secs(60),
-        };
+        let policy = job_policy();
         let start = now_ms();
         new_order(&t.db, "S-BACKOFF-1", Some(start)).await;
         let mut gaps = Vec::new();
@@ -495,11 +500,7 @@ async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
 #[tokio::test]
 async fn an_expired_claimed_order_is_closed_and_not_rescheduled() {
     for t in databases().await {
-        let policy = SyncPolicy {
-            first_delay: Duration::from_secs(60),
-            max_delay: Duration::from_secs(600),
-            lease: Duration::from_secs(60),
-        };
+        let policy = job_policy();
         let now = now_ms();
         let order = new_order(&t.db, "S-EXP-1", Some(now)).await;
         sqlx::query("update orders set expires_at = $1 where id = $2")
@@ -531,11 +532,7 @@ async fn an_expired_claimed_order_is_closed_and_not_rescheduled() {
 #[tokio::test]
 async fn a_failed_query_is_an_error_and_the_order_is_still_rescheduled() {
     for t in databases().await {
-        let policy = SyncPolicy {
-            first_delay: Duration::from_secs(60),
-            max_delay: Duration::from_secs(600),
-            lease: Duration::from_secs(60),
-        };
+        let policy = job_policy();
         let now = now_ms();
         new_order(&t.db, "S-FAIL-1", Some(now)).await;
         let claimed = sync::claim_due_orders(&t.db, now, policy.lease, 10)
@@ -627,11 +624,7 @@ async fn a_young_order_is_not_closed_at_wechat_pay_and_the_job_asks_about_it_ins
         )
         .await
         .unwrap();
-        let policy = SyncPolicy {
-            first_delay: Duration::from_secs(60),
-            max_delay: Duration::from_secs(600),
-            lease: Duration::from_secs(60),
-        };
+        let policy = job_policy();
 
         // Act: closing it calls nothing (MockApi without expectations panics on a call)
         let early = sync::close_order(&t.db, &MockApi::new(), &EventBus::new(), &order).await;

@@ -55,14 +55,11 @@ pub async fn close_now(
             status: order.status.to_string(),
         }));
     }
-    // Too young for WeChat Pay's closeorder: refused here, nothing called or audited.
-    let closes_at = sync::closable_from(&order);
-    if crate::now_ms() < closes_at {
-        return Err(CoreError::Conflict(ConflictReason::TooEarlyToClose {
-            closes_at,
-        }));
-    }
     let result = sync::close_order(db, api, events, &order).await;
+    if let Err(CoreError::Conflict(ConflictReason::TooEarlyToClose { .. })) = &result {
+        // Too young for WeChat Pay's closeorder: nothing was called, so nothing is audited.
+        return result;
+    }
     let detail = match &result {
         Ok(after) => format!("closeorder: {} → {}", order.status, after.status),
         Err(e) => format!("closeorder failed: {}", describe(e)),
