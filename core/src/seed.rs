@@ -3,7 +3,8 @@
 //! Customers with WeChat-like openids; orders over the last `days` days with Asia/Shanghai's
 //! daily rhythm (busy at lunch and in the evening), priced from the catalogue; mostly
 //! `PAID`, some `CLOSED` and `PAYERROR`, a few `NOTPAY` in the last 30 minutes, some
-//! refunded through real `SUCCESS` rows in `refunds`; a payment notification for every paid
+//! refunded through real `SUCCESS` rows in `refunds`, a few of the last two days' awaiting a
+//! manager's approval (`PENDING_APPROVAL`); nothing dated after now; a payment notification for every paid
 //! order, plus duplicates, failing verdicts and refund notifications. WeChat Pay is never
 //! called: transaction ids are made up in WeChat's shape, and the stored callback bodies
 //! carry placeholder signatures (they are history to browse, not messages to verify).
@@ -247,6 +248,9 @@ pub async fn seed(
                 format!("{} 等{count}件", lines[0].1)
             };
             let recent = created_at > now - HOUR_MS / 2;
+            // A refund is asked for, decided and paid out after the payment: only orders an
+            // hour old have the room for one before now.
+            let refundable = created_at < now - HOUR_MS;
             let roll: f64 = rng.gen();
             let status = if recent && roll < 0.3 {
                 OrderStatus::NotPay
@@ -254,9 +258,9 @@ pub async fn seed(
                 OrderStatus::Closed
             } else if roll < 0.075 {
                 OrderStatus::PayError
-            } else if roll < 0.095 {
+            } else if refundable && roll < 0.095 {
                 OrderStatus::Refunded
-            } else if roll < 0.11 {
+            } else if refundable && roll < 0.11 {
                 OrderStatus::PartiallyRefunded
             } else {
                 OrderStatus::Paid
@@ -266,13 +270,16 @@ pub async fn seed(
                 compact(created_at),
                 random_text(&mut rng, ALPHANUM, 12)
             );
-            let paid_at = status
-                .was_paid()
-                .then(|| created_at + rng.gen_range(4_000..90_000));
+            // Paid within 90 s of ordering, and never after now.
+            let paid_at = status.was_paid().then(|| {
+                let latest = (now - created_at).clamp(1, 90_000);
+                created_at + rng.gen_range(latest.min(4_000) - 1..latest)
+            });
+            // 28 digits, as WeChat's are (docs/wechatpay-v2.md §10.1).
             let transaction_id = paid_at.map(|p| {
                 format!(
-                    "4200{:04}{}{:010}",
-                    rng.gen_range(1000..3000),
+                    "4200{:06}{}{:010}",
+                    rng.gen_range(100_000..300_000),
                     &compact(p)[..8],
                     rng.gen_range(0..10_000_000_000u64)
                 )
@@ -354,7 +361,7 @@ pub async fn seed(
             let id = *ids
                 .get(&d.no)
                 .ok_or_else(|| anyhow::anyhow!("inserted order {} not returned", d.no))?;
-            d.related_rows(id, &openids[d.openid], &mut rng, &mut rows);
+            d.related_rows(id, &openids[d.openid], now, &mut rng, &mut rows);
         }
         report.items += rows.items.len() as u64;
         report.refunds += rows.refunds.len() as u64;
@@ -512,7 +519,8 @@ fn peer(rng: &mut StdRng) -> String {
 }
 
 impl Detail {
-    fn related_rows(&self, id: i64, openid: &str, rng: &mut StdRng, rows: &mut Rows) {
+    /// Nothing is dated after `now`.
+    fn related_rows(&self, id: i64, openid: &str, now: i64, rng: &mut StdRng, rows: &mut Rows) {
         for (product_id, name, price, qty) in &self.lines {
             rows.items.push(vec![
                 V::Int(id),
@@ -528,7 +536,7 @@ impl Detail {
             return;
         };
         let body = payment_body(rng, openid, &self.no, txid, self.total, paid_at);
-        let received = paid_at + rng.gen_range(200..3_000);
+        let received = (paid_at + rng.gen_range(200..3_000)).min(now);
         let notification = |at: i64, verdict: &str, detail: &str, reply: &str, order: bool| {
             vec![
                 V::Text("payment".into()),
@@ -587,7 +595,7 @@ impl Detail {
         if rng.gen_bool(0.03) {
             push(
                 notification(
-                    received + rng.gen_range(15_000..300_000),
+                    (received + rng.gen_range(15_000..300_000)).min(now),
                     "duplicate",
                     "already PAID: nothing changed",
                     "SUCCESS",
@@ -596,14 +604,50 @@ impl Detail {
                 rng,
             );
         }
+        // A few of the last two days' shoppers asked for their money back and wait for a
+        // manager (the Refunds page has something to decide).
+        if self.status == OrderStatus::Paid && paid_at > now - 2 * DAY_MS && rng.gen_bool(0.03) {
+            let asked = paid_at + rng.gen_range(0..=(now - paid_at) / 2);
+            let reason = ["不想要了", "拍错了", "重复下单"][rng.gen_range(0..3)];
+            rows.refunds.push(vec![
+                V::Text(format!(
+                    "RF{}{}",
+                    compact(asked),
+                    random_text(rng, ALPHANUM, 10)
+                )),
+                V::Int(id),
+                V::Int(self.total),
+                V::Text(reason.into()),
+                V::Text("customer".into()),
+                V::Text(format!("customer {openid}")),
+                V::Text("PENDING_APPROVAL".into()),
+                V::OptText(None),
+                V::OptInt(None),
+                V::OptText(None),
+                V::OptText(None),
+                V::Int(0),
+                V::OptInt(None),
+                V::OptText(None),
+                V::Int(asked),
+                V::Int(asked),
+            ]);
+            return;
+        }
         let refund = match self.status {
             OrderStatus::Refunded => self.total,
             OrderStatus::PartiallyRefunded if self.total > 1 => rng.gen_range(1..self.total),
             _ => return,
         };
-        let asked = paid_at + rng.gen_range(HOUR_MS..3 * DAY_MS);
-        let decided = asked + rng.gen_range(60_000..4 * HOUR_MS);
-        let succeeded = decided + rng.gen_range(5_000..120_000);
+        // Asked for within three days of paying, decided within four hours, paid out within
+        // two minutes, and notified 1.5 s later: each step fits in what is left before now
+        // (a refunded order is at least an hour old).
+        let later = |rng: &mut StdRng, from: i64, min: i64, max: i64| {
+            let room = (now - 2_000 - from) / 3;
+            from + rng.gen_range(min.min(room / 2).max(0)..=max.min(room).max(0))
+        };
+        let asked = later(rng, paid_at, 10 * 60_000, 3 * DAY_MS);
+        let decided = later(rng, asked, 60_000, 4 * HOUR_MS);
+        let succeeded = later(rng, decided, 5_000, 120_000);
         let out_refund_no = format!("RF{}{}", compact(asked), random_text(rng, ALPHANUM, 10));
         let refund_id = format!(
             "5030{:04}{}{:013}",

@@ -112,6 +112,69 @@ async fn seeded_history_is_consistent_and_searchable() {
         )
         .await;
         assert_eq!(full, 0, "{l}");
+        // A few recent paid orders wait for a manager's decision on a refund.
+        let pending = scalar(
+            db,
+            "select count(*) from refunds where status = 'PENDING_APPROVAL'",
+        )
+        .await;
+        let misplaced = scalar(
+            db,
+            &format!(
+                "select count(*) from refunds r join orders o on o.id = r.order_id \
+                 where r.status = 'PENDING_APPROVAL' and (o.status <> 'PAID' \
+                 or r.refund_id is not null or o.paid_at < {})",
+                before - 2 * 86_400_000
+            ),
+        )
+        .await;
+        assert!(pending > 0, "{l}");
+        assert_eq!(misplaced, 0, "{l}");
+        // Nothing happens after now: no payment, refund step or notification, and no refund
+        // number dated tomorrow (RF + the request's Shanghai time); transaction ids are
+        // WeChat's 28 digits.
+        let after = now_ms();
+        for (what, sql) in [
+            ("paid_at", "select coalesce(max(paid_at), 0) from orders"),
+            (
+                "updated_at",
+                "select coalesce(max(updated_at), 0) from orders",
+            ),
+            (
+                "refund",
+                "select coalesce(max(succeeded_at), 0) from refunds",
+            ),
+            (
+                "refund decision",
+                "select coalesce(max(decided_at), 0) from refunds",
+            ),
+            (
+                "notification",
+                "select coalesce(max(received_at), 0) from notifications",
+            ),
+        ] {
+            assert!(scalar(db, sql).await <= after, "{l}: {what} in the future");
+        }
+        let numbers: Vec<(String, i64)> =
+            sqlx::query_as("select out_refund_no, created_at from refunds")
+                .fetch_all(db.reader())
+                .await
+                .unwrap();
+        let today = wxpay::wxtime::format_compact(time::OffsetDateTime::now_utc());
+        for (no, created_at) in &numbers {
+            assert!(
+                &no[2..16] <= today.as_str(),
+                "{l}: {no} is dated after today"
+            );
+            assert!(*created_at <= after, "{l}: {no}");
+        }
+        let short_txids = scalar(
+            db,
+            "select count(*) from orders where transaction_id is not null and length(transaction_id) <> 28",
+        )
+        .await;
+        assert_eq!(short_txids, 0, "{l}");
+
         // Lunch is busier than four in the morning (Asia/Shanghai = UTC+8).
         let at_hour = |h: i64| {
             format!("select count(*) from orders where ((created_at / 3600000) + 8) % 24 = {h}")
