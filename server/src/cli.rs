@@ -44,8 +44,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server (the default).
     Serve {
-        /// Simulated shoppers order and pay through /api/mp (sandbox mode only; same as
-        /// PAYDESK_DEMO_SHOPPERS=on).
+        /// Simulated shoppers order and pay through /api/mp (sandbox mode only, where they
+        /// run by default unless PAYDESK_DEMO_SHOPPERS=off; this flag turns them on anyway).
         #[arg(long)]
         demo_shoppers: bool,
     },
@@ -180,7 +180,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }) {
         Command::Serve { demo_shoppers } => {
             if demo_shoppers {
-                settings.demo_shoppers = true;
+                settings.demo_shoppers = Some(true);
                 settings.validate()?;
             }
             serve(settings).await

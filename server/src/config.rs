@@ -92,9 +92,15 @@ pub struct Settings {
     #[serde(default)]
     pub disk: DiskSettings,
     /// `on`: simulated shoppers log in, order and pay through `/api/mp` (sandbox mode only).
-    /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`, default `off`.
-    #[serde(default, deserialize_with = "on_off::required")]
-    pub demo_shoppers: bool,
+    /// `PAYDESK_DEMO_SHOPPERS` or `paydesk serve --demo-shoppers`; default `on` in sandbox
+    /// mode, never in merchant mode (see [`Settings::runs_demo_shoppers`]).
+    #[serde(default, deserialize_with = "on_off::option")]
+    pub demo_shoppers: Option<bool>,
+    /// `on`: the first start of an empty sandbox database fills three weeks of realistic
+    /// history (`crate::sandbox`). `PAYDESK_DEMO_HISTORY`; default `on` in sandbox mode,
+    /// never in merchant mode (see [`Settings::fills_demo_history`]).
+    #[serde(default, deserialize_with = "on_off::option")]
+    pub demo_history: Option<bool>,
     /// Reverse proxies whose `X-Forwarded-For` names the client (`middleware::client_ip`): a
     /// comma-separated list of addresses and CIDR ranges, e.g. `127.0.0.1, 10.0.0.0/8`.
     /// `PAYDESK_TRUSTED_PROXIES`, default none (the TCP peer is the client).
@@ -859,8 +865,13 @@ impl Settings {
                 bail!("PAYDESK_ALERTS__WEBHOOK_URL (alerts.webhook_url) must be an http(s) URL");
             }
         }
-        if self.demo_shoppers && self.pay_mode() != PayMode::Simulator {
-            bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
+        if self.pay_mode() != PayMode::Simulator {
+            if self.demo_shoppers == Some(true) {
+                bail!("PAYDESK_DEMO_SHOPPERS=on needs the simulator (PAYDESK_SIMULATOR=on): demo shoppers never pay real money");
+            }
+            if self.demo_history == Some(true) {
+                bail!("PAYDESK_DEMO_HISTORY=on needs the simulator (PAYDESK_SIMULATOR=on): a merchant's database never gets made-up history");
+            }
         }
         self.mp_limits.validate()?;
         if let Some(f) = &self.log_format {
@@ -1022,6 +1033,18 @@ impl Settings {
             None if self.wxpay.mch_id.is_none() => PayMode::Simulator,
             None => PayMode::Merchant,
         }
+    }
+
+    /// Whether demo shoppers run: sandbox mode unless `PAYDESK_DEMO_SHOPPERS=off`; never in
+    /// merchant mode (an explicit `on` there is refused by [`Settings::validate`]).
+    pub fn runs_demo_shoppers(&self) -> bool {
+        self.pay_mode() == PayMode::Simulator && self.demo_shoppers.unwrap_or(true)
+    }
+
+    /// Whether the first start of an empty database fills demo history: sandbox mode unless
+    /// `PAYDESK_DEMO_HISTORY=off`; never in merchant mode.
+    pub fn fills_demo_history(&self) -> bool {
+        self.pay_mode() == PayMode::Simulator && self.demo_history.unwrap_or(true)
     }
 }
 
@@ -1241,6 +1264,34 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_runs_in_the_sandbox_by_default_and_never_for_a_merchant() {
+        let sandbox = base();
+        assert_eq!(sandbox.pay_mode(), PayMode::Simulator);
+        assert!(sandbox.runs_demo_shoppers() && sandbox.fills_demo_history());
+
+        let quiet: Settings = serde_json::from_value(serde_json::json!({
+            "demo_shoppers": "off",
+            "demo_history": "off",
+        }))
+        .unwrap();
+        assert!(!quiet.runs_demo_shoppers() && !quiet.fills_demo_history());
+
+        let merchant: Settings =
+            serde_json::from_value(serde_json::json!({ "simulator": "off" })).unwrap();
+        assert!(!merchant.runs_demo_shoppers() && !merchant.fills_demo_history());
+        for key in ["demo_shoppers", "demo_history"] {
+            let mut json = serde_json::json!({ "simulator": "off" });
+            json[key] = "on".into();
+            let explicit: Settings = serde_json::from_value(json).unwrap();
+            let err = explicit.validate().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("PAYDESK_{}=on", key.to_uppercase())),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn on_off_settings_are_bools_spelled_on_off_or_true_false() {
         let s: Settings = serde_json::from_value(serde_json::json!({
             "simulator": "off",
@@ -1252,10 +1303,10 @@ mod tests {
         .unwrap();
         assert_eq!(s.simulator, Some(false));
         assert!(!s.sync.enabled && !s.refunds.enabled && s.retention.enabled);
-        assert!(s.demo_shoppers);
+        assert_eq!(s.demo_shoppers, Some(true));
         let d = base();
         assert_eq!(d.simulator, None);
-        assert!(d.sync.enabled && d.refunds.enabled && d.retention.enabled && !d.demo_shoppers);
+        assert!(d.sync.enabled && d.refunds.enabled && d.retention.enabled);
 
         // Through the config crate (what env vars and the TOML file go through) a bad word
         // is refused with its key.

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod router;
 pub mod routes;
+pub mod sandbox;
 pub mod startup;
 pub mod state;
 pub mod summary;

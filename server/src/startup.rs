@@ -61,14 +61,10 @@ impl Application {
         let local = listener.local_addr()?;
         let leptos_options = settings.leptos_options(local);
         let (merchant, simulator, client_config) = merchant_and_simulator(&settings).await?;
-        if simulator.is_some() {
-            let added = paydesk_core::products::seed_demo(&db).await?;
-            if added > 0 {
-                tracing::info!(
-                    products = added,
-                    "demo catalogue added (sandbox mode, empty catalogue)"
-                );
-            }
+        let pay = settings.pay_config(local)?;
+        if let Some(sim) = &simulator {
+            let fresh = !matches!(bootstrap, Bootstrap::Existing);
+            crate::sandbox::prepare(&db, sim, &pay, fresh, settings.fills_demo_history()).await?;
         }
         let merchant = Arc::new(merchant);
         let certificate = certificate_report(&client_config);
@@ -83,7 +79,6 @@ impl Application {
             events.clone(),
             settings.callbacks.policy(),
         );
-        let pay = settings.pay_config(local)?;
         let trusted_proxies = Arc::new(settings.trusted_proxies()?);
         let disk = Arc::new(DiskMonitor::new(
             &db,

@@ -463,6 +463,18 @@ impl RunningSim {
         }
     }
 
+    /// Adds what the merchant already holds (orders, then their accepted refunds) to this
+    /// simulator's memory, so that queries, refunds and bills agree with the merchant's
+    /// records after a restart or a seed. Orders the simulator knows already are kept as
+    /// they are; `PROCESSING` refunds finish after the configured refund delay.
+    pub fn restore(
+        &self,
+        orders: Vec<crate::KnownOrder>,
+        refunds: Vec<crate::KnownRefund>,
+    ) -> crate::RestoreReport {
+        crate::restore::restore(&self.sim, orders, refunds)
+    }
+
     /// Move the simulator clock forward (`POST /sim/clock/advance`): order expiry, prepay
     /// validity and bill readiness follow it.
     pub fn advance_clock(&self, by: Duration) {

@@ -136,6 +136,19 @@ pub async fn find_by_out_trade_no(db: &Db, out_trade_no: &str) -> Result<Option<
     .map_err(Into::into)
 }
 
+/// The `limit` newest orders, oldest of them first (the sandbox hands them to a fresh
+/// simulator: `orders_created_at_idx`, read backwards).
+pub async fn newest(db: &Db, limit: i64) -> Result<Vec<Order>, CoreError> {
+    let mut orders = sqlx::query_as::<_, Order>(&format!(
+        "select {ORDER_COLUMNS} from orders order by created_at desc, id desc limit $1"
+    ))
+    .bind(limit)
+    .fetch_all(db.reader())
+    .await?;
+    orders.reverse();
+    Ok(orders)
+}
+
 /// The order made with this idempotency key, if any.
 pub async fn find_by_idempotency_key(db: &Db, key: &str) -> Result<Option<Order>, CoreError> {
     sqlx::query_as::<_, Order>(&format!(

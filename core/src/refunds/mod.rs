@@ -227,6 +227,24 @@ pub async fn for_order(db: &Db, order_id: i64) -> Result<Vec<Refund>, CoreError>
     .map_err(Into::into)
 }
 
+/// The refunds WeChat Pay accepted (`PROCESSING`, `SUCCESS`, `CHANGE`, `REFUNDCLOSE`) on
+/// orders created at or after `orders_from` (UTC ms), oldest first: what a fresh sandbox
+/// simulator is told besides the orders.
+pub async fn accepted_for_orders_since(
+    db: &Db,
+    orders_from: i64,
+) -> Result<Vec<Refund>, CoreError> {
+    sqlx::query_as::<_, Refund>(&select_refunds(
+        "where o.created_at >= $1 and r.refund_id is not null \
+         and r.status in ('PROCESSING', 'SUCCESS', 'CHANGE', 'REFUNDCLOSE') \
+         order by r.created_at, r.id",
+    ))
+    .bind(orders_from)
+    .fetch_all(db.reader())
+    .await
+    .map_err(Into::into)
+}
+
 /// The refund with this row id, if any.
 pub async fn find(db: &Db, id: i64) -> Result<Option<Refund>, CoreError> {
     sqlx::query_as::<_, Refund>(&select_refunds("where r.id = $1"))

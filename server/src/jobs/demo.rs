@@ -1,4 +1,4 @@
-//! Demo shoppers (`paydesk serve --demo-shoppers`, sandbox mode only): simulated shoppers
+//! Demo shoppers (sandbox mode only, on unless `PAYDESK_DEMO_SHOPPERS=off`): simulated shoppers
 //! log in, order and pay through the real `/api/mp` API over HTTP at a gentle rate, and the
 //! in-process simulator now and then drops, duplicates or tampers with a notification, so a
 //! newcomer sees a living dashboard — paid orders, a few failures, a few abandoned carts,

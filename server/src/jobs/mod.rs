@@ -96,7 +96,7 @@ impl Jobs {
                 alerts::run(state.clone(), url.clone(), format, stop.clone()),
             );
         }
-        if state.settings.demo_shoppers {
+        if state.settings.runs_demo_shoppers() {
             if let Some(sim) = &state.simulator {
                 jobs.add(
                     "demo-shoppers",

@@ -275,6 +275,10 @@ async fn launch(
         "database_url": database_url,
         "admin_password": ADMIN_PASSWORD,
         "site_root": concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site"),
+        // The sandbox's demo (on by default) would add orders and payments of its own; a
+        // test that wants it turns it on.
+        "demo_history": "off",
+        "demo_shoppers": "off",
     });
     merge(&mut json, extra);
     own_notify_urls(&mut json);

@@ -28,6 +28,7 @@ mod refunds;
 mod refunds_dashboard;
 mod retention;
 mod roles;
+mod sandbox;
 mod sync;
 mod throttles;
 mod users;

@@ -8,4 +8,5 @@ mod notifications;
 mod notify_urls;
 mod orders;
 mod refunds;
+mod restore;
 mod unsigned;

@@ -144,8 +144,23 @@ pub struct Server {
 
 impl Server {
     /// Starts `target/debug/paydesk serve` (or `PAYDESK_BIN`) on an empty database and reads
-    /// the admin password it prints.
+    /// the admin password it prints. The sandbox's demo history and shoppers are off: the
+    /// tests count what they create.
     pub fn start() -> anyhow::Result<Server> {
+        Server::start_with(&[
+            ("PAYDESK_DEMO_HISTORY", "off"),
+            ("PAYDESK_DEMO_SHOPPERS", "off"),
+        ])
+    }
+
+    /// Starts paydesk as `scripts/run.sh` does on a fresh machine: sandbox defaults, demo
+    /// history and shoppers included.
+    pub fn start_as_newcomer() -> anyhow::Result<Server> {
+        Server::start_with(&[])
+    }
+
+    /// Starts paydesk on an empty database with these extra environment variables.
+    pub fn start_with(env: &[(&str, &str)]) -> anyhow::Result<Server> {
         let root = workspace_root();
         let bin = std::env::var("PAYDESK_BIN")
             .map(PathBuf::from)
@@ -169,6 +184,7 @@ impl Server {
             .env("PAYDESK_LISTEN", format!("127.0.0.1:{port}"))
             .env("PAYDESK_DATABASE_URL", &database_url)
             .env("PAYDESK_SITE_ROOT", &site)
+            .envs(env.iter().copied())
             .env_remove("PAYDESK_ADMIN_PASSWORD")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -168,3 +168,60 @@ async fn a_simulator_payment_appears_live_on_home_with_a_toast_and_a_tampered_ca
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_newcomers_sandbox_opens_on_weeks_of_history_and_live_demo_shoppers() -> anyhow::Result<()>
+{
+    // Arrange: paydesk as `scripts/run.sh` starts it on a fresh machine
+    let server = Server::start_as_newcomer()?;
+    let browser = Browser::start().await?;
+    let b = &browser;
+
+    // Act: the admin signs in
+    b.sign_in(&server, "admin", &server.admin_password, "/")
+        .await?;
+
+    // Assert: the home page charts the last days' takings instead of an empty shop…
+    b.wait_for_text("[data-testid=home-stats]", "今日收款")
+        .await?;
+    b.wait_for_text("[data-testid=revenue-chart]", "").await?;
+    anyhow::ensure!(
+        text_of(b, "[data-testid=no-payments]").await.is_empty(),
+        "the home page says there are no payments"
+    );
+    b.screenshot("home-newcomer").await?;
+
+    // …the orders page lists weeks of them…
+    b.client.goto(&server.url("/orders?all")).await?;
+    b.wait_for_hydration().await?;
+    let count = b.wait_for_text("[data-testid=order-count]", "").await?;
+    let count: u64 = count.trim().replace(',', "").parse()?;
+    anyhow::ensure!(count >= 2_000, "{count} orders in a new sandbox");
+
+    // …and the demo shoppers pay for new ones while we watch: today's count goes up.
+    b.client.goto(&server.url("/")).await?;
+    b.wait_for_hydration().await?;
+    let before: u64 = text_of(b, "[data-testid=today-count]")
+        .await
+        .trim()
+        .parse()?;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let now: u64 = text_of(b, "[data-testid=today-count]")
+            .await
+            .trim()
+            .parse()
+            .unwrap_or(before);
+        if now > before {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no demo payment in 90 s (today's count stayed {before})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    browser.close().await;
+    Ok(())
+}
