@@ -316,7 +316,12 @@ fn sqlite_pool(max: u32, sizes: PoolSizes) -> AnyPoolOptions {
             Box::pin(async move {
                 for pragma in [
                     "pragma journal_mode = wal",
-                    "pragma synchronous = normal",
+                    // Durable commits: WeChat Pay never resends a notification we
+                    // answered SUCCESS, so the commit before that answer must survive a
+                    // power cut, not only a crash. In WAL mode `normal` syncs only at
+                    // checkpoints (the last commits can vanish); `full` syncs the log at
+                    // every commit, which the notification committer makes one per batch.
+                    "pragma synchronous = full",
                     "pragma foreign_keys = on",
                     "pragma busy_timeout = 5000",
                     // Checkpoints run in the background (wal.rs), not in the commit that

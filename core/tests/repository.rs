@@ -255,3 +255,22 @@ async fn sessions_round_trip_expire_and_never_take_over_an_existing_id() {
         assert!(store.load(&record.id).await.unwrap().is_none());
     }
 }
+
+#[tokio::test]
+async fn sqlite_commits_are_durable_before_anything_is_answered() {
+    for t in databases().await {
+        if t.db.backend() != paydesk_core::Backend::Sqlite {
+            continue;
+        }
+        // `synchronous = full` (2) in WAL mode: every commit syncs the log, so what was
+        // answered SUCCESS survives a power cut. Checked on the writer and a reader (the
+        // pragma is per connection).
+        for pool in [t.db.writer(), t.db.reader()] {
+            let level: i64 = sqlx::query_scalar("pragma synchronous")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(level, 2, "{}", t.label);
+        }
+    }
+}
