@@ -4,8 +4,10 @@
 mod bill_login;
 mod common;
 mod faults;
+mod hosts;
 mod notifications;
 mod notify_urls;
 mod orders;
 mod refunds;
+mod sandbox;
 mod unsigned;
