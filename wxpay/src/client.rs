@@ -164,6 +164,25 @@ pub struct CallRecord {
     pub error: Option<String>,
 }
 
+impl CallRecord {
+    /// The host that was called (`api2.mch.weixin.qq.com`), see [`url_host`].
+    pub fn host(&self) -> Option<String> {
+        url_host(&self.url)
+    }
+}
+
+/// The host of a URL, with its port when it has one (`api2.mch.weixin.qq.com`,
+/// `127.0.0.1:8481`): never its path, query or credentials, which may carry secrets.
+/// `None` when it is not an absolute URL with a host.
+pub fn url_host(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
 /// Hook to record every call (design: `api_calls`). Called synchronously after each attempt:
 /// keep it fast (e.g. push to a channel).
 pub trait CallObserver: Send + Sync {

@@ -27,8 +27,9 @@ pub use bill::{Bill, BillRecord, BillSummary};
 #[cfg(feature = "mock")]
 pub use client::MockApi;
 pub use client::{
-    default_backup_base_url, Api, AppSecret, CallObserver, CallRecord, Client, ClientConfig,
-    RefundChannelStatus, BACKUP_BASE_URL, LOGIN_BASE_URL, PRODUCTION_BASE_URL, SANDBOX_BASE_URL,
+    default_backup_base_url, url_host, Api, AppSecret, CallObserver, CallRecord, Client,
+    ClientConfig, RefundChannelStatus, BACKUP_BASE_URL, LOGIN_BASE_URL, PRODUCTION_BASE_URL,
+    SANDBOX_BASE_URL,
 };
 pub use error::Error;
 pub use explain::{explain, Explanation};
