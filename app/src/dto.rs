@@ -373,6 +373,11 @@ pub struct ApiCallRow {
     pub latency_ms: i64,
     /// The error, if it failed.
     pub error: Option<String>,
+    /// The host called (`api.mch.weixin.qq.com`), when the URL was kept.
+    pub host: Option<String>,
+    /// 1 at the configured host, 2 at the backup host (failover), 0 for the refund-channel
+    /// probe.
+    pub attempt: i64,
     /// When (UTC ms).
     pub created_at: i64,
     /// `ok`, `business` or `transport`.
@@ -389,6 +394,8 @@ pub struct ApiCallDetail {
     pub row: ApiCallRow,
     /// WeChat's transaction id.
     pub transaction_id: Option<String>,
+    /// The URL called (secrets redacted), when it was kept.
+    pub url: Option<String>,
     /// The request body (with `sign`; the key is never part of a message).
     pub request: ShownBody,
     /// The response body.
@@ -489,6 +496,13 @@ pub struct SettingsSummary {
     pub base_url: String,
     /// The base URL of the refund endpoint (mutual TLS).
     pub refund_base_url: String,
+    /// Where API calls fail over after a connect error or 5xx (`None`: failover off).
+    pub backup_base_url: Option<String>,
+    /// Where the refund fails over (`None`: off).
+    pub refund_backup_base_url: Option<String>,
+    /// The base URL is WeChat Pay's sandbox: messages are signed with the sandbox key that
+    /// getsignkey gave (never shown), not the API key.
+    pub sandbox_signkey: bool,
     /// jscode2session's base URL.
     pub login_base_url: String,
     /// The payment `notify_url`.

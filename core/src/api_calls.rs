@@ -114,8 +114,8 @@ async fn insert(db: &Db, batch: &[(Box<CallRecord>, i64)]) -> Result<(), CoreErr
         sqlx::query(
             r#"insert into api_calls (endpoint, out_trade_no, out_refund_no, transaction_id,
                    http_status, return_code, result_code, err_code, latency_ms, request_body,
-                   response_body, error, created_at, updated_at)
-               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)"#,
+                   response_body, error, url, attempt, created_at, updated_at)
+               values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)"#,
         )
         .bind(&r.endpoint)
         .bind(r.out_trade_no.as_deref())
@@ -129,6 +129,8 @@ async fn insert(db: &Db, batch: &[(Box<CallRecord>, i64)]) -> Result<(), CoreErr
         .bind(r.request_body.replace('\0', "\u{FFFD}"))
         .bind(r.response_body.replace('\0', "\u{FFFD}"))
         .bind(r.error.as_deref())
+        .bind(&r.url)
+        .bind(i64::from(r.attempt))
         .bind(at)
         .execute(&mut *tx)
         .await?;
@@ -166,12 +168,30 @@ pub struct ApiCall {
     pub response_body: Option<String>,
     /// The transport or protocol error, if the call failed.
     pub error: Option<String>,
+    /// The URL called (secrets redacted); `None` for calls recorded before it was kept.
+    pub url: Option<String>,
+    /// 1 at the configured base, 2 at the backup host after the first attempt failed
+    /// (wxpay's failover), 0 for the refund-channel probe.
+    pub attempt: i64,
     /// When it was made (UTC ms).
     pub created_at: i64,
 }
 
+impl ApiCall {
+    /// Whether the backup host took this call (wxpay's failover: the second attempt).
+    pub fn at_backup_host(&self) -> bool {
+        self.attempt >= 2
+    }
+
+    /// The host called (`api2.mch.weixin.qq.com`, `127.0.0.1:8481`), from the URL.
+    pub fn host(&self) -> Option<String> {
+        wxpay::url_host(self.url.as_deref()?)
+    }
+}
+
 const COLUMNS: &str = "id, endpoint, out_trade_no, out_refund_no, transaction_id, http_status, \
-    return_code, result_code, err_code, latency_ms, request_body, response_body, error, created_at";
+    return_code, result_code, err_code, latency_ms, request_body, response_body, error, url, \
+    attempt, created_at";
 
 /// The most recent calls, newest first, optionally only those about `out_trade_no`.
 pub async fn recent(
@@ -266,7 +286,7 @@ pub struct CallFilter {
 }
 
 /// The endpoints paydesk calls, for the filter's choices.
-pub const ENDPOINTS: [&str; 7] = [
+pub const ENDPOINTS: [&str; 8] = [
     wxpay::api::path::UNIFIED_ORDER,
     wxpay::api::path::ORDER_QUERY,
     wxpay::api::path::CLOSE_ORDER,
@@ -274,6 +294,7 @@ pub const ENDPOINTS: [&str; 7] = [
     wxpay::api::path::REFUND_QUERY,
     wxpay::api::path::DOWNLOAD_BILL,
     wxpay::api::path::JSCODE2SESSION,
+    wxpay::sandbox::SIGN_KEY_ENDPOINT,
 ];
 
 /// One page of calls, newest first, and where the next starts (`None`: the last page).
@@ -322,7 +343,7 @@ pub async fn list(
     let sql = format!(
         "select id, endpoint, out_trade_no, out_refund_no, transaction_id, http_status, \
          return_code, result_code, err_code, latency_ms, cast(null as text) as request_body, \
-         cast(null as text) as response_body, error, created_at from api_calls {} \
+         cast(null as text) as response_body, error, url, attempt, created_at from api_calls {} \
          order by created_at desc, id desc limit {take}",
         c.where_clause()
     );

@@ -511,13 +511,57 @@ pub struct WxpaySettings {
     /// Base URL for `/secapi/pay/refund` when it is not `base_url` (a simulator's mutual-TLS
     /// listener). `PAYDESK_WXPAY__REFUND_BASE_URL`, default `base_url`.
     pub refund_base_url: Option<String>,
+    /// Where merchant mode fails over after a connect error or HTTP 5xx (§2.1): an absolute
+    /// URL, or `off`. `PAYDESK_WXPAY__BACKUP_BASE_URL`; default
+    /// `https://api2.mch.weixin.qq.com` when `base_url` is the production default, none for
+    /// any other base (a sandbox prefix, a simulator). See [`WxpaySettings::backups`].
+    pub backup_base_url: Option<String>,
+    /// The refund's backup when `refund_base_url` is set (a simulator's second mutual-TLS
+    /// listener): an absolute URL, or `off`. `PAYDESK_WXPAY__REFUND_BACKUP_BASE_URL`;
+    /// default api2 when `refund_base_url` is the production default, none otherwise.
+    /// Without `refund_base_url` the refund shares `base_url` and its backup.
+    pub refund_backup_base_url: Option<String>,
     /// An extra trusted root CA (PEM file) for WeChat Pay's server certificate, e.g. a
     /// standalone simulator's `ca.pem`; the public roots stay trusted.
     /// `PAYDESK_WXPAY__CA_PEM`.
     pub ca_pem: Option<PathBuf>,
 }
 
+/// A backup setting's value that turns failover off.
+const BACKUP_OFF: &str = "off";
+
 impl WxpaySettings {
+    /// The backup hosts (API, refund) merchant mode fails over to, per
+    /// `PAYDESK_WXPAY__BACKUP_BASE_URL` and `__REFUND_BACKUP_BASE_URL`: unset → the default
+    /// for the base ([`wxpay::default_backup_base_url`]: api2 for the production base,
+    /// nothing otherwise); `off` → none; anything else must be an absolute `http(s)://` URL,
+    /// else an error naming the variable. The refund's backup only applies with its own
+    /// `refund_base_url`; without one the refund shares the API's base and backup (in the
+    /// wxpay client), and a refund backup set alone is refused as a mistake.
+    pub fn backups(&self) -> anyhow::Result<(Option<String>, Option<String>)> {
+        let base = self
+            .base_url
+            .as_deref()
+            .unwrap_or(wxpay::PRODUCTION_BASE_URL);
+        let api = backup(
+            self.backup_base_url.as_deref(),
+            base,
+            "PAYDESK_WXPAY__BACKUP_BASE_URL (wxpay.backup_base_url)",
+        )?;
+        let refund = match &self.refund_base_url {
+            Some(refund_base) => backup(
+                self.refund_backup_base_url.as_deref(),
+                refund_base,
+                "PAYDESK_WXPAY__REFUND_BACKUP_BASE_URL (wxpay.refund_backup_base_url)",
+            )?,
+            None if self.refund_backup_base_url.is_some() => bail!(
+                "PAYDESK_WXPAY__REFUND_BACKUP_BASE_URL (wxpay.refund_backup_base_url) needs PAYDESK_WXPAY__REFUND_BASE_URL: without it the refund uses PAYDESK_WXPAY__BASE_URL and its backup"
+            ),
+            None => None,
+        };
+        Ok((api, refund))
+    }
+
     /// The rules the notify URLs are checked against: WeChat Pay's own, unless relaxed.
     pub fn notify_url_rules(&self) -> wxpay::NotifyUrlRules {
         wxpay::NotifyUrlRules::allowing_insecure(self.allow_insecure_notify_urls)
@@ -567,6 +611,28 @@ impl WxpaySettings {
             _ => bail!("PAYDESK_WXPAY__CERT_PEM and PAYDESK_WXPAY__KEY_PEM go together"),
         })
     }
+}
+
+/// One backup setting read: unset → the default for `base`, `off` → none, else a checked
+/// absolute URL.
+fn backup(value: Option<&str>, base: &str, name: &str) -> anyhow::Result<Option<String>> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(wxpay::default_backup_base_url(base).map(str::to_owned));
+    };
+    if value.eq_ignore_ascii_case(BACKUP_OFF) {
+        return Ok(None);
+    }
+    let url = reqwest::Url::parse(value).map_err(|e| {
+        anyhow::anyhow!("{name} must be an absolute http(s):// URL or `off`, got {value:?} ({e})")
+    })?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        bail!("{name} must be an absolute http(s):// URL without query or fragment, or `off`, got {value:?}");
+    }
+    Ok(Some(value.trim_end_matches('/').to_owned()))
 }
 
 /// Mini program settings.
@@ -780,6 +846,7 @@ impl Settings {
                 }
             }
             self.wxpay.notify_urls()?;
+            self.wxpay.backups()?;
         }
         if self.session_idle_minutes < 5 {
             bail!("PAYDESK_SESSION_IDLE_MINUTES (session_idle_minutes) must be at least 5");
@@ -981,6 +1048,7 @@ impl Settings {
         if let Some(refund) = &w.refund_base_url {
             client.refund_base_url = Some(refund.trim_end_matches('/').to_owned());
         }
+        (client.backup_base_url, client.refund_backup_base_url) = w.backups()?;
         if let Some(ca) = &w.ca_pem {
             client.extra_root_ca_pem = Some(
                 std::fs::read(ca)
@@ -1180,6 +1248,58 @@ mod tests {
             v["wxpay"][k] = x.clone();
         }
         serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn merchant_mode_fails_over_to_api2_only_from_the_production_base_unless_told_otherwise() {
+        let backups = |v: serde_json::Value| merchant(v).wxpay.backups();
+        let api2 = Some(wxpay::BACKUP_BASE_URL.to_owned());
+        let sim = "http://127.0.0.1:8480";
+
+        assert_eq!(
+            backups(serde_json::json!({})).unwrap(),
+            (api2.clone(), None)
+        );
+        assert_eq!(
+            backups(serde_json::json!({"base_url": "https://api.mch.weixin.qq.com/", "refund_base_url": "https://api.mch.weixin.qq.com"})).unwrap(),
+            (api2.clone(), api2.clone())
+        );
+        assert_eq!(
+            backups(serde_json::json!({"base_url": sim})).unwrap(),
+            (None, None)
+        );
+        assert_eq!(
+            backups(serde_json::json!({"backup_base_url": "OFF"})).unwrap(),
+            (None, None)
+        );
+        assert_eq!(
+            backups(serde_json::json!({"base_url": sim, "backup_base_url": "http://127.0.0.1:8481/",
+                "refund_base_url": "https://127.0.0.1:8443", "refund_backup_base_url": "https://127.0.0.1:8444"})).unwrap(),
+            (Some("http://127.0.0.1:8481".into()), Some("https://127.0.0.1:8444".into()))
+        );
+        for (bad, name) in [
+            (
+                serde_json::json!({"backup_base_url": "api2.mch.weixin.qq.com"}),
+                "PAYDESK_WXPAY__BACKUP_BASE_URL",
+            ),
+            (
+                serde_json::json!({"backup_base_url": "ftp://x.example"}),
+                "PAYDESK_WXPAY__BACKUP_BASE_URL",
+            ),
+            (
+                serde_json::json!({"refund_base_url": sim, "refund_backup_base_url": "no"}),
+                "PAYDESK_WXPAY__REFUND_BACKUP_BASE_URL",
+            ),
+            (
+                serde_json::json!({"refund_backup_base_url": "https://127.0.0.1:8444"}),
+                "PAYDESK_WXPAY__REFUND_BACKUP_BASE_URL",
+            ),
+        ] {
+            let err = backups(bad).unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        }
+        let (_, client) = merchant(serde_json::json!({})).merchant_client().unwrap();
+        assert_eq!(client.backup_base_url, api2);
     }
 
     #[test]

@@ -148,9 +148,24 @@ pub fn report(lines: &[Line], out: &mut impl std::io::Write) -> std::io::Result<
     }
 }
 
+/// Whether paydesk would start, and where it fails over to (§2.1).
 fn configuration(settings: &Settings) -> Line {
-    match settings.validate() {
-        Ok(()) => Line::pass("configuration", "paydesk would start with it"),
+    match settings.validate().and_then(|()| settings.wxpay.backups()) {
+        Ok((api, refund)) => {
+            let shown = |b: Option<String>| b.unwrap_or_else(|| "off".to_owned());
+            let backup = match &settings.wxpay.refund_base_url {
+                Some(_) => format!(
+                    "backup host {}, refund backup {}",
+                    shown(api),
+                    shown(refund)
+                ),
+                None => format!("backup host {}", shown(api)),
+            };
+            Line::pass(
+                "configuration",
+                format!("paydesk would start with it; {backup}"),
+            )
+        }
         Err(e) => Line::fail("configuration", format!("{e:#}")),
     }
 }

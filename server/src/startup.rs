@@ -66,12 +66,12 @@ impl Application {
             let fresh = !matches!(bootstrap, Bootstrap::Existing);
             crate::sandbox::prepare(&db, sim, &pay, fresh, settings.fills_demo_history()).await?;
         }
-        let merchant = Arc::new(merchant);
         let certificate = certificate_report(&client_config);
         let api_calls = ApiCallRecorder::start(db.clone());
         let wxpay = wxpay::Client::new(client_config)
             .context("setting up the WeChat Pay client")?
             .with_observer(api_calls.clone());
+        let merchant = Arc::new(sandbox_merchant(merchant, &wxpay).await?);
         let events = EventBus::new();
         let intake = Intake::with_policy(
             db.clone(),
@@ -189,6 +189,28 @@ async fn merchant_and_simulator(
             Ok((merchant, None, client))
         }
     }
+}
+
+/// In WeChat Pay's sandbox (a base URL with a sandbox prefix) everything is signed with the
+/// sandbox key, payment notifications and the refund notification's `req_info` included
+/// (docs/wechatpay-v2.md §3, §8.11): fetched here, once, before serving, so the callbacks
+/// are verified with it from the first one on (a notification for an order of an earlier
+/// run can come before any call of ours), and failing the start with a clear message when
+/// getsignkey fails. The client keeps the key and signs its calls with it; it is never
+/// logged. Elsewhere the merchant stays as configured.
+async fn sandbox_merchant(
+    mut merchant: MerchantCredentials,
+    client: &wxpay::Client,
+) -> anyhow::Result<MerchantCredentials> {
+    if let Some(prefix) = client.sandbox() {
+        merchant.api_key = client.signing_key().await.with_context(|| {
+            format!(
+                "fetching the sandbox key (getsignkey) for PAYDESK_WXPAY__BASE_URL, which ends with the sandbox prefix {}",
+                prefix.as_str()
+            )
+        })?;
+    }
+    Ok(merchant)
 }
 
 /// Reads the merchant certificate's subject and expiry and logs them, with a warning from

@@ -37,6 +37,13 @@ pub fn settings_summary(
             .refund_base_url
             .clone()
             .unwrap_or_else(|| client.base_url.clone()),
+        backup_base_url: client.backup_base_url.clone(),
+        // Without its own base the refund shares the API's backup (wxpay::ClientConfig).
+        refund_backup_base_url: match &client.refund_base_url {
+            Some(_) => client.refund_backup_base_url.clone(),
+            None => client.backup_base_url.clone(),
+        },
+        sandbox_signkey: wxpay::sandbox::SandboxPrefix::of(&client.base_url).is_some(),
         login_base_url: client.login_base_url.clone(),
         notify_url: pay.notify_url.clone(),
         refund_notify_url: pay.refund_notify_url.clone(),
@@ -54,7 +61,7 @@ pub fn settings_summary(
             .alerts
             .webhook_url
             .as_ref()
-            .and_then(|u| url_host(u.expose_secret())),
+            .and_then(|u| wxpay::url_host(u.expose_secret())),
         alerts_format: settings
             .alerts
             .format
@@ -101,15 +108,6 @@ fn environment(simulator: bool, base_url: &str) -> PayEnvironment {
     }
 }
 
-/// The host of a URL (never its path or query, which may carry a key).
-fn url_host(url: &str) -> Option<String> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    // Drop any user:password@ part.
-    let host = authority.rsplit('@').next()?;
-    (!host.is_empty()).then(|| host.to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,14 +139,15 @@ mod tests {
     #[test]
     fn webhook_urls_keep_only_their_host() {
         assert_eq!(
-            url_host("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=secret-key").as_deref(),
+            wxpay::url_host("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=secret-key")
+                .as_deref(),
             Some("qyapi.weixin.qq.com")
         );
         assert_eq!(
-            url_host("http://user:pw@hooks.example:8080?k=1").as_deref(),
+            wxpay::url_host("http://user:pw@hooks.example:8080?k=1").as_deref(),
             Some("hooks.example:8080")
         );
-        assert_eq!(url_host("not a url"), None);
+        assert_eq!(wxpay::url_host("not a url"), None);
     }
 
     #[test]

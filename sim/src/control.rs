@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::hosts::{Host, HostMode};
 use crate::notify::{self, PayRequest};
 use crate::store::{CodeMapping, RefundState};
 use crate::{Sim, SimError};
@@ -60,6 +61,46 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route("/clock/advance", post(advance_clock))
         .route("/merchant/balance", post(set_balance))
         .route("/jscode", post(register_code))
+        .route("/hosts", get(get_hosts))
+        .route("/hosts/{host}", post(set_host_mode))
+}
+
+/// The hosts this simulator serves (the backup only when configured) and their modes.
+fn hosts_view(sim: &Sim) -> serde_json::Value {
+    let mut view = json!({ "primary": sim.hosts.mode(Host::Primary) });
+    if sim.config.backup_listen.is_some() {
+        view["backup"] = json!(sim.hosts.mode(Host::Backup));
+    }
+    view
+}
+
+async fn get_hosts(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {
+    Json(hosts_view(&sim))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostModeRequest {
+    mode: HostMode,
+}
+
+/// `POST /sim/hosts/{primary|backup}` with `{"mode":"up"|"refuse"|"error_503"}`.
+async fn set_host_mode(
+    State(sim): State<Arc<Sim>>,
+    Path(host): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<serde_json::Value>, SimError> {
+    let host = Host::parse(&host)
+        .filter(|h| *h == Host::Primary || sim.config.backup_listen.is_some())
+        .ok_or_else(|| {
+            SimError::NotFound(format!(
+                "host {host} (primary, or backup when --backup-listen is set)"
+            ))
+        })?;
+    let req: HostModeRequest = body(&bytes)?;
+    sim.hosts.set(host, req.mode);
+    tracing::info!(host = host.as_str(), mode = ?req.mode, "host mode changed");
+    Ok(Json(hosts_view(&sim)))
 }
 
 async fn get_health(State(sim): State<Arc<Sim>>) -> Json<serde_json::Value> {

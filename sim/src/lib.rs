@@ -5,6 +5,7 @@ mod bill;
 pub mod certs;
 mod control;
 mod faults;
+mod hosts;
 mod login;
 mod notify;
 mod restore;
@@ -24,6 +25,7 @@ use wxpay::ApiKey;
 
 pub use certs::CertPaths;
 pub use faults::{ActiveFaults, ApiFault, ApiFaultKind, FaultPlan, NotifyFault, NotifyFaultKind};
+pub use hosts::{Host, HostMode};
 pub use login::default_openid;
 pub use notify::{DeliveryAttempt, NotificationKind, PayRequest, RETRY_SCHEDULE_SECS};
 pub use restore::{KnownOrder, KnownRefund, RestoreReport};
@@ -49,6 +51,12 @@ pub struct SimConfig {
     pub listen: SocketAddr,
     /// Mutual-TLS listener for `/secapi/pay/refund` (default `127.0.0.1:0`).
     pub tls_listen: SocketAddr,
+    /// The backup host's plain listener (`api2.mch.weixin.qq.com`, §2.1): the same paths
+    /// and the same state as `listen`, so a client's failover can be tested; `None` (the
+    /// default): no backup host. See [`Host`] and [`HostMode`].
+    pub backup_listen: Option<SocketAddr>,
+    /// The backup host's mutual-TLS listener for the refund (needs `backup_listen`).
+    pub backup_tls_listen: Option<SocketAddr>,
     /// Where the certificates are generated on first start and read afterwards (default
     /// `$TMPDIR/paydesk-sim-certs`).
     pub cert_dir: PathBuf,
@@ -108,6 +116,8 @@ impl Default for SimConfig {
         SimConfig {
             listen: loopback,
             tls_listen: loopback,
+            backup_listen: None,
+            backup_tls_listen: None,
             cert_dir: std::env::temp_dir().join("paydesk-sim-certs"),
             appid: DEFAULT_APPID.into(),
             mch_id: DEFAULT_MCH_ID.into(),
@@ -204,6 +214,39 @@ pub(crate) struct Sim {
     pub tasks: Mutex<Vec<AbortHandle>>,
     /// What `GET /sim/health` reports (set once at start).
     pub info: std::sync::OnceLock<serde_json::Value>,
+    /// How each host answers (hosts.rs).
+    pub hosts: hosts::Hosts,
+    /// The key of the sandbox prefixes ([`sandbox_sign_key`]).
+    pub sandbox_key: ApiKey,
+}
+
+/// The sandbox key getsignkey hands out for a merchant (§8.11): like WeChat's, 32 lowercase
+/// hex characters and different from the API key; deterministic (MD5 of a label, the
+/// mch_id and the API key), so a restarted simulator hands out the same one.
+pub(crate) fn sandbox_sign_key(mch_id: &str, api_key: &ApiKey) -> ApiKey {
+    use md5::Digest as _;
+    let mut h = md5::Md5::new();
+    h.update(b"paydesk-sim sandbox_signkey\n");
+    h.update(mch_id.as_bytes());
+    h.update(b"\n");
+    h.update(api_key.expose().as_bytes());
+    ApiKey::new(hex_lower(&h.finalize()))
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Sim {
+    /// The key that signs and verifies everything on a sandbox prefix (`sandbox`) or on the
+    /// production paths (§3: the sandbox key replaces the API key there).
+    pub fn key(&self, sandbox: bool) -> &ApiKey {
+        if sandbox {
+            &self.sandbox_key
+        } else {
+            &self.config.api_key
+        }
+    }
 }
 
 impl Sim {

@@ -22,6 +22,17 @@ struct Cli {
     /// Mutual-TLS listener for /secapi/pay/refund (client certificate required).
     #[arg(long, env = "PAYDESK_SIM_TLS_LISTEN", default_value = "127.0.0.1:8443")]
     tls_listen: SocketAddr,
+    /// The backup host's plain listener (like api2.mch.weixin.qq.com): the same paths and
+    /// the same orders as --listen, for testing a client's failover (off when unset).
+    #[arg(long, env = "PAYDESK_SIM_BACKUP_LISTEN")]
+    backup_listen: Option<SocketAddr>,
+    /// The backup host's mutual-TLS listener for the refund (needs --backup-listen).
+    #[arg(
+        long,
+        env = "PAYDESK_SIM_BACKUP_TLS_LISTEN",
+        requires = "backup_listen"
+    )]
+    backup_tls_listen: Option<SocketAddr>,
     /// Directory of the generated CA, server and merchant certificates (created on first start).
     #[arg(long, env = "PAYDESK_SIM_CERT_DIR", default_value = "./sim-certs")]
     cert_dir: PathBuf,
@@ -80,6 +91,8 @@ async fn main() -> anyhow::Result<()> {
     let config = SimConfig {
         listen: cli.listen,
         tls_listen: cli.tls_listen,
+        backup_listen: cli.backup_listen,
+        backup_tls_listen: cli.backup_tls_listen,
         cert_dir: cli.cert_dir,
         appid: cli.appid,
         mch_id: cli.mch_id,
@@ -107,6 +120,12 @@ async fn main() -> anyhow::Result<()> {
         "  refund (mTLS)     {}/secapi/pay/refund",
         sim.tls_base_url()
     );
+    if let Some(backup) = sim.backup_http_base_url() {
+        println!("  backup API (http) {backup}");
+    }
+    if let Some(backup) = sim.backup_tls_base_url() {
+        println!("  backup refund     {backup}/secapi/pay/refund");
+    }
     println!("  control API       {}/sim/", sim.http_base_url());
     println!(
         "  jscode2session    {}/sns/jscode2session",

@@ -74,9 +74,19 @@ pub struct DeliveryAttempt {
 
 /// What a notification carries, before per-attempt faults.
 #[derive(Debug, Clone)]
+/// A notification's content; `sandbox`: the order or refund came under a sandbox prefix,
+/// so the sandbox key signs or encrypts it (§3).
 enum Payload {
-    Payment { params: Params, sign_type: SignType },
-    Refund { outer: Params, inner: Params },
+    Payment {
+        params: Params,
+        sign_type: SignType,
+        sandbox: bool,
+    },
+    Refund {
+        outer: Params,
+        inner: Params,
+        sandbox: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +231,7 @@ pub(crate) fn pay_order(
             payload: Payload::Payment {
                 params,
                 sign_type: order.sign_type,
+                sandbox: order.sandbox,
             },
         };
         start_job(sim, job);
@@ -239,7 +250,7 @@ pub(crate) fn request_payment(
 ) -> Result<crate::Order, SimError> {
     let sign_failed = || SimError::Invalid("requestPayment:fail 支付验证签名失败".into());
     let prepay_id = params.prepay_id().ok_or_else(sign_failed)?;
-    let (out_trade_no, sign_type, prepay_expires_at) = {
+    let (out_trade_no, sign_type, prepay_expires_at, sandbox) = {
         let store = sim.store();
         let order = store
             .orders
@@ -250,6 +261,7 @@ pub(crate) fn request_payment(
             order.out_trade_no.clone(),
             order.sign_type,
             order.prepay_expires_at,
+            order.sandbox,
         )
     };
     if params.time_stamp.len() != 10 || !params.time_stamp.bytes().all(|b| b.is_ascii_digit()) {
@@ -259,7 +271,7 @@ pub(crate) fn request_payment(
         return Err(sign_failed());
     }
     params
-        .verify(&sim.config.appid, &sim.config.api_key)
+        .verify(&sim.config.appid, sim.key(sandbox))
         .map_err(|_| sign_failed())?;
     if sim.clock.now() >= prepay_expires_at {
         return Err(SimError::Conflict(
@@ -447,7 +459,11 @@ fn finish_refund(sim: &Arc<Sim>, out_refund_no: &str, outcome: RefundState, gene
         url,
         out_trade_no: refund.out_trade_no,
         out_refund_no: Some(refund.out_refund_no),
-        payload: Payload::Refund { outer, inner },
+        payload: Payload::Refund {
+            outer,
+            inner,
+            sandbox: refund.sandbox,
+        },
     };
     start_job(sim, job);
 }
@@ -485,7 +501,11 @@ async fn run_job(sim: Arc<Sim>, job: Job) {
 fn build_body(sim: &Sim, job: &Job, faults: &[TakenNotifyFault]) -> String {
     let has = |k: NotifyFaultKind| faults.iter().any(|f| f.fault.fault == k);
     match &job.payload {
-        Payload::Payment { params, sign_type } => {
+        Payload::Payment {
+            params,
+            sign_type,
+            sandbox,
+        } => {
             let mut p = params.clone();
             if has(NotifyFaultKind::TamperAmount) {
                 let fee = p
@@ -497,14 +517,18 @@ fn build_body(sim: &Sim, job: &Job, faults: &[TakenNotifyFault]) -> String {
             if has(NotifyFaultKind::WrongAppid) {
                 p.insert("appid".into(), "wx0000000000000bad".into());
             }
-            let mut sign = wxpay::sign(&p, &sim.config.api_key, *sign_type);
+            let mut sign = wxpay::sign(&p, sim.key(*sandbox), *sign_type);
             if has(NotifyFaultKind::TamperSign) {
                 sign = tamper(&sign);
             }
             p.insert("sign".into(), sign);
             xml::write(&p)
         }
-        Payload::Refund { outer, inner } => {
+        Payload::Refund {
+            outer,
+            inner,
+            sandbox,
+        } => {
             let mut inner = inner.clone();
             let mut outer = outer.clone();
             if has(NotifyFaultKind::TamperAmount) {
@@ -517,7 +541,7 @@ fn build_body(sim: &Sim, job: &Job, faults: &[TakenNotifyFault]) -> String {
             if has(NotifyFaultKind::WrongAppid) {
                 outer.insert("appid".into(), "wx0000000000000bad".into());
             }
-            let mut req_info = wxpay::notify::encrypt_req_info(&inner, &sim.config.api_key);
+            let mut req_info = wxpay::notify::encrypt_req_info(&inner, sim.key(*sandbox));
             if has(NotifyFaultKind::TamperSign) {
                 // No sign on refund notifications: corrupt the ciphertext instead.
                 req_info = tamper(&req_info);

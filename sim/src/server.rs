@@ -25,8 +25,9 @@ use tokio_rustls::TlsAcceptor;
 use wxpay::{ApiKey, AppSecret, ClientConfig, MerchantIdentity};
 
 use crate::certs::{self, CertPaths};
+use crate::hosts::{self, Host, HostMode};
 use crate::notify::PayRequest;
-use crate::wechat::{self, Endpoint};
+use crate::wechat::{self, Endpoint, Route};
 use crate::{
     login, notify, ActiveFaults, Clock, DeliveryAttempt, FaultPlan, Order, Refund, RefundState,
     Sim, SimConfig, SimError,
@@ -38,29 +39,31 @@ const SANDBOX_PREFIXES: [&str; 2] = ["/sandboxnew", "/xdc/apiv2sandbox"];
 /// The future of a WeChat API handler.
 type ApiFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>;
 
-/// An axum handler for one endpoint (all share [`wechat::handle`]).
+/// An axum handler for one endpoint reached by `route` (all share [`wechat::handle`]).
 fn api_handler(
     ep: Endpoint,
+    route: Route,
 ) -> impl Fn(State<Arc<Sim>>, Method, Bytes) -> ApiFuture + Clone + Send + Sync + 'static {
     move |State(sim): State<Arc<Sim>>, method: Method, body: Bytes| -> ApiFuture {
-        Box::pin(wechat::handle(sim, ep, method, body))
+        Box::pin(wechat::handle(sim, ep, route, method, body))
     }
 }
 
-/// The WeChat Pay API routes of the plain listener (without the refund).
-fn wechat_routes() -> Router<Arc<Sim>> {
-    Router::new()
-        .route(
-            "/pay/unifiedorder",
-            any(api_handler(Endpoint::UnifiedOrder)),
-        )
-        .route("/pay/orderquery", any(api_handler(Endpoint::OrderQuery)))
-        .route("/pay/closeorder", any(api_handler(Endpoint::CloseOrder)))
-        .route("/pay/refundquery", any(api_handler(Endpoint::RefundQuery)))
-        .route(
-            "/pay/downloadbill",
-            any(api_handler(Endpoint::DownloadBill)),
-        )
+/// The WeChat Pay API routes of a plain listener (without the refund), on `host`, under a
+/// sandbox prefix or not.
+fn wechat_routes(host: Host, sandbox: bool) -> Router<Arc<Sim>> {
+    let route = Route { host, sandbox };
+    let mut router = Router::new();
+    for ep in [
+        Endpoint::UnifiedOrder,
+        Endpoint::OrderQuery,
+        Endpoint::CloseOrder,
+        Endpoint::RefundQuery,
+        Endpoint::DownloadBill,
+    ] {
+        router = router.route(ep.path(), any(api_handler(ep, route)));
+    }
+    router
         // Without a client certificate the gateway answers an HTML 400 (§2.3).
         .route("/secapi/pay/refund", any(refund_without_certificate))
 }
@@ -79,40 +82,71 @@ async fn get_jscode2session(
     Json(login::jscode2session(&sim, &q))
 }
 
-fn http_router(sim: Arc<Sim>) -> Router {
-    let mut router = wechat_routes()
+/// A host's plain listener: the WeChat paths (also under the sandbox prefixes, where the
+/// sandbox key signs), getsignkey (signed with the production key, §8.11), jscode2session
+/// and the control API. Both hosts serve the same state.
+fn http_router(sim: Arc<Sim>, host: Host) -> Router {
+    let getsignkey = Route {
+        host,
+        sandbox: false,
+    };
+    let mut router = wechat_routes(host, false)
         .route("/sns/jscode2session", get(get_jscode2session))
         .route(
             "/sandboxnew/pay/getsignkey",
-            any(api_handler(Endpoint::GetSignKey)),
+            any(api_handler(Endpoint::GetSignKey, getsignkey)),
         )
         .route(
             "/xdc/apiv2getsignkey/sign/getsignkey",
-            any(api_handler(Endpoint::GetSignKey)),
+            any(api_handler(Endpoint::GetSignKey, getsignkey)),
         )
         .nest("/sim", crate::control::router());
     for prefix in SANDBOX_PREFIXES {
-        router = router.nest(prefix, wechat_routes());
+        router = router.nest(prefix, wechat_routes(host, true));
     }
     router.with_state(sim)
 }
 
-/// The mutual-TLS listener's routes: the refund, also under the sandbox prefixes (both
+/// A host's mutual-TLS listener: the refund, also under the sandbox prefixes (both
 /// `/sandboxnew/secapi/pay/refund` and gopay's `/sandboxnew/pay/refund`, §2.2).
-fn tls_router(sim: Arc<Sim>) -> Router {
-    let mut router = Router::new().route("/secapi/pay/refund", any(api_handler(Endpoint::Refund)));
+fn tls_router(sim: Arc<Sim>, host: Host) -> Router {
+    let production = Route {
+        host,
+        sandbox: false,
+    };
+    let sandbox = Route {
+        host,
+        sandbox: true,
+    };
+    let mut router = Router::new().route(
+        "/secapi/pay/refund",
+        any(api_handler(Endpoint::Refund, production)),
+    );
     for prefix in SANDBOX_PREFIXES {
         router = router
             .route(
                 &format!("{prefix}/secapi/pay/refund"),
-                any(api_handler(Endpoint::Refund)),
+                any(api_handler(Endpoint::Refund, sandbox)),
             )
             .route(
                 &format!("{prefix}/pay/refund"),
-                any(api_handler(Endpoint::Refund)),
+                any(api_handler(Endpoint::Refund, sandbox)),
             );
     }
     router.with_state(sim)
+}
+
+/// The listeners of one host, bound.
+struct HostListeners {
+    host: Host,
+    http: TcpListener,
+    tls: Option<TcpListener>,
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({what})"))
 }
 
 /// Start a simulator: certificates (generated on first start), both listeners, the
@@ -143,14 +177,34 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
         .await
         .context("certificate task")??;
     let acceptor = TlsAcceptor::from(certs::mtls_server_config(&cert_paths)?);
-    let http_listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let tls_listener = TcpListener::bind(config.tls_listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.tls_listen))?;
-    let http_addr = http_listener.local_addr()?;
-    let tls_addr = tls_listener.local_addr()?;
+    let mut bound = vec![HostListeners {
+        host: Host::Primary,
+        http: bind(config.listen, "listen").await?,
+        tls: Some(bind(config.tls_listen, "tls_listen").await?),
+    }];
+    if let Some(addr) = config.backup_listen {
+        bound.push(HostListeners {
+            host: Host::Backup,
+            http: bind(addr, "backup_listen").await?,
+            tls: match config.backup_tls_listen {
+                Some(tls) => Some(bind(tls, "backup_tls_listen").await?),
+                None => None,
+            },
+        });
+    } else if config.backup_tls_listen.is_some() {
+        bail!("backup_tls_listen needs backup_listen: the backup host's plain listener");
+    }
+    let http_addr = bound[0].http.local_addr()?;
+    let tls_addr = bound[0]
+        .tls
+        .as_ref()
+        .map_or(Ok(http_addr), |l| l.local_addr())?;
+    let backup_http_addr = bound.get(1).map(|b| b.http.local_addr()).transpose()?;
+    let backup_tls_addr = bound
+        .get(1)
+        .and_then(|b| b.tls.as_ref())
+        .map(TcpListener::local_addr)
+        .transpose()?;
 
     let http = reqwest::Client::builder()
         .use_rustls_tls()
@@ -173,46 +227,134 @@ pub async fn start(config: SimConfig) -> anyhow::Result<RunningSim> {
         http,
         tasks: Mutex::default(),
         info: OnceLock::new(),
+        hosts: crate::hosts::Hosts::default(),
+        sandbox_key: crate::sandbox_sign_key(&config.mch_id, &config.api_key),
         config,
     });
     let http_base_url = base_url("http", http_addr);
     let tls_base_url = base_url("https", tls_addr);
+    let backup_http_base_url = backup_http_addr.map(|a| base_url("http", a));
+    let backup_tls_base_url = backup_tls_addr.map(|a| base_url("https", a));
     let _ = sim.info.set(json!({
         "appid": sim.config.appid,
         "mch_id": sim.config.mch_id,
         "http_base_url": http_base_url,
         "tls_base_url": tls_base_url,
+        "backup_http_base_url": backup_http_base_url,
+        "backup_tls_base_url": backup_tls_base_url,
         "time_scale": sim.config.time_scale,
         "cert_paths": cert_paths,
     }));
 
     let (shutdown, rx) = watch::channel(false);
     let mut servers = Vec::new();
-    let mut rx1 = rx.clone();
-    let app = http_router(sim.clone());
-    servers.push(tokio::spawn(async move {
-        let serve = axum::serve(http_listener, app).with_graceful_shutdown(async move {
-            let _ = rx1.wait_for(|stop| *stop).await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "simulator HTTP listener stopped");
+    for listeners in bound {
+        let host = listeners.host;
+        servers.push(tokio::spawn(serve_http(
+            sim.clone(),
+            host,
+            listeners.http,
+            rx.clone(),
+        )));
+        if let Some(tls) = listeners.tls {
+            servers.push(tokio::spawn(serve_tls(
+                sim.clone(),
+                host,
+                tls,
+                acceptor.clone(),
+                rx.clone(),
+            )));
         }
-    }));
-    servers.push(tokio::spawn(serve_tls(
-        sim.clone(),
-        tls_listener,
-        acceptor,
-        rx,
-    )));
-    tracing::info!(%http_base_url, %tls_base_url, "WeChat Pay simulator listening");
+    }
+    tracing::info!(%http_base_url, %tls_base_url, backup = ?backup_http_base_url, "WeChat Pay simulator listening");
     Ok(RunningSim {
         sim,
         http_addr,
         tls_addr,
+        backup_http_addr,
+        backup_tls_addr,
         cert_paths,
         shutdown,
         servers,
     })
+}
+
+/// Bind `addr` again after the host refused connections, retrying briefly while the old
+/// socket is released. `None` when asked to stop meanwhile.
+async fn rebind(
+    addr: SocketAddr,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<anyhow::Result<TcpListener>> {
+    for _ in 0..50 {
+        if *stop.borrow() {
+            return None;
+        }
+        match TcpListener::bind(addr).await {
+            Ok(l) => return Some(Ok(l)),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+    Some(bind(addr, "rebinding after refuse").await)
+}
+
+/// Serve a host's plain listener until stopped. When the host is told to refuse, the
+/// listener is closed (axum's graceful shutdown drops it first, then lets the open
+/// connections finish their request and closes them), and bound again when it may accept.
+async fn serve_http(
+    sim: Arc<Sim>,
+    host: Host,
+    listener: TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let app = http_router(sim.clone(), host);
+    let mut modes = sim.hosts.watch(host);
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "simulator HTTP listener has no address");
+            return;
+        }
+    };
+    let mut listener = Some(listener);
+    loop {
+        if *modes.borrow() == HostMode::Refuse {
+            // Told to refuse before serving (or between two modes): close it now.
+            listener = None;
+        }
+        tokio::select! {
+            _ = stop.wait_for(|stop| *stop) => return,
+            () = hosts::accepting(&mut modes) => {},
+        }
+        let l = match listener.take() {
+            Some(l) => l,
+            None => match rebind(addr, &mut stop).await {
+                None => return,
+                Some(Ok(l)) => l,
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, host = host.as_str(), "simulator HTTP listener cannot come back");
+                    return;
+                }
+            },
+        };
+        let (mut stop1, mut modes1) = (stop.clone(), modes.clone());
+        let serve = axum::serve(l, app.clone()).with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = stop1.wait_for(|stop| *stop) => {},
+                () = hosts::refused(&mut modes1) => {},
+            }
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "simulator HTTP listener stopped");
+        }
+        if *stop.borrow() {
+            return;
+        }
+        tracing::info!(
+            host = host.as_str(),
+            %addr,
+            "host refuses connections: listener closed"
+        );
+    }
 }
 
 fn base_url(scheme: &str, addr: SocketAddr) -> String {
@@ -227,17 +369,46 @@ fn base_url(scheme: &str, addr: SocketAddr) -> String {
 
 /// Accept TCP, require the client certificate in the handshake, serve HTTP/1.1 with the
 /// refund router. Handshake failures (no or foreign certificate) close the connection.
+/// When the host is told to refuse, the listener is closed and open connections are shut
+/// down once idle; it is bound again when the host may accept.
 async fn serve_tls(
     sim: Arc<Sim>,
+    host: Host,
     listener: TcpListener,
     acceptor: TlsAcceptor,
     mut stop: watch::Receiver<bool>,
 ) {
-    let router = tls_router(sim.clone());
+    let router = tls_router(sim.clone(), host);
+    let mut modes = sim.hosts.watch(host);
+    let Ok(addr) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = Some(listener);
     loop {
+        let Some(l) = listener.as_ref() else {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return,
+                () = hosts::accepting(&mut modes) => {},
+            }
+            match rebind(addr, &mut stop).await {
+                None => return,
+                Some(Ok(l)) => listener = Some(l),
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, host = host.as_str(), "simulator TLS listener cannot come back");
+                    return;
+                }
+            }
+            continue;
+        };
         let accepted = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            r = listener.accept() => r,
+            () = hosts::refused(&mut modes) => None,
+            r = l.accept() => Some(r),
+        };
+        let Some(accepted) = accepted else {
+            listener = None;
+            tracing::info!(host = host.as_str(), %addr, "host refuses connections: TLS listener closed");
+            continue;
         };
         let (tcp, peer) = match accepted {
             Ok(v) => v,
@@ -250,6 +421,7 @@ async fn serve_tls(
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
+        let mut modes = modes.clone();
         sim.spawn(async move {
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -261,10 +433,17 @@ async fn serve_tls(
                     Err(_) => return,
                 };
             let service = TowerToHyperService::new(router);
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .await
-            {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls), service);
+            let mut conn = std::pin::pin!(conn);
+            let ended = tokio::select! {
+                r = conn.as_mut() => r,
+                () = hosts::refused(&mut modes) => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "TLS connection ended with an error");
             }
         });
@@ -277,6 +456,8 @@ pub struct RunningSim {
     sim: Arc<Sim>,
     http_addr: SocketAddr,
     tls_addr: SocketAddr,
+    backup_http_addr: Option<SocketAddr>,
+    backup_tls_addr: Option<SocketAddr>,
     cert_paths: CertPaths,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
@@ -287,6 +468,8 @@ impl std::fmt::Debug for RunningSim {
         f.debug_struct("RunningSim")
             .field("http_addr", &self.http_addr)
             .field("tls_addr", &self.tls_addr)
+            .field("backup_http_addr", &self.backup_http_addr)
+            .field("backup_tls_addr", &self.backup_tls_addr)
             .field("cert_dir", &self.cert_paths.dir)
             .finish()
     }
@@ -312,6 +495,46 @@ impl RunningSim {
     /// Bound address of the mutual-TLS listener.
     pub fn tls_addr(&self) -> SocketAddr {
         self.tls_addr
+    }
+
+    /// `http://HOST:PORT` of the backup host's plain listener (`backup_listen`), serving
+    /// the same state as [`RunningSim::http_base_url`]; `None` without a backup host.
+    pub fn backup_http_base_url(&self) -> Option<String> {
+        self.backup_http_addr.map(|a| base_url("http", a))
+    }
+
+    /// `https://HOST:PORT` of the backup host's mutual-TLS listener (`backup_tls_listen`);
+    /// `None` without one.
+    pub fn backup_tls_base_url(&self) -> Option<String> {
+        self.backup_tls_addr.map(|a| base_url("https", a))
+    }
+
+    /// Bound address of the backup host's plain listener.
+    pub fn backup_http_addr(&self) -> Option<SocketAddr> {
+        self.backup_http_addr
+    }
+
+    /// Bound address of the backup host's mutual-TLS listener.
+    pub fn backup_tls_addr(&self) -> Option<SocketAddr> {
+        self.backup_tls_addr
+    }
+
+    /// Make `host` serve normally, refuse connections, or answer 503 (`POST
+    /// /sim/hosts/{host}`). Returns once the change is handed to its listeners: a listener
+    /// told to refuse closes within milliseconds, and [`HostMode::Up`] binds it again.
+    pub fn set_host_mode(&self, host: Host, mode: HostMode) {
+        self.sim.hosts.set(host, mode);
+    }
+
+    /// How `host` answers now (`GET /sim/hosts`).
+    pub fn host_mode(&self, host: Host) -> HostMode {
+        self.sim.hosts.mode(host)
+    }
+
+    /// The sandbox key getsignkey hands out (§8.11): derived from the merchant's API key,
+    /// different from it, and required for every call under a sandbox prefix.
+    pub fn sandbox_key(&self) -> &ApiKey {
+        &self.sim.sandbox_key
     }
 
     /// The generated certificate files.
@@ -345,12 +568,16 @@ impl RunningSim {
     }
 
     /// A wxpay client configuration that talks to this simulator: `base_url` = the plain
-    /// listener, `refund_base_url` = the mutual-TLS listener, the simulator CA as extra root,
-    /// the generated merchant certificate, `login_base_url` + AppSecret for jscode2session.
+    /// listener, `refund_base_url` = the mutual-TLS listener (and with a backup host, its
+    /// listeners as `backup_base_url` / `refund_backup_base_url`), the simulator CA as extra
+    /// root, the generated merchant certificate, `login_base_url` + AppSecret for
+    /// jscode2session.
     pub fn client_config(&self) -> anyhow::Result<ClientConfig> {
         let mut c = ClientConfig::new(self.appid(), self.mch_id(), self.sim.config.api_key.clone());
         c.base_url = self.http_base_url();
         c.refund_base_url = Some(self.tls_base_url());
+        c.backup_base_url = self.backup_http_base_url();
+        c.refund_backup_base_url = self.backup_tls_base_url();
         c.login_base_url = self.http_base_url();
         c.app_secret = Some(AppSecret::new(self.app_secret()));
         c.extra_root_ca_pem = Some(

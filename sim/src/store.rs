@@ -114,6 +114,9 @@ pub struct Order {
     /// Algorithm of the unifiedorder request: notifications are signed with it (§5.2).
     #[serde(serialize_with = "ser_sign_type")]
     pub sign_type: SignType,
+    /// Created under a sandbox prefix: its notifications and `paySign` use the sandbox key
+    /// (§3).
+    pub sandbox: bool,
     /// Current `prepay_id`.
     pub prepay_id: String,
     /// When the `prepay_id` stops being valid (2 h after issue).
@@ -183,6 +186,9 @@ pub struct Refund {
     /// Sign type of the refund request (the response was signed with it).
     #[serde(serialize_with = "ser_sign_type")]
     pub sign_type: SignType,
+    /// Requested under a sandbox prefix: its notification's `req_info` is encrypted with the
+    /// sandbox key (§3).
+    pub sandbox: bool,
     /// Bumped whenever a new outcome is scheduled, so a stale timer does nothing.
     #[serde(skip)]
     pub(crate) generation: u64,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use wxpay::{xml, Params, SignType, XmlError};
 
 use crate::faults::ApiFaultKind;
+use crate::hosts::{Host, HostMode};
 use crate::store::{self, Order, OrderState, Refund, RefundState};
 use crate::{notify, Sim};
 
@@ -41,6 +42,14 @@ impl Endpoint {
             Endpoint::GetSignKey => "/pay/getsignkey",
         }
     }
+}
+
+/// Where a request arrived: on which host, and whether under a sandbox prefix (then the
+/// sandbox key signs and verifies everything, §3, §8.11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Route {
+    pub host: Host,
+    pub sandbox: bool,
 }
 
 /// Why a request was refused.
@@ -116,6 +125,10 @@ pub struct ApiCall {
     pub at: String,
     /// The endpoint path without sandbox prefix, e.g. `/pay/unifiedorder`.
     pub endpoint: String,
+    /// The host that received it (`primary` or `backup`).
+    pub host: Host,
+    /// Whether it came under a sandbox prefix (`/sandboxnew`, `/xdc/apiv2sandbox`).
+    pub sandbox: bool,
     /// `out_trade_no` of the request, if any.
     pub out_trade_no: Option<String>,
     /// `out_refund_no` of the request, if any.
@@ -135,8 +148,23 @@ pub struct ApiCall {
 }
 
 /// Handle one API call and record it (`GET /sim/api-calls`).
-pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    sim: Arc<Sim>,
+    ep: Endpoint,
+    route: Route,
+    method: Method,
+    body: Bytes,
+) -> Response {
     let at = sim.clock.now();
+    if sim.hosts.mode(route.host) == HostMode::Error503 {
+        // The host's gateway is failing: nothing is processed, no fault is used up.
+        let response = html_page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Temporarily Unavailable",
+        );
+        let fault = Some("host_error_503".to_owned());
+        return record(&sim, ep, route, at, &body, fault, response).await;
+    }
     let fault = sim.faults().take_api(ep.path());
     let fault_name = fault.as_ref().map(|f| {
         serde_json::to_value(f.fault)
@@ -148,8 +176,8 @@ pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: By
         .as_ref()
         .is_some_and(|f| f.fault == ApiFaultKind::Hang);
     let run = async move {
-        let response = answer(sim.clone(), ep, method, body.clone(), fault).await;
-        record(&sim, ep, at, &body, fault_name, response).await
+        let response = answer(sim.clone(), ep, route, method, body.clone(), fault).await;
+        record(&sim, ep, route, at, &body, fault_name, response).await
     };
     if hang {
         // The client gives up long before; the request is still processed and recorded, in a
@@ -165,6 +193,7 @@ pub(crate) async fn handle(sim: Arc<Sim>, ep: Endpoint, method: Method, body: By
 async fn record(
     sim: &Sim,
     ep: Endpoint,
+    route: Route,
     at: time::OffsetDateTime,
     request: &[u8],
     fault: Option<String>,
@@ -194,6 +223,8 @@ async fn record(
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
         endpoint: ep.path().to_owned(),
+        host: route.host,
+        sandbox: route.sandbox,
         out_trade_no: get(&req, "out_trade_no"),
         out_refund_no: get(&req, "out_refund_no"),
         http_status: parts.status.as_u16(),
@@ -214,6 +245,7 @@ async fn record(
 async fn answer(
     sim: Arc<Sim>,
     ep: Endpoint,
+    route: Route,
     method: Method,
     body: Bytes,
     fault: Option<crate::ApiFault>,
@@ -230,9 +262,9 @@ async fn answer(
                         fault.err_code_des.as_deref().unwrap_or("injected fault"),
                     )
                 };
-                return match check_envelope(&sim, ep, &method, &body) {
+                return match check_envelope(&sim, ep, route, &method, &body) {
                     Ok((params, sign_type)) => {
-                        let signing = Signing::of(&sim, sign_type, false);
+                        let signing = Signing::of(&sim, sign_type, false, route.sandbox);
                         signed_reply(&sim, &params, signing, Err(failure))
                     }
                     Err(msg) => fail_envelope(&msg),
@@ -249,26 +281,29 @@ async fn answer(
             ApiFaultKind::Hang => {
                 tokio::time::sleep(Duration::from_millis(fault.hang_ms.unwrap_or(30_000))).await;
             }
-            ApiFaultKind::UnsignedErrors => return process(&sim, ep, &method, &body, true),
+            ApiFaultKind::UnsignedErrors => return process(&sim, ep, route, &method, &body, true),
         }
     }
-    process(&sim, ep, &method, &body, false)
+    process(&sim, ep, route, &method, &body, false)
 }
 
 /// How a business answer is signed: with the request's algorithm, except that a business
 /// refusal goes out without `sign` when the simulator is told to (the
 /// `unsigned_business_errors` profile switch, or the `unsigned_errors` fault).
+/// The key is the sandbox key under a sandbox prefix (§3).
 #[derive(Clone, Copy)]
 struct Signing {
     sign_type: SignType,
     unsigned_errors: bool,
+    sandbox: bool,
 }
 
 impl Signing {
-    fn of(sim: &Sim, sign_type: SignType, unsigned_fault: bool) -> Signing {
+    fn of(sim: &Sim, sign_type: SignType, unsigned_fault: bool, sandbox: bool) -> Signing {
         Signing {
             sign_type,
             unsigned_errors: unsigned_fault || sim.config.unsigned_business_errors,
+            sandbox,
         }
     }
 }
@@ -276,30 +311,32 @@ impl Signing {
 fn process(
     sim: &Arc<Sim>,
     ep: Endpoint,
+    route: Route,
     method: &Method,
     body: &[u8],
     unsigned_errors: bool,
 ) -> Response {
-    let (params, sign_type) = match check_envelope(sim, ep, method, body) {
+    let (params, sign_type) = match check_envelope(sim, ep, route, method, body) {
         Ok(v) => v,
         Err(msg) => {
             tracing::debug!(endpoint = ep.path(), return_msg = %msg, "request refused at the envelope");
             return fail_envelope(&msg);
         }
     };
-    let signing = Signing::of(sim, sign_type, unsigned_errors);
+    let signing = Signing::of(sim, sign_type, unsigned_errors, route.sandbox);
     let result = match ep {
-        Endpoint::UnifiedOrder => unified_order(sim, &params, sign_type),
+        Endpoint::UnifiedOrder => unified_order(sim, &params, sign_type, route.sandbox),
         Endpoint::OrderQuery => order_query(sim, &params),
         Endpoint::CloseOrder => close_order(sim, &params),
-        Endpoint::Refund => refund(sim, &params, sign_type),
+        Endpoint::Refund => refund(sim, &params, sign_type, route.sandbox),
         Endpoint::RefundQuery => refund_query(sim, &params),
         Endpoint::DownloadBill => crate::bill::download_bill(sim, &params),
+        // The sandbox's own key, never the API key (§8.11).
         Endpoint::GetSignKey => Ok(Answer::Unsigned(Params::from([
             ("mch_id".to_owned(), sim.config.mch_id.clone()),
             (
                 "sandbox_signkey".to_owned(),
-                sim.config.api_key.expose().to_owned(),
+                sim.sandbox_key.expose().to_owned(),
             ),
         ]))),
     };
@@ -364,7 +401,7 @@ fn signed_reply(
         Err(Failure::Envelope(msg)) => return fail_envelope(&msg),
     }
     if !(refused && signing.unsigned_errors) {
-        let sign = wxpay::sign(&p, &sim.config.api_key, signing.sign_type);
+        let sign = wxpay::sign(&p, sim.key(signing.sandbox), signing.sign_type);
         p.insert("sign".into(), sign);
     }
     xml_response(StatusCode::OK, xml::write(&p))
@@ -388,9 +425,12 @@ fn envelope_msg(f: Failure) -> String {
 }
 
 /// §2.3 + §6: method, body, strict parse, mch_id, sign_type, signature, appid, nonce_str.
+/// Under a sandbox prefix the signature must be made with the sandbox key and MD5 (§5.2,
+/// §8.11): the production key, or HMAC-SHA256, gets `签名错误` as the real sandbox answers.
 fn check_envelope(
     sim: &Sim,
     ep: Endpoint,
+    route: Route,
     method: &Method,
     body: &[u8],
 ) -> Result<(Params, SignType), String> {
@@ -413,12 +453,16 @@ fn check_envelope(
         return Err("签名类型不支持".into());
     }
     let sign = required(&params, "sign").map_err(envelope_msg)?;
-    if wxpay::verify(&params, &sim.config.api_key, sign_type).is_err() {
+    if route.sandbox && sign_type != SignType::Md5 {
+        return Err("签名错误".into());
+    }
+    let key = sim.key(route.sandbox);
+    if wxpay::verify(&params, key, sign_type).is_err() {
         // A lowercase hex sign is refused unless configured otherwise (§5.3, §14.2).
         let mut upper = params.clone();
         upper.insert("sign".into(), sign.to_ascii_uppercase());
-        let relaxed = sim.config.accept_lowercase_sign
-            && wxpay::verify(&upper, &sim.config.api_key, sign_type).is_ok();
+        let relaxed =
+            sim.config.accept_lowercase_sign && wxpay::verify(&upper, key, sign_type).is_ok();
         if !relaxed {
             return Err("签名错误".into());
         }
@@ -494,7 +538,12 @@ fn url_ok(sim: &Sim, v: &str) -> bool {
 }
 
 /// `unifiedorder` (§8.1, §10.1).
-fn unified_order(sim: &Sim, p: &Params, sign_type: SignType) -> Result<Answer, Failure> {
+fn unified_order(
+    sim: &Sim,
+    p: &Params,
+    sign_type: SignType,
+    sandbox: bool,
+) -> Result<Answer, Failure> {
     let now = sim.clock.now();
     let otn = out_trade_no(p)?.to_owned();
     let body = required(p, "body")?;
@@ -602,6 +651,7 @@ fn unified_order(sim: &Sim, p: &Params, sign_type: SignType) -> Result<Answer, F
         trade_type: trade_type.to_owned(),
         notify_url: notify_url.to_owned(),
         sign_type,
+        sandbox,
         prepay_id: store::new_prepay_id(now),
         prepay_expires_at: now + Duration::from_secs(7200),
         expires_at: time_expire.unwrap_or(now + sim.config.order_lifetime),
@@ -756,7 +806,12 @@ const MISMATCH: &str = "订单金额或退款金额与之前请求不一致，�
 
 /// `refund` (§8.5): the per-order ledger, idempotent `out_refund_no`, 50 refunds, amount
 /// caps, `NOTENOUGH`. Accepted refunds are PROCESSING and get their outcome scheduled.
-fn refund(sim: &Arc<Sim>, p: &Params, sign_type: SignType) -> Result<Answer, Failure> {
+fn refund(
+    sim: &Arc<Sim>,
+    p: &Params,
+    sign_type: SignType,
+    sandbox: bool,
+) -> Result<Answer, Failure> {
     let now = sim.clock.now();
     let txn = optional(p, "transaction_id");
     let otn = optional(p, "out_trade_no");
@@ -839,6 +894,7 @@ fn refund(sim: &Arc<Sim>, p: &Params, sign_type: SignType) -> Result<Answer, Fai
         created_at: now,
         success_time: None,
         sign_type,
+        sandbox,
         generation: 1,
         seq,
     };

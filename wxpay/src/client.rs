@@ -15,6 +15,7 @@ use crate::api::{
     RefundQueryResponse, RefundRequest, RefundResponse, UnifiedOrderRequest, UnifiedOrderResponse,
 };
 use crate::identity::MerchantIdentity;
+use crate::sandbox::{self, SandboxPrefix};
 use crate::{
     bill::Bill, nonce_str, sign, wxtime, xml, ApiKey, Error, JsapiPayParams, Params, SignType,
 };
@@ -25,6 +26,14 @@ pub const PRODUCTION_BASE_URL: &str = "https://api.mch.weixin.qq.com";
 pub const BACKUP_BASE_URL: &str = "https://api2.mch.weixin.qq.com";
 /// Legacy sandbox base: production host + `/sandboxnew` (§2.1, MD5 only, §5.2).
 pub const SANDBOX_BASE_URL: &str = "https://api.mch.weixin.qq.com/sandboxnew";
+
+/// The backup host a base URL fails over to unless configured otherwise (§2.1): WeChat
+/// Pay's "cross-city disaster recovery" host [`BACKUP_BASE_URL`] for the production base
+/// [`PRODUCTION_BASE_URL`] (a trailing `/` ignored), nothing for any other base — a sandbox
+/// prefix, another access point or a simulator has no backup of its own.
+pub fn default_backup_base_url(base_url: &str) -> Option<&'static str> {
+    (base_url.trim_end_matches('/') == PRODUCTION_BASE_URL).then_some(BACKUP_BASE_URL)
+}
 /// Mini Program login host for jscode2session (§2.1, §8.10).
 pub const LOGIN_BASE_URL: &str = "https://api.weixin.qq.com";
 
@@ -70,11 +79,16 @@ pub struct ClientConfig {
     /// simulator (§2.1).
     pub base_url: String,
     /// Where to retry once after a connect error or HTTP 5xx from `base_url` (§2.1), e.g.
-    /// [`BACKUP_BASE_URL`].
+    /// [`BACKUP_BASE_URL`] ([`default_backup_base_url`] gives the usual choice). `None`: no
+    /// failover.
     pub backup_base_url: Option<String>,
     /// Base for `/secapi/pay/refund` when it differs from `base_url` (the simulator serves
-    /// mutual TLS on its own listener). Defaults to `base_url`, with the same backup.
+    /// mutual TLS on its own listener). Defaults to `base_url`, with the same backup
+    /// (`backup_base_url`).
     pub refund_base_url: Option<String>,
+    /// The refund's backup when `refund_base_url` is set (a simulator's second mutual-TLS
+    /// listener); ignored without it, when the refund shares `backup_base_url`.
+    pub refund_backup_base_url: Option<String>,
     /// Client certificate for refunds (§3).
     pub identity: Option<MerchantIdentity>,
     /// TCP + TLS connect timeout (default 10 s, §12).
@@ -101,6 +115,7 @@ impl ClientConfig {
             base_url: PRODUCTION_BASE_URL.into(),
             backup_base_url: None,
             refund_base_url: None,
+            refund_backup_base_url: None,
             identity: None,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(15),
@@ -122,7 +137,8 @@ pub struct CallRecord {
     pub endpoint: String,
     /// Full URL called (secrets redacted).
     pub url: String,
-    /// 1 for the first attempt, 2 for the backup host.
+    /// 1 for the first attempt (the configured base), 2 for the backup host after the first
+    /// failed (§2.1). 0 for the refund-channel probe, which never fails over.
     pub attempt: u32,
     /// `out_trade_no` of the request or response.
     pub out_trade_no: Option<String>,
@@ -146,6 +162,25 @@ pub struct CallRecord {
     pub response_body: String,
     /// The error, if the call failed.
     pub error: Option<String>,
+}
+
+impl CallRecord {
+    /// The host that was called (`api2.mch.weixin.qq.com`), see [`url_host`].
+    pub fn host(&self) -> Option<String> {
+        url_host(&self.url)
+    }
+}
+
+/// The host of a URL, with its port when it has one (`api2.mch.weixin.qq.com`,
+/// `127.0.0.1:8481`): never its path, query or credentials, which may carry secrets.
+/// `None` when it is not an absolute URL with a host.
+pub fn url_host(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }
 
 /// Hook to record every call (design: `api_calls`). Called synchronously after each attempt:
@@ -178,6 +213,10 @@ pub struct Client {
     refund_base_url: String,
     refund_backup_base_url: Option<String>,
     login_base_url: String,
+    /// The sandbox prefix of `base_url`, if it has one (§2.1).
+    sandbox: Option<SandboxPrefix>,
+    /// The sandbox key once fetched (sandbox.rs: once, lazily, for the client's lifetime).
+    sandbox_key: tokio::sync::OnceCell<ApiKey>,
     http: reqwest::Client,
     mtls: Option<reqwest::Client>,
     observer: Option<Arc<dyn CallObserver>>,
@@ -187,6 +226,7 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("config", &self.config)
+            .field("sandbox", &self.sandbox)
             .field("mtls", &self.mtls.is_some())
             .field("observer", &self.observer.is_some())
             .finish()
@@ -253,11 +293,54 @@ fn transport(endpoint: &str, e: reqwest::Error) -> Error {
     }
 }
 
-/// Failover is allowed after a connect error or 5xx (§2.1): nothing, or a server-side failure.
+/// Whether an attempt may be repeated on the backup host (§2.1: "switch to it when the
+/// primary fails (network error / 5xx)").
+///
+/// Failing over never submits anything twice that WeChat Pay would carry out twice:
+/// - **connect errors** (refused, unreachable, DNS, TCP or TLS handshake): the request was
+///   never sent, so it cannot have been processed;
+/// - **HTTP 5xx**: the gateway failed and the request may or may not have reached the
+///   service, but every v2 call is idempotent when resent with the same business
+///   parameters, which the backup receives byte for byte (the same signed body): unifiedorder
+///   re-entry with identical parameters is allowed and answers the same order (§8.1, §10.1);
+///   refund with the same `out_refund_no` "⇒ at most one refund" (§8.5); closeorder on an
+///   order the first attempt closed answers `ORDERCLOSED`, which the caller reads as closed
+///   (§8.4); orderquery, refundquery and downloadbill only read (§8.3, §8.6, §8.7). The two
+///   hosts share their orders (§2.1), so the backup sees what the primary did.
+///
+/// A **timeout after the request was sent**, or a connection lost while the answer was read,
+/// is not failed over: the primary may still be processing it, and §6 step 1 / §7 make it
+/// an unknown outcome for the caller, who queries or resends the same request
+/// ([`Error::is_unknown_outcome`]) — on the primary, which by then has either finished or is
+/// down (and then the resend fails over as a connect error).
 fn failover_worthy(result: &Result<Raw, (Error, bool)>) -> bool {
     match result {
         Ok(raw) => raw.status >= 500,
         Err((_, connect)) => *connect,
+    }
+}
+
+/// An attempt's outcome as (HTTP status, body, result): no answer → its transport error; a
+/// status other than 200 → [`Error::HttpStatus`]; otherwise what `interpret` makes of it.
+fn read_answer<T>(
+    endpoint: &str,
+    raw: Result<Raw, (Error, bool)>,
+    interpret: impl FnOnce(&Raw) -> Result<T, Error>,
+) -> (Option<u16>, Vec<u8>, Result<T, Error>) {
+    match raw {
+        Err((e, _)) => (None, Vec::new(), Err(e)),
+        Ok(raw) if raw.status != 200 => {
+            let e = Error::HttpStatus {
+                endpoint: endpoint.to_owned(),
+                status: raw.status,
+                body: snippet(&raw.body),
+            };
+            (Some(raw.status), raw.body, Err(e))
+        }
+        Ok(raw) => {
+            let r = interpret(&raw);
+            (Some(raw.status), raw.body, r)
+        }
     }
 }
 
@@ -299,10 +382,37 @@ impl Client {
             .map(|u| normalise_base("backup_base_url", u))
             .transpose()?;
         let (refund_base_url, refund_backup_base_url) = match &config.refund_base_url {
-            Some(u) => (normalise_base("refund_base_url", u)?, None),
+            Some(u) => (
+                normalise_base("refund_base_url", u)?,
+                config
+                    .refund_backup_base_url
+                    .as_deref()
+                    .map(|u| normalise_base("refund_backup_base_url", u))
+                    .transpose()?,
+            ),
             None => (base_url.clone(), backup_base_url.clone()),
         };
         let login_base_url = normalise_base("login_base_url", &config.login_base_url)?;
+        let sandbox = SandboxPrefix::of(&base_url);
+        if let Some(prefix) = sandbox {
+            if config.sign_type != SignType::Md5 {
+                return Err(config_err(format!(
+                    "the sandbox ({}) signs with MD5 only (§5.2): set the sign type to MD5",
+                    prefix.as_str()
+                )));
+            }
+        }
+        for other in [Some(&refund_base_url), backup_base_url.as_ref()]
+            .into_iter()
+            .chain([refund_backup_base_url.as_ref()])
+            .flatten()
+        {
+            if SandboxPrefix::of(other) != sandbox {
+                return Err(config_err(format!(
+                    "{other:?} and base_url {base_url:?} must both be the sandbox or both not: the sandbox has its own key and its own orders"
+                )));
+            }
+        }
 
         let builder = || -> Result<reqwest::ClientBuilder, Error> {
             let mut b = reqwest::Client::builder()
@@ -341,6 +451,8 @@ impl Client {
             refund_base_url,
             refund_backup_base_url,
             login_base_url,
+            sandbox,
+            sandbox_key: tokio::sync::OnceCell::new(),
             http,
             mtls,
             observer: None,
@@ -364,23 +476,87 @@ impl Client {
     }
 
     /// `wx.requestPayment` parameters for a `prepay_id`, signed with this client's appid, key
-    /// and sign type (§5.5).
+    /// and sign type (§5.5). In the sandbox the key is the sandbox key, which the
+    /// unifiedorder that gave the `prepay_id` has fetched (§3).
     pub fn jsapi_pay_params(&self, prepay_id: &str) -> JsapiPayParams {
-        JsapiPayParams::new(
-            &self.config.appid,
-            prepay_id,
-            self.config.sign_type,
-            &self.config.api_key,
-        )
+        let key = self.sandbox_key.get().unwrap_or(&self.config.api_key);
+        JsapiPayParams::new(&self.config.appid, prepay_id, self.config.sign_type, key)
     }
 
-    /// Add the common fields (§8) and sign.
-    fn signed_body(&self, mut params: Params) -> String {
+    /// The sandbox prefix of the base URL, when this client talks to WeChat Pay's sandbox
+    /// (§2.1): then every message is signed with the sandbox key, see [`Client::signing_key`].
+    pub fn sandbox(&self) -> Option<SandboxPrefix> {
+        self.sandbox
+    }
+
+    /// The key every message is signed and verified with (§3): the API key, or in the
+    /// sandbox the `sandbox_signkey` that getsignkey gives (§8.11). The sandbox key is
+    /// fetched on the first call that needs it (this one or any API call), once for the
+    /// client's lifetime, so notifications and `paySign` agree with the requests; a failed
+    /// fetch is not kept and the next call tries again. The key is never logged or recorded.
+    pub async fn signing_key(&self) -> Result<ApiKey, Error> {
+        let Some(prefix) = self.sandbox else {
+            return Ok(self.config.api_key.clone());
+        };
+        self.sandbox_key
+            .get_or_try_init(|| self.fetch_sandbox_key(prefix))
+            .await
+            .cloned()
+    }
+
+    /// getsignkey (§8.11): signed MD5 with the production key, recorded without the answer's
+    /// key.
+    async fn fetch_sandbox_key(&self, prefix: SandboxPrefix) -> Result<ApiKey, Error> {
+        let endpoint = sandbox::SIGN_KEY_ENDPOINT;
+        let url = prefix.sign_key_url(&self.base_url);
+        let body = xml::write(&sandbox::sign_key_request(
+            &self.config.mch_id,
+            &self.config.api_key,
+        ));
+        let started = Instant::now();
+        let raw = self
+            .post_once(&self.http, &url, endpoint, &body, xml::MAX_BODY + 1)
+            .await;
+        let (status, resp_body, result) = read_answer(endpoint, raw, |raw| {
+            sandbox::parse_sign_key_answer(&raw.body, &self.config.mch_id)
+        });
+        if let Some(o) = &self.observer {
+            let error = result.as_ref().err().map(ToString::to_string);
+            let parsed = xml::parse(&resp_body).ok();
+            let get = |k: &str| parsed.as_ref().and_then(|p| p.get(k)).cloned();
+            o.on_call(&CallRecord {
+                endpoint: endpoint.to_owned(),
+                url,
+                attempt: 1,
+                out_trade_no: None,
+                out_refund_no: None,
+                transaction_id: None,
+                return_code: get("return_code").or_else(|| get("retcode")),
+                result_code: None,
+                err_code: None,
+                http_status: status,
+                latency: started.elapsed(),
+                request_body: body,
+                response_body: sandbox::redact_sign_key_answer(&resp_body),
+                error,
+            });
+        }
+        if result.is_ok() {
+            tracing::info!(
+                sandbox = prefix.as_str(),
+                "fetched the sandbox sign key (getsignkey)"
+            );
+        }
+        result
+    }
+
+    /// Add the common fields (§8) and sign with `key` ([`Client::signing_key`]).
+    fn signed_body(&self, mut params: Params, key: &ApiKey) -> String {
         params.insert("appid".into(), self.config.appid.clone());
         params.insert("mch_id".into(), self.config.mch_id.clone());
         params.insert("nonce_str".into(), nonce_str());
         params.insert("sign_type".into(), self.config.sign_type.as_str().into());
-        let s = sign(&params, &self.config.api_key, self.config.sign_type);
+        let s = sign(&params, key, self.config.sign_type);
         params.insert("sign".into(), s);
         xml::write(&params)
     }
@@ -417,7 +593,8 @@ impl Client {
         Ok(Raw { status, body })
     }
 
-    /// POST a signed body with backup failover, evaluate per §6, record each attempt.
+    /// POST a signed body with backup failover ([`failover_worthy`] says when, and why that
+    /// never carries out a request twice), evaluate per §6, record each attempt.
     async fn call(
         &self,
         endpoint: &'static str,
@@ -425,7 +602,8 @@ impl Client {
         mtls: bool,
     ) -> Result<Params, Error> {
         let ids = Ids::from_params(&params);
-        let body = self.signed_body(params);
+        let key = self.signing_key().await?;
+        let body = self.signed_body(params, &key);
         let (client, bases) = self.route(mtls)?;
         let mut last = None;
         for (attempt, base) in bases.iter().enumerate() {
@@ -435,29 +613,16 @@ impl Client {
                 .post_once(client, &url, endpoint, &body, xml::MAX_BODY + 1)
                 .await;
             let retry_elsewhere = failover_worthy(&raw) && attempt + 1 < bases.len();
-            let (status, resp_body, result) = match raw {
-                Ok(raw) if raw.status != 200 => (
-                    Some(raw.status),
-                    raw.body.clone(),
-                    Err(Error::HttpStatus {
-                        endpoint: endpoint.to_owned(),
-                        status: raw.status,
-                        body: snippet(&raw.body),
-                    }),
-                ),
-                Ok(raw) => {
-                    let r = evaluate_response(
-                        endpoint,
-                        &raw.body,
-                        &self.config.api_key,
-                        self.config.sign_type,
-                        &self.config.appid,
-                        &self.config.mch_id,
-                    );
-                    (Some(raw.status), raw.body, r)
-                }
-                Err((e, _)) => (None, Vec::new(), Err(e)),
-            };
+            let (status, resp_body, result) = read_answer(endpoint, raw, |raw| {
+                evaluate_response(
+                    endpoint,
+                    &raw.body,
+                    &key,
+                    self.config.sign_type,
+                    &self.config.appid,
+                    &self.config.mch_id,
+                )
+            });
             let error = result.as_ref().err().map(ToString::to_string);
             self.record(
                 endpoint, &url, attempt, &ids, status, &resp_body, &body, started, error,
@@ -470,6 +635,7 @@ impl Client {
             }
             tracing::warn!(
                 wxpay.endpoint = endpoint,
+                wxpay.failed_url = %url,
                 "primary WeChat Pay host failed; trying the backup host"
             );
             last = Some(result);
@@ -603,7 +769,8 @@ impl Client {
             ("bill_date".to_owned(), wxtime::format_date(date)),
             ("bill_type".to_owned(), bill_type.as_str().to_owned()),
         ]);
-        let body = self.signed_body(params);
+        let key = self.signing_key().await?;
+        let body = self.signed_body(params, &key);
         let ids = Ids::default();
         let (client, bases) = self.route(false)?;
         let mut last = None;
@@ -614,22 +781,8 @@ impl Client {
                 .post_once(client, &url, endpoint, &body, MAX_BILL_BODY)
                 .await;
             let retry_elsewhere = failover_worthy(&raw) && attempt + 1 < bases.len();
-            let (status, resp_body, result) = match raw {
-                Ok(raw) if raw.status != 200 => (
-                    Some(raw.status),
-                    raw.body.clone(),
-                    Err(Error::HttpStatus {
-                        endpoint: endpoint.to_owned(),
-                        status: raw.status,
-                        body: snippet(&raw.body),
-                    }),
-                ),
-                Ok(raw) => {
-                    let r = interpret_bill(&raw.body);
-                    (Some(raw.status), raw.body, r)
-                }
-                Err((e, _)) => (None, Vec::new(), Err(e)),
-            };
+            let (status, resp_body, result) =
+                read_answer(endpoint, raw, |raw| interpret_bill(&raw.body));
             let recorded = &resp_body[..resp_body.len().min(RECORDED_BILL_BODY)];
             let error = result.as_ref().err().map(ToString::to_string);
             self.record(
@@ -745,35 +898,22 @@ impl Client {
         let endpoint = path::REFUND;
         let client = self.mtls.as_ref().ok_or(Error::NoIdentity)?;
         let url = format!("{}{endpoint}", self.refund_base_url);
-        let body = self.signed_body(Params::new());
+        let key = self.signing_key().await?;
+        let body = self.signed_body(Params::new(), &key);
         let started = Instant::now();
         let raw = self
             .post_once(client, &url, endpoint, &body, xml::MAX_BODY + 1)
             .await;
         let latency = started.elapsed();
-        let (status, resp_body, result) = match raw {
-            Err((e, _)) => (None, Vec::new(), Err(e)),
-            Ok(raw) if raw.status != 200 => {
-                let e = Error::HttpStatus {
-                    endpoint: endpoint.to_owned(),
-                    status: raw.status,
-                    body: snippet(&raw.body),
-                };
-                (Some(raw.status), raw.body, Err(e))
-            }
-            Ok(raw) => {
-                let r = crate::api::parse_response_xml(endpoint, &raw.body).map(|p| {
-                    RefundChannelStatus {
-                        url: url.clone(),
-                        http_status: raw.status,
-                        return_code: p.get("return_code").cloned(),
-                        return_msg: p.get("return_msg").cloned(),
-                        latency,
-                    }
-                });
-                (Some(raw.status), raw.body, r)
-            }
-        };
+        let (status, resp_body, result) = read_answer(endpoint, raw, |raw| {
+            crate::api::parse_response_xml(endpoint, &raw.body).map(|p| RefundChannelStatus {
+                url: url.clone(),
+                http_status: raw.status,
+                return_code: p.get("return_code").cloned(),
+                return_msg: p.get("return_msg").cloned(),
+                latency,
+            })
+        });
         let error = result.as_ref().err().map(ToString::to_string);
         self.record(
             endpoint,
@@ -908,6 +1048,75 @@ impl Api for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_production_base_fails_over_to_api2_by_default() {
+        assert_eq!(
+            default_backup_base_url("https://api.mch.weixin.qq.com/"),
+            Some(BACKUP_BASE_URL)
+        );
+        assert_eq!(default_backup_base_url(SANDBOX_BASE_URL), None);
+        assert_eq!(default_backup_base_url(BACKUP_BASE_URL), None);
+        assert_eq!(
+            default_backup_base_url("https://apihk.mch.weixin.qq.com"),
+            None
+        );
+        assert_eq!(default_backup_base_url("http://127.0.0.1:8480"), None);
+    }
+
+    fn config(base: &str) -> ClientConfig {
+        let mut c = ClientConfig::new(
+            "wxd930ea5d5a258f4f",
+            "10000100",
+            ApiKey::new("192006250b4c09247ec02edce69f6a2d"),
+        );
+        c.base_url = base.into();
+        c
+    }
+
+    #[test]
+    fn a_sandbox_client_is_md5_only_and_never_mixes_the_sandbox_with_production() {
+        let mut hmac = config(SANDBOX_BASE_URL);
+        hmac.sign_type = SignType::HmacSha256;
+        let mut mixed_refund = config(SANDBOX_BASE_URL);
+        mixed_refund.refund_base_url = Some("https://127.0.0.1:8443".into());
+        let mut mixed_backup = config(SANDBOX_BASE_URL);
+        mixed_backup.backup_base_url = Some(BACKUP_BASE_URL.into());
+
+        for bad in [hmac, mixed_refund, mixed_backup] {
+            assert!(matches!(Client::new(bad), Err(Error::Config { .. })));
+        }
+        let sandbox = Client::new(config(SANDBOX_BASE_URL)).unwrap();
+        assert_eq!(sandbox.sandbox(), Some(SandboxPrefix::Legacy));
+        assert_eq!(
+            Client::new(config(PRODUCTION_BASE_URL)).unwrap().sandbox(),
+            None
+        );
+    }
+
+    #[test]
+    fn the_refund_fails_over_to_its_own_backup_or_shares_the_api_one() {
+        let mut own = config("http://127.0.0.1:1");
+        own.backup_base_url = Some("http://127.0.0.1:2".into());
+        own.refund_base_url = Some("https://127.0.0.1:3".into());
+        own.refund_backup_base_url = Some("https://127.0.0.1:4/".into());
+        let own = Client::new(own).unwrap();
+        let mut shared = config(PRODUCTION_BASE_URL);
+        shared.backup_base_url = Some(BACKUP_BASE_URL.into());
+        let shared = Client::new(shared).unwrap();
+
+        assert_eq!(
+            (
+                own.refund_base_url.as_str(),
+                own.refund_backup_base_url.as_deref()
+            ),
+            ("https://127.0.0.1:3", Some("https://127.0.0.1:4"))
+        );
+        assert_eq!(
+            shared.refund_backup_base_url.as_deref(),
+            Some(BACKUP_BASE_URL)
+        );
+    }
 
     #[test]
     fn http_dates_are_read_as_utc_and_anything_else_is_none() {

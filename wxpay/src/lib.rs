@@ -11,6 +11,7 @@ mod identity;
 pub mod money;
 pub mod notify;
 pub mod notify_url;
+pub mod sandbox;
 mod sign;
 pub mod wxtime;
 pub mod xml;
@@ -26,8 +27,9 @@ pub use bill::{Bill, BillRecord, BillSummary};
 #[cfg(feature = "mock")]
 pub use client::MockApi;
 pub use client::{
-    Api, AppSecret, CallObserver, CallRecord, Client, ClientConfig, RefundChannelStatus,
-    BACKUP_BASE_URL, LOGIN_BASE_URL, PRODUCTION_BASE_URL, SANDBOX_BASE_URL,
+    default_backup_base_url, url_host, Api, AppSecret, CallObserver, CallRecord, Client,
+    ClientConfig, RefundChannelStatus, BACKUP_BASE_URL, LOGIN_BASE_URL, PRODUCTION_BASE_URL,
+    SANDBOX_BASE_URL,
 };
 pub use error::Error;
 pub use explain::{explain, Explanation};

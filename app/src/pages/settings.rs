@@ -32,6 +32,10 @@ crate::messages! {
         Endpoints => "接口地址", "Endpoints";
         BaseUrl => "API 地址", "API base URL";
         RefundBaseUrl => "退款接口（双向 TLS）", "Refund endpoint (mutual TLS)";
+        BackupBaseUrl => "备用域名（故障转移）", "Backup host (failover)";
+        RefundBackupBaseUrl => "退款备用域名", "Refund backup host";
+        FailoverOff => "关闭（不切换备用域名）", "off (no failover)";
+        SandboxSignKey => "沙箱：签名使用 getsignkey 获取的沙箱密钥（不显示），不使用 API 密钥", "Sandbox: messages are signed with the sandbox key from getsignkey (not shown), not the API key";
         LoginBaseUrl => "登录接口（jscode2session）", "Login (jscode2session)";
         NotifyUrl => "支付回调地址", "Payment notify URL";
         RefundNotifyUrl => "退款回调地址", "Refund notify URL";
@@ -167,12 +171,17 @@ fn SettingsView(s: SettingsSummary, lang: Lang) -> impl IntoView {
                     <dd>{if s.app_secret_set { t(SettingsMsg::Set) } else { t(SettingsMsg::NotSet) }}</dd>
                     <dt>{t(SettingsMsg::SignType)}</dt><dd class="mono">{s.sign_type.clone()}</dd>
                 </dl>
+                {s.sandbox_signkey.then(|| view! { <p class="muted" data-testid="settings-sandbox-key">{t(SettingsMsg::SandboxSignKey)}</p> })}
             </section>
             <section class="card">
                 <h2 class="card__title">{t(SettingsMsg::Endpoints)}</h2>
                 <dl class="facts">
                     <dt>{t(SettingsMsg::BaseUrl)}</dt><dd class="mono">{s.base_url.clone()}</dd>
                     <dt>{t(SettingsMsg::RefundBaseUrl)}</dt><dd class="mono">{s.refund_base_url.clone()}</dd>
+                    <dt>{t(SettingsMsg::BackupBaseUrl)}</dt>
+                    <dd class="mono" data-testid="settings-backup">{s.backup_base_url.clone().unwrap_or_else(|| t(SettingsMsg::FailoverOff).to_owned())}</dd>
+                    <dt>{t(SettingsMsg::RefundBackupBaseUrl)}</dt>
+                    <dd class="mono" data-testid="settings-refund-backup">{s.refund_backup_base_url.clone().unwrap_or_else(|| t(SettingsMsg::FailoverOff).to_owned())}</dd>
                     <dt>{t(SettingsMsg::LoginBaseUrl)}</dt><dd class="mono">{s.login_base_url.clone()}</dd>
                     <dt>{t(SettingsMsg::NotifyUrl)}</dt><dd class="mono" data-testid="settings-notify-url">{s.notify_url.clone()}</dd>
                     <dt>{t(SettingsMsg::RefundNotifyUrl)}</dt><dd class="mono">{s.refund_notify_url.clone()}</dd>

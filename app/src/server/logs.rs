@@ -179,6 +179,8 @@ mod convert {
             err_code: clip_opt(c.err_code.as_deref()),
             latency_ms: c.latency_ms,
             error: clip_opt(c.error.as_deref()),
+            host: clip_opt(c.host().as_deref()),
+            attempt: c.attempt,
             created_at: c.created_at,
             outcome: Outcome::of(c).as_str().into(),
         }
@@ -271,11 +273,15 @@ pub async fn list_failures(window: String) -> Result<FailuresView, AppError> {
         };
         let since = paydesk_core::now_ms() - hours * 3_600_000;
         let db = &viewer.server.db;
-        let client = &viewer.server.wxpay;
-        let key = &client.config().api_key;
+        // The key callbacks are verified with: in WeChat Pay's sandbox the sandbox key, which
+        // the server fetched at start (the client keeps it).
+        let key = viewer.server.wxpay.signing_key().await.map_err(|e| {
+            tracing::error!(error = %e, "the signature debugger has no key");
+            AppError::Internal
+        })?;
         let mut groups = Vec::new();
         for g in log::failure_groups(db, since).await? {
-            let failures = log::failures(db, g.cause, since, key, FAILURES_PER_CAUSE).await?;
+            let failures = log::failures(db, g.cause, since, &key, FAILURES_PER_CAUSE).await?;
             groups.push(FailureGroup {
                 cause: g.cause.as_str().into(),
                 count: g.count,
@@ -406,6 +412,7 @@ pub async fn get_api_call(id: i64) -> Result<ApiCallDetail, AppError> {
                 .transaction_id
                 .as_deref()
                 .map(paydesk_core::bodies::clip),
+            url: call.url.as_deref().map(paydesk_core::bodies::clip),
             request: convert::shown(call.request_body.as_deref().unwrap_or("")),
             response: convert::shown(call.response_body.as_deref().unwrap_or("")),
         })

@@ -430,6 +430,43 @@ pub fn html_headers() -> HeaderMap {
     h
 }
 
+/// A simulator of a test's own (certificates in `dir`), taking the loopback notify URLs of
+/// the apps it talks to, with `configure` applied to its configuration.
+pub async fn standalone_sim(
+    dir: &tempfile::TempDir,
+    configure: impl FnOnce(&mut paydesk_sim::SimConfig),
+) -> paydesk_sim::RunningSim {
+    let mut config = paydesk_sim::SimConfig {
+        cert_dir: dir.path().to_path_buf(),
+        allow_insecure_notify_urls: true,
+        ..paydesk_sim::SimConfig::default()
+    };
+    configure(&mut config);
+    paydesk_sim::start(config).await.unwrap()
+}
+
+/// Settings for merchant mode against a standalone `sim`: its credentials, its API and
+/// mutual-TLS listeners, its CA and merchant certificate, and the explicit loopback
+/// relaxation (the app's notify URLs then point at the app itself). Tests change or remove
+/// what they are about.
+pub fn merchant_against(sim: &paydesk_sim::RunningSim) -> Value {
+    let certs = sim.cert_paths();
+    json!({
+        "simulator": "off",
+        "wxpay": {
+            "appid": sim.appid(),
+            "mch_id": sim.mch_id(),
+            "api_key": sim.api_key().expose(),
+            "base_url": sim.http_base_url(),
+            "refund_base_url": sim.tls_base_url(),
+            "ca_pem": certs.ca,
+            "cert_pem": certs.client_cert,
+            "key_pem": certs.client_key,
+            "allow_insecure_notify_urls": "on",
+        },
+    })
+}
+
 /// A `paydesk` process in merchant mode against `sim`: its credentials, its API and
 /// mutual-TLS listeners, its CA and merchant certificate (`paydesk doctor`, crash tests).
 pub fn paydesk_against(sim: &paydesk_sim::RunningSim, database_url: &str) -> std::process::Command {

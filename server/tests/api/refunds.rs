@@ -10,11 +10,13 @@ use paydesk_core::notify::Verdict;
 use paydesk_core::orders::{NewOrder, OrderStatus};
 use paydesk_core::refunds::{self, Refund, RefundStatus, Requester};
 use paydesk_core::{testing, Db};
-use paydesk_sim::{PayRequest, RefundState, RunningSim, SimConfig};
+use paydesk_sim::{PayRequest, RefundState, RunningSim};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::helpers::{mp_call, set_faults, spawn_apps_with, TestApp};
+use crate::helpers::{
+    merchant_against, mp_call, set_faults, spawn_apps_with, standalone_sim, TestApp,
+};
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
 
@@ -337,17 +339,6 @@ async fn a_business_error_ends_failed_with_the_reason_in_plain_words() {
     }
 }
 
-/// A simulator of our own (its own CA), for apps that must not use their in-process one.
-async fn standalone_sim(dir: &tempfile::TempDir) -> RunningSim {
-    paydesk_sim::start(SimConfig {
-        cert_dir: dir.path().to_path_buf(),
-        allow_insecure_notify_urls: true,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
-}
-
 /// Requests and approves a refund of a new paid order `no`; it must end `FAILED` with
 /// `code`, a reason naming the certificate, the request kept as it was, and nothing
 /// refunded at the simulator.
@@ -376,7 +367,7 @@ async fn approved_refund_fails(app: &TestApp, sim: &RunningSim, no: &str, code: 
 #[tokio::test]
 async fn a_foreign_certificate_ends_failed_with_a_clear_reason_and_keeps_the_request() {
     let other_dir = tempfile::tempdir().unwrap();
-    let other = standalone_sim(&other_dir).await;
+    let other = standalone_sim(&other_dir, |_| {}).await;
     let foreign = json!({"wxpay": {
         "cert_pem": other.cert_paths().client_cert,
         "key_pem": other.cert_paths().client_key,
@@ -391,20 +382,14 @@ async fn a_foreign_certificate_ends_failed_with_a_clear_reason_and_keeps_the_req
 async fn a_missing_certificate_ends_failed_with_a_clear_reason_and_keeps_the_request() {
     // Merchant mode against a simulator of our own, with no client certificate configured.
     let dir = tempfile::tempdir().unwrap();
-    let sim = standalone_sim(&dir).await;
-    let merchant = json!({
-        "simulator": "off",
-        "wxpay": {
-            "appid": sim.appid(),
-            "mch_id": sim.mch_id(),
-            "api_key": sim.api_key().expose(),
-            "base_url": sim.http_base_url(),
-            "refund_base_url": sim.tls_base_url(),
-            "ca_pem": sim.cert_paths().ca,
-            // The simulator and this app talk on loopback; the notify URLs point at the app.
-            "allow_insecure_notify_urls": "on",
-        },
-    });
+    let sim = standalone_sim(&dir, |_| {}).await;
+    let mut merchant = merchant_against(&sim);
+    for no_certificate in ["cert_pem", "key_pem"] {
+        merchant["wxpay"]
+            .as_object_mut()
+            .unwrap()
+            .remove(no_certificate);
+    }
     for app in spawn_apps_with(merged(fast_refunds(), merchant)).await {
         let no = format!("RF-NOCERT-{}", app.db.label);
         approved_refund_fails(&app, &sim, &no, "NO_CERTIFICATE").await;

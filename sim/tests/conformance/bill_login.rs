@@ -151,6 +151,7 @@ async fn the_sandbox_prefixes_serve_the_same_api() {
     let client = Client::new(config).unwrap();
     let mut xdc = sim.client_config().unwrap();
     xdc.base_url = format!("{}/xdc/apiv2sandbox", sim.http_base_url());
+    xdc.refund_base_url = Some(format!("{}/xdc/apiv2sandbox", sim.tls_base_url()));
     let xdc = Client::new(xdc).unwrap();
 
     // Act

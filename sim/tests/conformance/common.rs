@@ -172,6 +172,16 @@ impl Receiver {
     }
 }
 
+/// Every call a wxpay client reports (its `CallObserver`).
+#[derive(Default)]
+pub struct Calls(pub Mutex<Vec<wxpay::CallRecord>>);
+
+impl wxpay::CallObserver for Calls {
+    fn on_call(&self, record: &wxpay::CallRecord) {
+        self.0.lock().unwrap().push(record.clone());
+    }
+}
+
 /// Sets the simulator's fault plan from its JSON form (the control API's `/sim/faults`).
 pub fn set_faults(sim: &RunningSim, plan: serde_json::Value) {
     sim.set_faults(serde_json::from_value(plan).unwrap());

@@ -4,9 +4,11 @@
 mod bill_login;
 mod common;
 mod faults;
+mod hosts;
 mod notifications;
 mod notify_urls;
 mod orders;
 mod refunds;
 mod restore;
+mod sandbox;
 mod unsigned;

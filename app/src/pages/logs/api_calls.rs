@@ -41,6 +41,29 @@ fn codes(r: &ApiCallRow) -> String {
         .join(" · ")
 }
 
+/// The host called, marked when it is the backup host (wxpay's failover, attempt 2).
+#[component]
+fn HostCell(host: Option<String>, attempt: i64) -> impl IntoView {
+    let lang = use_lang();
+    let backup = (attempt >= 2).then(|| {
+        view! {
+            <span class=Tone::Info.class() data-testid="backup-host" title=LogsMsg::BackupHostNote.text(lang)>
+                {LogsMsg::BackupHost.text(lang)}
+            </span>
+            " "
+        }
+    });
+    view! { {backup} <span class="mono">{host.unwrap_or_else(|| "—".into())}</span> }
+}
+
+fn attempt_label(attempt: i64, lang: Lang) -> &'static str {
+    match attempt {
+        0 => LogsMsg::ProbeAttempt.text(lang),
+        1 => LogsMsg::FirstAttempt.text(lang),
+        _ => LogsMsg::SecondAttempt.text(lang),
+    }
+}
+
 /// `/api-calls`.
 #[component]
 pub fn ApiCallsPage() -> impl IntoView {
@@ -98,9 +121,10 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
             let href = format!("/api-calls/{}", r.id);
             let codes = codes(&r);
             view! {
-                <tr class="table__row" data-call=r.id data-outcome=r.outcome.clone()>
+                <tr class="table__row" data-call=r.id data-outcome=r.outcome.clone() data-attempt=r.attempt>
                     <td class="table__time">{format_shanghai(r.created_at)}</td>
                     <td>{endpoint_label(&r.endpoint, lang)} <div class="muted mono">{r.endpoint.clone()}</div></td>
+                    <td><HostCell host=r.host.clone() attempt=r.attempt/></td>
                     <td class="mono">
                         {r.out_trade_no.clone().unwrap_or_default()}
                         {r.out_refund_no.clone().map(|n| view! { <div class="muted mono">{n}</div> })}
@@ -119,6 +143,7 @@ fn CallTable(page: ApiCallPage, params: Vec<(&'static str, String)>, paged: bool
     let columns = [
         Column::new(LogsMsg::CalledAt.text(lang)),
         Column::new(LogsMsg::Endpoint.text(lang)),
+        Column::new(LogsMsg::Host.text(lang)),
         Column::new(LogsMsg::OrderNo.text(lang)),
         Column::new(LogsMsg::Outcome.text(lang)),
         Column::num("HTTP"),
@@ -168,6 +193,11 @@ fn CallDetail(d: ApiCallDetail) -> impl IntoView {
                 <dd>{endpoint_label(&r.endpoint, lang)} " " <code>{r.endpoint.clone()}</code></dd>
                 <dt>{LogsMsg::CalledAt.text(lang)}</dt>
                 <dd>{format_shanghai(r.created_at)}</dd>
+                <dt>{LogsMsg::Host.text(lang)}</dt>
+                <dd data-testid="call-host"><HostCell host=r.host.clone() attempt=r.attempt/>
+                    {d.url.clone().map(|u| view! { <div class="muted mono">{u}</div> })}</dd>
+                <dt>{LogsMsg::Attempt.text(lang)}</dt>
+                <dd data-testid="call-attempt">{attempt_label(r.attempt, lang)}</dd>
                 {order}
                 {r.out_refund_no.clone().map(|n| view! { <dt>{LogsMsg::RefundNo.text(lang)}</dt><dd class="mono">{n}</dd> })}
                 {d.transaction_id.clone().map(|t| view! { <dt>{LogsMsg::TransactionId.text(lang)}</dt><dd class="mono">{t}</dd> })}

@@ -100,6 +100,14 @@ pub enum LogsMsg {
     EpRefundQuery => "查询退款", "Refund query";
     EpDownloadBill => "下载对账单", "Download bill";
     EpLogin => "小程序登录", "Mini-program login";
+    EpSignKey => "获取沙箱密钥", "Sandbox sign key";
+    Host => "域名", "Host";
+    Attempt => "尝试", "Attempt";
+    BackupHost => "备用域名", "backup host";
+    BackupHostNote => "主域名连接失败或返回 5xx 后，由备用域名应答（同一请求，不会重复执行）", "answered by the backup host after the primary failed to connect or answered 5xx (the same request, never carried out twice)";
+    FirstAttempt => "第 1 次（配置的域名）", "1st (the configured host)";
+    SecondAttempt => "第 2 次（备用域名）", "2nd (the backup host)";
+    ProbeAttempt => "探测（不切换备用域名）", "probe (no failover)";
     CauseSignTypeMismatch => "签名算法不符", "Sign type mismatch";
     CauseMissingSign => "缺少签名", "No signature";
     CauseOversize => "报文过大", "Too large";
@@ -108,7 +116,7 @@ pub enum LogsMsg {
 }
 
 /// The endpoints the API log filters on, with their names.
-pub const ENDPOINTS: [(&str, LogsMsg); 7] = [
+pub const ENDPOINTS: [(&str, LogsMsg); 8] = [
     ("/pay/unifiedorder", LogsMsg::EpUnifiedOrder),
     ("/pay/orderquery", LogsMsg::EpOrderQuery),
     ("/pay/closeorder", LogsMsg::EpCloseOrder),
@@ -116,6 +124,7 @@ pub const ENDPOINTS: [(&str, LogsMsg); 7] = [
     ("/pay/refundquery", LogsMsg::EpRefundQuery),
     ("/pay/downloadbill", LogsMsg::EpDownloadBill),
     ("/sns/jscode2session", LogsMsg::EpLogin),
+    ("/pay/getsignkey", LogsMsg::EpSignKey),
 ];
 
 /// A failure cause's short name and its badge's tone: a verdict, or one of the finer causes
