@@ -33,6 +33,10 @@ rm -f "$wasm_log"
 
 # 2: wasm-bindgen, renamed to the output name the server was compiled with.
 wasm="target/wasm/wasm32-unknown-unknown/$profile/frontend.wasm"
+# New files, never writes into old ones: a target/ copied with hard links (`cp -al`, as
+# worktrees are seeded) shares these inodes with other checkouts, which a write in place
+# would change too.
+rm -f "$pkg/paydesk.js" "$pkg/paydesk.css" "$pkg/paydesk.wasm"
 wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name paydesk "$wasm"
 mv -f "$pkg/paydesk_bg.wasm" "$pkg/paydesk.wasm"
 

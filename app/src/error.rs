@@ -58,6 +58,12 @@ pub enum AppError {
         /// The approver's openid that paid the order.
         openid: String,
     },
+    /// The same work ran moments ago; it may run again in `seconds` (429).
+    #[error("ran moments ago; try again in {seconds} s")]
+    TooSoon {
+        /// Whole seconds to wait.
+        seconds: u64,
+    },
     /// The server is at its bound for this work (password hashing); try again shortly (503).
     #[error("busy, try again")]
     Busy,
@@ -105,7 +111,7 @@ impl AppError {
             AppError::NotFound => 404,
             AppError::Conflict { .. } => 409,
             AppError::Invalid { .. } => 422,
-            AppError::Throttled { .. } => 429,
+            AppError::Throttled { .. } | AppError::TooSoon { .. } => 429,
             AppError::Busy => 503,
             AppError::Internal => 500,
             AppError::ServerFn(ServerFnErrorErr::Args(_) | ServerFnErrorErr::MissingArg(_)) => 400,
@@ -142,6 +148,11 @@ impl AppError {
                     Msg::OwnPaymentSuffix.text(lang)
                 )
             }
+            AppError::TooSoon { seconds } => format!(
+                "{}{seconds}{}",
+                Msg::TooSoonPrefix.text(lang),
+                Msg::TooSoonSuffix.text(lang)
+            ),
             AppError::Busy => Msg::Busy.text(lang).to_owned(),
             AppError::Internal | AppError::ServerFn(_) => Msg::InternalError.text(lang).to_owned(),
         }
@@ -176,6 +187,7 @@ pub enum ReasonMsg {
     UsernameLength => "用户名长度须为 2–32 个字符。", "A username has 2 to 32 characters.";
     UsernameCharset => "用户名只能包含字母、数字、下划线、点和连字符。", "A username may only contain letters, digits, '_', '.' and '-'.";
     UnknownRole => "无效的角色。", "Unknown role.";
+    DoctorRunning => "自检正在运行中，请等待本次结果。", "A pre-flight check is running already; its result shows when it ends.";
     FullStop => "。", ".";
 }
 }
@@ -224,6 +236,7 @@ fn conflict_text(reason: &ConflictReason, lang: Lang) -> String {
             t(ReasonMsg::StatusChangedSuffix)
         ),
         ConflictReason::LastActiveAdmin => t(ReasonMsg::LastActiveAdmin).to_owned(),
+        ConflictReason::DoctorRunning => t(ReasonMsg::DoctorRunning).to_owned(),
         ConflictReason::TooEarlyToClose { closes_at } => format!(
             "{}{}{}{end}",
             t(ReasonMsg::TooEarlyToClosePrefix),
@@ -273,6 +286,7 @@ impl From<paydesk_core::CoreError> for AppError {
             CoreError::Conflict(reason) => AppError::Conflict { reason },
             CoreError::Throttled { minutes } => AppError::Throttled { minutes },
             CoreError::Busy => AppError::Busy,
+            CoreError::TooSoon { seconds } => AppError::TooSoon { seconds },
             CoreError::OwnPayment { openid } => AppError::OwnPayment { openid },
             // Their Display carries the cause (the database's own text); it stays in the log.
             e @ (CoreError::Db(_) | CoreError::Internal(_)) => {

@@ -4,6 +4,8 @@
 
 use leptos::prelude::*;
 
+pub mod doctor;
+
 /// The cookie holding the chosen language.
 pub const LANG_COOKIE: &str = "paydesk_lang";
 
@@ -137,6 +139,8 @@ pub enum Msg {
     NotFound => "页面不存在。", "Page not found.";
     InternalError => "服务器内部错误，请稍后重试。", "Internal server error. Please try again later.";
     Busy => "服务繁忙，请稍后再试。", "The server is busy; please try again.";
+    TooSoonPrefix => "操作过于频繁，请在 ", "This ran moments ago. Try again in ";
+    TooSoonSuffix => " 秒后重试。", " s.";
     PaidByYouNote => "此订单由您本人的 openid 支付：您可以拒绝，但批准须由其他经理进行。", "Paid by one of your own openids: you may reject it, but another manager must approve it.";
     MyOpenids => "我的 openid", "My openids";
     MyOpenidsIntro => "登记您本人在小程序中使用的 openid。由这些 openid 支付的订单，其退款不能由您审批。", "Record the openids you use in the mini program yourself. You cannot approve refunds of orders paid by them.";

@@ -80,6 +80,9 @@ pub mod action {
     pub const ORDER_CLOSE: &str = "order.close";
     /// Old rows were pruned by the retention policy (the detail counts them per line).
     pub const RETENTION_PRUNE: &str = "retention.prune";
+    /// An admin ran the pre-flight check from the Settings page (calls to WeChat Pay that
+    /// move no money; the detail names where they went).
+    pub const DOCTOR_RUN: &str = "doctor.run";
 }
 
 /// One audit entry to write.
@@ -167,7 +170,7 @@ pub async fn list(
 }
 
 /// Every action, for the audit page's filter.
-pub const ACTIONS: [&str; 18] = [
+pub const ACTIONS: [&str; 19] = [
     action::LOGIN_SUCCESS,
     action::LOGIN_FAILURE,
     action::LOGIN_THROTTLED,
@@ -186,6 +189,7 @@ pub const ACTIONS: [&str; 18] = [
     action::REFUND_APPROVE,
     action::REFUND_REJECT,
     action::ORDER_EXPORT,
+    action::DOCTOR_RUN,
 ];
 
 /// What the audit page filters by; every field optional.

@@ -42,6 +42,13 @@ pub enum CoreError {
         /// The approver's openid that paid the order.
         openid: String,
     },
+    /// The same work ran moments ago and may run again only after a pause (the pre-flight
+    /// check, `crate::doctor::MIN_INTERVAL`).
+    #[error("ran moments ago; try again in {seconds} s")]
+    TooSoon {
+        /// Whole seconds until it may run again, rounded up (at least 1).
+        seconds: u64,
+    },
     /// The server is at its bound for this kind of work (password hashing); the same request
     /// may succeed a moment later.
     #[error("busy, try again")]

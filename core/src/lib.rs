@@ -13,6 +13,7 @@ pub mod bodies;
 pub mod customers;
 pub mod db;
 pub mod disk;
+pub mod doctor;
 pub mod error;
 pub mod events;
 pub mod notify;

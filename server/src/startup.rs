@@ -94,6 +94,9 @@ impl Application {
             simulator.is_some(),
             db.backend(),
         );
+        let doctor = Arc::new(paydesk_core::doctor::Doctor::new(
+            crate::doctor::server_setup(&settings, &pay),
+        ));
         let state = AppState {
             leptos_options,
             db,
@@ -110,6 +113,7 @@ impl Application {
             summary: Arc::new(summary),
             trusted_proxies,
             disk,
+            doctor,
         };
         let router = router(state.clone());
         Ok((

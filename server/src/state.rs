@@ -9,6 +9,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 use paydesk_core::api_calls::ApiCallRecorder;
 use paydesk_core::disk::DiskMonitor;
+use paydesk_core::doctor::Doctor;
 use paydesk_core::events::EventBus;
 use paydesk_core::notify::{Intake, MerchantCredentials};
 use paydesk_core::Db;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub trusted_proxies: Arc<TrustedProxies>,
     /// Free space on the SQLite database's disk, as last checked (`/readyz`, the banner).
     pub disk: Arc<DiskMonitor>,
+    /// The pre-flight checks of the Settings page (`crate::doctor::server_setup`).
+    pub doctor: Arc<Doctor>,
 }
 
 /// The pay flow's settings, resolved at start.
@@ -78,6 +81,7 @@ impl AppState {
             wxpay: self.wxpay.clone(),
             summary: self.summary.clone(),
             disk: self.disk.clone(),
+            doctor: self.doctor.clone(),
             session_lifetime: self.settings.session_lifetime(),
         }
     }

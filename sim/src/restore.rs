@@ -113,6 +113,8 @@ pub(crate) fn restore(
                 trade_type: "JSAPI".to_owned(),
                 notify_url: k.notify_url,
                 sign_type: k.sign_type,
+                // The merchant's production orders: the sandbox keeps its own.
+                sandbox: false,
                 prepay_id: k
                     .prepay_id
                     .unwrap_or_else(|| store::new_prepay_id(k.created_at)),
@@ -181,6 +183,7 @@ pub(crate) fn restore(
                 created_at: k.created_at,
                 success_time: k.success_time.filter(|_| k.status == RefundState::Success),
                 sign_type,
+                sandbox: false,
                 generation: 1,
                 seq,
             };

@@ -4,6 +4,7 @@
 //! WebAssembly; everything touching the database lives in `paydesk-core`, which re-exports
 //! these types (docs/style.md §1, §6).
 
+pub mod doctor;
 mod event;
 mod money;
 mod paid_order;

@@ -62,6 +62,9 @@ pub enum ConflictReason {
         /// When it can be (and will be) closed, UTC ms.
         closes_at: i64,
     },
+    /// A pre-flight check is under way already (one at a time per server).
+    #[error("a pre-flight check is running already; its result shows when it ends")]
+    DoctorRunning,
 }
 
 /// Signed in with the right role, yet this actor may not do this (HTTP 403 with a reason).

@@ -35,7 +35,7 @@ pub use error::Error;
 pub use explain::{explain, Explanation};
 pub use identity::{CertificateInfo, MerchantIdentity};
 pub use notify::{PaymentNotification, RefundNotification, REPLY_SUCCESS};
-pub use notify_url::{check_notify_url, NotifyUrlError, NotifyUrlRules};
+pub use notify_url::{check_notify_url, NotifyUrlError, NotifyUrlRules, MAX_NOTIFY_URL_LEN};
 pub use sign::{
     canonical_string, is_signed_field, nonce_str, pay_sign, resolve_sign_type, sign,
     sign_canonical, signs_equal, verify, verify_resolved, ApiKey, JsapiPayParams, SignType,

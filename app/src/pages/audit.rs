@@ -17,7 +17,7 @@ crate::messages! {
     /// The audit page's words.
     pub enum AuditMsg {
         Title => "审计日志", "Audit log";
-        Intro => "所有登录、账户变更、商品修改、退款审批与导出，按时间倒序。", "Every sign-in, account change, product edit, refund decision and export, newest first.";
+        Intro => "所有登录、账户变更、商品修改、退款审批、导出与上线前自检，按时间倒序。", "Every sign-in, account change, product edit, refund decision, export and pre-flight check, newest first.";
         Action => "操作", "Action";
         AnyAction => "全部操作", "All actions";
         Actor => "操作人", "Actor";
@@ -45,11 +45,12 @@ crate::messages! {
         RefundApprove => "批准退款", "Approved a refund";
         RefundReject => "拒绝退款", "Rejected a refund";
         OrderExport => "导出订单", "Exported orders";
+        DoctorRun => "运行上线前自检", "Ran the pre-flight check";
     }
 }
 
 /// Every action the filter offers, stored name first.
-const ACTIONS: [(&str, AuditMsg); 18] = [
+const ACTIONS: [(&str, AuditMsg); 19] = [
     ("login.success", AuditMsg::LoginSuccess),
     ("login.failure", AuditMsg::LoginFailure),
     ("login.throttled", AuditMsg::LoginThrottled),
@@ -68,6 +69,7 @@ const ACTIONS: [(&str, AuditMsg); 18] = [
     ("refund.approve", AuditMsg::RefundApprove),
     ("refund.reject", AuditMsg::RefundReject),
     ("order.export", AuditMsg::OrderExport),
+    ("doctor.run", AuditMsg::DoctorRun),
 ];
 
 /// An action in words (the stored name itself if it is one this build does not know).

@@ -1,7 +1,10 @@
 //! Settings (admin): the merchant configuration as this server runs it — read-only, since
 //! it comes from `paydesk.toml` and `PAYDESK_*` variables. Secrets arrive already masked
 //! from the server (`SettingsSummary`): the API key as its last four characters and
-//! length, the AppSecret as set or not, the alert webhook as its host.
+//! length, the AppSecret as set or not, the alert webhook as its host. Above them, the
+//! pre-flight check of that configuration ([`doctor`]).
+
+mod doctor;
 
 use leptos::prelude::*;
 use paydesk_types::format_shanghai;
@@ -152,6 +155,7 @@ fn SettingsView(s: SettingsSummary, lang: Lang) -> impl IntoView {
     let millis = t(SettingsMsg::Millis);
     view! {
         <div class="cards cards--wide" data-testid="settings">
+            <doctor::DoctorCard lang/>
             <section class="card">
                 <h2 class="card__title">{t(SettingsMsg::Environment)}</h2>
                 <p><span class=env_class data-testid="settings-environment">{environment_words(s.environment, lang)}</span></p>

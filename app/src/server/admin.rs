@@ -1,7 +1,8 @@
-//! The admin's pages: the audit log and the merchant settings as this server runs them
-//! (admin only).
+//! The admin's pages: the audit log, the merchant settings as this server runs them, and the
+//! pre-flight check of those settings (admin only).
 
 use leptos::prelude::*;
+use paydesk_types::doctor::DoctorReport;
 
 use crate::dto::{AuditList, SettingsSummary};
 use crate::error::AppError;
@@ -94,6 +95,21 @@ pub async fn get_settings() -> Result<SettingsSummary, AppError> {
                 rows: report.lines.into_iter().map(|l| (l.name, l.rows)).collect(),
             });
         Ok(summary)
+    })
+    .await
+}
+
+/// Runs the pre-flight checks of `paydesk doctor` from the Settings page (admin only): the
+/// merchant configuration against WeChat Pay — in sandbox mode against the built-in
+/// simulator, which the report says — moving no money. Its calls go through the server's
+/// client, so they are in the outbound-call log. Audited (`doctor.run`); one run at a time
+/// (409 while one is under way) and a pause between runs (429 with the seconds to wait).
+#[server(endpoint = "settings/doctor")]
+pub async fn run_doctor() -> Result<DoctorReport, AppError> {
+    super::ssr::as_role(paydesk_types::Role::Admin, |admin| async move {
+        let actor = admin.actor().await;
+        let server = &admin.server;
+        Ok(server.doctor.run(&server.db, &server.wxpay, &actor).await?)
     })
     .await
 }

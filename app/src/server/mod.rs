@@ -105,6 +105,9 @@ pub mod ssr {
         pub summary: std::sync::Arc<crate::dto::SettingsSummary>,
         /// Free space on the SQLite database's disk, as last checked by the server's job.
         pub disk: std::sync::Arc<paydesk_core::disk::DiskMonitor>,
+        /// The pre-flight checks (the Settings page's panel), built by the server from its
+        /// settings: the same checks `paydesk doctor` runs, one run at a time.
+        pub doctor: std::sync::Arc<paydesk_core::doctor::Doctor>,
         /// How long a dashboard session may live.
         pub session_lifetime: SessionLifetime,
     }

@@ -9,6 +9,7 @@ mod auth;
 mod dashboard_admin;
 mod demo;
 mod doctor;
+mod doctor_panel;
 mod events;
 mod explain;
 mod failover;

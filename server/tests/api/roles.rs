@@ -101,6 +101,7 @@ const CALLS: &[Call] = &[
     call("logs/api_call", &[("id", "999999")], AtLeast(Support)),
     call("audit/list", &[], AtLeast(Admin)),
     call("settings/get", &[], AtLeast(Admin)),
+    call("settings/doctor", &[], AtLeast(Admin)),
     call("orders/list", ORDERS_LIST_FORM, AtLeast(Staff)),
     call(
         "orders/detail",
