@@ -99,7 +99,11 @@ async fn a_right_merchant_configuration_passes_every_line_on_both_databases() {
             d.assert_line("PASS", check, "");
         }
         // A simulator's base has no default backup host: the line says where calls go.
-        d.assert_line("PASS", "configuration", "backup host off, refund backup off");
+        d.assert_line(
+            "PASS",
+            "configuration",
+            "backup host off, refund backup off",
+        );
         d.assert_line("PASS", "credentials", "ORDERNOTEXIST");
         d.assert_line("PASS", "refund channel", "accepted our certificate");
         assert!(!d.stdout.contains(sim.api_key().expose()), "{}", d.stdout);
