@@ -1396,13 +1396,19 @@ mod tests {
         .unwrap();
         assert!(!quiet.runs_demo_shoppers() && !quiet.fills_demo_history());
 
-        let merchant: Settings =
+        let off: Settings =
             serde_json::from_value(serde_json::json!({ "simulator": "off" })).unwrap();
-        assert!(!merchant.runs_demo_shoppers() && !merchant.fills_demo_history());
+        assert!(!off.runs_demo_shoppers() && !off.fills_demo_history());
         for key in ["demo_shoppers", "demo_history"] {
-            let mut json = serde_json::json!({ "simulator": "off" });
-            json[key] = "on".into();
-            let explicit: Settings = serde_json::from_value(json).unwrap();
+            let mut explicit = merchant(serde_json::json!({
+                "notify_url": "https://pay.example.com/wxpay/notify/payment",
+                "refund_notify_url": "https://pay.example.com/wxpay/notify/refund",
+            }));
+            explicit.validate().unwrap();
+            match key {
+                "demo_shoppers" => explicit.demo_shoppers = Some(true),
+                _ => explicit.demo_history = Some(true),
+            }
             let err = explicit.validate().unwrap_err().to_string();
             assert!(
                 err.contains(&format!("PAYDESK_{}=on", key.to_uppercase())),
