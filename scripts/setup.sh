@@ -3,6 +3,7 @@
 #   scripts/setup.sh build     wasm target + wasm-bindgen-cli (pinned to the crate version)
 #   scripts/setup.sh test      build + Chromium/ChromeDriver + PostgreSQL server binaries
 #   scripts/setup.sh wasm-opt  binaryen 132 from npm into target/tools (release builds)
+#   scripts/setup.sh compressors  gzip and brotli (release builds precompress the front end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,9 +51,14 @@ setup_wasm_opt() {
   fi
 }
 
+setup_compressors() {
+  command -v gzip >/dev/null && command -v brotli >/dev/null || apt_install gzip brotli
+}
+
 case "${1:-build}" in
   build) setup_build ;;
   test) setup_test ;;
   wasm-opt) setup_wasm_opt ;;
-  *) echo "usage: scripts/setup.sh build|test|wasm-opt" >&2; exit 2 ;;
+  compressors) setup_compressors ;;
+  *) echo "usage: scripts/setup.sh build|test|wasm-opt|compressors" >&2; exit 2 ;;
 esac

@@ -1090,6 +1090,10 @@ impl Settings {
             .site_root(self.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .site_addr(addr)
+            // A release build names its files after their content and says so in
+            // `hash.txt` beside the binary (routes::assets); a debug build does not.
+            .hash_files(crate::routes::assets::hash_file_beside_binary().is_some())
+            .hash_file(crate::routes::assets::HASH_FILE)
             .build()
     }
 

@@ -11,6 +11,7 @@ use axum::middleware;
 use axum::Router;
 use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use paydesk_core::sessions::DbSessionStore;
+use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
@@ -64,6 +65,9 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
         .layer(session_layer)
+        // Pages, server functions' JSON and the CSV export, compressed as the browser
+        // accepts (the live event stream and images never are; `/pkg` is precompressed).
+        .layer(CompressionLayer::new())
         // Server functions find what they need on the request (see `app::server::ssr`).
         .layer(axum::Extension(state.server_context()))
         .layer(middleware::from_fn_with_state(
@@ -93,11 +97,15 @@ pub fn router(state: AppState) -> Router {
     // the `http` span — the receiver opens its own span with the peer) and their handlers
     // get only the intake, not a clone of the whole state. Each of those was paid by every
     // callback (callgrind, docs/benchmarks.md).
+    // The dashboard's static files skip those layers too (they need no session).
+    let pkg_dir = std::path::Path::new(state.leptos_options.site_root.as_ref())
+        .join(state.leptos_options.site_pkg_dir.as_ref());
     Router::new()
         .merge(routes::wxpay::router(
             state.intake.clone(),
             state.trusted_proxies.clone(),
         ))
+        .merge(routes::assets::router(pkg_dir))
         .merge(dashboard)
         .layer(middleware::from_fn_with_state(
             state.metrics.clone(),

@@ -5,6 +5,7 @@ mod callbacks;
 mod helpers;
 
 mod alerts;
+mod assets;
 mod auth;
 mod dashboard_admin;
 mod demo;
