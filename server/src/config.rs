@@ -1093,7 +1093,7 @@ impl Settings {
             // A release build names its files after their content and says so in
             // `hash.txt` beside the binary (routes::assets); a debug build does not.
             .hash_files(crate::routes::assets::hash_file_beside_binary().is_some())
-            .hash_file(crate::routes::assets::HASH_FILE)
+            .hash_file(crate::routes::assets::HASH_FILE.into())
             .build()
     }
 

@@ -27,7 +27,7 @@ const FOREVER: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
 /// The `/pkg` router over `pkg_dir` (`site_root/pkg`).
-pub fn router(pkg_dir: PathBuf) -> Router {
+pub fn router<S: Clone + Send + Sync + 'static>(pkg_dir: PathBuf) -> Router<S> {
     let files = ServeDir::new(pkg_dir)
         .precompressed_br()
         .precompressed_gzip();
