@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
 use axum::Router;
+use futures::StreamExt as _;
 use paydesk_core::orders::export;
 use paydesk_core::orders::filter::FilterQuery;
 use paydesk_core::{CoreError, Db, Role};
@@ -83,6 +84,8 @@ async fn export_orders_csv(
         }
         let _ = done_tx.send(result.is_ok());
     });
+    // Fused: a body wrapper (the compression layer) may poll once more after the end, which
+    // a bare `unfold` answers with a panic.
     let body = futures::stream::unfold((reader, Some(done_rx)), |(mut reader, done)| async move {
         let mut buf = vec![0u8; 16 * 1024];
         match reader.read(&mut buf).await {
@@ -96,7 +99,8 @@ async fn export_orders_csv(
             }
             Err(e) => Some((Err(e), (reader, None))),
         }
-    });
+    })
+    .fuse();
     let filename = format!(
         "orders-{}.csv",
         wxpay::wxtime::format_compact(time::OffsetDateTime::now_utc())

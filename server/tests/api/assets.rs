@@ -97,8 +97,21 @@ async fn static_files_are_sent_precompressed_and_cached_by_their_names() {
             "{l}"
         );
 
-        // …the live event stream never (a compressor would hold its events back).
+        // …the CSV export too, streamed to its end (its stream is polled once more after
+        // the end by the compressor)…
         let admin = app.signed_in("admin", crate::helpers::ADMIN_PASSWORD).await;
+        let csv = admin
+            .get(app.url("/orders/export.csv"))
+            .header(ACCEPT_ENCODING, "br")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(csv.status(), 200, "{l}");
+        assert_eq!(header(&csv, CONTENT_ENCODING).as_deref(), Some("br"), "{l}");
+        let bytes = csv.bytes().await.expect("the whole compressed export");
+        assert!(!bytes.is_empty(), "{l}");
+
+        // …the live event stream never (a compressor would hold its events back).
         let events = admin
             .get(app.url("/api/events"))
             .header(ACCEPT_ENCODING, "gzip, br")
