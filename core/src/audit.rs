@@ -170,7 +170,7 @@ pub async fn list(
 }
 
 /// Every action, for the audit page's filter.
-pub const ACTIONS: [&str; 19] = [
+pub const ACTIONS: [&str; 22] = [
     action::LOGIN_SUCCESS,
     action::LOGIN_FAILURE,
     action::LOGIN_THROTTLED,
@@ -189,6 +189,9 @@ pub const ACTIONS: [&str; 19] = [
     action::REFUND_APPROVE,
     action::REFUND_REJECT,
     action::ORDER_EXPORT,
+    action::ORDER_SYNC,
+    action::ORDER_CLOSE,
+    action::RETENTION_PRUNE,
     action::DOCTOR_RUN,
 ];
 

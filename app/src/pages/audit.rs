@@ -46,11 +46,14 @@ crate::messages! {
         RefundReject => "拒绝退款", "Rejected a refund";
         OrderExport => "导出订单", "Exported orders";
         DoctorRun => "运行上线前自检", "Ran the pre-flight check";
+        OrderSync => "立即向微信查单", "Asked WeChat Pay about an order";
+        OrderClose => "关闭订单", "Closed an order";
+        RetentionPrune => "按保留期限清理", "Pruned by the retention policy";
     }
 }
 
 /// Every action the filter offers, stored name first.
-const ACTIONS: [(&str, AuditMsg); 19] = [
+const ACTIONS: [(&str, AuditMsg); 22] = [
     ("login.success", AuditMsg::LoginSuccess),
     ("login.failure", AuditMsg::LoginFailure),
     ("login.throttled", AuditMsg::LoginThrottled),
@@ -69,6 +72,9 @@ const ACTIONS: [(&str, AuditMsg); 19] = [
     ("refund.approve", AuditMsg::RefundApprove),
     ("refund.reject", AuditMsg::RefundReject),
     ("order.export", AuditMsg::OrderExport),
+    ("order.sync", AuditMsg::OrderSync),
+    ("order.close", AuditMsg::OrderClose),
+    ("retention.prune", AuditMsg::RetentionPrune),
     ("doctor.run", AuditMsg::DoctorRun),
 ];
 
@@ -162,4 +168,18 @@ fn AuditTable(
         <p class="page__note">{Msg::TimesNote.text(lang)}</p>
     }
     .into_any()
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    /// The filter offers every action the server records (core's list, which the server
+    /// function checks a filter against), and nothing else.
+    #[test]
+    fn the_filter_offers_exactly_the_actions_the_server_records() {
+        let mut offered: Vec<&str> = super::ACTIONS.iter().map(|(name, _)| *name).collect();
+        let mut recorded = paydesk_core::audit::ACTIONS.to_vec();
+        offered.sort_unstable();
+        recorded.sort_unstable();
+        assert_eq!(offered, recorded);
+    }
 }
