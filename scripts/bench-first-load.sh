@@ -27,8 +27,8 @@ fetch() { # path → "bytes encoding cache-control"
   curl -s -o /dev/null -D "$work/headers" -H 'Accept-Encoding: br, gzip' \
     -w '%{size_download}' "http://127.0.0.1:$port$1" >"$work/size"
   local enc cache
-  enc=$(grep -i '^content-encoding:' "$work/headers" | tr -d '\r' | awk '{print $2}')
-  cache=$(grep -i '^cache-control:' "$work/headers" | tr -d '\r' | cut -d' ' -f2-)
+  enc=$(grep -i '^content-encoding:' "$work/headers" | tr -d '\r' | awk '{print $2}' || true)
+  cache=$(grep -i '^cache-control:' "$work/headers" | tr -d '\r' | cut -d' ' -f2- || true)
   echo "$(cat "$work/size") ${enc:-identity} ${cache:--}"
 }
 
