@@ -22,9 +22,13 @@ mkdir -p "$pkg"
 
 # 1 ∥ 4: the wasm crate in its own target dir so both cargo builds run at once.
 wasm_log=$(mktemp)
-# No `--cfg erase_components` (which cargo-leptos sets for debug): it changes the rendered
-# view tree, so server and browser must agree on it, and setting it for the server too would
-# invalidate every other cargo invocation's cache. Both sides are built without it.
+# `--cfg erase_components` type-erases the views: it changes the rendered view tree, so
+# server and browser must agree on it. Debug builds go without it, so build, test and clippy
+# share one cache; release builds set it on both sides (target/release and the wasm-release
+# wasm are built by nothing else): the wasm shrinks by a quarter (docs/benchmarks.md).
+if [ "$profile" = release ]; then
+  export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg erase_components"
+fi
 (
   cargo build -p frontend --lib --target wasm32-unknown-unknown --target-dir target/wasm \
     ${wasm_profile[@]+"${wasm_profile[@]}"} >"$wasm_log" 2>&1
