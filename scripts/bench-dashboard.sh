@@ -18,6 +18,8 @@ BENCH_DBS=${BENCH_DBS:-sqlite postgres}
 BENCH_ORDERS=${BENCH_ORDERS:-1000000}
 BENCH_DAYS=${BENCH_DAYS:-90}
 
+# shellcheck source=scripts/release-env.sh
+source scripts/release-env.sh
 cargo build --release -p server -p paydesk-bench
 BIN=$CARGO_TARGET_DIR/release
 

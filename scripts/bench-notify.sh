@@ -22,6 +22,8 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 BENCH_DBS=${BENCH_DBS:-sqlite postgres}
 NAME=${BENCH_NAME:-bench}
 
+# shellcheck source=scripts/release-env.sh
+source scripts/release-env.sh
 cargo build --release -p server -p paydesk-bench
 BIN=$CARGO_TARGET_DIR/release
 SERVER=${BENCH_SERVER:-$BIN/paydesk}

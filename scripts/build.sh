@@ -27,7 +27,8 @@ wasm_log=$(mktemp)
 # share one cache; release builds set it on both sides (target/release and the wasm-release
 # wasm are built by nothing else): the wasm shrinks by a quarter (docs/benchmarks.md).
 if [ "$profile" = release ]; then
-  export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--cfg erase_components"
+  # shellcheck source=scripts/release-env.sh
+  source scripts/release-env.sh
 fi
 (
   cargo build -p frontend --lib --target wasm32-unknown-unknown --target-dir target/wasm \
