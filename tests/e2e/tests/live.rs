@@ -16,20 +16,39 @@ async fn text_of(b: &Browser, css: &str) -> String {
     }
 }
 
-/// Waits until the element matching `css` reads exactly `want`.
-async fn wait_for_exact(b: &Browser, css: &str, want: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+/// Waits up to `within` until the (trimmed) text of the element matching `css` satisfies
+/// `ok`; `expected` says what was awaited when it never does.
+async fn wait_until_text(
+    b: &Browser,
+    css: &str,
+    within: Duration,
+    expected: &str,
+    ok: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
     loop {
         let got = text_of(b, css).await;
-        if got.trim() == want {
+        if ok(got.trim()) {
             return Ok(());
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "`{css}` reads {got:?}, expected {want:?}"
+            "`{css}` reads {got:?}, expected {expected}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until the element matching `css` reads exactly `want`.
+async fn wait_for_exact(b: &Browser, css: &str, want: &str) -> anyhow::Result<()> {
+    wait_until_text(
+        b,
+        css,
+        Duration::from_secs(20),
+        &format!("{want:?}"),
+        |got| got == want,
+    )
+    .await
 }
 
 /// The page is still the document we loaded: the marker set on its `window` survives only
@@ -205,22 +224,14 @@ async fn a_newcomers_sandbox_opens_on_weeks_of_history_and_live_demo_shoppers() 
         .await
         .trim()
         .parse()?;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let now: u64 = text_of(b, "[data-testid=today-count]")
-            .await
-            .trim()
-            .parse()
-            .unwrap_or(before);
-        if now > before {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "no demo payment in 90 s (today's count stayed {before})"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    wait_until_text(
+        b,
+        "[data-testid=today-count]",
+        Duration::from_secs(90),
+        &format!("more than {before} (a demo payment)"),
+        |got| got.parse::<u64>().is_ok_and(|now| now > before),
+    )
+    .await?;
 
     browser.close().await;
     Ok(())
