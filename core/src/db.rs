@@ -98,6 +98,11 @@ pub struct PoolSizes {
     /// opens). A write that needs more fails with `SQLITE_FULL`, exactly as on a full disk:
     /// tests exercise that path with the real engine this way. `None`: SQLite's default.
     pub max_pages: Option<u64>,
+    /// SQLite: commits that do not wait for the disk (`synchronous = off`), for a tool that
+    /// loads data before any server starts and can start over after a power cut (the
+    /// notification benchmark's preparation). Never for a server: its commits must be
+    /// durable before SUCCESS is answered. `false` by default.
+    pub unsynced_bulk_load: bool,
 }
 
 impl Default for PoolSizes {
@@ -106,6 +111,7 @@ impl Default for PoolSizes {
             max_connections: 8,
             wal: WalLimits::default(),
             max_pages: None,
+            unsynced_bulk_load: false,
         }
     }
 }
@@ -294,14 +300,64 @@ impl Db {
     }
 }
 
+/// Every SQLite connection's settings, in order: the pools' (db.rs) and the notification
+/// committer's own (notify/group_commit/sqlite.rs) alike, so that no write path runs with
+/// weaker durability than another. `busy_timeout_ms`: how long a statement waits for
+/// another connection's lock inside SQLite (the committer waits itself, so 0 there).
+/// `journal_size_limit`: what the log file is cut back to at a restart (wal.rs).
+/// `max_pages`: the database's page limit (`PoolSizes::max_pages`).
+pub(crate) fn sqlite_pragmas(
+    busy_timeout_ms: u64,
+    journal_size_limit: Option<i64>,
+    max_pages: Option<u64>,
+) -> Vec<String> {
+    sqlite_pragmas_with(busy_timeout_ms, journal_size_limit, max_pages, false)
+}
+
+/// [`sqlite_pragmas`], with `synchronous = off` when `unsynced` ([`PoolSizes::unsynced_bulk_load`]).
+fn sqlite_pragmas_with(
+    busy_timeout_ms: u64,
+    journal_size_limit: Option<i64>,
+    max_pages: Option<u64>,
+    unsynced: bool,
+) -> Vec<String> {
+    let mut pragmas: Vec<String> = [
+        "pragma journal_mode = wal",
+        // Durable commits: WeChat Pay never resends a notification we answered SUCCESS, so
+        // the commit before that answer must survive a power cut, not only a crash. In WAL
+        // mode `normal` syncs only at checkpoints (the last commits can vanish); `full`
+        // syncs the log at every commit, which the notification committer makes one per
+        // batch.
+        if unsynced {
+            "pragma synchronous = off"
+        } else {
+            "pragma synchronous = full"
+        },
+        "pragma foreign_keys = on",
+        // Checkpoints run in the background (wal.rs), not in the commit that happens to
+        // cross the threshold.
+        "pragma wal_autocheckpoint = 0",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
+    pragmas.push(format!("pragma busy_timeout = {busy_timeout_ms}"));
+    if let Some(limit) = journal_size_limit {
+        pragmas.push(format!("pragma journal_size_limit = {limit}"));
+    }
+    if let Some(pages) = max_pages {
+        pragmas.push(format!("pragma max_page_count = {pages}"));
+    }
+    pragmas
+}
+
 fn sqlite_pool(max: u32, sizes: PoolSizes) -> AnyPoolOptions {
-    let journal_size_limit = format!(
-        "pragma journal_size_limit = {}",
-        sizes.wal.journal_size_limit()
-    );
-    let max_pages = sizes
-        .max_pages
-        .map(|n| format!("pragma max_page_count = {n}"));
+    let pragmas = Arc::new(sqlite_pragmas_with(
+        5000,
+        Some(sizes.wal.journal_size_limit()),
+        sizes.max_pages,
+        sizes.unsynced_bulk_load,
+    ));
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
@@ -311,28 +367,9 @@ fn sqlite_pool(max: u32, sizes: PoolSizes) -> AnyPoolOptions {
         .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _meta| {
-            let journal_size_limit = journal_size_limit.clone();
-            let max_pages = max_pages.clone();
+            let pragmas = Arc::clone(&pragmas);
             Box::pin(async move {
-                for pragma in [
-                    "pragma journal_mode = wal",
-                    // Durable commits: WeChat Pay never resends a notification we
-                    // answered SUCCESS, so the commit before that answer must survive a
-                    // power cut, not only a crash. In WAL mode `normal` syncs only at
-                    // checkpoints (the last commits can vanish); `full` syncs the log at
-                    // every commit, which the notification committer makes one per batch.
-                    "pragma synchronous = full",
-                    "pragma foreign_keys = on",
-                    "pragma busy_timeout = 5000",
-                    // Checkpoints run in the background (wal.rs), not in the commit that
-                    // happens to cross the threshold.
-                    "pragma wal_autocheckpoint = 0",
-                    // After a restart the log file is cut back to this size (wal.rs).
-                    &journal_size_limit,
-                ] {
-                    sqlx::query(pragma).execute(&mut *conn).await?;
-                }
-                if let Some(pragma) = &max_pages {
+                for pragma in pragmas.iter() {
                     sqlx::query(pragma).execute(&mut *conn).await?;
                 }
                 Ok(())

@@ -273,6 +273,29 @@ impl Handle {
     }
 
     /// Whether no transaction is open.
+    /// Pages this connection wrote to the database or its write-ahead log (in WAL mode:
+    /// log frames) and pages it had to read from the file (not in its own cache) since the
+    /// last call: SQLite's `SQLITE_DBSTATUS_CACHE_WRITE` and `_CACHE_MISS`, reset on read.
+    pub(crate) fn take_page_counters(&self) -> (u64, u64) {
+        let take = |op: c_int| {
+            let (mut current, mut highwater) = (0 as c_int, 0 as c_int);
+            // SAFETY: a valid handle and two valid out-pointers; the call only reads and
+            // resets the connection's counters.
+            let rc = unsafe {
+                ffi::sqlite3_db_status(self.db.as_ptr(), op, &mut current, &mut highwater, 1)
+            };
+            if rc == ffi::SQLITE_OK {
+                u64::try_from(current).unwrap_or(0)
+            } else {
+                0
+            }
+        };
+        (
+            take(ffi::SQLITE_DBSTATUS_CACHE_WRITE),
+            take(ffi::SQLITE_DBSTATUS_CACHE_MISS),
+        )
+    }
+
     pub(crate) fn autocommit(&self) -> bool {
         // SAFETY: a valid handle.
         unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }

@@ -100,6 +100,14 @@ pub struct WalStats {
     pub committer_checkpoints: u64,
     /// `RESTART` checkpoints the background task forced.
     pub forced_restarts: u64,
+    /// Transactions the notification committer committed (one per batch).
+    pub committer_commits: u64,
+    /// Pages the committer wrote to the log (frames, of one page each): what its commits
+    /// cost the disk, divided by the notifications they held.
+    pub committer_pages_written: u64,
+    /// Pages the committer had to read from the file (not in SQLite's own cache): from the
+    /// kernel's page cache, or from the disk when the kernel had dropped them.
+    pub committer_pages_read: u64,
 }
 
 /// How long after a background checkpoint the committer still finishes it. Its cost is the
@@ -122,6 +130,9 @@ pub(crate) struct Wal {
     frames: AtomicI64,
     committer_checkpoints: AtomicU64,
     forced_restarts: AtomicU64,
+    committer_commits: AtomicU64,
+    committer_pages_written: AtomicU64,
+    committer_pages_read: AtomicU64,
 }
 
 impl Wal {
@@ -137,6 +148,9 @@ impl Wal {
             frames: AtomicI64::new(0),
             committer_checkpoints: AtomicU64::new(0),
             forced_restarts: AtomicU64::new(0),
+            committer_commits: AtomicU64::new(0),
+            committer_pages_written: AtomicU64::new(0),
+            committer_pages_read: AtomicU64::new(0),
         }
     }
 
@@ -169,11 +183,23 @@ impl Wal {
         self.committer_checkpoints.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The committer committed a batch, writing and reading these many pages.
+    pub(crate) fn committer_committed(&self, pages_written: u64, pages_read: u64) {
+        self.committer_commits.fetch_add(1, Ordering::Relaxed);
+        self.committer_pages_written
+            .fetch_add(pages_written, Ordering::Relaxed);
+        self.committer_pages_read
+            .fetch_add(pages_read, Ordering::Relaxed);
+    }
+
     pub(crate) fn stats(&self) -> WalStats {
         WalStats {
             frames: self.frames.load(Ordering::Relaxed),
             committer_checkpoints: self.committer_checkpoints.load(Ordering::Relaxed),
             forced_restarts: self.forced_restarts.load(Ordering::Relaxed),
+            committer_commits: self.committer_commits.load(Ordering::Relaxed),
+            committer_pages_written: self.committer_pages_written.load(Ordering::Relaxed),
+            committer_pages_read: self.committer_pages_read.load(Ordering::Relaxed),
         }
     }
 

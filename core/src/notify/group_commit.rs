@@ -1,7 +1,7 @@
 //! Group commit for verified payment notifications: concurrent notifications share one write
 //! transaction instead of queueing for the writer one transaction each.
 //!
-//! One task per [`Db`] (a few on PostgreSQL, each with its own queue and its own orders, see
+//! One committer per [`Db`] (a thread on SQLite, a task on PostgreSQL, see
 //! [`POSTGRES_COMMITTERS`]) owns the apply queue. It takes every request waiting, and in one
 //! transaction runs one conditional `update orders … where status = 'NOTPAY' returning id`
 //! for all of them, one read of the orders that did not change (to tell a duplicate from a
@@ -165,7 +165,17 @@ impl GroupCommit {
                     .sqlite_file()
                     .map(|file| sqlite::Connection::open(file, journal_size_limit, db.max_pages()))
                 {
-                    Some(Ok(conn)) => drop(tokio::spawn(run_sqlite(writer, conn, wal, rx))),
+                    Some(Ok(conn)) => {
+                        let runtime = tokio::runtime::Handle::current();
+                        let spawned = std::thread::Builder::new()
+                            .name("paydesk-committer".into())
+                            .spawn(move || run_sqlite(runtime, writer, conn, wal, rx));
+                        if let Err(e) = spawned {
+                            // The receiver went with the closure: every request falls back
+                            // to applying itself (`GroupCommit::apply`).
+                            tracing::error!(error = %e, "no thread for the notification committer");
+                        }
+                    }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "no SQLite connection for group commit; committing through the writer pool");
                         drop(tokio::spawn(run(writer, rx)));
@@ -195,17 +205,33 @@ async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>) {
 /// same 5 s as the pools' `busy_timeout`.
 const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(5);
 
-/// SQLite: each batch in one run of plain calls on the committing task's connection
-/// (`sqlite.rs`). When another write of this process holds or waits for the writer pool's
-/// one connection, the batch waits for it in the pool's queue first.
-async fn run_sqlite(
+/// SQLite: each batch in one run of plain calls on the committer's connection
+/// (`sqlite.rs`), on a thread of its own. The commit waits for the disk (`synchronous =
+/// full`: one fsync per batch) and may wait for pages the kernel must read back; on a tokio
+/// worker each such wait stopped that worker from receiving and verifying the next
+/// notifications, so on two cores half the server sat idle while the batch it was gathering
+/// grew (docs/benchmarks.md, issue 18). Here only this thread waits.
+///
+/// When another write of this process holds or waits for the writer pool's one
+/// connection, the batch waits for it in the pool's queue first.
+fn run_sqlite(
+    runtime: tokio::runtime::Handle,
     writer: AnyPool,
     mut conn: sqlite::Connection,
     wal: Option<Arc<Wal>>,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
+    // The pool's connections go back to it through tasks on this runtime.
+    let _runtime = runtime.enter();
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
         // The writer pool's connection idle: no other write of this process is open or
         // waiting, so begin at once. Taking it and giving it back cost sqlx's on-release
         // ping (a round trip to its connection thread) before the next batch could take
@@ -216,11 +242,11 @@ async fn run_sqlite(
         let writer_slot = if writer.num_idle() > 0 {
             Ok(None)
         } else {
-            writer.acquire().await.map(Some)
+            runtime.block_on(writer.acquire()).map(Some)
         };
         let outcome = match writer_slot {
             Ok(writer_slot) => {
-                let outcome = match begin_sqlite(&mut conn).await {
+                let outcome = match begin_sqlite(&mut conn) {
                     Ok(()) => conn.apply_and_commit(&batch),
                     Err(e) => Err(e),
                 };
@@ -229,7 +255,16 @@ async fn run_sqlite(
             }
             Err(e) => Err(e.into()),
         };
-        answer(&writer, &mut batch, outcome).await;
+        if outcome.is_ok() {
+            if let Some(wal) = wal.as_deref() {
+                let (written, read) = conn.take_page_counters();
+                wal.committer_committed(written, read);
+            }
+        }
+        match outcome {
+            Ok(results) => answer_committed(&mut batch, results),
+            Err(e) => runtime.block_on(answer(&writer, &mut batch, Err(e))),
+        }
         // The write-ahead log has grown past its limit under steady writes: with no write
         // open, copy what the background checkpoint left, so that the next batch starts
         // the log from its beginning again (wal.rs). After the answers, so that it costs
@@ -259,8 +294,8 @@ fn checkpoint_sqlite(conn: &mut sqlite::Connection, wal: &Wal) {
     }
 }
 
-/// `BEGIN IMMEDIATE`, waiting without blocking the thread while another process writes.
-async fn begin_sqlite(conn: &mut sqlite::Connection) -> Result<(), CoreError> {
+/// `BEGIN IMMEDIATE`, waiting (on the committer's own thread) while another process writes.
+fn begin_sqlite(conn: &mut sqlite::Connection) -> Result<(), CoreError> {
     let deadline = Instant::now() + SQLITE_BUSY_WAIT;
     let mut pause = Duration::from_millis(1);
     while !conn.begin()? {
@@ -269,10 +304,17 @@ async fn begin_sqlite(conn: &mut sqlite::Connection) -> Result<(), CoreError> {
                 "the SQLite database stayed locked by another connection for {SQLITE_BUSY_WAIT:?}"
             )));
         }
-        tokio::time::sleep(pause).await;
+        std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// Answers every request of a committed batch with its result.
+fn answer_committed(batch: &mut Vec<Request>, results: Vec<Applied>) {
+    for (request, result) in batch.drain(..).zip(results) {
+        let _ = request.reply.send(Ok(result));
+    }
 }
 
 /// Answers every request of a committed batch; after a failed one, applies each request
@@ -283,11 +325,7 @@ async fn answer(
     outcome: Result<Vec<Applied>, CoreError>,
 ) {
     match outcome {
-        Ok(results) => {
-            for (request, result) in batch.drain(..).zip(results) {
-                let _ = request.reply.send(Ok(result));
-            }
-        }
+        Ok(results) => answer_committed(batch, results),
         Err(e) => {
             if batch.len() > 1 {
                 tracing::warn!(error = %e, size = batch.len(), "a shared notification transaction failed; applying one by one");

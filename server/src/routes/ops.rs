@@ -90,9 +90,63 @@ async fn get_metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render() + &render_wal(state.db.wal_stats()),
     )
         .into_response()
+}
+
+/// SQLite's write-ahead log and the notification committer's page counts (nothing on
+/// PostgreSQL): pages written per commit is what the disk pays for each notification batch
+/// (docs/benchmarks.md).
+fn render_wal(stats: Option<paydesk_core::wal::WalStats>) -> String {
+    use std::fmt::Write as _;
+    let Some(w) = stats else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for (name, kind, help, value) in [
+        (
+            "paydesk_sqlite_wal_frames",
+            "gauge",
+            "Frames in the write-ahead log at the last background checkpoint.",
+            w.frames.max(0) as u64,
+        ),
+        (
+            "paydesk_sqlite_committer_commits_total",
+            "counter",
+            "Transactions the payment-notification committer committed (one per batch).",
+            w.committer_commits,
+        ),
+        (
+            "paydesk_sqlite_committer_pages_written_total",
+            "counter",
+            "Pages the notification committer wrote to the write-ahead log.",
+            w.committer_pages_written,
+        ),
+        (
+            "paydesk_sqlite_committer_pages_read_total",
+            "counter",
+            "Pages the notification committer read from the database file (not in SQLite's cache).",
+            w.committer_pages_read,
+        ),
+        (
+            "paydesk_sqlite_wal_committer_checkpoints_total",
+            "counter",
+            "Checkpoints the committer finished between batches so that the log could restart.",
+            w.committer_checkpoints,
+        ),
+        (
+            "paydesk_sqlite_wal_forced_restarts_total",
+            "counter",
+            "RESTART checkpoints the background task forced.",
+            w.forced_restarts,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        let _ = writeln!(out, "{name} {value}");
+    }
+    out
 }
 
 /// Compares in time independent of where the two differ and of their lengths: the

@@ -61,16 +61,15 @@ impl Connection {
     ) -> Result<Connection, CoreError> {
         // No busy timeout: SQLite's busy handler would sleep on this thread (a tokio
         // worker); the committing task waits for the lock itself (super::begin_sqlite).
-        let mut setup = String::from(
-            "pragma busy_timeout = 0; pragma foreign_keys = on; \
-             pragma synchronous = normal; pragma wal_autocheckpoint = 0;",
-        );
-        if let Some(limit) = journal_size_limit {
-            setup.push_str(&format!(" pragma journal_size_limit = {limit};"));
-        }
-        if let Some(pages) = max_pages {
-            setup.push_str(&format!(" pragma max_page_count = {pages};"));
-        }
+        let mut setup = crate::db::sqlite_pragmas(0, journal_size_limit, max_pages);
+        // Statement journals in memory. The update fires the totals' triggers and the
+        // upserts, so SQLite keeps each statement's original pages to undo it alone; past
+        // 64 KiB in a transaction it spilled them to a temporary file, and a batch of 15
+        // wrote ~160 pages there: more write calls than the log itself (strace,
+        // docs/benchmarks.md, issue 18). One statement's pages are a few tens of KiB, freed
+        // when it ends. Only this connection: the pools' sorts of a million rows stay on disk.
+        setup.push("pragma temp_store = memory".to_owned());
+        let setup = setup.join("; ");
         let mut handle = Handle::open(path, &setup)?;
         Ok(Connection {
             begin: handle.prepare("begin immediate")?,
@@ -92,6 +91,11 @@ impl Connection {
             self.handle.try_step(self.begin, &[], |_| ())?,
             Stepped::Done(())
         ))
+    }
+
+    /// Pages written (log frames) and read from the file since the last call.
+    pub(super) fn take_page_counters(&self) -> (u64, u64) {
+        self.handle.take_page_counters()
     }
 
     /// A passive checkpoint, outside any transaction: `(frames in the log, frames copied)`,
@@ -171,5 +175,25 @@ impl Connection {
             results.push((decision, h.last_insert_rowid(), event));
         }
         Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection that commits before SUCCESS is answered syncs every commit, like the
+    /// pools' (the repository test checks theirs): `synchronous = full` (2).
+    #[tokio::test]
+    async fn the_committers_connection_is_durable() {
+        let t = crate::testing::sqlite().await.unwrap();
+        let file = t.db.sqlite_file().unwrap().to_owned();
+        let mut conn = Connection::open(&file, Some(1 << 20), None).unwrap();
+        let synchronous = conn.handle.prepare("pragma synchronous").unwrap();
+        let level = conn
+            .handle
+            .step(synchronous, &[], |row| row.map(|row| row.int(0)))
+            .unwrap();
+        assert_eq!(level, Some(2));
     }
 }
