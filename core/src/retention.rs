@@ -335,6 +335,11 @@ pub fn rules() -> Vec<Rule> {
             "kept: order totals, one row per yuan band and status",
         ),
         Rule::kept(
+            "order_totals_by_day_band",
+            "保留：每天每个金额档（元）每种状态一行的订单汇总",
+            "kept: order totals, one row per day, yuan band and status",
+        ),
+        Rule::kept(
             "order_totals_paid_by_day",
             "保留：每天一行的已付款汇总",
             "kept: paid totals, one row per day",

@@ -1,8 +1,9 @@
 //! The running totals (paydesk_core::orders::totals), on SQLite and (when configured)
 //! PostgreSQL: after orders are created, paid across midnight, refunded, closed and
 //! deleted, every sum the totals answer equals the same sum over the orders — per day and
-//! status, per amount range with partial yuan at either end, paid per day — before and
-//! after the PostgreSQL log is folded, and while writers keep changing orders during folds.
+//! status, per amount range (with dates or without) with partial yuan at either end, paid
+//! per day — before and after the PostgreSQL log is folded, and while writers keep changing
+//! orders during folds.
 
 use paydesk_core::orders::filter::OrderFilter;
 use paydesk_core::orders::list;
@@ -135,11 +136,31 @@ fn filters(rng: &mut StdRng) -> Vec<(OrderFilter, bool)> {
             },
             false,
         ),
-        // Amounts and dates together: the orders.
+        // Amounts and dates together: per day and band.
         (
             OrderFilter {
                 min_fee: Some(100),
                 created_from: Some(DAY0 - 3 * DAY_MS),
+                ..Default::default()
+            },
+            true,
+        ),
+        (
+            OrderFilter {
+                statuses: vec![OrderStatus::Paid, OrderStatus::Closed],
+                min_fee: Some(9_999),
+                max_fee: Some(15_001),
+                created_from: Some(DAY0 - 6 * DAY_MS),
+                created_to: Some(DAY0 + DAY_MS),
+                ..Default::default()
+            },
+            true,
+        ),
+        // Amounts with dates that are not whole days: the orders.
+        (
+            OrderFilter {
+                min_fee: Some(100),
+                created_from: Some(DAY0 - 3 * DAY_MS + HOUR),
                 ..Default::default()
             },
             false,
@@ -150,16 +171,23 @@ fn filters(rng: &mut StdRng) -> Vec<(OrderFilter, bool)> {
             .into_iter()
             .filter(|_| rng.gen_bool(0.3))
             .collect();
-        let filter = if rng.gen_bool(0.5) {
+        // Dates, amounts, or both.
+        let (dates, amounts) = match rng.gen_range(0..3) {
+            0 => (true, false),
+            1 => (false, true),
+            _ => (true, true),
+        };
+        let mut filter = OrderFilter {
+            statuses,
+            ..Default::default()
+        };
+        if dates {
             let a = DAY0 - rng.gen_range(0..14) * DAY_MS;
             let b = a + rng.gen_range(1..8) * DAY_MS;
-            OrderFilter {
-                statuses,
-                created_from: rng.gen_bool(0.8).then_some(a),
-                created_to: rng.gen_bool(0.8).then_some(b),
-                ..Default::default()
-            }
-        } else {
+            filter.created_from = rng.gen_bool(0.8).then_some(a);
+            filter.created_to = rng.gen_bool(0.8).then_some(b);
+        }
+        if amounts {
             // Bounds at whole yuan as often as not: the edges of the bands.
             let a = fee(rng);
             let b = if rng.gen_bool(0.5) {
@@ -167,13 +195,9 @@ fn filters(rng: &mut StdRng) -> Vec<(OrderFilter, bool)> {
             } else {
                 a + rng.gen_range(0..20_000)
             };
-            OrderFilter {
-                statuses,
-                min_fee: rng.gen_bool(0.8).then_some(a),
-                max_fee: rng.gen_bool(0.8).then_some(b),
-                ..Default::default()
-            }
-        };
+            filter.min_fee = rng.gen_bool(0.8).then_some(a);
+            filter.max_fee = rng.gen_bool(0.8).then_some(b);
+        }
         out.push((filter, true));
     }
     out

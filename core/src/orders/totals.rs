@@ -1,7 +1,8 @@
 //! Running totals of orders (migration `order_totals`): count and amount per Asia/Shanghai
-//! day × status, per whole yuan × status, and paid per day. They let the dashboard's sums
-//! read a few hundred rows instead of every order: the orders page's totals over the whole
-//! table, a status or an amount range, and the home page's success rate and chart.
+//! day × status, per whole yuan × status, per day × whole yuan × status, and paid per day.
+//! They let the dashboard's sums read a few hundred rows instead of every order: the orders
+//! page's totals over the whole table, a status, an amount range (with dates or without),
+//! and the home page's success rate and chart.
 //!
 //! The database keeps them itself, by triggers on `orders`, in the transaction that changes
 //! the order; no Rust code that writes orders has to remember them. On SQLite the triggers
@@ -30,9 +31,9 @@ fn starts_a_day(ms: i64) -> bool {
 
 /// Count and sum of the orders `filter` selects, from the totals, or `None` when the totals
 /// cannot answer it exactly: a customer (openid), a date bound that is not the start of a
-/// Shanghai day, or an amount range together with dates (that sum reads the orders,
-/// bounded by the dates). An amount range is answered by whole-yuan bands plus the orders in the
-/// partial yuan at either end (an index range on `total_fee` each).
+/// Shanghai day, or an amount range narrower than one whole yuan. An amount range is
+/// answered by whole-yuan bands (per day too when dates are given) plus the orders in the
+/// partial yuan at either end (an index range on `total_fee, created_at` each).
 pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>, CoreError> {
     if filter.openid.is_some()
         || filter.created_from.is_some_and(|t| !starts_a_day(t))
@@ -61,8 +62,9 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
             keys.push("status is not null".to_owned());
             parts.push(branch("order_totals_log", &keys));
         }
-    } else if !has_dates {
-        // Whole yuan bands inside [min, max]: band b holds [100 b, 100 b + 99] fen.
+    } else {
+        // Whole yuan bands inside [min, max]: band b holds [100 b, 100 b + 99] fen. With
+        // dates, per day as well (whole Shanghai days, checked above).
         let lo = filter
             .min_fee
             .map(|min| min.max(0).div_euclid(BAND_FEN) + i64::from(min.max(0) % BAND_FEN != 0));
@@ -76,6 +78,16 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
             }
         }
         let mut keys = Vec::new();
+        // The same dates on the orders, for the partial yuan at either end.
+        let mut created = Vec::new();
+        if let Some(from) = filter.created_from {
+            keys.push(format!("day >= {}", c.bind(Arg::Int(day_number(from)))));
+            created.push(format!("created_at >= {}", c.bind(Arg::Int(from))));
+        }
+        if let Some(to) = filter.created_to {
+            keys.push(format!("day < {}", c.bind(Arg::Int(day_number(to)))));
+            created.push(format!("created_at < {}", c.bind(Arg::Int(to))));
+        }
         if let Some(lo) = lo {
             keys.push(format!("band >= {}", c.bind(Arg::Int(lo))));
         }
@@ -83,12 +95,18 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
             keys.push(format!("band <= {}", c.bind(Arg::Int(hi))));
         }
         keys.extend(status.clone());
-        parts.push(branch("order_totals_by_band", &keys));
+        let table = if has_dates {
+            "order_totals_by_day_band"
+        } else {
+            "order_totals_by_band"
+        };
+        parts.push(branch(table, &keys));
         if db.backend() == Backend::Postgres {
             keys.push("status is not null".to_owned());
             parts.push(branch("order_totals_log", &keys));
         }
-        // The partial yuan below the first band and above the last, from the amount index.
+        // The partial yuan below the first band and above the last, from the amount index
+        // (`total_fee, created_at`: with dates, one short range per fen value).
         // `status || ''` keeps SQLite (no statistics) off the status index, which it prefers
         // for an equality: it would read every order of the status (178 ms for PAID at a
         // million orders) to find the few in a yuan.
@@ -99,6 +117,7 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
                     format!("total_fee >= {}", c.bind(Arg::Int(min))),
                     format!("total_fee < {}", c.bind(Arg::Int(lo * BAND_FEN))),
                 ];
+                edge.extend(created.iter().cloned());
                 edge.extend(status.clone());
                 parts.push(orders_branch(&edge));
             }
@@ -109,12 +128,11 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
                     format!("total_fee >= {}", c.bind(Arg::Int((hi + 1) * BAND_FEN))),
                     format!("total_fee <= {}", c.bind(Arg::Int(max))),
                 ];
+                edge.extend(created);
                 edge.extend(status);
                 parts.push(orders_branch(&edge));
             }
         }
-    } else {
-        return Ok(None);
     }
     let sql = format!(
         "select cast(coalesce(sum(n), 0) as bigint), cast(coalesce(sum(f), 0) as bigint) \
@@ -216,6 +234,13 @@ pub async fn fold(db: &Db) -> Result<u64, CoreError> {
                on conflict (band, status) do update
                    set orders = order_totals_by_band.orders + excluded.orders,
                        fen = order_totals_by_band.fen + excluded.fen
+           ), by_day_band as (
+               insert into order_totals_by_day_band (day, band, status, orders, fen)
+               select day, band, status, sum(orders), sum(fen) from moved
+               where status is not null group by day, band, status
+               on conflict (day, band, status) do update
+                   set orders = order_totals_by_day_band.orders + excluded.orders,
+                       fen = order_totals_by_day_band.fen + excluded.fen
            ), paid as (
                insert into order_totals_paid_by_day (day, orders, fen)
                select paid_day, sum(orders), sum(fen) from moved
