@@ -13,3 +13,5 @@ export PAYDESK_WXPAY__NOTIFY_URL=https://pay.example.com/wxpay/notify/payment
 export PAYDESK_WXPAY__REFUND_NOTIFY_URL=https://pay.example.com/wxpay/notify/refund
 export PAYDESK_ADMIN_PASSWORD=bench-admin-password-not-secret
 export PAYDESK_LOG_FORMAT=json
+# notify-bench reads the SQLite committer's page counters from /metrics with it.
+export PAYDESK_METRICS_TOKEN=bench-metrics-token-not-secret

@@ -9,6 +9,19 @@
 #   scripts/bench-notify.sh --orders 20000 --connections 32   # extra notify-bench flags
 #   BENCH_SERVER=/tmp/paydesk-old scripts/bench-notify.sh   # another paydesk binary (A/B)
 #
+# The production-shaped scenario (issue 18): BENCH_SEED_ORDERS=1000000 first fills the
+# database with that many orders and their history (`paydesk seed`, another process), then
+# creates the scenarios' orders and signed notifications (`notify-bench --prepare`), and
+# only then starts paydesk, a fresh process, for each of BENCH_RUNS runs (each on its own
+# copy of that database). Each run drives it with notify-bench (closed loop, duplicates,
+# 1,000/s open loop) and with Debian's `wrk` (one thread, --connections keep-alive
+# connections, scripts/wrk-notify.lua: one distinct notification per request), checks
+# exactly-once in the database after each, and reports the server's CPU and RssAnon.
+#
+#   BENCH_SEED_ORDERS=1000000 BENCH_RUNS=3 scripts/bench-notify.sh --connections 32
+#   BENCH_WRK_ORDERS=200000   # notifications wrk sends (default 200,000)
+#   BENCH_SEEDED_DIR=/tmp/seeded-1m   # SQLite: keep the seeded database for the next call
+#
 # scripts/abuse.sh runs the callback flood through this script: BENCH_NAME names the run
 # (messages, temp dir, PostgreSQL database) and BENCH_TABLE_HEADER replaces the table's
 # header for notify-bench's other rows.
@@ -21,6 +34,12 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 BENCH_DBS=${BENCH_DBS:-sqlite postgres}
 NAME=${BENCH_NAME:-bench}
+BENCH_SEED_ORDERS=${BENCH_SEED_ORDERS:-0}
+BENCH_RUNS=${BENCH_RUNS:-1}
+BENCH_WRK_ORDERS=${BENCH_WRK_ORDERS:-200000}
+if [ "$BENCH_SEED_ORDERS" -gt 0 ] && ! command -v wrk >/dev/null; then
+  scripts/setup.sh wrk
+fi
 
 # shellcheck source=scripts/release-env.sh
 source scripts/release-env.sh
@@ -53,46 +72,205 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # shellcheck source=scripts/bench-env.sh
 source scripts/bench-env.sh
 
-# run LABEL DATABASE_URL [notify-bench flags...]
-run() {
-  local label=$1 url=$2 port log
-  shift 2
-  port=$(free_port)
-  log=$WORK/server-$label.log
-  PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$port "$SERVER" >"$log" 2>&1 &
+# start_server LABEL DATABASE_URL: a fresh paydesk process; sets PORT, LOG and SERVER_PID.
+start_server() {
+  local label=$1 url=$2
+  PORT=$(free_port)
+  LOG=$WORK/server-$label.log
+  PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$PORT "$SERVER" >"$LOG" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 300); do
-    grep -q 'paydesk: listening on' "$log" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log" >&2; echo "$NAME: paydesk exited" >&2; return 1; }
+  for _ in $(seq 1 600); do
+    grep -q 'paydesk: listening on' "$LOG" && break
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG" >&2; echo "$NAME: paydesk exited" >&2; return 1; }
     sleep 0.1
   done
-  grep -q 'paydesk: listening on' "$log" || { tail -n 20 "$log" >&2; echo "$NAME: paydesk did not start" >&2; return 1; }
-  echo "$NAME: $label: paydesk on 127.0.0.1:$port (pid $SERVER_PID); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --url "http://127.0.0.1:$port" --label "$label" \
+  grep -q 'paydesk: listening on' "$LOG" || { tail -n 20 "$LOG" >&2; echo "$NAME: paydesk did not start" >&2; return 1; }
+  echo "$NAME: $label: paydesk on 127.0.0.1:$PORT (pid $SERVER_PID); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+}
+
+server_failed() {
+  echo "$NAME: $1 failed; the server's errors:" >&2
+  grep -i '"level":"error"' "$LOG" | head -n 5 >&2 || true
+  return 1
+}
+
+# The server's CPU time so far, in clock ticks (user + system), and its RssAnon in KiB.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+rss_anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$SERVER_PID/status"; }
+# The whole machine's idle share between two /proc/stat samples (percent).
+machine_idle() { # BEFORE_LINE AFTER_LINE
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    n = split(a, x, " "); split(b, y, " "); total = 0
+    for (i = 2; i <= n; i++) total += y[i] - x[i]
+    printf "%.0f", 100 * ((y[5] - x[5]) + (y[6] - x[6])) / total }'
+}
+
+# run LABEL DATABASE_URL [notify-bench flags...]
+run() {
+  local label=$1 url=$2
+  shift 2
+  start_server "$label" "$url"
+  PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --url "http://127.0.0.1:$PORT" --label "$label" \
     --server-pid "$SERVER_PID" "$@" \
-    | tee -a "$WORK/rows.md" || {
-    echo "$NAME: $label failed; the server's errors:" >&2
-    grep -i '"level":"error"' "$log" | head -n 5 >&2 || true
-    return 1
-  }
-  echo "$NAME: $label: done; load: $(cut -d' ' -f1-3 /proc/loadavg); server log $(wc -c <"$log") bytes" >&2
+    | tee -a "$WORK/rows.md" || server_failed "$label"
+  echo "$NAME: $label: done; load: $(cut -d' ' -f1-3 /proc/loadavg); server log $(wc -c <"$LOG") bytes" >&2
   stop_server
+}
+
+# The SQLite committer's counters from /metrics: "commits written read" (empty on
+# PostgreSQL).
+committer_counters() {
+  curl -fsS -H "Authorization: Bearer $PAYDESK_METRICS_TOKEN" "http://127.0.0.1:$PORT/metrics" 2>/dev/null |
+    awk '$1 == "paydesk_sqlite_committer_commits_total" {c = $2}
+         $1 == "paydesk_sqlite_committer_pages_written_total" {w = $2}
+         $1 == "paydesk_sqlite_committer_pages_read_total" {r = $2}
+         END {if (c != "") print c, w, r}'
+}
+# pages_per_notification BEFORE AFTER N: "written / read per notification / per commit".
+pages_per_notification() {
+  if [ -z "$1" ] || [ -z "$2" ]; then echo "–"; return; fi
+  awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
+    split(a, x, " "); split(b, y, " "); c = y[1] - x[1]; if (c < 1) c = 1
+    printf "%.1f / %.2f / %.1f", (y[2] - x[2]) / n, (y[3] - x[3]) / n, n / c }'
+}
+
+# Samples the server's RssAnon every 0.2 s into $WORK/rss until the server ends.
+sample_rss() {
+  local pid=$SERVER_PID
+  : >"$WORK/rss"
+  ( while kill -0 "$pid" 2>/dev/null; do
+      awk '/^RssAnon:/ {print $2}' "/proc/$pid/status" 2>/dev/null >>"$WORK/rss" || true
+      sleep 0.2
+    done ) &
+}
+
+# run_seeded LABEL DATABASE_URL RUN [notify-bench flags...]: a fresh server on a database
+# seeded and prepared beforehand (BENCH_SEED_ORDERS); notify-bench's scenarios, then wrk.
+run_seeded() {
+  local label=$1 url=$2 k=$3 answered failed before after ticks0 ticks1 wrk_out counters0
+  shift 3
+  start_server "$label-$k" "$url"
+  sample_rss
+  PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --url "http://127.0.0.1:$PORT" \
+    --label "$label ($BENCH_SEED_ORDERS orders), run $k" --prepared "$WORK/prep-$label" \
+    --server-pid "$SERVER_PID" "$@" \
+    | tee -a "$WORK/rows.md" || server_failed "$label run $k"
+  # wrk: one thread, the same connections, one distinct notification per request.
+  local connections=64
+  local args=("$@") i
+  for ((i = 0; i < ${#args[@]}; i++)); do
+    case ${args[$i]} in
+      --connections) connections=${args[$((i + 1))]} ;;
+      --connections=*) connections=${args[$i]#*=} ;;
+    esac
+  done
+  wrk_out=$WORK/wrk-$label-$k.txt
+  # The script stops wrk's thread after BENCH_WRK_ORDERS answers and writes $done; wrk's
+  # main thread sleeps out -d unless interrupted, so interrupt it then (it prints its
+  # results on SIGINT).
+  local done=$WORK/wrk-done wrk_pid
+  rm -f "$done" "$done.started"
+  wrk -t1 -c"$connections" -d600s --latency -s scripts/wrk-notify.lua "http://127.0.0.1:$PORT" \
+    -- "$WORK/prep-$label/K.bodies" "$BENCH_WRK_ORDERS" "$done" >"$wrk_out" 2>&1 &
+  wrk_pid=$!
+  while kill -0 "$wrk_pid" 2>/dev/null && [ ! -e "$done.started" ]; do sleep 0.01; done
+  counters0=$(committer_counters)
+  before=$(head -n 1 /proc/stat)
+  ticks0=$(cpu_ticks)
+  while kill -0 "$wrk_pid" 2>/dev/null && [ ! -s "$done" ]; do sleep 0.05; done
+  ticks1=$(cpu_ticks)
+  after=$(head -n 1 /proc/stat)
+  kill -INT "$wrk_pid" 2>/dev/null || true
+  wait "$wrk_pid" || { cat "$wrk_out" >&2; return 1; }
+  answered=$(awk '/^wrk-notify: answered/ {print $3+0}' "$wrk_out")
+  failed=$(awk '/^wrk-notify: answered/ {print $6+0}' "$wrk_out")
+  grep -E '^(Running|  [0-9]+ threads|wrk-notify|Requests/sec|Socket errors|Non-2xx)' "$wrk_out" >&2 || true
+  [ "$failed" = 0 ] || { echo "$NAME: FAILED: $failed wrk replies were not SUCCESS" >&2; return 1; }
+  PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --prepared "$WORK/prep-$label" \
+    --check-wrk "$answered" --connections "$connections"
+  local seconds rps pages
+  seconds=$(awk '/^wrk-notify: [0-9]+ requests/ {print $5}' "$wrk_out")
+  rps=$(awk '/^wrk-notify: [0-9]+ requests/ {print $2}' "$wrk_out")
+  pages=$(pages_per_notification "$counters0" "$(committer_counters)" "$answered")
+  printf '| %s (%s orders), run %s | wrk distinct, C=%s (server CPU %s %%, machine idle %s %%) | %s | %s | %s | %s | %s | – | – | %s |\n' \
+    "$label" "$BENCH_SEED_ORDERS" "$k" "$connections" \
+    "$(awk -v t=$(( (ticks1 - ticks0) * 100 )) -v s="$seconds" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t / hz / s}')" \
+    "$(machine_idle "$before" "$after")" "$answered" "$rps" \
+    "$(awk '/^wrk-notify: p50 / {print $3}' "$wrk_out")" \
+    "$(awk '/^wrk-notify: p90 / {print $3}' "$wrk_out")" \
+    "$(awk '/^wrk-notify: p99 / {print $3}' "$wrk_out")" \
+    "$pages" | tee -a "$WORK/rows.md"
+  echo "$NAME: $label run $k: server RssAnon max $(sort -n "$WORK/rss" | tail -n 1) KiB; WAL $(du -h "${url#sqlite://}-wal" 2>/dev/null | cut -f1)" >&2
+  echo "| $label ($BENCH_SEED_ORDERS orders), run $k | server RssAnon, max | $(sort -n "$WORK/rss" | tail -n 1) KiB | | | | | | |" >>"$WORK/rows.md"
+  stop_server
+}
+
+# seed_and_prepare LABEL DATABASE_URL [notify-bench flags...]: BENCH_SEED_ORDERS orders of
+# history, then the scenarios' orders and notifications, all before any server starts.
+seed_and_prepare() {
+  local label=$1 url=$2 started
+  shift 2
+  started=$(date +%s)
+  PAYDESK_DATABASE_URL=$url "$SERVER" seed --orders "$BENCH_SEED_ORDERS" --days 90 \
+    --yes-this-is-not-production >&2
+  # Preparing needs no durable commits (nothing runs yet; a crash means starting over).
+  local prep_url=$url
+  case $url in postgres*) prep_url="$url?options[synchronous_commit]=off" ;; esac
+  PAYDESK_DATABASE_URL=$prep_url "$BIN/notify-bench" --prepare "$WORK/prep-$label" \
+    --wrk-orders "$BENCH_WRK_ORDERS" "$@"
+  echo "$NAME: $label: seeded and prepared in $(( $(date +%s) - started )) s" >&2
 }
 
 : >"$WORK/rows.md"
 for db in $BENCH_DBS; do
   case $db in
     sqlite)
-      run sqlite "sqlite://$WORK/sqlite/paydesk.db" "$@"
+      if [ "$BENCH_SEED_ORDERS" -gt 0 ]; then
+        # BENCH_SEEDED_DIR keeps the seeded and prepared database (and the notifications)
+        # for the next invocation with the same sizes and flags: seeding a million orders
+        # takes minutes. Each run still works on a copy.
+        seeded=${BENCH_SEEDED_DIR:-$WORK/seeded}
+        if [ -s "$seeded/paydesk.db" ] && [ -d "$seeded/prep-sqlite" ]; then
+          echo "$NAME: sqlite: reusing the seeded database in $seeded" >&2
+        else
+          rm -rf "$seeded"
+          mkdir -p "$seeded"
+          seed_and_prepare sqlite "sqlite://$seeded/paydesk.db" "$@"
+          mv "$WORK/prep-sqlite" "$seeded/prep-sqlite"
+          sqlite3 "$seeded/paydesk.db" 'pragma wal_checkpoint(truncate)' >/dev/null
+        fi
+        rm -rf "$WORK/prep-sqlite"
+        ln -s "$seeded/prep-sqlite" "$WORK/prep-sqlite"
+        for k in $(seq 1 "$BENCH_RUNS"); do
+          rm -rf "$WORK/sqlite"
+          mkdir -p "$WORK/sqlite"
+          cp "$seeded/paydesk.db" "$WORK/sqlite/paydesk.db"
+          run_seeded sqlite "sqlite://$WORK/sqlite/paydesk.db" "$k" "$@"
+        done
+        rm -rf "$WORK/sqlite" "$WORK/seeded"
+      else
+        run sqlite "sqlite://$WORK/sqlite/paydesk.db" "$@"
+      fi
       ;;
     postgres)
       # shellcheck source=/dev/null
-      source scripts/pg-temp.sh start
+      PAYDESK_PG_DURABLE=${PAYDESK_PG_DURABLE:-$([ "$BENCH_SEED_ORDERS" -gt 0 ] && echo on || echo off)} \
+        source scripts/pg-temp.sh start
       PG_DIR=$PAYDESK_PG_DIR
       psql=$PAYDESK_PG_BIN/psql
       [ -x "$psql" ] || psql=psql
       "$psql" -q -d "$PAYDESK_TEST_POSTGRES_URL" -c "create database paydesk_$NAME" >/dev/null
-      run postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_$NAME" "$@"
+      if [ "$BENCH_SEED_ORDERS" -gt 0 ]; then
+        seed_and_prepare postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_$NAME" "$@"
+        for k in $(seq 1 "$BENCH_RUNS"); do
+          "$psql" -q -d "$PAYDESK_TEST_POSTGRES_URL" \
+            -c "drop database if exists paydesk_${NAME}_run" \
+            -c "create database paydesk_${NAME}_run template paydesk_$NAME" >/dev/null
+          run_seeded postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_${NAME}_run" "$k" "$@"
+        done
+      else
+        run postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_$NAME" "$@"
+      fi
       scripts/pg-temp.sh stop "$PG_DIR"
       PG_DIR=""
       ;;
@@ -106,7 +284,7 @@ echo
 if [ -n "${BENCH_TABLE_HEADER:-}" ]; then
   printf '%s\n' "$BENCH_TABLE_HEADER"
 else
-  echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms | sent late p50 / p99 ms |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms | sent late p50 / p99 ms | log pages written / file pages read per notification, notifications per commit |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 fi
 cat "$WORK/rows.md"

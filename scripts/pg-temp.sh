@@ -2,6 +2,9 @@
 # Starts a throwaway PostgreSQL server in a temp dir on a free loopback port.
 #   source scripts/pg-temp.sh start   -> exports PAYDESK_TEST_POSTGRES_URL, PAYDESK_PG_DIR
 #   scripts/pg-temp.sh stop DIR       -> stops it and removes DIR
+# The tests' server skips fsync (fsync=off, synchronous_commit=off): nothing in it must
+# survive a power cut. PAYDESK_PG_DURABLE=on starts it as production runs, every commit on
+# disk before it returns (the benchmarks, scripts/bench-notify.sh).
 # Installs Debian's postgresql package when initdb/pg_ctl are missing. initdb refuses to run
 # as root, so as root the server runs as the unprivileged `postgres` user (created by the
 # package) and the data dir is handed to it.
@@ -36,10 +39,14 @@ pg_start() {
   chmod 755 "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"
   port=$(free_port)
+  local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if [ "${PAYDESK_PG_DURABLE:-off}" = on ]; then
+    durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+  fi
   as_pg_user "$bin/initdb" -D "$dir/data" -U paydesk --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
   as_pg_user "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $durability -c max_connections=300" \
     start >/dev/null || { cat "$dir/server.log" >&2; return 1; }
   export PAYDESK_PG_DIR="$dir" PAYDESK_PG_BIN="$bin"
   export PAYDESK_TEST_POSTGRES_URL="postgres://paydesk@127.0.0.1:$port/postgres"

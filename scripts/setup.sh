@@ -55,10 +55,15 @@ setup_compressors() {
   command -v gzip >/dev/null && command -v brotli >/dev/null || apt_install gzip brotli
 }
 
+setup_wrk() {
+  command -v wrk >/dev/null || apt_install wrk
+}
+
 case "${1:-build}" in
   build) setup_build ;;
   test) setup_test ;;
   wasm-opt) setup_wasm_opt ;;
   compressors) setup_compressors ;;
-  *) echo "usage: scripts/setup.sh build|test|wasm-opt|compressors" >&2; exit 2 ;;
+  wrk) setup_wrk ;;
+  *) echo "usage: scripts/setup.sh build|test|wasm-opt|compressors|wrk" >&2; exit 2 ;;
 esac

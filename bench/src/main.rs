@@ -12,10 +12,15 @@
 //! Prints one markdown table row per scenario on stdout; progress goes to stderr. Exits
 //! non-zero if any reply is not SUCCESS or the database check fails.
 //!
+//! `--prepare DIR` creates the orders and notifications before the server starts, and
+//! `--prepared DIR` sends them afterwards (prepared.rs); `--check-wrk` checks the orders
+//! `wrk` paid with `scripts/wrk-notify.lua` (`scripts/bench-notify.sh`).
+//!
 //! `--abuse` runs the callback flood instead (abuse.rs, `scripts/abuse.sh`).
 
 mod abuse;
 mod load;
+mod prepared;
 mod seed;
 mod verify;
 
@@ -98,7 +103,30 @@ struct Args {
     /// The server's process id, to sample its resident memory.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The server's `/metrics` token: with it each scenario reports the SQLite committer's
+    /// log pages written and file pages read per notification, and notifications per commit.
+    #[arg(long, env = "PAYDESK_METRICS_TOKEN")]
+    metrics_token: Option<String>,
+    /// Create every scenario's orders and signed notifications now, write them to this
+    /// folder (prepared.rs) and exit without sending: for a server started afterwards.
+    #[arg(long, value_name = "DIR", conflicts_with = "prepared")]
+    prepare: Option<std::path::PathBuf>,
+    /// Send the orders and notifications `--prepare` wrote to this folder instead of
+    /// creating them now.
+    #[arg(long, value_name = "DIR")]
+    prepared: Option<std::path::PathBuf>,
+    /// With `--prepare`: also this many orders (plus one per `--connections` to spare) for
+    /// `wrk` (scripts/wrk-notify.lua), scenario tag `K`.
+    #[arg(long, default_value_t = 0)]
+    wrk_orders: usize,
+    /// With `--prepared`: only check the `wrk` scenario, which stopped after this many
+    /// SUCCESS replies on `--connections` connections.
+    #[arg(long, value_name = "ANSWERED", requires = "prepared")]
+    check_wrk: Option<usize>,
 }
+
+/// The `wrk` scenario's tag (`--wrk-orders`).
+const WRK_TAG: char = 'K';
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -125,6 +153,8 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         &args.database_url,
         PoolSizes {
             max_connections: 4,
+            // Orders made before the server starts need not survive a power cut.
+            unsynced_bulk_load: args.prepare.is_some(),
             ..PoolSizes::default()
         },
     )
@@ -193,16 +223,72 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         },
     ];
 
+    if let Some(dir) = &args.prepare {
+        let wrk = (args.wrk_orders > 0).then(|| (WRK_TAG, args.wrk_orders + args.connections));
+        let tags = scenarios
+            .iter()
+            .filter(|s| s.orders > 0)
+            .map(|s| (s.tag, s.orders))
+            .chain(wrk);
+        for (tag, orders) in tags {
+            let prefix = format!("B{}{}", base36(run), tag);
+            let started = std::time::Instant::now();
+            let bodies =
+                seed::orders_and_bodies(&db, &merchant, &prefix, run, tag as u8 % 100, orders)
+                    .await?;
+            prepared::write(dir, tag, &prefix, &bodies)?;
+            eprintln!(
+                "notify-bench: prepared {orders} orders {prefix}… in {:.1} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
+        db.close().await;
+        return Ok(());
+    }
+    if let (Some(dir), Some(answered)) = (&args.prepared, args.check_wrk) {
+        let (prefix, _) = prepared::read(dir, WRK_TAG)?;
+        let paid =
+            prepared::exactly_once_open_ended(&db, &prefix, answered, args.connections).await;
+        db.close().await;
+        let paid = paid?;
+        eprintln!(
+            "notify-bench: wrk — database check passed ({answered} answered, {paid} orders paid, each once)"
+        );
+        return Ok(());
+    }
+
     let mut failed = false;
     for s in &scenarios {
         if s.orders == 0 {
             continue;
         }
-        let prefix = format!("B{}{}", base36(run), s.tag);
-        eprintln!("notify-bench: {} — creating {} orders", s.name, s.orders);
-        let bodies =
-            seed::orders_and_bodies(&db, &merchant, &prefix, run, s.tag as u8 % 100, s.orders)
+        let (prefix, bodies) = match &args.prepared {
+            Some(dir) => {
+                let (prefix, bodies) = prepared::read(dir, s.tag)?;
+                ensure!(
+                    bodies.len() == s.orders,
+                    "{}: {} prepared notifications for {} orders (prepare and run with the same flags)",
+                    s.name,
+                    bodies.len(),
+                    s.orders
+                );
+                (prefix, bodies)
+            }
+            None => {
+                let prefix = format!("B{}{}", base36(run), s.tag);
+                eprintln!("notify-bench: {} — creating {} orders", s.name, s.orders);
+                let bodies = seed::orders_and_bodies(
+                    &db,
+                    &merchant,
+                    &prefix,
+                    run,
+                    s.tag as u8 % 100,
+                    s.orders,
+                )
                 .await?;
+                (prefix, bodies)
+            }
+        };
         let bodies: Vec<Bytes> = bodies
             .into_iter()
             .flat_map(|b| std::iter::repeat_n(b, s.copies))
@@ -213,16 +299,33 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             bodies.len()
         );
         let bodies = Arc::new(bodies);
+        let counters_before = committer_counters(&target, args.metrics_token.as_deref());
         let m = match s.rate {
             Some(rate) => load::open(&target, bodies, s.connections, rate).await?,
             None => load::closed(&target, bodies, s.connections).await?,
+        };
+        let pages = match (
+            counters_before,
+            committer_counters(&target, args.metrics_token.as_deref()),
+        ) {
+            (Some(a), Some(b)) if m.sent > 0 => {
+                let n = m.sent as f64;
+                let commits = (b.commits - a.commits).max(1) as f64;
+                format!(
+                    "{:.1} / {:.2} / {:.1}",
+                    (b.pages_written - a.pages_written) as f64 / n,
+                    (b.pages_read - a.pages_read) as f64 / n,
+                    n / commits
+                )
+            }
+            _ => "–".to_owned(),
         };
         if let (Some(path), Some(rate)) = (&args.latencies, s.rate) {
             write_latencies(path, &prefix, rate, &m)?;
         }
         let check = verify::exactly_once(&db, &prefix, s.orders, s.copies, false).await;
         if s.report {
-            println!("{}", row(&args.label, &s.name, &m));
+            println!("{}", row(&args.label, &s.name, &m, &pages));
         }
         eprintln!(
             "notify-bench: {} — {} sent in {:.2}s, {:.0}/s, p50 {:.3} ms, p99 {:.3} ms, {} not SUCCESS{}",
@@ -289,13 +392,13 @@ fn write_latencies(
     Ok(())
 }
 
-fn row(label: &str, scenario: &str, m: &Measured) -> String {
+fn row(label: &str, scenario: &str, m: &Measured, pages: &str) -> String {
     let late = match m.late_quantiles_ms(&[0.5, 0.99]) {
         Some(q) => format!("{:.3} / {:.3}", q[0], q[1]),
         None => "–".to_owned(),
     };
     format!(
-        "| {label} | {scenario} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {late} |",
+        "| {label} | {scenario} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {late} | {pages} |",
         m.sent,
         m.throughput(),
         m.quantile_ms(0.5),
@@ -303,6 +406,40 @@ fn row(label: &str, scenario: &str, m: &Measured) -> String {
         m.quantile_ms(0.99),
         m.quantile_ms(1.0),
     )
+}
+
+/// The SQLite notification committer's counters from the server's `/metrics`.
+#[derive(Clone, Copy)]
+struct Counters {
+    commits: u64,
+    pages_written: u64,
+    pages_read: u64,
+}
+
+/// Reads [`Counters`] from `/metrics` (outside what is measured; `None` without a token,
+/// on PostgreSQL, or when the server does not answer).
+fn committer_counters(target: &Target, token: Option<&str>) -> Option<Counters> {
+    use std::io::{Read as _, Write as _};
+    let token = token?;
+    let mut stream = std::net::TcpStream::connect(target.addr).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n",
+        target.host
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    Some(Counters {
+        commits: value("paydesk_sqlite_committer_commits_total")?,
+        pages_written: value("paydesk_sqlite_committer_pages_written_total")?,
+        pages_read: value("paydesk_sqlite_committer_pages_read_total")?,
+    })
 }
 
 fn target(url: &str) -> anyhow::Result<Target> {

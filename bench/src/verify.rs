@@ -68,20 +68,31 @@ pub async fn exactly_once(
         orders * (copies - 1)
     );
 
-    // Exactly one applied row per order, pointing at it, with the order's transaction_id.
-    let (unmatched,): (i64,) = sqlx::query_as(
-        r#"select count(*) from orders o
-           where o.out_trade_no like $1
-             and (select count(*) from notifications n
-                  where n.order_id = o.id and n.verdict = 'applied'
-                    and n.transaction_id = o.transaction_id) <> 1"#,
-    )
-    .bind(&like)
-    .fetch_one(db.reader())
-    .await?;
+    let unmatched = without_one_applied(db, &like, false).await?;
     ensure!(
         unmatched == 0,
         "{prefix}: {unmatched} orders without exactly one matching applied notification"
     );
     Ok(())
+}
+
+/// How many orders matching `like` (only the `PAID` ones with `paid_only`) lack exactly one
+/// `applied` notification pointing at them with the order's `transaction_id`.
+pub async fn without_one_applied(db: &Db, like: &str, paid_only: bool) -> anyhow::Result<i64> {
+    let (unmatched,): (i64,) = sqlx::query_as(&format!(
+        r#"select count(*) from orders o
+           where o.out_trade_no like $1{}
+             and (select count(*) from notifications n
+                  where n.order_id = o.id and n.verdict = 'applied'
+                    and n.transaction_id = o.transaction_id) <> 1"#,
+        if paid_only {
+            " and o.status = 'PAID'"
+        } else {
+            ""
+        }
+    ))
+    .bind(like)
+    .fetch_one(db.reader())
+    .await?;
+    Ok(unmatched)
 }
