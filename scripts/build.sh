@@ -22,14 +22,11 @@ mkdir -p "$pkg"
 
 # 1 ∥ 4: the wasm crate in its own target dir so both cargo builds run at once.
 wasm_log=$(mktemp)
-# `--cfg erase_components` type-erases the views: it changes the rendered view tree, so
-# server and browser must agree on it. Debug builds go without it, so build, test and clippy
-# share one cache; release builds set it on both sides (target/release and the wasm-release
-# wasm are built by nothing else): the wasm shrinks by a quarter (docs/benchmarks.md).
-if [ "$profile" = release ]; then
-  # shellcheck source=scripts/release-env.sh
-  source scripts/release-env.sh
-fi
+# `--cfg erase_components` (type-erased views) comes from .cargo/config.toml for every build;
+# server and browser must agree on it. A RUSTFLAGS in the environment would replace it:
+# release-env.sh puts it back.
+# shellcheck source=scripts/release-env.sh
+source scripts/release-env.sh
 (
   cargo build -p frontend --lib --target wasm32-unknown-unknown --target-dir target/wasm \
     ${wasm_profile[@]+"${wasm_profile[@]}"} >"$wasm_log" 2>&1
