@@ -1,6 +1,14 @@
 //! `NOTPAY | PAYERROR → PAID` for many orders in one statement: the group commit's form of
 //! [`super::pay`] (notify/group_commit.rs), one conditional update with a `case` per
 //! column, so a batch of notifications costs one round trip instead of one per order.
+//!
+//! The orders are found by their ids; the status test only filters them. Written as
+//! `status in (…)`, PostgreSQL's planner scanned `orders_status_created_at_idx` for
+//! `NOTPAY` instead: its statistics say few orders are unpaid, but that index range also
+//! holds an entry for every order paid since the last vacuum (dead until then), so each
+//! batch read 200+ index pages and the update took 0.5–2.4 ms for five orders, most of
+//! the committer's time at 1,000 notifications/s (docs/benchmarks.md, issue 18).
+//! `(status || '')` is no index's key, so the only way in is the primary key.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -35,7 +43,7 @@ where
         sql,
         "update orders set status = 'PAID', transaction_id = case id{} end, \
          bank_type = case id{} end, paid_at = case id{} end, next_sync_at = null, \
-         updated_at = $1 where status in ({}) and id in ({ids}) returning id",
+         updated_at = $1 where id in ({ids}) and (status || '') in ({}) returning id",
         cases[0],
         cases[1],
         cases[2],
