@@ -6,7 +6,7 @@
 use paydesk_core::audit::{self, action, Actor};
 use paydesk_core::orders::export::{self, export_csv};
 use paydesk_core::orders::filter::OrderFilter;
-use paydesk_core::orders::list::{list_orders, totals};
+use paydesk_core::orders::list::{list_orders, page_and_totals, totals};
 use paydesk_core::orders::lookup::{find_by_any_id, lookup, Found};
 use paydesk_core::orders::{Order, OrderStatus};
 use paydesk_core::sql::Cursor;
@@ -120,6 +120,15 @@ fn filters(now: i64) -> Vec<(&'static str, OrderFilter)> {
             },
         ),
         (
+            // 18 of 90: cheaper through the amount index than walking time (list.rs, Walk).
+            "a rare amount range",
+            OrderFilter {
+                min_fee: Some(500),
+                max_fee: Some(599),
+                ..Default::default()
+            },
+        ),
+        (
             "an exact amount",
             OrderFilter {
                 min_fee: Some(137),
@@ -183,6 +192,15 @@ async fn keyset_pages_cover_every_matching_order_once_in_order_and_totals_agree(
                 "{}: {name}",
                 t.label
             );
+            // The page view's pair: the same first page and the same totals.
+            let (first, both) = page_and_totals(&t.db, &filter, None, 7).await.unwrap();
+            assert_eq!(both, (count, sum), "{}: {name}", t.label);
+            assert_eq!(
+                first,
+                list_orders(&t.db, &filter, None, 7).await.unwrap(),
+                "{}: {name}",
+                t.label
+            );
         }
         // An exact page size ends without an empty extra page; limits are clamped.
         let all = list_orders(&t.db, &OrderFilter::default(), None, 90)
@@ -198,6 +216,8 @@ async fn keyset_pages_cover_every_matching_order_once_in_order_and_totals_agree(
             ..Default::default()
         };
         assert_eq!(totals(&t.db, &none).await.unwrap(), (0, 0), "{}", t.label);
+        let empty = list_orders(&t.db, &none, None, 7).await.unwrap();
+        assert_eq!((empty.orders.len(), empty.next), (0, None), "{}", t.label);
     }
 }
 

@@ -88,10 +88,8 @@ pub async fn list_orders(
         ]);
         let filter = query.parse()?;
         let after = Cursor::decode(&after);
-        let (page, (count, sum_fen)) = tokio::try_join!(
-            list::list_orders(db, &filter, after.as_ref(), PAGE_SIZE),
-            list::totals(db, &filter),
-        )?;
+        let (page, (count, sum_fen)) =
+            list::page_and_totals(db, &filter, after.as_ref(), PAGE_SIZE).await?;
         Ok(OrdersView {
             jump: None,
             not_found,

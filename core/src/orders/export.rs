@@ -5,7 +5,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 use wxpay::money::fen_to_yuan;
 
 use super::filter::OrderFilter;
-use super::list::list_orders;
+use super::list::{list_by, Walk};
 use crate::audit::{self, action, Actor};
 use crate::{CoreError, Db};
 
@@ -42,8 +42,10 @@ where
     write(out, &mut buf).await?;
     let mut after = None;
     let mut rows = 0u64;
+    // The same way in for every batch: it depends on the filter and the batch size only.
+    let walk = Walk::choose(db, filter, None, EXPORT_BATCH).await?;
     loop {
-        let page = list_orders(db, filter, after.as_ref(), EXPORT_BATCH).await?;
+        let page = list_by(db, filter, after.as_ref(), EXPORT_BATCH, walk).await?;
         for o in &page.orders {
             push_csv_row(
                 &mut buf,
