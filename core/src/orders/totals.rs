@@ -22,7 +22,7 @@ use crate::time::{day_number, day_number_start};
 use crate::{CoreError, Db};
 
 /// Fen per amount band: the by-band totals are per whole yuan.
-const BAND_FEN: i64 = 100;
+pub(crate) const BAND_FEN: i64 = 100;
 
 /// Whether `ms` is the start of a Shanghai day.
 fn starts_a_day(ms: i64) -> bool {
