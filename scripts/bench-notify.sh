@@ -67,8 +67,6 @@ stop_server() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
 # shellcheck source=scripts/bench-env.sh
 source scripts/bench-env.sh
 
@@ -79,12 +77,7 @@ start_server() {
   LOG=$WORK/server-$label.log
   PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$PORT "$SERVER" >"$LOG" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 1 600); do
-    grep -q 'paydesk: listening on' "$LOG" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG" >&2; echo "$NAME: paydesk exited" >&2; return 1; }
-    sleep 0.1
-  done
-  grep -q 'paydesk: listening on' "$LOG" || { tail -n 20 "$LOG" >&2; echo "$NAME: paydesk did not start" >&2; return 1; }
+  wait_listening "$LOG" "$SERVER_PID" || { echo "$NAME: $label: no server" >&2; return 1; }
   echo "$NAME: $label: paydesk on 127.0.0.1:$PORT (pid $SERVER_PID); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 }
 

@@ -53,15 +53,11 @@ fi
 # The seeding's dirty pages on disk before the server starts.
 sync
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+PORT=$(free_port)
 BASE=http://127.0.0.1:$PORT
 PAYDESK_DATABASE_URL=sqlite://$DB PAYDESK_LISTEN=127.0.0.1:$PORT "$SERVER" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 600); do
-  grep -q 'paydesk: listening on' "$WORK/server.log" && break
-  kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-  sleep 0.1
-done
+wait_listening "$WORK/server.log" "$SERVER_PID"
 
 JAR=$WORK/cookies
 status=$(curl -sS -c "$JAR" -b "$JAR" -H "Origin: $BASE" -o /dev/null -w '%{http_code}' \
@@ -86,7 +82,7 @@ for query in "$@"; do
   bad=$(awk '$1 != 200' "$WORK/times" | head -n 1)
   [ -z "$bad" ] || { echo "orders-page: $query answered ${bad%% *}" >&2; exit 1; }
   # Rows on the last page served: each order links to its timeline.
-  rows=$(grep -o 'href="/orders/[A-Za-z0-9_-]*"' "$WORK/page.html" | sort -u | wc -l)
+  rows=$({ grep -o 'href="/orders/[A-Za-z0-9_-]*"' "$WORK/page.html" || true; } | sort -u | wc -l)
   awk '{ print $2 * 1000 }' "$WORK/times" | sort -n | awk -v q="$query" -v rows="$rows" '
     { t[NR] = $1 }
     END { p95 = int(NR * 0.95); if (p95 < NR * 0.95) p95++

@@ -36,19 +36,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
 # shellcheck source=scripts/bench-env.sh
 source scripts/bench-env.sh
 export PAYDESK_DATABASE_URL=sqlite://$WORK/paydesk.db
+port=$(free_port)
 
 PAYDESK_LISTEN=127.0.0.1:$port valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.%p" \
   "$SERVER" >"$WORK/server.log" 2>&1 &
 VG_PID=$!
-for _ in $(seq 1 600); do
-  grep -q 'paydesk: listening on' "$WORK/server.log" && break
-  kill -0 "$VG_PID" 2>/dev/null || { cat "$WORK/server.log" >&2; exit 1; }
-  sleep 0.2
-done
+wait_listening "$WORK/server.log" "$VG_PID" 0.2
 
 bench() {
   "$BIN/notify-bench" --url "http://127.0.0.1:$port" --label callgrind --warmup 0 \
