@@ -17,7 +17,8 @@ if [ -n "${CI:-}" ]; then export CARGO_INCREMENTAL=0; fi
 source scripts/release-env.sh
 started=$(date +%s)
 step() { echo; echo "==> $* ($(( $(date +%s) - started ))s)"; }
-disk() { disk; }
+# What the build left on disk: CI's machine has a disk of unknown size.
+disk() { echo "target/: $(du -sh target 2>/dev/null | cut -f1); free beside it: $(df -h --output=avail . | tail -1 | tr -d ' ')"; }
 
 step "setup"
 scripts/setup.sh test
