@@ -390,6 +390,14 @@ impl Default for DiskSettings {
     }
 }
 
+/// The beginnings of `PAYDESK_…` variables that other tools read (lower case, as the
+/// configuration sees them): never warned about as unknown keys.
+const TOOLING_KEYS: [&str; 4] = ["test", "pg_", "sim_", "screenshots"];
+
+fn is_tooling_key(key: &str) -> bool {
+    TOOLING_KEYS.iter().any(|prefix| key.starts_with(prefix))
+}
+
 fn default_low_free_mib() -> u64 {
     1024
 }
@@ -796,9 +804,10 @@ impl Settings {
             serde_ignored::deserialize(raw, |path| unknown.push(path.to_string()))
                 .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
         for key in unknown {
-            // PAYDESK_TEST_* and the like belong to the test tooling, not to paydesk;
-            // PAYDESK_SIM_* configures the standalone simulator binary.
-            if !key.starts_with("test") && !key.starts_with("pg_") && !key.starts_with("sim_") {
+            // PAYDESK_TEST_*, PAYDESK_PG_* and PAYDESK_SCREENSHOTS belong to the test
+            // tooling (scripts/), not to paydesk; PAYDESK_SIM_* configures the standalone
+            // simulator binary.
+            if !is_tooling_key(&key) {
                 eprintln!("paydesk: warning: unknown configuration key `{key}` is ignored");
             }
         }
@@ -1126,6 +1135,21 @@ mod tests {
 
     fn base() -> Settings {
         serde_json::from_str("{}").unwrap()
+    }
+
+    #[test]
+    fn the_test_tools_variables_are_not_unknown_keys() {
+        for key in [
+            "test_postgres_url",
+            "pg_durable",
+            "sim_listen",
+            "screenshots",
+        ] {
+            assert!(is_tooling_key(key), "{key}");
+        }
+        for key in ["listne", "wxpay", "screen"] {
+            assert!(!is_tooling_key(key), "{key}");
+        }
     }
 
     #[test]

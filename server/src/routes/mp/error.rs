@@ -166,6 +166,16 @@ impl MpError {
         )
     }
 
+    /// 409 `ORDER_STATE`: the order changed while the request was handled (another
+    /// request, a notification, the sync job); fetching it again shows how it stands.
+    pub fn order_changed() -> MpError {
+        MpError::new(
+            StatusCode::CONFLICT,
+            "ORDER_STATE",
+            "订单状态已变化，请刷新后重试",
+        )
+    }
+
     /// 500: our fault; the cause is in the server log.
     pub fn internal() -> MpError {
         MpError::new(
@@ -196,6 +206,13 @@ impl From<CoreError> for MpError {
                 MpError::invalid(format!("{field}: {message}"))
             }
             CoreError::NotFound => MpError::order_not_found(),
+            // A conflict no route words itself (the order changed status under the request,
+            // say): the request cannot succeed as it stands and nothing failed on our side,
+            // so 409 and no error in the log, never a 500.
+            CoreError::Conflict(reason) => {
+                tracing::info!(%reason, "mini-program request refused: the order changed");
+                MpError::order_changed()
+            }
             other => {
                 tracing::error!(error = %other, "mini-program request failed");
                 MpError::internal()
@@ -209,5 +226,27 @@ impl From<JsonRejection> for MpError {
         // The rejection text names the offending field or syntax error; it holds nothing of
         // ours, only what the client sent.
         MpError::invalid(e.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use paydesk_core::error::ConflictReason;
+    use paydesk_core::CoreError;
+
+    use super::MpError;
+
+    #[test]
+    fn a_conflict_is_a_409_not_a_server_error() {
+        let e = MpError::from(CoreError::Conflict(ConflictReason::StatusChanged {
+            status: "NOTPAY".into(),
+        }));
+        assert_eq!((e.status, e.code), (StatusCode::CONFLICT, "ORDER_STATE"));
+        let e = MpError::from(CoreError::Internal(anyhow::anyhow!("disk on fire")));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL")
+        );
     }
 }
