@@ -199,6 +199,7 @@ pub(crate) async fn list_by(
     limit: i64,
     walk: Walk,
 ) -> Result<OrderPage, CoreError> {
+    let limit = limit.clamp(1, MAX_PAGE);
     match walk {
         Walk::Nothing => {
             return Ok(OrderPage {
@@ -209,7 +210,6 @@ pub(crate) async fn list_by(
         Walk::Amount => return list_by_amount(db, filter, after, limit).await,
         Walk::Time => {}
     }
-    let limit = limit.clamp(1, MAX_PAGE);
     let mut c = filter.conditions_without_status(true);
     if let Some(cursor) = after {
         let at = c.bind(Arg::Int(cursor.created_at));
@@ -256,7 +256,7 @@ pub(crate) async fn list_by(
     Ok(OrderPage::of(orders, limit))
 }
 
-/// A page found through the amount index ([`Walk::Amount`]): the ids of the newest orders
+/// A page found through the amount index ([`Walk::Amount`]; `limit` clamped by [`list_by`]): the ids of the newest orders
 /// in the range, sorted from the index entries alone (`total_fee, created_at` and the id),
 /// then only their rows. The time and status conditions are kept off every index
 /// (`+created_at`, `status || ''`, and the order by on expressions), so both engines take
@@ -267,7 +267,6 @@ async fn list_by_amount(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<OrderPage, CoreError> {
-    let limit = limit.clamp(1, MAX_PAGE);
     let mut c = Conditions::default();
     for (bound, condition) in [
         (filter.min_fee, "total_fee >="),
