@@ -1,12 +1,14 @@
 //! downloadbill (docs/wechatpay-v2.md §8.7): the trade bill of a Beijing date, built from the simulator's
 //! orders and refunds; text with backtick-prefixed cells, yuan amounts, the fee with 5
-//! decimals at 0.60%, a summary; gzip with `tar_type=GZIP`.
+//! decimals at 0.60%, a summary; gzip with `tar_type=GZIP`. Bill faults (§10.3,
+//! [`crate::BillFault`]) make it differ from the simulator's records on purpose.
 
 use std::io::Write as _;
 
 use time::{Date, Duration, OffsetDateTime, Time};
 use wxpay::{wxtime, Params};
 
+use crate::faults::{changed_amounts, BillFaults};
 use crate::store::{Order, Refund, RefundState};
 use crate::wechat::{optional, required, Answer, Failure};
 use crate::Sim;
@@ -75,7 +77,8 @@ pub(crate) fn download_bill(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
     let orders = store.orders_sorted();
     let refunds = store.refunds_sorted();
     drop(store);
-    let text = build(sim, date, bill_type, &orders, &refunds);
+    let faults = sim.faults().bill_faults();
+    let text = build(sim, date, bill_type, (&orders, &refunds), &faults);
     let Some(text) = text else {
         return Ok(bill_fail("No Bill Exist", Some("20002")));
     };
@@ -111,33 +114,246 @@ fn line(cells: &[String]) -> String {
     s
 }
 
+fn push_line(out: &mut String, cells: &[String]) {
+    out.push_str(&line(cells));
+    out.push_str("\r\n");
+}
+
+/// A payment row as the bill prints it: its time and amounts after the bill faults (§10.3).
+struct PaymentRow<'a> {
+    order: &'a Order,
+    /// 交易时间 (`time_end`, plus any lag).
+    at: OffsetDateTime,
+    /// 订单金额.
+    total_fee: i64,
+    /// 应结订单金额 (the cash part; the rest is 代金券金额).
+    cash_fee: i64,
+}
+
+impl PaymentRow<'_> {
+    /// 手续费: 0.60% of the settled amount.
+    fn fee_millifen(&self) -> i64 {
+        self.cash_fee * FEE_MILLIFEN_PER_FEN
+    }
+}
+
+/// A refund row as the bill prints it.
+struct RefundRow<'a> {
+    refund: &'a Refund,
+    order: &'a Order,
+    /// 交易时间 = 退款申请时间 (acceptance, plus any lag).
+    at: OffsetDateTime,
+    /// 退款成功时间 (plus any lag).
+    success_at: Option<OffsetDateTime>,
+}
+
+impl RefundRow<'_> {
+    /// 手续费 given back: negative.
+    fn fee_millifen(&self) -> i64 {
+        -(self.refund.refund_fee * FEE_MILLIFEN_PER_FEN)
+    }
+}
+
+/// The summary line, summed from the rows as printed (so a bill fault keeps the bill
+/// consistent in itself, as WeChat's own bill would be).
+#[derive(Default)]
+struct Totals {
+    count: usize,
+    settle: i64,
+    refund: i64,
+    fees: i64,
+    order: i64,
+    apply: i64,
+}
+
+impl Totals {
+    fn add_payment(&mut self, p: &PaymentRow) {
+        self.count += 1;
+        self.settle += p.cash_fee;
+        self.fees += p.fee_millifen();
+        self.order += p.total_fee;
+    }
+
+    fn add_refund(&mut self, r: &RefundRow) {
+        self.count += 1;
+        self.refund += r.refund.refund_fee;
+        self.apply += r.refund.refund_fee;
+        self.fees += r.fee_millifen();
+    }
+
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.count.to_string(),
+            yuan(self.settle),
+            yuan(self.refund),
+            "0.00".into(),
+            yuan5(self.fees),
+            yuan(self.order),
+            yuan(self.apply),
+        ]
+    }
+}
+
+/// The paid orders billed on `date`: `omit` leaves an order out, `lag` moves it, `amount`
+/// changes what it says.
+fn payment_rows<'a>(date: Date, orders: &'a [Order], faults: &BillFaults) -> Vec<PaymentRow<'a>> {
+    orders
+        .iter()
+        .filter(|o| o.state.is_paid() && !faults.omits(&o.out_trade_no))
+        .filter_map(|o| {
+            let at = o.time_end?.checked_add(faults.lag(&o.out_trade_no))?;
+            (beijing_date(at) == date).then(|| payment_row(o, at, faults))
+        })
+        .collect()
+}
+
+fn payment_row<'a>(order: &'a Order, at: OffsetDateTime, faults: &BillFaults) -> PaymentRow<'a> {
+    let delta = faults.amount_delta(&order.out_trade_no);
+    let held = (order.total_fee, order.cash_fee.unwrap_or(order.total_fee));
+    let (total_fee, cash_fee) = if delta == 0 {
+        held
+    } else if let Some(changed) = changed_amounts(order, delta) {
+        changed
+    } else {
+        tracing::warn!(order.out_trade_no = %order.out_trade_no, delta, "amount bill fault would leave no positive amount: not applied");
+        held
+    };
+    PaymentRow {
+        order,
+        at,
+        total_fee,
+        cash_fee,
+    }
+}
+
+/// The refunds billed on `date` (accepted that day, whatever their status), with the same
+/// `omit` and `lag` as their order's payment.
+fn refund_rows<'a>(
+    date: Date,
+    orders: &'a [Order],
+    refunds: &'a [Refund],
+    faults: &BillFaults,
+) -> Vec<RefundRow<'a>> {
+    refunds
+        .iter()
+        .filter(|r| !faults.omits(&r.out_trade_no))
+        .filter_map(|r| {
+            let order = orders.iter().find(|o| o.out_trade_no == r.out_trade_no)?;
+            let lag = faults.lag(&r.out_trade_no);
+            let at = r.created_at.checked_add(lag)?;
+            (beijing_date(at) == date).then(|| RefundRow {
+                refund: r,
+                order,
+                at,
+                success_at: r.success_time.and_then(|t| t.checked_add(lag)),
+            })
+        })
+        .collect()
+}
+
+/// The cells every row starts with, 交易时间 … 代金券金额.
+fn leading_cells(
+    sim: &Sim,
+    o: &Order,
+    when: OffsetDateTime,
+    state: &str,
+    settle: i64,
+    coupon: i64,
+) -> Vec<String> {
+    vec![
+        wxtime::format_display(when),
+        sim.config.appid.clone(),
+        sim.config.mch_id.clone(),
+        "0".into(),
+        o.device_info.clone().unwrap_or_default(),
+        o.transaction_id.clone().unwrap_or_default(),
+        o.out_trade_no.clone(),
+        o.openid.clone().unwrap_or_default(),
+        o.trade_type.clone(),
+        state.into(),
+        o.bank_type.clone().unwrap_or_default(),
+        "CNY".into(),
+        yuan(settle),
+        yuan(coupon),
+    ]
+}
+
+fn payment_cells(sim: &Sim, p: &PaymentRow, bill_type: &str) -> Vec<String> {
+    let o = p.order;
+    let coupon = p.total_fee - p.cash_fee;
+    let mut cells = leading_cells(sim, o, p.at, "SUCCESS", p.cash_fee, coupon);
+    if bill_type == "ALL" {
+        cells.extend(["0", "", "0.00", "0.00", "", ""].map(String::from));
+    }
+    cells.extend([
+        o.body.clone(),
+        o.attach.clone().unwrap_or_default(),
+        yuan5(p.fee_millifen()),
+        "0.60%".into(),
+        yuan(p.total_fee),
+    ]);
+    if bill_type == "ALL" {
+        cells.push("0.00".into());
+    }
+    cells.push(String::new());
+    cells
+}
+
+/// Refund rows carry no order amounts (they are summed in the refund columns).
+fn refund_cells(sim: &Sim, r: &RefundRow, bill_type: &str) -> Vec<String> {
+    let (refund, o) = (r.refund, r.order);
+    let status = match refund.status {
+        RefundState::Success => "SUCCESS",
+        RefundState::Processing => "PROCESSING",
+        RefundState::Refundclose => "FAIL",
+        RefundState::Change => "CHANGE",
+    };
+    let mut cells = leading_cells(sim, o, r.at, "REFUND", 0, 0);
+    if bill_type == "REFUND" {
+        cells.push(wxtime::format_display(r.at));
+        cells.push(r.success_at.map(wxtime::format_display).unwrap_or_default());
+    }
+    cells.extend([
+        refund.refund_id.clone(),
+        refund.out_refund_no.clone(),
+        yuan(refund.refund_fee),
+        "0.00".into(),
+        "ORIGINAL".into(),
+        status.into(),
+        o.body.clone(),
+        o.attach.clone().unwrap_or_default(),
+        yuan5(r.fee_millifen()),
+        "0.60%".into(),
+        "0.00".into(),
+        yuan(refund.refund_fee),
+        String::new(),
+    ]);
+    cells
+}
+
 /// The bill text, or `None` for "No Bill Exist".
 fn build(
     sim: &Sim,
     date: Date,
     bill_type: &str,
-    orders: &[Order],
-    refunds: &[Refund],
+    (orders, refunds): (&[Order], &[Refund]),
+    faults: &BillFaults,
 ) -> Option<String> {
-    let order_of = |otn: &str| orders.iter().find(|o| o.out_trade_no == otn);
-    let paid: Vec<&Order> = orders
-        .iter()
-        .filter(|o| o.state.is_paid() && o.time_end.is_some_and(|t| beijing_date(t) == date))
-        .collect();
-    let refunded: Vec<(&Refund, &Order)> = refunds
-        .iter()
-        .filter(|r| beijing_date(r.created_at) == date)
-        .filter_map(|r| order_of(&r.out_trade_no).map(|o| (r, o)))
-        .collect();
     let (with_payments, with_refunds) = match bill_type {
         "ALL" => (true, true),
         "SUCCESS" => (true, false),
         "REFUND" => (false, true),
         _ => (false, false),
     };
-    let count =
-        usize::from(with_payments) * paid.len() + usize::from(with_refunds) * refunded.len();
-    if count == 0 {
+    let payments = match with_payments {
+        true => payment_rows(date, orders, faults),
+        false => Vec::new(),
+    };
+    let refunded = match with_refunds {
+        true => refund_rows(date, orders, refunds, faults),
+        false => Vec::new(),
+    };
+    if payments.is_empty() && refunded.is_empty() {
         return None;
     }
     let header = match bill_type {
@@ -145,118 +361,19 @@ fn build(
         "REFUND" => REFUND_HEADER,
         _ => ALL_HEADER,
     };
-    let mut out = String::new();
-    out.push_str(header);
-    out.push_str("\r\n");
-    let (mut settle, mut refund_total, mut fees, mut order_total, mut apply_total) =
-        (0_i64, 0_i64, 0_i64, 0_i64, 0_i64);
-    // Refund rows carry no order amounts (they are summed in the refund columns).
-    let common = |o: &Order, when: OffsetDateTime, state: &str| -> Vec<String> {
-        let cash = if state == "SUCCESS" {
-            o.cash_fee.unwrap_or(o.total_fee)
-        } else {
-            0
-        };
-        let coupon = if state == "SUCCESS" {
-            o.total_fee - cash
-        } else {
-            0
-        };
-        vec![
-            wxtime::format_display(when),
-            sim.config.appid.clone(),
-            sim.config.mch_id.clone(),
-            "0".into(),
-            o.device_info.clone().unwrap_or_default(),
-            o.transaction_id.clone().unwrap_or_default(),
-            o.out_trade_no.clone(),
-            o.openid.clone().unwrap_or_default(),
-            o.trade_type.clone(),
-            state.into(),
-            o.bank_type.clone().unwrap_or_default(),
-            "CNY".into(),
-            yuan(cash),
-            yuan(coupon),
-        ]
-    };
-    if with_payments {
-        for o in &paid {
-            let cash = o.cash_fee.unwrap_or(o.total_fee);
-            let fee = cash * FEE_MILLIFEN_PER_FEN;
-            let mut cells = common(o, o.time_end.unwrap_or(o.created_at), "SUCCESS");
-            if bill_type == "ALL" {
-                cells.extend(["0", "", "0.00", "0.00", "", ""].map(String::from));
-            }
-            cells.extend([
-                o.body.clone(),
-                o.attach.clone().unwrap_or_default(),
-                yuan5(fee),
-                "0.60%".into(),
-                yuan(o.total_fee),
-            ]);
-            if bill_type == "ALL" {
-                cells.push("0.00".into());
-            }
-            cells.push(String::new());
-            settle += cash;
-            fees += fee;
-            order_total += o.total_fee;
-            out.push_str(&line(&cells));
-            out.push_str("\r\n");
-        }
+    let mut out = format!("{header}\r\n");
+    let mut totals = Totals::default();
+    for p in &payments {
+        push_line(&mut out, &payment_cells(sim, p, bill_type));
+        totals.add_payment(p);
     }
-    if with_refunds {
-        for (r, o) in &refunded {
-            let fee = -(r.refund_fee * FEE_MILLIFEN_PER_FEN);
-            let status = match r.status {
-                RefundState::Success => "SUCCESS",
-                RefundState::Processing => "PROCESSING",
-                RefundState::Refundclose => "FAIL",
-                RefundState::Change => "CHANGE",
-            };
-            let mut cells = common(o, r.created_at, "REFUND");
-            if bill_type == "REFUND" {
-                cells.push(wxtime::format_display(r.created_at));
-                cells.push(
-                    r.success_time
-                        .map(wxtime::format_display)
-                        .unwrap_or_default(),
-                );
-            }
-            cells.extend([
-                r.refund_id.clone(),
-                r.out_refund_no.clone(),
-                yuan(r.refund_fee),
-                "0.00".into(),
-                "ORIGINAL".into(),
-                status.into(),
-                o.body.clone(),
-                o.attach.clone().unwrap_or_default(),
-                yuan5(fee),
-                "0.60%".into(),
-                "0.00".into(),
-                yuan(r.refund_fee),
-                String::new(),
-            ]);
-            refund_total += r.refund_fee;
-            apply_total += r.refund_fee;
-            fees += fee;
-            out.push_str(&line(&cells));
-            out.push_str("\r\n");
-        }
+    for r in &refunded {
+        push_line(&mut out, &refund_cells(sim, r, bill_type));
+        totals.add_refund(r);
     }
     out.push_str(SUMMARY_HEADER);
     out.push_str("\r\n");
-    out.push_str(&line(&[
-        count.to_string(),
-        yuan(settle),
-        yuan(refund_total),
-        "0.00".into(),
-        yuan5(fees),
-        yuan(order_total),
-        yuan(apply_total),
-    ]));
-    out.push_str("\r\n");
+    push_line(&mut out, &totals.cells());
     Some(out)
 }
 

@@ -49,6 +49,10 @@ pub(crate) fn router() -> Router<Arc<Sim>> {
         .route("/orders", get(list_orders))
         .route("/orders/{out_trade_no}", get(get_order))
         .route("/orders/{out_trade_no}/pay", post(pay_order))
+        .route(
+            "/orders/{out_trade_no}/refund-outside",
+            post(refund_outside),
+        )
         .route("/request-payment", post(request_payment))
         .route("/refunds", get(list_refunds))
         .route("/refunds/{out_refund_no}/outcome", post(set_refund_outcome))
@@ -141,6 +145,27 @@ async fn pay_order(
 ) -> Result<Json<crate::Order>, SimError> {
     let req: PayRequest = body(&bytes)?;
     notify::pay_order(&sim, &out_trade_no, &req).map(Json)
+}
+
+/// A refund made in WeChat's merchant platform: `{"out_refund_no":"R…","refund_fee":100}`,
+/// `out_refund_no` optional (default: the `refund_id`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutsideRefundRequest {
+    #[serde(default)]
+    out_refund_no: Option<String>,
+    refund_fee: i64,
+}
+
+/// `POST /sim/orders/{out_trade_no}/refund-outside`: the refund, never notified.
+async fn refund_outside(
+    State(sim): State<Arc<Sim>>,
+    Path(out_trade_no): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<crate::Refund>, SimError> {
+    let req: OutsideRefundRequest = body(&bytes)?;
+    let no = req.out_refund_no.as_deref();
+    crate::refunds::refund_outside(&sim, &out_trade_no, no, req.refund_fee).map(Json)
 }
 
 /// `wx.requestPayment`: the five parameters plus the optional fields of [`PayRequest`].
@@ -265,9 +290,7 @@ async fn post_faults(
     bytes: Bytes,
 ) -> Result<Json<crate::ActiveFaults>, SimError> {
     let plan: crate::FaultPlan = body(&bytes)?;
-    let mut faults = sim.faults();
-    faults.apply(plan);
-    Ok(Json(faults.active()))
+    crate::faults::apply_plan(&sim, plan).map(Json)
 }
 
 async fn delete_faults(State(sim): State<Arc<Sim>>) -> StatusCode {

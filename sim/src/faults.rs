@@ -1,16 +1,20 @@
 //! Fault injection (docs/wechatpay-v2.md §10.3): a JSON fault plan whose entries each apply to the next
-//! `count` notification delivery attempts or API calls.
+//! `count` notification delivery attempts or API calls, and bill faults that change every
+//! downloadbill (§8.7) until they are cleared.
 
 use serde::{Deserialize, Serialize};
 
 use crate::notify::NotificationKind;
+use crate::store::{Order, Store};
+use crate::{Sim, SimError};
 
 /// A fault plan, the body of `POST /sim/faults`. Entries are appended to the active ones
 /// unless `replace` is true.
 ///
 /// ```json
 /// {"notifications": [{"fault": "duplicate", "copies": 3, "count": 1}],
-///  "api": [{"fault": "system_error", "endpoint": "/pay/orderquery", "count": 2}]}
+///  "api": [{"fault": "system_error", "endpoint": "/pay/orderquery", "count": 2}],
+///  "bills": [{"fault": "amount", "out_trade_no": "A-1", "delta_fen": -5}]}
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +25,11 @@ pub struct FaultPlan {
     /// Faults for calls to the WeChat Pay API endpoints.
     #[serde(default)]
     pub api: Vec<ApiFault>,
-    /// Clear the active faults first.
+    /// Differences between the bill and the simulator's own records (§8.7): not used up by a
+    /// count, they change every downloadbill until replaced or cleared.
+    #[serde(default)]
+    pub bills: Vec<BillFault>,
+    /// Clear the active faults (bill faults included) first.
     #[serde(default)]
     pub replace: bool,
 }
@@ -125,6 +133,148 @@ fn one() -> u32 {
     1
 }
 
+/// The largest lag a `lag` bill fault takes: the bill window itself (§8.7, 3 months).
+pub(crate) const MAX_BILL_LAG_MS: u64 = 92 * 24 * 3600 * 1000;
+
+/// The largest 订单金额 an `amount` bill fault may print, in fen (unifiedorder's own cap is
+/// 10 000 000 CNY).
+const MAX_BILLED_TOTAL_FEE: i64 = 10_000_000_000;
+
+/// A difference between downloadbill (§8.7) and what the simulator holds, so that a
+/// reconciliation can be tested against each kind. Unlike notification and API faults it is
+/// not used up: it applies to every bill that includes the order until the plan is replaced
+/// (`replace: true`) or the faults are cleared. Several entries for one order add up.
+///
+/// ```json
+/// {"fault": "amount", "out_trade_no": "X", "delta_fen": 1}
+/// {"fault": "lag", "ms": 200}
+/// {"fault": "omit", "out_trade_no": "X"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BillFault {
+    /// "The amount changed at WeChat": the order's payment row shows 订单金额 and 应结订单金额
+    /// changed by `delta_fen`, its 手续费 computed from the changed amount, and the summary
+    /// line summed from the rows as printed (the bill stays consistent in itself). The
+    /// changed 订单金额 must stay > 0 and 应结订单金额 ≥ 0: the control API refuses an entry
+    /// that breaks this for an order it knows (400), and a bill leaves such an entry out.
+    Amount {
+        /// The order whose payment row changes.
+        out_trade_no: String,
+        /// Fen added to the amounts (default +1; may be negative).
+        #[serde(default = "plus_one_fen")]
+        delta_fen: i64,
+    },
+    /// "Filed under the next day": every payment and refund (or only those of
+    /// `out_trade_no`) goes into the bill of the Beijing date of its time + `ms`, with its
+    /// 交易时间 (and a REFUND bill's 退款申请时间 / 退款成功时间) printed `ms` later: a trade
+    /// at 23:59:59.9 with `ms: 200` is in the next day's bill. At most 92 days.
+    Lag {
+        /// Real milliseconds added to the billed times.
+        ms: u64,
+        /// Only this order's payment and refunds (default: every row).
+        #[serde(default)]
+        out_trade_no: Option<String>,
+    },
+    /// "Here but not there": the order's payment row and its refunds' rows are left out of
+    /// the bill (and so of its summary).
+    Omit {
+        /// The order left out.
+        out_trade_no: String,
+    },
+}
+
+fn plus_one_fen() -> i64 {
+    1
+}
+
+/// 订单金额 and 应结订单金额 of `order`'s payment row after `delta_fen`, if both stay valid
+/// (订单金额 in 1 fen ..= 10 000 000 CNY, 应结订单金额 ≥ 0).
+pub(crate) fn changed_amounts(order: &Order, delta_fen: i64) -> Option<(i64, i64)> {
+    let total = order.total_fee.checked_add(delta_fen)?;
+    let cash = order
+        .cash_fee
+        .unwrap_or(order.total_fee)
+        .checked_add(delta_fen)?;
+    ((1..=MAX_BILLED_TOTAL_FEE).contains(&total) && cash >= 0).then_some((total, cash))
+}
+
+impl BillFault {
+    /// Whether it concerns the rows of `order`.
+    fn applies_to(&self, order: &str) -> bool {
+        match self {
+            BillFault::Amount { out_trade_no, .. } | BillFault::Omit { out_trade_no } => {
+                out_trade_no == order
+            }
+            BillFault::Lag { out_trade_no, .. } => {
+                out_trade_no.as_deref().is_none_or(|o| o == order)
+            }
+        }
+    }
+
+    /// Why the control API refuses it, given what the simulator holds now.
+    fn check(&self, store: &Store) -> Result<(), SimError> {
+        match self {
+            BillFault::Amount {
+                out_trade_no,
+                delta_fen,
+            } => match store.orders.get(out_trade_no) {
+                Some(order) if changed_amounts(order, *delta_fen).is_none() => {
+                    Err(SimError::Invalid(format!(
+                        "amount fault: delta_fen {delta_fen} leaves order {out_trade_no} \
+                         (total_fee {}) without a positive amount",
+                        order.total_fee
+                    )))
+                }
+                _ => Ok(()),
+            },
+            BillFault::Lag { ms, .. } if *ms > MAX_BILL_LAG_MS => Err(SimError::Invalid(format!(
+                "lag fault: ms must be at most {MAX_BILL_LAG_MS} (92 days)"
+            ))),
+            BillFault::Lag { .. } | BillFault::Omit { .. } => Ok(()),
+        }
+    }
+}
+
+/// The bill faults one downloadbill applies (a copy: the bill is built without the lock).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct BillFaults(Vec<BillFault>);
+
+impl BillFaults {
+    /// Whether `out_trade_no`'s rows are left out (`omit`).
+    pub fn omits(&self, out_trade_no: &str) -> bool {
+        self.0
+            .iter()
+            .any(|f| matches!(f, BillFault::Omit { .. }) && f.applies_to(out_trade_no))
+    }
+
+    /// How much later `out_trade_no`'s rows are billed (`lag` entries add up).
+    pub fn lag(&self, out_trade_no: &str) -> time::Duration {
+        let ms: u64 = self
+            .0
+            .iter()
+            .filter(|f| f.applies_to(out_trade_no))
+            .map(|f| match f {
+                BillFault::Lag { ms, .. } => *ms,
+                _ => 0,
+            })
+            .fold(0, u64::saturating_add);
+        time::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
+    /// Fen added to `out_trade_no`'s amounts (`amount` entries add up).
+    pub fn amount_delta(&self, out_trade_no: &str) -> i64 {
+        self.0
+            .iter()
+            .filter(|f| f.applies_to(out_trade_no))
+            .map(|f| match f {
+                BillFault::Amount { delta_fen, .. } => *delta_fen,
+                _ => 0,
+            })
+            .fold(0, i64::saturating_add)
+    }
+}
+
 /// A notification fault taken by one attempt; `group` identifies a reorder group.
 #[derive(Debug, Clone)]
 pub(crate) struct TakenNotifyFault {
@@ -144,6 +294,7 @@ struct Active<T> {
 pub(crate) struct Faults {
     notifications: Vec<Active<NotifyFault>>,
     api: Vec<Active<ApiFault>>,
+    bills: Vec<BillFault>,
     next_id: u64,
 }
 
@@ -154,13 +305,28 @@ pub struct ActiveFaults {
     pub notifications: Vec<NotifyFault>,
     /// Remaining API faults.
     pub api: Vec<ApiFault>,
+    /// Bill faults (active until replaced or cleared).
+    #[serde(default)]
+    pub bills: Vec<BillFault>,
+}
+
+/// Add a plan (`POST /sim/faults`, [`crate::RunningSim::try_set_faults`]) and return what is
+/// active; refused as a whole when a bill fault cannot apply to what the simulator holds (an
+/// `amount` that leaves a known order without a positive amount, a `lag` over 92 days).
+pub(crate) fn apply_plan(sim: &Sim, plan: FaultPlan) -> Result<ActiveFaults, SimError> {
+    {
+        let store = sim.store();
+        plan.bills.iter().try_for_each(|f| f.check(&store))?;
+    }
+    let mut faults = sim.faults();
+    faults.apply(plan);
+    Ok(faults.active())
 }
 
 impl Faults {
     pub fn apply(&mut self, plan: FaultPlan) {
         if plan.replace {
-            self.notifications.clear();
-            self.api.clear();
+            self.clear();
         }
         for fault in plan.notifications.into_iter().filter(|f| f.count > 0) {
             self.next_id += 1;
@@ -178,11 +344,18 @@ impl Faults {
                 fault,
             });
         }
+        self.bills.extend(plan.bills);
     }
 
     pub fn clear(&mut self) {
         self.notifications.clear();
         self.api.clear();
+        self.bills.clear();
+    }
+
+    /// The bill faults, for one downloadbill.
+    pub fn bill_faults(&self) -> BillFaults {
+        BillFaults(self.bills.clone())
     }
 
     pub fn active(&self) -> ActiveFaults {
@@ -203,6 +376,7 @@ impl Faults {
                     ..a.fault.clone()
                 })
                 .collect(),
+            bills: self.bills.clone(),
         }
     }
 
@@ -269,9 +443,44 @@ mod tests {
     }
 
     #[test]
+    fn bill_faults_stay_until_replaced_and_add_up_per_order() {
+        // Arrange
+        let plan: FaultPlan = serde_json::from_str(
+            r#"{"bills":[{"fault":"amount","out_trade_no":"A"},
+                         {"fault":"amount","out_trade_no":"A","delta_fen":-3},
+                         {"fault":"lag","ms":200},
+                         {"fault":"lag","ms":50,"out_trade_no":"B"},
+                         {"fault":"omit","out_trade_no":"C"}]}"#,
+        )
+        .unwrap();
+        let mut faults = Faults::default();
+
+        // Act
+        faults.apply(plan);
+        let bills = faults.bill_faults();
+        let shown = faults.active().bills.len();
+        faults.apply(FaultPlan {
+            replace: true,
+            ..FaultPlan::default()
+        });
+
+        // Assert
+        assert_eq!(bills.amount_delta("A"), -2);
+        assert_eq!(bills.amount_delta("B"), 0);
+        assert_eq!(bills.lag("A"), time::Duration::milliseconds(200));
+        assert_eq!(bills.lag("B"), time::Duration::milliseconds(250));
+        assert!(bills.omits("C") && !bills.omits("A"));
+        assert_eq!(shown, 5);
+        assert_eq!(faults.active(), ActiveFaults::default());
+    }
+
+    #[test]
     fn unknown_fault_fields_are_refused() {
         let r: Result<FaultPlan, _> =
             serde_json::from_str(r#"{"api":[{"fault":"system_error","cuont":2}]}"#);
+        assert!(r.is_err());
+        let r: Result<FaultPlan, _> =
+            serde_json::from_str(r#"{"bills":[{"fault":"omit","out_trade_no":"X","ms":1}]}"#);
         assert!(r.is_err());
     }
 }

@@ -8,6 +8,7 @@ mod faults;
 mod hosts;
 mod login;
 mod notify;
+mod refunds;
 mod restore;
 mod server;
 mod store;
@@ -24,13 +25,17 @@ use tokio::task::AbortHandle;
 use wxpay::ApiKey;
 
 pub use certs::CertPaths;
-pub use faults::{ActiveFaults, ApiFault, ApiFaultKind, FaultPlan, NotifyFault, NotifyFaultKind};
+pub use faults::{
+    ActiveFaults, ApiFault, ApiFaultKind, BillFault, FaultPlan, NotifyFault, NotifyFaultKind,
+};
 pub use hosts::{Host, HostMode};
 pub use login::default_openid;
 pub use notify::{DeliveryAttempt, NotificationKind, PayRequest, RETRY_SCHEDULE_SECS};
 pub use restore::{KnownOrder, KnownRefund, RestoreReport};
 pub use server::{start, RunningSim};
-pub use store::{CodeMapping, Order, OrderState, PlannedOutcome, Refund, RefundState};
+pub use store::{
+    CodeMapping, Order, OrderState, PlannedOutcome, Refund, RefundSource, RefundState,
+};
 pub use wechat::ApiCall;
 
 /// Demo appid (WeChat's documentation example), used when none is configured.

@@ -446,7 +446,10 @@ fn finish_refund(sim: &Arc<Sim>, out_refund_no: &str, outcome: RefundState, gene
     }
     put("refund_recv_accout", refund.refund_recv_accout.clone());
     put("refund_account", refund.refund_account.clone());
-    put("refund_request_source", "API".into());
+    put(
+        "refund_request_source",
+        refund.refund_request_source.as_str().into(),
+    );
     let outer = Params::from([
         ("return_code".to_owned(), "SUCCESS".to_owned()),
         ("appid".to_owned(), sim.config.appid.clone()),

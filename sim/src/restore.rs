@@ -180,6 +180,7 @@ pub(crate) fn restore(
                 notify_url: k.notify_url,
                 refund_account: "REFUND_SOURCE_UNSETTLED_FUNDS".to_owned(),
                 refund_recv_accout: k.refund_recv_accout,
+                refund_request_source: crate::RefundSource::Api,
                 created_at: k.created_at,
                 success_time: k.success_time.filter(|_| k.status == RefundState::Success),
                 sign_type,

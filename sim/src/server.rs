@@ -631,6 +631,24 @@ impl RunningSim {
         notify::request_payment(&self.sim, params, req)
     }
 
+    /// The merchant refunds `refund_fee` fen of a paid order by hand in WeChat's merchant
+    /// platform (`POST /sim/orders/{out_trade_no}/refund-outside`): accepted under the refund
+    /// API's rules (paid order, within what remains refundable, 50 refunds, balance), with a
+    /// `refund_id` and the PROCESSING → SUCCESS lifecycle (or a chosen outcome) like an API
+    /// refund, but never notified: refundquery and the bill show it, the merchant's system
+    /// never heard of it. Without `out_refund_no` the `refund_id` is used. Errors: unknown
+    /// order ([`SimError::NotFound`]), refused by the ledger or `out_refund_no` already used
+    /// ([`SimError::Conflict`], with the API's `err_code` and text), `refund_fee` ≤ 0 or a
+    /// malformed `out_refund_no` ([`SimError::Invalid`]).
+    pub fn refund_outside(
+        &self,
+        out_trade_no: &str,
+        out_refund_no: Option<&str>,
+        refund_fee: i64,
+    ) -> Result<Refund, SimError> {
+        crate::refunds::refund_outside(&self.sim, out_trade_no, out_refund_no, refund_fee)
+    }
+
     /// Choose a refund's outcome and delay (`POST /sim/refunds/{out_refund_no}/outcome`).
     /// `Ok(None)`: the refund does not exist yet; the outcome is applied when it does.
     pub fn set_refund_outcome(
@@ -643,11 +661,20 @@ impl RunningSim {
         notify::set_refund_outcome(&self.sim, out_refund_no, outcome, delay_ms)
     }
 
-    /// Add a fault plan (`POST /sim/faults`); returns what is active.
+    /// Add a fault plan (`POST /sim/faults`); returns what is active. A plan the control
+    /// API would refuse (see [`RunningSim::try_set_faults`]) is logged and not applied.
     pub fn set_faults(&self, plan: FaultPlan) -> ActiveFaults {
-        let mut faults = self.sim.faults();
-        faults.apply(plan);
-        faults.active()
+        self.try_set_faults(plan).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "fault plan refused");
+            self.sim.faults().active()
+        })
+    }
+
+    /// Add a fault plan (`POST /sim/faults`) and return what is active, or refuse it as a
+    /// whole like the control API (400): a bill `amount` fault leaving an order the simulator
+    /// knows without a positive amount, a bill `lag` over 92 days.
+    pub fn try_set_faults(&self, plan: FaultPlan) -> Result<ActiveFaults, SimError> {
+        crate::faults::apply_plan(&self.sim, plan)
     }
 
     /// Remove every active fault (`DELETE /sim/faults`).

@@ -86,6 +86,27 @@ impl RefundState {
     }
 }
 
+/// Who asked for a refund: the refund notification's `refund_request_source` (§8.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RefundSource {
+    /// The merchant's system, through the refund API (§8.5).
+    Api,
+    /// The merchant, by hand in WeChat's merchant platform (商户平台): the merchant's system
+    /// never asked for it (`POST /sim/orders/{out_trade_no}/refund-outside`).
+    VendorPlatform,
+}
+
+impl RefundSource {
+    /// The `refund_request_source` wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundSource::Api => "API",
+            RefundSource::VendorPlatform => "VENDOR_PLATFORM",
+        }
+    }
+}
+
 fn ser_sign_type<S: serde::Serializer>(t: &SignType, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(t.as_str())
 }
@@ -177,6 +198,8 @@ pub struct Refund {
     pub refund_account: String,
     /// `refund_recv_accout` (sic).
     pub refund_recv_accout: String,
+    /// Who asked for it: the refund API, or the merchant in WeChat's merchant platform.
+    pub refund_request_source: RefundSource,
     /// When the refund was accepted.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -250,6 +273,17 @@ impl Store {
             if o.state.is_payable() && now >= o.expires_at {
                 o.state = OrderState::Closed;
             }
+        }
+    }
+
+    /// An order by `transaction_id` (wins) or `out_trade_no`.
+    pub fn find_order(&self, txn: Option<&str>, otn: Option<&str>) -> Option<&Order> {
+        match txn {
+            Some(t) => self
+                .by_transaction_id
+                .get(t)
+                .and_then(|o| self.orders.get(o)),
+            None => otn.and_then(|o| self.orders.get(o)),
         }
     }
 

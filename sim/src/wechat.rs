@@ -14,8 +14,9 @@ use wxpay::{xml, Params, SignType, XmlError};
 
 use crate::faults::ApiFaultKind;
 use crate::hosts::{Host, HostMode};
-use crate::store::{self, Order, OrderState, Refund, RefundState};
-use crate::{notify, Sim};
+use crate::refunds::{self, OrderKey, RefundAsk};
+use crate::store::{self, Order, OrderState, Refund, RefundSource};
+use crate::Sim;
 
 /// The v2 endpoints the simulator serves (§2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -695,21 +696,6 @@ fn prepay_fields(order: &Order) -> Params {
     f
 }
 
-/// Find an order by `transaction_id` (wins) or `out_trade_no`.
-fn find_order<'a>(
-    store: &'a store::Store,
-    txn: Option<&str>,
-    otn: Option<&str>,
-) -> Option<&'a Order> {
-    match txn {
-        Some(t) => store
-            .by_transaction_id
-            .get(t)
-            .and_then(|o| store.orders.get(o)),
-        None => otn.and_then(|o| store.orders.get(o)),
-    }
-}
-
 /// `orderquery` (§8.3): the full field set once paid, a subset before.
 fn order_query(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
     let now = sim.clock.now();
@@ -719,7 +705,7 @@ fn order_query(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
         return Err(envelope("缺少参数transaction_id或out_trade_no"));
     }
     let mut store = sim.store();
-    let key = find_order(&store, txn, otn).map(|o| o.out_trade_no.clone());
+    let key = store.find_order(txn, otn).map(|o| o.out_trade_no.clone());
     let Some(key) = key else {
         return Err(biz("ORDERNOTEXIST", "订单不存在"));
     };
@@ -802,24 +788,22 @@ fn close_order(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
     }
 }
 
-const MISMATCH: &str = "订单金额或退款金额与之前请求不一致，请核实后再试";
-
-/// `refund` (§8.5): the per-order ledger, idempotent `out_refund_no`, 50 refunds, amount
-/// caps, `NOTENOUGH`. Accepted refunds are PROCESSING and get their outcome scheduled.
+/// `refund` (§8.5): the request's formats here, the ledger rules in
+/// [`refunds::accept_refund`] (idempotent `out_refund_no`, 50 refunds, amount caps,
+/// `NOTENOUGH`). Accepted refunds are PROCESSING and get their outcome scheduled.
 fn refund(
     sim: &Arc<Sim>,
     p: &Params,
     sign_type: SignType,
     sandbox: bool,
 ) -> Result<Answer, Failure> {
-    let now = sim.clock.now();
     let txn = optional(p, "transaction_id");
     let otn = optional(p, "out_trade_no");
     if txn.is_none() && otn.is_none() {
         return Err(envelope("缺少参数transaction_id或out_trade_no"));
     }
     let out_refund_no = required(p, "out_refund_no")?;
-    if !charset_ok(out_refund_no, 64, b"@") {
+    if !out_refund_no_ok(out_refund_no) {
         return Err(format_error("out_refund_no"));
     }
     let total_fee = fee(p, "total_fee")?;
@@ -830,10 +814,10 @@ fn refund(
     if optional(p, "refund_desc").is_some_and(|d| d.chars().count() > 80) {
         return Err(envelope("refund_desc参数长度有误"));
     }
-    let refund_account = optional(p, "refund_account").unwrap_or("REFUND_SOURCE_UNSETTLED_FUNDS");
+    let refund_account = optional(p, "refund_account").unwrap_or(refunds::UNSETTLED_FUNDS);
     if !matches!(
         refund_account,
-        "REFUND_SOURCE_UNSETTLED_FUNDS" | "REFUND_SOURCE_RECHARGE_FUNDS"
+        refunds::UNSETTLED_FUNDS | "REFUND_SOURCE_RECHARGE_FUNDS"
     ) {
         return Err(format_error("refund_account"));
     }
@@ -847,89 +831,32 @@ fn refund(
             return Err(biz("INVALID_TRANSACTIONID", "无效transaction_id"));
         }
     }
-
-    let mut store = sim.store();
-    let Some(order) = find_order(&store, txn, otn).cloned() else {
-        return Err(biz("ORDERNOTEXIST", "订单不存在"));
-    };
-    if let Some(existing) = store.refunds.get(out_refund_no) {
-        if existing.out_trade_no != order.out_trade_no {
-            return Err(biz("INVALID_REQUEST", "商户退款单号已被其他订单使用"));
-        }
-        if existing.total_fee != total_fee || existing.refund_fee != refund_fee {
-            return Err(biz("INVALID_REQUEST", MISMATCH));
-        }
-        // Same out_refund_no and amounts: the original acceptance (§8.5 idempotency).
-        return Ok(Answer::Fields(refund_fields(existing, &order)));
-    }
-    if !order.state.is_paid() {
-        return Err(biz("ORDERNOTEXIST", "订单未支付，无法退款"));
-    }
-    if total_fee != order.total_fee {
-        return Err(biz("INVALID_REQUEST", MISMATCH));
-    }
-    if order.refunds.len() >= 50 {
-        return Err(biz("ERROR", "订单已经超过可退款的最大次数（50次）"));
-    }
-    if order.refunded_fee + refund_fee > order.total_fee {
-        return Err(biz("ERROR", "累计退款金额大于支付金额"));
-    }
-    if store.balance.is_some_and(|b| b < refund_fee) {
-        return Err(biz("NOTENOUGH", "基本账户余额不足，请充值后重新发起"));
-    }
-
-    let seq = store.next_seq();
-    let refund = Refund {
-        out_refund_no: out_refund_no.to_owned(),
-        refund_id: store::new_refund_id(seq, now),
-        out_trade_no: order.out_trade_no.clone(),
-        transaction_id: order.transaction_id.clone().unwrap_or_default(),
+    let ask = RefundAsk {
+        out_refund_no: Some(out_refund_no.to_owned()),
         total_fee,
         refund_fee,
-        status: RefundState::Processing,
         refund_desc: optional(p, "refund_desc").map(str::to_owned),
         notify_url,
         refund_account: refund_account.to_owned(),
-        refund_recv_accout: "支付用户的零钱".to_owned(),
-        created_at: now,
-        success_time: None,
+        source: RefundSource::Api,
         sign_type,
         sandbox,
-        generation: 1,
-        seq,
     };
-    if let Some(b) = store.balance.as_mut() {
-        *b -= refund_fee;
-    }
-    let o = store
-        .orders
-        .get_mut(&order.out_trade_no)
-        .ok_or_else(|| biz("SYSTEMERROR", "系统超时"))?;
-    o.refunded_fee += refund_fee;
-    o.refunds.push(refund.out_refund_no.clone());
-    o.state = OrderState::Refund;
-    let fields = refund_fields(&refund, o);
-    store
-        .by_refund_id
-        .insert(refund.refund_id.clone(), refund.out_refund_no.clone());
-    let planned = store.planned.remove(&refund.out_refund_no);
-    let key = refund.out_refund_no.clone();
-    tracing::info!(refund.out_refund_no = %key, refund_fee, "refund accepted");
-    store.refunds.insert(key.clone(), refund);
-    drop(store);
+    let key = OrderKey {
+        transaction_id: txn,
+        out_trade_no: otn,
+    };
+    let accepted =
+        refunds::accept_refund(sim, key, ask).map_err(|r| biz(r.err_code(), r.description()))?;
+    Ok(Answer::Fields(refund_fields(
+        &accepted.refund,
+        &accepted.order,
+    )))
+}
 
-    let (outcome, delay) = match planned {
-        Some(plan) => (
-            plan.outcome,
-            Duration::from_millis(plan.delay_ms.unwrap_or(0)),
-        ),
-        None => (
-            RefundState::Success,
-            sim.clock.real(sim.config.refund_delay),
-        ),
-    };
-    notify::schedule_refund_outcome(sim, key, outcome, delay, 1);
-    Ok(Answer::Fields(fields))
+/// A valid `out_refund_no` (§8.5): at most 64 of `[0-9A-Za-z_-|*@]`.
+pub(crate) fn out_refund_no_ok(v: &str) -> bool {
+    charset_ok(v, 64, b"@")
 }
 
 fn refund_fields(r: &Refund, o: &Order) -> Params {
@@ -974,7 +901,7 @@ fn refund_query(sim: &Sim, p: &Params) -> Result<Answer, Failure> {
                 "缺少参数refund_id、out_refund_no、transaction_id或out_trade_no",
             ));
         }
-        let order = find_order(&store, txn, otn).ok_or_else(not_exist)?;
+        let order = store.find_order(txn, otn).ok_or_else(not_exist)?;
         let all: Vec<&Refund> = order
             .refunds
             .iter()

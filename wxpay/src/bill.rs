@@ -18,6 +18,15 @@ use time::OffsetDateTime;
 use crate::money::{yuan_to_fen, yuan_to_millifen};
 use crate::{wxtime, Error};
 
+/// A bill fetched with `tar_type=GZIP` (§8.7): the bytes as they came, and the bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GzippedBill {
+    /// The gzip body WeChat Pay sent.
+    pub gzip: Vec<u8>,
+    /// The bill it inflates to.
+    pub bill: Bill,
+}
+
 /// A parsed bill (§8.7): raw cells, with the typed views [`Bill::records`] and
 /// [`Bill::summary`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,8 @@ use crate::api::{
 use crate::identity::MerchantIdentity;
 use crate::sandbox::{self, SandboxPrefix};
 use crate::{
-    bill::Bill, nonce_str, sign, wxtime, xml, ApiKey, Error, JsapiPayParams, Params, SignType,
+    bill::{Bill, GzippedBill},
+    nonce_str, sign, wxtime, xml, ApiKey, Error, JsapiPayParams, Params, SignType,
 };
 
 /// Production API base (§2.1).
@@ -39,6 +40,8 @@ pub const LOGIN_BASE_URL: &str = "https://api.weixin.qq.com";
 
 /// Largest bill body read (§8.7 bills are plain text; big merchants have big days).
 const MAX_BILL_BODY: usize = 256 * 1024 * 1024;
+/// Largest bill text a `tar_type=GZIP` body may inflate to.
+const MAX_BILL_TEXT: usize = 512 * 1024 * 1024;
 /// How much of a bill body a [`CallRecord`] keeps.
 const RECORDED_BILL_BODY: usize = 64 * 1024;
 
@@ -764,11 +767,44 @@ impl Client {
     /// (unsigned); a body starting with `<` is the XML failure envelope → [`Error::BillFail`].
     #[tracing::instrument(skip_all, fields(bill.date = %wxtime::format_date(date), bill.bill_type = %bill_type))]
     pub async fn download_bill(&self, date: Date, bill_type: BillType) -> Result<Bill, Error> {
+        self.fetch_bill(date, bill_type, false, interpret_bill)
+            .await
+    }
+
+    /// `downloadbill` (§8.7) with `tar_type=GZIP`: the bill as WeChat Pay compressed it (to
+    /// keep as it came) and parsed. The text is read up to [`MAX_BILL_TEXT`]; a longer one
+    /// is refused as [`Error::Bill`], whatever the compressed size.
+    #[tracing::instrument(skip_all, fields(bill.date = %wxtime::format_date(date), bill.bill_type = %bill_type))]
+    pub async fn download_bill_gzip(
+        &self,
+        date: Date,
+        bill_type: BillType,
+    ) -> Result<GzippedBill, Error> {
+        self.fetch_bill(date, bill_type, true, |body| {
+            let bill = interpret_gzipped_bill(body)?;
+            Ok(GzippedBill {
+                gzip: body.to_vec(),
+                bill,
+            })
+        })
+        .await
+    }
+
+    async fn fetch_bill<T>(
+        &self,
+        date: Date,
+        bill_type: BillType,
+        gzip: bool,
+        interpret: impl Fn(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let endpoint = path::DOWNLOAD_BILL;
-        let params = Params::from([
+        let mut params = Params::from([
             ("bill_date".to_owned(), wxtime::format_date(date)),
             ("bill_type".to_owned(), bill_type.as_str().to_owned()),
         ]);
+        if gzip {
+            params.insert("tar_type".to_owned(), "GZIP".to_owned());
+        }
         let key = self.signing_key().await?;
         let body = self.signed_body(params, &key);
         let ids = Ids::default();
@@ -782,11 +818,17 @@ impl Client {
                 .await;
             let retry_elsewhere = failover_worthy(&raw) && attempt + 1 < bases.len();
             let (status, resp_body, result) =
-                read_answer(endpoint, raw, |raw| interpret_bill(&raw.body));
-            let recorded = &resp_body[..resp_body.len().min(RECORDED_BILL_BODY)];
+                read_answer(endpoint, raw, |raw| interpret(&raw.body));
+            // A compressed bill is recorded as its size only: the bytes mean nothing to a
+            // person reading the call log, and the stored bill keeps them.
+            let recorded = if gzip && result.is_ok() {
+                format!("[gzip bill, {} bytes]", resp_body.len()).into_bytes()
+            } else {
+                resp_body[..resp_body.len().min(RECORDED_BILL_BODY)].to_vec()
+            };
             let error = result.as_ref().err().map(ToString::to_string);
             self.record(
-                endpoint, &url, attempt, &ids, status, recorded, &body, started, error,
+                endpoint, &url, attempt, &ids, status, &recorded, &body, started, error,
             );
             if !retry_elsewhere {
                 return result;
@@ -957,6 +999,31 @@ fn interpret_bill(body: &[u8]) -> Result<Bill, Error> {
     Bill::parse(text)
 }
 
+/// Sniff a `tar_type=GZIP` downloadbill body (§8.7): XML → failure envelope; otherwise gzip
+/// of UTF-8 bill text, inflated up to [`MAX_BILL_TEXT`].
+fn interpret_gzipped_bill(body: &[u8]) -> Result<Bill, Error> {
+    use std::io::Read as _;
+    if looks_like_xml(body) {
+        return interpret_bill(body);
+    }
+    let mut text = Vec::new();
+    let limit = u64::try_from(MAX_BILL_TEXT).unwrap_or(u64::MAX);
+    flate2::read::GzDecoder::new(body)
+        .take(limit + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| Error::Bill {
+            line: 0,
+            reason: format!("the gzip bill does not inflate: {e}"),
+        })?;
+    if text.len() > MAX_BILL_TEXT {
+        return Err(Error::Bill {
+            line: 0,
+            reason: format!("the bill inflates past {MAX_BILL_TEXT} bytes"),
+        });
+    }
+    interpret_bill(&text)
+}
+
 /// Replace `session_key` in a jscode2session body before recording it (§8.10).
 fn redact_session_key(body: &[u8]) -> String {
     match serde_json::from_slice::<serde_json::Value>(body) {
@@ -998,6 +1065,12 @@ pub trait Api: Send + Sync {
     async fn refund_query(&self, req: RefundQueryRequest) -> Result<RefundQueryResponse, Error>;
     /// See [`Client::download_bill`] (§8.7).
     async fn download_bill(&self, date: Date, bill_type: BillType) -> Result<Bill, Error>;
+    /// See [`Client::download_bill_gzip`] (§8.7).
+    async fn download_bill_gzip(
+        &self,
+        date: Date,
+        bill_type: BillType,
+    ) -> Result<GzippedBill, Error>;
     /// See [`Client::jscode2session`] (§8.10).
     async fn jscode2session(&self, js_code: &str) -> Result<Code2Session, Error>;
     /// See [`Client::check_refund_channel`] (§8.5).
@@ -1030,6 +1103,13 @@ impl Api for Client {
     }
     async fn download_bill(&self, date: Date, bill_type: BillType) -> Result<Bill, Error> {
         Client::download_bill(self, date, bill_type).await
+    }
+    async fn download_bill_gzip(
+        &self,
+        date: Date,
+        bill_type: BillType,
+    ) -> Result<GzippedBill, Error> {
+        Client::download_bill_gzip(self, date, bill_type).await
     }
     async fn jscode2session(&self, js_code: &str) -> Result<Code2Session, Error> {
         Client::jscode2session(self, js_code).await

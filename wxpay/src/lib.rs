@@ -23,7 +23,7 @@ pub use api::{
     SessionKey, TradeState, TradeType, UnifiedOrderRequest, UnifiedOrderResponse, CLOSE_AFTER,
     MIN_ORDER_LIFETIME,
 };
-pub use bill::{Bill, BillRecord, BillSummary};
+pub use bill::{Bill, BillRecord, BillSummary, GzippedBill};
 #[cfg(feature = "mock")]
 pub use client::MockApi;
 pub use client::{

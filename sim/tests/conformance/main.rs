@@ -8,6 +8,7 @@ mod hosts;
 mod notifications;
 mod notify_urls;
 mod orders;
+mod reconciliation;
 mod refunds;
 mod restore;
 mod sandbox;
