@@ -80,6 +80,13 @@ pub mod action {
     pub const ORDER_CLOSE: &str = "order.close";
     /// Old rows were pruned by the retention policy (the detail counts them per line).
     pub const RETENTION_PRUNE: &str = "retention.prune";
+    /// A day was reconciled with WeChat Pay's bill on request (the page, `paydesk
+    /// reconcile`); the detail gives the outcome.
+    pub const RECONCILE_RUN: &str = "reconcile.run";
+    /// A reconciliation difference was resolved by a person, with a note.
+    pub const RECONCILE_RESOLVE: &str = "reconcile.resolve";
+    /// 补单: a payment WeChat Pay had and we did not was asked about and applied.
+    pub const RECONCILE_SYNC: &str = "reconcile.sync";
     /// An admin ran the pre-flight check from the Settings page (calls to WeChat Pay that
     /// move no money; the detail names where they went).
     pub const DOCTOR_RUN: &str = "doctor.run";
@@ -170,7 +177,7 @@ pub async fn list(
 }
 
 /// Every action, for the audit page's filter.
-pub const ACTIONS: [&str; 22] = [
+pub const ACTIONS: [&str; 25] = [
     action::LOGIN_SUCCESS,
     action::LOGIN_FAILURE,
     action::LOGIN_THROTTLED,
@@ -192,6 +199,9 @@ pub const ACTIONS: [&str; 22] = [
     action::ORDER_SYNC,
     action::ORDER_CLOSE,
     action::RETENTION_PRUNE,
+    action::RECONCILE_RUN,
+    action::RECONCILE_RESOLVE,
+    action::RECONCILE_SYNC,
     action::DOCTOR_RUN,
 ];
 

@@ -44,6 +44,8 @@ pub struct Policy {
     pub expired_sessions_days: u32,
     /// Merchant alert deliveries that ended (delivered or failed), from their last attempt.
     pub alert_deliveries_days: u32,
+    /// WeChat Pay's daily bills (raw and their rows), from when they were fetched.
+    pub reconciliation_bills_days: u32,
 }
 
 impl Default for Policy {
@@ -53,6 +55,7 @@ impl Default for Policy {
             api_call_bodies_days: 30,
             expired_sessions_days: 1,
             alert_deliveries_days: 30,
+            reconciliation_bills_days: 400,
         }
     }
 }
@@ -68,6 +71,8 @@ pub enum Age {
     ExpiredSessions,
     /// [`Policy::alert_deliveries_days`].
     AlertDeliveries,
+    /// [`Policy::reconciliation_bills_days`].
+    ReconciliationBills,
 }
 
 impl Policy {
@@ -78,6 +83,7 @@ impl Policy {
             Age::ApiCallBodies => self.api_call_bodies_days,
             Age::ExpiredSessions => self.expired_sessions_days,
             Age::AlertDeliveries => self.alert_deliveries_days,
+            Age::ReconciliationBills => self.reconciliation_bills_days,
         }
     }
 }
@@ -284,6 +290,46 @@ pub fn rules() -> Vec<Rule> {
             zh: "已结束（已送达或最终失败）的商户告警投递（按最后一次尝试；待发送的不删）",
             en: "merchant alert deliveries that ended, delivered or failed (from the last attempt; pending ones stay)",
         },
+        // A day's bill, as it came and as rows: what its differences were found in. WeChat
+        // Pay serves a bill for about three months; ours stay longer, for a question about
+        // last year's books, then go. The day's totals and its differences stay for good.
+        Rule {
+            name: "recon_bills",
+            table: "recon_bills",
+            action: Action::Delete {
+                key: "day",
+                column: "fetched_at",
+                condition: None,
+                age: Age::ReconciliationBills,
+                sized: &[],
+            },
+            zh: "微信支付对账单原件（压缩，按下载时间）",
+            en: "WeChat Pay's daily bills as they came (compressed, from when they were fetched)",
+        },
+        // `day` is the batch key: one batch takes every row of the days it selects.
+        Rule {
+            name: "recon_bill_rows",
+            table: "recon_bill_rows",
+            action: Action::Delete {
+                key: "day",
+                column: "fetched_at",
+                condition: None,
+                age: Age::ReconciliationBills,
+                sized: &[],
+            },
+            zh: "对账单明细行（随对账单原件删除）",
+            en: "the bills' rows (they go with the bills)",
+        },
+        Rule::kept(
+            "recon_days",
+            "保留：每天一行的对账结果与双方合计",
+            "kept: one row per day, the reconciliation's outcome and both sides' totals",
+        ),
+        Rule::kept(
+            "recon_differences",
+            "保留：对账差异及其处理说明是账目的一部分",
+            "kept: reconciliation differences and how each was resolved belong to the books",
+        ),
         Rule::kept(
             "orders",
             "保留：订单是账目本身（连同 order_items）",
@@ -616,20 +662,8 @@ pub async fn claim_day(
     if minute < run_at_minute {
         return Ok(None);
     }
-    let claimed = sqlx::query(
-        r#"update job_leases set holder = $1, leased_until = $2, updated_at = $3
-           where name = $4 and leased_until < $3
-             and (last_run_day is null or last_run_day < $5)"#,
-    )
-    .bind(holder)
-    .bind(now + lease_ms)
-    .bind(now)
-    .bind(JOB)
-    .bind(day)
-    .execute(db.writer())
-    .await?
-    .rows_affected();
-    Ok((claimed == 1).then_some(day))
+    let claimed = crate::leases::claim_day(db, JOB, holder, now, day, lease_ms).await?;
+    Ok(claimed.then_some(day))
 }
 
 /// Records a finished run for the Settings page. `claimed`: the holder and day of a job

@@ -11,6 +11,7 @@
 //! paydesk seed --orders N [--days D] [--yes-this-is-not-production]
 //! paydesk prune [--dry-run]
 //! paydesk doctor
+//! paydesk reconcile --day YYYY-MM-DD
 //! ```
 
 use std::io::{BufRead as _, Write as _};
@@ -75,6 +76,17 @@ pub enum Command {
     /// sign type, refund certificate and channel, notify URLs, clock, database, disk.
     /// Exit 0 = every check that applies passed, 1 = one failed, 2 = could not run.
     Doctor,
+    /// Reconcile a day with WeChat Pay's trade bill (对账): fetch it, compare it with our
+    /// orders and refunds, record the differences, and print each on its own line with its
+    /// class and order or refund number. Exit 0 = no unresolved difference remains, 1 = one
+    /// does, 2 = the day could not be reconciled (bill not ready, damaged, refused, or an
+    /// error). Trades waiting for the next day's bill are listed as pending and do not count.
+    Reconcile {
+        /// The day, `YYYY-MM-DD` (Asia/Shanghai): any day whose bill WeChat Pay serves (the
+        /// last 90 days).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        day: String,
+    },
     /// Apply the retention policy now (PAYDESK_RETENTION__*): delete what has aged out, per
     /// table. With --dry-run, only print what would go. Exit 0 = done, 1 = error.
     Prune {
@@ -174,7 +186,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         return doctor(cli.config.as_deref()).await;
     }
     let mut settings = Settings::load(cli.config.as_deref())?;
-    crate::telemetry::init(settings.log_format.as_deref() == Some("json"));
+    let one_shot = !matches!(cli.command, None | Some(Command::Serve { .. }));
+    crate::telemetry::init(settings.log_format.as_deref() == Some("json"), one_shot);
     match cli.command.unwrap_or(Command::Serve {
         demo_shoppers: false,
     }) {
@@ -210,6 +223,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             yes_this_is_not_production,
         } => seed(&settings, orders, days, yes_this_is_not_production).await,
         Command::Doctor => doctor(cli.config.as_deref()).await,
+        Command::Reconcile { day } => match reconcile(&settings, &day).await {
+            Ok(code) => Ok(code),
+            Err(e) => {
+                eprintln!("paydesk reconcile: could not reconcile {day}: {e:#}");
+                Ok(ExitCode::from(2))
+            }
+        },
         Command::Prune { dry_run } => {
             let db = connect(&settings).await?;
             let result = prune(&db, &settings, dry_run).await;
@@ -239,6 +259,102 @@ async fn doctor(config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// `paydesk reconcile --day D` (see [`Command::Reconcile`] for the exit codes). In sandbox
+/// mode the in-process simulator is started and told what the database holds, as at a
+/// server start.
+async fn reconcile(settings: &Settings, day_text: &str) -> anyhow::Result<ExitCode> {
+    use paydesk_core::reconcile::{self, DayStatus, DifferenceState, Reconciler};
+    let (start, _) = paydesk_core::time::shanghai_day(day_text)
+        .ok_or_else(|| anyhow::anyhow!("--day must be YYYY-MM-DD, got {day_text:?}"))?;
+    let day = paydesk_core::time::day_number(start);
+    let db = connect(settings).await?;
+    let (merchant, sim, client_config) = crate::startup::merchant_and_simulator(settings).await?;
+    let pay = settings.pay_config(settings.listen)?;
+    if let Some(sim) = &sim {
+        crate::sandbox::restore_simulator(&db, sim, &pay).await?;
+    }
+    let api_calls = paydesk_core::api_calls::ApiCallRecorder::start(db.clone());
+    let client = wxpay::Client::new(client_config)?.with_observer(api_calls.clone());
+    let merchant = crate::startup::sandbox_merchant(merchant, &client).await?;
+    let events = paydesk_core::events::EventBus::new();
+    let policy = crate::jobs::refunds::policy_from(settings, &pay);
+    let r = Reconciler {
+        db: &db,
+        api: &client,
+        events: &events,
+        appid: &merchant.appid,
+        refund_policy: &policy,
+    };
+    let result = reconcile::reconcile_day_as(&r, day, &Actor::cli()).await;
+    api_calls.flush().await;
+    db.close().await;
+    let report = result.map_err(domain)?;
+    let d = &report.day;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "paydesk: reconciliation of {day_text} (Asia/Shanghai): {}, {} open, {} pending",
+        d.status.as_str(),
+        d.open_count,
+        d.pending_count
+    )?;
+    if let Some(error) = &d.error {
+        writeln!(out, "  {error}")?;
+    }
+    let yuan = |fen: i64| paydesk_types::Fen(fen).to_string();
+    writeln!(
+        out,
+        "  ours:   {} payments {}, {} refunds {}",
+        d.our_paid_count,
+        yuan(d.our_paid_fen),
+        d.our_refund_count,
+        yuan(d.our_refund_fen)
+    )?;
+    if d.bill == "present" || d.bill == "none" {
+        writeln!(
+            out,
+            "  WeChat: {} payments {}, {} refunds {} (our appid); fees {}, net {}; other appids: {} rows {}",
+            d.bill_paid_count,
+            yuan(d.bill_paid_fen),
+            d.bill_refund_count,
+            yuan(d.bill_refund_fen_ours),
+            yuan((d.bill_fee_millifen.unwrap_or(0) + 500).div_euclid(1000)),
+            d.net_settlement_fen().map_or_else(|| "-".to_owned(), yuan),
+            d.not_ours_count,
+            yuan(d.not_ours_fen)
+        )?;
+    }
+    for x in report
+        .differences
+        .iter()
+        .filter(|x| matches!(x.state, DifferenceState::Open | DifferenceState::Pending))
+    {
+        let number = if x.class.is_refund() {
+            format!("out_refund_no={}", x.ref_no)
+        } else {
+            format!("out_trade_no={}", x.ref_no)
+        };
+        let amounts = match (x.our_fen, x.their_fen) {
+            (Some(o), Some(t)) => format!(" ours {} theirs {}", yuan(o), yuan(t)),
+            (Some(o), None) => format!(" ours {}", yuan(o)),
+            (None, Some(t)) => format!(" theirs {}", yuan(t)),
+            (None, None) => String::new(),
+        };
+        writeln!(
+            out,
+            "{} {number} {}{amounts}: {}",
+            x.class.as_str(),
+            x.state.as_str(),
+            x.class.en()
+        )?;
+    }
+    Ok(match d.status {
+        DayStatus::Waiting | DayStatus::Failed => ExitCode::from(2),
+        _ if d.open_count > 0 => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 /// `paydesk prune [--dry-run]`: the retention policy applied now (or, dry, counted), one line

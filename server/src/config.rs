@@ -88,6 +88,9 @@ pub struct Settings {
     /// The retention policy and its daily job (`PAYDESK_RETENTION__…`).
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// Reconciliation's daily job (`PAYDESK_RECONCILIATION__…`).
+    #[serde(default)]
+    pub reconciliation: ReconciliationSettings,
     /// The free-space check on the SQLite database's filesystem (`PAYDESK_DISK__…`).
     #[serde(default)]
     pub disk: DiskSettings,
@@ -309,6 +312,11 @@ pub struct RetentionSettings {
     /// after their last attempt. `PAYDESK_RETENTION__ALERT_DELIVERIES_DAYS`, default 30.
     #[serde(default = "default_alert_deliveries_days")]
     pub alert_deliveries_days: u32,
+    /// WeChat Pay's daily bills (as they came, and their rows) are deleted this many days
+    /// after they were fetched; each day's reconciliation outcome and differences stay.
+    /// `PAYDESK_RETENTION__RECONCILIATION_BILLS_DAYS`, default 400.
+    #[serde(default = "default_reconciliation_bills_days")]
+    pub reconciliation_bills_days: u32,
 }
 
 impl Default for RetentionSettings {
@@ -320,6 +328,7 @@ impl Default for RetentionSettings {
             api_call_bodies_days: default_api_call_bodies_days(),
             expired_sessions_days: default_expired_sessions_days(),
             alert_deliveries_days: default_alert_deliveries_days(),
+            reconciliation_bills_days: default_reconciliation_bills_days(),
         }
     }
 }
@@ -332,23 +341,71 @@ impl RetentionSettings {
             api_call_bodies_days: self.api_call_bodies_days,
             expired_sessions_days: self.expired_sessions_days,
             alert_deliveries_days: self.alert_deliveries_days,
+            reconciliation_bills_days: self.reconciliation_bills_days,
         }
     }
 
     /// `run_at` as minutes after midnight, or an error naming the key.
     pub fn run_at_minute(&self) -> anyhow::Result<i64> {
-        let parsed = self.run_at.split_once(':').and_then(|(h, m)| {
-            let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
-            ((0..24).contains(&h) && (0..60).contains(&m) && self.run_at.len() == 5)
-                .then_some(h * 60 + m)
-        });
-        parsed.ok_or_else(|| {
-            anyhow::anyhow!(
-                "PAYDESK_RETENTION__RUN_AT (retention.run_at) must be HH:MM (00:00 to 23:59, Asia/Shanghai), got {:?}",
-                self.run_at
-            )
-        })
+        hh_mm_minute(&self.run_at, "PAYDESK_RETENTION__RUN_AT (retention.run_at)")
     }
+}
+
+/// A daily job's `HH:MM` (Asia/Shanghai) as minutes after midnight, or an error naming `key`.
+fn hh_mm_minute(value: &str, key: &str) -> anyhow::Result<i64> {
+    let parsed = value.split_once(':').and_then(|(h, m)| {
+        let (h, m) = (h.parse::<i64>().ok()?, m.parse::<i64>().ok()?);
+        ((0..24).contains(&h) && (0..60).contains(&m) && value.len() == 5).then_some(h * 60 + m)
+    });
+    parsed.ok_or_else(|| {
+        anyhow::anyhow!("{key} must be HH:MM (00:00 to 23:59, Asia/Shanghai), got {value:?}")
+    })
+}
+
+/// Reconciliation's daily job (`paydesk_core::reconcile`): yesterday's bill, fetched and
+/// compared once a day on one instance among several.
+#[derive(Debug, Deserialize)]
+pub struct ReconciliationSettings {
+    /// `off` stops the daily job on this instance (`paydesk reconcile` and the page still
+    /// work). `PAYDESK_RECONCILIATION__ENABLED`, default `on`.
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
+    /// From when each day yesterday's bill is fetched, `HH:MM` in Asia/Shanghai (WeChat Pay
+    /// has it ready after 10:00; until it is, the job tries again every
+    /// `retry_minutes`). `PAYDESK_RECONCILIATION__RUN_AT`, default `10:30`.
+    #[serde(default = "default_reconciliation_run_at")]
+    pub run_at: String,
+    /// The wait before another try when the bill was not ready or the fetch failed.
+    /// `PAYDESK_RECONCILIATION__RETRY_MINUTES`, default 30, at least 1.
+    #[serde(default = "default_reconciliation_retry_minutes")]
+    pub retry_minutes: u32,
+}
+
+impl Default for ReconciliationSettings {
+    fn default() -> Self {
+        ReconciliationSettings {
+            enabled: default_on(),
+            run_at: default_reconciliation_run_at(),
+            retry_minutes: default_reconciliation_retry_minutes(),
+        }
+    }
+}
+
+impl ReconciliationSettings {
+    /// `run_at` as minutes after midnight, or an error naming the key.
+    pub fn run_at_minute(&self) -> anyhow::Result<i64> {
+        hh_mm_minute(
+            &self.run_at,
+            "PAYDESK_RECONCILIATION__RUN_AT (reconciliation.run_at)",
+        )
+    }
+}
+
+fn default_reconciliation_run_at() -> String {
+    "10:30".to_owned()
+}
+fn default_reconciliation_retry_minutes() -> u32 {
+    30
 }
 
 fn default_retention_run_at() -> String {
@@ -365,6 +422,9 @@ fn default_expired_sessions_days() -> u32 {
 }
 fn default_alert_deliveries_days() -> u32 {
     paydesk_core::retention::Policy::default().alert_deliveries_days
+}
+fn default_reconciliation_bills_days() -> u32 {
+    paydesk_core::retention::Policy::default().reconciliation_bills_days
 }
 
 /// The free-space check on the filesystem that holds the SQLite database (PostgreSQL's disk
@@ -903,6 +963,10 @@ impl Settings {
             bail!("PAYDESK_SYNC__TICK_MILLIS and PAYDESK_SYNC__MAX_DELAY_SECONDS must be positive");
         }
         self.retention.run_at_minute()?;
+        self.reconciliation.run_at_minute()?;
+        if self.reconciliation.retry_minutes == 0 {
+            bail!("PAYDESK_RECONCILIATION__RETRY_MINUTES (reconciliation.retry_minutes) must be at least 1");
+        }
         for (name, days) in [
             (
                 "PAYDESK_RETENTION__REFUSED_NOTIFICATIONS_DAYS (retention.refused_notifications_days)",
@@ -919,6 +983,10 @@ impl Settings {
             (
                 "PAYDESK_RETENTION__ALERT_DELIVERIES_DAYS (retention.alert_deliveries_days)",
                 self.retention.alert_deliveries_days,
+            ),
+            (
+                "PAYDESK_RETENTION__RECONCILIATION_BILLS_DAYS (retention.reconciliation_bills_days)",
+                self.retention.reconciliation_bills_days,
             ),
         ] {
             if !(1..=36_500).contains(&days) {

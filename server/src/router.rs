@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::mp::router(&state.settings.mp_limits))
         .merge(routes::events::router())
         .merge(routes::orders::router())
+        .merge(routes::reconciliation::router())
         // Registers every server function under /api/… as well as the pages.
         .leptos_routes(&state, routes, move || shell(options.clone()))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

@@ -10,6 +10,10 @@
 //!    restart or a `paydesk seed`, as they would with WeChat Pay, which never forgets an
 //!    order. Older orders are unknown to it (`ORDERNOTEXIST`, a defined outcome).
 //!
+//! 4. the first start with history plants one reconciliation difference in the simulator's
+//!    bills (`plant_demo_difference`); the reconciliation job's catch-up then reconciles
+//!    the history, all ✓ but that day.
+//!
 //! What only the simulator knew is lost with it: a payment it made whose notification had
 //! not reached paydesk before the restart (the order stays NOTPAY until it expires).
 
@@ -66,22 +70,52 @@ pub async fn prepare(
             "demo history added (sandbox mode, first start; PAYDESK_DEMO_HISTORY=off skips it)"
         );
     }
-    restore_simulator(db, sim, pay).await
+    restore_simulator(db, sim, pay).await?;
+    if fresh && fill_history {
+        plant_demo_difference(db, sim).await?;
+    }
+    Ok(())
+}
+
+/// The demo's one reconciliation difference: WeChat Pay's bill shows a payment of three days
+/// ago ¥1.00 higher than ours, so the Reconciliation page has a red day to open (the
+/// reconciliation job's catch-up finds it on this first start). Everything else of the
+/// history reconciles ✓. The simulator keeps the fault in memory only: a later start
+/// leaves the recorded day as it is.
+async fn plant_demo_difference(db: &Db, sim: &RunningSim) -> anyhow::Result<()> {
+    use paydesk_core::time::{day_number, day_number_start, DAY_MS};
+    let day = day_number(paydesk_core::now_ms()) - 3;
+    let start = day_number_start(day);
+    let order = paydesk_core::orders::first_paid_between(db, start, start + DAY_MS).await?;
+    let Some(out_trade_no) = order.map(|o| o.out_trade_no) else {
+        return Ok(());
+    };
+    sim.set_faults(paydesk_sim::FaultPlan {
+        bills: vec![paydesk_sim::BillFault::Amount {
+            out_trade_no: out_trade_no.clone(),
+            delta_fen: 100,
+        }],
+        ..paydesk_sim::FaultPlan::default()
+    });
+    tracing::info!(
+        order.out_trade_no = %out_trade_no,
+        "demo: WeChat Pay's bill shows this payment ¥1.00 higher, for the Reconciliation page"
+    );
+    Ok(())
 }
 
 /// Tells the simulator what the database holds (step 3 of the module docs).
-async fn restore_simulator(db: &Db, sim: &RunningSim, pay: &PayConfig) -> anyhow::Result<()> {
+pub(crate) async fn restore_simulator(
+    db: &Db,
+    sim: &RunningSim,
+    pay: &PayConfig,
+) -> anyhow::Result<()> {
     let orders = paydesk_core::orders::newest(db, RESTORE_MAX_ORDERS).await?;
     let Some(oldest) = orders.first().map(|o| o.created_at) else {
         return Ok(());
     };
     let refunds = paydesk_core::refunds::accepted_for_orders_since(db, oldest).await?;
-    let known_orders = orders.iter().map(|o| known_order(o, pay)).collect();
-    let known_refunds = refunds
-        .iter()
-        .filter_map(|r| known_refund(r, pay))
-        .collect();
-    let report = sim.restore(known_orders, known_refunds);
+    let report = tell_simulator(sim, &orders, &refunds, pay);
     tracing::info!(
         orders = report.orders,
         refunds = report.refunds,
@@ -89,6 +123,23 @@ async fn restore_simulator(db: &Db, sim: &RunningSim, pay: &PayConfig) -> anyhow
         "the simulator was told the orders and refunds this database holds"
     );
     Ok(())
+}
+
+/// Tells the simulator about these orders and the refunds WeChat Pay accepted on them (a
+/// refund of an order it was not told about is skipped), as WeChat Pay would know them.
+/// The reconciliation benchmark hands it one day's trades this way.
+pub fn tell_simulator(
+    sim: &RunningSim,
+    orders: &[Order],
+    refunds: &[Refund],
+    pay: &PayConfig,
+) -> paydesk_sim::RestoreReport {
+    let known_orders = orders.iter().map(|o| known_order(o, pay)).collect();
+    let known_refunds = refunds
+        .iter()
+        .filter_map(|r| known_refund(r, pay))
+        .collect();
+    sim.restore(known_orders, known_refunds)
 }
 
 fn at(ms: i64) -> OffsetDateTime {
@@ -149,7 +200,8 @@ fn known_refund(r: &Refund, pay: &PayConfig) -> Option<KnownRefund> {
         refund_desc: wxpay::refund_desc(&r.reason),
         notify_url: Some(pay.refund_notify_url.clone()),
         refund_recv_accout: "支付用户的零钱".to_owned(),
-        created_at: at(r.created_at),
+        // WeChat Pay's own time for the refund: when it accepted it (the bill's day).
+        created_at: at(r.accepted_at.unwrap_or(r.created_at)),
         success_time: r.succeeded_at.map(at),
     })
 }

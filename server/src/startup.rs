@@ -162,7 +162,7 @@ impl Application {
 /// in-process simulator is started (both listeners on free loopback ports, real-time retry
 /// schedule, certificates beside the SQLite file or in the temp folder) and its credentials
 /// are used; otherwise the configured ones (checked present by `Settings::validate`).
-async fn merchant_and_simulator(
+pub(crate) async fn merchant_and_simulator(
     settings: &Settings,
 ) -> anyhow::Result<(MerchantCredentials, Option<RunningSim>, wxpay::ClientConfig)> {
     let sign_type = settings.sign_type()?;
@@ -202,7 +202,7 @@ async fn merchant_and_simulator(
 /// run can come before any call of ours), and failing the start with a clear message when
 /// getsignkey fails. The client keeps the key and signs its calls with it; it is never
 /// logged. Elsewhere the merchant stays as configured.
-async fn sandbox_merchant(
+pub(crate) async fn sandbox_merchant(
     mut merchant: MerchantCredentials,
     client: &wxpay::Client,
 ) -> anyhow::Result<MerchantCredentials> {

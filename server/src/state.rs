@@ -83,6 +83,8 @@ impl AppState {
             disk: self.disk.clone(),
             doctor: self.doctor.clone(),
             session_lifetime: self.settings.session_lifetime(),
+            appid: self.merchant.appid.clone(),
+            refund_policy: crate::jobs::refunds::policy(self),
         }
     }
 }

@@ -92,7 +92,8 @@ async fn write<W: AsyncWrite + Unpin + ?Sized>(
 /// skip before looking for the others.
 pub const FORMULA_LEADS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
 
-fn push_csv_row(buf: &mut String, fields: impl Iterator<Item = String>) {
+/// One CSV row (RFC 4180 quoting, formulas defused; see [`export_csv`]).
+pub(crate) fn push_csv_row(buf: &mut String, fields: impl Iterator<Item = String>) {
     for (i, field) in fields.enumerate() {
         if i > 0 {
             buf.push(',');

@@ -23,7 +23,7 @@ pub(crate) use keys::OrderKey;
 pub(crate) use repository::find_key_by_out_trade_no;
 pub use repository::{
     claim_status_query, close_at, create_order, find_by_idempotency_key, find_by_out_trade_no,
-    items, list_for_openid, newest, set_prepay,
+    first_paid_between, items, list_for_openid, newest, paid_between, set_prepay,
 };
 pub use status::{IllegalTransition, OrderStatus};
 pub use transitions::transition;

@@ -136,6 +136,32 @@ pub async fn find_by_out_trade_no(db: &Db, out_trade_no: &str) -> Result<Option<
     .map_err(Into::into)
 }
 
+/// Every order paid in `[start, end)` (UTC ms), oldest payment first (the reconciliation
+/// benchmark's day of trades; `orders_paid_at_fee_idx`).
+pub async fn paid_between(db: &Db, start: i64, end: i64) -> Result<Vec<Order>, CoreError> {
+    sqlx::query_as::<_, Order>(&format!(
+        "select {ORDER_COLUMNS} from orders where paid_at >= $1 and paid_at < $2 order by paid_at"
+    ))
+    .bind(start)
+    .bind(end)
+    .fetch_all(db.reader())
+    .await
+    .map_err(Into::into)
+}
+
+/// The first order paid in `[start, end)` (UTC ms) that is still just paid (no refund).
+pub async fn first_paid_between(db: &Db, start: i64, end: i64) -> Result<Option<Order>, CoreError> {
+    sqlx::query_as::<_, Order>(&format!(
+        "select {ORDER_COLUMNS} from orders where paid_at >= $1 and paid_at < $2 \
+         and status = 'PAID' order by paid_at limit 1"
+    ))
+    .bind(start)
+    .bind(end)
+    .fetch_optional(db.reader())
+    .await
+    .map_err(Into::into)
+}
+
 /// The `limit` newest orders, oldest of them first (the sandbox hands them to a fresh
 /// simulator: `orders_created_at_idx`, read backwards).
 pub async fn newest(db: &Db, limit: i64) -> Result<Vec<Order>, CoreError> {

@@ -514,6 +514,36 @@ async fn reschedule(db: &Db, claimed: &Claimed, after: Duration) -> Result<Refun
     reload(db, claimed.refund.id).await
 }
 
+/// What refundquery said when reconciliation re-checked a refund ([`recheck`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rechecked {
+    /// WeChat Pay has it; its answer was applied through the normal path. The refund as
+    /// stored afterwards.
+    Found(Box<Refund>),
+    /// WeChat Pay has no refund with this number.
+    NotExist,
+    /// The query failed (or answered another amount); the refund is unchanged.
+    Failed(String),
+}
+
+/// Asks WeChat Pay about a refund with refundquery and applies the answer, as the refund job
+/// does: reconciliation re-checks a refund before raising a difference about it.
+pub async fn recheck(
+    db: &Db,
+    api: &dyn Api,
+    events: &EventBus,
+    policy: &RefundPolicy,
+    refund: &Refund,
+) -> Result<Rechecked, CoreError> {
+    Ok(match query(api, refund).await {
+        Queried::Found(result) => Rechecked::Found(Box::new(
+            apply_and_publish(db, events, policy, refund, &result).await?,
+        )),
+        Queried::NotExist => Rechecked::NotExist,
+        Queried::Failed(e) => Rechecked::Failed(e.to_string()),
+    })
+}
+
 enum Queried {
     Found(WxResult),
     NotExist,

@@ -51,7 +51,7 @@ pub(crate) mod outcome;
 mod request;
 mod status;
 
-pub use job::{claim_due, process_claimed, Claimed, RefundPolicy};
+pub use job::{claim_due, process_claimed, recheck, Claimed, Rechecked, RefundPolicy};
 pub(crate) use outcome::{apply_result, from_wechat, WxResult};
 pub use request::{approve, file, reject, request};
 pub use status::RefundStatus;
@@ -115,6 +115,9 @@ pub struct Refund {
     pub last_error: Option<String>,
     /// When WeChat Pay said it succeeded (UTC ms).
     pub succeeded_at: Option<i64>,
+    /// When WeChat Pay accepted it (its refund_id arrived; UTC ms): the day its row is on
+    /// the daily bill.
+    pub accepted_at: Option<i64>,
     /// Created (UTC ms).
     pub created_at: i64,
     /// Last changed (UTC ms).
@@ -125,7 +128,7 @@ pub struct Refund {
 const REFUND_COLUMNS: &str = "r.id, r.out_refund_no, r.order_id, o.out_trade_no, r.amount_fen, \
     r.reason, r.requester_kind, r.requester, r.requester_user_id, r.status, r.decided_by, \
     r.decided_at, r.decision_reason, r.refund_id, r.attempts, r.last_error_code, r.last_error, \
-    r.succeeded_at, r.created_at, r.updated_at";
+    r.succeeded_at, r.accepted_at, r.created_at, r.updated_at";
 
 /// `select` of refunds with their order's number, then `rest` (`where …`, `order by …`).
 fn select_refunds(rest: &str) -> String {

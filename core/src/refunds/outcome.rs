@@ -82,7 +82,8 @@ pub(crate) async fn apply_result(
            set status = $1, refund_id = coalesce($2, refund_id),
                refund_recv_accout = coalesce($3, refund_recv_accout),
                succeeded_at = coalesce($4, succeeded_at), next_attempt_at = $5,
-               last_error_code = null, last_error = null, updated_at = $6
+               last_error_code = null, last_error = null, updated_at = $6,
+               accepted_at = coalesce(accepted_at, $8)
            where id = $7 and status in ({})"#,
         RefundStatus::sql_sources(result.status)
     ))
@@ -93,6 +94,8 @@ pub(crate) async fn apply_result(
     .bind(next_attempt_at)
     .bind(now)
     .bind(refund_id)
+    // When WeChat Pay accepted it: the day its row is on the bill (reconciliation).
+    .bind(result.refund_id.is_some().then_some(now))
     .execute(&mut **tx)
     .await?;
     let changed = updated.rows_affected() == 1;

@@ -13,6 +13,7 @@ pub mod alerts;
 mod backlog;
 mod demo;
 mod disk;
+mod reconcile;
 pub mod refunds;
 mod retention;
 mod sessions;
@@ -79,6 +80,12 @@ impl Jobs {
         }
         if state.settings.retention.enabled {
             jobs.add("retention", retention::run(state.clone(), stop.clone()));
+        }
+        if state.settings.reconciliation.enabled {
+            jobs.add(
+                "reconciliation",
+                reconcile::run(state.clone(), stop.clone()),
+            );
         }
         if state.settings.sync.enabled {
             jobs.add("order-sync", sync::run(state.clone(), stop.clone()));

@@ -22,12 +22,20 @@ const CONCURRENCY: usize = 2;
 
 /// The job's policy from the settings.
 pub fn policy(state: &AppState) -> RefundPolicy {
-    let s = &state.settings.refunds;
+    policy_from(&state.settings, &state.pay)
+}
+
+/// The policy from the settings and the resolved pay flow (the command line has no state).
+pub fn policy_from(
+    settings: &crate::config::Settings,
+    pay: &crate::state::PayConfig,
+) -> RefundPolicy {
+    let s = &settings.refunds;
     RefundPolicy {
         retry_base: Duration::from_millis(s.retry_base_millis),
         query_delay: Duration::from_secs(s.query_delay_seconds),
         lease: Duration::from_secs(s.lease_seconds),
-        notify_url: Some(state.pay.refund_notify_url.clone()),
+        notify_url: Some(pay.refund_notify_url.clone()),
         ..RefundPolicy::default()
     }
 }

@@ -40,19 +40,10 @@ async fn export_orders_csv(
     Extension(ClientIp(client_ip)): Extension<ClientIp>,
     Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
-    let user = match app::server::ssr::session_user(&session, &db).await {
-        Ok(Some(user)) => user,
-        Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
-        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    let user = match super::user_with_role(&session, &db, Role::Manager, "exporting orders").await {
+        Ok(user) => user,
+        Err(refused) => return refused,
     };
-    if !user.role.includes(Role::Manager) {
-        tracing::warn!(user = %user.username, role = %user.role, "order export refused: role too low");
-        return (
-            StatusCode::FORBIDDEN,
-            "exporting orders needs the manager role\n",
-        )
-            .into_response();
-    }
     let query = FilterQuery::from_pairs(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let filter = match query.parse() {
         Ok(filter) => filter,

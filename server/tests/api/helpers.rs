@@ -283,6 +283,9 @@ async fn launch(
         // CI machine with less would change what every page and the doctor say. The
         // warning has its own tests (retention.rs), which set the threshold themselves.
         "disk": {"low_free_mib": 1},
+        // The daily reconciliation would fetch bills (API calls of its own) from 10:30 on,
+        // whatever a test counts; its tests turn it on.
+        "reconciliation": {"enabled": "off"},
     });
     merge(&mut json, extra);
     own_notify_urls(&mut json);
@@ -488,6 +491,9 @@ pub fn paydesk_against(sim: &paydesk_sim::RunningSim, database_url: &str) -> std
         .env("PAYDESK_WXPAY__KEY_PEM", &certs.client_key)
         // The doctor's disk line against the machine's free space would fail on a machine
         // with less than the default 1 GiB free; the low-disk line has its own tests.
-        .env("PAYDESK_DISK__LOW_FREE_MIB", "1");
+        .env("PAYDESK_DISK__LOW_FREE_MIB", "1")
+        // The daily reconciliation would fetch bills on its own from 10:30 on; its tests
+        // turn it on.
+        .env("PAYDESK_RECONCILIATION__ENABLED", "off");
     cmd
 }

@@ -26,6 +26,7 @@ mod ops;
 mod orders_dashboard;
 mod products;
 mod protocol;
+mod reconcile;
 mod refund_crash;
 mod refunds;
 mod refunds_dashboard;

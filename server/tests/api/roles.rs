@@ -134,6 +134,23 @@ const CALLS: &[Call] = &[
         ],
         AtLeast(Admin),
     ),
+    call("reconciliation/calendar", &[], AtLeast(Manager)),
+    call(
+        "reconciliation/day",
+        &[("day", "2001-01-01")],
+        AtLeast(Manager),
+    ),
+    call(
+        "reconciliation/run",
+        &[("day", "2001-01-01")],
+        AtLeast(Manager),
+    ),
+    call("reconciliation/sync", &[("id", "999999")], AtLeast(Manager)),
+    call(
+        "reconciliation/resolve",
+        &[("id", "999999"), ("note", "role test")],
+        AtLeast(Manager),
+    ),
     call("refunds/list", &[], AtLeast(Support)),
     call(
         "refunds/request",
@@ -194,6 +211,7 @@ const PAGES: &[(&str, Access)] = &[
     ("/orders?all", AtLeast(Staff)),
     ("/orders?status=PAID&from=2026-01-01", AtLeast(Staff)),
     ("/refunds", AtLeast(Support)),
+    ("/reconciliation", AtLeast(Manager)),
     ("/products", AtLeast(Admin)),
     ("/users", AtLeast(Admin)),
 ];
@@ -202,6 +220,10 @@ const PAGES: &[(&str, Access)] = &[
 const ROUTES: &[(&str, Access)] = &[
     ("/api/events", AtLeast(Staff)),
     ("/orders/export.csv", AtLeast(Manager)),
+    (
+        "/reconciliation/differences.csv?day=2026-12-01",
+        AtLeast(Manager),
+    ),
     ("/orders/export.csv?status=PAID", AtLeast(Manager)),
 ];
 
