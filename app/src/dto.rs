@@ -429,6 +429,8 @@ pub struct HomeStats {
     pub latest_paid: Vec<PaidOrder>,
     /// The viewer's role: the links to pages they may not open are left out.
     pub viewer_role: paydesk_types::Role,
+    /// Yesterday's reconciliation, for managers and admins (who may open the page).
+    pub reconciliation: Option<ReconYesterday>,
 }
 
 /// One audit-log entry.
@@ -610,4 +612,118 @@ pub fn mask_secret(secret: &str) -> String {
     }
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("••••••••{tail}")
+}
+
+/// One day of the reconciliation calendar (对账).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconDayCell {
+    /// `YYYY-MM-DD` (Asia/Shanghai).
+    pub date: String,
+    /// `matched`, `differences`, `pending`, `waiting`, `failed`; `None` when never tried.
+    pub status: Option<String>,
+    /// Open differences.
+    pub open: i64,
+    /// Trades waiting for the next day's bill.
+    pub pending: i64,
+}
+
+/// The reconciliation calendar: the last 90 days up to yesterday, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconCalendar {
+    /// The days.
+    pub days: Vec<ReconDayCell>,
+    /// Weekday of the first day, 0 = Monday (the calendar's first row is offset by it).
+    pub first_weekday: u8,
+}
+
+/// A reconciled day's figures, both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconDaySummary {
+    /// Where it stands (see [`ReconDayCell::status`]).
+    pub status: String,
+    /// `present`, `none` (No Bill Exist) or `missing`.
+    pub bill: String,
+    /// Our payments: count and fen.
+    pub our_paid: (i64, i64),
+    /// Our refunds accepted that day: count and fen.
+    pub our_refunds: (i64, i64),
+    /// The bill's payments of our appid: count and 订单金额.
+    pub bill_paid: (i64, i64),
+    /// The bill's refunds of our appid: count and 申请退款金额.
+    pub bill_refunds: (i64, i64),
+    /// The bill summary's 应结订单总金额 (fen).
+    pub settlement_fen: Option<i64>,
+    /// 手续费总金额 rounded to the fen.
+    pub fee_fen: Option<i64>,
+    /// Net settlement: 应结订单总金额 − 退款总金额 − 手续费.
+    pub net_fen: Option<i64>,
+    /// Rows of other appids on the merchant number: count and fen.
+    pub not_ours: (i64, i64),
+    /// Open differences.
+    pub open: i64,
+    /// Pending ones.
+    pub pending: i64,
+    /// Why the day is waiting or failed.
+    pub error: Option<String>,
+    /// When it was last compared (UTC ms).
+    pub reconciled_at: Option<i64>,
+}
+
+/// One difference of a day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconDifferenceRow {
+    /// Row id.
+    pub id: i64,
+    /// Its class (`paid_there_only`, …).
+    pub class: String,
+    /// What it means and what to do: Chinese, English.
+    pub explain: (String, String),
+    /// The order or refund number.
+    pub ref_no: String,
+    /// The order's number (links to the order).
+    pub out_trade_no: Option<String>,
+    /// The refund's number.
+    pub out_refund_no: Option<String>,
+    /// Our amount, fen.
+    pub our_fen: Option<i64>,
+    /// The bill's amount, fen.
+    pub their_fen: Option<i64>,
+    /// Our status.
+    pub our_status: Option<String>,
+    /// The bill's status.
+    pub their_status: Option<String>,
+    /// The bill row's time (UTC ms).
+    pub their_time: Option<i64>,
+    /// `open`, `pending`, `cleared` or `resolved`.
+    pub state: String,
+    /// The resolution's note.
+    pub note: Option<String>,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// Whether 补单 can settle it (and it is open).
+    pub can_sync: bool,
+}
+
+/// One day of the reconciliation page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconDayView {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// Its figures, once it was tried.
+    pub day: Option<ReconDaySummary>,
+    /// Its differences, open ones first.
+    pub differences: Vec<ReconDifferenceRow>,
+}
+
+/// The home page's "昨日对账" card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconYesterday {
+    /// `YYYY-MM-DD`.
+    pub date: String,
+    /// See [`ReconDayCell::status`].
+    pub status: Option<String>,
+    /// Open differences.
+    pub open: i64,
+    /// Pending ones.
+    pub pending: i64,
 }

@@ -124,6 +124,7 @@ pub enum Msg {
     NavAccount => "我的账户", "My account";
     NavHome => "概览", "Home";
     NavAudit => "审计日志", "Audit log";
+    NavReconciliation => "对账", "Reconciliation";
     NavSettings => "系统设置", "Settings";
     SandboxBadge => "沙箱 · 非真实资金", "Sandbox · no real money";
     DiskLowPrefix => "磁盘空间不足：数据库所在磁盘仅剩 ", "Low disk space: the database's disk has only ";

@@ -31,6 +31,7 @@ use crate::pages::not_found::NotFoundPage;
 use crate::pages::order_detail::OrderDetailPage;
 use crate::pages::orders::OrdersPage;
 use crate::pages::products::ProductsPage;
+use crate::pages::reconciliation::ReconciliationPage;
 use crate::pages::refunds::RefundsPage;
 use crate::pages::settings::SettingsPage;
 use crate::pages::users::UsersPage;
@@ -84,6 +85,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("users") view=UsersPage ssr=SsrMode::Async/>
                     <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
                     <Route path=path!("refunds") view=RefundsPage ssr=SsrMode::Async/>
+                    <Route path=path!("reconciliation") view=ReconciliationPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("notifications") view=NotificationsPage ssr=SsrMode::Async/>
                     <Route path=path!("notifications/:id") view=NotificationDetailPage ssr=SsrMode::Async/>

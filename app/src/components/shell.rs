@@ -56,6 +56,11 @@ const NAV: &[NavItem] = &[
         min: Role::Support,
     },
     NavItem {
+        href: "/reconciliation",
+        label: Msg::NavReconciliation,
+        min: Role::Manager,
+    },
+    NavItem {
         href: "/products",
         label: Msg::NavProducts,
         min: Role::Admin,

@@ -49,11 +49,14 @@ crate::messages! {
         OrderSync => "立即向微信查单", "Asked WeChat Pay about an order";
         OrderClose => "关闭订单", "Closed an order";
         RetentionPrune => "按保留期限清理", "Pruned by the retention policy";
+        ReconcileRun => "对账", "Reconciled a day with WeChat Pay's bill";
+        ReconcileResolve => "处理对账差异", "Resolved a reconciliation difference";
+        ReconcileSync => "对账补单", "Synced a payment from WeChat (reconciliation)";
     }
 }
 
 /// Every action the filter offers, stored name first.
-const ACTIONS: [(&str, AuditMsg); 22] = [
+const ACTIONS: [(&str, AuditMsg); 25] = [
     ("login.success", AuditMsg::LoginSuccess),
     ("login.failure", AuditMsg::LoginFailure),
     ("login.throttled", AuditMsg::LoginThrottled),
@@ -75,6 +78,9 @@ const ACTIONS: [(&str, AuditMsg); 22] = [
     ("order.sync", AuditMsg::OrderSync),
     ("order.close", AuditMsg::OrderClose),
     ("retention.prune", AuditMsg::RetentionPrune),
+    ("reconcile.run", AuditMsg::ReconcileRun),
+    ("reconcile.resolve", AuditMsg::ReconcileResolve),
+    ("reconcile.sync", AuditMsg::ReconcileSync),
     ("doctor.run", AuditMsg::DoctorRun),
 ];
 

@@ -29,6 +29,14 @@ crate::messages! {
         Failures => "24 小时验签失败", "Verification failures, last 24 h";
         FailuresNote => "被拒绝的回调（应答 FAIL）", "Callbacks refused (answered FAIL)";
         ToFailures => "查看原因", "See why";
+        Reconciliation => "昨日对账", "Yesterday's reconciliation";
+        ReconMatched => "✓ 已平账", "✓ Matched";
+        ReconOpen => "项差异待处理", "differences to resolve";
+        ReconPending => "待次日账单", "waiting for the next bill";
+        ReconWaiting => "账单未就绪", "bill not ready yet";
+        ReconFailed => "对账失败", "failed";
+        ReconNotRun => "尚未对账", "not reconciled yet";
+        ToReconciliation => "查看对账", "Open reconciliation";
         Chart => "近 14 天收款", "Revenue, last 14 days";
         ChartNote => "按北京时间自然日，未扣除退款；悬停查看每天的金额与笔数。", "Per China-time day, before refunds; hover a bar for its amount and count.";
         Latest => "最新支付", "Latest payments";
@@ -113,6 +121,7 @@ fn Home(s: HomeStats, lang: Lang) -> impl IntoView {
                 <p class="stat__sub">{to("/failures", HomeMsg::ToFailures)}</p>
                 <p class="stat__note">{HomeMsg::FailuresNote.text(lang)}</p>
             </section>
+            {s.reconciliation.clone().map(|r| view! { <ReconCard r lang/> })}
         </div>
         <section class="card">
             <h2 class="card__title">{HomeMsg::Chart.text(lang)}</h2>
@@ -122,6 +131,30 @@ fn Home(s: HomeStats, lang: Lang) -> impl IntoView {
         <section class="card">
             <h2 class="card__title">{HomeMsg::Latest.text(lang)}</h2>
             <LatestPaid rows=s.latest_paid lang/>
+        </section>
+    }
+}
+
+/// Yesterday's reconciliation (managers and admins).
+#[component]
+fn ReconCard(r: crate::dto::ReconYesterday, lang: Lang) -> impl IntoView {
+    let (value, sub) = match r.status.as_deref() {
+        Some("matched") => (HomeMsg::ReconMatched.text(lang).to_owned(), String::new()),
+        Some("differences") => (r.open.to_string(), HomeMsg::ReconOpen.text(lang).to_owned()),
+        Some("pending") => (
+            r.pending.to_string(),
+            HomeMsg::ReconPending.text(lang).to_owned(),
+        ),
+        Some("waiting") => ("◷".to_owned(), HomeMsg::ReconWaiting.text(lang).to_owned()),
+        Some(_) => ("!".to_owned(), HomeMsg::ReconFailed.text(lang).to_owned()),
+        None => ("—".to_owned(), HomeMsg::ReconNotRun.text(lang).to_owned()),
+    };
+    let alarm = matches!(r.status.as_deref(), Some("differences" | "failed"));
+    view! {
+        <section class="stat" class:stat--alarm=alarm data-testid="home-reconciliation">
+            <h2 class="stat__label">{HomeMsg::Reconciliation.text(lang)} " · " {r.date.clone()}</h2>
+            <p class="stat__value">{value}</p>
+            <p class="stat__sub">{sub} " " <a href=format!("/reconciliation?day={}", r.date)>{HomeMsg::ToReconciliation.text(lang)} " →"</a></p>
         </section>
     }
 }

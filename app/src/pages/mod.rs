@@ -9,6 +9,7 @@ pub mod not_found;
 pub mod order_detail;
 pub mod orders;
 pub mod products;
+pub mod reconciliation;
 pub mod refunds;
 pub mod settings;
 pub mod users;

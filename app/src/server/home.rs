@@ -10,7 +10,22 @@ use crate::error::AppError;
 #[server(endpoint = "home/stats")]
 pub async fn get_home_stats() -> Result<HomeStats, AppError> {
     super::ssr::as_role(paydesk_types::Role::Staff, |viewer| async move {
-        let d = paydesk_core::stats::dashboard(&viewer.server.db, paydesk_core::now_ms()).await?;
+        let now = paydesk_core::now_ms();
+        let d = paydesk_core::stats::dashboard(&viewer.server.db, now).await?;
+        // Yesterday's reconciliation, for those who may open its page.
+        let reconciliation = if viewer.user.role.includes(paydesk_types::Role::Manager) {
+            use paydesk_core::reconcile;
+            let yesterday = paydesk_core::time::day_number(now) - 1;
+            let day = reconcile::day_of(&viewer.server.db, yesterday).await?;
+            Some(crate::dto::ReconYesterday {
+                date: reconcile::day_text(yesterday),
+                status: day.as_ref().map(|d| d.status.as_str().to_owned()),
+                open: day.as_ref().map_or(0, |d| d.open_count),
+                pending: day.as_ref().map_or(0, |d| d.pending_count),
+            })
+        } else {
+            None
+        };
         Ok(HomeStats {
             today_start: d.today_start,
             today_paid_count: d.today_paid_count,
@@ -27,6 +42,7 @@ pub async fn get_home_stats() -> Result<HomeStats, AppError> {
                 .collect(),
             latest_paid: d.latest_paid,
             viewer_role: viewer.user.role,
+            reconciliation,
         })
     })
     .await

@@ -9,6 +9,7 @@ pub mod home;
 pub mod logs;
 pub mod orders;
 pub mod products;
+pub mod reconcile;
 pub mod refunds;
 pub mod users;
 
@@ -110,6 +111,10 @@ pub mod ssr {
         pub doctor: std::sync::Arc<paydesk_core::doctor::Doctor>,
         /// How long a dashboard session may live.
         pub session_lifetime: SessionLifetime,
+        /// Our appid: a bill's rows of other appids are not ours (reconciliation).
+        pub appid: String,
+        /// The refund job's policy, for a refund reconciliation brings up to date.
+        pub refund_policy: paydesk_core::refunds::RefundPolicy,
     }
 
     /// The request's [`ServerContext`]; a request without one is a wiring bug, logged here.

@@ -144,12 +144,14 @@ pub struct Server {
 
 impl Server {
     /// Starts `target/debug/paydesk serve` (or `PAYDESK_BIN`) on an empty database and reads
-    /// the admin password it prints. The sandbox's demo history and shoppers are off: the
-    /// tests count what they create.
+    /// the admin password it prints. The sandbox's demo history and shoppers are off, and so
+    /// is the daily reconciliation (from 10:30 it would fetch a bill on its own): the tests
+    /// count what they create.
     pub fn start() -> anyhow::Result<Server> {
         Server::start_with(&[
             ("PAYDESK_DEMO_HISTORY", "off"),
             ("PAYDESK_DEMO_SHOPPERS", "off"),
+            ("PAYDESK_RECONCILIATION__ENABLED", "off"),
         ])
     }
 
@@ -522,6 +524,18 @@ impl Browser {
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until nothing matches `css` (a toast that went away, say).
+    pub async fn wait_for_none(&self, css: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.client.find_all(Locator::Css(css)).await {
+                Ok(found) if found.is_empty() => return Ok(()),
+                _ if Instant::now() > deadline => bail!("`{css}` still shown after 15 s"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
     }
 
