@@ -1,7 +1,7 @@
 //! `reconcile-bench`: the time and peak memory of `paydesk reconcile --day D` on a seeded
 //! database (`paydesk seed --orders N --days D`), against a WeChat Pay simulator that was told
-//! every trade of that day, so its bill (downloadbill `ALL`, GZIP) has one row per payment
-//! and refund of the day. The command runs as its own process, measured by GNU time
+//! every trade of that day (the day's payments, and the orders its refunds belong to), so its
+//! bill (downloadbill `ALL`, GZIP) has one row per payment and refund of the day. The command runs as its own process, measured by GNU time
 //! (`/usr/bin/time -v`: wall clock and maximum resident set size); it runs twice, the second
 //! time over what the first stored (a re-run must not duplicate anything). The bill must
 //! reconcile ✓ (exit 0): every row matched, fen for fen. Used by
@@ -100,11 +100,32 @@ async fn main() -> anyhow::Result<()> {
     let db = Db::connect(&args.database_url, PoolSizes::default()).await?;
     let day = day_number(now_ms()) - args.days_ago;
     let start = day_number_start(day);
-    let orders = paydesk_core::orders::paid_between(&db, start, start + DAY_MS).await?;
+    let mut orders = paydesk_core::orders::paid_between(&db, start, start + DAY_MS).await?;
     let Some(oldest) = orders.iter().map(|o| o.created_at).min() else {
         bail!("no order was paid that day: seed with fewer days");
     };
-    let refunds = paydesk_core::refunds::accepted_for_orders_since(&db, oldest).await?;
+    // The day's refunds are of orders paid up to a few days before it (the seed asks within
+    // three days of paying): WeChat Pay knows those orders too.
+    let refunds =
+        paydesk_core::refunds::accepted_for_orders_since(&db, oldest - 5 * DAY_MS).await?;
+    let known: std::collections::HashSet<String> =
+        orders.iter().map(|o| o.out_trade_no.clone()).collect();
+    let mut earlier: Vec<String> = refunds
+        .iter()
+        .filter(|r| {
+            r.accepted_at
+                .is_some_and(|t| t >= start && t < start + DAY_MS)
+        })
+        .map(|r| r.out_trade_no.clone())
+        .filter(|no| !known.contains(no))
+        .collect();
+    earlier.sort();
+    earlier.dedup();
+    for no in &earlier {
+        if let Some(o) = paydesk_core::orders::find_by_out_trade_no(&db, no).await? {
+            orders.push(o);
+        }
+    }
     let total: i64 = sqlx::query_scalar("select count(*) from orders")
         .fetch_one(db.reader())
         .await?;
@@ -129,7 +150,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     let date = paydesk_core::reconcile::day_text(day);
     println!(
-        "database: {total} orders; {date}: {} payments, {} refunds told to the simulator",
+        "database: {total} orders; for {date} the simulator was told {} orders (the day's payments and the orders of its refunds) and {} refunds",
         told.orders, told.refunds
     );
     println!();

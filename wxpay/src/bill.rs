@@ -123,6 +123,12 @@ impl Bill {
 
     /// Typed detail records with amounts in fen (§8.7).
     pub fn records(&self) -> Result<Vec<BillRecord>, Error> {
+        self.records_iter().collect()
+    }
+
+    /// [`Bill::records`] one at a time: a caller that turns each record into something
+    /// smaller never holds them all (a big merchant's day is 100,000 rows and more).
+    pub fn records_iter(&self) -> impl Iterator<Item = Result<BillRecord, Error>> + '_ {
         let col = |name: &str| self.header.iter().position(|h| h == name);
         let cols = Columns {
             trade_time: col("交易时间"),
@@ -158,8 +164,7 @@ impl Bill {
         self.rows
             .iter()
             .enumerate()
-            .map(|(i, row)| cols.record(row, i + 2))
-            .collect()
+            .map(move |(i, row)| cols.record(row, i + 2))
     }
 
     /// The typed summary (§8.7), current and legacy layouts.

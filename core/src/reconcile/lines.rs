@@ -99,16 +99,17 @@ pub enum Damaged {
 /// The bill's rows, checked against its summary. `appid`: ours, to tell our rows from those
 /// of other appids on the same merchant number.
 pub fn read(bill: &Bill, appid: &str) -> Result<(Vec<Line>, BillSummary), Damaged> {
-    let records = bill
-        .records()
-        .map_err(|e| Damaged::Unreadable(e.to_string()))?;
     let summary = bill
         .summary()
         .map_err(|e| Damaged::Unreadable(e.to_string()))?;
-    let lines = records
-        .iter()
+    // One record at a time: only the (smaller) lines are kept.
+    let lines = bill
+        .records_iter()
         .enumerate()
-        .map(|(i, r)| line(i64::try_from(i).unwrap_or(i64::MAX) + 1, r, appid))
+        .map(|(i, r)| {
+            let r = r.map_err(|e| Damaged::Unreadable(e.to_string()))?;
+            line(i64::try_from(i).unwrap_or(i64::MAX) + 1, &r, appid)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     check_summary(&lines, &summary)?;
     Ok((lines, summary))

@@ -49,6 +49,11 @@ pub const CATCH_UP_DAYS: i64 = 31;
 /// How far back a day may be reconciled: WeChat Pay serves bills for about three months.
 pub const MAX_DAYS_BACK: i64 = 90;
 
+/// The most refundqueries one comparison makes to re-check refund differences (WeChat Pay
+/// limits the call rate). Past it, a difference is raised as found; the next comparison
+/// re-checks it again.
+pub const MAX_RECHECKS: usize = 500;
+
 /// What kind of difference (its stored name is [`Class::as_str`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -353,17 +358,18 @@ async fn run_comparison(
     }))
 }
 
-/// Asks refundquery about every refund whose state differs or that the bill lacks, and
+/// Asks refundquery about every refund whose state differs (at most [`MAX_RECHECKS`]), and
 /// applies what it says through the refund's normal path. Returns whether any refund moved.
 async fn recheck_refunds(
     r: &Reconciler<'_>,
     found: &(Vec<Found>, compare::Totals),
 ) -> Result<bool, CoreError> {
     let mut moved = false;
-    for f in &found.0 {
-        if !matches!(f.class, Class::RefundStatusDiffers | Class::RefundHereOnly) || f.pending {
-            continue;
-        }
+    let status_differs = found
+        .0
+        .iter()
+        .filter(|f| f.class == Class::RefundStatusDiffers && !f.pending);
+    for f in status_differs.take(MAX_RECHECKS) {
         let Some(id) = f.refund_row_id else { continue };
         let Some(refund) = refunds::find(r.db, id).await? else {
             continue;
@@ -378,11 +384,14 @@ async fn recheck_refunds(
 }
 
 /// A refund the bill lacks but refundquery finds is WeChat Pay's: it is filed on another
-/// day's bill, where it is matched. Only one refundquery does not find is raised.
+/// day's bill, where it is matched. Only one refundquery does not find is raised (at most
+/// [`MAX_RECHECKS`] are asked about; the rest are raised as found).
 async fn drop_confirmed_there(r: &Reconciler<'_>, found: &mut Vec<Found>) -> Result<(), CoreError> {
     let mut kept = Vec::with_capacity(found.len());
+    let mut asked = 0;
     for f in found.drain(..) {
-        if f.class == Class::RefundHereOnly && !f.pending {
+        if f.class == Class::RefundHereOnly && !f.pending && asked < MAX_RECHECKS {
+            asked += 1;
             if let Some(refund) = match f.refund_row_id {
                 Some(id) => refunds::find(r.db, id).await?,
                 None => None,
