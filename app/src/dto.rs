@@ -727,3 +727,49 @@ pub struct ReconYesterday {
     /// Pending ones.
     pub pending: i64,
 }
+
+/// An item of the exceptions inbox (异常).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionRow {
+    /// Row id.
+    pub id: i64,
+    /// Its kind (`reconciliation`, `amount_mismatch`, …).
+    pub kind: String,
+    /// Its short name: Chinese, English.
+    pub label: (String, String),
+    /// Where it is handled besides the order (a reconciliation day), if anywhere.
+    pub link: Option<String>,
+    /// The cause and what to do: Chinese, English.
+    pub explain: (String, String),
+    /// The order's number (links to the order).
+    pub out_trade_no: Option<String>,
+    /// The refund's number.
+    pub out_refund_no: Option<String>,
+    /// The amount concerned, fen.
+    pub amount_fen: Option<i64>,
+    /// The other amount (WeChat's, the second payment's), fen.
+    pub other_fen: Option<i64>,
+    /// Facts: a difference's class, a refund's status and error.
+    pub detail: Option<String>,
+    /// `open`, `cleared` or `closed`.
+    pub state: String,
+    /// When its condition appeared (UTC ms).
+    pub raised_at: i64,
+    /// How long ago that was (ms).
+    pub age_ms: i64,
+    /// The closing note.
+    pub note: Option<String>,
+    /// Who closed it.
+    pub closed_by: Option<String>,
+    /// When it was closed or cleared (UTC ms).
+    pub closed_at: Option<i64>,
+}
+
+/// The exceptions inbox: what is open, oldest first, and what was closed or cleared lately.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExceptionsView {
+    /// Open items.
+    pub open: Vec<ExceptionRow>,
+    /// The latest closed and cleared ones, newest first.
+    pub done: Vec<ExceptionRow>,
+}

@@ -125,6 +125,7 @@ pub enum Msg {
     NavHome => "概览", "Home";
     NavAudit => "审计日志", "Audit log";
     NavReconciliation => "对账", "Reconciliation";
+    NavExceptions => "异常", "Exceptions";
     NavSettings => "系统设置", "Settings";
     SandboxBadge => "沙箱 · 非真实资金", "Sandbox · no real money";
     DiskLowPrefix => "磁盘空间不足：数据库所在磁盘仅剩 ", "Low disk space: the database's disk has only ";

@@ -21,6 +21,7 @@ use crate::components::shell::AppShell;
 use crate::i18n::{Lang, Msg};
 use crate::pages::account::AccountPage;
 use crate::pages::audit::AuditPage;
+use crate::pages::exceptions::ExceptionsPage;
 use crate::pages::home::HomePage;
 use crate::pages::login::LoginPage;
 use crate::pages::logs::api_calls::{ApiCallDetailPage, ApiCallsPage};
@@ -86,6 +87,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
                     <Route path=path!("refunds") view=RefundsPage ssr=SsrMode::Async/>
                     <Route path=path!("reconciliation") view=ReconciliationPage ssr=SsrMode::Async/>
+                    <Route path=path!("exceptions") view=ExceptionsPage ssr=SsrMode::Async/>
                     <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
                     <Route path=path!("notifications") view=NotificationsPage ssr=SsrMode::Async/>
                     <Route path=path!("notifications/:id") view=NotificationDetailPage ssr=SsrMode::Async/>

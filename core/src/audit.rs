@@ -87,6 +87,8 @@ pub mod action {
     pub const RECONCILE_RESOLVE: &str = "reconcile.resolve";
     /// 补单: a payment WeChat Pay had and we did not was asked about and applied.
     pub const RECONCILE_SYNC: &str = "reconcile.sync";
+    /// An item of the exceptions inbox was closed by a person, with a note.
+    pub const EXCEPTION_CLOSE: &str = "exception.close";
     /// An admin ran the pre-flight check from the Settings page (calls to WeChat Pay that
     /// move no money; the detail names where they went).
     pub const DOCTOR_RUN: &str = "doctor.run";
@@ -177,7 +179,7 @@ pub async fn list(
 }
 
 /// Every action, for the audit page's filter.
-pub const ACTIONS: [&str; 25] = [
+pub const ACTIONS: [&str; 26] = [
     action::LOGIN_SUCCESS,
     action::LOGIN_FAILURE,
     action::LOGIN_THROTTLED,
@@ -202,6 +204,7 @@ pub const ACTIONS: [&str; 25] = [
     action::RECONCILE_RUN,
     action::RECONCILE_RESOLVE,
     action::RECONCILE_SYNC,
+    action::EXCEPTION_CLOSE,
     action::DOCTOR_RUN,
 ];
 

@@ -16,6 +16,7 @@ pub mod disk;
 pub mod doctor;
 pub mod error;
 pub mod events;
+pub mod exceptions;
 pub mod leases;
 pub mod notify;
 pub mod orders;

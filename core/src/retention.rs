@@ -321,6 +321,11 @@ pub fn rules() -> Vec<Rule> {
             en: "the bills' rows (they go with the bills)",
         },
         Rule::kept(
+            "exceptions",
+            "保留：异常事项及其处理说明（每个原因一行，数量很少）",
+            "kept: the exceptions inbox and how each item was handled (one row per cause, few)",
+        ),
+        Rule::kept(
             "recon_days",
             "保留：每天一行的对账结果与双方合计",
             "kept: one row per day, the reconciliation's outcome and both sides' totals",

@@ -88,6 +88,9 @@ pub struct Settings {
     /// The retention policy and its daily job (`PAYDESK_RETENTION__…`).
     #[serde(default)]
     pub retention: RetentionSettings,
+    /// The exceptions inbox's scan (`PAYDESK_EXCEPTIONS__…`).
+    #[serde(default)]
+    pub exceptions: ExceptionsSettings,
     /// Reconciliation's daily job (`PAYDESK_RECONCILIATION__…`).
     #[serde(default)]
     pub reconciliation: ReconciliationSettings,
@@ -360,6 +363,32 @@ fn hh_mm_minute(value: &str, key: &str) -> anyhow::Result<i64> {
     parsed.ok_or_else(|| {
         anyhow::anyhow!("{key} must be HH:MM (00:00 to 23:59, Asia/Shanghai), got {value:?}")
     })
+}
+
+/// The exceptions inbox's scan (`paydesk_core::exceptions`).
+#[derive(Debug, Deserialize)]
+pub struct ExceptionsSettings {
+    /// `off` stops the scan on this instance (another instance's scan fills the shared
+    /// inbox). `PAYDESK_EXCEPTIONS__ENABLED`, default `on`.
+    #[serde(default = "default_on", deserialize_with = "on_off::required")]
+    pub enabled: bool,
+    /// How often the inbox is brought up to date, in seconds (1 to 3600).
+    /// `PAYDESK_EXCEPTIONS__SCAN_SECONDS`, default 60.
+    #[serde(default = "default_exceptions_scan_seconds")]
+    pub scan_seconds: u64,
+}
+
+impl Default for ExceptionsSettings {
+    fn default() -> Self {
+        ExceptionsSettings {
+            enabled: default_on(),
+            scan_seconds: default_exceptions_scan_seconds(),
+        }
+    }
+}
+
+fn default_exceptions_scan_seconds() -> u64 {
+    60
 }
 
 /// Reconciliation's daily job (`paydesk_core::reconcile`): yesterday's bill, fetched and
@@ -964,6 +993,9 @@ impl Settings {
         }
         self.retention.run_at_minute()?;
         self.reconciliation.run_at_minute()?;
+        if !(1..=3600).contains(&self.exceptions.scan_seconds) {
+            bail!("PAYDESK_EXCEPTIONS__SCAN_SECONDS (exceptions.scan_seconds) must be 1 to 3600");
+        }
         if self.reconciliation.retry_minutes == 0 {
             bail!("PAYDESK_RECONCILIATION__RETRY_MINUTES (reconciliation.retry_minutes) must be at least 1");
         }

@@ -53,6 +53,11 @@ pub enum Event {
         /// The order number it claimed, unverified.
         out_trade_no: Option<String>,
     },
+    /// The exceptions inbox changed (items raised, cleared or closed).
+    ExceptionsChanged {
+        /// How many items are open now.
+        open: i64,
+    },
     /// A refund changed status.
     RefundChanged {
         /// Row id of the refund.
@@ -74,6 +79,7 @@ impl Event {
             Event::OrderClosed { .. } => "order_closed",
             Event::NotificationRejected { .. } => "notification_rejected",
             Event::RefundChanged { .. } => "refund_changed",
+            Event::ExceptionsChanged { .. } => "exceptions_changed",
         }
     }
 }

@@ -149,6 +149,10 @@ fn live_events_keep_their_json() {
             json!({"type": "refund_changed", "refund_id": 9, "out_refund_no": "R9", "order_id": 3,
                    "status": "APPROVED"}),
         ),
+        (
+            Event::ExceptionsChanged { open: 4 },
+            json!({"type": "exceptions_changed", "open": 4}),
+        ),
     ];
     for (event, expected) in events {
         let json = serde_json::to_value(&event).unwrap();

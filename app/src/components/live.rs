@@ -39,6 +39,8 @@ pub struct Batch {
     pub rejected: u64,
     /// Refunds changed.
     pub refunds: u64,
+    /// The exceptions inbox changed.
+    pub exceptions: u64,
     /// The stream lagged (events were missed): everything may be stale.
     pub lagged: bool,
     /// More than [`MAX_BATCH`] events came: the oldest are not in `events`.
@@ -62,6 +64,7 @@ impl Batch {
             Event::OrderClosed { .. } => self.closed += 1,
             Event::NotificationRejected { .. } => self.rejected += 1,
             Event::RefundChanged { .. } => self.refunds += 1,
+            Event::ExceptionsChanged { .. } => self.exceptions += 1,
         }
         if self.events.len() == MAX_BATCH {
             self.events.remove(0);
@@ -126,6 +129,8 @@ pub struct Live {
     pub rejected: RwSignal<u64>,
     /// Refunds changed.
     pub refunds: RwSignal<u64>,
+    /// The exceptions inbox changed.
+    pub exceptions: RwSignal<u64>,
     /// Any of the above (and `lagged`: events were missed, so everything may be stale).
     pub any: RwSignal<u64>,
     /// The most recent event.
@@ -145,6 +150,7 @@ impl Live {
             closed: RwSignal::new(0),
             rejected: RwSignal::new(0),
             refunds: RwSignal::new(0),
+            exceptions: RwSignal::new(0),
             any: RwSignal::new(0),
             last: RwSignal::new(None),
             delivered: RwSignal::new(Batch::default()),
@@ -194,6 +200,7 @@ impl Live {
             (self.closed, batch.closed),
             (self.rejected, batch.rejected),
             (self.refunds, batch.refunds),
+            (self.exceptions, batch.exceptions),
         ] {
             if n > 0 || batch.lagged {
                 counter.update(|c| *c += 1);
@@ -227,6 +234,7 @@ impl Live {
             "order_closed",
             "notification_rejected",
             "refund_changed",
+            "exceptions_changed",
         ] {
             let _ =
                 source.add_event_listener_with_callback(kind, on_event.as_ref().unchecked_ref());
@@ -273,7 +281,7 @@ fn announced(event: &Event) -> bool {
     match event {
         Event::OrderPaid { .. } | Event::NotificationRejected { .. } => true,
         Event::OrderClosed { status, .. } => status == OrderStatus::PayError.as_str(),
-        Event::RefundChanged { .. } => false,
+        Event::RefundChanged { .. } | Event::ExceptionsChanged { .. } => false,
     }
 }
 

@@ -51,6 +51,11 @@ const NAV: &[NavItem] = &[
         min: Role::Support,
     },
     NavItem {
+        href: "/exceptions",
+        label: Msg::NavExceptions,
+        min: Role::Support,
+    },
+    NavItem {
         href: "/refunds",
         label: Msg::NavRefunds,
         min: Role::Support,
@@ -145,6 +150,7 @@ fn Frame(me: Me) -> impl IntoView {
                         {Msg::SignedInAs.text(lang)} ": " <strong class="topbar__username">{me.username.clone()}</strong>
                         " " <span class=format!("badge badge--{}", role.as_str())>{role_name(role, lang)}</span>
                     </span>
+                    {role.includes(Role::Support).then(|| view! { <ExceptionsCount/> })}
                     {me.sandbox.then(|| view! {
                         <span class="badge badge--sandbox" data-testid="sandbox-badge" title=Msg::SandboxBadgeTitle.text(lang)>
                             {Msg::SandboxBadge.text(lang)}
@@ -170,6 +176,32 @@ fn Frame(me: Me) -> impl IntoView {
             </div>
             <Toasts/>
         </div>
+    }
+}
+
+/// The top bar's count of open exceptions (support and up), refreshed when the inbox
+/// changes (live), linking to the inbox.
+#[component]
+fn ExceptionsCount() -> impl IntoView {
+    let lang = use_lang();
+    let live = crate::components::live::use_live();
+    let count = Resource::new(
+        move || live.exceptions.get(),
+        |_| crate::server::exceptions::count_exceptions(),
+    );
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let n = count.await.unwrap_or(0);
+                let any = n > 0;
+                view! {
+                    <a href="/exceptions" class="topbar__exceptions" class:topbar__exceptions--open=any
+                        data-testid="exceptions-count" data-open=n.to_string()>
+                        {Msg::NavExceptions.text(lang)} " " <strong>{n}</strong>
+                    </a>
+                }
+            })}
+        </Transition>
     }
 }
 

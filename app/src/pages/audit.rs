@@ -52,11 +52,12 @@ crate::messages! {
         ReconcileRun => "对账", "Reconciled a day with WeChat Pay's bill";
         ReconcileResolve => "处理对账差异", "Resolved a reconciliation difference";
         ReconcileSync => "对账补单", "Synced a payment from WeChat (reconciliation)";
+        ExceptionClose => "关闭异常", "Closed an exception";
     }
 }
 
 /// Every action the filter offers, stored name first.
-const ACTIONS: [(&str, AuditMsg); 25] = [
+const ACTIONS: [(&str, AuditMsg); 26] = [
     ("login.success", AuditMsg::LoginSuccess),
     ("login.failure", AuditMsg::LoginFailure),
     ("login.throttled", AuditMsg::LoginThrottled),
@@ -81,6 +82,7 @@ const ACTIONS: [(&str, AuditMsg); 25] = [
     ("reconcile.run", AuditMsg::ReconcileRun),
     ("reconcile.resolve", AuditMsg::ReconcileResolve),
     ("reconcile.sync", AuditMsg::ReconcileSync),
+    ("exception.close", AuditMsg::ExceptionClose),
     ("doctor.run", AuditMsg::DoctorRun),
 ];
 

@@ -109,6 +109,7 @@ pub fn OrderDetailPage() -> impl IntoView {
                 out_trade_no.as_deref() == Some(mine.as_str())
             }
             Event::RefundChanged { order_id: id, .. } => order_id.get_untracked() == Some(*id),
+            Event::ExceptionsChanged { .. } => false,
         });
         if concerns {
             touched.update(|n| *n += 1);

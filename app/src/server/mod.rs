@@ -5,6 +5,7 @@
 pub mod account;
 pub mod admin;
 pub mod auth;
+pub mod exceptions;
 pub mod home;
 pub mod logs;
 pub mod orders;

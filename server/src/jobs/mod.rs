@@ -13,6 +13,7 @@ pub mod alerts;
 mod backlog;
 mod demo;
 mod disk;
+mod exceptions;
 mod reconcile;
 pub mod refunds;
 mod retention;
@@ -80,6 +81,9 @@ impl Jobs {
         }
         if state.settings.retention.enabled {
             jobs.add("retention", retention::run(state.clone(), stop.clone()));
+        }
+        if state.settings.exceptions.enabled {
+            jobs.add("exceptions", exceptions::run(state.clone(), stop.clone()));
         }
         if state.settings.reconciliation.enabled {
             jobs.add(

@@ -1,9 +1,10 @@
 //! `GET /api/events`: the event bus as Server-Sent Events for the dashboard's live views
 //! (issue "pay end to end": live events). Signed-in staff only (the session cookie, checked
 //! here on the server); each event is one SSE message whose `event:` is its type
-//! (`order_paid`, `order_closed`, `notification_rejected`, `refund_changed`) and whose data
-//! is the event as JSON. A subscriber that falls behind is told how many it missed
-//! (`event: lagged`) and carries on; a keep-alive comment every 15 s holds proxies open.
+//! (`order_paid`, `order_closed`, `notification_rejected`, `refund_changed`,
+//! `exceptions_changed`) and whose data is the event as JSON. A subscriber that falls behind
+//! is told how many it missed (`event: lagged`) and carries on; a keep-alive comment every
+//! 15 s holds proxies open.
 //!
 //! An open stream checks its session again every [`RECHECK`]: after a sign-out, a password
 //! change or reset, or the account's deactivation it ends, and the browser's reconnect is

@@ -286,6 +286,8 @@ async fn launch(
         // The daily reconciliation would fetch bills (API calls of its own) from 10:30 on,
         // whatever a test counts; its tests turn it on.
         "reconciliation": {"enabled": "off"},
+        // The exceptions scan would publish events of its own; its tests turn it on.
+        "exceptions": {"enabled": "off"},
     });
     merge(&mut json, extra);
     own_notify_urls(&mut json);
@@ -494,6 +496,7 @@ pub fn paydesk_against(sim: &paydesk_sim::RunningSim, database_url: &str) -> std
         .env("PAYDESK_DISK__LOW_FREE_MIB", "1")
         // The daily reconciliation would fetch bills on its own from 10:30 on; its tests
         // turn it on.
-        .env("PAYDESK_RECONCILIATION__ENABLED", "off");
+        .env("PAYDESK_RECONCILIATION__ENABLED", "off")
+        .env("PAYDESK_EXCEPTIONS__ENABLED", "off");
     cmd
 }

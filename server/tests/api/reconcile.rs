@@ -131,6 +131,49 @@ async fn every_planted_difference_is_found_once_and_a_rerun_changes_nothing() {
         // A refund made in the merchant platform, which paydesk never made.
         let outside = format!("RO{stamp}");
         sim.refund_outside(&ok, Some(&outside), 100).unwrap();
+        // Paid on both sides, but our record holds another transaction id.
+        let other_tx = no("TX");
+        paid(&app, &other_tx, 6_000, true).await;
+        sqlx::query("update orders set transaction_id = $1 where out_trade_no = $2")
+            .bind(format!("4200OTHER{stamp}"))
+            .bind(&other_tx)
+            .execute(app.app_db.writer())
+            .await
+            .unwrap();
+        // Refunds of the `ok` order in our books: one WeChat Pay never got (refundquery does
+        // not find it either), one it made for another amount, one it closed while ours
+        // says it succeeded.
+        let (here_only, other_amount, other_state) = (
+            format!("RH{stamp}"),
+            format!("RA{stamp}"),
+            format!("RS{stamp}"),
+        );
+        sim.refund_outside(&ok, Some(&other_amount), 100).unwrap();
+        sim.refund_outside(&ok, Some(&other_state), 100).unwrap();
+        sim.set_refund_outcome(&other_state, paydesk_sim::RefundState::Refundclose, None)
+            .unwrap();
+        let order_id = app.stored_order(&ok).await.id;
+        for (number, amount, status) in [
+            (&here_only, 100, "PROCESSING"),
+            (&other_amount, 150, "SUCCESS"),
+            (&other_state, 100, "SUCCESS"),
+        ] {
+            sqlx::query(
+                "insert into refunds (out_refund_no, order_id, amount_fen, reason, \
+                 requester_kind, requester, status, refund_id, attempts, accepted_at, \
+                 created_at, updated_at) \
+                 values ($1, $2, $3, 'test', 'staff', 'tester', $4, $5, 1, $6, $6, $6)",
+            )
+            .bind(number)
+            .bind(order_id)
+            .bind(amount)
+            .bind(status)
+            .bind(format!("W{number}"))
+            .bind(paydesk_core::now_ms())
+            .execute(app.app_db.writer())
+            .await
+            .unwrap();
+        }
         // WeChat Pay's bill: one amount changed there, one payment missing.
         set_faults(
             sim,
@@ -155,23 +198,31 @@ async fn every_planted_difference_is_found_once_and_a_rerun_changes_nothing() {
             (Class::AmountDiffers, amount.clone()),
             (Class::PaidHereOnly, omitted.clone()),
             (Class::RefundThereOnly, outside.clone()),
+            (Class::TransactionDiffers, other_tx.clone()),
+            (Class::RefundHereOnly, here_only.clone()),
+            (Class::RefundAmountDiffers, other_amount.clone()),
+            (Class::RefundStatusDiffers, other_state.clone()),
         ]
         .into();
         assert_eq!(open_set(&report), expected, "{l}");
-        assert_eq!(report.differences.len(), 6, "{l}: nothing else");
+        assert_eq!(
+            report.differences.len(),
+            Class::ALL.len(),
+            "{l}: each class once, nothing else"
+        );
         assert_eq!(report.day.status, DayStatus::Differences, "{l}");
-        assert_eq!(report.day.open_count, 6, "{l}");
+        assert_eq!(report.day.open_count, 10, "{l}");
         assert_eq!(report.day.bill, "present", "{l}");
-        // Ours: the three paid through notifications; theirs: all but the omitted, the
+        // Ours: the four paid through notifications; theirs: all but the omitted, the
         // amount with its extra fen.
         assert_eq!(
             (report.day.our_paid_count, report.day.our_paid_fen),
-            (3, 6_000),
+            (4, 12_000),
             "{l}"
         );
         assert_eq!(
             (report.day.bill_paid_count, report.day.bill_paid_fen),
-            (5, 1_000 + 2_001 + 4_000 + 5_000 + 600),
+            (6, 1_000 + 2_001 + 4_000 + 5_000 + 600 + 6_000),
             "{l}"
         );
         assert_eq!(
@@ -179,7 +230,19 @@ async fn every_planted_difference_is_found_once_and_a_rerun_changes_nothing() {
                 report.day.bill_refund_count,
                 report.day.bill_refund_fen_ours
             ),
-            (1, 100),
+            (3, 300),
+            "{l}"
+        );
+        // Refunds were re-checked with refundquery before being raised: the one WeChat
+        // Pay closed is still SUCCESS here (a success is final), and the bill says FAIL.
+        let state = report
+            .differences
+            .iter()
+            .find(|d| d.class == Class::RefundStatusDiffers)
+            .unwrap();
+        assert_eq!(
+            (state.our_status.as_deref(), state.their_status.as_deref()),
+            (Some("SUCCESS"), Some("FAIL")),
             "{l}"
         );
         let amount_row = report
@@ -228,7 +291,7 @@ async fn every_planted_difference_is_found_once_and_a_rerun_changes_nothing() {
             .unwrap();
         assert_eq!(kept.state, DifferenceState::Resolved, "{l}");
         assert_eq!(kept.note.as_deref(), Some("另一家门店的测试单"), "{l}");
-        assert_eq!(third.day.open_count, 5, "{l}");
+        assert_eq!(third.day.open_count, 9, "{l}");
 
         // 补单 while the late notification arrives at the same moment: paid exactly once.
         let lost_row = third

@@ -134,6 +134,13 @@ const CALLS: &[Call] = &[
         ],
         AtLeast(Admin),
     ),
+    call("exceptions/list", &[], AtLeast(Support)),
+    call("exceptions/count", &[], AtLeast(Support)),
+    call(
+        "exceptions/close",
+        &[("id", "999999"), ("note", "role test")],
+        AtLeast(Support),
+    ),
     call("reconciliation/calendar", &[], AtLeast(Manager)),
     call(
         "reconciliation/day",
@@ -212,6 +219,7 @@ const PAGES: &[(&str, Access)] = &[
     ("/orders?status=PAID&from=2026-01-01", AtLeast(Staff)),
     ("/refunds", AtLeast(Support)),
     ("/reconciliation", AtLeast(Manager)),
+    ("/exceptions", AtLeast(Support)),
     ("/products", AtLeast(Admin)),
     ("/users", AtLeast(Admin)),
 ];

@@ -145,13 +145,14 @@ pub struct Server {
 impl Server {
     /// Starts `target/debug/paydesk serve` (or `PAYDESK_BIN`) on an empty database and reads
     /// the admin password it prints. The sandbox's demo history and shoppers are off, and so
-    /// is the daily reconciliation (from 10:30 it would fetch a bill on its own): the tests
-    /// count what they create.
+    /// are the daily reconciliation (from 10:30 it would fetch a bill on its own) and the
+    /// exceptions scan: the tests count what they create.
     pub fn start() -> anyhow::Result<Server> {
         Server::start_with(&[
             ("PAYDESK_DEMO_HISTORY", "off"),
             ("PAYDESK_DEMO_SHOPPERS", "off"),
             ("PAYDESK_RECONCILIATION__ENABLED", "off"),
+            ("PAYDESK_EXCEPTIONS__ENABLED", "off"),
         ])
     }
 

@@ -2,7 +2,8 @@
 //! simulator; one payment's notification never arrives (掉单) and WeChat Pay's bill shows
 //! another at a different amount. A manager reconciles the day from the page, sees it red
 //! with both differences, follows one to the order's page, comes back, syncs the lost payment
-//! from WeChat (补单) and resolves the other with a note; the day then has nothing open.
+//! from WeChat (补单) and resolves the other with a note; the day then has nothing open. The
+//! two differences also wait in the exceptions inbox (counted in the top bar) until then.
 
 use paydesk_e2e::{http_json, Browser, Server, Shopper};
 use serde_json::json;
@@ -36,6 +37,7 @@ async fn a_manager_opens_a_red_day_follows_a_difference_to_its_order_and_resolve
         ("PAYDESK_DEMO_SHOPPERS", "off"),
         ("PAYDESK_SYNC__ENABLED", "off"),
         ("PAYDESK_RECONCILIATION__ENABLED", "off"),
+        ("PAYDESK_EXCEPTIONS__SCAN_SECONDS", "1"),
     ])?;
     server.cli(
         &[
@@ -106,6 +108,29 @@ async fn a_manager_opens_a_red_day_follows_a_difference_to_its_order_and_resolve
     b.client.execute("window.scrollTo(0, 0);", vec![]).await?;
     b.screenshot("reconciliation").await?;
 
+    // Both are in the exceptions inbox too, counted in the top bar
+    b.wait_for_text("[data-testid=exceptions-count][data-open='2']", "2")
+        .await?;
+    b.click("[data-testid=exceptions-count]").await?;
+    b.wait_for_path("/exceptions").await?;
+    b.wait_for_hydration().await?;
+    let item = b
+        .wait_for_text("tr[data-testid=exception][data-kind=reconciliation]", &lost)
+        .await?;
+    assert!(item.contains("对账差异"), "{item}");
+    b.wait_for_text(
+        "tr[data-testid=exception][data-kind=reconciliation]",
+        &changed,
+    )
+    .await?;
+    b.screenshot("exceptions").await?;
+    // Each links to its reconciliation day
+    b.click("tr[data-testid=exception][data-kind=reconciliation] a[data-testid=exception-link]")
+        .await?;
+    b.wait_for_path("/reconciliation").await?;
+    b.wait_for_hydration().await?;
+    b.wait_for_text("[data-testid=recon-day]", &day).await?;
+
     // The manager follows the amount difference to its order and comes back
     b.click(&format!("{amount_row} a[data-testid=recon-order-link]"))
         .await?;
@@ -152,6 +177,9 @@ async fn a_manager_opens_a_red_day_follows_a_difference_to_its_order_and_resolve
         .await?;
     assert!(text.contains("manager1"), "{text}");
     b.wait_for_text("[data-testid=recon-day]", "已平账").await?;
+    // The inbox empties itself: both differences are gone
+    b.wait_for_text("[data-testid=exceptions-count][data-open='0']", "0")
+        .await?;
 
     // The order the lost payment belonged to is paid now, seen from its page
     b.client
