@@ -77,7 +77,7 @@ async fn run(args: &Args, sim: &paydesk_sim::RunningSim, day: &str) -> anyhow::R
             "http://127.0.0.1:9/wxpay/notify/refund",
         )
         .env("PAYDESK_WXPAY__ALLOW_INSECURE_NOTIFY_URLS", "on")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "warn,paydesk_core::reconcile=info")
         .output()
         .await
         .context("running /usr/bin/time -v paydesk reconcile")?;
@@ -85,6 +85,13 @@ async fn run(args: &Args, sim: &paydesk_sim::RunningSim, day: &str) -> anyhow::R
     let (wall, max_rss_kib) = parse_time(&stderr);
     if max_rss_kib == 0 {
         bail!("GNU time printed no figures:\n{stderr}");
+    }
+    // Where the time went, as the command logged it.
+    for line in stderr
+        .lines()
+        .filter(|l| l.contains("fetched_and_read_ms") || l.contains("compared_ms"))
+    {
+        eprintln!("  {line}");
     }
     Ok(Measured {
         exit: out.status.code(),

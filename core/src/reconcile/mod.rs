@@ -231,10 +231,19 @@ pub async fn reconcile_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreE
         ));
     }
     let date = date_of(day).ok_or_else(|| CoreError::invalid("day", "no such date"))?;
+    let started = std::time::Instant::now();
     match r.api.download_bill_gzip(date, BillType::All).await {
         Ok(fetched) => match lines::read(&fetched.bill, r.appid) {
             Ok((lines, summary)) => {
+                let fetched_ms = started.elapsed().as_millis();
                 store::keep_bill(r.db, day, &fetched, &lines, &summary, now).await?;
+                tracing::info!(
+                    rows = lines.len(),
+                    gzip_bytes = fetched.gzip.len(),
+                    fetched_and_read_ms = fetched_ms,
+                    kept_ms = started.elapsed().as_millis() - fetched_ms,
+                    "the day's bill fetched, checked and kept"
+                );
             }
             Err(damage) => {
                 tracing::error!(error = %damage, "the day's bill is damaged; the day is not reconciled");
@@ -262,7 +271,13 @@ pub async fn reconcile_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreE
             return report(r.db, day).await;
         }
     }
+    let compared = std::time::Instant::now();
     let report = compare_day(r, day).await?;
+    tracing::info!(
+        compared_ms = compared.elapsed().as_millis(),
+        open = report.day.open_count,
+        "the day compared"
+    );
     if let Some(before) = store::find_day(r.db, day - 1).await? {
         if before.pending_count > 0 && before.bill != "missing" {
             compare_day(r, day - 1).await?;
