@@ -28,7 +28,7 @@ pub(super) async fn run(state: AppState, mut stop: Stop) {
     let holder = format!("{}-{:016x}", std::process::id(), rand::random::<u64>());
     let policy = super::refunds::policy(&state);
     loop {
-        if let Err(e) = catch_up(&state, &policy, &holder).await {
+        if let Err(e) = catch_up(&state, &policy, &holder, retry_ms).await {
             tracing::warn!(error = %e, "the reconciliation catch-up failed; another try when its lease runs out");
         }
         if let Err(e) = turn(&state, &policy, &holder, run_at, retry_ms).await {
@@ -42,11 +42,12 @@ pub(super) async fn run(state: AppState, mut stop: Stop) {
 
 /// Once a day, on one instance: the earlier days never reconciled or still waiting
 /// (`reconcile::days_to_catch_up`), each tried once. Their bills are ready whatever the
-/// time of day.
+/// time of day; when one could not be reconciled, the pass runs again after `retry_ms`.
 async fn catch_up(
     state: &AppState,
     policy: &paydesk_core::refunds::RefundPolicy,
     holder: &str,
+    retry_ms: i64,
 ) -> Result<(), paydesk_core::CoreError> {
     let now = paydesk_core::now_ms();
     let today = time::day_number(now);
@@ -64,8 +65,12 @@ async fn catch_up(
     }
     let r = reconciler(state, policy);
     let days = reconcile::days_to_catch_up(&state.db, today - 1).await?;
+    let mut unfinished = 0;
     for day in &days {
         let report = reconcile::reconcile_day(&r, *day).await?;
+        if matches!(report.day.status, DayStatus::Waiting | DayStatus::Failed) {
+            unfinished += 1;
+        }
         tracing::info!(
             day = %reconcile::day_text(*day),
             status = report.day.status.as_str(),
@@ -74,6 +79,20 @@ async fn catch_up(
         );
     }
     let done = paydesk_core::now_ms();
+    if unfinished > 0 {
+        tracing::info!(
+            days = unfinished,
+            "earlier days could not be reconciled yet; trying again later"
+        );
+        return leases::postpone(
+            &state.db,
+            reconcile::CATCH_UP_JOB,
+            holder,
+            done + retry_ms,
+            done,
+        )
+        .await;
+    }
     leases::finish_day(&state.db, reconcile::CATCH_UP_JOB, holder, today, done).await
 }
 
