@@ -507,14 +507,17 @@ async fn clear(db: &Db, now: i64) -> Result<u64, CoreError> {
         // The difference was synced, resolved or no longer found.
         "kind = 'reconciliation' and not exists (select 1 from recon_differences d \
          where cast(d.id as text) = exceptions.subject and d.state = 'open')",
-        // The refund moved on (succeeded, closed, or was made again).
+        // The refund moved on (succeeded, closed, or was made again). By the order first:
+        // its refunds are an index range, the subject (the refund's id as text) is not.
         "kind = 'refund_stuck' and not exists (select 1 from refunds r \
-         where cast(r.id as text) = exceptions.subject and r.status in ('PROCESSING', 'CHANGE'))",
+         where r.order_id = exceptions.order_id and cast(r.id as text) = exceptions.subject \
+         and r.status in ('PROCESSING', 'CHANGE'))",
         "kind = 'refund_failed' and not exists (select 1 from refunds r \
-         where cast(r.id as text) = exceptions.subject and r.status = 'FAILED')",
-        // The alert was delivered after all (sent again).
+         where r.order_id = exceptions.order_id and cast(r.id as text) = exceptions.subject \
+         and r.status = 'FAILED')",
+        // The alert was delivered after all (sent again). One alert per order.
         "kind = 'alert_failed' and not exists (select 1 from alert_deliveries a \
-         where cast(a.id as text) = exceptions.subject and a.status = 'failed')",
+         where a.order_id = exceptions.order_id and a.status = 'failed')",
         // The second payment was refunded.
         "kind in ('double_cart', 'second_payment') and exists (select 1 from orders o \
          where o.id = exceptions.order_id and o.status in ('PARTIALLY_REFUNDED', 'REFUNDED'))",
