@@ -1,6 +1,6 @@
 //! Reconciliation (对账, managers and admins): a calendar of the last 90 days, each marked
 //! ✓ matched, ✗ with its open differences, pending, waiting for the bill, or failed; and the
-//! chosen day (`?day=YYYY-MM-DD`) with both sides' figures, its differences (each linking to
+//! chosen day (`?day=YYYY-MM-DD`, yesterday by default) with both sides' figures, its differences (each linking to
 //! the order), and the actions: reconcile again from WeChat Pay, 补单, resolve with a note,
 //! and the differences as CSV. The forms are `ActionForm`s (they work before hydration).
 
@@ -30,7 +30,6 @@ pub enum ReconMsg {
     Waiting => "账单未就绪", "Bill not ready";
     Failed => "对账失败", "Failed";
     NotRun => "未对账", "Not reconciled";
-    PickDay => "点击日历中的某一天查看明细。", "Pick a day in the calendar to see its detail.";
     DayTitle => "对账明细", "Reconciliation of";
     NeverRun => "这一天还没有对账。", "This day has not been reconciled yet.";
     Run => "从微信下载账单并对账", "Fetch the bill from WeChat Pay and reconcile";
@@ -106,20 +105,12 @@ pub fn ReconciliationPage() -> impl IntoView {
         )
     };
     let calendar = Resource::new(changed, |_| reconciliation_calendar());
+    // Without `?day=`, yesterday: what the daily run reconciled last.
     let detail = Resource::new(
         move || (day.get(), changed()),
-        |(day, _)| async move {
-            if day.is_empty() {
-                Ok(None)
-            } else {
-                reconciliation_day(day).await.map(Some)
-            }
-        },
+        |(day, _)| reconciliation_day(day),
     );
-    let show_day = move |d: Option<ReconDayView>| match d {
-        Some(d) => view! { <DayDetail d run sync resolve/> }.into_any(),
-        None => view! { <p class="card muted">{ReconMsg::PickDay.text(lang)}</p> }.into_any(),
-    };
+    let show_day = move |d: ReconDayView| view! { <DayDetail d run sync resolve/> };
     let show_calendar = move |c| view! { <Calendar c selected=day.get_untracked()/> };
     // The calendar beside the chosen day's figures; its differences below, full width.
     view! {
@@ -140,6 +131,12 @@ fn Calendar(c: ReconCalendar, selected: String) -> impl IntoView {
     let heads = match lang {
         Lang::Zh => ["一", "二", "三", "四", "五", "六", "日"],
         Lang::En => ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+    };
+    // No day chosen: the detail shows yesterday, the calendar's last day.
+    let selected = if selected.is_empty() {
+        c.days.last().map(|d| d.date.clone()).unwrap_or_default()
+    } else {
+        selected
     };
     let blanks = (0..c.first_weekday).map(|_| view! { <span class="recon-cal__blank"></span> });
     let cells = c

@@ -114,12 +114,17 @@ pub async fn reconciliation_calendar() -> Result<ReconCalendar, AppError> {
     .await
 }
 
-/// One day: its figures and differences (manager and up).
+/// One day (`YYYY-MM-DD`; empty: yesterday, the day the daily run reconciles): its figures
+/// and differences (manager and up).
 #[server(endpoint = "reconciliation/day")]
 pub async fn reconciliation_day(day: String) -> Result<ReconDayView, AppError> {
     super::ssr::as_role(paydesk_types::Role::Manager, |viewer| async move {
         use paydesk_core::reconcile;
-        let n = parse_day(&day)?;
+        let n = if day.trim().is_empty() {
+            paydesk_core::time::day_number(paydesk_core::now_ms()) - 1
+        } else {
+            parse_day(&day)?
+        };
         let db = &viewer.server.db;
         let (stored, differences) =
             tokio::try_join!(reconcile::day_of(db, n), reconcile::differences(db, n))?;
