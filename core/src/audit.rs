@@ -94,6 +94,19 @@ pub mod action {
     pub const DOCTOR_RUN: &str = "doctor.run";
 }
 
+/// The note a person gives when closing something by hand (a reconciliation difference, an
+/// exception): trimmed, 1 to 500 characters.
+pub fn required_note(note: &str) -> Result<&str, CoreError> {
+    let note = note.trim();
+    if note.is_empty() || note.chars().count() > 500 {
+        return Err(CoreError::invalid(
+            "note",
+            "say in 1 to 500 characters what was done",
+        ));
+    }
+    Ok(note)
+}
+
 /// One audit entry to write.
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {

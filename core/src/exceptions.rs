@@ -564,13 +564,7 @@ pub async fn list(db: &Db, closed: bool, limit: i64) -> Result<Vec<Exception>, C
 
 /// Closes an open item with a note, as `actor`, audited in the same transaction.
 pub async fn close(db: &Db, id: i64, note: &str, actor: &Actor) -> Result<Exception, CoreError> {
-    let note = note.trim();
-    if note.is_empty() || note.chars().count() > 500 {
-        return Err(CoreError::invalid(
-            "note",
-            "say in 1 to 500 characters how it was handled",
-        ));
-    }
+    let note = audit::required_note(note)?;
     let now = crate::now_ms();
     let mut tx = db.begin_write().await?;
     let changed = sqlx::query(

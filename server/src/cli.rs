@@ -320,7 +320,7 @@ async fn reconcile(settings: &Settings, day_text: &str) -> anyhow::Result<ExitCo
             yuan(d.bill_paid_fen),
             d.bill_refund_count,
             yuan(d.bill_refund_fen_ours),
-            yuan((d.bill_fee_millifen.unwrap_or(0) + 500).div_euclid(1000)),
+            d.fee_fen().map_or_else(|| "-".to_owned(), yuan),
             d.net_settlement_fen().map_or_else(|| "-".to_owned(), yuan),
             d.not_ours_count,
             yuan(d.not_ours_fen)

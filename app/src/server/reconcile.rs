@@ -34,7 +34,7 @@ mod convert {
             bill_paid: (d.bill_paid_count, d.bill_paid_fen),
             bill_refunds: (d.bill_refund_count, d.bill_refund_fen_ours),
             settlement_fen: d.bill_settlement_fen,
-            fee_fen: d.bill_fee_millifen.map(|m| (m + 500).div_euclid(1000)),
+            fee_fen: d.fee_fen(),
             net_fen: d.net_settlement_fen(),
             not_ours: (d.not_ours_count, d.not_ours_fen),
             open: d.open_count,

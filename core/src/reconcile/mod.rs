@@ -232,7 +232,7 @@ pub async fn reconcile_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreE
     }
     let date = date_of(day).ok_or_else(|| CoreError::invalid("day", "no such date"))?;
     let started = std::time::Instant::now();
-    match r.api.download_bill_gzip(date, BillType::All).await {
+    let lines = match r.api.download_bill_gzip(date, BillType::All).await {
         Ok(fetched) => match lines::read(&fetched.bill, r.appid) {
             Ok((lines, summary)) => {
                 let fetched_ms = started.elapsed().as_millis();
@@ -244,6 +244,8 @@ pub async fn reconcile_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreE
                     kept_ms = started.elapsed().as_millis() - fetched_ms,
                     "the day's bill fetched, checked and kept"
                 );
+                drop(fetched);
+                Some(lines)
             }
             Err(damage) => {
                 tracing::error!(error = %damage, "the day's bill is damaged; the day is not reconciled");
@@ -259,6 +261,7 @@ pub async fn reconcile_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreE
             || return_msg.eq_ignore_ascii_case("No Bill Exist") =>
         {
             store::keep_no_bill(r.db, day, now).await?;
+            Some(Vec::new())
         }
         Err(e) => {
             let (status, what) = if e.retry_safe() {
@@ -270,15 +273,15 @@ pub async fn reconcile_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreE
             store::mark(r.db, day, status, &format!("downloadbill: {e}"), now).await?;
             return report(r.db, day).await;
         }
-    }
+    };
     let compared = std::time::Instant::now();
-    let report = compare_day(r, day).await?;
+    let report = compare(r, day, lines.as_deref()).await?;
     tracing::info!(
         compared_ms = compared.elapsed().as_millis(),
         open = report.day.open_count,
         "the day compared"
     );
-    if let Some(before) = store::find_day(r.db, day - 1).await? {
+    if let Some(before) = store::day_of(r.db, day - 1).await? {
         if before.pending_count > 0 && before.bill != "missing" {
             compare_day(r, day - 1).await?;
         }
@@ -289,11 +292,10 @@ pub async fn reconcile_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreE
 /// Compares day `day` from its stored bill (no fetch) and records the outcome: after a
 /// 补单, after the next day's bill arrived, or as [`reconcile_day`]'s second half.
 pub async fn compare_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreError> {
-    let now = now_ms();
-    let stored = store::find_day(r.db, day).await?;
+    let stored = store::day_of(r.db, day).await?;
     let lines = match stored.as_ref().map(|d| d.bill.as_str()) {
-        Some("present") => Some(store::lines(r.db, day).await?),
-        Some("none") => Some(Vec::new()),
+        Some("present") => store::lines(r.db, day).await?,
+        Some("none") => Vec::new(),
         _ => {
             return Err(CoreError::invalid(
                 "day",
@@ -301,10 +303,20 @@ pub async fn compare_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreErr
             ))
         }
     };
-    let mut found = run_comparison(r.db, day, lines.as_deref()).await?;
+    compare(r, day, Some(&lines)).await
+}
+
+/// Compares day `day` with the bill's rows (`None`: no bill) and records the outcome.
+async fn compare(
+    r: &Reconciler<'_>,
+    day: i64,
+    lines: Option<&[Line]>,
+) -> Result<Report, CoreError> {
+    let now = now_ms();
+    let mut found = run_comparison(r.db, day, lines).await?;
     // Refund differences are re-checked with refundquery before being raised.
     if recheck_refunds(r, &found).await? {
-        found = run_comparison(r.db, day, lines.as_deref()).await?;
+        found = run_comparison(r.db, day, lines).await?;
     }
     let (mut found, totals) = found;
     drop_confirmed_there(r, &mut found).await?;
@@ -313,7 +325,7 @@ pub async fn compare_day(r: &Reconciler<'_>, day: i64) -> Result<Report, CoreErr
 }
 
 async fn report(db: &Db, day: i64) -> Result<Report, CoreError> {
-    let day_row = store::find_day(db, day).await?.ok_or(CoreError::NotFound)?;
+    let day_row = store::day_of(db, day).await?.ok_or(CoreError::NotFound)?;
     Ok(Report {
         day: day_row,
         differences: store::differences(db, day).await?,

@@ -160,8 +160,12 @@ impl Day {
     /// The net settlement the bill states: 应结订单总金额 − 退款总金额 − 手续费 (rounded to
     /// the fen), fen.
     pub fn net_settlement_fen(&self) -> Option<i64> {
-        let fee_fen = (self.bill_fee_millifen? + 500).div_euclid(1000);
-        Some(self.bill_settlement_fen? - self.bill_refund_fen.unwrap_or(0) - fee_fen)
+        Some(self.bill_settlement_fen? - self.bill_refund_fen.unwrap_or(0) - self.fee_fen()?)
+    }
+
+    /// The bill's 手续费总金额 rounded to the fen.
+    pub fn fee_fen(&self) -> Option<i64> {
+        self.bill_fee_millifen.map(|m| (m + 500).div_euclid(1000))
     }
 }
 
@@ -236,7 +240,12 @@ pub fn day_text(day: i64) -> String {
 
 /// The stored day, if it was ever tried.
 pub async fn day_of(db: &Db, day: i64) -> Result<Option<Day>, CoreError> {
-    find_day(db, day).await
+    Ok(sqlx::query_as::<_, Day>(&format!(
+        "select {DAY_COLUMNS} from recon_days where day = $1"
+    ))
+    .bind(day)
+    .fetch_optional(db.reader())
+    .await?)
 }
 
 /// The stored days from `from` to `to` (both included), oldest first: the calendar.
@@ -304,15 +313,6 @@ pub fn differences_csv(differences: &[Difference]) -> String {
     out
 }
 
-pub(super) async fn find_day(db: &Db, day: i64) -> Result<Option<Day>, CoreError> {
-    Ok(sqlx::query_as::<_, Day>(&format!(
-        "select {DAY_COLUMNS} from recon_days where day = $1"
-    ))
-    .bind(day)
-    .fetch_optional(db.reader())
-    .await?)
-}
-
 /// The day's differences, open ones first.
 pub async fn differences(db: &Db, day: i64) -> Result<Vec<Difference>, CoreError> {
     Ok(sqlx::query_as::<_, Difference>(&format!(
@@ -337,13 +337,7 @@ pub async fn find_difference(db: &Db, id: i64) -> Result<Option<Difference>, Cor
 /// Closes an open (or pending) difference with a note, as `actor`, audited in the same
 /// transaction. The resolution survives later comparisons of the day.
 pub async fn resolve(db: &Db, id: i64, note: &str, actor: &Actor) -> Result<Difference, CoreError> {
-    let note = note.trim();
-    if note.is_empty() || note.chars().count() > 500 {
-        return Err(CoreError::invalid(
-            "note",
-            "say in 1 to 500 characters how it was resolved",
-        ));
-    }
+    let note = audit::required_note(note)?;
     let now = crate::now_ms();
     let mut tx = db.begin_write().await?;
     let changed = sqlx::query(
