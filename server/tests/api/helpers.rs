@@ -500,3 +500,20 @@ pub fn paydesk_against(sim: &paydesk_sim::RunningSim, database_url: &str) -> std
         .env("PAYDESK_EXCEPTIONS__ENABLED", "off");
     cmd
 }
+
+/// Polls until `done` holds (15 s at most).
+pub async fn wait_until<F, Fut>(app: &TestApp, what: &str, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}: waited in vain for {what}",
+            app.db.label
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}

@@ -16,7 +16,7 @@ use paydesk_core::testing;
 use paydesk_sim::PayRequest;
 use serde_json::json;
 
-use crate::helpers::{paydesk_against, set_faults, spawn_apps_with, TestApp};
+use crate::helpers::{paydesk_against, set_faults, spawn_apps_with, wait_until, TestApp};
 
 fn pay(notify: bool) -> PayRequest {
     serde_json::from_value(json!({ "notify": notify })).unwrap()
@@ -152,6 +152,12 @@ async fn every_planted_difference_is_found_once_and_a_rerun_changes_nothing() {
         sim.refund_outside(&ok, Some(&other_state), 100).unwrap();
         sim.set_refund_outcome(&other_state, paydesk_sim::RefundState::Refundclose, None)
             .unwrap();
+        // The simulator closes it on its own task: the bill must be built after that.
+        wait_until(&app, "the simulator to close the refund", || async {
+            sim.refund(&other_state)
+                .is_some_and(|r| r.status == paydesk_sim::RefundState::Refundclose)
+        })
+        .await;
         let order_id = app.stored_order(&ok).await.id;
         for (number, amount, status) in [
             (&here_only, 100, "PROCESSING"),

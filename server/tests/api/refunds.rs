@@ -3,8 +3,6 @@
 //! the mini program, approval, execution, retries, certificate failures, refund
 //! notifications and the simulator's CHANGE / REFUNDCLOSE outcomes.
 
-use std::time::Duration;
-
 use paydesk_core::audit::Actor;
 use paydesk_core::notify::Verdict;
 use paydesk_core::orders::{NewOrder, OrderStatus};
@@ -15,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    merchant_against, mp_call, set_faults, spawn_apps_with, standalone_sim, TestApp,
+    merchant_against, mp_call, set_faults, spawn_apps_with, standalone_sim, wait_until, TestApp,
 };
 
 const OPENID: &str = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o";
@@ -107,23 +105,6 @@ async fn approve(app: &TestApp, manager: &Actor, refund: &Refund) -> Refund {
     refunds::approve(&app.db.db, &app.state.events, manager, refund.id, "ok")
         .await
         .unwrap()
-}
-
-/// Polls until `done` holds (15 s at most).
-async fn wait_until<F, Fut>(app: &TestApp, what: &str, done: F)
-where
-    F: Fn() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !done().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{}: waited in vain for {what}",
-            app.db.label
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 /// The refund once it reached `status` (15 s at most).
