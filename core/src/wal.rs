@@ -109,7 +109,7 @@ pub struct WalStats {
     /// kernel's page cache, or from the disk when the kernel had dropped them.
     pub committer_pages_read: u64,
     /// fsyncs of the log that answered the committer's batches (one covers every batch
-    /// committed before it began; `notify/group_commit/durable.rs`).
+    /// committed before it began; `notify/group_commit/log_sync.rs`).
     pub committer_log_syncs: u64,
 }
 

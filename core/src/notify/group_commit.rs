@@ -33,7 +33,7 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 use wxpay::notify::PaymentNotification;
 
-mod durable;
+mod log_sync;
 mod sqlite;
 
 use super::payment::{applied, apply, not_applied, paid_at, Applied};
@@ -162,11 +162,13 @@ impl GroupCommit {
                 let writer = db.writer().clone();
                 let wal = db.wal().cloned();
                 let journal_size_limit = wal.as_deref().map(Wal::journal_size_limit);
-                // The log's fsync apart from the commit (durable.rs) where there is a log
+                // The log's fsync on a thread of its own (log_sync.rs) where there is a log
                 // file to sync; else the committer's connection syncs each commit itself.
-                let log_sync = db.sqlite_file().zip(wal.clone()).map(|(_, wal)| {
-                    let how = durable::How::LogFile(wal.log_path().to_owned());
-                    durable::Durable::start(how, move || wal.committer_synced())
+                let log_sync = db.sqlite_file().zip(wal.clone()).and_then(|(_, wal)| {
+                    let path = wal.log_path().to_owned();
+                    log_sync::LogSync::start(path, move || wal.committer_synced())
+                        .map_err(|e| tracing::error!(error = %e, "no thread for the log's fsync; the committer syncs each commit"))
+                        .ok()
                 });
                 match db.sqlite_file().map(|file| {
                     sqlite::Connection::open(
@@ -189,14 +191,9 @@ impl GroupCommit {
                     }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "no SQLite connection for group commit; committing through the writer pool");
-                        drop(tokio::spawn(run(writer, rx, None)));
+                        drop(tokio::spawn(run(writer, rx)));
                     }
-                    None => {
-                        // PostgreSQL: the WAL's flush on a task of its own (durable.rs).
-                        let how = durable::How::Wal(writer.clone());
-                        let flush = durable::Durable::start(how, || ());
-                        drop(tokio::spawn(run(writer, rx, Some(flush))));
-                    }
+                    None => drop(tokio::spawn(run(writer, rx))),
                 }
                 tx
             })
@@ -208,24 +205,11 @@ impl GroupCommit {
 /// Where a [`Db`] keeps its queue.
 pub(crate) type Slot = OnceLock<GroupCommit>;
 
-/// Each batch through the pool (PostgreSQL; SQLite when its own connection could not be
-/// opened). With `flush` the commit does not wait for the WAL's flush: the answers go to
-/// `flush`, which flushes before it answers (durable.rs), while the next batch commits.
-async fn run(
-    writer: AnyPool,
-    mut rx: mpsc::UnboundedReceiver<Request>,
-    flush: Option<durable::Durable>,
-) {
+async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcome = commit(&writer, &batch, flush.is_some()).await;
-        match (outcome, &flush) {
-            (Ok(results), Some(flush)) => {
-                let committed = batch.drain(..).map(|r| r.reply).zip(results).collect();
-                flush.answer_when_durable(committed).await;
-            }
-            (outcome, _) => answer(&writer, &mut batch, outcome).await,
-        }
+        let outcome = commit(&writer, &batch).await;
+        answer(&writer, &mut batch, outcome).await;
     }
 }
 
@@ -240,7 +224,7 @@ const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(5);
 /// verifying the next notifications, so on two cores half the server sat idle while the
 /// batch it was gathering grew (docs/benchmarks.md, issue 18). Here only this thread
 /// waits. The commit does not wait for the disk: the batch's answers go to `log_sync`,
-/// which fsyncs the log before it answers (durable.rs), while this thread commits the
+/// which fsyncs the log before it answers (log_sync.rs), while this thread commits the
 /// next batch. Without it (no log file) the connection syncs each commit itself.
 ///
 /// When another write of this process holds or waits for the writer pool's one
@@ -250,7 +234,7 @@ fn run_sqlite(
     writer: AnyPool,
     mut conn: sqlite::Connection,
     wal: Option<Arc<Wal>>,
-    log_sync: Option<durable::Durable>,
+    log_sync: Option<log_sync::LogSync>,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
     // The pool's connections go back to it through tasks on this runtime.
@@ -295,8 +279,8 @@ fn run_sqlite(
         }
         match (outcome, &log_sync) {
             (Ok(results), Some(log_sync)) => {
-                let committed = batch.drain(..).map(|r| r.reply).zip(results).collect();
-                runtime.block_on(log_sync.answer_when_durable(committed));
+                log_sync
+                    .answer_when_synced(batch.drain(..).map(|r| r.reply).zip(results).collect());
             }
             (Ok(results), None) => answer_committed(&mut batch, results),
             (Err(e), _) => runtime.block_on(answer(&writer, &mut batch, Err(e))),
@@ -374,19 +358,10 @@ async fn answer(
     }
 }
 
-/// One transaction for the whole batch; the results in the batch's order. `async_commit`
-/// (PostgreSQL with a [`durable::Durable`] to answer): the commit does not wait for the
-/// WAL's flush.
-async fn commit(
-    writer: &AnyPool,
-    batch: &[Request],
-    async_commit: bool,
-) -> Result<Vec<Applied>, CoreError> {
+/// One transaction for the whole batch; the results in the batch's order.
+async fn commit(writer: &AnyPool, batch: &[Request]) -> Result<Vec<Applied>, CoreError> {
     let now = now_ms();
     let mut tx = writer.begin().await?;
-    if async_commit {
-        sqlx::query(durable::ASYNC_COMMIT).execute(&mut *tx).await?;
-    }
 
     // 1. The conditional update, for the first request of each order.
     let mut seen = HashSet::with_capacity(batch.len());

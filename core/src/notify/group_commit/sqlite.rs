@@ -54,7 +54,7 @@ impl Connection {
     /// `journal_size_limit`: what the log file is cut back to when this connection restarts
     /// it (wal.rs); `None` leaves SQLite's default. `max_pages`: the pools' page limit
     /// (db.rs, `PoolSizes::max_pages`). `log_synced_apart`: the log is fsynced after each
-    /// commit on another thread before anyone is answered (durable.rs), so the commit
+    /// commit on another thread before anyone is answered (log_sync.rs), so the commit
     /// itself does not wait for the disk (`synchronous = normal`); otherwise `full`, as the
     /// pools.
     pub(super) fn open(
@@ -191,7 +191,7 @@ mod tests {
 
     /// The committer's connection syncs each commit itself (`synchronous = full`, 2), like
     /// the pools' (the repository test checks theirs), unless the log is synced apart
-    /// before anyone is answered (`normal`, 1: durable.rs).
+    /// before anyone is answered (`normal`, 1: log_sync.rs).
     #[tokio::test]
     async fn the_committers_connection_syncs_each_commit_unless_the_log_is_synced_apart() {
         let t = crate::testing::sqlite().await.unwrap();
