@@ -117,17 +117,14 @@ committer_counters() {
     awk '$1 == "paydesk_sqlite_committer_commits_total" {c = $2}
          $1 == "paydesk_sqlite_committer_pages_written_total" {w = $2}
          $1 == "paydesk_sqlite_committer_pages_read_total" {r = $2}
-         $1 == "paydesk_sqlite_committer_log_syncs_total" {s = $2}
-         END {if (c != "") print c, w, r, s + 0}'
+         END {if (c != "") print c, w, r}'
 }
-# pages_per_notification BEFORE AFTER N: "written / read per notification / per commit /
-# per fsync of the log" (the last "–" for a server that syncs in the commit).
+# pages_per_notification BEFORE AFTER N: "written / read per notification / per commit".
 pages_per_notification() {
   if [ -z "$1" ] || [ -z "$2" ]; then echo "–"; return; fi
   awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN {
-    split(a, x, " "); split(b, y, " "); c = y[1] - x[1]; if (c < 1) c = 1; f = y[4] - x[4]
-    printf "%.1f / %.2f / %.1f / %s", (y[2] - x[2]) / n, (y[3] - x[3]) / n, n / c,
-      (f > 0 ? sprintf("%.1f", n / f) : "–") }'
+    split(a, x, " "); split(b, y, " "); c = y[1] - x[1]; if (c < 1) c = 1
+    printf "%.1f / %.2f / %.1f", (y[2] - x[2]) / n, (y[3] - x[3]) / n, n / c }'
 }
 
 # Samples the server's RssAnon every 0.2 s into $WORK/rss until the server ends.
@@ -283,7 +280,7 @@ echo
 if [ -n "${BENCH_TABLE_HEADER:-}" ]; then
   printf '%s\n' "$BENCH_TABLE_HEADER"
 else
-  echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms | sent late p50 / p99 ms | log pages written / file pages read per notification, notifications per commit / per log fsync |"
+  echo "| db | scenario | notifications | per second | p50 ms | p90 ms | p99 ms | max ms | sent late p50 / p99 ms | log pages written / file pages read per notification, notifications per commit |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 fi
 cat "$WORK/rows.md"

@@ -104,8 +104,7 @@ struct Args {
     #[arg(long)]
     server_pid: Option<u32>,
     /// The server's `/metrics` token: with it each scenario reports the SQLite committer's
-    /// log pages written and file pages read per notification, and notifications per commit
-    /// and per fsync of the log.
+    /// log pages written and file pages read per notification, and notifications per commit.
     #[arg(long, env = "PAYDESK_METRICS_TOKEN")]
     metrics_token: Option<String>,
     /// Create every scenario's orders and signed notifications now, write them to this
@@ -312,17 +311,11 @@ async fn bench(args: Args) -> anyhow::Result<()> {
             (Some(a), Some(b)) if m.sent > 0 => {
                 let n = m.sent as f64;
                 let commits = (b.commits - a.commits).max(1) as f64;
-                let syncs = b.log_syncs - a.log_syncs;
                 format!(
-                    "{:.1} / {:.2} / {:.1} / {}",
+                    "{:.1} / {:.2} / {:.1}",
                     (b.pages_written - a.pages_written) as f64 / n,
                     (b.pages_read - a.pages_read) as f64 / n,
-                    n / commits,
-                    if syncs > 0 {
-                        format!("{:.1}", n / syncs as f64)
-                    } else {
-                        "–".to_owned()
-                    }
+                    n / commits
                 )
             }
             _ => "–".to_owned(),
@@ -421,8 +414,6 @@ struct Counters {
     commits: u64,
     pages_written: u64,
     pages_read: u64,
-    /// 0 from a server that syncs the log in the commit itself.
-    log_syncs: u64,
 }
 
 /// Reads [`Counters`] from `/metrics` (outside what is measured; `None` without a token,
@@ -448,7 +439,6 @@ fn committer_counters(target: &Target, token: Option<&str>) -> Option<Counters> 
         commits: value("paydesk_sqlite_committer_commits_total")?,
         pages_written: value("paydesk_sqlite_committer_pages_written_total")?,
         pages_read: value("paydesk_sqlite_committer_pages_read_total")?,
-        log_syncs: value("paydesk_sqlite_committer_log_syncs_total").unwrap_or(0),
     })
 }
 

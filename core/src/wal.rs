@@ -108,9 +108,6 @@ pub struct WalStats {
     /// Pages the committer had to read from the file (not in SQLite's own cache): from the
     /// kernel's page cache, or from the disk when the kernel had dropped them.
     pub committer_pages_read: u64,
-    /// fsyncs of the log that answered the committer's batches (one covers every batch
-    /// committed before it began; `notify/group_commit/log_sync.rs`).
-    pub committer_log_syncs: u64,
 }
 
 /// How long after a background checkpoint the committer still finishes it. Its cost is the
@@ -136,7 +133,6 @@ pub(crate) struct Wal {
     committer_commits: AtomicU64,
     committer_pages_written: AtomicU64,
     committer_pages_read: AtomicU64,
-    committer_log_syncs: AtomicU64,
 }
 
 impl Wal {
@@ -155,7 +151,6 @@ impl Wal {
             committer_commits: AtomicU64::new(0),
             committer_pages_written: AtomicU64::new(0),
             committer_pages_read: AtomicU64::new(0),
-            committer_log_syncs: AtomicU64::new(0),
         }
     }
 
@@ -197,15 +192,6 @@ impl Wal {
             .fetch_add(pages_read, Ordering::Relaxed);
     }
 
-    pub(crate) fn committer_synced(&self) {
-        self.committer_log_syncs.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The log file (`<database>-wal`).
-    pub(crate) fn log_path(&self) -> &Path {
-        &self.path
-    }
-
     pub(crate) fn stats(&self) -> WalStats {
         WalStats {
             frames: self.frames.load(Ordering::Relaxed),
@@ -214,7 +200,6 @@ impl Wal {
             committer_commits: self.committer_commits.load(Ordering::Relaxed),
             committer_pages_written: self.committer_pages_written.load(Ordering::Relaxed),
             committer_pages_read: self.committer_pages_read.load(Ordering::Relaxed),
-            committer_log_syncs: self.committer_log_syncs.load(Ordering::Relaxed),
         }
     }
 

@@ -33,7 +33,6 @@ use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 use wxpay::notify::PaymentNotification;
 
-mod log_sync;
 mod sqlite;
 
 use super::payment::{applied, apply, not_applied, paid_at, Applied};
@@ -162,27 +161,15 @@ impl GroupCommit {
                 let writer = db.writer().clone();
                 let wal = db.wal().cloned();
                 let journal_size_limit = wal.as_deref().map(Wal::journal_size_limit);
-                // The log's fsync on a thread of its own (log_sync.rs) where there is a log
-                // file to sync; else the committer's connection syncs each commit itself.
-                let log_sync = db.sqlite_file().zip(wal.clone()).and_then(|(_, wal)| {
-                    let path = wal.log_path().to_owned();
-                    log_sync::LogSync::start(path, move || wal.committer_synced())
-                        .map_err(|e| tracing::error!(error = %e, "no thread for the log's fsync; the committer syncs each commit"))
-                        .ok()
-                });
-                match db.sqlite_file().map(|file| {
-                    sqlite::Connection::open(
-                        file,
-                        journal_size_limit,
-                        db.max_pages(),
-                        log_sync.is_some(),
-                    )
-                }) {
+                match db
+                    .sqlite_file()
+                    .map(|file| sqlite::Connection::open(file, journal_size_limit, db.max_pages()))
+                {
                     Some(Ok(conn)) => {
                         let runtime = tokio::runtime::Handle::current();
                         let spawned = std::thread::Builder::new()
                             .name("paydesk-committer".into())
-                            .spawn(move || run_sqlite(runtime, writer, conn, wal, log_sync, rx));
+                            .spawn(move || run_sqlite(runtime, writer, conn, wal, rx));
                         if let Err(e) = spawned {
                             // The receiver went with the closure: every request falls back
                             // to applying itself (`GroupCommit::apply`).
@@ -219,13 +206,11 @@ async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>) {
 const SQLITE_BUSY_WAIT: Duration = Duration::from_secs(5);
 
 /// SQLite: each batch in one run of plain calls on the committer's connection
-/// (`sqlite.rs`), on a thread of its own. The commit may wait for pages the kernel must
-/// read back; on a tokio worker each such wait stopped that worker from receiving and
-/// verifying the next notifications, so on two cores half the server sat idle while the
-/// batch it was gathering grew (docs/benchmarks.md, issue 18). Here only this thread
-/// waits. The commit does not wait for the disk: the batch's answers go to `log_sync`,
-/// which fsyncs the log before it answers (log_sync.rs), while this thread commits the
-/// next batch. Without it (no log file) the connection syncs each commit itself.
+/// (`sqlite.rs`), on a thread of its own. The commit waits for the disk (`synchronous =
+/// full`: one fsync per batch) and may wait for pages the kernel must read back; on a tokio
+/// worker each such wait stopped that worker from receiving and verifying the next
+/// notifications, so on two cores half the server sat idle while the batch it was gathering
+/// grew (docs/benchmarks.md, issue 18). Here only this thread waits.
 ///
 /// When another write of this process holds or waits for the writer pool's one
 /// connection, the batch waits for it in the pool's queue first.
@@ -234,7 +219,6 @@ fn run_sqlite(
     writer: AnyPool,
     mut conn: sqlite::Connection,
     wal: Option<Arc<Wal>>,
-    log_sync: Option<log_sync::LogSync>,
     mut rx: mpsc::UnboundedReceiver<Request>,
 ) {
     // The pool's connections go back to it through tasks on this runtime.
@@ -277,13 +261,9 @@ fn run_sqlite(
                 wal.committer_committed(written, read);
             }
         }
-        match (outcome, &log_sync) {
-            (Ok(results), Some(log_sync)) => {
-                log_sync
-                    .answer_when_synced(batch.drain(..).map(|r| r.reply).zip(results).collect());
-            }
-            (Ok(results), None) => answer_committed(&mut batch, results),
-            (Err(e), _) => runtime.block_on(answer(&writer, &mut batch, Err(e))),
+        match outcome {
+            Ok(results) => answer_committed(&mut batch, results),
+            Err(e) => runtime.block_on(answer(&writer, &mut batch, Err(e))),
         }
         // The write-ahead log has grown past its limit under steady writes: with no write
         // open, copy what the background checkpoint left, so that the next batch starts

@@ -130,12 +130,6 @@ fn render_wal(stats: Option<paydesk_core::wal::WalStats>) -> String {
             w.committer_pages_read,
         ),
         (
-            "paydesk_sqlite_committer_log_syncs_total",
-            "counter",
-            "fsyncs of the write-ahead log that answered the committer's batches (one covers every batch committed before it began).",
-            w.committer_log_syncs,
-        ),
-        (
             "paydesk_sqlite_wal_committer_checkpoints_total",
             "counter",
             "Checkpoints the committer finished between batches so that the log could restart.",

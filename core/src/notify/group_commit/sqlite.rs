@@ -53,22 +53,15 @@ impl Connection {
     /// connections (db.rs) and prepares the statements.
     /// `journal_size_limit`: what the log file is cut back to when this connection restarts
     /// it (wal.rs); `None` leaves SQLite's default. `max_pages`: the pools' page limit
-    /// (db.rs, `PoolSizes::max_pages`). `log_synced_apart`: the log is fsynced after each
-    /// commit on another thread before anyone is answered (log_sync.rs), so the commit
-    /// itself does not wait for the disk (`synchronous = normal`); otherwise `full`, as the
-    /// pools.
+    /// (db.rs, `PoolSizes::max_pages`).
     pub(super) fn open(
         path: &Path,
         journal_size_limit: Option<i64>,
         max_pages: Option<u64>,
-        log_synced_apart: bool,
     ) -> Result<Connection, CoreError> {
-        // No busy timeout: SQLite's busy handler would sleep on this thread; the committer
-        // waits for the lock itself (super::begin_sqlite).
+        // No busy timeout: SQLite's busy handler would sleep on this thread (a tokio
+        // worker); the committing task waits for the lock itself (super::begin_sqlite).
         let mut setup = crate::db::sqlite_pragmas(0, journal_size_limit, max_pages);
-        if log_synced_apart {
-            setup.push("pragma synchronous = normal".to_owned());
-        }
         // Statement journals in memory. The update fires the totals' triggers and the
         // upserts, so SQLite keeps each statement's original pages to undo it alone; past
         // 64 KiB in a transaction it spilled them to a temporary file, and a batch of 15
@@ -189,21 +182,18 @@ impl Connection {
 mod tests {
     use super::*;
 
-    /// The committer's connection syncs each commit itself (`synchronous = full`, 2), like
-    /// the pools' (the repository test checks theirs), unless the log is synced apart
-    /// before anyone is answered (`normal`, 1: log_sync.rs).
+    /// The connection that commits before SUCCESS is answered syncs every commit, like the
+    /// pools' (the repository test checks theirs): `synchronous = full` (2).
     #[tokio::test]
-    async fn the_committers_connection_syncs_each_commit_unless_the_log_is_synced_apart() {
+    async fn the_committers_connection_is_durable() {
         let t = crate::testing::sqlite().await.unwrap();
         let file = t.db.sqlite_file().unwrap().to_owned();
-        for (apart, level) in [(false, 2), (true, 1)] {
-            let mut conn = Connection::open(&file, Some(1 << 20), None, apart).unwrap();
-            let synchronous = conn.handle.prepare("pragma synchronous").unwrap();
-            let got = conn
-                .handle
-                .step(synchronous, &[], |row| row.map(|row| row.int(0)))
-                .unwrap();
-            assert_eq!(got, Some(level), "synced apart: {apart}");
-        }
+        let mut conn = Connection::open(&file, Some(1 << 20), None).unwrap();
+        let synchronous = conn.handle.prepare("pragma synchronous").unwrap();
+        let level = conn
+            .handle
+            .step(synchronous, &[], |row| row.map(|row| row.int(0)))
+            .unwrap();
+        assert_eq!(level, Some(2));
     }
 }
