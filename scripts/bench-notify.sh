@@ -7,7 +7,9 @@
 #   scripts/bench-notify.sh                       # both databases, default scenarios
 #   BENCH_DBS=sqlite scripts/bench-notify.sh      # only SQLite
 #   scripts/bench-notify.sh --orders 20000 --connections 32   # extra notify-bench flags
-#   BENCH_SERVER=/tmp/paydesk-old scripts/bench-notify.sh   # another paydesk binary (A/B)
+#   BENCH_SERVER=/tmp/paydesk-old scripts/bench-notify.sh   # another paydesk binary
+#   BENCH_AB=/tmp/paydesk-old ...   # with BENCH_SEED_ORDERS: each run also on this binary,
+#                                   # alternating, on the same seeded data (an A/B)
 #
 # The production-shaped scenario (issue 18): BENCH_SEED_ORDERS=1000000 first fills the
 # database with that many orders and their history (`paydesk seed`, another process), then
@@ -46,6 +48,13 @@ source scripts/release-env.sh
 cargo build --release -p server -p paydesk-bench
 BIN=$CARGO_TARGET_DIR/release
 SERVER=${BENCH_SERVER:-$BIN/paydesk}
+
+# The binaries each seeded run goes through, as TAG=PATH (the tag shown only for an A/B).
+SERVERS=("=$SERVER")
+if [ -n "${BENCH_AB:-}" ]; then
+  SERVERS=("this=$SERVER" "ab=$BENCH_AB")
+fi
+SERVER_TAG=""
 
 WORK=$(mktemp -d "/tmp/paydesk-$NAME.XXXXXX")
 SERVER_PID=""
@@ -142,10 +151,11 @@ sample_rss() {
 run_seeded() {
   local label=$1 url=$2 k=$3 answered failed before after ticks0 ticks1 wrk_out counters0
   shift 3
+  local shown=$label${SERVER_TAG:+ [$SERVER_TAG]}
   start_server "$label-$k" "$url"
   sample_rss
   PAYDESK_DATABASE_URL=$url "$BIN/notify-bench" --url "http://127.0.0.1:$PORT" \
-    --label "$label ($BENCH_SEED_ORDERS orders), run $k" --prepared "$WORK/prep-$label" \
+    --label "$shown ($BENCH_SEED_ORDERS orders), run $k" --prepared "$WORK/prep-$label" \
     --server-pid "$SERVER_PID" "$@" \
     | tee -a "$WORK/rows.md" || server_failed "$label run $k"
   # wrk: one thread, the same connections, one distinct notification per request.
@@ -186,15 +196,15 @@ run_seeded() {
   rps=$(awk '/^wrk-notify: [0-9]+ requests/ {print $2}' "$wrk_out")
   pages=$(pages_per_notification "$counters0" "$(committer_counters)" "$answered")
   printf '| %s (%s orders), run %s | wrk distinct, C=%s (server CPU %s %%, machine idle %s %%) | %s | %s | %s | %s | %s | – | – | %s |\n' \
-    "$label" "$BENCH_SEED_ORDERS" "$k" "$connections" \
+    "$shown" "$BENCH_SEED_ORDERS" "$k" "$connections" \
     "$(awk -v t=$(( (ticks1 - ticks0) * 100 )) -v s="$seconds" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t / hz / s}')" \
     "$(machine_idle "$before" "$after")" "$answered" "$rps" \
     "$(awk '/^wrk-notify: p50 / {print $3}' "$wrk_out")" \
     "$(awk '/^wrk-notify: p90 / {print $3}' "$wrk_out")" \
     "$(awk '/^wrk-notify: p99 / {print $3}' "$wrk_out")" \
     "$pages" | tee -a "$WORK/rows.md"
-  echo "$NAME: $label run $k: server RssAnon max $(sort -n "$WORK/rss" | tail -n 1) KiB; WAL $(du -h "${url#sqlite://}-wal" 2>/dev/null | cut -f1)" >&2
-  echo "| $label ($BENCH_SEED_ORDERS orders), run $k | server RssAnon, max | $(sort -n "$WORK/rss" | tail -n 1) KiB | | | | | | |" >>"$WORK/rows.md"
+  echo "$NAME: $shown run $k: server RssAnon max $(sort -n "$WORK/rss" | tail -n 1) KiB; WAL $(du -h "${url#sqlite://}-wal" 2>/dev/null | cut -f1)" >&2
+  echo "| $shown ($BENCH_SEED_ORDERS orders), run $k | server RssAnon, max | $(sort -n "$WORK/rss" | tail -n 1) KiB | | | | | | |" >>"$WORK/rows.md"
   stop_server
 }
 
@@ -235,13 +245,16 @@ for db in $BENCH_DBS; do
         rm -rf "$WORK/prep-sqlite"
         ln -s "$seeded/prep-sqlite" "$WORK/prep-sqlite"
         for k in $(seq 1 "$BENCH_RUNS"); do
-          rm -rf "$WORK/sqlite"
-          mkdir -p "$WORK/sqlite"
-          cp "$seeded/paydesk.db" "$WORK/sqlite/paydesk.db"
-          # The copy's dirty pages on disk before the server starts, so that their
-          # writeback does not compete with the measured commits' fsyncs.
-          sync
-          run_seeded sqlite "sqlite://$WORK/sqlite/paydesk.db" "$k" "$@"
+          for SERVER_TAG in "${SERVERS[@]}"; do
+            SERVER=${SERVER_TAG#*=} SERVER_TAG=${SERVER_TAG%%=*}
+            rm -rf "$WORK/sqlite"
+            mkdir -p "$WORK/sqlite"
+            cp "$seeded/paydesk.db" "$WORK/sqlite/paydesk.db"
+            # The copy's dirty pages on disk before the server starts, so that their
+            # writeback does not compete with the measured commits' fsyncs.
+            sync
+            run_seeded sqlite "sqlite://$WORK/sqlite/paydesk.db" "$k" "$@"
+          done
         done
         rm -rf "$WORK/sqlite" "$WORK/seeded"
       else
@@ -259,10 +272,13 @@ for db in $BENCH_DBS; do
       if [ "$BENCH_SEED_ORDERS" -gt 0 ]; then
         seed_and_prepare postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_$NAME" "$@"
         for k in $(seq 1 "$BENCH_RUNS"); do
-          "$psql" -q -d "$PAYDESK_TEST_POSTGRES_URL" \
-            -c "drop database if exists paydesk_${NAME}_run" \
-            -c "create database paydesk_${NAME}_run template paydesk_$NAME" >/dev/null
-          run_seeded postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_${NAME}_run" "$k" "$@"
+          for SERVER_TAG in "${SERVERS[@]}"; do
+            SERVER=${SERVER_TAG#*=} SERVER_TAG=${SERVER_TAG%%=*}
+            "$psql" -q -d "$PAYDESK_TEST_POSTGRES_URL" \
+              -c "drop database if exists paydesk_${NAME}_run" \
+              -c "create database paydesk_${NAME}_run template paydesk_$NAME" >/dev/null
+            run_seeded postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_${NAME}_run" "$k" "$@"
+          done
         done
       else
         run postgres "${PAYDESK_TEST_POSTGRES_URL%/*}/paydesk_$NAME" "$@"
