@@ -1,9 +1,9 @@
 //! The running totals (paydesk_core::orders::totals), on SQLite and (when configured)
 //! PostgreSQL: after orders are created, paid across midnight, refunded, closed and
-//! deleted, every sum the totals answer equals the same sum over the orders — per day and
-//! status, per amount range (with dates or without) with partial yuan at either end, paid
-//! per day — before and after the PostgreSQL log is folded, and while writers keep changing
-//! orders during folds.
+//! deleted (and corrected by hand: amounts, creation and payment times), every sum the
+//! totals answer equals the same sum over the orders — per day and status, per amount range
+//! (with dates or without) with partial yuan at either end, paid per day — before and after
+//! the log is folded (on both engines), and while writers keep changing orders during folds.
 
 use paydesk_core::orders::filter::OrderFilter;
 use paydesk_core::orders::list;
@@ -57,7 +57,7 @@ async fn history(db: &Db, rng: &mut StdRng, prefix: &str, n: usize) {
         let no = format!("{prefix}{i}");
         // Paid (perhaps the next Shanghai day), refunded, closed, a column the totals do
         // not depend on, or deleted; `$2` is the payment's delay.
-        let change = match rng.gen_range(0..6) {
+        let change = match rng.gen_range(0..7) {
             0 => {
                 "update orders set status = 'PAID', paid_at = created_at + $2, \
                  updated_at = created_at where out_trade_no = $1 and status = 'NOTPAY'"
@@ -72,6 +72,28 @@ async fn history(db: &Db, rng: &mut StdRng, prefix: &str, n: usize) {
             }
             3 => "update orders set updated_at = updated_at + $2 where out_trade_no = $1",
             4 if rng.gen_bool(0.1) => "delete from orders where out_trade_no = $1 and $2 >= 0",
+            // An operator's corrections the application never makes, which the triggers
+            // must follow all the same: an amount (paid or not), a creation time, a payment
+            // time moved or taken away, and several of them in one statement.
+            4 => {
+                "update orders set total_fee = total_fee + $2 / 3600000 + 1 where out_trade_no = $1"
+            }
+            5 => match rng.gen_range(0..4) {
+                0 => "update orders set created_at = created_at - $2 where out_trade_no = $1",
+                1 => {
+                    "update orders set paid_at = paid_at + $2 + 3600000 where out_trade_no = $1 \
+                     and paid_at is not null"
+                }
+                2 => {
+                    "update orders set paid_at = null where out_trade_no = $1 and $2 >= 0 \
+                     and status = 'PAID'"
+                }
+                _ => {
+                    "update orders set status = 'PAID', total_fee = total_fee + 7, \
+                     paid_at = created_at + $2, created_at = created_at - 86400000 \
+                     where out_trade_no = $1 and status = 'PAYERROR'"
+                }
+            },
             _ => continue,
         };
         sqlx::query(change)
