@@ -372,8 +372,8 @@ pub fn rules() -> Vec<Rule> {
         ),
         Rule::kept(
             "order_totals_log",
-            "保留：订单汇总日志每 2 秒由汇总任务并入汇总表并清空",
-            "kept: the order totals log is folded into the totals and emptied every 2 s by the order-totals job",
+            "保留：PostgreSQL 上的汇总日志每 2 秒由汇总任务清空",
+            "kept: PostgreSQL's totals log is emptied every 2 s by the order-totals job",
         ),
         Rule::kept(
             "order_totals_by_day",

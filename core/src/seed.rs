@@ -407,8 +407,8 @@ pub async fn seed(
     )
     .await?;
     tx.commit().await?;
-    // Fold the running totals' log (one or two rows per order here) now rather than leave it
-    // to the first server's job.
+    // PostgreSQL: fold the running totals' log (two rows per order here) now rather than
+    // leave it to the first server's job.
     crate::orders::totals::fold(db).await?;
     progress(written);
     Ok(report)

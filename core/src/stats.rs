@@ -134,6 +134,7 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
             .filter(|v| v.is_failure())
             .map(Verdict::as_str),
     );
+    let backend = db.backend();
     let counts_sql = format!(
         r#"select
              ({}) as today_created_paid,
@@ -141,8 +142,8 @@ pub async fn dashboard(db: &Db, now: i64) -> Result<Dashboard, CoreError> {
              (select count(*) from refunds where status = 'PENDING_APPROVAL') as refunds_pending,
              (select count(*) from notifications where verdict in ({failing})
                 and received_at >= $2) as failures_24h"#,
-        order_totals::created_on_day_sql("$1", &paid),
-        order_totals::created_on_day_sql("$1", &unpaid),
+        order_totals::created_on_day_sql(backend, "$1", &paid),
+        order_totals::created_on_day_sql(backend, "$1", &unpaid),
     );
     let (counts, by_day) = tokio::try_join!(
         async {

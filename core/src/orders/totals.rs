@@ -5,13 +5,11 @@
 //! and the home page's success rate and chart.
 //!
 //! The database keeps them itself, by triggers on `orders`, in the transaction that changes
-//! the order; no Rust code that writes orders has to remember them. The triggers append
-//! signed changes to `order_totals_log`, and [`fold`] moves the log into the totals; every
-//! read here adds the log's rows in the same statement, so a sum is exact whether the log
-//! was folded a moment ago or never. On PostgreSQL this keeps many writers at once from
-//! queueing on today's row; on SQLite it keeps the one writer from updating four totals
-//! tables for every payment (seven upserts: half of what applying a payment notification
-//! cost at a million orders, docs/benchmarks.md).
+//! the order; no Rust code that writes orders has to remember them. On SQLite the triggers
+//! update the totals in place. On PostgreSQL they append signed changes to
+//! `order_totals_log` (many writers at once would otherwise queue on today's row), and
+//! [`fold`] moves the log into the totals; every read here adds the log's rows in the same
+//! statement, so a sum is exact whether the log was folded a moment ago or never.
 //!
 //! [`totals`] answers only the filters the totals can answer exactly (whole Shanghai days,
 //! no customer) and returns `None` for the rest, which [`crate::orders::list::totals`] then sums
@@ -60,8 +58,10 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
         }
         keys.extend(status);
         parts.push(branch("order_totals_by_day", &keys));
-        keys.push("status is not null".to_owned());
-        parts.push(branch("order_totals_log", &keys));
+        if db.backend() == Backend::Postgres {
+            keys.push("status is not null".to_owned());
+            parts.push(branch("order_totals_log", &keys));
+        }
     } else {
         // Whole yuan bands inside [min, max]: band b holds [100 b, 100 b + 99] fen. With
         // dates, per day as well (whole Shanghai days, checked above).
@@ -101,8 +101,10 @@ pub async fn totals(db: &Db, filter: &OrderFilter) -> Result<Option<(i64, i64)>,
             "order_totals_by_band"
         };
         parts.push(branch(table, &keys));
-        keys.push("status is not null".to_owned());
-        parts.push(branch("order_totals_log", &keys));
+        if db.backend() == Backend::Postgres {
+            keys.push("status is not null".to_owned());
+            parts.push(branch("order_totals_log", &keys));
+        }
         // The partial yuan below the first band and above the last, from the amount index
         // (`total_fee, created_at`: with dates, one short range per fen value).
         // `status || ''` keeps SQLite (no statistics) off the status index, which it prefers
@@ -163,12 +165,18 @@ fn orders_branch(conditions: &[String]) -> String {
 
 /// A scalar query: how many orders were created on the Shanghai day bound at `day_param`
 /// with one of `statuses` (quoted names of [`crate::orders::OrderStatus`], never user input).
-pub(crate) fn created_on_day_sql(day_param: &str, statuses: &str) -> String {
+pub(crate) fn created_on_day_sql(backend: Backend, day_param: &str, statuses: &str) -> String {
+    let log = if backend == Backend::Postgres {
+        format!(
+            " union all select orders as n, fen as f from order_totals_log \
+             where day = {day_param} and status in ({statuses})"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "select cast(coalesce(sum(n), 0) as bigint) from (select orders as n, fen as f \
-         from order_totals_by_day where day = {day_param} and status in ({statuses}) \
-         union all select orders as n, fen as f from order_totals_log \
-         where day = {day_param} and status in ({statuses})) as t"
+         from order_totals_by_day where day = {day_param} and status in ({statuses}){log}) as t"
     )
 }
 
@@ -179,102 +187,36 @@ pub async fn paid_by_day(
     from_day: i64,
     to_day: i64,
 ) -> Result<Vec<(i64, i64, i64)>, CoreError> {
-    let sql = "select day, cast(sum(n) as bigint), cast(sum(f) as bigint) from (\
+    let log = if db.backend() == Backend::Postgres {
+        " union all select paid_day, orders, fen from order_totals_log \
+         where paid_day >= $1 and paid_day <= $2"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "select day, cast(sum(n) as bigint), cast(sum(f) as bigint) from (\
          select day, orders as n, fen as f from order_totals_paid_by_day \
-         where day >= $1 and day <= $2 \
-         union all select paid_day, orders, fen from order_totals_log \
-         where paid_day >= $1 and paid_day <= $2) as t group by day order by day";
-    Ok(sqlx::query_as(sql)
+         where day >= $1 and day <= $2{log}) as t group by day order by day"
+    );
+    Ok(sqlx::query_as(&sql)
         .bind(from_day)
         .bind(to_day)
         .fetch_all(db.reader())
         .await?)
 }
 
-/// Moves `order_totals_log` into the totals and returns how many log rows it moved.
+/// Moves `order_totals_log` into the totals (PostgreSQL; SQLite keeps no log) and returns
+/// how many log rows it moved.
+///
+/// One statement, committed on its own: the rows it deletes are exactly the rows it adds up
+/// (a row written by a transaction that has not committed yet is neither, and waits for
+/// the next fold), so a reader sees every change once, before or after. Two instances
+/// folding at once are both correct: the second's delete waits for the first's and then
+/// skips the rows it took, and its upserts wait for the first's row locks.
 pub async fn fold(db: &Db) -> Result<u64, CoreError> {
-    match db.backend() {
-        Backend::Postgres => fold_postgres(db).await,
-        Backend::Sqlite => fold_sqlite(db).await,
-    }
-}
-
-/// The most log rows one SQLite fold transaction moves: it holds the one writer's lock for
-/// about 3 µs a row (measured 6.7 ms for 2,048 rows with the commit's fsync), and a payment
-/// notification waiting behind it waits that long: under a millisecond at this size.
-const SQLITE_FOLD_ROWS: i64 = 256;
-
-/// The pause between two SQLite fold transactions, so that the notification committer (which
-/// polls for the lock when its own connection finds it taken) gets the writer between them
-/// instead of waiting out a whole backlog.
-const SQLITE_FOLD_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// SQLite: the log in transactions of at most [`SQLITE_FOLD_ROWS`] rows, a pause between.
-async fn fold_sqlite(db: &Db) -> Result<u64, CoreError> {
-    let mut moved = 0;
-    loop {
-        let n = fold_sqlite_rows(db).await?;
-        moved += n;
-        if n < SQLITE_FOLD_ROWS as u64 {
-            return Ok(moved);
-        }
-        tokio::time::sleep(SQLITE_FOLD_PAUSE).await;
-    }
-}
-
-/// One write transaction (one writer at a time, so nothing is appended meanwhile) adds up
-/// the log's oldest rows, at most [`SQLITE_FOLD_ROWS`], and deletes exactly those.
-async fn fold_sqlite_rows(db: &Db) -> Result<u64, CoreError> {
-    let mut tx = db.begin_write().await?;
-    let (first, last): (Option<i64>, Option<i64>) =
-        sqlx::query_as("select min(id), max(id) from order_totals_log")
-            .fetch_one(&mut *tx)
-            .await?;
-    let (Some(first), Some(last)) = (first, last) else {
+    if db.backend() != Backend::Postgres {
         return Ok(0);
-    };
-    let last = last.min(first + SQLITE_FOLD_ROWS - 1);
-    for (table, keys) in [
-        ("order_totals_by_day", "day, status"),
-        ("order_totals_by_band", "band, status"),
-        ("order_totals_by_day_band", "day, band, status"),
-    ] {
-        sqlx::query(&format!(
-            "insert into {table} ({keys}, orders, fen) \
-             select {keys}, sum(orders), sum(fen) from order_totals_log \
-             where id <= $1 and status is not null group by {keys} \
-             on conflict ({keys}) do update \
-             set orders = orders + excluded.orders, fen = fen + excluded.fen"
-        ))
-        .bind(last)
-        .execute(&mut *tx)
-        .await?;
     }
-    sqlx::query(
-        "insert into order_totals_paid_by_day (day, orders, fen) \
-         select paid_day, sum(orders), sum(fen) from order_totals_log \
-         where id <= $1 and paid_day is not null group by paid_day \
-         on conflict (day) do update \
-         set orders = orders + excluded.orders, fen = fen + excluded.fen",
-    )
-    .bind(last)
-    .execute(&mut *tx)
-    .await?;
-    let moved = sqlx::query("delete from order_totals_log where id <= $1")
-        .bind(last)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    tx.commit().await?;
-    Ok(moved)
-}
-
-/// PostgreSQL: one statement, committed on its own: the rows it deletes are exactly the
-/// rows it adds up (a row written by a transaction that has not committed yet is neither,
-/// and waits for the next fold), so a reader sees every change once, before or after. Two
-/// instances folding at once are both correct: the second's delete waits for the first's
-/// and then skips the rows it took, and its upserts wait for the first's row locks.
-async fn fold_postgres(db: &Db) -> Result<u64, CoreError> {
     let (moved,): (i64,) = sqlx::query_as(
         r#"with moved as (
                delete from order_totals_log returning day, band, status, paid_day, orders, fen

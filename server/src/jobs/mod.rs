@@ -66,7 +66,9 @@ impl Jobs {
             "notification-backlog",
             backlog::run(state.intake.clone(), stop.clone()),
         );
-        jobs.add("order-totals", totals::run(state.db.clone(), stop.clone()));
+        if state.db.backend() == paydesk_core::Backend::Postgres {
+            jobs.add("order-totals", totals::run(state.db.clone(), stop.clone()));
+        }
         if state.db.backend() == paydesk_core::Backend::Sqlite {
             jobs.add(
                 "disk-space",

@@ -1,5 +1,6 @@
-//! Folds the running totals' log into the totals, on both engines. Reads are exact either
-//! way; folding keeps the log short so they stay fast (`paydesk_core::orders::totals`).
+//! Folds the running totals' log into the totals (PostgreSQL only: SQLite's triggers keep
+//! the totals themselves). Reads are exact either way; folding keeps the log short so they
+//! stay fast (`paydesk_core::orders::totals`).
 
 use std::time::Duration;
 
