@@ -264,3 +264,19 @@ pub fn role_name(role: paydesk_types::Role, lang: Lang) -> &'static str {
     }
     .text(lang)
 }
+
+/// How long ago, in the staff's words: "刚刚", minutes, hours up to two days, then days
+/// (the refunds queue and the exceptions inbox).
+pub fn age_text(ms: i64, lang: Lang) -> String {
+    let minutes = ms / 60_000;
+    match (minutes, lang) {
+        (0, Lang::Zh) => "刚刚".into(),
+        (0, Lang::En) => "just now".into(),
+        (m, Lang::Zh) if m < 60 => format!("{m} 分钟"),
+        (m, Lang::En) if m < 60 => format!("{m} min"),
+        (m, Lang::Zh) if m < 48 * 60 => format!("{} 小时", m / 60),
+        (m, Lang::En) if m < 48 * 60 => format!("{} h", m / 60),
+        (m, Lang::Zh) => format!("{} 天", m / (24 * 60)),
+        (m, Lang::En) => format!("{} days", m / (24 * 60)),
+    }
+}

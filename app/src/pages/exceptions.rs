@@ -13,7 +13,7 @@ use crate::components::live::use_live;
 use crate::components::page::{Loaded, PageHeader};
 use crate::components::status::{Badge, Tone};
 use crate::dto::{ExceptionRow, ExceptionsView};
-use crate::i18n::{use_lang, Lang};
+use crate::i18n::{age_text, use_lang, Lang};
 use crate::server::exceptions::{list_exceptions, CloseException};
 
 crate::messages! {
@@ -37,18 +37,6 @@ pub enum ExceptionsMsg {
     Other => "对方", "other";
     Handle => "去对账页处理", "Handle on the Reconciliation page";
 }
-}
-
-fn age(ms: i64, lang: Lang) -> String {
-    let minutes = ms / 60_000;
-    match (minutes, lang) {
-        (m, Lang::Zh) if m < 60 => format!("{m} 分钟"),
-        (m, Lang::En) if m < 60 => format!("{m} min"),
-        (m, Lang::Zh) if m < 48 * 60 => format!("{} 小时", m / 60),
-        (m, Lang::En) if m < 48 * 60 => format!("{} h", m / 60),
-        (m, Lang::Zh) => format!("{} 天", m / (24 * 60)),
-        (m, Lang::En) => format!("{} days", m / (24 * 60)),
-    }
 }
 
 /// `/exceptions`.
@@ -184,7 +172,7 @@ fn Item(r: ExceptionRow, close: Option<ServerAction<CloseException>>) -> impl In
             </td>
             <td>{order}{refund_no.map(|n| view! { <br/><span class="mono muted">{n}</span> })}{link}</td>
             <td>{amounts}</td>
-            <td title=format_shanghai(r.raised_at)>{age(r.age_ms, lang)}{when.map(|w| view! { <br/><span class="muted">{w}</span> })}</td>
+            <td title=format_shanghai(r.raised_at)>{age_text(r.age_ms, lang)}{when.map(|w| view! { <br/><span class="muted">{w}</span> })}</td>
             <td>
                 {close.map(|close| view! {
                     <ActionForm action=close attr:class="recon-resolve" attr:data-testid="exception-close-form">

@@ -12,7 +12,7 @@ use crate::components::status::StatusBadge;
 use crate::components::table::{Column, Table};
 use crate::dto::{ChannelCheck, RefundRow};
 use crate::error::{AppError, ErrorBanner};
-use crate::i18n::{use_lang, Lang, Msg};
+use crate::i18n::{age_text, use_lang, Lang, Msg};
 use crate::server::refunds::{
     list_refunds, ApproveRefund, CheckRefundChannel, RejectRefund, RequestRefund,
 };
@@ -87,20 +87,6 @@ pub fn explain_failure(code: Option<&str>, lang: Lang) -> Option<&'static str> {
         _ => return None,
     };
     Some(msg.text(lang))
-}
-
-fn age_text(ms: i64, lang: Lang) -> String {
-    let minutes = ms / 60_000;
-    match (minutes, lang) {
-        (0, Lang::Zh) => "刚刚".into(),
-        (0, Lang::En) => "just now".into(),
-        (m, Lang::Zh) if m < 60 => format!("{m} 分钟"),
-        (m, Lang::En) if m < 60 => format!("{m} min"),
-        (m, Lang::Zh) if m < 48 * 60 => format!("{} 小时", m / 60),
-        (m, Lang::En) if m < 48 * 60 => format!("{} h", m / 60),
-        (m, Lang::Zh) => format!("{} 天", m / (24 * 60)),
-        (m, Lang::En) => format!("{} days", m / (24 * 60)),
-    }
 }
 
 fn short_openid(openid: &str) -> String {
