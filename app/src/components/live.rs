@@ -213,14 +213,61 @@ impl Live {
         self.delivered.set(batch);
     }
 
+    /// Opens the page's stream, and keeps it to the page's visible life: it is closed when
+    /// the page is hidden by a navigation (`pagehide`) and opened again if the browser
+    /// brings the page back from its back/forward cache (`pageshow` with `persisted`). A
+    /// page kept in that cache with its stream open would hold one of the six HTTP/1.1
+    /// connections a browser allows per site: six such pages and every further request of
+    /// the site (a page's wasm chunk, a server function) waits forever. Both listeners go
+    /// with the shell that provided these counters (sign-in and sign-out rebuild it).
     #[cfg(feature = "hydrate")]
     fn connect(self) {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        use wasm_bindgen::JsCast;
+
+        let current = Rc::new(RefCell::new(self.open(true)));
+        let on_hide = leptos::prelude::window_event_listener_untyped("pagehide", {
+            let current = Rc::clone(&current);
+            move |_| {
+                if let Some(source) = current.borrow_mut().take() {
+                    source.close();
+                }
+                self.connected.set(false);
+            }
+        });
+        let on_show = leptos::prelude::window_event_listener_untyped("pageshow", {
+            let current = Rc::clone(&current);
+            move |e| {
+                let restored = e
+                    .dyn_ref::<web_sys::PageTransitionEvent>()
+                    .is_some_and(web_sys::PageTransitionEvent::persisted);
+                if restored && current.borrow().is_none() {
+                    *current.borrow_mut() = self.open(false);
+                }
+            }
+        });
+        let current = send_wrapper::SendWrapper::new(current);
+        on_cleanup(move || {
+            on_hide.remove();
+            on_show.remove();
+            if let Some(source) = current.borrow_mut().take() {
+                source.close();
+            }
+        });
+    }
+
+    /// A new `EventSource` on `/api/events` wired to this page's counters. Whenever it
+    /// opens again (the browser reconnecting after an error) or opens for a page restored
+    /// from the back/forward cache (`fresh` false), events may have been missed meanwhile:
+    /// every live view refetches.
+    #[cfg(feature = "hydrate")]
+    fn open(self, fresh: bool) -> Option<web_sys::EventSource> {
+        use std::cell::Cell;
         use wasm_bindgen::closure::Closure;
         use wasm_bindgen::JsCast;
 
-        let Ok(source) = web_sys::EventSource::new("/api/events") else {
-            return;
-        };
+        let source = web_sys::EventSource::new("/api/events").ok()?;
         let on_event =
             Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
                 if let Some(data) = e.data().as_string() {
@@ -242,18 +289,23 @@ impl Live {
         let on_lagged = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| self.lagged());
         let _ =
             source.add_event_listener_with_callback("lagged", on_lagged.as_ref().unchecked_ref());
-        let on_open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| self.connected.set(true));
+        let first_open = Cell::new(fresh);
+        let on_open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+            self.connected.set(true);
+            if !first_open.replace(false) {
+                self.lagged();
+            }
+        });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         // The browser reconnects by itself after an error; while it does, say so.
         let on_error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| self.connected.set(false));
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        // The stream lives as long as the page: the closures are handed to JavaScript.
+        // The stream's closures are handed to JavaScript (one set per stream opened).
         on_event.forget();
         on_lagged.forget();
         on_open.forget();
         on_error.forget();
-        let source = send_wrapper::SendWrapper::new(source);
-        on_cleanup(move || source.close());
+        Some(source)
     }
 }
 
