@@ -20,7 +20,7 @@ site=target/site
 pkg=$site/pkg
 mkdir -p "$pkg"
 
-# 1 ∥ 4: the wasm crate in its own target dir so both cargo builds run at once.
+# 1 ∥ 5: the wasm crate in its own target dir so both cargo builds run at once.
 wasm_log=$(mktemp)
 # `--cfg erase_components` (type-erased views) comes from .cargo/config.toml for every build;
 # server and browser must agree on it. A RUSTFLAGS in the environment would replace it:
@@ -28,6 +28,9 @@ wasm_log=$(mktemp)
 # shellcheck source=scripts/release-env.sh
 source scripts/release-env.sh
 (
+  # .cargo/config.toml adds `--emit-relocs` for the wasm target (the splitter needs it);
+  # a RUSTFLAGS in the environment replaces that list, so add it back.
+  if [ -n "${RUSTFLAGS:-}" ]; then export RUSTFLAGS="$RUSTFLAGS -C link-args=--emit-relocs"; fi
   cargo build -p frontend --lib --target wasm32-unknown-unknown --target-dir target/wasm \
     ${wasm_profile[@]+"${wasm_profile[@]}"} >"$wasm_log" 2>&1
 ) &
@@ -39,44 +42,68 @@ if ! wait "$wasm_pid"; then
 fi
 rm -f "$wasm_log"
 
-# 2: wasm-bindgen, renamed to the output name the server was compiled with.
+# 2: cut the wasm at the pages' split points (`#[lazy_route]`, app/src/lib.rs): the main
+# module (router, shell, what every page uses) and one chunk per page, plus chunks of what pages share,
+# the loader `__wasm_split.______________________.js` and the manifest Leptos reads to
+# preload a page's chunks (tools/wasm-split, docs/build.md "Split wasm").
 wasm="target/wasm/wasm32-unknown-unknown/$wasm_dir/frontend.wasm"
 # New files, never writes into old ones: a target/ copied with hard links (`cp -al`, as
 # worktrees are seeded) shares these inodes with other checkouts, which a write in place
-# would change too.
-rm -f "$pkg/paydesk.js" "$pkg/paydesk.css" "$pkg/paydesk.wasm"
-wasm-bindgen --target web --no-typescript --out-dir "$pkg" --out-name paydesk "$wasm"
+# would change too. Every plain-named file is generated again (old chunks go with them);
+# the content-named files of earlier release builds stay 30 days, so a browser still
+# running a page of the previous deploy can load that page's chunks (docs/build.md "Split
+# wasm").
+find "$pkg" -maxdepth 1 -type f ! -regex '.*\.[0-9a-f]\{20,22\}\.[a-z]*\(\.br\|\.gz\)\?' -delete
+find "$pkg" -maxdepth 1 -type f -mtime +30 -delete
+split_main="target/wasm/wasm32-unknown-unknown/$wasm_dir/frontend_split.wasm"
+rm -f "$split_main"
+target/tools/bin/paydesk-wasm-split split "$wasm" "$pkg" "$split_main" paydesk
+
+# 3: wasm-bindgen on the main module, keeping the exports the chunks link against.
+wasm-bindgen --target web --no-typescript --keep-lld-exports --no-demangle \
+  --out-dir "$pkg" --out-name paydesk "$split_main"
 mv -f "$pkg/paydesk_bg.wasm" "$pkg/paydesk.wasm"
 
-# 3: release only: shrink with binaryen from npm (Debian's binaryen breaks hydration).
+# 4: release only: shrink every module with binaryen from npm (Debian's binaryen breaks
+# hydration).
 if [ "$profile" = release ]; then
   scripts/setup.sh wasm-opt
-  target/tools/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-reference-types \
-    --enable-multivalue --enable-sign-ext --enable-mutable-globals "$pkg/paydesk.wasm" -o "$pkg/paydesk.wasm"
+  # Every module in parallel, one process per core; quiet unless one fails: wasm-opt warns
+  # about every chunk's name section ("unknown name subsection with id 3"), which it drops.
+  optimize() {
+    if ! out=$(target/tools/node_modules/.bin/wasm-opt -Oz --enable-bulk-memory \
+        --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+        --enable-sign-ext --enable-mutable-globals "$1" -o "$1.opt" 2>&1); then
+      echo "$out" >&2; echo "build: wasm-opt failed on $1" >&2; return 1
+    fi
+    mv -f "$1.opt" "$1"
+  }
+  export -f optimize
+  find "$pkg" -maxdepth 1 -name '*.wasm' ! -regex '.*\.[0-9a-f]\{20,22\}\.wasm' -print0 |
+    xargs -0 -n 1 -P "$(nproc)" bash -c 'optimize "$0"'
 fi
 
-# 5: stylesheet and static files.
+# 6: stylesheet and static files.
 cp style/main.css "$pkg/paydesk.css"
 if [ -d public ] && [ -n "$(ls -A public 2>/dev/null)" ]; then cp -r public/. "$site/"; fi
 
-# 6: release only: names that say what is inside, so browsers cache them for good, and
-# precompressed copies the server sends as they are (server/src/routes/assets.rs). Leptos
-# reads the hashes from hash.txt beside the binary; a debug build has none and serves
-# paydesk.{js,wasm,css}, revalidated on every use.
+# 7: release only: names that say what is inside, so browsers cache them for good
+# (tools/wasm-split `name`: one hash for the files that name each other, one for the
+# stylesheet), and precompressed copies the server sends as they are
+# (server/src/routes/assets.rs). Leptos reads the hashes from hash.txt beside the binary; a
+# debug build has none and serves the plain names, revalidated on every use.
 hashes="target/$profile/hash.txt"
 if [ "$profile" = release ]; then
   scripts/setup.sh compressors
-  rm -f "$pkg"/paydesk.*.js* "$pkg"/paydesk.*.wasm* "$pkg"/paydesk.*.css*
-  : >"$hashes.tmp"
-  for ext in js wasm css; do
-    hash=$(sha256sum "$pkg/paydesk.$ext" | cut -c1-20)
-    named="$pkg/paydesk.$hash.$ext"
-    cp "$pkg/paydesk.$ext" "$named"
+  target/tools/bin/paydesk-wasm-split name "$pkg" paydesk "$hashes.tmp"
+  hash=$(awk '$1 == "wasm:" {print $2}' "$hashes.tmp")
+  css_hash=$(awk '$1 == "css:" {print $2}' "$hashes.tmp")
+  for named in "$pkg"/*."$hash".* "$pkg"/*."$css_hash".css; do
+    case "$named" in *.br|*.gz) continue ;; esac
     gzip -9 -k -f "$named"
     brotli -q 11 -k -f "$named"
-    echo "$ext: $hash" >>"$hashes.tmp"
   done
   mv -f "$hashes.tmp" "$hashes"
 fi
 
-echo "build: target/$profile/paydesk and $site ($(du -h "$pkg/paydesk.wasm" | cut -f1) wasm)"
+echo "build: target/$profile/paydesk and $site ($(du -h "$pkg/paydesk.wasm" | cut -f1) main wasm, $(find "$pkg" -maxdepth 1 -name '*.wasm' ! -name 'paydesk*' ! -name '*.*.wasm' | wc -l) chunks)"

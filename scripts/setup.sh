@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what paydesk's scripts need, idempotently and quietly when already present.
 #   scripts/setup.sh build     wasm target + wasm-bindgen-cli (pinned to the crate version)
+#                              + tools/wasm-split (the splitter, into target/tools)
 #   scripts/setup.sh test      build + Chromium/ChromeDriver + PostgreSQL server binaries
 #   scripts/setup.sh wasm-opt  binaryen 132 from npm into target/tools (release builds)
 #   scripts/setup.sh compressors  gzip and brotli (release builds precompress the front end)
+#   scripts/setup.sh playwright   Chromium + playwright-core (npm) into target/tools (first-load bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +33,18 @@ setup_build() {
     # Without --locked: with it, a locked dependency is missing from the registry (docs/build.md).
     cargo install --quiet wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
+  setup_wasm_split
+}
+
+# The wasm splitter and content namer of scripts/build.sh (tools/wasm-split, outside the
+# workspace), rebuilt when its source is newer than the installed binary.
+setup_wasm_split() {
+  local bin=target/tools/bin/paydesk-wasm-split
+  if [ ! -x "$bin" ] || [ -n "$(find tools/wasm-split -path tools/wasm-split/target -prune -o -newer "$bin" -type f -print -quit)" ]; then
+    echo "setup: building tools/wasm-split into target/tools"
+    cargo install --quiet --locked --force --path tools/wasm-split --root target/tools \
+      --target-dir target/tools-build
+  fi
 }
 
 setup_test() {
@@ -55,6 +69,16 @@ setup_compressors() {
   command -v gzip >/dev/null && command -v brotli >/dev/null || apt_install gzip brotli
 }
 
+setup_playwright() {
+  command -v chromium >/dev/null || apt_install chromium
+  apt_install fonts-noto-cjk
+  if [ ! -d target/tools/node_modules/playwright-core ]; then
+    echo "setup: installing playwright-core (npm) into target/tools"
+    mkdir -p target/tools
+    npm install --silent --prefix target/tools playwright-core@1 >/dev/null
+  fi
+}
+
 setup_wrk() {
   command -v wrk >/dev/null || apt_install wrk
 }
@@ -65,5 +89,6 @@ case "${1:-build}" in
   wasm-opt) setup_wasm_opt ;;
   compressors) setup_compressors ;;
   wrk) setup_wrk ;;
-  *) echo "usage: scripts/setup.sh build|test|wasm-opt|compressors|wrk" >&2; exit 2 ;;
+  playwright) setup_playwright ;;
+  *) echo "usage: scripts/setup.sh build|test|wasm-opt|compressors|wrk|playwright" >&2; exit 2 ;;
 esac

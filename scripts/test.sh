@@ -25,6 +25,7 @@ scripts/setup.sh test
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+cargo fmt --manifest-path tools/wasm-split/Cargo.toml -- --check
 
 step "build (wasm front end + server)"
 scripts/build.sh
@@ -35,6 +36,9 @@ step "clippy"
 cargo clippy --all-targets -- -D warnings
 cargo clippy -p paydesk-e2e --all-targets -- -D warnings
 cargo clippy -p frontend --lib --target wasm32-unknown-unknown --target-dir target/wasm -- -D warnings
+# The build's wasm splitter, outside the workspace (its own lock file and target dir).
+cargo clippy --manifest-path tools/wasm-split/Cargo.toml --locked --target-dir target/tools-build \
+  -- -D warnings
 
 step "throwaway PostgreSQL"
 # shellcheck source=scripts/pg-temp.sh

@@ -15,7 +15,7 @@ pub mod server;
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::components::{ParentRoute, Route, Router, Routes};
-use leptos_router::{path, SsrMode};
+use leptos_router::{path, Lazy, SsrMode};
 
 use crate::components::shell::AppShell;
 use crate::i18n::{Lang, Msg};
@@ -37,6 +37,57 @@ use crate::pages::refunds::RefundsPage;
 use crate::pages::settings::SettingsPage;
 use crate::pages::users::UsersPage;
 use crate::providers::auth::AuthContext;
+
+/// A page whose code the browser loads only when it is visited: `#[lazy_route]` makes the
+/// page's view a split point, and `scripts/build.sh` cuts the wasm there into one chunk per
+/// page (plus chunks of code several pages share), so the first load carries the router
+/// and the page it opens, not the whole dashboard (docs/build.md "Split wasm"). The
+/// signed-in shell (navigation, live stream, toasts) stays in the main module: as a lazy
+/// route of its own it took the sign-in page from 315 to 294 KB but every signed-in first
+/// visit from 366 to 506 KB, its code cut into some 200 more small chunks
+/// (docs/benchmarks.md "Dashboard first load, split by page").
+///
+/// `data()` starts nothing: every page loads its own data in its view, and with
+/// `SsrMode::Async` the first visit's data comes inside the HTML anyway.
+macro_rules! lazy_pages {
+    ($($route:ident => $page:ident),+ $(,)?) => {$(
+        #[doc = concat!("The lazily loaded route of [`", stringify!($page), "`].")]
+        struct $route;
+
+        #[leptos_router::lazy_route]
+        impl leptos_router::LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(this: Self) -> AnyView {
+                let _ = this;
+                view! { <$page/> }.into_any()
+            }
+        }
+    )+};
+}
+
+lazy_pages! {
+    LoginRoute => LoginPage,
+    HomeRoute => HomePage,
+    AuditRoute => AuditPage,
+    SettingsRoute => SettingsPage,
+    OrdersRoute => OrdersPage,
+    OrderDetailRoute => OrderDetailPage,
+    UsersRoute => UsersPage,
+    ProductsRoute => ProductsPage,
+    RefundsRoute => RefundsPage,
+    ReconciliationRoute => ReconciliationPage,
+    ExceptionsRoute => ExceptionsPage,
+    AccountRoute => AccountPage,
+    NotificationsRoute => NotificationsPage,
+    NotificationDetailRoute => NotificationDetailPage,
+    FailuresRoute => FailuresPage,
+    LookupRoute => LookupPage,
+    ApiCallsRoute => ApiCallsPage,
+    ApiCallDetailRoute => ApiCallDetailPage,
+}
 
 /// The HTML document around the app (server side only).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -76,25 +127,25 @@ pub fn App() -> impl IntoView {
         <Title text=Msg::AppName.text(lang)/>
         <Router>
             <Routes fallback=NotFoundPage>
-                <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                <Route path=path!("/login") view={Lazy::<LoginRoute>::new()} ssr=SsrMode::Async/>
                 <ParentRoute path=path!("") view=AppShell ssr=SsrMode::Async>
-                    <Route path=path!("") view=HomePage ssr=SsrMode::Async/>
-                    <Route path=path!("audit") view=AuditPage ssr=SsrMode::Async/>
-                    <Route path=path!("settings") view=SettingsPage ssr=SsrMode::Async/>
-                    <Route path=path!("orders") view=OrdersPage ssr=SsrMode::Async/>
-                    <Route path=path!("orders/:out_trade_no") view=OrderDetailPage ssr=SsrMode::Async/>
-                    <Route path=path!("users") view=UsersPage ssr=SsrMode::Async/>
-                    <Route path=path!("products") view=ProductsPage ssr=SsrMode::Async/>
-                    <Route path=path!("refunds") view=RefundsPage ssr=SsrMode::Async/>
-                    <Route path=path!("reconciliation") view=ReconciliationPage ssr=SsrMode::Async/>
-                    <Route path=path!("exceptions") view=ExceptionsPage ssr=SsrMode::Async/>
-                    <Route path=path!("account") view=AccountPage ssr=SsrMode::Async/>
-                    <Route path=path!("notifications") view=NotificationsPage ssr=SsrMode::Async/>
-                    <Route path=path!("notifications/:id") view=NotificationDetailPage ssr=SsrMode::Async/>
-                    <Route path=path!("failures") view=FailuresPage ssr=SsrMode::Async/>
-                    <Route path=path!("lookup") view=LookupPage ssr=SsrMode::Async/>
-                    <Route path=path!("api-calls") view=ApiCallsPage ssr=SsrMode::Async/>
-                    <Route path=path!("api-calls/:id") view=ApiCallDetailPage ssr=SsrMode::Async/>
+                    <Route path=path!("") view={Lazy::<HomeRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("audit") view={Lazy::<AuditRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("settings") view={Lazy::<SettingsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("orders") view={Lazy::<OrdersRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("orders/:out_trade_no") view={Lazy::<OrderDetailRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("users") view={Lazy::<UsersRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("products") view={Lazy::<ProductsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("refunds") view={Lazy::<RefundsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("reconciliation") view={Lazy::<ReconciliationRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("exceptions") view={Lazy::<ExceptionsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("account") view={Lazy::<AccountRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("notifications") view={Lazy::<NotificationsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("notifications/:id") view={Lazy::<NotificationDetailRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("failures") view={Lazy::<FailuresRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("lookup") view={Lazy::<LookupRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("api-calls") view={Lazy::<ApiCallsRoute>::new()} ssr=SsrMode::Async/>
+                    <Route path=path!("api-calls/:id") view={Lazy::<ApiCallDetailRoute>::new()} ssr=SsrMode::Async/>
                 </ParentRoute>
             </Routes>
         </Router>
@@ -102,12 +153,49 @@ pub fn App() -> impl IntoView {
 }
 
 /// The browser entry point, called by the `frontend` crate's wasm `hydrate()`.
+///
+/// Leptos' `hydrate_lazy` does the same but for the `data-hydrated` marker, which must wait
+/// until the page's chunk has loaded and the page is hydrated.
 #[cfg(feature = "hydrate")]
 pub fn hydrate() {
-    console_error_panic_hook::set_once();
-    leptos::mount::hydrate_body(App);
-    // A marker for the browser tests (and for anyone debugging): the wasm has taken over.
-    if let Some(root) = document().document_element() {
-        let _ = root.set_attribute("data-hydrated", "true");
+    std::panic::set_hook(Box::new(|info| {
+        console_error_panic_hook::hook(info);
+        // A page's wasm chunk that did not load (the network failed, or a deploy removed
+        // this build's files) ends the app here: load the page afresh, once (the mark is
+        // cleared when a page has hydrated, so a failing reload does not loop).
+        if info.to_string().contains("load callback should succeed") {
+            reload_once();
+        }
+    }));
+    // Asynchronous, because the page's route may first have to load its wasm chunk (the
+    // server's HTML already asked for it with a preload link). Already started is fine.
+    _ = any_spawner::Executor::init_wasm_bindgen();
+    leptos::task::spawn_local(async {
+        leptos::mount::hydrate_from_async(document().body().expect("a <body>"), App)
+            .await
+            .forget();
+        if let Ok(Some(storage)) = window().session_storage() {
+            let _ = storage.remove_item(RELOAD_MARK);
+        }
+        // A marker for the browser tests (and for anyone debugging): the wasm has taken over.
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("data-hydrated", "true");
+        }
+    });
+}
+
+/// The session-storage key that says this tab already reloaded after a chunk failed.
+#[cfg(feature = "hydrate")]
+const RELOAD_MARK: &str = "paydesk-reloaded-after-chunk-failure";
+
+#[cfg(feature = "hydrate")]
+fn reload_once() {
+    let Ok(Some(storage)) = window().session_storage() else {
+        return;
+    };
+    if matches!(storage.get_item(RELOAD_MARK), Ok(None))
+        && storage.set_item(RELOAD_MARK, "1").is_ok()
+    {
+        let _ = window().location().reload();
     }
 }

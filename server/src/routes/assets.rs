@@ -81,4 +81,23 @@ mod tests {
         assert!(!is_content_named("/pkg/paydesk.0123abcd.js"));
         assert!(!is_content_named("/pkg/paydesk.not-a-hash-at-all.js"));
     }
+
+    #[test]
+    fn the_split_builds_chunks_loader_and_manifest_are_cached_by_their_names() {
+        let hash = "09629f48ba2de31a7e025b";
+        for name in [
+            format!("/pkg/chunk_148.{hash}.wasm"),
+            format!("/pkg/split___home_route_view_12564559774285843776.{hash}.wasm"),
+            format!("/pkg/__wasm_split.{hash}.js"),
+            format!("/pkg/__wasm_split_manifest.{hash}.json"),
+        ] {
+            assert!(is_content_named(&name), "{name}");
+        }
+        // The debug build's plain names, the loader's placeholder included.
+        assert!(!is_content_named("/pkg/chunk_148.wasm"));
+        assert!(!is_content_named(
+            "/pkg/__wasm_split.______________________.js"
+        ));
+        assert!(!is_content_named("/pkg/__wasm_split_manifest.json"));
+    }
 }
