@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # What a browser downloads on its first visit to the dashboard, as the release build serves
 # it (issue 18): builds with `scripts/build.sh --release`, starts the release binary in
-# sandbox mode on a temp database (no demo), then fetches /login and every /pkg file the
-# page names with `Accept-Encoding: br, gzip` (what Chromium sends) and prints each
-# transfer's size, encoding and Cache-Control, and the total. A second visit downloads none
-# of the /pkg files again when their Cache-Control says immutable.
-# Usage: scripts/bench-first-load.sh [--no-build]
+# sandbox mode on a temp database (no demo), then
+# 1. fetches /login and every /pkg file the page names (the shell's js, wasm and css, the
+#    loader of the page chunks and the chunks the server asks the browser to preload) with
+#    `Accept-Encoding: br, gzip` (what Chromium sends) and prints each transfer's size,
+#    encoding and Cache-Control, and the total. A second visit downloads none of the /pkg
+#    files again when their Cache-Control says immutable;
+# 2. lets Chromium itself (playwright-core, scripts/first-load.mjs) open /login, sign in,
+#    and open pages signed in with an empty cache, and prints what it transferred by its
+#    own count, once the page is hydrated and the network idle.
+# Usage: scripts/bench-first-load.sh [--no-build] [PATH...]   (default paths: / /orders)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "${1:-}" = "--no-build" ] || scripts/build.sh --release >&2
+if [ "${1:-}" = "--no-build" ]; then shift; else scripts/build.sh --release >&2; fi
+[ $# -gt 0 ] || set -- / /orders
+scripts/setup.sh playwright >&2
 
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -34,6 +41,7 @@ fetch() { # path → "bytes encoding cache-control"
 
 curl -s -H 'Accept-Encoding: identity' "http://127.0.0.1:$port/login" >"$work/login.html"
 paths=$(grep -o '/pkg/[^"]*\.\(js\|wasm\|css\)' "$work/login.html" | sort -u)
+echo "curl, /login and the files it names:"
 # The hydration script builds the wasm URL itself: the name is the preload link's.
 echo "| resource | bytes sent | encoding | Cache-Control |"
 echo "|---|---:|---|---|"
@@ -44,3 +52,5 @@ for path in /login $paths; do
   echo "| \`$path\` | $bytes | $enc | $cache |"
 done
 echo "| **first load** | **$total** | | |"
+
+node scripts/first-load.mjs "http://127.0.0.1:$port" first-load-bench-password "$@"
