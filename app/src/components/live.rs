@@ -222,52 +222,59 @@ impl Live {
     /// with the shell that provided these counters (sign-in and sign-out rebuild it).
     #[cfg(feature = "hydrate")]
     fn connect(self) {
-        use std::cell::RefCell;
-        use std::rc::Rc;
         use wasm_bindgen::JsCast;
 
-        let current = Rc::new(RefCell::new(self.open(true)));
+        let slot = StreamSlot::default();
+        self.open(&slot, true);
         let on_hide = leptos::prelude::window_event_listener_untyped("pagehide", {
-            let current = Rc::clone(&current);
+            let slot = std::rc::Rc::clone(&slot);
             move |_| {
-                if let Some(source) = current.borrow_mut().take() {
+                if let Some(source) = slot.borrow_mut().take() {
                     source.close();
                 }
                 self.connected.set(false);
             }
         });
         let on_show = leptos::prelude::window_event_listener_untyped("pageshow", {
-            let current = Rc::clone(&current);
+            let slot = std::rc::Rc::clone(&slot);
             move |e| {
                 let restored = e
                     .dyn_ref::<web_sys::PageTransitionEvent>()
                     .is_some_and(web_sys::PageTransitionEvent::persisted);
-                if restored && current.borrow().is_none() {
-                    *current.borrow_mut() = self.open(false);
+                if restored && !is_live(&slot) {
+                    self.open(&slot, false);
                 }
             }
         });
-        let current = send_wrapper::SendWrapper::new(current);
+        let slot = send_wrapper::SendWrapper::new(slot);
         on_cleanup(move || {
             on_hide.remove();
             on_show.remove();
-            if let Some(source) = current.borrow_mut().take() {
+            if let Some(source) = slot.borrow_mut().take() {
                 source.close();
             }
         });
     }
 
-    /// A new `EventSource` on `/api/events` wired to this page's counters. Whenever it
-    /// opens again (the browser reconnecting after an error) or opens for a page restored
-    /// from the back/forward cache (`fresh` false), events may have been missed meanwhile:
-    /// every live view refetches.
+    /// Opens a new `EventSource` on `/api/events` into `slot`, wired to this page's
+    /// counters.
+    ///
+    /// - Whenever a stream opens after an error, or opens for a page restored from the
+    ///   back/forward cache (`fresh` false), events may have been missed: every live view
+    ///   refetches.
+    /// - The browser retries a network error by itself, but an HTTP error (a proxy's 502
+    ///   during a deploy, a 500) closes the stream for good: a new one is opened 5 s later,
+    ///   unless the page was hidden or the shell went meanwhile (the slot is then empty).
     #[cfg(feature = "hydrate")]
-    fn open(self, fresh: bool) -> Option<web_sys::EventSource> {
+    fn open(self, slot: &StreamSlot, fresh: bool) {
         use std::cell::Cell;
+        use std::rc::Rc;
         use wasm_bindgen::closure::Closure;
         use wasm_bindgen::JsCast;
 
-        let source = web_sys::EventSource::new("/api/events").ok()?;
+        let Ok(source) = web_sys::EventSource::new("/api/events") else {
+            return;
+        };
         let on_event =
             Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |e: web_sys::MessageEvent| {
                 if let Some(data) = e.data().as_string() {
@@ -289,24 +296,58 @@ impl Live {
         let on_lagged = Closure::<dyn Fn(web_sys::MessageEvent)>::new(move |_| self.lagged());
         let _ =
             source.add_event_listener_with_callback("lagged", on_lagged.as_ref().unchecked_ref());
-        let first_open = Cell::new(fresh);
-        let on_open = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
-            self.connected.set(true);
-            if !first_open.replace(false) {
-                self.lagged();
+        let first_open = Rc::new(Cell::new(fresh));
+        let on_open = Closure::<dyn Fn(web_sys::Event)>::new({
+            let first_open = Rc::clone(&first_open);
+            move |_| {
+                self.connected.set(true);
+                if !first_open.replace(false) {
+                    self.lagged();
+                }
             }
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
-        // The browser reconnects by itself after an error; while it does, say so.
-        let on_error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| self.connected.set(false));
+        let weak = Rc::downgrade(slot);
+        let on_error = Closure::<dyn Fn(web_sys::Event)>::new(move |_| {
+            self.connected.set(false);
+            first_open.set(false);
+            let Some(slot) = weak.upgrade() else {
+                return;
+            };
+            if slot.borrow().is_some() && !is_live(&slot) {
+                let weak = weak.clone();
+                set_timeout(
+                    move || {
+                        if let Some(slot) = weak.upgrade() {
+                            if slot.borrow().is_some() && !is_live(&slot) {
+                                self.open(&slot, false);
+                            }
+                        }
+                    },
+                    std::time::Duration::from_secs(5),
+                );
+            }
+        });
         source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
         // The stream's closures are handed to JavaScript (one set per stream opened).
         on_event.forget();
         on_lagged.forget();
         on_open.forget();
         on_error.forget();
-        Some(source)
+        *slot.borrow_mut() = Some(source);
     }
+}
+
+/// The page's one stream, if open (none while the page is hidden or after the shell went).
+#[cfg(feature = "hydrate")]
+type StreamSlot = std::rc::Rc<std::cell::RefCell<Option<web_sys::EventSource>>>;
+
+/// Whether the slot holds a stream that is open or that the browser is still retrying.
+#[cfg(feature = "hydrate")]
+fn is_live(slot: &StreamSlot) -> bool {
+    slot.borrow()
+        .as_ref()
+        .is_some_and(|s| s.ready_state() != web_sys::EventSource::CLOSED)
 }
 
 /// The live counters of this page (provided by the shell).
