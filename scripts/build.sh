@@ -53,7 +53,15 @@ wasm="target/wasm/wasm32-unknown-unknown/$wasm_dir/frontend.wasm"
 # the content-named files of earlier release builds stay 30 days, so a browser still
 # running a page of the previous deploy can load that page's chunks (docs/build.md "Split
 # wasm").
-find "$pkg" -maxdepth 1 -type f ! -regex '.*\.[0-9a-f]\{20,22\}\.[a-z]*\(\.br\|\.gz\)\?' -delete
+# The 30 days count from when a build stopped being the current one: its files are
+# touched now.
+if [ -f "target/$profile/hash.txt" ]; then
+  for h in $(awk '{print $2}' "target/$profile/hash.txt" | sort -u); do
+    touch -c "$pkg"/*."$h".*
+  done
+fi
+find "$pkg" -maxdepth 1 -type f -regextype posix-extended \
+  ! -regex '.*\.[0-9a-f]{20,22}\.[a-z]+(\.br|\.gz)?' -delete
 find "$pkg" -maxdepth 1 -type f -mtime +30 -delete
 split_main="target/wasm/wasm32-unknown-unknown/$wasm_dir/frontend_split.wasm"
 rm -f "$split_main"
@@ -79,8 +87,9 @@ if [ "$profile" = release ]; then
     mv -f "$1.opt" "$1"
   }
   export -f optimize
-  find "$pkg" -maxdepth 1 -name '*.wasm' ! -regex '.*\.[0-9a-f]\{20,22\}\.wasm' -print0 |
-    xargs -0 -n 1 -P "$(nproc)" bash -c 'optimize "$0"'
+  find "$pkg" -maxdepth 1 -name '*.wasm' -regextype posix-extended \
+    ! -regex '.*\.[0-9a-f]{20,22}\.wasm' -print0 |
+    xargs -0 -r -n 1 -P "$(nproc)" bash -c 'optimize "$0"'
 fi
 
 # 6: stylesheet and static files.
