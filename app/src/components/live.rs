@@ -229,9 +229,7 @@ impl Live {
         let on_hide = leptos::prelude::window_event_listener_untyped("pagehide", {
             let slot = std::rc::Rc::clone(&slot);
             move |_| {
-                if let Some(source) = slot.borrow_mut().take() {
-                    source.close();
-                }
+                close(&slot);
                 self.connected.set(false);
             }
         });
@@ -250,9 +248,7 @@ impl Live {
         on_cleanup(move || {
             on_hide.remove();
             on_show.remove();
-            if let Some(source) = slot.borrow_mut().take() {
-                source.close();
-            }
+            close(&slot);
         });
     }
 
@@ -314,12 +310,12 @@ impl Live {
             let Some(slot) = weak.upgrade() else {
                 return;
             };
-            if slot.borrow().is_some() && !is_live(&slot) {
+            if closed_by_error(&slot) {
                 let weak = weak.clone();
                 set_timeout(
                     move || {
                         if let Some(slot) = weak.upgrade() {
-                            if slot.borrow().is_some() && !is_live(&slot) {
+                            if closed_by_error(&slot) {
                                 self.open(&slot, false);
                             }
                         }
@@ -348,6 +344,21 @@ fn is_live(slot: &StreamSlot) -> bool {
     slot.borrow()
         .as_ref()
         .is_some_and(|s| s.ready_state() != web_sys::EventSource::CLOSED)
+}
+
+/// Whether the slot holds a stream the browser gave up on (not one the page closed: that
+/// empties the slot).
+#[cfg(feature = "hydrate")]
+fn closed_by_error(slot: &StreamSlot) -> bool {
+    slot.borrow().is_some() && !is_live(slot)
+}
+
+/// Closes the slot's stream, if any, and empties it.
+#[cfg(feature = "hydrate")]
+fn close(slot: &StreamSlot) {
+    if let Some(source) = slot.borrow_mut().take() {
+        source.close();
+    }
 }
 
 /// The live counters of this page (provided by the shell).

@@ -74,8 +74,8 @@ fn split(input: &Path, pkg: &Path, main_out: &Path, name: &str) -> Result<(), Er
 
 fn name_by_content(pkg: &Path, name: &str, hash_file: &Path) -> Result<(), Error> {
     let manifest_path = pkg.join(MANIFEST);
-    let manifest: HashMap<String, Vec<String>> =
-        serde_json::from_slice(&fs::read(&manifest_path)?)?;
+    let manifest_bytes = fs::read(&manifest_path)?;
+    let manifest: HashMap<String, Vec<String>> = serde_json::from_slice(&manifest_bytes)?;
     let mut chunks: Vec<String> = manifest.values().flatten().cloned().collect();
     chunks.sort();
     chunks.dedup();
@@ -88,37 +88,47 @@ fn name_by_content(pkg: &Path, name: &str, hash_file: &Path) -> Result<(), Error
         .iter()
         .map(|c| pkg.join(format!("{c}.wasm")))
         .collect();
-    let mut build: Vec<&Path> = vec![&main_js, &main_wasm, &loader, &manifest_path];
-    build.extend(chunk_paths.iter().map(PathBuf::as_path));
+    // Each file is read once: hashed together in this fixed order, then rewritten.
+    let read = |path: &Path| fs::read(path).map_err(|e| format!("{}: {e}", path.display()));
+    let main_js_text = String::from_utf8(read(&main_js)?)?;
+    let loader_text = String::from_utf8(read(&loader)?)?;
+    let mut modules: Vec<(&Path, Vec<u8>)> = vec![(&main_wasm, read(&main_wasm)?)];
+    for path in &chunk_paths {
+        modules.push((path, read(path)?));
+    }
     let mut hasher = Sha256::new();
-    for path in &build {
-        let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let build = [
+        main_js_text.as_bytes(),
+        loader_text.as_bytes(),
+        &manifest_bytes,
+    ]
+    .into_iter()
+    .chain(modules.iter().map(|(_, bytes)| bytes.as_slice()));
+    for bytes in build {
         hasher.update((bytes.len() as u64).to_le_bytes());
-        hasher.update(&bytes);
+        hasher.update(bytes);
     }
     let hash = hex(&hasher.finalize())[..PLACEHOLDER.len()].to_string();
     let hashed_loader = LOADER.replace(PLACEHOLDER, &hash);
 
     // The main module and the chunks import the loader by name: same length, in place.
     // Each one that links to the loader names it; the main module always does.
-    for path in std::iter::once(&main_wasm).chain(&chunk_paths) {
-        let mut bytes = fs::read(path)?;
+    for (path, mut bytes) in modules {
         let n = replace_bytes(&mut bytes, LOADER.as_bytes(), hashed_loader.as_bytes());
-        if n == 0 && path == &main_wasm {
+        if n == 0 && path == main_wasm {
             return Err(format!("{} does not import {LOADER}", path.display()).into());
         }
         write_named(path, &hash, &bytes)?;
     }
     // wasm-bindgen's glue imports the loader (once per function it takes from it).
-    let js = fs::read_to_string(&main_js)?;
-    if !js.contains(LOADER) {
+    if !main_js_text.contains(LOADER) {
         return Err(format!("{} does not import {LOADER}", main_js.display()).into());
     }
-    let js = js.replace(LOADER, &hashed_loader);
+    let js = main_js_text.replace(LOADER, &hashed_loader);
     write_named(&main_js, &hash, js.as_bytes())?;
     // The loader imports the main module and fetches each chunk once.
     let mut loader_js = replace_exactly(
-        &fs::read_to_string(&loader)?,
+        &loader_text,
         &format!("\"./{name}.js\""),
         &format!("\"./{name}.{hash}.js\""),
         "loader",
@@ -142,12 +152,9 @@ fn name_by_content(pkg: &Path, name: &str, hash_file: &Path) -> Result<(), Error
         &serde_json::to_vec_pretty(&renamed)?,
     )?;
 
-    let css = pkg.join(format!("{name}.css"));
-    let css_hash = hex(&Sha256::digest(fs::read(&css)?))[..20].to_string();
-    write_new(
-        &pkg.join(format!("{name}.{css_hash}.css")),
-        &fs::read(&css)?,
-    )?;
+    let css = read(&pkg.join(format!("{name}.css")))?;
+    let css_hash = hex(&Sha256::digest(&css))[..20].to_string();
+    write_new(&pkg.join(format!("{name}.{css_hash}.css")), &css)?;
 
     write_new(
         hash_file,
@@ -173,7 +180,7 @@ fn write_named(path: &Path, hash: &str, bytes: &[u8]) -> Result<(), Error> {
 /// Writes a new file and renames it into place: never into an existing file's inode (a
 /// `target/` copied with hard links shares them with other checkouts).
 fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension("tmp-new");
+    let tmp = PathBuf::from(format!("{}.tmp-new", path.display()));
     fs::write(&tmp, bytes)?;
     fs::rename(&tmp, path)?;
     Ok(())
