@@ -2,13 +2,8 @@
 //! dashboard shows or filters on), and the days and clock times support types.
 
 use ::time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
-use paydesk_types::SHANGHAI;
-pub use paydesk_types::{duration_ms, unix_ms};
-
-/// One day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
-/// Asia/Shanghai is UTC+8 all year (no daylight saving).
-const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
+pub use paydesk_types::{duration_ms, unix_ms, DAY_MS};
+use paydesk_types::{SHANGHAI, SHANGHAI_OFFSET_MS};
 
 /// The Asia/Shanghai calendar day of `ms` (UTC ms), numbered as days since 1970-01-01
 /// there: the key of the running totals and of a job's "today".
@@ -33,8 +28,8 @@ pub fn now_ms() -> i64 {
 
 /// The Asia/Shanghai day `YYYY-MM-DD` as `[start, end)` in UTC ms: a date filter's value.
 pub fn shanghai_day(text: &str) -> Option<(i64, i64)> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    day_range(Date::parse(text.trim(), &fmt).ok()?)
+    let start = paydesk_types::shanghai_date_to_ms(text)?;
+    Some((start, start + DAY_MS))
 }
 
 pub(crate) fn day_range(day: Date) -> Option<(i64, i64)> {

@@ -24,7 +24,8 @@ pub use reason::{ConflictReason, ForbiddenReason, InvalidReason};
 pub use role::{ParseRoleError, Role};
 pub use status::{IllegalTransition, OrderStatus, RefundStatus};
 pub use time_fmt::{
-    duration_ms, format_shanghai, format_shanghai_date, shanghai_date_to_ms, unix_ms, SHANGHAI,
+    duration_ms, format_shanghai, format_shanghai_date, shanghai_date_to_ms, unix_ms, DAY_MS,
+    SHANGHAI, SHANGHAI_OFFSET_MS,
 };
 pub use timeline::{NotificationSummary, OrderEvent};
 pub use username::{Username, UsernameError};

@@ -20,9 +20,10 @@ pub fn duration_ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Milliseconds in a day, and Asia/Shanghai's offset from UTC in milliseconds.
-const DAY_MS: i64 = 86_400_000;
-const SHANGHAI_MS: i64 = 8 * 3_600_000;
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+/// Asia/Shanghai's offset from UTC in milliseconds (UTC+8 all year, no daylight saving).
+pub const SHANGHAI_OFFSET_MS: i64 = 8 * 3_600_000;
 
 /// The civil date of a day counted from 1970-01-01 (proleptic Gregorian calendar; Howard
 /// Hinnant's `civil_from_days`).
@@ -68,7 +69,7 @@ fn days_in_month(year: i64, month: u32) -> u32 {
 /// The Asia/Shanghai date and time of day (ms into it) of a UTC millisecond timestamp, for
 /// the years written with four digits; `None` outside them.
 fn at_shanghai(ms: i64) -> Option<((i64, u32, u32), i64)> {
-    let local = ms.checked_add(SHANGHAI_MS)?;
+    let local = ms.checked_add(SHANGHAI_OFFSET_MS)?;
     let date = civil_from_days(local.div_euclid(DAY_MS));
     (0..=9999)
         .contains(&date.0)
@@ -115,7 +116,7 @@ pub fn shanghai_date_to_ms(text: &str) -> Option<i64> {
     if !(1..=12).contains(&month) || day == 0 || day > days_in_month(year, month) {
         return None;
     }
-    Some(days_from_civil(year, month, day) * DAY_MS - SHANGHAI_MS)
+    Some(days_from_civil(year, month, day) * DAY_MS - SHANGHAI_OFFSET_MS)
 }
 
 #[cfg(test)]
