@@ -8,7 +8,10 @@
 //! conflict), and one multi-row insert of their `notifications` rows; then commits, and only
 //! then answers each caller. There is no waiting for a batch to fill: while one commits, the
 //! next gathers (on PostgreSQL the other tasks commit on other connections meanwhile), so an
-//! idle server commits each notification alone at once.
+//! idle server commits each notification alone at once. On SQLite the committer applies
+//! the batch one request at a time, and what arrives meanwhile joins the same transaction
+//! (`sqlite.rs`, `Connection::apply_and_commit`): only during the commit itself does an
+//! arrival wait for others.
 //!
 //! Exactly once, as with one transaction per notification: the update is conditional on
 //! `NOTPAY`, so an order changes at most once whatever else runs (other batches, the sync
@@ -247,7 +250,7 @@ fn run_sqlite(
         let outcome = match writer_slot {
             Ok(writer_slot) => {
                 let outcome = match begin_sqlite(&mut conn) {
-                    Ok(()) => conn.apply_and_commit(&batch),
+                    Ok(()) => conn.apply_and_commit(&mut batch, MAX_BATCH, || rx.try_recv().ok()),
                     Err(e) => Err(e),
                 };
                 drop(writer_slot);

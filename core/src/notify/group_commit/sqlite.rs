@@ -110,14 +110,21 @@ impl Connection {
         })
     }
 
-    /// In the transaction [`Connection::begin`] opened: applies and records the whole
-    /// batch and commits; the results in the batch's order. On any error the transaction
-    /// is rolled back and nothing of it stays.
+    /// In the transaction [`Connection::begin`] opened: applies and records the batch,
+    /// and every request `more` yields once those are done (up to `max` in all), then
+    /// commits; the results in the batch's order, which then holds every request taken.
+    /// On any error the transaction is rolled back and nothing of it stays.
+    ///
+    /// Why `more`: a notification that arrives while the batch runs joins this
+    /// transaction instead of waiting for its commit and then for a whole batch of its
+    /// own. The commit (the fsync) is the only moment arrivals wait for others.
     pub(super) fn apply_and_commit(
         &mut self,
-        batch: &[Request],
+        batch: &mut Vec<Request>,
+        max: usize,
+        mut more: impl FnMut() -> Option<Request>,
     ) -> Result<Vec<Applied>, CoreError> {
-        let result = self.apply_all(batch).and_then(|applied| {
+        let result = self.apply_all(batch, max, &mut more).and_then(|applied| {
             self.handle.step(self.commit, &[], |_| ())?;
             Ok(applied)
         });
@@ -130,57 +137,145 @@ impl Connection {
         result
     }
 
-    /// For each request, one after the other: the conditional update; if it did not take,
-    /// the order's state to judge it by; then its `notifications` row.
-    fn apply_all(&self, batch: &[Request]) -> Result<Vec<Applied>, CoreError> {
+    /// For each request, one after the other (those `more` adds last, while fewer than
+    /// `max`): the conditional update; if it did not take, the order's state to judge it
+    /// by; then its `notifications` row.
+    fn apply_all(
+        &self,
+        batch: &mut Vec<Request>,
+        max: usize,
+        more: &mut dyn FnMut() -> Option<Request>,
+    ) -> Result<Vec<Applied>, CoreError> {
         let now = now_ms();
-        let h = &self.handle;
         let mut results = Vec::with_capacity(batch.len());
-        for r in batch {
-            let payment = r.payment(now);
-            let transaction_id = payment.transaction_id;
-            let paid_at = payment.paid_at;
-            let (decision, event) = if self.pay.run(h, r.order.id, &payment, now)? {
-                applied(&r.order, transaction_id, paid_at)
-            } else {
-                let state = h.step(self.select, &[Value::Int(r.order.id)], |row| {
-                    row.map(|row| -> Result<_, CoreError> {
-                        Ok((row.text(0)?.to_owned(), row.opt_text(1)?.map(str::to_owned)))
-                    })
-                })?;
-                let (status, stored_tid) = state.ok_or(CoreError::NotFound)??;
-                (
-                    not_applied(&status, stored_tid.as_deref(), transaction_id)?,
-                    None,
-                )
-            };
-            h.step(
-                self.insert,
-                &[
-                    Value::Int(r.received_at),
-                    Value::opt_text(r.peer.as_deref()),
-                    Value::Text(&r.raw_body),
-                    Value::opt_text(r.findings.out_trade_no.as_deref()),
-                    Value::opt_text(r.findings.transaction_id.as_deref()),
-                    Value::opt_int(r.findings.total_fee),
-                    Value::Text(decision.verdict.as_str()),
-                    Value::Text(&decision.detail),
-                    Value::Text(decision.verdict.reply_code()),
-                    Value::Int(elapsed_us(r.started)),
-                    Value::opt_int(r.findings.order_id),
-                    Value::Int(now),
-                ],
-                |_| (),
-            )?;
-            results.push((decision, h.last_insert_rowid(), event));
+        loop {
+            if results.len() == batch.len() {
+                match (batch.len() < max).then(&mut *more).flatten() {
+                    Some(request) => batch.push(request),
+                    None => return Ok(results),
+                }
+            }
+            results.push(self.apply(&batch[results.len()], now)?);
         }
-        Ok(results)
+    }
+
+    /// One request of [`Connection::apply_all`].
+    fn apply(&self, r: &Request, now: i64) -> Result<Applied, CoreError> {
+        let h = &self.handle;
+        let payment = r.payment(now);
+        let transaction_id = payment.transaction_id;
+        let paid_at = payment.paid_at;
+        let (decision, event) = if self.pay.run(h, r.order.id, &payment, now)? {
+            applied(&r.order, transaction_id, paid_at)
+        } else {
+            let state = h.step(self.select, &[Value::Int(r.order.id)], |row| {
+                row.map(|row| -> Result<_, CoreError> {
+                    Ok((row.text(0)?.to_owned(), row.opt_text(1)?.map(str::to_owned)))
+                })
+            })?;
+            let (status, stored_tid) = state.ok_or(CoreError::NotFound)??;
+            (
+                not_applied(&status, stored_tid.as_deref(), transaction_id)?,
+                None,
+            )
+        };
+        h.step(
+            self.insert,
+            &[
+                Value::Int(r.received_at),
+                Value::opt_text(r.peer.as_deref()),
+                Value::Text(&r.raw_body),
+                Value::opt_text(r.findings.out_trade_no.as_deref()),
+                Value::opt_text(r.findings.transaction_id.as_deref()),
+                Value::opt_int(r.findings.total_fee),
+                Value::Text(decision.verdict.as_str()),
+                Value::Text(&decision.detail),
+                Value::Text(decision.verdict.reply_code()),
+                Value::Int(elapsed_us(r.started)),
+                Value::opt_int(r.findings.order_id),
+                Value::Int(now),
+            ],
+            |_| (),
+        )?;
+        Ok((decision, h.last_insert_rowid(), event))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A verified request for the stored order `no` (100 fen), as the receiver queues it.
+    async fn request(db: &crate::Db, no: &str) -> Request {
+        let body = crate::testing::paid_notification(no, 100);
+        let n = wxpay::notify::ParsedPaymentNotification::parse(&body)
+            .unwrap()
+            .verify(
+                &crate::testing::merchant().api_key,
+                Some(wxpay::SignType::Md5),
+            )
+            .unwrap();
+        let order = crate::orders::find_key_by_out_trade_no(db, no)
+            .await
+            .unwrap()
+            .unwrap();
+        let findings = super::super::super::Findings {
+            out_trade_no: Some(no.to_owned()),
+            transaction_id: n.transaction_id.clone(),
+            total_fee: Some(n.total_fee),
+            order_id: Some(order.id),
+            verified: true,
+            ..Default::default()
+        };
+        Request {
+            received_at: crate::now_ms(),
+            peer: None,
+            raw_body: std::sync::Arc::from(String::from_utf8(body).unwrap()),
+            findings,
+            order,
+            n: Box::new(n),
+            started: std::time::Instant::now(),
+            reply: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    /// What arrives while a batch runs joins its transaction, up to the limit: one commit
+    /// pays the orders, a copy among the late ones is judged a duplicate from what the
+    /// transaction already did, and what is over the limit waits for the next batch.
+    #[tokio::test]
+    async fn requests_arriving_while_a_batch_runs_join_its_transaction() {
+        let t = crate::testing::sqlite().await.unwrap();
+        for no in ["join-1", "join-2", "join-3"] {
+            crate::testing::create_order(&t.db, no, 100).await;
+        }
+        let file = t.db.sqlite_file().unwrap().to_owned();
+        let mut conn = Connection::open(&file, Some(1 << 20), None).unwrap();
+        let mut batch = vec![request(&t.db, "join-1").await];
+        let mut arriving = vec![
+            request(&t.db, "join-2").await,
+            request(&t.db, "join-1").await,
+            request(&t.db, "join-3").await,
+        ]
+        .into_iter();
+        let _ = conn.take_page_counters();
+        assert!(conn.begin().unwrap());
+        let results = conn
+            .apply_and_commit(&mut batch, 3, || arriving.next())
+            .unwrap();
+        assert!(conn.handle.autocommit(), "committed");
+        let taken: Vec<&str> = batch
+            .iter()
+            .map(|r| r.order.out_trade_no.as_str())
+            .collect();
+        assert_eq!(taken, ["join-1", "join-2", "join-1"]);
+        let verdicts: Vec<&str> = results.iter().map(|(d, _, _)| d.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["applied", "applied", "duplicate"]);
+        assert_eq!(arriving.len(), 1, "the fourth waits for the next batch");
+        for (no, status) in [("join-1", "PAID"), ("join-2", "PAID"), ("join-3", "NOTPAY")] {
+            let order = crate::testing::stored_order(&t.db, no).await;
+            assert_eq!(order.status.as_str(), status, "{no}");
+        }
+    }
 
     /// The connection that commits before SUCCESS is answered syncs every commit, like the
     /// pools' (the repository test checks theirs): `synchronous = full` (2).
