@@ -17,8 +17,8 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::metrics;
-use crate::middleware::client_ip;
 use crate::middleware::same_origin::{self, SameOrigin};
+use crate::middleware::{client_ip, security_headers};
 use crate::routes;
 use crate::state::AppState;
 
@@ -91,7 +91,11 @@ pub fn router(state: AppState) -> Router {
                 // The path only, never the query string: it may carry ids or tokens.
                 tracing::info_span!("http", method = %req.method(), route, path = req.uri().path())
             }),
-        );
+        )
+        // Outermost, so the layers' own answers (a refused cross-site request) carry them
+        // too: no framing (a refund approved through an invisible frame), no sniffing, no
+        // referrer to other sites.
+        .layer(middleware::from_fn(security_headers::add));
 
     // WeChat Pay's callbacks are authenticated by their signature, not by a session: they
     // skip the dashboard's layers above (session, request extensions, the cross-site check,

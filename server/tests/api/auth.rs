@@ -135,6 +135,47 @@ async fn a_cross_site_server_function_call_is_refused_before_it_runs() {
     }
 }
 
+/// Every dashboard answer asks the browser not to frame it (clickjacking an approval), not
+/// to sniff its type and not to send its URL to other sites: pages, server functions and
+/// the layers' own refusals alike.
+#[tokio::test]
+async fn dashboard_answers_refuse_framing_sniffing_and_referrers() {
+    for app in spawn_apps().await {
+        let l = app.db.label;
+        let client = app.client();
+        let page = client
+            .get(app.url("/login"))
+            .headers(html_headers())
+            .send()
+            .await
+            .unwrap();
+        let unauthorized = client
+            .post(app.url("/api/users/list"))
+            .send()
+            .await
+            .unwrap();
+        let cross_site = client
+            .post(app.url("/api/auth/login"))
+            .header("origin", "https://evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200, "{l}");
+        assert_eq!(unauthorized.status(), 401, "{l}");
+        assert_eq!(cross_site.status(), 403, "{l}");
+        for res in [page, unauthorized, cross_site] {
+            let h = res.headers();
+            assert_eq!(h["x-frame-options"], "DENY", "{l} {}", res.url());
+            let csp = h["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("frame-ancestors 'none'"), "{l} {csp}");
+            assert!(csp.contains("base-uri 'none'"), "{l} {csp}");
+            assert!(csp.contains("form-action 'self'"), "{l} {csp}");
+            assert_eq!(h["x-content-type-options"], "nosniff", "{l}");
+            assert_eq!(h["referrer-policy"], "same-origin", "{l}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn sign_out_ends_the_session_and_is_audited() {
     for app in spawn_apps().await {
