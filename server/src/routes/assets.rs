@@ -8,7 +8,8 @@
 //!   files after their content (`paydesk.<hash>.wasm`, read from `hash.txt` beside the
 //!   binary: [`hash_file_beside_binary`]), so such a file never changes and is cached for a
 //!   year, `immutable`. Any other file (a debug build's `paydesk.wasm`) must be revalidated
-//!   on every use (`no-cache`, answered 304 when unchanged).
+//!   on every use (`no-cache`, answered 304 when unchanged). A content-named file goes
+//!   without `Last-Modified` and `Accept-Ranges`: nobody asks again, or for a part.
 //!
 //! These requests skip the dashboard's layers (session, tracing span): they need none.
 
@@ -41,8 +42,14 @@ async fn cache_control(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     if res.status().is_success() || res.status() == axum::http::StatusCode::NOT_MODIFIED {
         let value = if forever { FOREVER } else { REVALIDATE };
-        res.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+        let headers = res.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(value));
+        if forever {
+            // Never revalidated and never fetched in parts: `Last-Modified` and
+            // `Accept-Ranges` would only cost every one of a page's files their bytes.
+            headers.remove(header::LAST_MODIFIED);
+            headers.remove(header::ACCEPT_RANGES);
+        }
     }
     res
 }

@@ -55,6 +55,9 @@ async fn static_files_are_sent_precompressed_and_cached_by_their_names() {
                 Some("public, max-age=31536000, immutable"),
                 "{l}"
             );
+            // Never revalidated, never fetched in parts: no bytes spent saying how.
+            assert_eq!(header(&res, reqwest::header::LAST_MODIFIED), None, "{l}");
+            assert_eq!(header(&res, reqwest::header::ACCEPT_RANGES), None, "{l}");
             assert_eq!(res.text().await.unwrap(), body, "{l}");
         }
 
