@@ -136,6 +136,7 @@ impl Db {
         let backend = Backend::from_url(url)?;
         match backend {
             Backend::Sqlite => {
+                crate::sqlite_raw::configure_once();
                 let url = sqlite_url_with_create(url)?;
                 let options = AnyConnectOptions::from_str(&url)
                     .with_context(|| format!("invalid database_url {url:?}"))?;

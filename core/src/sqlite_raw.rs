@@ -110,6 +110,31 @@ impl Row<'_> {
     }
 }
 
+/// SQLite's process-wide settings, made once, before the process's first SQLite connection
+/// ([`crate::Db`] calls this before it opens its pools).
+///
+/// Memory statistics off (`SQLITE_CONFIG_MEMSTATUS`). With them on, SQLite's default,
+/// every allocation SQLite makes takes a process-wide mutex to count it for
+/// `sqlite3_memory_used`, which paydesk never reads: `pthread_mutex_lock` and `unlock` were
+/// about 5 % of the notification committer's samples (perf, docs/benchmarks.md).
+pub(crate) fn configure_once() {
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. sqlite3_config must run before
+        // SQLite is initialised and while no other thread uses it: this runs before the
+        // process's first connection, and concurrent first callers wait on the `Once`. If
+        // SQLite was initialised already (something opened a database another way first),
+        // the call is refused with SQLITE_MISUSE and changes nothing.
+        let rc = unsafe { ffi::sqlite3_config(ffi::SQLITE_CONFIG_MEMSTATUS, 0 as c_int) };
+        if rc != ffi::SQLITE_OK {
+            tracing::debug!(
+                rc,
+                "SQLite was initialised before its settings; memory statistics stay on"
+            );
+        }
+    });
+}
+
 impl Handle {
     /// Opens an existing database file (read-write, no mutex: see `Send` above) and runs
     /// `setup` (pragmas).
