@@ -138,7 +138,8 @@ impl Connection {
     }
 
     /// For each request, one after the other (those `more` adds last, while fewer than
-    /// `max`): the conditional update; if it did not take, the order's state to judge it
+    /// `max` and while `more` yields them: the caller bounds the time): the conditional
+    /// update; if it did not take, the order's state to judge it
     /// by; then its `notifications` row.
     fn apply_all(
         &self,
@@ -146,7 +147,6 @@ impl Connection {
         max: usize,
         more: &mut dyn FnMut() -> Option<Request>,
     ) -> Result<Vec<Applied>, CoreError> {
-        let now = now_ms();
         let mut results = Vec::with_capacity(batch.len());
         loop {
             if results.len() == batch.len() {
@@ -155,7 +155,8 @@ impl Connection {
                     None => return Ok(results),
                 }
             }
-            results.push(self.apply(&batch[results.len()], now)?);
+            // Each its own time: one that joined late is not stamped before it arrived.
+            results.push(self.apply(&batch[results.len()], now_ms())?);
         }
     }
 
@@ -275,6 +276,30 @@ mod tests {
             let order = crate::testing::stored_order(&t.db, no).await;
             assert_eq!(order.status.as_str(), status, "{no}");
         }
+    }
+
+    /// A request that joined and fails takes the whole transaction with it: nothing of the
+    /// batch stays, and the batch holds every request taken, for the one-by-one path to
+    /// answer each of them.
+    #[tokio::test]
+    async fn a_failing_joiner_rolls_back_the_whole_batch_and_stays_in_it() {
+        let t = crate::testing::sqlite().await.unwrap();
+        for no in ["fail-1", "fail-2"] {
+            crate::testing::create_order(&t.db, no, 100).await;
+        }
+        let file = t.db.sqlite_file().unwrap().to_owned();
+        let mut conn = Connection::open(&file, Some(1 << 20), None).unwrap();
+        let mut batch = vec![request(&t.db, "fail-1").await];
+        let mut gone = request(&t.db, "fail-2").await;
+        gone.order.id = i64::MAX;
+        let mut arriving = vec![gone].into_iter();
+        assert!(conn.begin().unwrap());
+        let failed = conn.apply_and_commit(&mut batch, 8, || arriving.next());
+        assert!(matches!(failed, Err(CoreError::NotFound)), "not found");
+        assert!(conn.handle.autocommit(), "rolled back");
+        assert_eq!(batch.len(), 2, "the joiner is in the batch to be answered");
+        let order = crate::testing::stored_order(&t.db, "fail-1").await;
+        assert_eq!(order.status.as_str(), "NOTPAY");
     }
 
     /// The connection that commits before SUCCESS is answered syncs every commit, like the
