@@ -13,6 +13,10 @@
 //!   the CSV export is never run as a script or shown as HTML.
 //! - **No order numbers in other sites' logs** (`Referrer-Policy: same-origin`): the
 //!   dashboard's URLs carry them.
+//! - **Nothing kept on disk** (`Cache-Control: no-store`, unless the answer says otherwise):
+//!   pages, server functions' JSON and the CSV export carry orders, openids and refunds; a
+//!   shared counter computer must not keep them in its browser cache after the session
+//!   ends. The `/pkg` files, the same for everyone, are cached for good (assets.rs).
 //!
 //! WeChat Pay's callbacks and the `/pkg` files are answered without these: no browser
 //! shows the former, and the latter are scripts and styles of known types, served on every
@@ -24,7 +28,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 /// The headers and their values, set on every response that does not carry its own.
-const HEADERS: [(HeaderName, &str); 4] = [
+const HEADERS: [(HeaderName, &str); 5] = [
     (header::X_FRAME_OPTIONS, "DENY"),
     (
         header::CONTENT_SECURITY_POLICY,
@@ -32,6 +36,7 @@ const HEADERS: [(HeaderName, &str); 4] = [
     ),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::REFERRER_POLICY, "same-origin"),
+    (header::CACHE_CONTROL, "no-store"),
 ];
 
 /// Adds [`HEADERS`] to the response (a handler's own value of one of them is kept).

@@ -136,8 +136,8 @@ async fn a_cross_site_server_function_call_is_refused_before_it_runs() {
 }
 
 /// Every dashboard answer asks the browser not to frame it (clickjacking an approval), not
-/// to sniff its type and not to send its URL to other sites: pages, server functions and
-/// the layers' own refusals alike.
+/// to sniff its type, not to send its URL to other sites and not to keep it on disk: pages,
+/// server functions and the layers' own refusals alike.
 #[tokio::test]
 async fn dashboard_answers_refuse_framing_sniffing_and_referrers() {
     for app in spawn_apps().await {
@@ -172,6 +172,7 @@ async fn dashboard_answers_refuse_framing_sniffing_and_referrers() {
             assert!(csp.contains("form-action 'self'"), "{l} {csp}");
             assert_eq!(h["x-content-type-options"], "nosniff", "{l}");
             assert_eq!(h["referrer-policy"], "same-origin", "{l}");
+            assert_eq!(h["cache-control"], "no-store", "{l}");
         }
     }
 }
