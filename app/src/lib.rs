@@ -93,9 +93,44 @@ lazy_pages! {
     ApiCallDetailRoute => ApiCallDetailPage,
 }
 
+/// What every dashboard answer allows, pages or not (the server's security headers send
+/// it on every answer that sets no policy of its own): never framed (clickjacking an
+/// approval), no `<base>`, no plugins, forms only to the dashboard.
+pub const BASE_POLICY: &str =
+    "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'";
+
+/// A page's `Content-Security-Policy`: [`BASE_POLICY`], and scripts only from the dashboard
+/// itself or inline with this response's nonce (Leptos puts it on every inline script it
+/// writes: hydration, resources), WebAssembly compiled from what was fetched, and nothing
+/// else fetched, shown or styled from anywhere but the dashboard. An injected `<script>`
+/// has no nonce and does not run.
+pub fn page_policy(nonce: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self'; img-src 'self' data:; connect-src 'self'; {BASE_POLICY}"
+    )
+}
+
+/// Sets [`page_policy`] on the response of the page being rendered, with the nonce Leptos
+/// made for it.
+#[cfg(feature = "ssr")]
+fn set_page_policy() {
+    let nonce = leptos::nonce::use_nonce();
+    let response = use_context::<leptos_axum::ResponseOptions>();
+    let (Some(nonce), Some(response)) = (nonce, response) else {
+        return;
+    };
+    match http::HeaderValue::from_str(&page_policy(&nonce)) {
+        Ok(value) => response.insert_header(http::header::CONTENT_SECURITY_POLICY, value),
+        Err(e) => tracing::error!(error = %e, "the page's security policy is not a header value"),
+    }
+}
+
 /// The HTML document around the app (server side only).
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     let lang = Lang::detect();
+    #[cfg(feature = "ssr")]
+    set_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang=lang.html_code()>

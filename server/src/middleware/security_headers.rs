@@ -4,11 +4,11 @@
 //!   site could otherwise show the dashboard in an invisible frame over its own buttons
 //!   and have a signed-in manager click "approve refund" (clickjacking). `SameSite=Strict`
 //!   cookies do not stop that: the framed page is the dashboard's own.
-//! - **What the rest of the policy can say without breaking hydration**: no `<base>`
-//!   (`base-uri 'none'`: an injected one would redirect every relative URL), no plugins
-//!   (`object-src 'none'`), forms submit only to the dashboard (`form-action 'self'`). The
-//!   policy sets no `script-src`: Leptos' hydration and resource scripts are inline, and a
-//!   nonce for each of them is not wired up yet.
+//! - **The rest of the policy** ([`app::BASE_POLICY`]): no `<base>` (`base-uri 'none'`: an
+//!   injected one would redirect every relative URL), no plugins (`object-src 'none'`),
+//!   forms submit only to the dashboard (`form-action 'self'`). A page sets its own policy,
+//!   that and more ([`app::page_policy`]: scripts only from the dashboard or with the
+//!   page's nonce), which is kept.
 //! - **No MIME sniffing** (`X-Content-Type-Options: nosniff`): a server function's JSON or
 //!   the CSV export is never run as a script or shown as HTML.
 //! - **No order numbers in other sites' logs** (`Referrer-Policy: same-origin`): the
@@ -30,10 +30,7 @@ use axum::response::Response;
 /// The headers and their values, set on every response that does not carry its own.
 const HEADERS: [(HeaderName, &str); 5] = [
     (header::X_FRAME_OPTIONS, "DENY"),
-    (
-        header::CONTENT_SECURITY_POLICY,
-        "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'",
-    ),
+    (header::CONTENT_SECURITY_POLICY, app::BASE_POLICY),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::REFERRER_POLICY, "same-origin"),
     (header::CACHE_CONTROL, "no-store"),

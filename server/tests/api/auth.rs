@@ -163,6 +163,21 @@ async fn dashboard_answers_refuse_framing_sniffing_and_referrers() {
         assert_eq!(page.status(), 200, "{l}");
         assert_eq!(unauthorized.status(), 401, "{l}");
         assert_eq!(cross_site.status(), 403, "{l}");
+        // A page also allows scripts only from the dashboard or with its own nonce, which
+        // every inline script of its HTML carries.
+        let policy = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let nonce = policy
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{l}: no nonce in {policy}"))
+            .to_owned();
+        assert!(nonce.len() >= 16, "{l} {nonce}");
+        assert!(policy.contains("script-src 'self' 'nonce-"), "{l} {policy}");
+        assert!(policy.contains("default-src 'self'"), "{l} {policy}");
         for res in [page, unauthorized, cross_site] {
             let h = res.headers();
             assert_eq!(h["x-frame-options"], "DENY", "{l} {}", res.url());
@@ -174,6 +189,26 @@ async fn dashboard_answers_refuse_framing_sniffing_and_referrers() {
             assert_eq!(h["referrer-policy"], "same-origin", "{l}");
             assert_eq!(h["cache-control"], "no-store", "{l}");
         }
+        // Every inline script of a page carries this response's nonce; another response
+        // gets another nonce.
+        let html = app.html(&client, "/login").await;
+        let scripts = html.matches("<script").count();
+        assert!(scripts > 0, "{l}");
+        assert!(
+            !html.contains(&format!("nonce=\"{nonce}\"")),
+            "{l}: a nonce reused"
+        );
+        let fresh = html
+            .split("nonce=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("{l}: no nonce in the page"));
+        assert_eq!(
+            html.matches(&format!("nonce=\"{fresh}\"")).count(),
+            scripts,
+            "{l}"
+        );
+        assert_ne!(fresh, nonce, "{l}");
     }
 }
 

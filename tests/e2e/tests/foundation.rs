@@ -1,7 +1,7 @@
 //! The foundation in a real browser: sign in as the printed admin, see the Chinese UI,
 //! switch to English, add a staff user, sign in as that user and see the Users page refused
 //! by the server; a wrong password shows the generic error and, after the limit, the
-//! throttle message.
+//! throttle message. An inline script injected into a signed-in page does not run.
 
 use paydesk_e2e::{Browser, Server};
 
@@ -36,6 +36,24 @@ async fn admin_signs_in_adds_staff_and_staff_is_refused_then_throttled() -> anyh
     b.wait_for_text("h1", "用户管理").await?;
     b.wait_for_text(".nav", "我的账户").await?;
     b.screenshot("users").await?;
+
+    // The page's security policy: its own inline scripts carry its nonce and ran (it
+    // hydrated); one injected without the nonce does not run.
+    b.wait_for_hydration().await?;
+    let injected_ran = b
+        .client
+        .execute(
+            "const s = document.createElement('script'); \
+             s.textContent = 'window.__injected = 1'; document.head.appendChild(s); \
+             return window.__injected === 1;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        injected_ran.as_bool(),
+        Some(false),
+        "an injected inline script ran"
+    );
 
     // Switch to English.
     b.click("a[data-testid=lang-switch]").await?;
