@@ -118,6 +118,9 @@ fn set_page_policy() {
     let nonce = leptos::nonce::use_nonce();
     let response = use_context::<leptos_axum::ResponseOptions>();
     let (Some(nonce), Some(response)) = (nonce, response) else {
+        // leptos_axum provides both for every page it renders; without them the page
+        // keeps only the server's base policy, which must not go unnoticed.
+        tracing::error!("no nonce for the page's security policy; scripts are not restricted");
         return;
     };
     match http::HeaderValue::from_str(&page_policy(&nonce)) {

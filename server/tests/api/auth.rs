@@ -136,19 +136,20 @@ async fn a_cross_site_server_function_call_is_refused_before_it_runs() {
 }
 
 /// Every dashboard answer asks the browser not to frame it (clickjacking an approval), not
-/// to sniff its type, not to send its URL to other sites and not to keep it on disk: pages,
-/// server functions and the layers' own refusals alike.
+/// to sniff its type, not to send its URL to other sites and not to keep it on disk: pages
+/// (the not-found page too), server functions and the layers' own refusals alike. A page
+/// also allows scripts only from the dashboard or with its own nonce, which every inline
+/// script of that page's HTML carries, and each page gets a fresh one.
 #[tokio::test]
 async fn dashboard_answers_refuse_framing_sniffing_and_referrers() {
     for app in spawn_apps().await {
         let l = app.db.label;
         let client = app.client();
-        let page = client
-            .get(app.url("/login"))
-            .headers(html_headers())
-            .send()
-            .await
-            .unwrap();
+        let page = |path: &'static str| client.get(app.url(path)).headers(html_headers()).send();
+        let (login, missing) = (
+            page("/login").await.unwrap(),
+            page("/no-such-page").await.unwrap(),
+        );
         let unauthorized = client
             .post(app.url("/api/users/list"))
             .send()
@@ -160,55 +161,52 @@ async fn dashboard_answers_refuse_framing_sniffing_and_referrers() {
             .send()
             .await
             .unwrap();
-        assert_eq!(page.status(), 200, "{l}");
+        assert_eq!(login.status(), 200, "{l}");
+        assert_eq!(missing.status(), 404, "{l}");
         assert_eq!(unauthorized.status(), 401, "{l}");
         assert_eq!(cross_site.status(), 403, "{l}");
-        // A page also allows scripts only from the dashboard or with its own nonce, which
-        // every inline script of its HTML carries.
-        let policy = page.headers()["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .to_owned();
-        let nonce = policy
-            .split("'nonce-")
-            .nth(1)
-            .and_then(|rest| rest.split('\'').next())
-            .unwrap_or_else(|| panic!("{l}: no nonce in {policy}"))
-            .to_owned();
-        assert!(nonce.len() >= 16, "{l} {nonce}");
-        assert!(policy.contains("script-src 'self' 'nonce-"), "{l} {policy}");
-        assert!(policy.contains("default-src 'self'"), "{l} {policy}");
-        for res in [page, unauthorized, cross_site] {
+        for res in [&login, &missing, &unauthorized, &cross_site] {
             let h = res.headers();
             assert_eq!(h["x-frame-options"], "DENY", "{l} {}", res.url());
             let csp = h["content-security-policy"].to_str().unwrap();
             assert!(csp.contains("frame-ancestors 'none'"), "{l} {csp}");
             assert!(csp.contains("base-uri 'none'"), "{l} {csp}");
             assert!(csp.contains("form-action 'self'"), "{l} {csp}");
+            assert_eq!(
+                h.get_all("content-security-policy").iter().count(),
+                1,
+                "{l}"
+            );
             assert_eq!(h["x-content-type-options"], "nosniff", "{l}");
             assert_eq!(h["referrer-policy"], "same-origin", "{l}");
             assert_eq!(h["cache-control"], "no-store", "{l}");
         }
-        // Every inline script of a page carries this response's nonce; another response
-        // gets another nonce.
-        let html = app.html(&client, "/login").await;
-        let scripts = html.matches("<script").count();
-        assert!(scripts > 0, "{l}");
-        assert!(
-            !html.contains(&format!("nonce=\"{nonce}\"")),
-            "{l}: a nonce reused"
-        );
-        let fresh = html
-            .split("nonce=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap_or_else(|| panic!("{l}: no nonce in the page"));
-        assert_eq!(
-            html.matches(&format!("nonce=\"{fresh}\"")).count(),
-            scripts,
-            "{l}"
-        );
-        assert_ne!(fresh, nonce, "{l}");
+        let mut nonces = Vec::new();
+        for res in [login, missing] {
+            let policy = res.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(policy.contains("default-src 'self'"), "{l} {policy}");
+            assert!(policy.contains("script-src 'self' 'nonce-"), "{l} {policy}");
+            let nonce = policy
+                .split("'nonce-")
+                .nth(1)
+                .and_then(|rest| rest.split('\'').next())
+                .unwrap_or_else(|| panic!("{l}: no nonce in {policy}"))
+                .to_owned();
+            assert!(nonce.len() >= 16, "{l} {nonce}");
+            let html = res.text().await.unwrap();
+            let scripts = html.matches("<script").count();
+            assert!(scripts > 0, "{l}");
+            assert_eq!(
+                html.matches(&format!("nonce=\"{nonce}\"")).count(),
+                scripts,
+                "{l}: every inline script carries the response's nonce"
+            );
+            nonces.push(nonce);
+        }
+        assert_ne!(nonces[0], nonces[1], "{l}: a nonce reused");
     }
 }
 
