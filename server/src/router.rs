@@ -93,8 +93,8 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         // Outermost, so the layers' own answers (a refused cross-site request) carry them
-        // too: no framing (a refund approved through an invisible frame), no sniffing, no
-        // referrer to other sites.
+        // too: what every answer asks of the browser (no framing, no sniffing, no referrer
+        // to other sites, nothing kept on disk).
         .layer(middleware::from_fn(security_headers::add));
 
     // WeChat Pay's callbacks are authenticated by their signature, not by a session: they

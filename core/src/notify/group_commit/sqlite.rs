@@ -139,8 +139,8 @@ impl Connection {
 
     /// For each request, one after the other (those `more` adds last, while fewer than
     /// `max` and while `more` yields them: the caller bounds the time): the conditional
-    /// update; if it did not take, the order's state to judge it
-    /// by; then its `notifications` row.
+    /// update; if it did not take, the order's state to judge it by; then its
+    /// `notifications` row.
     fn apply_all(
         &self,
         batch: &mut Vec<Request>,
@@ -220,7 +220,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let findings = super::super::super::Findings {
+        let findings = crate::notify::Findings {
             out_trade_no: Some(no.to_owned()),
             transaction_id: n.transaction_id.clone(),
             total_fee: Some(n.total_fee),
