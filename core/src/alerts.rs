@@ -1,7 +1,9 @@
 //! Merchant alerts (seed 004's real-time order alert): one webhook POST per paid order —
 //! for example to a WeCom group robot — kept in `alert_deliveries` and retried with backoff
-//! until delivered or out of attempts. Sending happens beside the notification path, never
-//! in it: the notification reply does not wait for the merchant's webhook.
+//! until delivered or out of attempts. The row is an outbox: it is written by a trigger in
+//! the transaction that marks the order paid ([`configure`]), and sent afterwards by the
+//! alert job of whichever instance claims it. Sending happens beside the notification path,
+//! never in it: the notification reply does not wait for the merchant's webhook.
 
 use sqlx::FromRow;
 
@@ -48,53 +50,74 @@ pub struct DeliveryStatus {
     pub last_error: Option<String>,
 }
 
-/// Queues the alert for a paid order (once per order: a second call does nothing) and
-/// claims it for immediate sending. Returns the delivery when this call queued it.
-pub async fn enqueue(
-    db: &Db,
-    order_id: i64,
-    out_trade_no: &str,
-    target: &str,
-    payload: &str,
-) -> Result<Option<Delivery>, CoreError> {
-    let now = now_ms();
-    Ok(sqlx::query_as::<_, Delivery>(
-        r#"insert into alert_deliveries (order_id, out_trade_no, target, payload, status,
-               attempts, next_attempt_at, created_at, updated_at)
-           values ($1, $2, $3, $4, 'pending', 0, $5, $6, $6)
-           on conflict (order_id) do nothing
-           returning id, order_id, out_trade_no, target, payload, attempts"#,
+/// Turns the outbox on for `target` (the webhook's host), or off with `None`. While it is
+/// on, every order moved to `PAID` gets its delivery row in the payment's own transaction
+/// (the trigger `orders_paid_alert`, migrations/*/20261211000010_alert_outbox.sql), whichever
+/// path paid it; while it is off none is queued. The setting is the database's, shared by
+/// every instance on it: the server writes it at start from `PAYDESK_ALERTS__WEBHOOK_URL`.
+pub async fn configure(db: &Db, target: Option<&str>) -> Result<(), CoreError> {
+    match target {
+        Some(target) => {
+            sqlx::query(
+                r#"insert into alert_settings (id, target, updated_at) values (1, $1, $2)
+                   on conflict (id) do update set target = excluded.target,
+                       updated_at = excluded.updated_at"#,
+            )
+            .bind(target)
+            .bind(now_ms())
+            .execute(db.writer())
+            .await?;
+        }
+        None => {
+            sqlx::query("delete from alert_settings")
+                .execute(db.writer())
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// The webhook host the outbox queues alerts for, if alerts are on.
+pub async fn configured_target(db: &Db) -> Result<Option<String>, CoreError> {
+    Ok(
+        sqlx::query_scalar("select target from alert_settings where id = 1")
+            .fetch_optional(db.reader())
+            .await?,
     )
-    .bind(order_id)
-    .bind(out_trade_no)
-    .bind(target)
-    .bind(payload)
-    .bind(now + CLAIM_MS)
-    .bind(now)
-    .fetch_optional(db.writer())
-    .await?)
 }
 
 /// Claims up to `limit` pending deliveries that are due, reserving them for [`CLAIM_MS`]
-/// (on PostgreSQL rows another instance is claiming are skipped).
+/// (on PostgreSQL rows another instance is claiming are skipped). Due and reserved are
+/// judged by the database's clock ([`crate::leases::clock_ms`]), so instances whose clocks
+/// disagree never send one alert at once.
 pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Delivery>, CoreError> {
-    let now = now_ms();
+    let clock = crate::leases::clock_ms(db.backend());
     let lock = match db.backend() {
         Backend::Postgres => "for update skip locked",
         Backend::Sqlite => "",
     };
     Ok(sqlx::query_as::<_, Delivery>(&format!(
-        r#"update alert_deliveries set next_attempt_at = $1, updated_at = $2
+        r#"update alert_deliveries set next_attempt_at = {clock} + $1, updated_at = {clock}
            where id in (select id from alert_deliveries
-                        where status = 'pending' and next_attempt_at <= $2
-                        order by next_attempt_at limit $3 {lock})
+                        where status = 'pending' and next_attempt_at <= {clock}
+                        order by next_attempt_at limit $2 {lock})
            returning id, order_id, out_trade_no, target, payload, attempts"#
     ))
-    .bind(now + CLAIM_MS)
-    .bind(now)
+    .bind(CLAIM_MS)
     .bind(limit)
     .fetch_all(db.writer())
     .await?)
+}
+
+/// Stores the body a claimed delivery is about to send (built from the order when it is
+/// first sent: the outbox row is written without one).
+pub async fn set_payload(db: &Db, delivery: &Delivery) -> Result<(), CoreError> {
+    sqlx::query("update alert_deliveries set payload = $1 where id = $2")
+        .bind(&delivery.payload)
+        .bind(delivery.id)
+        .execute(db.writer())
+        .await?;
+    Ok(())
 }
 
 /// What one attempt came to.
@@ -120,7 +143,6 @@ pub async fn record_attempt(
     delivery: &Delivery,
     attempt: &Attempt,
 ) -> Result<(), CoreError> {
-    let now = now_ms();
     let attempts = delivery.attempts + 1;
     let (status, next, http_status, error) = match attempt {
         Attempt::Delivered { http_status } => {
@@ -133,7 +155,7 @@ pub async fn record_attempt(
             match wait {
                 Some(s) => (
                     "pending",
-                    Some(now + s * 1000),
+                    Some(s * 1000),
                     http_status.map(i64::from),
                     Some(error.as_str()),
                 ),
@@ -146,18 +168,19 @@ pub async fn record_attempt(
             }
         }
     };
-    sqlx::query(
+    // The next attempt is timed by the database's clock, like the claim that will take it.
+    let clock = crate::leases::clock_ms(db.backend());
+    sqlx::query(&format!(
         r#"update alert_deliveries
-           set status = $1, attempts = $2, next_attempt_at = $3, http_status = $4,
-               last_error = $5, updated_at = $6
-           where id = $7"#,
-    )
+           set status = $1, attempts = $2, next_attempt_at = {clock} + $3, http_status = $4,
+               last_error = $5, updated_at = {clock}
+           where id = $6"#
+    ))
     .bind(status)
     .bind(attempts)
     .bind(next)
     .bind(http_status)
     .bind(error)
-    .bind(now)
     .bind(delivery.id)
     .execute(db.writer())
     .await?;

@@ -2,10 +2,37 @@
 //! a row in `job_leases`. A claim is one conditional update, taken only when no other
 //! instance holds an unexpired lease and the day has not been done yet; a crashed run's
 //! lease runs out and another instance takes the day over.
+//!
+//! Every lease in paydesk (these, the order sync's, the refunds', the merchant alerts') is
+//! timed by the database's clock ([`clock_ms`]), never by the instance's: two instances
+//! whose clocks disagree still agree on whether a lease ran out, so they never both hold
+//! one unit of work.
 
-use crate::{CoreError, Db};
+use crate::{Backend, CoreError, Db};
 
-/// Claims `day` of `job` for `holder` until `now + lease_ms`. True when this call took it.
+/// The database's clock as UTC milliseconds, as a SQL expression with one value per
+/// statement: what every lease is taken, extended and judged expired by.
+pub(crate) fn clock_ms(backend: Backend) -> &'static str {
+    match backend {
+        // statement_timestamp(): the same value for every row of one statement
+        // (clock_timestamp() moves during it, now() stops at the transaction's start).
+        Backend::Postgres => "(extract(epoch from statement_timestamp()) * 1000)::bigint",
+        // 'now' is fixed for one sqlite3_step(); one host, so it is every instance's clock.
+        Backend::Sqlite => "cast(round(unixepoch('subsec') * 1000) as integer)",
+    }
+}
+
+/// The database's clock now, in UTC milliseconds.
+pub async fn db_now_ms(db: &Db) -> Result<i64, CoreError> {
+    Ok(
+        sqlx::query_scalar(&format!("select {}", clock_ms(db.backend())))
+            .fetch_one(db.reader())
+            .await?,
+    )
+}
+
+/// Claims `day` of `job` for `holder` for `lease_ms` from the database's clock (`now`, the
+/// instance's, only stamps the row). True when this call took it.
 pub async fn claim_day(
     db: &Db,
     job: &str,
@@ -14,13 +41,14 @@ pub async fn claim_day(
     day: i64,
     lease_ms: i64,
 ) -> Result<bool, CoreError> {
-    let claimed = sqlx::query(
-        r#"update job_leases set holder = $1, leased_until = $2, updated_at = $3
-           where name = $4 and leased_until < $3
-             and (last_run_day is null or last_run_day < $5)"#,
-    )
+    let clock = clock_ms(db.backend());
+    let claimed = sqlx::query(&format!(
+        r#"update job_leases set holder = $1, leased_until = {clock} + $2, updated_at = $3
+           where name = $4 and leased_until < {clock}
+             and (last_run_day is null or last_run_day < $5)"#
+    ))
     .bind(holder)
-    .bind(now.saturating_add(lease_ms))
+    .bind(lease_ms)
     .bind(now)
     .bind(job)
     .bind(day)
@@ -52,20 +80,21 @@ pub async fn finish_day(
     Ok(())
 }
 
-/// Keeps `job` from every instance until `until` without marking the day done: the next
-/// try of a day that could not be finished yet.
+/// Keeps `job` from every instance for `for_ms` more (by the database's clock) without
+/// marking the day done: the next try of a day that could not be finished yet.
 pub async fn postpone(
     db: &Db,
     job: &str,
     holder: &str,
-    until: i64,
+    for_ms: i64,
     now: i64,
 ) -> Result<(), CoreError> {
-    sqlx::query(
-        r#"update job_leases set leased_until = $1, updated_at = $2
-           where name = $3 and holder = $4"#,
-    )
-    .bind(until)
+    let clock = clock_ms(db.backend());
+    sqlx::query(&format!(
+        r#"update job_leases set leased_until = {clock} + $1, updated_at = $2
+           where name = $3 and holder = $4"#
+    ))
+    .bind(for_ms)
     .bind(now)
     .bind(job)
     .bind(holder)

@@ -416,6 +416,11 @@ pub fn rules() -> Vec<Rule> {
             "kept: staff's own openids (removed by their owner; they stop anyone approving a refund of their own payment)",
         ),
         Rule::kept(
+            "alert_settings",
+            "保留：商户提醒的设置，一行",
+            "kept: the merchant alert setting, one row",
+        ),
+        Rule::kept(
             "job_leases",
             "保留：每个定时任务一行",
             "kept: one row per scheduled job",

@@ -173,12 +173,12 @@ pub fn closable_from(order: &Order) -> i64 {
 /// Claims up to `limit` due orders (awaiting payment, `next_sync_at <= now`) for this instance by
 /// moving their `next_sync_at` to `now + lease` in one statement, and returns them as
 /// claimed (their `next_sync_at` is the lease's end, which [`sync_claimed_order`] checks
-/// before it reschedules). On PostgreSQL rows another instance is claiming are skipped
+/// before it reschedules). `now` is the database's clock ([`crate::leases`]), so an
+/// instance whose clock runs ahead takes no order another instance still holds. On PostgreSQL rows another instance is claiming are skipped
 /// (`for update skip locked`); on SQLite the statement is a single write transaction, so
 /// concurrent claims queue behind each other and never return the same order.
 pub async fn claim_due_orders(
     db: &Db,
-    now: i64,
     lease: Duration,
     limit: i64,
 ) -> Result<Vec<Order>, CoreError> {
@@ -186,21 +186,20 @@ pub async fn claim_due_orders(
         Backend::Postgres => "for update skip locked",
         Backend::Sqlite => "",
     };
-    let until = now.saturating_add(duration_ms(lease));
+    let clock = crate::leases::clock_ms(db.backend());
     // updated_at stays: a lease is bookkeeping, not a change of the order.
     let awaiting = awaiting_payment!();
     let claimed: Vec<String> = sqlx::query_scalar(&format!(
-        r#"update orders set next_sync_at = $1
+        r#"update orders set next_sync_at = {clock} + $1
            where status in ({awaiting})
              and id in (select id from orders
-                        where status in ({awaiting}) and next_sync_at <= $2
+                        where status in ({awaiting}) and next_sync_at <= {clock}
                         order by next_sync_at
-                        limit $3
+                        limit $2
                         {lock})
            returning out_trade_no"#
     ))
-    .bind(until)
-    .bind(now)
+    .bind(duration_ms(lease))
     .bind(limit)
     .fetch_all(db.writer())
     .await?;
@@ -253,17 +252,15 @@ async fn reschedule(
     claimed: &Order,
 ) -> Result<Option<Order>, CoreError> {
     let attempts = claimed.sync_attempts.saturating_add(1);
-    let now = now_ms();
-    let next = now.saturating_add(duration_ms(policy.delay_after(attempts)));
-    let updated = sqlx::query(concat!(
-        "update orders set next_sync_at = $1, sync_attempts = $2, updated_at = $3 ",
-        "where id = $4 and next_sync_at = $5 and status in (",
-        awaiting_payment!(),
-        ")"
+    // Timed by the database's clock, like the claim that will take it next.
+    let clock = crate::leases::clock_ms(db.backend());
+    let updated = sqlx::query(&format!(
+        "update orders set next_sync_at = {clock} + $1, sync_attempts = $2, updated_at = {clock} \
+         where id = $3 and next_sync_at = $4 and status in ({})",
+        awaiting_payment!()
     ))
-    .bind(next)
+    .bind(duration_ms(policy.delay_after(attempts)))
     .bind(attempts)
-    .bind(now)
     .bind(claimed.id)
     .bind(claimed.next_sync_at)
     .execute(db.writer())

@@ -86,10 +86,24 @@ async fn run_once(db: &Db, api: &MockApi, events: &EventBus) -> Vec<Refund> {
     run_at(db, api, events, now_ms()).await
 }
 
-/// Claims what is due at `at` (ms) and works on each once.
+/// Claims what is due at `at` (ms) and works on each once. The job's leases and schedules
+/// follow the database's clock, so the time is moved by moving the refunds' times: back by
+/// `at - now` before the run, forward by as much after it (what the run wrote, in the
+/// database's time, lands in the test's).
 async fn run_at(db: &Db, api: &MockApi, events: &EventBus, at: i64) -> Vec<Refund> {
+    let shift = at - now_ms();
+    let move_times = |by: i64| async move {
+        sqlx::query(
+            "update refunds set next_attempt_at = next_attempt_at + $1, updated_at = updated_at + $1",
+        )
+        .bind(by)
+        .execute(db.writer())
+        .await
+        .unwrap();
+    };
+    move_times(-shift).await;
     let mut out = Vec::new();
-    for c in refunds::claim_due(db, at, Duration::from_secs(60), 10)
+    for c in refunds::claim_due(db, Duration::from_secs(60), 10)
         .await
         .unwrap()
     {
@@ -99,6 +113,7 @@ async fn run_at(db: &Db, api: &MockApi, events: &EventBus, at: i64) -> Vec<Refun
                 .unwrap(),
         );
     }
+    move_times(shift).await;
     out
 }
 

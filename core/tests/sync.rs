@@ -434,7 +434,7 @@ async fn a_claim_takes_only_due_unpaid_orders_and_concurrent_claims_never_share_
 
         // Act: four claimers at once, five orders each at most
         let claims =
-            futures::future::join_all((0..4).map(|_| sync::claim_due_orders(&t.db, now, lease, 5)))
+            futures::future::join_all((0..4).map(|_| sync::claim_due_orders(&t.db, lease, 5)))
                 .await;
 
         // Assert
@@ -442,7 +442,12 @@ async fn a_claim_takes_only_due_unpaid_orders_and_concurrent_claims_never_share_
             .into_iter()
             .flat_map(|c| c.unwrap())
             .map(|o| {
-                assert_eq!(o.next_sync_at, Some(now + 60_000), "{}", t.label);
+                let until = o.next_sync_at.unwrap();
+                assert!(
+                    (now + 60_000..now + 65_000).contains(&until),
+                    "{}: the lease ends 60 s from the claim: {until}",
+                    t.label
+                );
                 o.out_trade_no
             })
             .collect();
@@ -457,8 +462,44 @@ async fn a_claim_takes_only_due_unpaid_orders_and_concurrent_claims_never_share_
         );
         assert_eq!(total, 20, "{}", t.label);
         assert!(claimed.iter().all(|no| no.starts_with("S-CLAIM-")));
-        let again = sync::claim_due_orders(&t.db, now, lease, 50).await.unwrap();
+        let again = sync::claim_due_orders(&t.db, lease, 50).await.unwrap();
         assert!(again.is_empty(), "{}: leases hold", t.label);
+    }
+}
+
+#[tokio::test]
+async fn a_lease_is_judged_by_the_database_clock() {
+    for t in databases().await {
+        // Arrange: an order another instance holds for 30 s more by the database's clock
+        let db_now = paydesk_core::leases::db_now_ms(&t.db).await.unwrap();
+        assert!(
+            (db_now - now_ms()).abs() < 5_000,
+            "{}: the database's clock is this host's",
+            t.label
+        );
+        new_order(&t.db, "S-CLOCK-1", Some(db_now + 30_000)).await;
+        let lease = Duration::from_secs(60);
+
+        // Act
+        let held = sync::claim_due_orders(&t.db, lease, 10).await.unwrap();
+        sqlx::query("update orders set next_sync_at = $1 where out_trade_no = 'S-CLOCK-1'")
+            .bind(db_now - 1)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        let ran_out = sync::claim_due_orders(&t.db, lease, 10).await.unwrap();
+
+        // Assert: taken only once the lease ran out, and the new one ends 60 s from the
+        // database's now
+        assert!(held.is_empty(), "{}: a held lease was taken", t.label);
+        assert_eq!(ran_out.len(), 1, "{}", t.label);
+        let until = ran_out[0].next_sync_at.unwrap();
+        let after = paydesk_core::leases::db_now_ms(&t.db).await.unwrap();
+        assert!(
+            (db_now + 60_000..=after + 60_000).contains(&until),
+            "{}: {until} not 60 s after {db_now}..{after}",
+            t.label
+        );
     }
 }
 
@@ -471,10 +512,16 @@ async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
         new_order(&t.db, "S-BACKOFF-1", Some(start)).await;
         let mut gaps = Vec::new();
 
-        // Act: five rounds, each claiming at the time the last one scheduled
+        // Act: five rounds, each claiming once the time the last one scheduled has come
+        // (the schedule moved back to now: leases and schedules follow the database's clock)
         let mut due = start;
         for _ in 0..5 {
-            let claimed = sync::claim_due_orders(&t.db, due, policy.lease, 10)
+            sqlx::query("update orders set next_sync_at = $1 where out_trade_no = 'S-BACKOFF-1'")
+                .bind(now_ms() - 1)
+                .execute(t.db.writer())
+                .await
+                .unwrap();
+            let claimed = sync::claim_due_orders(&t.db, policy.lease, 10)
                 .await
                 .unwrap();
             assert_eq!(claimed.len(), 1, "{}", t.label);
@@ -509,7 +556,7 @@ async fn an_expired_claimed_order_is_closed_and_not_rescheduled() {
             .execute(t.db.writer())
             .await
             .unwrap();
-        let claimed = sync::claim_due_orders(&t.db, now, policy.lease, 10)
+        let claimed = sync::claim_due_orders(&t.db, policy.lease, 10)
             .await
             .unwrap();
 
@@ -535,7 +582,7 @@ async fn a_failed_query_is_an_error_and_the_order_is_still_rescheduled() {
         let policy = job_policy();
         let now = now_ms();
         new_order(&t.db, "S-FAIL-1", Some(now)).await;
-        let claimed = sync::claim_due_orders(&t.db, now, policy.lease, 10)
+        let claimed = sync::claim_due_orders(&t.db, policy.lease, 10)
             .await
             .unwrap();
 
@@ -628,7 +675,7 @@ async fn a_young_order_is_not_closed_at_wechat_pay_and_the_job_asks_about_it_ins
 
         // Act: closing it calls nothing (MockApi without expectations panics on a call)
         let early = sync::close_order(&t.db, &MockApi::new(), &EventBus::new(), &order).await;
-        let claimed = sync::claim_due_orders(&t.db, now, policy.lease, 10)
+        let claimed = sync::claim_due_orders(&t.db, policy.lease, 10)
             .await
             .unwrap();
         let synced = sync::sync_claimed_order(

@@ -6,12 +6,13 @@
 //! on SQLite, the multi-row update on PostgreSQL), orderquery (the sync job), and each form
 //! of the update on its own.
 
+use paydesk_core::alerts;
 use paydesk_core::events::EventBus;
 use paydesk_core::notify::{self, Verdict};
 use paydesk_core::orders::{self, Order, OrderStatus};
 use paydesk_core::sync;
 use paydesk_core::testing::{self, databases, PayPath, TestDb};
-use paydesk_core::Db;
+use paydesk_core::{Backend, Db};
 use wxpay::{MockApi, OrderQueryResponse, Params};
 
 const FEE: i64 = 1280;
@@ -217,4 +218,91 @@ async fn every_payment_path_pays_an_order_whose_first_attempt_failed() {
             assert_paid_once(&t.db, &order, OrderStatus::Paid, &tid(4, k), &what).await;
         }
     }
+}
+
+/// Every path that pays an order writes its merchant alert in the payment's transaction
+/// (the outbox): queued once per paid order while alerts are on, never while they are off,
+/// and a payment whose alert cannot be written is not committed either.
+#[tokio::test]
+async fn every_payment_path_queues_the_alert_with_the_payment_and_only_then() {
+    for t in databases().await {
+        for (k, path) in Path::all(&t).into_iter().enumerate() {
+            let what = format!("{} {path:?}", t.label);
+
+            // Alerts on: paid once (and reported twice) is one pending alert for the host.
+            alerts::configure(&t.db, Some("qyapi.weixin.qq.com"))
+                .await
+                .unwrap();
+            let order = due_order(&t.db, &format!("TR-ALERT-{k}")).await;
+            assert!(path.pay(&t.db, &order, &tid(4, k)).await, "{what}");
+            assert!(path.pay(&t.db, &order, &tid(4, k)).await, "{what}: again");
+            let queued = alerts::for_order(&t.db, order.id).await.unwrap();
+            let queued = queued.unwrap_or_else(|| panic!("{what}: no alert queued"));
+            assert_eq!(queued.status, "pending", "{what}");
+            assert_eq!(queued.attempts, 0, "{what}");
+            let rows: i64 =
+                sqlx::query_scalar("select count(*) from alert_deliveries where order_id = $1")
+                    .bind(order.id)
+                    .fetch_one(t.db.reader())
+                    .await
+                    .unwrap();
+            assert_eq!(rows, 1, "{what}");
+
+            // Alerts off: a paid order queues nothing.
+            alerts::configure(&t.db, None).await.unwrap();
+            let quiet = due_order(&t.db, &format!("TR-QUIET-{k}")).await;
+            assert!(path.pay(&t.db, &quiet, &tid(5, k)).await, "{what}");
+            assert_eq!(
+                alerts::for_order(&t.db, quiet.id).await.unwrap(),
+                None,
+                "{what}"
+            );
+
+            // An alert that cannot be written takes the payment down with it.
+            alerts::configure(&t.db, Some("qyapi.weixin.qq.com"))
+                .await
+                .unwrap();
+            refuse_alerts(&t, true).await;
+            let refused = due_order(&t.db, &format!("TR-REFUSED-{k}")).await;
+            let taken = match path {
+                Path::Transition(p) => {
+                    testing::pay_via(&t.db, p, refused.id, &tid(6, k), Some(BANK), PAID_AT)
+                        .await
+                        .is_ok()
+                }
+                _ => path.pay(&t.db, &refused, &tid(6, k)).await,
+            };
+            refuse_alerts(&t, false).await;
+            assert!(!taken, "{what}: paid without its alert");
+            let after = stored(&t.db, &refused).await;
+            assert_eq!(after.status, OrderStatus::NotPay, "{what}");
+            assert_eq!(
+                alerts::for_order(&t.db, refused.id).await.unwrap(),
+                None,
+                "{what}"
+            );
+            alerts::configure(&t.db, None).await.unwrap();
+        }
+    }
+}
+
+/// Makes every insert into the alert outbox fail (`on`), or stops doing so.
+async fn refuse_alerts(t: &TestDb, on: bool) {
+    let sql = match (t.db.backend(), on) {
+        (Backend::Sqlite, true) => {
+            "create trigger refuse_alerts before insert on alert_deliveries \
+             begin select raise(abort, 'alert outbox refused'); end;"
+        }
+        (Backend::Sqlite, false) => "drop trigger refuse_alerts;",
+        (Backend::Postgres, true) => {
+            "create function refuse_alerts() returns trigger language plpgsql as $$ \
+             begin raise exception 'alert outbox refused'; end $$; \
+             create trigger refuse_alerts before insert on alert_deliveries \
+             for each row execute function refuse_alerts();"
+        }
+        (Backend::Postgres, false) => {
+            "drop trigger refuse_alerts on alert_deliveries; drop function refuse_alerts();"
+        }
+    };
+    sqlx::raw_sql(sql).execute(t.db.writer()).await.unwrap();
 }

@@ -55,6 +55,15 @@ impl Application {
                 paydesk_core::users::FirstAdmin::FromConfig => Bootstrap::AdminFromConfig,
                 paydesk_core::users::FirstAdmin::Generated(p) => Bootstrap::AdminGenerated(p),
             };
+        // The alert outbox follows this instance's setting (shared by every instance on
+        // the database: the README asks for the same on each).
+        let alert_target =
+            settings.alerts.webhook_url.as_ref().map(|url| {
+                crate::jobs::alerts::target_host(secrecy::ExposeSecret::expose_secret(url))
+            });
+        paydesk_core::alerts::configure(&db, alert_target.as_deref())
+            .await
+            .context("writing the merchant alert setting")?;
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding PAYDESK_LISTEN (listen) {}", settings.listen))?;

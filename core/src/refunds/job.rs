@@ -77,7 +77,8 @@ pub struct Claimed {
     /// The lease's end (`next_attempt_at`): every write checks it, so a claim that ran out
     /// and was taken over by another instance writes nothing.
     lease_until: i64,
-    /// When it was claimed (the claim's `now`): which of its scheduled looks this is.
+    /// When it was claimed (the database's clock at the claim): which of its scheduled
+    /// looks this is.
     claimed_at: i64,
 }
 
@@ -86,40 +87,37 @@ pub struct Claimed {
 /// `next_attempt_at <= now`) by moving their `next_attempt_at` to `now + lease` in one
 /// statement, exactly like the order sync's claim: PostgreSQL skips rows another instance
 /// is claiming (`for update skip locked`); on SQLite the statement is one write transaction.
-pub async fn claim_due(
-    db: &Db,
-    now: i64,
-    lease: Duration,
-    limit: i64,
-) -> Result<Vec<Claimed>, CoreError> {
+/// `now` is the database's clock ([`crate::leases`]), as for every write below that renews
+/// or ends the lease: an instance whose clock runs ahead takes no refund another holds.
+pub async fn claim_due(db: &Db, lease: Duration, limit: i64) -> Result<Vec<Claimed>, CoreError> {
     let lock = match db.backend() {
         Backend::Postgres => "for update skip locked",
         Backend::Sqlite => "",
     };
-    let until = now.saturating_add(duration_ms(lease));
-    let ids: Vec<i64> = sqlx::query_scalar(&format!(
-        r#"update refunds set next_attempt_at = $1
+    let clock = crate::leases::clock_ms(db.backend());
+    let lease_ms = duration_ms(lease);
+    let rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
+        r#"update refunds set next_attempt_at = {clock} + $1
            where status in ('APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE', 'FAILED')
              and id in (select id from refunds
                         where status in ('APPROVED', 'SUBMITTED', 'PROCESSING', 'CHANGE', 'FAILED')
-                          and next_attempt_at <= $2
+                          and next_attempt_at <= {clock}
                         order by next_attempt_at
-                        limit $3
+                        limit $2
                         {lock})
-           returning id"#
+           returning id, next_attempt_at"#
     ))
-    .bind(until)
-    .bind(now)
+    .bind(lease_ms)
     .bind(limit)
     .fetch_all(db.writer())
     .await?;
-    let mut claimed = Vec::with_capacity(ids.len());
-    for id in ids {
+    let mut claimed = Vec::with_capacity(rows.len());
+    for (id, until) in rows {
         if let Some(refund) = find(db, id).await? {
             claimed.push(Claimed {
                 refund,
                 lease_until: until,
-                claimed_at: now,
+                claimed_at: until.saturating_sub(lease_ms),
             });
         }
     }
@@ -215,23 +213,24 @@ async fn submit(
     let refund = &claimed.refund;
     let now = now_ms();
     // The lease is renewed with the mark, so it covers the call that follows.
-    let lease_until = now.saturating_add(duration_ms(policy.lease));
-    let marked = sqlx::query(
+    let clock = crate::leases::clock_ms(db.backend());
+    let marked: Option<i64> = sqlx::query_scalar(&format!(
         r#"update refunds
-           set status = 'SUBMITTED', attempts = attempts + 1, next_attempt_at = $1,
+           set status = 'SUBMITTED', attempts = attempts + 1, next_attempt_at = {clock} + $1,
                updated_at = $2
-           where id = $3 and status in ('APPROVED', 'SUBMITTED') and next_attempt_at = $4"#,
-    )
-    .bind(lease_until)
+           where id = $3 and status in ('APPROVED', 'SUBMITTED') and next_attempt_at = $4
+           returning next_attempt_at"#
+    ))
+    .bind(duration_ms(policy.lease))
     .bind(now)
     .bind(refund.id)
     .bind(claimed.lease_until)
-    .execute(db.writer())
+    .fetch_optional(db.writer())
     .await?;
-    if marked.rows_affected() != 1 {
+    let Some(lease_until) = marked else {
         tracing::info!("the refund's lease was taken over; leaving it");
         return reload(db, refund.id).await;
-    }
+    };
     let submitted = reload(db, refund.id).await?;
     if refund.status != RefundStatus::Submitted {
         publish(events, &submitted);
@@ -419,19 +418,19 @@ async fn retry_later(
     claimed: &Claimed,
     failure: &Failure,
 ) -> Result<Refund, CoreError> {
-    let now = now_ms();
-    let next = now.saturating_add(duration_ms(
-        policy.retry_after(claimed.refund.attempts.max(1)),
-    ));
-    sqlx::query(
+    let clock = crate::leases::clock_ms(db.backend());
+    sqlx::query(&format!(
         r#"update refunds
-           set last_error_code = $1, last_error = $2, next_attempt_at = $3, updated_at = $4
-           where id = $5 and status = 'SUBMITTED' and next_attempt_at = $6"#,
-    )
+           set last_error_code = $1, last_error = $2, next_attempt_at = {clock} + $3,
+               updated_at = $4
+           where id = $5 and status = 'SUBMITTED' and next_attempt_at = $6"#
+    ))
     .bind(&failure.code)
     .bind(&failure.message)
-    .bind(next)
-    .bind(now)
+    .bind(duration_ms(
+        policy.retry_after(claimed.refund.attempts.max(1)),
+    ))
+    .bind(now_ms())
     .bind(claimed.refund.id)
     .bind(claimed.lease_until)
     .execute(db.writer())
@@ -448,19 +447,18 @@ async fn fail(
     claimed: &Claimed,
     failure: &Failure,
 ) -> Result<Refund, CoreError> {
-    let now = now_ms();
-    let check = (claimed.refund.attempts > 1)
-        .then(|| now.saturating_add(duration_ms(policy.failed_checks[0])));
-    let updated = sqlx::query(
+    let check = (claimed.refund.attempts > 1).then(|| duration_ms(policy.failed_checks[0]));
+    let clock = crate::leases::clock_ms(db.backend());
+    let updated = sqlx::query(&format!(
         r#"update refunds
            set status = 'FAILED', last_error_code = $1, last_error = $2,
-               next_attempt_at = $3, updated_at = $4
-           where id = $5 and status = 'SUBMITTED' and next_attempt_at = $6"#,
-    )
+               next_attempt_at = {clock} + $3, updated_at = $4
+           where id = $5 and status = 'SUBMITTED' and next_attempt_at = $6"#
+    ))
     .bind(&failure.code)
     .bind(&failure.message)
     .bind(check)
-    .bind(now)
+    .bind(now_ms())
     .bind(claimed.refund.id)
     .bind(claimed.lease_until)
     .execute(db.writer())
@@ -501,11 +499,12 @@ async fn check_failed_later(
 /// Sets the next look at a claimed refund (if this instance still holds it).
 async fn reschedule(db: &Db, claimed: &Claimed, after: Duration) -> Result<Refund, CoreError> {
     // updated_at stays: it marks when the status last changed (the query backoff's base).
-    sqlx::query(
-        r#"update refunds set next_attempt_at = $1
-           where id = $2 and status = $3 and next_attempt_at = $4"#,
-    )
-    .bind(now_ms().saturating_add(duration_ms(after)))
+    let clock = crate::leases::clock_ms(db.backend());
+    sqlx::query(&format!(
+        r#"update refunds set next_attempt_at = {clock} + $1
+           where id = $2 and status = $3 and next_attempt_at = $4"#
+    ))
+    .bind(duration_ms(after))
     .bind(claimed.refund.id)
     .bind(claimed.refund.status.as_str())
     .bind(claimed.lease_until)

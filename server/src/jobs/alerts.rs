@@ -1,7 +1,10 @@
 //! Merchant alerts: for each paid order, a POST to the configured webhook (a WeCom group
-//! robot by default), queued in `alert_deliveries` and retried with backoff
-//! ([`paydesk_core::alerts`]). It listens to the event bus, so the notification reply never
-//! waits for it. Logs name the webhook's host only: its URL carries the robot's key.
+//! robot by default). The delivery row is queued in the payment's own transaction (the
+//! outbox of [`paydesk_core::alerts`]); this job claims due rows, builds each body from the
+//! order on its first attempt, sends it and retries with backoff. It looks at once when an
+//! order is paid (the event bus) and every [`TICK`] for the rest (retries, rows another
+//! instance's crash left), so the notification reply never waits for it and no alert waits
+//! for a restart. Logs name the webhook's host only: its URL carries the robot's key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +21,8 @@ use crate::state::AppState;
 
 /// How often queued retries (and deliveries left by a restart) are looked for.
 const TICK: Duration = Duration::from_secs(2);
+/// How many due alerts one claim takes.
+const CLAIM_BATCH: i64 = 20;
 /// How long the webhook gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -47,6 +52,7 @@ pub fn target_host(url: &str) -> String {
 
 pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut stop: Stop) {
     let mut events = state.events.subscribe();
+    let target = target_host(url.expose_secret());
     let http = match reqwest::Client::builder().timeout(TIMEOUT).build() {
         Ok(c) => c,
         Err(e) => {
@@ -54,7 +60,6 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
             return;
         }
     };
-    let target = target_host(url.expose_secret());
     let sender = Arc::new(Sender {
         db: state.db.clone(),
         url,
@@ -65,49 +70,41 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
     loop {
         tokio::select! {
             received = events.recv() => match received {
-                Ok(Event::OrderPaid { order_id, out_trade_no, .. }) => {
-                    match queue(&sender, &target, order_id, &out_trade_no).await {
-                        Ok(Some(delivery)) => {
-                            let s = sender.clone();
-                            tokio::spawn(async move { s.attempt(delivery).await });
-                        }
-                        Ok(None) => {}
-                        Err(e) => tracing::error!(error = %e, order.out_trade_no = %out_trade_no, "queueing a merchant alert failed"),
-                    }
-                }
-                Ok(_) => {}
-                Err(RecvError::Lagged(n)) => tracing::error!(missed = n, "merchant alerts fell behind the event stream; some paid orders get no alert"),
+                // Its row was written with the payment; a lag loses nothing but the hurry.
+                Ok(Event::OrderPaid { .. }) | Err(RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
                 Err(RecvError::Closed) => break,
             },
             done = stop.sleep(TICK) => {
                 if done {
                     break;
                 }
-                match alerts::claim_due(&sender.db, 20).await {
-                    Ok(due) => {
-                        for delivery in due {
-                            let s = sender.clone();
-                            tokio::spawn(async move { s.attempt(delivery).await });
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "looking for due merchant alerts failed"),
-                }
             }
         }
+        send_due(&sender).await;
     }
 }
 
-async fn queue(
-    sender: &Sender,
-    target: &str,
-    order_id: i64,
-    out_trade_no: &str,
-) -> Result<Option<Delivery>, paydesk_core::CoreError> {
-    let order = orders::find_by_out_trade_no(&sender.db, out_trade_no)
-        .await?
-        .ok_or(paydesk_core::CoreError::NotFound)?;
-    let payload = payload(sender.format, &order).to_string();
-    alerts::enqueue(&sender.db, order_id, out_trade_no, target, &payload).await
+/// Claims what is due and sends each in a task of its own, as many rounds as come full.
+async fn send_due(sender: &Arc<Sender>) {
+    loop {
+        match alerts::claim_due(&sender.db, CLAIM_BATCH).await {
+            Ok(due) => {
+                let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= CLAIM_BATCH;
+                for delivery in due {
+                    let s = sender.clone();
+                    tokio::spawn(async move { s.attempt(delivery).await });
+                }
+                if !full {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for due merchant alerts failed");
+                return;
+            }
+        }
+    }
 }
 
 /// The message for a paid order.
@@ -143,7 +140,32 @@ pub fn payload(format: Format, order: &orders::Order) -> serde_json::Value {
 }
 
 impl Sender {
+    /// The body of a claimed delivery: the one stored, or (first attempt) built from the
+    /// order and stored, so every retry sends the same.
+    async fn with_payload(
+        &self,
+        mut delivery: Delivery,
+    ) -> Result<Delivery, paydesk_core::CoreError> {
+        if delivery.payload.is_empty() {
+            let order = orders::find_by_out_trade_no(&self.db, &delivery.out_trade_no)
+                .await?
+                .ok_or(paydesk_core::CoreError::NotFound)?;
+            delivery.payload = payload(self.format, &order).to_string();
+            alerts::set_payload(&self.db, &delivery).await?;
+        }
+        Ok(delivery)
+    }
+
     async fn attempt(&self, delivery: Delivery) {
+        let no = delivery.out_trade_no.clone();
+        let delivery = match self.with_payload(delivery).await {
+            Ok(d) => d,
+            Err(e) => {
+                // The claim runs out and a later round tries again.
+                tracing::error!(error = %e, order.out_trade_no = %no, "building a merchant alert failed");
+                return;
+            }
+        };
         let outcome = self.send(&delivery.payload).await;
         match &outcome {
             Attempt::Delivered { http_status } => tracing::info!(

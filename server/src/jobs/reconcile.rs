@@ -84,14 +84,7 @@ async fn catch_up(
             days = unfinished,
             "earlier days could not be reconciled yet; trying again later"
         );
-        return leases::postpone(
-            &state.db,
-            reconcile::CATCH_UP_JOB,
-            holder,
-            done + retry_ms,
-            done,
-        )
-        .await;
+        return leases::postpone(&state.db, reconcile::CATCH_UP_JOB, holder, retry_ms, done).await;
     }
     leases::finish_day(&state.db, reconcile::CATCH_UP_JOB, holder, today, done).await
 }
@@ -134,7 +127,7 @@ async fn turn(
                 error = report.day.error.as_deref().unwrap_or(""),
                 "yesterday's bill could not be reconciled yet; trying again later"
             );
-            leases::postpone(&state.db, reconcile::JOB, holder, done + retry_ms, done).await
+            leases::postpone(&state.db, reconcile::JOB, holder, retry_ms, done).await
         }
         status => {
             tracing::info!(

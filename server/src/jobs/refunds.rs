@@ -47,8 +47,7 @@ pub(super) async fn run(state: AppState, mut stop: Stop) {
     loop {
         // Work first: refunds approved or left SUBMITTED before a restart are due now.
         loop {
-            let now = paydesk_core::now_ms();
-            let claimed = match refunds::claim_due(&state.db, now, policy.lease, BATCH).await {
+            let claimed = match refunds::claim_due(&state.db, policy.lease, BATCH).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming refunds failed; trying again next tick");

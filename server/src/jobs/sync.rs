@@ -31,7 +31,7 @@ pub(super) async fn run(state: AppState, mut stop: Stop) {
         // A full batch means more may be due: claim again at once rather than a tick later.
         loop {
             let now = paydesk_core::now_ms();
-            let claimed = match sync::claim_due_orders(&state.db, now, policy.lease, BATCH).await {
+            let claimed = match sync::claim_due_orders(&state.db, policy.lease, BATCH).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     tracing::warn!(error = %e, "claiming orders to sync failed; trying again next tick");

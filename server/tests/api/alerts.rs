@@ -170,3 +170,48 @@ async fn a_json_webhook_gets_the_paid_order_once_even_when_the_notification_repe
         assert_eq!(bodies[0]["amount"], "¥9.90");
     }
 }
+
+#[tokio::test]
+async fn two_instances_send_each_queued_alert_once() {
+    let (robot, url) = start_robot(vec![json!({ "received": true })], true).await;
+    let settings = json!({ "alerts": { "webhook_url": url, "format": "json" } });
+    for app in spawn_apps_with(settings.clone()).await {
+        // Arrange: a second instance with the same webhook on the same database, and 30
+        // orders paid behind both instances' backs (their rows due at once)
+        robot.bodies.lock().unwrap().clear();
+        let _second = crate::helpers::spawn_sibling(&app, settings.clone()).await;
+        let mut ids = Vec::new();
+        for k in 0..30 {
+            let order = create_order(&app, &format!("ALERT-2I-{k}"), 100 + k, SignType::Md5).await;
+            let paid = paydesk_core::testing::pay_via(
+                &app.db.db,
+                paydesk_core::testing::PayPath::Single,
+                order.id,
+                &format!("4200000000202612071{k:09}"),
+                None,
+                paydesk_core::now_ms(),
+            )
+            .await
+            .unwrap();
+            assert!(paid);
+            ids.push(order.id);
+        }
+
+        // Act: both instances' alert jobs look for due rows every 2 s
+        for id in &ids {
+            wait_for_delivery(&app, *id, |d| d.status == "delivered").await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        // Assert: each order's alert reached the webhook exactly once
+        let bodies = robot.bodies.lock().unwrap().clone();
+        let mut sent: Vec<String> = bodies
+            .iter()
+            .map(|b| b["out_trade_no"].as_str().unwrap().to_owned())
+            .collect();
+        sent.sort();
+        let mut expected: Vec<String> = (0..30).map(|k| format!("ALERT-2I-{k}")).collect();
+        expected.sort();
+        assert_eq!(sent, expected, "{}", app.db.label);
+    }
+}
