@@ -28,6 +28,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     port: u16,
+    /// PostgreSQL: the event relay to the other instances (stops when dropped).
+    _relay: Option<paydesk_core::events::Relay>,
 }
 
 /// What `Application::build` did on an empty database.
@@ -82,6 +84,9 @@ impl Application {
             .with_observer(api_calls.clone());
         let merchant = Arc::new(sandbox_merchant(merchant, &wxpay).await?);
         let events = EventBus::new();
+        // Several instances share PostgreSQL: each one's events reach every dashboard.
+        let relay = (db.backend() == paydesk_core::Backend::Postgres)
+            .then(|| events.relay_postgres(&settings.database_url, db.writer().clone()));
         let intake = Intake::with_policy(
             db.clone(),
             merchant.clone(),
@@ -131,6 +136,7 @@ impl Application {
                 router,
                 state,
                 port: local.port(),
+                _relay: relay,
             },
             bootstrap,
         ))
@@ -152,17 +158,24 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let jobs = crate::jobs::Jobs::start(&self.state);
+        let Application {
+            listener,
+            router,
+            state,
+            _relay: relay,
+            ..
+        } = self;
+        let jobs = crate::jobs::Jobs::start(&state);
         let served = axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await;
         jobs.stop(std::time::Duration::from_secs(10)).await;
-        self.state.api_calls.flush().await;
-        self.state.db.close().await;
+        drop(relay);
+        state.api_calls.flush().await;
+        state.db.close().await;
         served.context("serving HTTP")
     }
 }

@@ -3,8 +3,10 @@
 //! here on the server); each event is one SSE message whose `event:` is its type
 //! (`order_paid`, `order_closed`, `notification_rejected`, `refund_changed`,
 //! `exceptions_changed`) and whose data is the event as JSON. A subscriber that falls behind
-//! is told how many it missed (`event: lagged`) and carries on; a keep-alive comment every
-//! 15 s holds proxies open.
+//! is told how many it missed (`event: lagged`) and carries on; so is every stream when
+//! events from other instances may have been missed (the PostgreSQL relay's connection was
+//! re-made, [`EventBus::missed`]), with `lagged` data `0`. A keep-alive comment every 15 s
+//! holds proxies open.
 //!
 //! An open stream checks its session again every [`RECHECK`]: after a sign-out, a password
 //! change or reset, or the account's deactivation it ends, and the browser's reconnect is
@@ -26,6 +28,7 @@ use paydesk_core::sessions::DbSessionStore;
 use paydesk_core::Db;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
+use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tower_sessions::session::Id;
 use tower_sessions::Session;
@@ -49,7 +52,7 @@ async fn events(State(db): State<Db>, State(bus): State<EventBus>, session: Sess
     let Some(id) = session.id() else {
         return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };
-    Sse::new(stream_of(bus.subscribe(), db, id))
+    Sse::new(stream_of(bus.subscribe(), bus.missed(), db, id))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
@@ -65,6 +68,7 @@ async fn still_signed_in(db: &Db, id: Id) -> bool {
 /// An open stream: its events, and the session it checks every [`RECHECK`].
 struct Open {
     rx: Receiver<Event>,
+    missed: watch::Receiver<u64>,
     db: Db,
     id: Id,
     recheck: Interval,
@@ -72,13 +76,16 @@ struct Open {
 
 fn stream_of(
     rx: Receiver<Event>,
+    mut missed: watch::Receiver<u64>,
     db: Db,
     id: Id,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK, RECHECK);
     recheck.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    missed.mark_unchanged();
     let open = Open {
         rx,
+        missed,
         db,
         id,
         recheck,
@@ -96,6 +103,12 @@ fn stream_of(
                     }
                     Err(RecvError::Closed) => return None,
                 },
+                changed = open.missed.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    break SseEvent::default().event("lagged").data("0");
+                }
                 _ = open.recheck.tick() => {
                     if !still_signed_in(&open.db, open.id).await {
                         return None;

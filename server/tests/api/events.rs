@@ -124,3 +124,60 @@ async fn an_open_stream_ends_when_its_session_does_and_others_go_on() {
         assert!(text.contains("LIVE-2"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn a_stream_held_by_one_instance_shows_a_payment_applied_by_another() {
+    for app in spawn_apps().await {
+        if app.db.label != "postgres" {
+            continue; // Several instances share PostgreSQL; SQLite keeps the in-process bus.
+        }
+        // Arrange: a second instance on the database; the admin signed in on the first
+        // watches live on the second (the session is the database's, not an instance's)
+        let second = crate::helpers::spawn_sibling(&app, serde_json::json!({})).await;
+        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+        let mut res = admin
+            .get(format!("{}/api/events", second.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        create_order(&app, "LIVE-X1", 4321, SignType::Md5).await;
+        // The relay's LISTEN may still be starting: pay once it is surely up, by sending
+        // refused callbacks until one shows on the second instance's stream.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let bad = signed_notification(&app, "LIVE-X1", 4321).replace("<sign>", "<sign>0");
+            post_notification(&app.base, bad).await;
+            let (text, ended) = read_until(
+                &mut res,
+                tokio::time::Instant::now() + Duration::from_millis(500),
+                |t| t.contains("event: notification_rejected"),
+            )
+            .await;
+            assert!(!ended, "the stream ended: {text}");
+            if text.contains("event: notification_rejected") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the relay never carried an event"
+            );
+        }
+
+        // Act: the first instance applies the payment
+        let (_, reply) =
+            post_notification(&app.base, signed_notification(&app, "LIVE-X1", 4321)).await;
+        let (text, _) = read_until(
+            &mut res,
+            tokio::time::Instant::now() + Duration::from_secs(10),
+            |t| t.contains("event: order_paid"),
+        )
+        .await;
+
+        // Assert: the second instance streamed it, as the first published it
+        assert!(reply.contains("SUCCESS"), "{reply}");
+        assert!(text.contains("event: order_paid"), "{text}");
+        assert!(text.contains("\"out_trade_no\":\"LIVE-X1\""), "{text}");
+        assert!(text.contains("\"total_fee\":4321"), "{text}");
+    }
+}
