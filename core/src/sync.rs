@@ -211,6 +211,28 @@ pub async fn claim_due_orders(
     Ok(orders)
 }
 
+/// Gives claimed orders back before their lease runs out (an instance stopping with work it
+/// has not started): each is due again at once for any instance, unless its lease was
+/// taken over meanwhile. Returns how many were given back.
+pub async fn release(db: &Db, claimed: &[Order]) -> Result<u64, CoreError> {
+    let clock = crate::leases::clock_ms(db.backend());
+    let sql = format!(
+        "update orders set next_sync_at = {clock} where id = $1 and next_sync_at = $2 \
+         and status in ({})",
+        awaiting_payment!()
+    );
+    let mut released = 0;
+    for order in claimed {
+        released += sqlx::query(&sql)
+            .bind(order.id)
+            .bind(order.next_sync_at)
+            .execute(db.writer())
+            .await?
+            .rows_affected();
+    }
+    Ok(released)
+}
+
 /// Does the job's work on one order claimed by [`claim_due_orders`] at `now`: an expired
 /// order (`expires_at <= now`) is closed with [`close_order`], any other is refreshed with
 /// [`refresh_order`]. If it still awaits its payment afterwards (unpaid, or the call failed), its

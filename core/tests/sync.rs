@@ -504,6 +504,37 @@ async fn a_lease_is_judged_by_the_database_clock() {
 }
 
 #[tokio::test]
+async fn claimed_orders_given_back_are_due_at_once_unless_taken_over() {
+    for t in databases().await {
+        // Arrange: three due orders claimed by an instance that is stopping
+        let now = now_ms();
+        for i in 0..3 {
+            new_order(&t.db, &format!("S-BACK-{i}"), Some(now - 1000)).await;
+        }
+        let lease = Duration::from_secs(60);
+        let claimed = sync::claim_due_orders(&t.db, lease, 10).await.unwrap();
+        assert_eq!(claimed.len(), 3, "{}", t.label);
+        // One of them was taken over meanwhile (its lease ran out, another claimed it).
+        sqlx::query(
+            "update orders set next_sync_at = next_sync_at + 1 where out_trade_no = 'S-BACK-0'",
+        )
+        .execute(t.db.writer())
+        .await
+        .unwrap();
+
+        // Act
+        let released = sync::release(&t.db, &claimed).await.unwrap();
+        let again = sync::claim_due_orders(&t.db, lease, 10).await.unwrap();
+
+        // Assert: the two still held are due for anyone now; the taken one stays taken
+        assert_eq!(released, 2, "{}", t.label);
+        let mut again: Vec<String> = again.into_iter().map(|o| o.out_trade_no).collect();
+        again.sort();
+        assert_eq!(again, ["S-BACK-1", "S-BACK-2"], "{}", t.label);
+    }
+}
+
+#[tokio::test]
 async fn a_claimed_order_still_unpaid_is_rescheduled_with_backoff() {
     for t in databases().await {
         // Arrange

@@ -30,6 +30,8 @@ pub struct Application {
     port: u16,
     /// PostgreSQL: the event relay to the other instances (stops when dropped).
     _relay: Option<paydesk_core::events::Relay>,
+    /// Begins the shutdown (`state.stopping`).
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// What `Application::build` did on an empty database.
@@ -111,6 +113,7 @@ impl Application {
         let doctor = Arc::new(paydesk_core::doctor::Doctor::new(
             crate::doctor::server_setup(&settings, &pay),
         ));
+        let (stop, stopping) = crate::jobs::Stop::channel();
         let state = AppState {
             leptos_options,
             db,
@@ -128,6 +131,7 @@ impl Application {
             trusted_proxies,
             disk,
             doctor,
+            stopping,
         };
         let router = router(state.clone());
         Ok((
@@ -137,6 +141,7 @@ impl Application {
                 state,
                 port: local.port(),
                 _relay: relay,
+                stop,
             },
             bootstrap,
         ))
@@ -163,15 +168,28 @@ impl Application {
             router,
             state,
             _relay: relay,
+            stop,
             ..
         } = self;
         let jobs = crate::jobs::Jobs::start(&state);
+        // On the signal: no new connections, idle ones closed, requests in flight (the
+        // callbacks among them) answered, live streams ended (the browser reconnects to
+        // another instance), and the jobs give back what they claimed but did not start.
+        let stop = Arc::new(stop);
+        let begin = {
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            }
+        };
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(begin)
         .await;
+        let _ = stop.send(true);
         jobs.stop(std::time::Duration::from_secs(10)).await;
         drop(relay);
         state.api_calls.flush().await;

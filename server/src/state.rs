@@ -55,6 +55,8 @@ pub struct AppState {
     pub disk: Arc<DiskMonitor>,
     /// The pre-flight checks of the Settings page (`crate::doctor::server_setup`).
     pub doctor: Arc<Doctor>,
+    /// Fires when the server begins to shut down: jobs stop, live streams end.
+    pub stopping: crate::jobs::Stop,
 }
 
 /// The pay flow's settings, resolved at start.

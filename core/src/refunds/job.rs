@@ -124,6 +124,26 @@ pub async fn claim_due(db: &Db, lease: Duration, limit: i64) -> Result<Vec<Claim
     Ok(claimed)
 }
 
+/// Gives claimed refunds back before their lease runs out (an instance stopping with work
+/// it has not started): each is due again at once for any instance, unless its lease was
+/// taken over meanwhile. Returns how many were given back.
+pub async fn release(db: &Db, claimed: &[Claimed]) -> Result<u64, CoreError> {
+    let clock = crate::leases::clock_ms(db.backend());
+    let sql = format!(
+        "update refunds set next_attempt_at = {clock} where id = $1 and next_attempt_at = $2"
+    );
+    let mut released = 0;
+    for c in claimed {
+        released += sqlx::query(&sql)
+            .bind(c.refund.id)
+            .bind(c.lease_until)
+            .execute(db.writer())
+            .await?
+            .rows_affected();
+    }
+    Ok(released)
+}
+
 /// Works on one refund claimed by [`claim_due`]:
 ///
 /// - `APPROVED` → [submitted](RefundStatus::Submitted) (committed, attempts + 1), then

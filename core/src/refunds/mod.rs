@@ -51,7 +51,7 @@ pub(crate) mod outcome;
 mod request;
 mod status;
 
-pub use job::{claim_due, process_claimed, recheck, Claimed, Rechecked, RefundPolicy};
+pub use job::{claim_due, process_claimed, recheck, release, Claimed, Rechecked, RefundPolicy};
 pub(crate) use outcome::{apply_result, from_wechat, WxResult};
 pub use request::{approve, file, reject, request};
 pub use status::RefundStatus;

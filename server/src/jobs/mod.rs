@@ -1,6 +1,8 @@
 //! Background jobs started with the server (docs/style.md §2: they live beside the router and
-//! stop with it). Each job is a loop that ends when [`Stop`] fires; [`Jobs::stop`] waits for
-//! them to finish what they are doing, then aborts any that take too long.
+//! stop with it). Each job is a loop that ends when [`Stop`] fires, which is when the server
+//! begins to shut down (SIGTERM), while the HTTP side drains: work a job claimed but has not
+//! started goes back to the other instances at once. [`Jobs::stop`] waits for them to finish
+//! what they are doing, then aborts any that take too long.
 
 use std::time::Duration;
 
@@ -21,11 +23,22 @@ mod sessions;
 mod sync;
 mod totals;
 
-/// A job's view of the shutdown signal.
-#[derive(Clone)]
+/// A job's (or a live stream's) view of the shutdown signal.
+#[derive(Clone, Debug)]
 pub struct Stop(watch::Receiver<bool>);
 
 impl Stop {
+    /// A signal and its view: sending `true` begins the shutdown.
+    pub fn channel() -> (watch::Sender<bool>, Stop) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Stop(rx))
+    }
+
+    /// Completes when shutdown begins (or its sender is gone).
+    pub async fn begun(&mut self) {
+        let _ = self.0.wait_for(|stopping| *stopping).await;
+    }
+
     /// Whether shutdown has begun.
     pub fn is_set(&self) -> bool {
         *self.0.borrow()
@@ -45,19 +58,16 @@ impl Stop {
 
 /// The running jobs.
 pub struct Jobs {
-    stop: watch::Sender<bool>,
     handles: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl Jobs {
-    /// Starts every job the settings ask for.
+    /// Starts every job the settings ask for; they stop when `state.stopping` fires.
     pub fn start(state: &AppState) -> Jobs {
-        let (tx, rx) = watch::channel(false);
         let mut jobs = Jobs {
-            stop: tx,
             handles: Vec::new(),
         };
-        let stop = Stop(rx);
+        let stop = state.stopping.clone();
         jobs.add(
             "expired-sessions",
             sessions::run(state.db.clone(), stop.clone()),
@@ -132,9 +142,8 @@ impl Jobs {
         self.handles.push((name, tokio::spawn(fut)));
     }
 
-    /// Signals every job to stop and waits up to `grace` for each.
+    /// Waits up to `grace` for each job to stop (once `state.stopping` fired).
     pub async fn stop(self, grace: Duration) {
-        let _ = self.stop.send(true);
         for (name, mut handle) in self.handles {
             if tokio::time::timeout(grace, &mut handle).await.is_err() {
                 tracing::warn!(job = name, "job did not stop in time; aborted");

@@ -56,7 +56,7 @@ pub(super) async fn run(state: AppState, mut stop: Stop) {
             };
             let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= BATCH;
             if !claimed.is_empty() {
-                work_on(&state, &policy, claimed).await;
+                work_on(&state, &policy, claimed, &stop).await;
             }
             if !full || stop.is_set() {
                 break;
@@ -86,11 +86,24 @@ async fn approval(events: &mut broadcast::Receiver<Event>) {
 
 /// Works on the claimed refunds, [`CONCURRENCY`] at a time, each in its own task (a panic
 /// costs one refund one round: its lease runs out and it is claimed again).
-async fn work_on(state: &AppState, policy: &RefundPolicy, claimed: Vec<Claimed>) {
+async fn work_on(state: &AppState, policy: &RefundPolicy, claimed: Vec<Claimed>, stop: &Stop) {
     let mut running = JoinSet::new();
-    for c in claimed {
+    let mut claimed = claimed.into_iter();
+    while let Some(c) = claimed.next() {
         while running.len() >= CONCURRENCY {
             finished(running.join_next().await);
+        }
+        if stop.is_set() {
+            // Stopping: what has not started goes back to every instance now, not when
+            // its lease runs out.
+            let rest: Vec<Claimed> = std::iter::once(c).chain(claimed).collect();
+            match refunds::release(&state.db, &rest).await {
+                Ok(n) => tracing::info!(refunds = n, "stopping: claimed refunds given back"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "giving claimed refunds back failed; their leases run out")
+                }
+            }
+            break;
         }
         let (db, api, events, policy) = (
             state.db.clone(),

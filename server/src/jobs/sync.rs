@@ -41,7 +41,7 @@ pub(super) async fn run(state: AppState, mut stop: Stop) {
             let full = i64::try_from(claimed.len()).unwrap_or(i64::MAX) >= BATCH;
             if !claimed.is_empty() {
                 tracing::debug!(orders = claimed.len(), "syncing due orders");
-                work_on(&state, policy, claimed, now).await;
+                work_on(&state, policy, claimed, now, &stop).await;
             }
             if !full || stop.is_set() {
                 break;
@@ -53,11 +53,24 @@ pub(super) async fn run(state: AppState, mut stop: Stop) {
 /// Syncs the claimed orders, [`CONCURRENCY`] at a time. Each runs in its own task, so even
 /// a panic costs one order one round (its lease runs out and it is claimed again), never
 /// the loop.
-async fn work_on(state: &AppState, policy: SyncPolicy, claimed: Vec<Order>, now: i64) {
+async fn work_on(state: &AppState, policy: SyncPolicy, claimed: Vec<Order>, now: i64, stop: &Stop) {
     let mut running = JoinSet::new();
-    for order in claimed {
+    let mut claimed = claimed.into_iter();
+    while let Some(order) = claimed.next() {
         while running.len() >= CONCURRENCY {
             finished(running.join_next().await);
+        }
+        if stop.is_set() {
+            // Stopping: what has not started goes back to every instance now, not when
+            // its lease runs out.
+            let rest: Vec<Order> = std::iter::once(order).chain(claimed).collect();
+            match sync::release(&state.db, &rest).await {
+                Ok(n) => tracing::info!(orders = n, "stopping: claimed orders given back"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "giving claimed orders back failed; their leases run out")
+                }
+            }
+            break;
         }
         let (db, api, events) = (state.db.clone(), state.wxpay.clone(), state.events.clone());
         running.spawn(async move {

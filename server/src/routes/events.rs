@@ -8,6 +8,10 @@
 //! re-made, [`EventBus::missed`]), with `lagged` data `0`. A keep-alive comment every 15 s
 //! holds proxies open.
 //!
+//! When the instance begins to shut down every stream ends, after a last message that asks
+//! the browser to reconnect within [`RECONNECT`]: behind a proxy it reconnects to another
+//! instance (and refetches, as after any reconnect).
+//!
 //! An open stream checks its session again every [`RECHECK`]: after a sign-out, a password
 //! change or reset, or the account's deactivation it ends, and the browser's reconnect is
 //! refused like any other request of that session.
@@ -33,6 +37,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tower_sessions::session::Id;
 use tower_sessions::Session;
 
+use crate::jobs::Stop;
 use crate::state::AppState;
 
 /// The live event route.
@@ -40,10 +45,18 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/events", get(events))
 }
 
+/// How soon a browser whose stream ended because this instance stops should reconnect.
+const RECONNECT: Duration = Duration::from_millis(500);
+
 /// How often an open stream checks that its session still stands.
 const RECHECK: Duration = Duration::from_secs(10);
 
-async fn events(State(db): State<Db>, State(bus): State<EventBus>, session: Session) -> Response {
+async fn events(
+    State(db): State<Db>,
+    State(bus): State<EventBus>,
+    State(stopping): State<Stop>,
+    session: Session,
+) -> Response {
     match app::server::ssr::session_user(&session, &db).await {
         Ok(Some(_)) => {}
         Ok(None) => return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response(),
@@ -52,7 +65,7 @@ async fn events(State(db): State<Db>, State(bus): State<EventBus>, session: Sess
     let Some(id) = session.id() else {
         return (StatusCode::UNAUTHORIZED, "sign in first\n").into_response();
     };
-    Sse::new(stream_of(bus.subscribe(), bus.missed(), db, id))
+    Sse::new(stream_of(bus.subscribe(), bus.missed(), stopping, db, id))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
@@ -69,6 +82,9 @@ async fn still_signed_in(db: &Db, id: Id) -> bool {
 struct Open {
     rx: Receiver<Event>,
     missed: watch::Receiver<u64>,
+    stopping: Stop,
+    /// The last message went out: end.
+    ended: bool,
     db: Db,
     id: Id,
     recheck: Interval,
@@ -77,6 +93,7 @@ struct Open {
 fn stream_of(
     rx: Receiver<Event>,
     mut missed: watch::Receiver<u64>,
+    stopping: Stop,
     db: Db,
     id: Id,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
@@ -86,11 +103,16 @@ fn stream_of(
     let open = Open {
         rx,
         missed,
+        stopping,
+        ended: false,
         db,
         id,
         recheck,
     };
     stream::unfold(open, |mut open| async move {
+        if open.ended {
+            return None;
+        }
         let message = loop {
             tokio::select! {
                 received = open.rx.recv() => break match received {
@@ -108,6 +130,10 @@ fn stream_of(
                         return None;
                     }
                     break SseEvent::default().event("lagged").data("0");
+                }
+                () = open.stopping.begun() => {
+                    open.ended = true;
+                    break SseEvent::default().retry(RECONNECT).comment("this instance is stopping");
                 }
                 _ = open.recheck.tick() => {
                     if !still_signed_in(&open.db, open.id).await {

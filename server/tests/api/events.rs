@@ -125,6 +125,26 @@ async fn an_open_stream_ends_when_its_session_does_and_others_go_on() {
     }
 }
 
+/// A second instance on `app`'s database, the admin signed in on the first, and the admin's
+/// live stream opened on the second.
+async fn watched_on_a_second_instance(
+    app: &crate::helpers::TestApp,
+) -> (
+    crate::helpers::SiblingApp,
+    reqwest::Client,
+    reqwest::Response,
+) {
+    let second = crate::helpers::spawn_sibling(app, serde_json::json!({})).await;
+    let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
+    let res = admin
+        .get(format!("{}/api/events", second.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{}", app.db.label);
+    (second, admin, res)
+}
+
 #[tokio::test]
 async fn a_stream_held_by_one_instance_shows_a_payment_applied_by_another() {
     for app in spawn_apps().await {
@@ -133,14 +153,7 @@ async fn a_stream_held_by_one_instance_shows_a_payment_applied_by_another() {
         }
         // Arrange: a second instance on the database; the admin signed in on the first
         // watches live on the second (the session is the database's, not an instance's)
-        let second = crate::helpers::spawn_sibling(&app, serde_json::json!({})).await;
-        let admin = app.signed_in("admin", ADMIN_PASSWORD).await;
-        let mut res = admin
-            .get(format!("{}/api/events", second.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
+        let (_second, _admin, mut res) = watched_on_a_second_instance(&app).await;
         create_order(&app, "LIVE-X1", 4321, SignType::Md5).await;
         // The relay's LISTEN may still be starting: pay once it is surely up, by sending
         // refused callbacks until one shows on the second instance's stream.
@@ -179,5 +192,33 @@ async fn a_stream_held_by_one_instance_shows_a_payment_applied_by_another() {
         assert!(text.contains("event: order_paid"), "{text}");
         assert!(text.contains("\"out_trade_no\":\"LIVE-X1\""), "{text}");
         assert!(text.contains("\"total_fee\":4321"), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_stopping_instance_ends_its_live_streams_asks_for_a_quick_reconnect_and_exits() {
+    for app in spawn_apps().await {
+        // Arrange: the admin's live stream is held by a second instance
+        let (second, admin, mut res) = watched_on_a_second_instance(&app).await;
+
+        // Act: SIGTERM's shutdown, with the stream open
+        let exited = second.stop();
+        let (text, ended) = read_until(
+            &mut res,
+            tokio::time::Instant::now() + Duration::from_secs(10),
+            |_| false,
+        )
+        .await;
+        let result = tokio::time::timeout(Duration::from_secs(15), exited)
+            .await
+            .expect("the instance exits with a live stream open");
+
+        // Assert: the stream ended after asking for a reconnect in half a second, the
+        // instance exited cleanly, and the session still works on the other instance
+        assert!(ended, "{}: the stream did not end: {text}", app.db.label);
+        assert!(text.contains("retry: 500"), "{text}");
+        result.unwrap().unwrap();
+        let again = admin.get(app.url("/api/events")).send().await.unwrap();
+        assert_eq!(again.status(), 200, "{}", app.db.label);
     }
 }

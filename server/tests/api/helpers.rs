@@ -299,11 +299,17 @@ async fn launch(
     let port = app.port();
     let state = app.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async move {
+    let running = tokio::spawn(app.run_until(async move {
         let _ = rx.await;
     }));
+    RUNNING.lock().unwrap().insert(port, running);
     (port, state, tx)
 }
+
+/// Each launched app's serving task, by port ([`SiblingApp::stop`] waits for one).
+static RUNNING: std::sync::Mutex<
+    std::collections::BTreeMap<u16, tokio::task::JoinHandle<anyhow::Result<()>>>,
+> = std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 async fn spawn_with(db: TestDb, extra: serde_json::Value) -> TestApp {
     let (port, state, shutdown) = launch(&db.url, extra).await;
@@ -345,6 +351,15 @@ pub async fn spawn_sibling(first: &TestApp, extra: serde_json::Value) -> Sibling
         base: format!("http://127.0.0.1:{port}"),
         state,
         shutdown: Some(shutdown),
+    }
+}
+
+impl SiblingApp {
+    /// Begins its shutdown, as SIGTERM does; the task that completes when it has exited.
+    pub fn stop(mut self) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        let port: u16 = self.base.rsplit(':').next().unwrap().parse().unwrap();
+        let _ = self.shutdown.take().unwrap().send(());
+        RUNNING.lock().unwrap().remove(&port).unwrap()
     }
 }
 
