@@ -3,6 +3,7 @@
 #   scripts/setup.sh build     wasm target + wasm-bindgen-cli (pinned to the crate version)
 #                              + tools/wasm-split (the splitter, into target/tools)
 #   scripts/setup.sh test      build + Chromium/ChromeDriver + PostgreSQL server binaries
+#                              + nginx (the cluster test's proxy, scripts/cluster.sh)
 #   scripts/setup.sh wasm-opt  binaryen 132 from npm into target/tools (release builds)
 #   scripts/setup.sh compressors  gzip and brotli (release builds precompress the front end)
 #   scripts/setup.sh playwright   Chromium + playwright-core (npm) into target/tools (first-load bench)
@@ -55,6 +56,8 @@ setup_test() {
   if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     apt_install postgresql
   fi
+  # Debian's nginx in front of the cluster test's instances (deploy/nginx.conf.template).
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || apt_install nginx-light
 }
 
 setup_wasm_opt() {

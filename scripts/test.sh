@@ -50,7 +50,9 @@ echo "PostgreSQL at ${PAYDESK_TEST_POSTGRES_URL}"
 step "unit, repository, HTTP and simulator tests (SQLite + PostgreSQL)"
 cargo test --no-fail-fast
 
-step "browser tests (headless Chromium)"
+step "browser tests (headless Chromium; the cluster of scripts/cluster.sh behind nginx)"
+# The cluster test runs the standalone simulator beside three instances.
+cargo build -p paydesk-sim --bin paydesk-sim
 cargo test -p paydesk-e2e --no-fail-fast
 
 step "all tests passed"
