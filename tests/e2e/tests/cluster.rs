@@ -341,6 +341,20 @@ window.__stopPages = false;
 })();
 "#;
 
+/// A new browser with the admin signed in through the proxy at `proxy`, on `path`.
+async fn signed_in_through(proxy: &str, path: &str) -> anyhow::Result<Browser> {
+    let b = Browser::start().await?;
+    b.client.goto(&format!("{proxy}/login?next={path}")).await?;
+    b.wait_for_hydration().await?;
+    b.fill("input[name=username]", "admin").await?;
+    b.fill("input[name=password]", ADMIN_PASSWORD).await?;
+    b.click("form[data-testid=login-form] button[type=submit]")
+        .await?;
+    b.wait_for_path(path).await?;
+    b.wait_for_hydration().await?;
+    Ok(b)
+}
+
 /// The path the browser shows once `url` has loaded.
 async fn path_after(b: &Browser, url: &str) -> anyhow::Result<String> {
     b.client.goto(url).await?;
@@ -370,19 +384,7 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
     ensure!(status_of(&format!("{proxy}/readyz"))? == 200, "the proxy");
 
     // Arrange: the admin signs in through the proxy and adds the product shoppers buy.
-    let admin = Browser::start().await?;
-    admin
-        .client
-        .goto(&format!("{proxy}/login?next=/products"))
-        .await?;
-    admin.wait_for_hydration().await?;
-    admin.fill("input[name=username]", "admin").await?;
-    admin.fill("input[name=password]", ADMIN_PASSWORD).await?;
-    admin
-        .click("form[data-testid=login-form] button[type=submit]")
-        .await?;
-    admin.wait_for_path("/products").await?;
-    admin.wait_for_hydration().await?;
+    let admin = signed_in_through(&proxy, "/products").await?;
     admin
         .wait_for_text("form[data-testid=add-product-form]", "")
         .await?;
@@ -411,18 +413,7 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
 
     // A second browser, signed in through the proxy (the session is the database's), watches
     // the home page live on the third instance, reached directly.
-    let watcher = Browser::start().await?;
-    watcher
-        .client
-        .goto(&format!("{proxy}/login?next=/"))
-        .await?;
-    watcher.wait_for_hydration().await?;
-    watcher.fill("input[name=username]", "admin").await?;
-    watcher.fill("input[name=password]", ADMIN_PASSWORD).await?;
-    watcher
-        .click("form[data-testid=login-form] button[type=submit]")
-        .await?;
-    watcher.wait_for_path("/").await?;
+    let watcher = signed_in_through(&proxy, "/").await?;
     watcher.client.goto(&format!("{third}/")).await?;
     watcher.wait_for_hydration().await?;
     ensure!(
