@@ -109,17 +109,6 @@ pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Delivery>, CoreError> 
     .await?)
 }
 
-/// Stores the body a claimed delivery is about to send (built from the order when it is
-/// first sent: the outbox row is written without one).
-pub async fn set_payload(db: &Db, delivery: &Delivery) -> Result<(), CoreError> {
-    sqlx::query("update alert_deliveries set payload = $1 where id = $2")
-        .bind(&delivery.payload)
-        .bind(delivery.id)
-        .execute(db.writer())
-        .await?;
-    Ok(())
-}
-
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attempt {
@@ -137,7 +126,9 @@ pub enum Attempt {
     },
 }
 
-/// Records an attempt: delivered, retried later per [`BACKOFF_SECONDS`], or failed for good.
+/// Records an attempt: delivered, retried later per [`BACKOFF_SECONDS`], or failed for good;
+/// and the body it sent (built from the order on the first attempt: the outbox row is
+/// written without one).
 pub async fn record_attempt(
     db: &Db,
     delivery: &Delivery,
@@ -173,14 +164,15 @@ pub async fn record_attempt(
     sqlx::query(&format!(
         r#"update alert_deliveries
            set status = $1, attempts = $2, next_attempt_at = {clock} + $3, http_status = $4,
-               last_error = $5, updated_at = {clock}
-           where id = $6"#
+               last_error = $5, updated_at = {clock}, payload = $6
+           where id = $7"#
     ))
     .bind(status)
     .bind(attempts)
     .bind(next)
     .bind(http_status)
     .bind(error)
+    .bind(&delivery.payload)
     .bind(delivery.id)
     .execute(db.writer())
     .await?;

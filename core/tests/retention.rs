@@ -358,7 +358,7 @@ async fn the_daily_run_is_claimed_once_among_instances() {
         );
         // Leases follow the database's clock: c's runs out when that clock passes it.
         sqlx::query("update job_leases set leased_until = leased_until - $1 where holder = 'c'")
-            .bind(lease)
+            .bind(lease + 1000)
             .execute(t.db.writer())
             .await
             .unwrap();

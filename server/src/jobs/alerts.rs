@@ -15,14 +15,17 @@ use paydesk_core::{orders, Db, Fen};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::Semaphore;
 
 use super::Stop;
 use crate::state::AppState;
 
 /// How often queued retries (and deliveries left by a restart) are looked for.
 const TICK: Duration = Duration::from_secs(2);
-/// How many due alerts one claim takes.
+/// How many due alerts one claim takes at most.
 const CLAIM_BATCH: i64 = 20;
+/// How many alerts are being sent at once, at most.
+const SENDING: usize = 16;
 /// How long the webhook gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -40,6 +43,8 @@ struct Sender {
     url: SecretString,
     format: Format,
     http: reqwest::Client,
+    /// Room for [`SENDING`] alerts in flight.
+    sending: Arc<Semaphore>,
 }
 
 /// The webhook's host, the only part of its URL that is logged or stored.
@@ -65,13 +70,17 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
         url,
         format,
         http,
+        sending: Arc::new(Semaphore::new(SENDING)),
     });
     tracing::info!(%target, "merchant alerts on");
     loop {
         tokio::select! {
             received = events.recv() => match received {
                 // Its row was written with the payment; a lag loses nothing but the hurry.
-                Ok(Event::OrderPaid { .. }) | Err(RecvError::Lagged(_)) => {}
+                Ok(Event::OrderPaid { .. }) | Err(RecvError::Lagged(_)) => {
+                    // One round for a burst of payments, not one per payment.
+                    while events.try_recv().is_ok() {}
+                }
                 Ok(_) => continue,
                 Err(RecvError::Closed) => break,
             },
@@ -85,24 +94,39 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
     }
 }
 
-/// Claims what is due and sends each in a task of its own, as many rounds as come full.
+/// Claims what is due, as many as [`SENDING`] leaves room for, and sends each in a task of
+/// its own; as many rounds as come full.
 async fn send_due(sender: &Arc<Sender>) {
     loop {
-        match alerts::claim_due(&sender.db, CLAIM_BATCH).await {
-            Ok(due) => {
-                let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= CLAIM_BATCH;
-                for delivery in due {
-                    let s = sender.clone();
-                    tokio::spawn(async move { s.attempt(delivery).await });
-                }
-                if !full {
-                    return;
-                }
+        // Room first: a claim starts the lease its sending must finish within.
+        let Ok(first) = sender.sending.clone().acquire_owned().await else {
+            return;
+        };
+        let mut permits = vec![first];
+        while permits.len() < CLAIM_BATCH as usize {
+            match sender.sending.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
             }
+        }
+        let limit = i64::try_from(permits.len()).unwrap_or(CLAIM_BATCH);
+        let due = match alerts::claim_due(&sender.db, limit).await {
+            Ok(due) => due,
             Err(e) => {
                 tracing::warn!(error = %e, "looking for due merchant alerts failed");
                 return;
             }
+        };
+        let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= limit;
+        for (delivery, permit) in due.into_iter().zip(permits) {
+            let s = sender.clone();
+            tokio::spawn(async move {
+                s.attempt(delivery).await;
+                drop(permit);
+            });
+        }
+        if !full {
+            return;
         }
     }
 }
@@ -141,7 +165,8 @@ pub fn payload(format: Format, order: &orders::Order) -> serde_json::Value {
 
 impl Sender {
     /// The body of a claimed delivery: the one stored, or (first attempt) built from the
-    /// order and stored, so every retry sends the same.
+    /// order; [`alerts::record_attempt`] stores it with the attempt, so every retry sends
+    /// the same.
     async fn with_payload(
         &self,
         mut delivery: Delivery,
@@ -151,7 +176,6 @@ impl Sender {
                 .await?
                 .ok_or(paydesk_core::CoreError::NotFound)?;
             delivery.payload = payload(self.format, &order).to_string();
-            alerts::set_payload(&self.db, &delivery).await?;
         }
         Ok(delivery)
     }
