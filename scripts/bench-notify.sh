@@ -24,6 +24,15 @@
 #   BENCH_WRK_ORDERS=200000   # notifications wrk sends (default 200,000)
 #   BENCH_SEEDED_DIR=/tmp/seeded-1m   # SQLite: keep the seeded database for the next call
 #
+# Several instances and merchant alerts (issue 20):
+#   BENCH_INSTANCES=3   that many paydesk processes on the one database (PostgreSQL), behind
+#                       Debian's nginx configured from deploy/nginx.conf.template; both
+#                       clients go through nginx; the CPU figure sums the instances
+#   BENCH_ALERTS=on     merchant alerts on, to a webhook that answers like a WeCom robot
+#                       (an nginx of its own): each paid order's alert is queued in the
+#                       payment's transaction and sent beside the benchmark
+#   PAYDESK_PG_DURABLE=on|off   PostgreSQL's commits (default: on with BENCH_SEED_ORDERS)
+#
 # scripts/abuse.sh runs the callback flood through this script: BENCH_NAME names the run
 # (messages, temp dir, PostgreSQL database) and BENCH_TABLE_HEADER replaces the table's
 # header for notify-bench's other rows.
@@ -39,6 +48,8 @@ NAME=${BENCH_NAME:-bench}
 BENCH_SEED_ORDERS=${BENCH_SEED_ORDERS:-0}
 BENCH_RUNS=${BENCH_RUNS:-1}
 BENCH_WRK_ORDERS=${BENCH_WRK_ORDERS:-200000}
+BENCH_INSTANCES=${BENCH_INSTANCES:-1}
+BENCH_ALERTS=${BENCH_ALERTS:-off}
 if [ "$BENCH_SEED_ORDERS" -gt 0 ] && ! command -v wrk >/dev/null; then
   scripts/setup.sh wrk
 fi
@@ -57,21 +68,34 @@ fi
 SERVER_TAG=""
 
 WORK=$(mktemp -d "/tmp/paydesk-$NAME.XXXXXX")
+# nginx's workers run as nobody when started as root: they must reach their folders.
+chmod 711 "$WORK"
 SERVER_PID=""
+# Every instance's pid (SERVER_PID is the first), and the nginx processes (proxy, webhook).
+SERVER_PIDS=()
+NGINX_PIDS=()
+PROXY_PID=""
 PG_DIR=""
 cleanup() {
   local rc=$?
   stop_server
+  local p
+  for p in "${NGINX_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   if [ -n "$PG_DIR" ]; then scripts/pg-temp.sh stop "$PG_DIR" || true; fi
   rm -rf "$WORK"
   exit $rc
 }
 stop_server() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  local p
+  for p in "${SERVER_PIDS[@]}"; do
+    if kill -0 "$p" 2>/dev/null; then
+      kill "$p" 2>/dev/null || true
+      wait "$p" 2>/dev/null || true
+    fi
+  done
+  if [ -n "$PROXY_PID" ]; then kill "$PROXY_PID" 2>/dev/null || true; PROXY_PID=""; fi
   SERVER_PID=""
+  SERVER_PIDS=()
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -79,15 +103,73 @@ trap 'exit 130' INT TERM
 # shellcheck source=scripts/bench-env.sh
 source scripts/bench-env.sh
 
-# start_server LABEL DATABASE_URL: a fresh paydesk process; sets PORT, LOG and SERVER_PID.
+# start_nginx DIR PORT: nginx -p DIR -c DIR/nginx.conf in the background, until PORT
+# answers; its pid in NGINX_PID.
+start_nginx() {
+  local dir=$1 port=$2
+  nginx -q -t -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" || { cat "$dir/error.log" >&2; return 1; }
+  nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/error.log" -g 'daemon off;' >"$dir/output.log" 2>&1 &
+  NGINX_PID=$!
+  NGINX_PIDS+=("$NGINX_PID")
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && return 0
+    sleep 0.05
+  done
+  echo "$NAME: nginx in $dir did not start" >&2
+  return 1
+}
+
+# BENCH_ALERTS=on: a webhook that answers every POST as a WeCom robot does, and the
+# setting that sends each paid order's alert to it.
+if [ "$BENCH_ALERTS" = on ]; then
+  command -v nginx >/dev/null || scripts/setup.sh test
+  sink=$WORK/webhook
+  mkdir -p "$sink"
+  chmod 755 "$sink"
+  sink_port=$(free_port)
+  printf '%s\n' \
+    'worker_processes 1;' \
+    "pid $sink/nginx.pid;" \
+    'events { worker_connections 4096; }' \
+    'http {' \
+    '  access_log off;' \
+    "  client_body_temp_path $sink/body; proxy_temp_path $sink/proxy;" \
+    "  fastcgi_temp_path $sink/fastcgi; uwsgi_temp_path $sink/uwsgi; scgi_temp_path $sink/scgi;" \
+    "  server { listen 127.0.0.1:$sink_port;" \
+    "    location / { default_type application/json; return 200 '{\"errcode\":0,\"errmsg\":\"ok\"}'; } }" \
+    '}' >"$sink/nginx.conf"
+  start_nginx "$sink" "$sink_port"
+  export PAYDESK_ALERTS__WEBHOOK_URL="http://127.0.0.1:$sink_port/cgi-bin/webhook/send?key=bench-not-secret"
+  echo "$NAME: merchant alerts to a webhook on 127.0.0.1:$sink_port" >&2
+fi
+
+# start_server LABEL DATABASE_URL: fresh paydesk processes (BENCH_INSTANCES of them, behind
+# nginx when more than one); sets PORT (where the clients go), LOG and SERVER_PID (the
+# first instance's), SERVER_PIDS.
 start_server() {
-  local label=$1 url=$2
-  PORT=$(free_port)
-  LOG=$WORK/server-$label.log
-  PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$PORT "$SERVER" >"$LOG" 2>&1 &
-  SERVER_PID=$!
-  wait_listening "$LOG" "$SERVER_PID" || { echo "$NAME: $label: no server" >&2; return 1; }
-  echo "$NAME: $label: paydesk on 127.0.0.1:$PORT (pid $SERVER_PID); load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  local label=$1 url=$2 n port upstreams=()
+  SERVER_PIDS=()
+  for n in $(seq 1 "$BENCH_INSTANCES"); do
+    port=$(free_port)
+    LOG=$WORK/server-$label-$n.log
+    PAYDESK_DATABASE_URL=$url PAYDESK_LISTEN=127.0.0.1:$port "$SERVER" >"$LOG" 2>&1 &
+    SERVER_PIDS+=($!)
+    wait_listening "$LOG" "$!" || { echo "$NAME: $label: no server" >&2; return 1; }
+    upstreams+=("127.0.0.1:$port")
+  done
+  SERVER_PID=${SERVER_PIDS[0]}
+  LOG=$WORK/server-$label-1.log
+  PORT=$port
+  if [ "$BENCH_INSTANCES" -gt 1 ]; then
+    local dir=$WORK/proxy-$label
+    mkdir -p "$dir"
+    chmod 755 "$dir"
+    PORT=$(free_port)
+    scripts/nginx-conf.py "$dir/nginx.conf" "$dir" "127.0.0.1:$PORT" 127.0.0.1 "${upstreams[@]}"
+    start_nginx "$dir" "$PORT"
+    PROXY_PID=$NGINX_PID
+  fi
+  echo "$NAME: $label: paydesk x$BENCH_INSTANCES (${upstreams[*]}; pids ${SERVER_PIDS[*]}), clients to 127.0.0.1:$PORT; load: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 }
 
 server_failed() {
@@ -96,8 +178,13 @@ server_failed() {
   return 1
 }
 
-# The server's CPU time so far, in clock ticks (user + system), and its RssAnon in KiB.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+# The servers' CPU time so far, in clock ticks (user + system, every instance), and the
+# first one's RssAnon in KiB.
+cpu_ticks() {
+  local p t=0
+  for p in "${SERVER_PIDS[@]}"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+  echo "$t"
+}
 rss_anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$SERVER_PID/status"; }
 # The whole machine's idle share between two /proc/stat samples (percent).
 machine_idle() { # BEFORE_LINE AFTER_LINE

@@ -55,7 +55,6 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 UNIT=$repo/deploy/paydesk.service
 ENV_EXAMPLE=$repo/deploy/paydesk.env.example
-TEMPLATE=$repo/deploy/nginx.conf.template
 
 profile=debug
 state_file=${PAYDESK_CLUSTER_STATE:-$repo/target/cluster.state}
@@ -473,30 +472,12 @@ for n in $(seq 1 "$instances"); do
 done
 
 # nginx, from the template.
-upstreams=""
-for n in $(seq 1 "$instances"); do
-  upstreams+="server 127.0.0.1:${ports[n - 1]} max_fails=1 fail_timeout=5s;"$'\n        '
-done
+upstreams=()
+for n in $(seq 1 "$instances"); do upstreams+=("127.0.0.1:${ports[n - 1]}"); done
 mkdir -p "$dir/nginx"
 chmod 755 "$dir/nginx"
 nginx_conf=$dir/nginx/nginx.conf
-python3 - "$TEMPLATE" "$nginx_conf" "$dir/nginx" "127.0.0.1:$proxy_port" "$upstreams" "$PROXY_SOURCE" <<'PY'
-import re, sys
-template, out, prefix, listen, upstreams, source = sys.argv[1:]
-values = {"PREFIX": prefix, "LISTEN": listen, "UPSTREAMS": upstreams.rstrip(),
-          "PROXY_SOURCE": source, "WORKER_CONNECTIONS": "16384"}
-lines = []
-for line in open(template).read().splitlines(keepends=True):
-    # Comments name the placeholders; only directives are filled.
-    if not line.lstrip().startswith("#"):
-        line = re.sub(r"@([A-Z_]+)@", lambda m: values.get(m.group(1), m.group(0)), line)
-    lines.append(line)
-text = "".join(lines)
-left = [p for line in lines if not line.lstrip().startswith("#") for p in re.findall(r"@[A-Z_]+@", line)]
-if left:
-    sys.exit("nginx.conf.template: placeholders left unfilled: " + " ".join(sorted(set(left))))
-open(out, "w").write(text)
-PY
+"$repo/scripts/nginx-conf.py" "$nginx_conf" "$dir/nginx" "127.0.0.1:$proxy_port" "$PROXY_SOURCE" "${upstreams[@]}"
 "$NGINX" -q -t -p "$dir/nginx/" -c "$nginx_conf" -e "$dir/nginx/error.log" \
   || { cat "$dir/nginx/error.log" >&2 2>/dev/null; die "nginx refuses $nginx_conf"; }
 say "starting nginx on $PROXY_URL"

@@ -59,6 +59,12 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // On PostgreSQL the simulator's certificates go to a folder of the temp dir named
+        // after the database, which is this test's alone: without this every test run
+        // left one folder per PostgreSQL test behind (thousands in /tmp).
+        if self.db.label == "postgres" {
+            let _ = std::fs::remove_dir_all(self.state.settings.sim_config().cert_dir);
+        }
     }
 }
 
