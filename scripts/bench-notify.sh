@@ -50,6 +50,10 @@ BENCH_RUNS=${BENCH_RUNS:-1}
 BENCH_WRK_ORDERS=${BENCH_WRK_ORDERS:-200000}
 BENCH_INSTANCES=${BENCH_INSTANCES:-1}
 BENCH_ALERTS=${BENCH_ALERTS:-off}
+if [ "$BENCH_INSTANCES" -gt 1 ] && [[ " $BENCH_DBS " == *" sqlite "* ]]; then
+  echo "$NAME: BENCH_INSTANCES=$BENCH_INSTANCES needs BENCH_DBS=postgres (SQLite is one machine's file)" >&2
+  exit 2
+fi
 if [ "$BENCH_SEED_ORDERS" -gt 0 ] && ! command -v wrk >/dev/null; then
   scripts/setup.sh wrk
 fi

@@ -156,11 +156,13 @@ start_instance() {
   local n=$1 pid_var=INSTANCE_$1_PID url_var=INSTANCE_$1_URL log_var=INSTANCE_$1_LOG env_var=INSTANCE_$1_ENV
   local pid=${!pid_var:-} url=${!url_var} log=${!log_var} envfile=${!env_var}
   if alive "$pid" "$BIN"; then die "instance $n already runs (pid $pid)"; fi
-  local -a envs
-  mapfile -t envs <"$envfile"
   echo "=== cluster.sh: instance $n starting at $(date -Is) ===" >>"$log"
-  # A clean environment, as systemd gives a service: the unit's settings and nothing else.
-  setsid env -i PATH=/usr/bin:/bin "${envs[@]}" "$BIN" serve >>"$log" 2>&1 </dev/null &
+  # A clean environment, as systemd gives a service: the unit's settings and nothing else,
+  # read from the 0600 file (not passed as arguments: `ps` would show the secrets).
+  # shellcheck disable=SC2016
+  setsid env -i PATH=/usr/bin:/bin bash -c \
+    'while IFS= read -r kv; do [ -n "$kv" ] && export "$kv"; done <"$0"; exec "$1" serve' \
+    "$envfile" "$BIN" >>"$log" 2>&1 </dev/null &
   pid=$!
   # Killed or restarted by another command later: no job report from this shell.
   disown "$pid"
@@ -317,6 +319,9 @@ done
 
 # ---- start -----------------------------------------------------------------------------
 
+# Logs hold the printed admin password: nothing this script writes is for other users
+# (nginx's folder is opened up below, for its workers).
+umask 077
 dir=$(mktemp -d "${TMPDIR:-/tmp}/paydesk-cluster.XXXXXX")
 # nginx's workers run as `nobody` when it starts as root: they must reach their temp paths.
 chmod 711 "$dir"

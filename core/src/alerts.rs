@@ -7,7 +7,7 @@
 
 use sqlx::FromRow;
 
-use crate::{now_ms, Backend, CoreError, Db};
+use crate::{Backend, CoreError, Db};
 
 /// Waits before attempt 2, 3, …: 10 s, 30 s, 1 min, 5 min, 15 min, 1 h, 3 h. After the last
 /// the delivery is `failed`.
@@ -31,6 +31,9 @@ pub struct Delivery {
     pub payload: String,
     /// Attempts made so far.
     pub attempts: i64,
+    /// The claim's end (`next_attempt_at` as claimed): recording the attempt checks it, so
+    /// a claim that ran out and was taken over records nothing.
+    pub claimed_until: Option<i64>,
 }
 
 /// A delivery as the dashboard shows it.
@@ -50,21 +53,32 @@ pub struct DeliveryStatus {
     pub last_error: Option<String>,
 }
 
-/// Turns the outbox on for `target` (the webhook's host), or off with `None`. While it is
-/// on, every order moved to `PAID` gets its delivery row in the payment's own transaction
-/// (the trigger `orders_paid_alert`, migrations/*/20261211000010_alert_outbox.sql), whichever
-/// path paid it; while it is off none is queued. The setting is the database's, shared by
-/// every instance on it: the server writes it at start from `PAYDESK_ALERTS__WEBHOOK_URL`.
+/// How long one instance's word keeps alerts on ([`configure`]): an instance with a webhook
+/// renews it every [`RENEW_MS`], so alerts stop being queued this long after the last such
+/// instance stopped.
+pub const ALIVE_MS: i64 = 5 * 60_000;
+
+/// How often an instance with a webhook renews [`ALIVE_MS`].
+pub const RENEW_MS: i64 = 60_000;
+
+/// Keeps the outbox on for [`ALIVE_MS`] more, queuing for `target` (the webhook's host), or
+/// turns it off at once with `None`. While it is on, every order moved to `PAID` gets its
+/// delivery row in the payment's own transaction (the trigger `orders_paid_alert`,
+/// migrations/*/20261211000010_alert_outbox.sql), whichever path paid it; while it is off
+/// none is queued. The setting is the database's, shared by every instance on it: each
+/// instance with `PAYDESK_ALERTS__WEBHOOK_URL` keeps it on, one without changes nothing.
 pub async fn configure(db: &Db, target: Option<&str>) -> Result<(), CoreError> {
     match target {
         Some(target) => {
-            sqlx::query(
-                r#"insert into alert_settings (id, target, updated_at) values (1, $1, $2)
+            let clock = crate::leases::clock_ms(db.backend());
+            sqlx::query(&format!(
+                r#"insert into alert_settings (id, target, alive_until, updated_at)
+                   values (1, $1, {clock} + $2, {clock})
                    on conflict (id) do update set target = excluded.target,
-                       updated_at = excluded.updated_at"#,
-            )
+                       alive_until = excluded.alive_until, updated_at = excluded.updated_at"#
+            ))
             .bind(target)
-            .bind(now_ms())
+            .bind(ALIVE_MS)
             .execute(db.writer())
             .await?;
         }
@@ -79,11 +93,12 @@ pub async fn configure(db: &Db, target: Option<&str>) -> Result<(), CoreError> {
 
 /// The webhook host the outbox queues alerts for, if alerts are on.
 pub async fn configured_target(db: &Db) -> Result<Option<String>, CoreError> {
-    Ok(
-        sqlx::query_scalar("select target from alert_settings where id = 1")
-            .fetch_optional(db.reader())
-            .await?,
-    )
+    let clock = crate::leases::clock_ms(db.backend());
+    Ok(sqlx::query_scalar(&format!(
+        "select target from alert_settings where id = 1 and alive_until > {clock}"
+    ))
+    .fetch_optional(db.reader())
+    .await?)
 }
 
 /// Claims up to `limit` pending deliveries that are due, reserving them for [`CLAIM_MS`]
@@ -101,7 +116,8 @@ pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Delivery>, CoreError> 
            where id in (select id from alert_deliveries
                         where status = 'pending' and next_attempt_at <= {clock}
                         order by next_attempt_at limit $2 {lock})
-           returning id, order_id, out_trade_no, target, payload, attempts"#
+           returning id, order_id, out_trade_no, target, payload, attempts,
+               next_attempt_at as claimed_until"#
     ))
     .bind(CLAIM_MS)
     .bind(limit)
@@ -128,12 +144,13 @@ pub enum Attempt {
 
 /// Records an attempt: delivered, retried later per [`BACKOFF_SECONDS`], or failed for good;
 /// and the body it sent (built from the order on the first attempt: the outbox row is
-/// written without one).
+/// written without one). Only while the claim holds: false when it ran out and another
+/// instance took the delivery over (it records its own attempt).
 pub async fn record_attempt(
     db: &Db,
     delivery: &Delivery,
     attempt: &Attempt,
-) -> Result<(), CoreError> {
+) -> Result<bool, CoreError> {
     let attempts = delivery.attempts + 1;
     let (status, next, http_status, error) = match attempt {
         Attempt::Delivered { http_status } => {
@@ -161,11 +178,11 @@ pub async fn record_attempt(
     };
     // The next attempt is timed by the database's clock, like the claim that will take it.
     let clock = crate::leases::clock_ms(db.backend());
-    sqlx::query(&format!(
+    let recorded = sqlx::query(&format!(
         r#"update alert_deliveries
            set status = $1, attempts = $2, next_attempt_at = {clock} + $3, http_status = $4,
                last_error = $5, updated_at = {clock}, payload = $6
-           where id = $7"#
+           where id = $7 and status = 'pending' and next_attempt_at = $8"#
     ))
     .bind(status)
     .bind(attempts)
@@ -174,9 +191,11 @@ pub async fn record_attempt(
     .bind(error)
     .bind(&delivery.payload)
     .bind(delivery.id)
+    .bind(delivery.claimed_until)
     .execute(db.writer())
-    .await?;
-    Ok(())
+    .await?
+    .rows_affected();
+    Ok(recorded == 1)
 }
 
 /// The delivery for an order, if one was queued.

@@ -66,13 +66,15 @@ impl Default for EventBus {
 }
 
 /// One NOTIFY payload: events from the instance `from` (its subscribers had them already),
-/// and whether it had to drop some before them.
+/// and whether it had to drop some before them. Events are read one by one
+/// ([`receive`]): one this version does not know (an instance of a newer one, during a
+/// rolling upgrade) costs a refetch, not the events beside it.
 #[derive(Debug, Serialize, Deserialize)]
-struct Message {
+struct Message<E = Event> {
     from: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     missed: bool,
-    events: Vec<Event>,
+    events: Vec<E>,
 }
 
 impl EventBus {
@@ -178,10 +180,13 @@ async fn send_loop(
             .is_some_and(|o| o.overflowed.swap(false, Ordering::Relaxed));
         let payloads = pack(&from, missed, std::mem::take(&mut events));
         if let Err(e) = notify(&pool, &payloads).await {
-            // The others missed these: tell them with the next message that goes through.
-            tracing::warn!(error = %e, events = payloads.len(), "relaying events to the other instances failed");
-            if let Some(o) = bus.relay.get() {
-                o.overflowed.store(true, Ordering::Relaxed);
+            // The others missed these: tell them as soon as the database takes a message
+            // again, not only with the next event (which may be long in coming).
+            tracing::warn!(error = %e, "relaying events to the other instances failed; they will be told to refetch");
+            let missed = pack(&from, true, Vec::new());
+            while let Err(e) = notify(&pool, &missed).await {
+                tracing::debug!(error = %e, "the event relay still cannot notify");
+                tokio::time::sleep(RECONNECT_AFTER).await;
             }
         }
     }
@@ -287,21 +292,31 @@ async fn listen(url: &str) -> Result<PgListener, sqlx::Error> {
 /// Publishes another instance's events to this instance's subscribers (not to the relay:
 /// they came from it).
 fn receive(bus: &EventBus, from: &str, payload: &str) {
-    let message: Message = match serde_json::from_str(payload) {
+    let message: Message<serde_json::Value> = match serde_json::from_str(payload) {
         Ok(m) => m,
         Err(e) => {
-            tracing::warn!(error = %e, "an unreadable message on the event channel");
+            tracing::warn!(error = %e, "an unreadable message on the event channel; dashboards refetch");
+            bus.announce_missed();
             return;
         }
     };
     if message.from == from {
         return;
     }
-    if message.missed {
-        bus.announce_missed();
-    }
+    let mut missed = message.missed;
     for event in message.events {
-        let _ = bus.tx.send(event);
+        match serde_json::from_value::<Event>(event) {
+            Ok(event) => {
+                let _ = bus.tx.send(event);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "an event this version does not know");
+                missed = true;
+            }
+        }
+    }
+    if missed {
+        bus.announce_missed();
     }
 }
 

@@ -3,11 +3,14 @@
 -- notification, the sync job's orderquery), this trigger inserts the order's
 -- alert_deliveries row in the same transaction, so a crash between the commit and the
 -- alert job loses no alert. Only while alerts are on: alert_settings holds one row, the
--- webhook's host, written by the server at start when a webhook is configured and deleted
--- when none is. The payload is built when the alert is first sent ('' until then).
+-- webhook's host, kept alive (alive_until) by every instance that has a webhook configured
+-- and sends the alerts, so alerts stay on while one such instance runs (and an instance
+-- started without one changes nothing). The payload is built when the alert is first sent
+-- ('' until then). Times by the database's clock, as the claims that send them.
 create table alert_settings (
     id integer primary key check (id = 1),
     target text not null,
+    alive_until bigint not null,
     updated_at bigint not null
 );
 
@@ -16,8 +19,9 @@ when new.status = 'PAID' and old.status is not 'PAID'
 begin
     insert into alert_deliveries (order_id, out_trade_no, target, payload, status, attempts,
         next_attempt_at, created_at, updated_at)
-    select new.id, new.out_trade_no, target, '', 'pending', 0, new.updated_at,
-        new.updated_at, new.updated_at
-    from alert_settings where id = 1
+    select new.id, new.out_trade_no, target, '', 'pending', 0,
+        cast(round(unixepoch('subsec') * 1000) as integer), new.updated_at, new.updated_at
+    from alert_settings
+    where id = 1 and alive_until > cast(round(unixepoch('subsec') * 1000) as integer)
     on conflict (order_id) do nothing;
 end;

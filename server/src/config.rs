@@ -56,6 +56,12 @@ pub struct Settings {
     /// `PAYDESK_METRICS_TOKEN`; unset, `/metrics` answers 404.
     #[serde(default)]
     pub metrics_token: Option<SecretString>,
+    /// After SIGTERM, how long the instance still serves — `/readyz` 503, every answer with
+    /// `Connection: close` — before it stops accepting: a proxy's kept-alive connections
+    /// are closed by an answer, not under a request it is sending.
+    /// `PAYDESK_SHUTDOWN_DRAIN_MS`, default 1000.
+    #[serde(default = "default_shutdown_drain_ms")]
+    pub shutdown_drain_ms: u64,
     /// Where the built dashboard assets (`pkg/paydesk.js`, `.wasm`, `.css`) are.
     /// `PAYDESK_SITE_ROOT`, default `target/site` (what `scripts/build.sh` writes).
     #[serde(default = "default_site_root")]
@@ -771,6 +777,9 @@ fn default_sync_first_delay() -> u64 {
 fn default_sync_max_delay() -> u64 {
     600
 }
+fn default_shutdown_drain_ms() -> u64 {
+    1000
+}
 fn default_sync_tick() -> u64 {
     2000
 }
@@ -987,6 +996,9 @@ impl Settings {
             bail!(
                 "PAYDESK_CALLBACKS__HOLD_MS (callbacks.hold_ms) must be at most {MAX_HOLD_MS} (WeChat Pay waits only a few seconds for an answer)"
             );
+        }
+        if self.shutdown_drain_ms > 20_000 {
+            bail!("PAYDESK_SHUTDOWN_DRAIN_MS (shutdown_drain_ms) must be at most 20000 (the unit gives a stop 30 s)");
         }
         if self.sync.tick_millis == 0 || self.sync.max_delay_seconds == 0 {
             bail!("PAYDESK_SYNC__TICK_MILLIS and PAYDESK_SYNC__MAX_DELAY_SECONDS must be positive");

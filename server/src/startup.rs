@@ -59,15 +59,22 @@ impl Application {
                 paydesk_core::users::FirstAdmin::FromConfig => Bootstrap::AdminFromConfig,
                 paydesk_core::users::FirstAdmin::Generated(p) => Bootstrap::AdminGenerated(p),
             };
-        // The alert outbox follows this instance's setting (shared by every instance on
-        // the database: the README asks for the same on each).
-        let alert_target =
-            settings.alerts.webhook_url.as_ref().map(|url| {
-                crate::jobs::alerts::target_host(secrecy::ExposeSecret::expose_secret(url))
-            });
-        paydesk_core::alerts::configure(&db, alert_target.as_deref())
-            .await
-            .context("writing the merchant alert setting")?;
+        // An instance with a webhook keeps the alert outbox on (its alert job renews it);
+        // one without changes nothing, but says whether another keeps alerts on.
+        match &settings.alerts.webhook_url {
+            Some(url) => {
+                let target =
+                    crate::jobs::alerts::target_host(secrecy::ExposeSecret::expose_secret(url));
+                paydesk_core::alerts::configure(&db, Some(&target))
+                    .await
+                    .context("turning merchant alerts on")?;
+            }
+            None => {
+                if let Some(target) = paydesk_core::alerts::configured_target(&db).await? {
+                    tracing::warn!(%target, "merchant alerts are on in the database (another instance has a webhook), but PAYDESK_ALERTS__WEBHOOK_URL is not set here: this instance sends none");
+                }
+            }
+        }
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding PAYDESK_LISTEN (listen) {}", settings.listen))?;
@@ -172,17 +179,25 @@ impl Application {
             ..
         } = self;
         let jobs = crate::jobs::Jobs::start(&state);
-        // On the signal: no new connections, idle ones closed, requests in flight (the
-        // callbacks among them) answered, live streams ended (the browser reconnects to
-        // another instance), and the jobs give back what they claimed but did not start.
+        // On the signal: live streams end (the browser reconnects to another instance), the
+        // jobs give back what they claimed but did not start, /readyz says 503 and every
+        // answer closes its connection; after the drain time no new connections, idle ones
+        // closed, requests in flight (the callbacks among them) answered.
         let stop = Arc::new(stop);
+        let drain = std::time::Duration::from_millis(state.settings.shutdown_drain_ms);
         let begin = {
             let stop = stop.clone();
             async move {
                 shutdown.await;
                 let _ = stop.send(true);
+                tracing::info!(drain_ms = drain.as_millis() as u64, "stopping: draining");
+                tokio::time::sleep(drain).await;
             }
         };
+        let router = router.layer(axum::middleware::map_response_with_state(
+            state.stopping.clone(),
+            close_when_stopping,
+        ));
         let served = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -196,6 +211,21 @@ impl Application {
         state.db.close().await;
         served.context("serving HTTP")
     }
+}
+
+/// While the instance stops, every answer closes its connection, so a proxy opens its next
+/// request on another instance instead of a connection about to be closed under it.
+async fn close_when_stopping(
+    axum::extract::State(stopping): axum::extract::State<crate::jobs::Stop>,
+    mut res: axum::response::Response,
+) -> axum::response::Response {
+    if stopping.is_set() {
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    res
 }
 
 /// Our merchant credentials and WeChat Pay client configuration: in sandbox mode the

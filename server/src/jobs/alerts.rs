@@ -22,9 +22,7 @@ use crate::state::AppState;
 
 /// How often queued retries (and deliveries left by a restart) are looked for.
 const TICK: Duration = Duration::from_secs(2);
-/// How many due alerts one claim takes at most.
-const CLAIM_BATCH: i64 = 20;
-/// How many alerts are being sent at once, at most.
+/// How many alerts are being sent at once, at most (and claimed at once).
 const SENDING: usize = 16;
 /// How long the webhook gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,6 +71,9 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
         sending: Arc::new(Semaphore::new(SENDING)),
     });
     tracing::info!(%target, "merchant alerts on");
+    // This instance keeps the outbox on while it runs (startup turned it on).
+    let mut renewed = tokio::time::Instant::now();
+    let renew_every = Duration::from_millis(alerts::RENEW_MS.unsigned_abs());
     loop {
         tokio::select! {
             received = events.recv() => match received {
@@ -90,7 +91,27 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
                 }
             }
         }
+        if renewed.elapsed() >= renew_every {
+            match alerts::configure(&sender.db, Some(&target)).await {
+                Ok(()) => renewed = tokio::time::Instant::now(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "keeping merchant alerts on failed; tried again at the next tick")
+                }
+            }
+        }
         send_due(&sender).await;
+    }
+    // Stopping: the alerts being sent finish and are recorded (a send cut off here would be
+    // sent again by another instance once its claim ran out).
+    let in_flight = u32::try_from(SENDING).unwrap_or(u32::MAX);
+    if tokio::time::timeout(
+        TIMEOUT + Duration::from_secs(1),
+        sender.sending.acquire_many(in_flight),
+    )
+    .await
+    .is_err()
+    {
+        tracing::warn!("stopping with merchant alerts still being sent; their claims run out");
     }
 }
 
@@ -103,13 +124,13 @@ async fn send_due(sender: &Arc<Sender>) {
             return;
         };
         let mut permits = vec![first];
-        while permits.len() < CLAIM_BATCH as usize {
+        while permits.len() < SENDING {
             match sender.sending.clone().try_acquire_owned() {
                 Ok(p) => permits.push(p),
                 Err(_) => break,
             }
         }
-        let limit = i64::try_from(permits.len()).unwrap_or(CLAIM_BATCH);
+        let limit = i64::try_from(permits.len()).unwrap_or(1);
         let due = match alerts::claim_due(&sender.db, limit).await {
             Ok(due) => due,
             Err(e) => {
@@ -207,8 +228,14 @@ impl Sender {
                 "merchant alert not delivered; will retry"
             ),
         }
-        if let Err(e) = alerts::record_attempt(&self.db, &delivery, &outcome).await {
-            tracing::error!(error = %e, order.out_trade_no = %delivery.out_trade_no, "recording a merchant alert attempt failed");
+        match alerts::record_attempt(&self.db, &delivery, &outcome).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(order.out_trade_no = %delivery.out_trade_no, "a merchant alert's claim ran out while it was sent; another instance has it")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, order.out_trade_no = %delivery.out_trade_no, "recording a merchant alert attempt failed")
+            }
         }
     }
 

@@ -59,13 +59,19 @@ impl Stop {
 /// The running jobs.
 pub struct Jobs {
     handles: Vec<(&'static str, JoinHandle<()>)>,
+    /// Stops the jobs that must outlive the HTTP drain ([`Jobs::stop`]).
+    after_drain: watch::Sender<bool>,
 }
 
 impl Jobs {
-    /// Starts every job the settings ask for; they stop when `state.stopping` fires.
+    /// Starts every job the settings ask for; they stop when `state.stopping` fires, but
+    /// the notification backlog, which keeps what the callbacks still in flight leave in
+    /// memory, only when [`Jobs::stop`] is called (after the drain).
     pub fn start(state: &AppState) -> Jobs {
+        let (after_drain, last) = Stop::channel();
         let mut jobs = Jobs {
             handles: Vec::new(),
+            after_drain,
         };
         let stop = state.stopping.clone();
         jobs.add(
@@ -74,7 +80,7 @@ impl Jobs {
         );
         jobs.add(
             "notification-backlog",
-            backlog::run(state.intake.clone(), stop.clone()),
+            backlog::run(state.intake.clone(), last),
         );
         if state.db.backend() == paydesk_core::Backend::Postgres {
             jobs.add("order-totals", totals::run(state.db.clone(), stop.clone()));
@@ -142,10 +148,16 @@ impl Jobs {
         self.handles.push((name, tokio::spawn(fut)));
     }
 
-    /// Waits up to `grace` for each job to stop (once `state.stopping` fired).
+    /// Stops the jobs left running (the backlog: its last flush), then waits up to `grace`
+    /// in all for every job, and aborts those still running.
     pub async fn stop(self, grace: Duration) {
+        let _ = self.after_drain.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
         for (name, mut handle) in self.handles {
-            if tokio::time::timeout(grace, &mut handle).await.is_err() {
+            if tokio::time::timeout_at(deadline, &mut handle)
+                .await
+                .is_err()
+            {
                 tracing::warn!(job = name, "job did not stop in time; aborted");
                 handle.abort();
             }

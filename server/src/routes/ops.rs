@@ -27,11 +27,15 @@ async fn get_health() -> &'static str {
     "ok\n"
 }
 
-/// The database answers; 503 otherwise, so a load balancer stops sending traffic. The first
+/// The database answers; 503 otherwise, so a load balancer stops sending traffic (and 503
+/// `stopping` once the instance is shutting down). The first
 /// line is `ready` as before; the lines after it report the database's disk as of the last
 /// check (`paydesk_core::disk`), one `key value` per line. A low disk stays 200: the server
 /// still works, and taking it out of rotation would stop callbacks too; the operator must act.
 async fn get_readiness(State(state): State<AppState>) -> impl IntoResponse {
+    if state.stopping.is_set() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n".to_owned());
+    }
     match state.db.ping().await {
         Ok(()) => (
             StatusCode::OK,

@@ -215,3 +215,36 @@ async fn two_instances_send_each_queued_alert_once() {
         assert_eq!(sent, expected, "{}", app.db.label);
     }
 }
+
+#[tokio::test]
+async fn an_instance_without_a_webhook_leaves_alerts_on_for_the_others() {
+    let (robot, url) = start_robot(vec![json!({ "received": true })], true).await;
+    let settings = json!({ "alerts": { "webhook_url": url, "format": "json" } });
+    for app in spawn_apps_with(settings).await {
+        // Arrange: a second instance on the database started without a webhook
+        robot.bodies.lock().unwrap().clear();
+        let _plain = crate::helpers::spawn_sibling(&app, json!({})).await;
+        let order = create_order(&app, "ALERT-PLAIN", 880, SignType::Md5).await;
+
+        // Act
+        let (_, reply) =
+            post_notification(&app.base, signed_notification(&app, "ALERT-PLAIN", 880)).await;
+        let delivered = wait_for_delivery(&app, order.id, |d| d.status == "delivered").await;
+
+        // Assert: alerts are still on, and this order's went out
+        assert_eq!(reply, REPLY_SUCCESS);
+        assert_eq!(delivered.attempts, 1, "{}", app.db.label);
+        assert_eq!(
+            alerts::configured_target(&app.db.db)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("127.0.0.1"),
+            "{}",
+            app.db.label
+        );
+        let bodies = robot.bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 1, "{}: {bodies:?}", app.db.label);
+        assert_eq!(bodies[0]["out_trade_no"], "ALERT-PLAIN");
+    }
+}

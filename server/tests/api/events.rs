@@ -202,7 +202,22 @@ async fn a_stopping_instance_ends_its_live_streams_asks_for_a_quick_reconnect_an
         let (second, admin, mut res) = watched_on_a_second_instance(&app).await;
 
         // Act: SIGTERM's shutdown, with the stream open
+        let readyz = format!("{}/readyz", second.base);
         let exited = second.stop();
+        // The signal reaches the server's task a moment later: ask until it has.
+        let mut draining = None;
+        for _ in 0..50 {
+            let res = reqwest::get(&readyz).await.unwrap();
+            if res.status() != reqwest::StatusCode::OK {
+                let connection = res
+                    .headers()
+                    .get("connection")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                draining = Some((res.status(), connection, res.text().await.unwrap()));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let (text, ended) = read_until(
             &mut res,
             tokio::time::Instant::now() + Duration::from_secs(10),
@@ -215,6 +230,16 @@ async fn a_stopping_instance_ends_its_live_streams_asks_for_a_quick_reconnect_an
 
         // Assert: the stream ended after asking for a reconnect in half a second, the
         // instance exited cleanly, and the session still works on the other instance
+        assert_eq!(
+            draining,
+            Some((
+                reqwest::StatusCode::SERVICE_UNAVAILABLE,
+                Some("close".to_owned()),
+                "stopping\n".to_owned()
+            )),
+            "{}: while it drains it says so and closes each connection",
+            app.db.label
+        );
         assert!(ended, "{}: the stream did not end: {text}", app.db.label);
         assert!(text.contains("retry: 500"), "{text}");
         result.unwrap().unwrap();

@@ -70,7 +70,6 @@ impl Cluster {
         cmd.args(["--state", &state_file.to_string_lossy(), "up"])
             .env("PAYDESK_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("PAYDESK_CLUSTER_ENV_FILE", &env_file)
-            .env("PAYDESK_CLUSTER_KEEP", "1")
             // WeChat Pay's resends (15 s, 15 s, 30 s, …) and a refund's minute of
             // PROCESSING, a hundred times faster.
             .env("PAYDESK_SIM_TIME_SCALE", "100")
