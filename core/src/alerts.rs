@@ -106,8 +106,19 @@ pub async fn configured_target(db: &Db) -> Result<Option<String>, CoreError> {
 /// judged by the database's clock ([`crate::leases::clock_ms`]), so instances whose clocks
 /// disagree never send one alert at once.
 pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Delivery>, CoreError> {
-    let clock = crate::leases::clock_ms(db.backend());
-    let lock = match db.backend() {
+    claim_with(db.writer(), db.backend(), limit).await
+}
+
+async fn claim_with<'e, E>(
+    executor: E,
+    backend: Backend,
+    limit: i64,
+) -> Result<Vec<Delivery>, CoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let clock = crate::leases::clock_ms(backend);
+    let lock = match backend {
         Backend::Postgres => "for update skip locked",
         Backend::Sqlite => "",
     };
@@ -121,7 +132,7 @@ pub async fn claim_due(db: &Db, limit: i64) -> Result<Vec<Delivery>, CoreError> 
     ))
     .bind(CLAIM_MS)
     .bind(limit)
-    .fetch_all(db.writer())
+    .fetch_all(executor)
     .await?)
 }
 
@@ -151,6 +162,41 @@ pub async fn record_attempt(
     delivery: &Delivery,
     attempt: &Attempt,
 ) -> Result<bool, CoreError> {
+    record_with(db.writer(), db.backend(), delivery, attempt).await
+}
+
+/// Records a round of attempts ([`record_attempt`] for each: whether it was recorded) and
+/// claims the next round of up to `limit` ([`claim_due`]; none with 0), in one
+/// transaction: on SQLite every write transaction waits for the notification committer's
+/// and costs an fsync, so the alert job writes once per round, not twice per alert.
+pub async fn record_and_claim(
+    db: &Db,
+    attempts: &[(Delivery, Attempt)],
+    limit: i64,
+) -> Result<(Vec<bool>, Vec<Delivery>), CoreError> {
+    let mut tx = db.writer().begin().await?;
+    let mut recorded = Vec::with_capacity(attempts.len());
+    for (delivery, attempt) in attempts {
+        recorded.push(record_with(&mut *tx, db.backend(), delivery, attempt).await?);
+    }
+    let next = if limit > 0 {
+        claim_with(&mut *tx, db.backend(), limit).await?
+    } else {
+        Vec::new()
+    };
+    tx.commit().await?;
+    Ok((recorded, next))
+}
+
+async fn record_with<'e, E>(
+    executor: E,
+    backend: Backend,
+    delivery: &Delivery,
+    attempt: &Attempt,
+) -> Result<bool, CoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     let attempts = delivery.attempts + 1;
     let (status, next, http_status, error) = match attempt {
         Attempt::Delivered { http_status } => {
@@ -177,7 +223,7 @@ pub async fn record_attempt(
         }
     };
     // The next attempt is timed by the database's clock, like the claim that will take it.
-    let clock = crate::leases::clock_ms(db.backend());
+    let clock = crate::leases::clock_ms(backend);
     let recorded = sqlx::query(&format!(
         r#"update alert_deliveries
            set status = $1, attempts = $2, next_attempt_at = {clock} + $3, http_status = $4,
@@ -192,7 +238,7 @@ pub async fn record_attempt(
     .bind(&delivery.payload)
     .bind(delivery.id)
     .bind(delivery.claimed_until)
-    .execute(db.writer())
+    .execute(executor)
     .await?
     .rows_affected();
     Ok(recorded == 1)

@@ -15,15 +15,15 @@ use paydesk_core::{orders, Db, Fen};
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 
 use super::Stop;
 use crate::state::AppState;
 
 /// How often queued retries (and deliveries left by a restart) are looked for.
 const TICK: Duration = Duration::from_secs(2);
-/// How many alerts are being sent at once, at most (and claimed at once).
-const SENDING: usize = 16;
+/// How many alerts one round claims and sends at once, at most.
+const ROUND: i64 = 32;
 /// How long the webhook gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -41,8 +41,6 @@ struct Sender {
     url: SecretString,
     format: Format,
     http: reqwest::Client,
-    /// Room for [`SENDING`] alerts in flight.
-    sending: Arc<Semaphore>,
 }
 
 /// The webhook's host, the only part of its URL that is logged or stored.
@@ -68,7 +66,6 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
         url,
         format,
         http,
-        sending: Arc::new(Semaphore::new(SENDING)),
     });
     tracing::info!(%target, "merchant alerts on");
     // This instance keeps the outbox on while it runs (startup turned it on).
@@ -99,55 +96,54 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
                 }
             }
         }
-        send_due(&sender).await;
-    }
-    // Stopping: the alerts being sent finish and are recorded (a send cut off here would be
-    // sent again by another instance once its claim ran out).
-    let in_flight = u32::try_from(SENDING).unwrap_or(u32::MAX);
-    if tokio::time::timeout(
-        TIMEOUT + Duration::from_secs(1),
-        sender.sending.acquire_many(in_flight),
-    )
-    .await
-    .is_err()
-    {
-        tracing::warn!("stopping with merchant alerts still being sent; their claims run out");
+        send_due(&sender, &stop).await;
     }
 }
 
-/// Claims what is due, as many as [`SENDING`] leaves room for, and sends each in a task of
-/// its own; as many rounds as come full.
-async fn send_due(sender: &Arc<Sender>) {
-    loop {
-        // Room first: a claim starts the lease its sending must finish within.
-        let Ok(first) = sender.sending.clone().acquire_owned().await else {
+/// Sends what is due in rounds of up to [`ROUND`] at once: each round's attempts are
+/// recorded, and the next round claimed, in one transaction ([`alerts::record_and_claim`]),
+/// until a round comes back short. Stopping, the round in flight is finished and recorded
+/// (a send cut off would be sent again by another instance once its claim ran out) and no
+/// other is claimed.
+async fn send_due(sender: &Arc<Sender>, stop: &Stop) {
+    let mut due = match alerts::claim_due(&sender.db, ROUND).await {
+        Ok(due) => due,
+        Err(e) => {
+            tracing::warn!(error = %e, "looking for due merchant alerts failed");
             return;
-        };
-        let mut permits = vec![first];
-        while permits.len() < SENDING {
-            match sender.sending.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
+        }
+    };
+    while !due.is_empty() {
+        let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= ROUND;
+        let mut sending = JoinSet::new();
+        for delivery in due {
+            let s = sender.clone();
+            sending.spawn(async move { s.attempt(delivery).await });
+        }
+        let mut attempts = Vec::new();
+        while let Some(done) = sending.join_next().await {
+            match done {
+                Ok(Some(attempt)) => attempts.push(attempt),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "a merchant alert task panicked; its claim runs out")
+                }
             }
         }
-        let limit = i64::try_from(permits.len()).unwrap_or(1);
-        let due = match alerts::claim_due(&sender.db, limit).await {
-            Ok(due) => due,
+        let next = if full && !stop.is_set() { ROUND } else { 0 };
+        match alerts::record_and_claim(&sender.db, &attempts, next).await {
+            Ok((recorded, next_due)) => {
+                for ((delivery, _), recorded) in attempts.iter().zip(recorded) {
+                    if !recorded {
+                        tracing::warn!(order.out_trade_no = %delivery.out_trade_no, "a merchant alert's claim ran out while it was sent; another instance has it");
+                    }
+                }
+                due = next_due;
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "looking for due merchant alerts failed");
+                tracing::error!(error = %e, alerts = attempts.len(), "recording merchant alert attempts failed; their claims run out and they are sent again");
                 return;
             }
-        };
-        let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= limit;
-        for (delivery, permit) in due.into_iter().zip(permits) {
-            let s = sender.clone();
-            tokio::spawn(async move {
-                s.attempt(delivery).await;
-                drop(permit);
-            });
-        }
-        if !full {
-            return;
         }
     }
 }
@@ -201,14 +197,15 @@ impl Sender {
         Ok(delivery)
     }
 
-    async fn attempt(&self, delivery: Delivery) {
+    /// One attempt at a claimed delivery, logged; what to record (`None` when its body
+    /// could not be built: the claim runs out and a later round tries again).
+    async fn attempt(&self, delivery: Delivery) -> Option<(Delivery, Attempt)> {
         let no = delivery.out_trade_no.clone();
         let delivery = match self.with_payload(delivery).await {
             Ok(d) => d,
             Err(e) => {
-                // The claim runs out and a later round tries again.
                 tracing::error!(error = %e, order.out_trade_no = %no, "building a merchant alert failed");
-                return;
+                return None;
             }
         };
         let outcome = self.send(&delivery.payload).await;
@@ -228,15 +225,7 @@ impl Sender {
                 "merchant alert not delivered; will retry"
             ),
         }
-        match alerts::record_attempt(&self.db, &delivery, &outcome).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(order.out_trade_no = %delivery.out_trade_no, "a merchant alert's claim ran out while it was sent; another instance has it")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, order.out_trade_no = %delivery.out_trade_no, "recording a merchant alert attempt failed")
-            }
-        }
+        Some((delivery, outcome))
     }
 
     async fn send(&self, payload: &str) -> Attempt {

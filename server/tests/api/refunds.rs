@@ -459,3 +459,46 @@ async fn the_simulators_change_and_refundclose_outcomes_are_recorded() {
         assert_eq!(again.amount_fen, 600, "{}", app.db.label);
     }
 }
+
+#[tokio::test]
+async fn two_instances_on_one_database_make_each_approved_refund_once() {
+    for app in spawn_apps_with(fast_refunds()).await {
+        // Arrange: a second instance with the same merchant and simulator, both refund
+        // jobs running; eight paid orders with a pending refund request each
+        let sim = app.simulator();
+        let _second =
+            crate::helpers::spawn_sibling(&app, merged(merchant_against(sim), fast_refunds()))
+                .await;
+        let manager = staff(&app, "max").await;
+        let mut filed = Vec::new();
+        for k in 0..8 {
+            let no = format!("RF-TWO-{k}");
+            paid_order(&app, sim, &no, 300 + k, OPENID).await;
+            let refund = request(&app, &no, None).await;
+            sim.set_refund_outcome(&refund.out_refund_no, RefundState::Success, None)
+                .unwrap();
+            filed.push((no, refund));
+        }
+
+        // Act: all approved at once; both instances' jobs race for them
+        for (_, refund) in &filed {
+            approve(&app, &manager, refund).await;
+        }
+        for (_, refund) in &filed {
+            wait_for_refund(&app, refund.id, RefundStatus::Success).await;
+        }
+
+        // Assert: one refund call and one refund at the simulator per order
+        for (no, _) in &filed {
+            let calls = sim
+                .api_calls()
+                .iter()
+                .filter(|c| {
+                    c.endpoint == "/secapi/pay/refund" && c.out_trade_no.as_deref() == Some(no)
+                })
+                .count();
+            assert_eq!(calls, 1, "{}: {no} refund calls", app.db.label);
+            assert_eq!(sim_refunds_of(sim, no).len(), 1, "{}: {no}", app.db.label);
+        }
+    }
+}
