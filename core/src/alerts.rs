@@ -175,9 +175,11 @@ pub async fn record_and_claim(
     limit: i64,
 ) -> Result<(Vec<bool>, Vec<Delivery>), CoreError> {
     let mut tx = db.writer().begin().await?;
-    let mut recorded = Vec::with_capacity(attempts.len());
-    for (delivery, attempt) in attempts {
-        recorded.push(record_with(&mut *tx, db.backend(), delivery, attempt).await?);
+    let mut recorded = std::collections::HashSet::new();
+    // One statement per chunk: a statement per alert held the write lock (and with it the
+    // notification committer) for milliseconds on SQLite.
+    for chunk in attempts.chunks(RECORD_CHUNK) {
+        recorded.extend(record_many(&mut *tx, db.backend(), chunk).await?);
     }
     let next = if limit > 0 {
         claim_with(&mut *tx, db.backend(), limit).await?
@@ -185,7 +187,109 @@ pub async fn record_and_claim(
         Vec::new()
     };
     tx.commit().await?;
+    let recorded = attempts
+        .iter()
+        .map(|(d, _)| recorded.contains(&d.id))
+        .collect();
     Ok((recorded, next))
+}
+
+/// How many attempts one statement records (8 values each, far under both engines' limit
+/// on bound values).
+const RECORD_CHUNK: usize = 256;
+
+/// What recording an attempt writes: status, attempts, the wait before the next one (ms,
+/// from the database's clock), HTTP status, error.
+fn outcome_of(
+    delivery: &Delivery,
+    attempt: &Attempt,
+) -> (&'static str, i64, Option<i64>, Option<i64>, Option<String>) {
+    let attempts = delivery.attempts + 1;
+    match attempt {
+        Attempt::Delivered { http_status } => (
+            "delivered",
+            attempts,
+            None,
+            Some(i64::from(*http_status)),
+            None,
+        ),
+        Attempt::Failed { http_status, error } => {
+            let wait = usize::try_from(attempts - 1)
+                .ok()
+                .and_then(|i| BACKOFF_SECONDS.get(i));
+            let status = if wait.is_some() { "pending" } else { "failed" };
+            (
+                status,
+                attempts,
+                wait.map(|s| s * 1000),
+                http_status.map(i64::from),
+                Some(error.clone()),
+            )
+        }
+    }
+}
+
+/// [`record_with`] for many attempts in one statement (a `case` per column, the claim
+/// checked per row); the ids it recorded.
+async fn record_many<'e, E>(
+    executor: E,
+    backend: Backend,
+    attempts: &[(Delivery, Attempt)],
+) -> Result<Vec<i64>, CoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    use std::fmt::Write as _;
+    if attempts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let clock = crate::leases::clock_ms(backend);
+    let columns = [
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "http_status",
+        "last_error",
+        "payload",
+    ];
+    let mut cases: Vec<String> = vec![String::new(); columns.len() + 1];
+    let mut ids = String::new();
+    for k in 0..attempts.len() {
+        let p = 1 + 8 * k;
+        for (c, case) in cases.iter_mut().enumerate() {
+            let value = if c == 2 {
+                format!("{clock} + ${}", p + 1 + c)
+            } else {
+                format!("${}", p + 1 + c)
+            };
+            let _ = write!(case, " when ${p} then {value}");
+        }
+        let _ = write!(ids, "{}${p}", if k == 0 { "" } else { ", " });
+    }
+    let mut sql = String::from("update alert_deliveries set updated_at = ");
+    sql.push_str(clock);
+    for (column, case) in columns.iter().zip(&cases) {
+        let _ = write!(sql, ", {column} = case id{case} end");
+    }
+    let _ = write!(
+        sql,
+        " where id in ({ids}) and status = 'pending' and next_attempt_at = case id{} end returning id",
+        cases[columns.len()]
+    );
+    let mut query = sqlx::query_scalar::<_, i64>(&sql);
+    for (delivery, attempt) in attempts {
+        let (status, tries, wait, http_status, error) = outcome_of(delivery, attempt);
+        query = query
+            .bind(delivery.id)
+            .bind(status)
+            .bind(tries)
+            .bind(wait)
+            .bind(http_status)
+            .bind(error)
+            .bind(delivery.payload.clone())
+            .bind(delivery.claimed_until);
+    }
+    Ok(query.fetch_all(executor).await?)
 }
 
 async fn record_with<'e, E>(
@@ -197,31 +301,7 @@ async fn record_with<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let attempts = delivery.attempts + 1;
-    let (status, next, http_status, error) = match attempt {
-        Attempt::Delivered { http_status } => {
-            ("delivered", None, Some(i64::from(*http_status)), None)
-        }
-        Attempt::Failed { http_status, error } => {
-            let wait = usize::try_from(attempts - 1)
-                .ok()
-                .and_then(|i| BACKOFF_SECONDS.get(i));
-            match wait {
-                Some(s) => (
-                    "pending",
-                    Some(s * 1000),
-                    http_status.map(i64::from),
-                    Some(error.as_str()),
-                ),
-                None => (
-                    "failed",
-                    None,
-                    http_status.map(i64::from),
-                    Some(error.as_str()),
-                ),
-            }
-        }
-    };
+    let (status, attempts, next, http_status, error) = outcome_of(delivery, attempt);
     // The next attempt is timed by the database's clock, like the claim that will take it.
     let clock = crate::leases::clock_ms(backend);
     let recorded = sqlx::query(&format!(

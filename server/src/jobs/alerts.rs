@@ -22,8 +22,15 @@ use crate::state::AppState;
 
 /// How often queued retries (and deliveries left by a restart) are looked for.
 const TICK: Duration = Duration::from_secs(2);
-/// How many alerts one round claims and sends at once, at most.
-const ROUND: i64 = 32;
+/// How many alerts one round claims, at most: one write records them all.
+const ROUND: i64 = 256;
+/// How many of a round are being sent at once.
+const CONCURRENT: usize = 32;
+/// A round starts this long after the payment that called for it, and follows a full one
+/// after this pause: on SQLite every write of another connection empties the notification
+/// committer's page cache and waits for its lock, so the alert job writes a few times a
+/// second, not once per payment (docs/benchmarks.md, issue 20).
+const PACE: Duration = Duration::from_millis(100);
 /// How long the webhook gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -77,6 +84,9 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
                 // Its row was written with the payment; a lag loses nothing but the hurry.
                 Ok(Event::OrderPaid { .. }) | Err(RecvError::Lagged(_)) => {
                     // One round for a burst of payments, not one per payment.
+                    if stop.sleep(PACE).await {
+                        break;
+                    }
                     while events.try_recv().is_ok() {}
                 }
                 Ok(_) => continue,
@@ -116,19 +126,23 @@ async fn send_due(sender: &Arc<Sender>, stop: &Stop) {
     while !due.is_empty() {
         let full = i64::try_from(due.len()).unwrap_or(i64::MAX) >= ROUND;
         let mut sending = JoinSet::new();
+        let mut attempts = Vec::new();
+        let mut finished = |done: Option<Result<Option<(Delivery, Attempt)>, _>>| match done {
+            Some(Ok(Some(attempt))) => attempts.push(attempt),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "a merchant alert task panicked; its claim runs out")
+            }
+            _ => {}
+        };
         for delivery in due {
+            while sending.len() >= CONCURRENT {
+                finished(sending.join_next().await);
+            }
             let s = sender.clone();
             sending.spawn(async move { s.attempt(delivery).await });
         }
-        let mut attempts = Vec::new();
         while let Some(done) = sending.join_next().await {
-            match done {
-                Ok(Some(attempt)) => attempts.push(attempt),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "a merchant alert task panicked; its claim runs out")
-                }
-            }
+            finished(Some(done));
         }
         let next = if full && !stop.is_set() { ROUND } else { 0 };
         match alerts::record_and_claim(&sender.db, &attempts, next).await {
@@ -139,6 +153,9 @@ async fn send_due(sender: &Arc<Sender>, stop: &Stop) {
                     }
                 }
                 due = next_due;
+                if !due.is_empty() {
+                    tokio::time::sleep(PACE).await;
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, alerts = attempts.len(), "recording merchant alert attempts failed; their claims run out and they are sent again");
