@@ -181,9 +181,9 @@ impl GroupCommit {
                     }
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "no SQLite connection for group commit; committing through the writer pool");
-                        drop(tokio::spawn(run(writer, rx)));
+                        drop(tokio::spawn(run(writer, rx, false)));
                     }
-                    None => drop(tokio::spawn(run(writer, rx))),
+                    None => drop(tokio::spawn(run(writer, rx, true))),
                 }
                 tx
             })
@@ -195,10 +195,11 @@ impl GroupCommit {
 /// Where a [`Db`] keeps its queue.
 pub(crate) type Slot = OnceLock<GroupCommit>;
 
-async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>) {
+/// `lock_rows`: PostgreSQL, where other instances commit batches too ([`commit`]).
+async fn run(writer: AnyPool, mut rx: mpsc::UnboundedReceiver<Request>, lock_rows: bool) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let outcome = commit(&writer, &batch).await;
+        let outcome = commit(&writer, &batch, lock_rows).await;
         answer(&writer, &mut batch, outcome).await;
     }
 }
@@ -359,9 +360,36 @@ async fn answer(
 }
 
 /// One transaction for the whole batch; the results in the batch's order.
-async fn commit(writer: &AnyPool, batch: &[Request]) -> Result<Vec<Applied>, CoreError> {
+async fn commit(
+    writer: &AnyPool,
+    batch: &[Request],
+    lock_rows: bool,
+) -> Result<Vec<Applied>, CoreError> {
     let now = now_ms();
     let mut tx = writer.begin().await?;
+
+    // 0. Every order of the batch locked first, in id order. With several instances each
+    // commits batches of its own, and the same order can be in two at once (WeChat Pay's
+    // resends): the update takes its orders' rows, then the notifications' foreign keys
+    // take a share of others' (the update changes `transaction_id`, a key), so two batches
+    // locking in different orders deadlocked, and PostgreSQL ended one a second later
+    // (docs/benchmarks.md, issue 20). Locked in one order up front, one batch waits for the
+    // other instead.
+    if lock_rows {
+        let mut ids: Vec<i64> = batch.iter().map(|r| r.order.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut sql = String::from("select id from orders where id in (");
+        for k in 0..ids.len() {
+            let _ = write!(sql, "{}${}", if k == 0 { "" } else { ", " }, k + 1);
+        }
+        sql.push_str(") order by id for update");
+        let mut lock = sqlx::query_scalar::<_, i64>(&sql);
+        for id in &ids {
+            lock = lock.bind(*id);
+        }
+        lock.fetch_all(&mut *tx).await?;
+    }
 
     // 1. The conditional update, for the first request of each order.
     let mut seen = HashSet::with_capacity(batch.len());
