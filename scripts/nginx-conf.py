@@ -20,7 +20,7 @@ def main() -> None:
         sys.exit(__doc__)
     out, prefix, listen, source, *upstreams = sys.argv[1:]
     template = pathlib.Path(__file__).resolve().parent.parent / "deploy" / "nginx.conf.template"
-    servers = "\n        ".join(f"server {u} max_fails=1 fail_timeout=5s;" for u in upstreams)
+    servers = "\n        ".join(f"server {u} max_fails=1 fail_timeout=2s;" for u in upstreams)
     values = {"PREFIX": prefix, "LISTEN": listen, "UPSTREAMS": servers,
               "PROXY_SOURCE": source, "WORKER_CONNECTIONS": "16384"}
     lines = []

@@ -16,7 +16,14 @@ use crate::state::AppState;
 pub(super) async fn run(state: AppState, mut stop: Stop) {
     let every = Duration::from_secs(state.settings.exceptions.scan_seconds.max(1));
     loop {
-        match exceptions::scan(&state.db, paydesk_core::now_ms()).await {
+        // A stop does not wait for a scan: its raises and clears are each idempotent, so
+        // one cut off is simply done again by the next scan, here or on another instance
+        // (a scan under load took longer than the stop's 10 s).
+        let scanned = tokio::select! {
+            scanned = exceptions::scan(&state.db, paydesk_core::now_ms()) => scanned,
+            () = stop.begun() => break,
+        };
+        match scanned {
             Ok(report) if report.changed() => {
                 tracing::info!(
                     raised = report.raised,
