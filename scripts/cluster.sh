@@ -43,7 +43,8 @@
 # Environment:
 #   PAYDESK_BIN, PAYDESK_SIM_BIN   binaries (default target/debug or, with --release,
 #                                  target/release paydesk and paydesk-sim; not built here:
-#                                  scripts/build.sh [--release] first)
+#                                  scripts/build.sh [--release] and
+#                                  cargo build [--release] -p paydesk-sim first)
 #   PAYDESK_ADMIN_PASSWORD         the first admin's password (otherwise instance 1 prints one)
 #   PAYDESK_CLUSTER_ENV_FILE       KEY=value lines added to every instance after the unit's
 #                                  (a test's faster job ticks, …; not what an operator copies)
@@ -235,7 +236,7 @@ esac
 BIN=${PAYDESK_BIN:-$repo/target/$profile/paydesk}
 SIM_BIN=${PAYDESK_SIM_BIN:-$repo/target/$profile/paydesk-sim}
 for b in "$BIN" "$SIM_BIN"; do
-  [ -x "$b" ] || die "$b is missing: build first (scripts/build.sh$([ $profile = release ] && echo ' --release'))"
+  [ -x "$b" ] || die "$b is missing: build first (scripts/build.sh$([ $profile = release ] && echo ' --release') && cargo build$([ $profile = release ] && echo ' --release') -p paydesk-sim)"
 done
 BIN=$(readlink -f "$BIN")
 SIM_BIN=$(readlink -f "$SIM_BIN")
