@@ -58,8 +58,9 @@ pub struct Settings {
     pub metrics_token: Option<SecretString>,
     /// After SIGTERM, how long the instance still serves — `/readyz` 503, every answer with
     /// `Connection: close` — before it stops accepting: a proxy's kept-alive connections
-    /// are closed by an answer, not under a request it is sending.
-    /// `PAYDESK_SHUTDOWN_DRAIN_MS`, default 1000.
+    /// are closed by an answer, or by the proxy itself when idle (nginx's upstream
+    /// `keepalive_timeout`, 2 s in deploy/nginx.conf.template, must be shorter), not under
+    /// a request it is sending. `PAYDESK_SHUTDOWN_DRAIN_MS`, default 3000.
     #[serde(default = "default_shutdown_drain_ms")]
     pub shutdown_drain_ms: u64,
     /// Where the built dashboard assets (`pkg/paydesk.js`, `.wasm`, `.css`) are.
@@ -778,7 +779,7 @@ fn default_sync_max_delay() -> u64 {
     600
 }
 fn default_shutdown_drain_ms() -> u64 {
-    1000
+    3000
 }
 fn default_sync_tick() -> u64 {
     2000
