@@ -485,13 +485,14 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
 
     // The refunds approved by the admin (in the browser, through the proxy), then instance 3
     // (the one the watcher's page came from) killed outright.
+    // The refund numbers as a SQL list (paydesk's own numbers: no quotes in them).
+    let refund_list = refund_nos
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let ids = cluster.sql(&format!(
-        "select id from refunds where out_refund_no in ({})",
-        refund_nos
-            .iter()
-            .map(|n| format!("'{n}'"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        "select id from refunds where out_refund_no in ({refund_list})"
     ))?;
     for row in &ids {
         let status = admin
@@ -664,12 +665,7 @@ async fn scenario(cluster: &Cluster) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let done = cluster.sql(&format!(
-            "select out_refund_no, status from refunds where out_refund_no in ({})",
-            refund_nos
-                .iter()
-                .map(|n| format!("'{n}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "select out_refund_no, status from refunds where out_refund_no in ({refund_list})"
         ))?;
         if done.iter().all(|r| r[1] == "SUCCESS") && done.len() == refund_nos.len() {
             break;
