@@ -16,7 +16,10 @@ use paydesk_core::testing;
 use paydesk_sim::PayRequest;
 use serde_json::json;
 
-use crate::helpers::{paydesk_against, set_faults, spawn_apps_with, wait_until, TestApp};
+use crate::helpers::{
+    merchant_against, paydesk_against, set_faults, spawn_apps_with, spawn_sibling, wait_until,
+    TestApp,
+};
 
 fn pay(notify: bool) -> PayRequest {
     serde_json::from_value(json!({ "notify": notify })).unwrap()
@@ -398,6 +401,85 @@ async fn every_planted_difference_is_found_once_and_a_rerun_changes_nothing() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+}
+
+/// The `bill_date` of each downloadbill call recorded in `api_calls`.
+async fn bill_dates_fetched(app: &TestApp) -> Vec<String> {
+    let bodies: Vec<String> = sqlx::query_scalar(
+        "select request_body from api_calls where endpoint = '/pay/downloadbill' order by id",
+    )
+    .fetch_all(app.app_db.reader())
+    .await
+    .unwrap();
+    bodies
+        .iter()
+        .filter_map(|b| {
+            let from = b.find("<bill_date>")? + "<bill_date>".len();
+            Some(b[from..from + 8].to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn two_instances_on_one_database_fetch_each_days_bill_once() {
+    for app in spawn_apps_with(json!({ "sync": { "enabled": "off" } })).await {
+        // Arrange: the first order three days ago, so the catch-up has the two days before
+        // yesterday and the daily run yesterday; two instances whose run is due at once.
+        // WeChat Pay's clock a day and a half on: yesterday's bill is ready, whatever the hour.
+        let l = app.db.label;
+        app.simulator()
+            .advance_clock(Duration::from_secs(36 * 3600));
+        let now = paydesk_core::now_ms();
+        let today = paydesk_core::time::day_number(now);
+        let no = format!("RC2I{}", now % 100_000_000);
+        testing::create_order(&app.app_db, &no, 700).await;
+        sqlx::query("update orders set created_at = $1 where out_trade_no = $2")
+            .bind(now - 3 * 86_400_000)
+            .bind(&no)
+            .execute(app.app_db.writer())
+            .await
+            .unwrap();
+        let mut due = merchant_against(app.simulator());
+        due["reconciliation"] = json!({ "enabled": "on", "run_at": "00:00" });
+        due["sync"] = json!({ "enabled": "off" });
+
+        // Act: both start together
+        let (_b, _c) = tokio::join!(
+            spawn_sibling(&app, due.clone()),
+            spawn_sibling(&app, due.clone())
+        );
+        let mut days = Vec::new();
+        for _ in 0..200 {
+            days = reconcile::days_between(&app.app_db, today - 3, today - 1)
+                .await
+                .unwrap();
+            if days.len() == 3 && days.iter().all(|d| d.reconciled_at.is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Time for a second fetch, were a lease not to hold (calls are recorded in batches).
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+        // Assert: each day compared, its bill fetched once among the instances
+        assert_eq!(days.len(), 3, "{l}: {days:?}");
+        for d in &days {
+            assert_eq!(d.status, DayStatus::Matched, "{l}: {d:?}");
+        }
+        let mut fetched = bill_dates_fetched(&app).await;
+        fetched.sort();
+        let expected: Vec<String> = (today - 3..today)
+            .map(|d| reconcile::day_text(d).replace('-', ""))
+            .collect();
+        assert_eq!(fetched, expected, "{l}: one downloadbill per day");
+        let received = app
+            .simulator()
+            .api_calls()
+            .iter()
+            .filter(|c| c.endpoint == "/pay/downloadbill")
+            .count();
+        assert_eq!(received, 3, "{l}: downloadbill calls WeChat Pay received");
     }
 }
 
