@@ -30,7 +30,9 @@
 #                       clients go through nginx; the CPU figure sums the instances
 #   BENCH_ALERTS=on     merchant alerts on, to a webhook that answers like a WeCom robot
 #                       (an nginx of its own): each paid order's alert is queued in the
-#                       payment's transaction and sent beside the benchmark
+#                       payment's transaction and sent beside the benchmark, one message
+#                       per turn of the robot (every 3 s) for all that are due
+#   BENCH_ALERTS=json   the same webhook as a JSON webhook: one POST per paid order
 #   PAYDESK_PG_DURABLE=on|off   PostgreSQL's commits (default: on with BENCH_SEED_ORDERS)
 #
 # scripts/abuse.sh runs the callback flood through this script: BENCH_NAME names the run
@@ -125,7 +127,7 @@ start_nginx() {
 
 # BENCH_ALERTS=on: a webhook that answers every POST as a WeCom robot does, and the
 # setting that sends each paid order's alert to it.
-if [ "$BENCH_ALERTS" = on ]; then
+if [ "$BENCH_ALERTS" = on ] || [ "$BENCH_ALERTS" = json ]; then
   command -v nginx >/dev/null || scripts/setup.sh test
   sink=$WORK/webhook
   mkdir -p "$sink"
@@ -144,6 +146,7 @@ if [ "$BENCH_ALERTS" = on ]; then
     '}' >"$sink/nginx.conf"
   start_nginx "$sink" "$sink_port"
   export PAYDESK_ALERTS__WEBHOOK_URL="http://127.0.0.1:$sink_port/cgi-bin/webhook/send?key=bench-not-secret"
+  if [ "$BENCH_ALERTS" = json ]; then export PAYDESK_ALERTS__FORMAT=json; fi
   echo "$NAME: merchant alerts to a webhook on 127.0.0.1:$sink_port" >&2
 fi
 

@@ -7,6 +7,7 @@
 
 use sqlx::FromRow;
 
+use crate::sql::placeholders;
 use crate::{Backend, CoreError, Db};
 
 /// Waits before attempt 2, 3, …: 10 s, 30 s, 1 min, 5 min, 15 min, 1 h, 3 h. After the last
@@ -324,6 +325,232 @@ where
     Ok(recorded == 1)
 }
 
+/// The least time between two messages to a WeCom group robot: it takes 20 a minute and
+/// answers `errcode 45009` beyond (README, "Merchant alerts").
+pub const ROBOT_GAP_MS: i64 = 3_000;
+
+/// How long the robot's turn is held: while one instance sends (an instance that dies
+/// holding it gives it up then), and after the robot said 45009.
+pub const ROBOT_HOLD_MS: i64 = 60_000;
+
+/// Takes the robot's turn (`alert_settings.next_send_at`, shared by the instances, by the
+/// database's clock) for [`ROBOT_HOLD_MS`]: `Ok(turn)`, the value that proves it is still
+/// this instance's ([`record_batch`], [`robot_turn_done`]), or `Err(ms)` until it is free.
+/// The turn is the lease of a robot's deliveries: only its holder sends or records them.
+pub async fn take_robot_turn(db: &Db) -> Result<Result<i64, i64>, CoreError> {
+    let clock = crate::leases::clock_ms(db.backend());
+    let taken: Option<i64> = sqlx::query_scalar(&format!(
+        r#"update alert_settings set next_send_at = {clock} + $1
+           where id = 1 and next_send_at <= {clock} returning next_send_at"#
+    ))
+    .bind(ROBOT_HOLD_MS)
+    .fetch_optional(db.writer())
+    .await?;
+    if let Some(turn) = taken {
+        return Ok(Ok(turn));
+    }
+    let wait: Option<i64> = sqlx::query_scalar(&format!(
+        "select next_send_at - {clock} from alert_settings where id = 1"
+    ))
+    .fetch_optional(db.reader())
+    .await?;
+    // No row: alerts were turned off meanwhile; nothing is queued until they are back.
+    Ok(Err(wait.unwrap_or(ROBOT_HOLD_MS).max(1)))
+}
+
+/// Ends the turn [`take_robot_turn`] gave, if it is still this one: the next message may go
+/// `after_ms` from now ([`ROBOT_GAP_MS`], or [`ROBOT_HOLD_MS`] after a 45009).
+pub async fn robot_turn_done(db: &Db, turn: i64, after_ms: i64) -> Result<(), CoreError> {
+    let clock = crate::leases::clock_ms(db.backend());
+    sqlx::query(&format!(
+        "update alert_settings set next_send_at = {clock} + $1 where id = 1 and next_send_at = $2"
+    ))
+    .bind(after_ms)
+    .bind(turn)
+    .execute(db.writer())
+    .await?;
+    Ok(())
+}
+
+/// Whether any delivery is due: a read, so an idle robot costs no write.
+pub async fn any_due(db: &Db) -> Result<bool, CoreError> {
+    let clock = crate::leases::clock_ms(db.backend());
+    let due: Option<i64> = sqlx::query_scalar(&format!(
+        "select id from alert_deliveries where status = 'pending' and next_attempt_at <= {clock} limit 1"
+    ))
+    .fetch_optional(db.reader())
+    .await?;
+    Ok(due.is_some())
+}
+
+/// A paid order as an alert shows it.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct AlertOrder {
+    /// Its number.
+    pub out_trade_no: String,
+    /// What was bought.
+    pub description: String,
+    /// Fen.
+    pub total_fee: i64,
+    /// WeChat Pay's number.
+    pub transaction_id: Option<String>,
+    /// When it was paid.
+    pub paid_at: Option<i64>,
+}
+
+/// Deliveries due together, to be sent as one message ([`due_batch`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// The rows, by id.
+    pub ids: Vec<i64>,
+    /// The database's clock when they were read: each was due by then, and recording
+    /// checks it still is (not sent or claimed meanwhile).
+    pub as_of: i64,
+    /// How many orders the batch covers.
+    pub count: i64,
+    /// Their total, fen.
+    pub total_fen: i64,
+    /// The first of them (by delivery id), to list one by one.
+    pub first: Vec<AlertOrder>,
+}
+
+/// How many ids one `in (…)` list binds, and one transaction records: far under both
+/// engines' limit on bound values, and a short hold of SQLite's write lock.
+const ID_CHUNK: usize = 500;
+
+/// Up to `limit` due deliveries as one batch (one message to a robot that takes few a
+/// minute: a message per order would be refused), with their count and total and the
+/// first `listed` orders; `None` when nothing is due. Reads only: the caller holds the
+/// robot's turn ([`take_robot_turn`]), which keeps other instances from them, so they cost
+/// no claim write.
+pub async fn due_batch(db: &Db, limit: i64, listed: usize) -> Result<Option<Batch>, CoreError> {
+    let clock = crate::leases::clock_ms(db.backend());
+    let mut tx = db.reader().begin().await?;
+    let as_of: i64 = sqlx::query_scalar(&format!("select {clock}"))
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut due: Vec<(i64, i64)> = sqlx::query_as(
+        r#"select id, order_id from alert_deliveries
+           where status = 'pending' and next_attempt_at <= $1
+           order by next_attempt_at limit $2"#,
+    )
+    .bind(as_of)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    if due.is_empty() {
+        return Ok(None);
+    }
+    due.sort_unstable();
+    let (mut count, mut total_fen) = (0_i64, 0_i64);
+    for chunk in due.chunks(ID_CHUNK) {
+        let sql = format!(
+            // PostgreSQL's sum of bigints is a numeric.
+            "select count(*), cast(coalesce(sum(total_fee), 0) as bigint) from orders where id in ({})",
+            placeholders(1, chunk.len())
+        );
+        let mut query = sqlx::query_as::<_, (i64, i64)>(&sql);
+        for (_, order_id) in chunk {
+            query = query.bind(*order_id);
+        }
+        let (n, fen) = query.fetch_one(&mut *tx).await?;
+        count += n;
+        total_fen += fen;
+    }
+    let head = &due[..due.len().min(listed)];
+    let sql = format!(
+        r#"select id, out_trade_no, description, total_fee, transaction_id, paid_at
+           from orders where id in ({})"#,
+        placeholders(1, head.len())
+    );
+    let mut query =
+        sqlx::query_as::<_, (i64, String, String, i64, Option<String>, Option<i64>)>(&sql);
+    for (_, order_id) in head {
+        query = query.bind(*order_id);
+    }
+    let mut first = query.fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    first.sort_by_key(|row| head.iter().position(|(_, order_id)| *order_id == row.0));
+    Ok(Some(Batch {
+        ids: due.iter().map(|(id, _)| *id).collect(),
+        as_of,
+        count,
+        total_fen,
+        first: first
+            .into_iter()
+            .map(
+                |(_, out_trade_no, description, total_fee, transaction_id, paid_at)| AlertOrder {
+                    out_trade_no,
+                    description,
+                    total_fee,
+                    transaction_id,
+                    paid_at,
+                },
+            )
+            .collect(),
+    }))
+}
+
+/// Records one attempt for every delivery of a batch ([`record_attempt`] for each,
+/// set-wise: the wait before a retry follows each row's own attempts), while `turn` is
+/// still the robot's turn and each row is still as read; how many were recorded. A
+/// transaction per [`ID_CHUNK`] rows: on SQLite each holds the write lock, and with it the
+/// notification committer, only briefly.
+pub async fn record_batch(
+    db: &Db,
+    batch: &Batch,
+    turn: i64,
+    attempt: &Attempt,
+) -> Result<u64, CoreError> {
+    use std::fmt::Write as _;
+    let clock = crate::leases::clock_ms(db.backend());
+    let (set, http_status, error) = match attempt {
+        Attempt::Delivered { http_status } => (
+            format!("status = 'delivered', next_attempt_at = {clock}"),
+            i64::from(*http_status),
+            None,
+        ),
+        Attempt::Failed { http_status, error } => {
+            let mut wait = String::from("case attempts");
+            for (k, seconds) in BACKOFF_SECONDS.iter().enumerate() {
+                let _ = write!(wait, " when {k} then {}", seconds * 1000);
+            }
+            wait.push_str(" else 0 end");
+            (
+                format!(
+                    "status = case when attempts >= {} then 'failed' else 'pending' end, \
+                     next_attempt_at = {clock} + {wait}",
+                    BACKOFF_SECONDS.len()
+                ),
+                http_status.map_or(-1, i64::from),
+                Some(error.as_str()),
+            )
+        }
+    };
+    let mut recorded = 0;
+    for chunk in batch.ids.chunks(ID_CHUNK) {
+        let sql = format!(
+            r#"update alert_deliveries
+               set {set}, attempts = attempts + 1, updated_at = {clock},
+                   http_status = case when $1 < 0 then null else $1 end, last_error = $2
+               where status = 'pending' and next_attempt_at <= $3
+                 and exists (select 1 from alert_settings where id = 1 and next_send_at = $4)
+                 and id in ({})"#,
+            placeholders(5, chunk.len())
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(http_status)
+            .bind(error)
+            .bind(batch.as_of)
+            .bind(turn);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        recorded += query.execute(db.writer()).await?.rows_affected();
+    }
+    Ok(recorded)
+}
+
 /// The delivery for an order, if one was queued.
 pub async fn for_order(db: &Db, order_id: i64) -> Result<Option<DeliveryStatus>, CoreError> {
     Ok(sqlx::query_as::<_, DeliveryStatus>(
@@ -333,4 +560,16 @@ pub async fn for_order(db: &Db, order_id: i64) -> Result<Option<DeliveryStatus>,
     .bind(order_id)
     .fetch_optional(db.reader())
     .await?)
+}
+
+impl From<&crate::orders::Order> for AlertOrder {
+    fn from(o: &crate::orders::Order) -> Self {
+        AlertOrder {
+            out_trade_no: o.out_trade_no.clone(),
+            description: o.description.clone(),
+            total_fee: o.total_fee,
+            transaction_id: o.transaction_id.clone(),
+            paid_at: o.paid_at,
+        }
+    }
 }

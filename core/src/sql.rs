@@ -125,6 +125,14 @@ impl Cursor {
     }
 }
 
+/// `$first, $first+1, …`: `n` numbered placeholders for an `in (…)` list of bound values.
+pub fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -675,7 +675,7 @@ pub(super) async fn numbers_on_bill(
     }
     let mut held = HashSet::new();
     for chunk in numbers.chunks(CHUNK) {
-        let list = placeholders(2, chunk.len());
+        let list = crate::sql::placeholders(2, chunk.len());
         let sql = format!(
             "select coalesce(out_refund_no, out_trade_no) from recon_bill_rows \
              where day = $1 and (out_trade_no in ({list}) or out_refund_no in ({list}))"
@@ -688,13 +688,6 @@ pub(super) async fn numbers_on_bill(
     }
     // A payment row's order number is held too when a refund row of it matched.
     Ok(Some(held))
-}
-
-fn placeholders(first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 type OrderRow = (i64, String, String, i64, Option<String>, Option<i64>);
@@ -722,7 +715,7 @@ pub(super) async fn orders_by_number(
     for chunk in numbers.chunks(CHUNK) {
         let sql = format!(
             "{OUR_ORDER} where out_trade_no in ({})",
-            placeholders(1, chunk.len())
+            crate::sql::placeholders(1, chunk.len())
         );
         let mut q = sqlx::query_as::<_, OrderRow>(&sql);
         for n in chunk {
@@ -776,7 +769,7 @@ pub(super) async fn refunds_by_number(
     for chunk in numbers.chunks(CHUNK) {
         let sql = format!(
             "{OUR_REFUND} where r.out_refund_no in ({})",
-            placeholders(1, chunk.len())
+            crate::sql::placeholders(1, chunk.len())
         );
         let mut q = sqlx::query_as::<_, RefundRow>(&sql);
         for n in chunk {

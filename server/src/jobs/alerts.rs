@@ -1,10 +1,14 @@
 //! Merchant alerts: for each paid order, a POST to the configured webhook (a WeCom group
 //! robot by default). The delivery row is queued in the payment's own transaction (the
-//! outbox of [`paydesk_core::alerts`]); this job claims due rows, builds each body from the
-//! order on its first attempt, sends it and retries with backoff. It looks at once when an
-//! order is paid (the event bus) and every [`TICK`] for the rest (retries, rows another
-//! instance's crash left), so the notification reply never waits for it and no alert waits
-//! for a restart. Logs name the webhook's host only: its URL carries the robot's key.
+//! outbox of [`paydesk_core::alerts`]); this job claims due rows, sends them and retries
+//! with backoff. A JSON webhook gets one POST per order, its body built from the order on
+//! the first attempt. A WeCom robot takes 20 messages a minute (`errcode 45009` beyond), so
+//! it gets one message per turn covering every order due, the first few listed and the rest
+//! counted and summed; the turn is shared by the instances ([`alerts::take_robot_turn`]),
+//! one every [`alerts::ROBOT_GAP_MS`]. The job looks at once when an order is paid (the
+//! event bus) and every [`TICK`] for the rest (retries, rows another instance's crash
+//! left), so the notification reply never waits for it and no alert waits for a restart.
+//! Logs name the webhook's host only: its URL carries the robot's key.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +37,15 @@ const CONCURRENT: usize = 32;
 const PACE: Duration = Duration::from_millis(100);
 /// How long the webhook gets to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// At most this many orders in one robot message: with a turn every 3 s, 3,333 alerts a
+/// second; beyond, the rest wait for the next turns.
+const ROBOT_BATCH: i64 = 10_000;
+/// Orders a robot message lists one by one (as many as fit); the rest are counted and summed.
+const ROBOT_LISTED: usize = 12;
+/// The most a WeCom markdown message may hold, in bytes of UTF-8 (`errcode 40058` beyond).
+const WECOM_MAX_BYTES: usize = 4096;
+/// The most characters of an order's description a robot message shows.
+const DESCRIPTION_CHARS: usize = 24;
 
 /// The body the webhook gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +59,8 @@ pub enum Format {
 struct Sender {
     db: Db,
     url: SecretString,
+    /// The webhook's host ([`target_host`]).
+    target: String,
     format: Format,
     http: reqwest::Client,
 }
@@ -71,13 +86,13 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
     let sender = Arc::new(Sender {
         db: state.db.clone(),
         url,
+        target: target.clone(),
         format,
         http,
     });
     tracing::info!(%target, "merchant alerts on");
     // This instance keeps the outbox on while it runs (startup turned it on).
     let mut renewed = tokio::time::Instant::now();
-    let renew_every = Duration::from_millis(alerts::RENEW_MS.unsigned_abs());
     loop {
         tokio::select! {
             received = events.recv() => match received {
@@ -98,19 +113,190 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
                 }
             }
         }
-        if renewed.elapsed() >= renew_every {
-            match alerts::configure(&sender.db, Some(&target)).await {
-                Ok(()) => renewed = tokio::time::Instant::now(),
+        let mut again = sender.send_due(&stop, &mut renewed).await;
+        // A robot's turn is not free yet, or more are due than one message took.
+        while let Some(wait) = again {
+            if stop.sleep(wait).await {
+                return;
+            }
+            while !matches!(
+                events.try_recv(),
+                Err(tokio::sync::broadcast::error::TryRecvError::Empty
+                    | tokio::sync::broadcast::error::TryRecvError::Closed)
+            ) {}
+            again = sender.send_due(&stop, &mut renewed).await;
+        }
+    }
+}
+
+impl Sender {
+    /// Keeps the outbox on (every [`alerts::RENEW_MS`]) and sends what is due: how long to
+    /// wait before calling again, when it should be called before the next payment or tick.
+    async fn send_due(
+        self: &Arc<Self>,
+        stop: &Stop,
+        renewed: &mut tokio::time::Instant,
+    ) -> Option<Duration> {
+        if renewed.elapsed() >= Duration::from_millis(alerts::RENEW_MS.unsigned_abs()) {
+            match alerts::configure(&self.db, Some(&self.target)).await {
+                Ok(()) => *renewed = tokio::time::Instant::now(),
                 Err(e) => {
                     tracing::warn!(error = %e, "keeping merchant alerts on failed; tried again at the next tick")
                 }
             }
         }
-        send_due(&sender, &stop).await;
+        match self.format {
+            Format::WeCom => self.send_to_robot().await,
+            Format::Json => {
+                send_due(self, stop).await;
+                None
+            }
+        }
+    }
+
+    /// One message to the robot for every order due (up to [`ROBOT_BATCH`]), when it is
+    /// this instance's turn; how long until the next turn when more are waiting.
+    async fn send_to_robot(&self) -> Option<Duration> {
+        let db = &self.db;
+        match alerts::any_due(db).await {
+            Ok(true) => {}
+            Ok(false) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "looking for due merchant alerts failed");
+                return None;
+            }
+        }
+        let turn = match alerts::take_robot_turn(db).await {
+            Ok(Ok(turn)) => turn,
+            Ok(Err(wait_ms)) => return Some(Duration::from_millis(wait_ms.unsigned_abs())),
+            Err(e) => {
+                tracing::warn!(error = %e, "taking the robot's turn failed");
+                return None;
+            }
+        };
+        let batch = match alerts::due_batch(db, ROBOT_BATCH, ROBOT_LISTED).await {
+            Ok(Some(batch)) => batch,
+            outcome => {
+                if let Err(e) = outcome {
+                    tracing::warn!(error = %e, "reading due merchant alerts failed");
+                }
+                // Another instance's message took them: the turn is free again at once.
+                self.end_robot_turn(turn, 0).await;
+                return None;
+            }
+        };
+        let message = robot_message(&batch);
+        let outcome = self.send(&message.to_string()).await;
+        let target = &self.target;
+        let refused =
+            matches!(&outcome, Attempt::Failed { error, .. } if error.starts_with("errcode 45009"));
+        match &outcome {
+            Attempt::Delivered { http_status } => tracing::info!(
+                %target,
+                orders = batch.count,
+                total = %Fen(batch.total_fen).display_yuan(),
+                http_status,
+                "merchant alert delivered"
+            ),
+            Attempt::Failed { http_status, error } => tracing::warn!(
+                %target,
+                orders = batch.count,
+                http_status,
+                %error,
+                "merchant alert not delivered; will retry"
+            ),
+        }
+        match alerts::record_batch(db, &batch, turn, &outcome).await {
+            Ok(recorded) if recorded < batch.ids.len() as u64 => tracing::warn!(
+                alerts = batch.ids.len() as u64 - recorded,
+                "the robot's turn ran out while its message was sent; another instance sends those alerts again"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, alerts = batch.ids.len(), "recording merchant alert attempts failed; they are sent again in a later message"),
+        }
+        // A 45009 (the robot is shared with another sender) waits out the robot's minute.
+        self.end_robot_turn(
+            turn,
+            if refused {
+                alerts::ROBOT_HOLD_MS
+            } else {
+                alerts::ROBOT_GAP_MS
+            },
+        )
+        .await;
+        let full = i64::try_from(batch.ids.len()).unwrap_or(i64::MAX) >= ROBOT_BATCH;
+        (full && !refused).then(|| Duration::from_millis(alerts::ROBOT_GAP_MS.unsigned_abs()))
+    }
+
+    async fn end_robot_turn(&self, turn: i64, after_ms: i64) {
+        if let Err(e) = alerts::robot_turn_done(&self.db, turn, after_ms).await {
+            tracing::warn!(error = %e, "giving the robot's turn back failed; it frees itself in a minute");
+        }
     }
 }
 
-/// Sends what is due in rounds of up to [`ROUND`] at once: each round's attempts are
+/// The robot message for a batch: one order as [`payload`] shows it; several as a count and
+/// total, the first listed one per line while they fit in [`WECOM_MAX_BYTES`], the rest
+/// counted and summed.
+pub fn robot_message(batch: &alerts::Batch) -> serde_json::Value {
+    if let ([only], 1) = (batch.first.as_slice(), batch.count) {
+        return payload(Format::WeCom, only);
+    }
+    let mut content = format!(
+        "**{} 笔新订单已支付** 合计 <font color=\"info\">{}</font>",
+        batch.count,
+        Fen(batch.total_fen).display_yuan()
+    );
+    // Room for the closing line, whatever its numbers.
+    let reserve = 120;
+    let (mut listed, mut listed_fen) = (0_i64, 0_i64);
+    for o in &batch.first {
+        let line = format!(
+            "\n>{} {} · {} · {}",
+            Fen(o.total_fee).display_yuan(),
+            plain(&o.description, DESCRIPTION_CHARS),
+            o.out_trade_no,
+            o.paid_at
+                .map(paydesk_types::format_shanghai)
+                .unwrap_or_default()
+        );
+        if content.len() + line.len() + reserve > WECOM_MAX_BYTES {
+            break;
+        }
+        content.push_str(&line);
+        listed += 1;
+        listed_fen += o.total_fee;
+    }
+    let rest = batch.count - listed;
+    if rest > 0 {
+        content.push_str(&format!(
+            "\n>……另有 {rest} 笔，合计 {}",
+            Fen(batch.total_fen - listed_fen).display_yuan()
+        ));
+    }
+    json!({ "msgtype": "markdown", "markdown": { "content": content } })
+}
+
+/// Text from an order for a markdown line: one line, no markup, at most `max` characters.
+fn plain(text: &str, max: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| match c {
+            '\n' | '\r' | '\t' => ' ',
+            '<' => '‹',
+            '>' => '›',
+            '*' | '`' | '[' | ']' => ' ',
+            c => c,
+        })
+        .take(max)
+        .collect();
+    if text.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+/// A JSON webhook's alerts: sends what is due in rounds of up to [`ROUND`] at once: each round's attempts are
 /// recorded, and the next round claimed, in one transaction ([`alerts::record_and_claim`]),
 /// until a round comes back short. Stopping, the round in flight is finished and recorded
 /// (a send cut off would be sent again by another instance once its claim ran out) and no
@@ -166,7 +352,7 @@ async fn send_due(sender: &Arc<Sender>, stop: &Stop) {
 }
 
 /// The message for a paid order.
-pub fn payload(format: Format, order: &orders::Order) -> serde_json::Value {
+pub fn payload(format: Format, order: &alerts::AlertOrder) -> serde_json::Value {
     let amount = Fen(order.total_fee).display_yuan();
     let paid_at = order
         .paid_at
@@ -178,7 +364,7 @@ pub fn payload(format: Format, order: &orders::Order) -> serde_json::Value {
             "markdown": {
                 "content": format!(
                     "**新订单已支付** <font color=\"info\">{amount}</font>\n>商品：{}\n>商户订单号：{}\n>微信支付单号：{}\n>支付时间：{paid_at}",
-                    order.description,
+                    plain(&order.description, DESCRIPTION_CHARS * 4),
                     order.out_trade_no,
                     order.transaction_id.as_deref().unwrap_or("-"),
                 )
@@ -209,7 +395,7 @@ impl Sender {
             let order = orders::find_by_out_trade_no(&self.db, &delivery.out_trade_no)
                 .await?
                 .ok_or(paydesk_core::CoreError::NotFound)?;
-            delivery.payload = payload(self.format, &order).to_string();
+            delivery.payload = payload(self.format, &(&order).into()).to_string();
         }
         Ok(delivery)
     }
@@ -300,5 +486,69 @@ impl Sender {
         Attempt::Delivered {
             http_status: status,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(k: i64, description: &str) -> alerts::AlertOrder {
+        alerts::AlertOrder {
+            out_trade_no: format!("PD{k:030}"),
+            description: description.to_owned(),
+            total_fee: 1_000 + k,
+            transaction_id: Some(format!("4200{k:028}")),
+            paid_at: Some(1_796_000_000_000 + k),
+        }
+    }
+
+    #[test]
+    fn a_robot_message_lists_what_fits_and_counts_and_sums_the_rest() {
+        // Arrange: 500 orders, the first twelve with long descriptions that try markup
+        let long = "限定礼盒<font color=\"warning\">假</font>\n> 伪造一行".repeat(20);
+        let first: Vec<_> = (0..12).map(|k| order(k, &long)).collect();
+        let listed_fen: i64 = first.iter().map(|o| o.total_fee).sum();
+        let batch = alerts::Batch {
+            ids: (1..=500).collect(),
+            as_of: 0,
+            count: 500,
+            total_fen: 123_456_789,
+            first,
+        };
+
+        // Act
+        let message = robot_message(&batch);
+
+        // Assert
+        let content = message["markdown"]["content"].as_str().unwrap();
+        assert!(content.len() <= WECOM_MAX_BYTES, "{}", content.len());
+        assert!(content
+            .starts_with("**500 笔新订单已支付** 合计 <font color=\"info\">¥1,234,567.89</font>"));
+        let lines: Vec<&str> = content.lines().collect();
+        assert_eq!(lines.len(), 1 + 12 + 1, "{content}");
+        assert!(lines[1..13].iter().all(|l| l.starts_with(">¥10.")));
+        assert!(!content.contains("<font color=\"warning\">"), "{content}");
+        assert_eq!(content.matches("<font").count(), 1, "{content}");
+        assert_eq!(
+            *lines.last().unwrap(),
+            format!(
+                ">……另有 488 笔，合计 {}",
+                Fen(123_456_789 - listed_fen).display_yuan()
+            )
+        );
+    }
+
+    #[test]
+    fn one_order_is_the_single_message() {
+        let only = order(7, "咖啡豆");
+        let batch = alerts::Batch {
+            ids: vec![1],
+            as_of: 0,
+            count: 1,
+            total_fen: only.total_fee,
+            first: vec![only.clone()],
+        };
+        assert_eq!(robot_message(&batch), payload(Format::WeCom, &only));
     }
 }
