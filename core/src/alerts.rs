@@ -1,8 +1,10 @@
-//! Merchant alerts (seed 004's real-time order alert): one webhook POST per paid order —
-//! for example to a WeCom group robot — kept in `alert_deliveries` and retried with backoff
-//! until delivered or out of attempts. The row is an outbox: it is written by a trigger in
-//! the transaction that marks the order paid ([`configure`]), and sent afterwards by the
-//! alert job of whichever instance claims it. Sending happens beside the notification path,
+//! Merchant alerts (seed 004's real-time order alert): each paid order announced to a
+//! webhook once — one POST per order to a JSON webhook, or to a WeCom group robot (20
+//! messages a minute) one message per turn for every order due — kept in `alert_deliveries`
+//! and retried with backoff until delivered or out of attempts. The row is an outbox: it is
+//! written by a trigger in the transaction that marks the order paid ([`configure`]), and
+//! sent afterwards by the alert job of whichever instance claims it ([`claim_due`]) or holds
+//! the robot's turn ([`take_robot_turn`]). Sending happens beside the notification path,
 //! never in it: the notification reply does not wait for the merchant's webhook.
 
 use sqlx::FromRow;
@@ -326,23 +328,31 @@ where
 }
 
 /// The least time between two messages to a WeCom group robot: it takes 20 a minute and
-/// answers `errcode 45009` beyond (README, "Merchant alerts").
-pub const ROBOT_GAP_MS: i64 = 3_000;
+/// answers `errcode 45009` beyond (README, "Merchant alerts"); 3 s and a margin for a robot
+/// that counts whole seconds.
+pub const ROBOT_GAP_MS: i64 = 3_200;
 
-/// How long the robot's turn is held: while one instance sends (an instance that dies
-/// holding it gives it up then), and after the robot said 45009.
+/// How long taking the robot's turn holds it: the send (at most 5 s) and its record, with
+/// room; an instance that dies holding it gives it up then.
+pub const ROBOT_SEND_HOLD_MS: i64 = 15_000;
+
+/// How long the robot's turn waits after it said 45009 (it is shared with another sender):
+/// its minute.
 pub const ROBOT_HOLD_MS: i64 = 60_000;
 
 /// Takes the robot's turn (`alert_settings.next_send_at`, shared by the instances, by the
-/// database's clock) for [`ROBOT_HOLD_MS`]: `Ok(turn)`, the value that proves it is still
-/// this instance's ([`record_batch`], [`robot_turn_done`]), or `Err(ms)` until it is free.
-/// The turn is the lease of a robot's deliveries: only its holder sends or records them.
+/// database's clock) for [`ROBOT_SEND_HOLD_MS`]: `Ok(turn)`, the value that proves it is
+/// still this instance's ([`record_batch`], [`robot_turn_done`]), or `Err(ms)` until it is
+/// free. The turn is the lease of a robot's deliveries: only its holder sends or records
+/// them. A turn set further ahead than any hold (the database's clock stepped back) is free.
 pub async fn take_robot_turn(db: &Db) -> Result<Result<i64, i64>, CoreError> {
     let clock = crate::leases::clock_ms(db.backend());
     let taken: Option<i64> = sqlx::query_scalar(&format!(
         r#"update alert_settings set next_send_at = {clock} + $1
-           where id = 1 and next_send_at <= {clock} returning next_send_at"#
+           where id = 1 and (next_send_at <= {clock} or next_send_at > {clock} + $2)
+           returning next_send_at"#
     ))
+    .bind(ROBOT_SEND_HOLD_MS)
     .bind(ROBOT_HOLD_MS)
     .fetch_optional(db.writer())
     .await?;

@@ -39,7 +39,7 @@ async fn the_robots_turn_is_one_instances_and_a_stale_turn_records_nothing() {
         // Assert
         let wait = other.unwrap_err();
         assert!(
-            wait > alerts::ROBOT_HOLD_MS - 5_000 && wait <= alerts::ROBOT_HOLD_MS,
+            wait > alerts::ROBOT_SEND_HOLD_MS - 5_000 && wait <= alerts::ROBOT_SEND_HOLD_MS,
             "{l}: {wait}"
         );
         assert_eq!((batch.count, batch.total_fen), (3, 1_020), "{l}");
@@ -62,5 +62,72 @@ async fn the_robots_turn_is_one_instances_and_a_stale_turn_records_nothing() {
             "{l}: retried in 10 s, not now"
         );
         assert!(next.is_ok(), "{l}: the turn was handed back");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_delivered_or_retried_by_each_rows_attempts_until_the_last_fails() {
+    for t in databases().await {
+        // Arrange: two queued alerts, one of them already at its last attempt
+        let l = t.label;
+        alerts::configure(&t.db, Some("qyapi.weixin.qq.com"))
+            .await
+            .unwrap();
+        for k in 0..2 {
+            testing::paid_order(&t.db, &format!("AL-LAST-{k}"), 100).await;
+        }
+        let last = alerts::BACKOFF_SECONDS.len() as i64;
+        sqlx::query("update alert_deliveries set attempts = $1 where out_trade_no = 'AL-LAST-1'")
+            .bind(last)
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        let failed = Attempt::Failed {
+            http_status: None,
+            error: "timed out".into(),
+        };
+
+        // Act: a failure, then (made due again) a delivery
+        let turn = alerts::take_robot_turn(&t.db).await.unwrap().unwrap();
+        let batch = alerts::due_batch(&t.db, 100, 12).await.unwrap().unwrap();
+        alerts::record_batch(&t.db, &batch, turn, &failed)
+            .await
+            .unwrap();
+        alerts::robot_turn_done(&t.db, turn, 0).await.unwrap();
+        let after_failure: Vec<(String, String, i64, Option<i64>)> = sqlx::query_as(
+            r#"select out_trade_no, status, attempts, http_status from alert_deliveries
+               order by out_trade_no"#,
+        )
+        .fetch_all(t.db.reader())
+        .await
+        .unwrap();
+        sqlx::query("update alert_deliveries set next_attempt_at = 0 where status = 'pending'")
+            .execute(t.db.writer())
+            .await
+            .unwrap();
+        let turn = alerts::take_robot_turn(&t.db).await.unwrap().unwrap();
+        let batch = alerts::due_batch(&t.db, 100, 12).await.unwrap().unwrap();
+        let delivered = Attempt::Delivered { http_status: 200 };
+        let n = alerts::record_batch(&t.db, &batch, turn, &delivered)
+            .await
+            .unwrap();
+
+        // Assert
+        assert_eq!(
+            after_failure,
+            [
+                ("AL-LAST-0".to_owned(), "pending".to_owned(), 1, None),
+                ("AL-LAST-1".to_owned(), "failed".to_owned(), last + 1, None),
+            ],
+            "{l}"
+        );
+        assert_eq!((batch.count, n), (1, 1), "{l}: only the pending one");
+        let status: (String, i64, Option<i64>) = sqlx::query_as(
+            "select status, attempts, http_status from alert_deliveries where out_trade_no = 'AL-LAST-0'",
+        )
+        .fetch_one(t.db.reader())
+        .await
+        .unwrap();
+        assert_eq!(status, ("delivered".to_owned(), 2, Some(200)), "{l}");
     }
 }

@@ -116,7 +116,8 @@ pub(super) async fn run(state: AppState, url: SecretString, format: Format, mut 
         let mut again = sender.send_due(&stop, &mut renewed).await;
         // A robot's turn is not free yet, or more are due than one message took.
         while let Some(wait) = again {
-            if stop.sleep(wait).await {
+            // Not longer than a tick: a holder that frees the turn early is not waited out.
+            if stop.sleep(wait.min(TICK)).await {
                 return;
             }
             while !matches!(
@@ -206,13 +207,32 @@ impl Sender {
                 "merchant alert not delivered; will retry"
             ),
         }
-        match alerts::record_batch(db, &batch, turn, &outcome).await {
-            Ok(recorded) if recorded < batch.ids.len() as u64 => tracing::warn!(
-                alerts = batch.ids.len() as u64 - recorded,
+        // A message sent but not recorded would be sent again at the next turn: the record
+        // is tried a few times, and when it still fails the turn is kept until its hold
+        // runs out (15 s), not handed on after the usual gap.
+        let mut recorded = None;
+        for wait_ms in [0, 200, 1_000, 3_000] {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            match alerts::record_batch(db, &batch, turn, &outcome).await {
+                Ok(n) => {
+                    recorded = Some(n);
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, alerts = batch.ids.len(), "recording merchant alert attempts failed; trying again")
+                }
+            }
+        }
+        match recorded {
+            Some(n) if n < batch.ids.len() as u64 => tracing::warn!(
+                alerts = batch.ids.len() as u64 - n,
                 "the robot's turn ran out while its message was sent; another instance sends those alerts again"
             ),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, alerts = batch.ids.len(), "recording merchant alert attempts failed; they are sent again in a later message"),
+            Some(_) => {}
+            None => {
+                tracing::error!(alerts = batch.ids.len(), "recording merchant alert attempts failed; they are sent again when the robot's turn runs out");
+                return None;
+            }
         }
         // A 45009 (the robot is shared with another sender) waits out the robot's minute.
         self.end_robot_turn(
@@ -277,15 +297,17 @@ pub fn robot_message(batch: &alerts::Batch) -> serde_json::Value {
     json!({ "msgtype": "markdown", "markdown": { "content": content } })
 }
 
-/// Text from an order for a markdown line: one line, no markup, at most `max` characters.
+/// Text from an order for a markdown line: one line, no markup or entities, at most `max`
+/// characters.
 fn plain(text: &str, max: usize) -> String {
     let mut out: String = text
         .chars()
         .map(|c| match c {
-            '\n' | '\r' | '\t' => ' ',
             '<' => '‹',
             '>' => '›',
-            '*' | '`' | '[' | ']' => ' ',
+            '&' => '＆',
+            '*' | '`' | '[' | ']' | '\u{2028}' | '\u{2029}' => ' ',
+            c if c.is_control() => ' ',
             c => c,
         })
         .take(max)
