@@ -402,6 +402,16 @@ pub async fn recent_notifications(
     rows.into_iter().map(Notification::try_from).collect()
 }
 
+/// The two statements the SQLite notification committer prepares for every payment: its
+/// conditional update of the order and its `notifications` insert (for tests of how SQLite
+/// runs them, core/tests/schema.rs).
+pub fn sqlite_committer_statements() -> [&'static str; 2] {
+    [
+        crate::orders::transitions::raw_sqlite::UPDATE,
+        crate::notify::SQLITE_INSERT,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -38,6 +38,9 @@ use wxpay::notify::PaymentNotification;
 
 mod sqlite;
 
+#[cfg(feature = "testing")]
+pub(crate) use sqlite::INSERT as SQLITE_INSERT;
+
 use super::payment::{applied, apply, not_applied, paid_at, Applied};
 use super::{elapsed_us, Decision, Findings, NotificationRow};
 use crate::events::Event;

@@ -24,6 +24,8 @@ use flood::Named;
 mod backlog;
 mod flood;
 mod group_commit;
+#[cfg(feature = "testing")]
+pub(crate) use group_commit::SQLITE_INSERT;
 mod intake;
 pub mod log;
 mod payment;

@@ -43,7 +43,7 @@ pub(super) struct Connection {
 }
 
 const SELECT: &str = "select status, transaction_id from orders where id = ?1";
-const INSERT: &str = "insert into notifications (kind, received_at, peer, raw_body, \
+pub(crate) const INSERT: &str = "insert into notifications (kind, received_at, peer, raw_body, \
      out_trade_no, transaction_id, total_fee, verdict, detail, reply, duration_us, order_id, \
      created_at, updated_at) values ('payment', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
      ?12, ?12)";

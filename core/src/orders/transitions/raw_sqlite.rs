@@ -7,7 +7,7 @@ use crate::sqlite_raw::{Handle, StatementId, Value};
 use crate::CoreError;
 
 /// The statement, prepared once per connection ([`Pay::prepare`]).
-const UPDATE: &str = concat!(
+pub(crate) const UPDATE: &str = concat!(
     "update orders set status = 'PAID', transaction_id = ?1, bank_type = ?2, ",
     "paid_at = ?3, next_sync_at = null, updated_at = ?4 where id = ?5 and status in (",
     awaiting_payment!(),
