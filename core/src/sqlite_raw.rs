@@ -110,6 +110,10 @@ impl Row<'_> {
     }
 }
 
+/// Bytes of a statement journal SQLite keeps in memory, in one piece, before it moves the
+/// journal to a temporary file ([`configure_once`]).
+pub(crate) const STATEMENT_JOURNAL_SPILL: usize = 1 << 20;
+
 /// SQLite's process-wide settings, made once, before the process's first SQLite connection
 /// ([`crate::Db`] calls this before it opens its pools).
 ///
@@ -117,6 +121,20 @@ impl Row<'_> {
 /// every allocation SQLite makes takes a process-wide mutex to count it for
 /// `sqlite3_memory_used`, which paydesk never reads: `pthread_mutex_lock` and `unlock` were
 /// about 5 % of the notification committer's samples (perf, docs/benchmarks.md).
+///
+/// Statement journals kept in memory up to [`STATEMENT_JOURNAL_SPILL`] in one allocation
+/// (`SQLITE_CONFIG_STMTJRNL_SPILL`, SQLite's default 64 KiB). A statement that fires
+/// triggers keeps the original of every page it changes, so that it can be undone alone: a
+/// payment's update, with the totals' and the alert's triggers, journals about a dozen
+/// pages (~48 KiB), more when a B-tree page splits. Past the threshold SQLite moved the
+/// journal to a temporary file for the rest of the transaction; kept in memory instead with
+/// `temp_store = memory`, it grew in 1 KiB pieces, each its own `malloc` and `free`: ~48 of
+/// each per payment on the committer, ~17 % of its instructions (callgrind,
+/// docs/benchmarks.md, issue 18). With a threshold of 1 MiB a statement's journal is one
+/// allocation, given back when the statement ends; only the connection holding the write
+/// lock writes one, so this is about 1 MiB per database at a time. (glibc serves it from
+/// the heap once it has raised its mmap threshold after the first free, its default
+/// behaviour; a fixed `MALLOC_MMAP_THRESHOLD_` below 1 MiB would make each one an mmap.)
 pub(crate) fn configure_once() {
     static CONFIGURED: std::sync::Once = std::sync::Once::new();
     CONFIGURED.call_once(|| {
@@ -130,6 +148,22 @@ pub(crate) fn configure_once() {
             tracing::debug!(
                 rc,
                 "SQLite was initialised before its settings; memory statistics stay on"
+            );
+        }
+        // SAFETY: SQLITE_CONFIG_STMTJRNL_SPILL takes one int; the same conditions as above.
+        let rc = unsafe {
+            ffi::sqlite3_config(
+                ffi::SQLITE_CONFIG_STMTJRNL_SPILL,
+                STATEMENT_JOURNAL_SPILL as c_int,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            // Not fatal, but the notification committer is slower for it (its statement
+            // journals go to a temporary file past 64 KiB): say so where an operator looks.
+            tracing::warn!(
+                rc,
+                "SQLite was initialised before its settings; statement journals spill to a \
+                 file past 64 KiB"
             );
         }
     });

@@ -61,15 +61,14 @@ impl Connection {
     ) -> Result<Connection, CoreError> {
         // No busy timeout: SQLite's busy handler would sleep on this thread (a tokio
         // worker); the committing task waits for the lock itself (super::begin_sqlite).
-        let mut setup = crate::db::sqlite_pragmas(0, journal_size_limit, max_pages);
-        // Statement journals in memory. The update fires the totals' triggers and the
-        // upserts, so SQLite keeps each statement's original pages to undo it alone; past
-        // 64 KiB in a transaction it spilled them to a temporary file, and a batch of 15
-        // wrote ~160 pages there: more write calls than the log itself (strace,
-        // docs/benchmarks.md, issue 18). One statement's pages are a few tens of KiB, freed
-        // when it ends. Only this connection: the pools' sorts of a million rows stay on disk.
-        setup.push("pragma temp_store = memory".to_owned());
-        let setup = setup.join("; ");
+        // Statement journals: the update fires the totals' and the alert's triggers, so
+        // SQLite keeps each statement's original pages to undo it alone. They stay in
+        // memory, in one piece, up to crate::sqlite_raw::STATEMENT_JOURNAL_SPILL (set for
+        // the process in configure_once); at SQLite's default of 64 KiB a batch of 15 wrote
+        // ~160 pages to a temporary file, more write calls than the log itself (strace,
+        // docs/benchmarks.md, issue 18). Not `temp_store = memory`: that keeps them in
+        // 1 KiB pieces, a malloc and a free each.
+        let setup = crate::db::sqlite_pragmas(0, journal_size_limit, max_pages).join("; ");
         let mut handle = Handle::open(path, &setup)?;
         Ok(Connection {
             begin: handle.prepare("begin immediate")?,
