@@ -176,7 +176,13 @@ impl Refusal<'_> {
 /// The body as stored: invalid UTF-8 becomes U+FFFD, and so does NUL, which PostgreSQL's
 /// text cannot hold (the same text on both engines). Borrowed when nothing needs replacing.
 fn stored_text(raw: &[u8]) -> Cow<'_, str> {
-    let text = String::from_utf8_lossy(raw);
+    // The checked conversion first: `from_utf8_lossy` walks a valid body byte by byte
+    // (5,000 instructions for a 700-byte notification, callgrind); only a body that is not
+    // UTF-8 needs its replacement characters.
+    let text = match std::str::from_utf8(raw) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    };
     if text.contains('\0') {
         Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
