@@ -112,7 +112,7 @@ impl Row<'_> {
 
 /// Bytes of a statement journal SQLite keeps in memory, in one piece, before it moves the
 /// journal to a temporary file ([`configure_once`]).
-pub(crate) const STATEMENT_JOURNAL_SPILL: usize = 1 << 20;
+const STATEMENT_JOURNAL_SPILL: usize = 1 << 20;
 
 /// SQLite's process-wide settings, made once, before the process's first SQLite connection
 /// ([`crate::Db`] calls this before it opens its pools).

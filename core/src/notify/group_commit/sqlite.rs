@@ -63,7 +63,7 @@ impl Connection {
         // worker); the committing task waits for the lock itself (super::begin_sqlite).
         // Statement journals: the update fires the totals' and the alert's triggers, so
         // SQLite keeps each statement's original pages to undo it alone. They stay in
-        // memory, in one piece, up to crate::sqlite_raw::STATEMENT_JOURNAL_SPILL (set for
+        // memory, in one piece, up to 1 MiB (sqlite_raw::STATEMENT_JOURNAL_SPILL, set for
         // the process in configure_once); at SQLite's default of 64 KiB a batch of 15 wrote
         // ~160 pages to a temporary file, more write calls than the log itself (strace,
         // docs/benchmarks.md, issue 18). Not `temp_store = memory`: that keeps them in
